@@ -1,0 +1,82 @@
+SHELL := /bin/bash
+# Thin front door; the real build is CMakeLists.txt. `make run` and `make test` work on a fresh
+# Debian 12 machine: both install what is missing first (make deps).
+
+BUILD      ?= build
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+CONFIG     ?= conf/wraith.toml
+FUZZ_SECONDS ?= 30
+PREFIX     ?= /usr/local
+
+# Debian 12 packages, exactly as listed in DESIGN.md §4.
+DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
+       libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test unit fuzz run bench install format clean
+
+all: build
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS) 2>/dev/null \
+	    | awk '$$1 == "ii" { print $$2 }' | sort > /tmp/.wraith-have.$$$$; \
+	    for p in $(DEPS); do grep -qx "$$p" /tmp/.wraith-have.$$$$ || echo $$p; done; \
+	    rm -f /tmp/.wraith-have.$$$$); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j2
+	$(MAKE) --no-print-directory fuzz
+
+unit: build
+	$(BUILD)/wraith_unit
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS over its committed corpus; new inputs
+# go to a scratch folder, crashes fail the run.
+fuzz: deps
+	@[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CXX=clang++ cmake -S . -B $(FUZZ_BUILD) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRAITH_FUZZ=ON -DWRAITH_TESTS=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(cd tests/fuzz && ls fuzz_*.cc | sed 's/\.cc$$//')
+	@set -e; for src in tests/fuzz/fuzz_*.cc; do \
+	    name=$$(basename $$src .cc); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+	    scratch=$$(mktemp -d); \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$$scratch/ $$scratch $$corpus 2>&1 | tail -n 12; \
+	    status=$${PIPESTATUS[0]}; rm -rf $$scratch; \
+	    [ "$$status" = 0 ] || { echo "fuzz: $$name failed"; exit 1; }; \
+	done
+
+run: build
+	@mkdir -p $(BUILD)/run
+	@echo "wraith: serving conf/www on http://localhost:8080/ (also http://[::1]:8080/); Ctrl-C stops"
+	@exec $(BUILD)/wraith serve -c $(CONFIG)
+
+bench: build
+	bash bench/run.sh
+
+install: build
+	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith
+	install -D -m 0644 man/wraith.8 $(DESTDIR)$(PREFIX)/share/man/man8/wraith.8
+	install -D -m 0644 man/wraith.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/wraith.toml.5
+	install -D -m 0644 conf/mime.types $(DESTDIR)/etc/wraith/mime.types
+	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || \
+	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# `make bench`: Wraith against Debian's nginx on the same files, in one run, with the client
+# (wrk, CPU 0) and the servers' processes (CPU 1) pinned to different cores. Prints a Markdown
+# table of ratios wraith/nginx and PASS/MISS per target (DESIGN.md §8). See bench/README.md.
+#
+# Knobs (environment):
+#   WRAITH_BIN        wraith binary                          (default: build/wraith)
+#   NGINX_BIN         nginx binary                           (default: nginx from PATH)
+#   BENCH_DURATION    wrk duration per measured run          (default: 10s)
+#   BENCH_CONNS       wrk keep-alive connections             (default: 50)
+#   BENCH_ROUNDS      nginx,wraith pairs per file size       (default: 2)
+#   BENCH_WARMUP      wrk warm-up per server and file size   (default: 2s)
+#   BENCH_IDLE_CONNS  idle keep-alive connections per server (default: 10000; 0 skips the test)
+#   BENCH_CLIENT_CPU / BENCH_SERVER_CPU                      (default: 0 / 1)
+#   BENCH_QUIET_WAIT  seconds to wait before each run for other load on the two cores to
+#                     drop below 10% (default: 60; 0 never waits). Runs still disturbed are
+#                     marked NOISY in the report.
+#   BENCH_SELFTEST=1  run a second nginx in Wraith's slot: an A/A run that shows the noise
+#                     floor of this machine and checks the harness without a wraith binary
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+WRAITH_BIN=${WRAITH_BIN:-$ROOT/build/wraith}
+NGINX_BIN=${NGINX_BIN:-nginx}
+DURATION=${BENCH_DURATION:-10s}
+CONNS=${BENCH_CONNS:-50}
+ROUNDS=${BENCH_ROUNDS:-2}
+WARMUP=${BENCH_WARMUP:-2s}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
+SERVER_CPU=${BENCH_SERVER_CPU:-1}
+SELFTEST=${BENCH_SELFTEST:-0}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
+PYTHON=${PYTHON:-python3}
+
+SLOTS=(nginx wraith)           # measured in this order, alternating
+SIZES=(1k 100k)                # file names /1k.bin and /100k.bin
+declare -A MASTER=() PORT=() WORKERS=() KIND=()
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- prerequisites --------------------------------------------------------------------------
+
+PATH=$PATH:/usr/sbin:/sbin
+missing=()
+command -v "$NGINX_BIN" >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+command -v "$PYTHON" >/dev/null || missing+=(python3)
+if ((${#missing[@]})); then
+    [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
+    log "installing ${missing[*]}"
+    apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }
+fi
+command -v "$NGINX_BIN" >/dev/null || die "no nginx binary ($NGINX_BIN)"
+if [[ $SELFTEST == 1 ]]; then
+    KIND=([nginx]=nginx [wraith]=nginx)
+    log "BENCH_SELFTEST=1: a second nginx stands in for wraith (A/A run)"
+else
+    KIND=([nginx]=nginx [wraith]=wraith)
+    [[ -x $WRAITH_BIN ]] || die "no wraith binary at $WRAITH_BIN (build it, or set WRAITH_BIN)"
+fi
+(($(nproc) >= 2)) || log "warning: fewer than 2 CPUs; client and server will share a core"
+
+# Both servers and the idle-connection helper inherit this; nginx also sets its own.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) >= IDLE_CONNS + 1024)) ||
+    log "warning: open-file limit $(ulimit -n) is below $((IDLE_CONNS + 1024))"
+
+# --- temp dirs and cleanup ------------------------------------------------------------------
+
+WORK=$(mktemp -d /tmp/wraith-bench.XXXXXX)       # configs, docroot, logs: removed at exit
+RESULTS=$(mktemp -d /tmp/wraith-bench-results.XXXXXX) # raw outputs: kept
+chmod 0755 "$WORK" "$RESULTS"                      # www-data workers read the docroot
+mkdir -p "$RESULTS/wrk" "$RESULTS/logs"
+: >"$RESULTS/metrics.tsv"
+
+# The state letter of a process ("" if gone); zombies count as gone.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    printf '%s' "${stat%% *}"
+}
+is_alive() { local s; s=$(proc_state "$1"); [[ -n $s && $s != Z ]]; }
+
+wait_gone() { # PID SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        is_alive "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_server() { # SLOT
+    local slot=$1 pid=${MASTER[$1]:-} w sig
+    [[ -n $pid ]] || return 0
+    # nginx: QUIT (graceful) then TERM; wraith: TERM (fast stop). KILL as a last resort.
+    local signals=(TERM)
+    [[ ${KIND[$slot]} == nginx ]] && signals=(QUIT TERM)
+    for sig in "${signals[@]}" KILL; do
+        is_alive "$pid" || break
+        kill -"$sig" "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 && break
+        log "$slot master $pid still running after SIG$sig"
+    done
+    wait "$pid" 2>/dev/null || true
+    for w in ${WORKERS[$slot]:-}; do # orphaned workers of a dead master, by recorded PID
+        if is_alive "$w"; then
+            kill -TERM "$w" 2>/dev/null || true
+            wait_gone "$w" 3 || kill -KILL "$w" 2>/dev/null || true
+        fi
+    done
+    MASTER[$slot]=""
+    WORKERS[$slot]=""
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    trap - EXIT INT TERM
+    for slot in "${SLOTS[@]}"; do stop_server "$slot"; done
+    cp "$WORK"/*/*.log "$WORK"/*/*.stderr "$RESULTS/logs/" 2>/dev/null
+    rm -rf "$WORK"
+    log "raw outputs: $RESULTS"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers --------------------------------------------------------------------------------
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+children_of() { # PID -> child PIDs, from the ppid field of /proc/*/stat
+    local f stat rest ppid
+    for f in /proc/[0-9]*/stat; do
+        stat=$(cat "$f" 2>/dev/null) || continue
+        rest=${stat##*) }
+        read -r _ ppid _ <<<"$rest"
+        [[ $ppid == "$1" ]] && printf '%s\n' "${f//[!0-9]/}"
+    done
+    return 0
+}
+
+# The worker processes of SLOT; with no children the master serves by itself.
+find_workers() {
+    local kids
+    kids=$(children_of "${MASTER[$1]}" | sort -n | tr '\n' ' ')
+    printf '%s' "${kids:-${MASTER[$1]}}"
+}
+
+# The one worker whose memory is measured (workers = 1 in both configs).
+main_worker() { local w; w=${WORKERS[$1]}; printf '%s' "${w%% *}"; }
+
+# Pins every thread of the master and workers of SLOT to the server CPU, and notices a worker
+# that was replaced since the last call (a crash the master recovered from).
+pin_server() {
+    local slot=$1 now pid
+    now=$(find_workers "$slot")
+    if [[ -n ${WORKERS[$slot]:-} && $now != "${WORKERS[$slot]}" ]]; then
+        log "** FLAGGED: $slot workers changed from '${WORKERS[$slot]}' to '$now' (crash?)"
+        printf '%s\tworker_restarted\t1\n' "$slot" >>"$RESULTS/metrics.tsv"
+    fi
+    WORKERS[$slot]=$now
+    for pid in ${MASTER[$slot]} $now; do
+        taskset -apc "$SERVER_CPU" "$pid" >/dev/null || log "warning: could not pin $slot pid $pid"
+    done
+}
+
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }
+smaps_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || true; }
+
+metric() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS/metrics.tsv"; }
+
+record_memory() { # SLOT WHEN
+    local pid rss dirty
+    pid=$(main_worker "$1")
+    rss=$(status_kib "$pid" VmRSS)
+    dirty=$(smaps_kib "$pid" Private_Dirty)
+    metric "$1" "rss_$2_kib" "$rss"
+    [[ -n $dirty ]] && metric "$1" "private_dirty_$2_kib" "$dirty"
+    log "$1 worker $pid $2: VmRSS $rss KiB${dirty:+, Private_Dirty $dirty KiB}"
+}
+
+# --- server configs -------------------------------------------------------------------------
+
+# MODE is "load" (defaults plus the directives under test) or "idle" (also raises the
+# connection limits for the idle keep-alive test).
+write_nginx_conf() { # DIR PORT MODE
+    local dir=$1 port=$2 mode=$3 temp
+    mkdir -p "$dir/tmp"
+    {
+        echo "worker_processes 1;"
+        [[ $EUID -eq 0 ]] && echo "user www-data;"
+        echo "pid $dir/nginx.pid;"
+        echo "error_log $dir/nginx-error.log warn;"
+        [[ $mode == idle ]] && echo "worker_rlimit_nofile 65536;"
+        if [[ $mode == idle ]]; then echo "events { worker_connections 20000; }"; else echo "events { }"; fi
+        echo "http {"
+        [[ -f /etc/nginx/mime.types ]] && echo "    include /etc/nginx/mime.types;"
+        echo "    default_type application/octet-stream;"
+        echo "    access_log off;"
+        echo "    sendfile on;"
+        echo "    tcp_nopush on;"
+        echo "    keepalive_requests 100000;"
+        echo "    keepalive_timeout 75s;"
+        echo "    open_file_cache off;"
+        # Keep nginx's temp files in the prefix rather than /var/lib/nginx.
+        for temp in client_body proxy fastcgi uwsgi scgi; do
+            [[ $temp != client_body ]] && "$NGINX_BIN" -V 2>&1 | grep -q -- "--without-http_${temp}_module" && continue
+            echo "    ${temp}_temp_path $dir/tmp/$temp;"
+        done
+        echo "    server {"
+        echo "        listen 127.0.0.1:$port;"
+        echo "        root $WORK/www;"
+        echo "    }"
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+write_wraith_conf() { # DIR PORT MODE
+    local dir=$1 port=$2 mode=$3
+    # The default mime_types is "beside the config file".
+    [[ -f $ROOT/conf/mime.types ]] && cp "$ROOT/conf/mime.types" "$dir/mime.types"
+    cat >"$dir/wraith.toml" <<EOF
+[server]
+workers = 1
+user = "www-data"
+pid_file = "$dir/wraith.pid"
+control_socket = "$dir/wraith.sock"
+error_log = "$dir/wraith-error.log"
+log_level = "warn"
+$([[ $mode == idle ]] && echo "max_connections = 20000")
+
+[http]
+keepalive_requests = 100000
+
+[access_log]
+path = "off"
+
+[[listen]]
+address = "127.0.0.1:$port"
+
+[[site]]
+hosts = ["*"]
+default = true
+
+  [[site.route]]
+  path = "/"
+  static = { root = "$WORK/www" }
+  compress = false
+EOF
+}
+
+start_server() { # SLOT MODE
+    local slot=$1 mode=$2 dir="$WORK/$1" port pid i cmd pidfile
+    port=$(free_port)
+    mkdir -p "$dir"
+    chmod 0755 "$dir"
+    if [[ ${KIND[$slot]} == nginx ]]; then
+        write_nginx_conf "$dir" "$port" "$mode"
+        "$NGINX_BIN" -t -q -c "$dir/nginx.conf" -p "$dir/" 2>"$dir/check.stderr" ||
+            die "$slot config rejected: $(cat "$dir/check.stderr")"
+        cmd=("$NGINX_BIN" -c "$dir/nginx.conf" -p "$dir/" -g 'daemon off;')
+        pidfile=$dir/nginx.pid
+    else
+        write_wraith_conf "$dir" "$port" "$mode"
+        "$WRAITH_BIN" check -c "$dir/wraith.toml" >"$dir/check.stderr" 2>&1 ||
+            die "$slot config rejected: $(cat "$dir/check.stderr")"
+        cmd=("$WRAITH_BIN" serve -c "$dir/wraith.toml")
+        pidfile=$dir/wraith.pid
+    fi
+    # A background job of a shell without job control is not a group leader, so setsid
+    # execs in place and $! is the master; the pid file below confirms it.
+    setsid "${cmd[@]}" </dev/null >"$dir/$slot.stdout" 2>"$dir/$slot.stderr" &
+    pid=$!
+    MASTER[$slot]=$pid
+    PORT[$slot]=$port
+    WORKERS[$slot]=""
+    for ((i = 0; i < 100; i++)); do
+        is_alive "$pid" || die "$slot exited at startup: $(tail -n 5 "$dir"/*.stderr "$dir"/*error.log 2>/dev/null)"
+        if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/1k.bin" &&
+            [[ -n $(children_of "$pid") || $i -ge 20 ]]; then
+            break
+        fi
+        sleep 0.1
+    done
+    ((i < 100)) || die "$slot did not answer on 127.0.0.1:$port within 10 s"
+    if [[ -s $pidfile && $(cat "$pidfile") != "$pid" ]]; then
+        log "warning: $slot pid file says $(cat "$pidfile"), setsid gave $pid; using the pid file"
+        MASTER[$slot]=$(cat "$pidfile")
+    fi
+    pin_server "$slot"
+    log "$slot ($mode) on 127.0.0.1:$port: master ${MASTER[$slot]}, workers ${WORKERS[$slot]}"
+}
+
+# Serves the right bytes? A fast server that sends the wrong file measures nothing.
+check_content() { # SLOT
+    local size got want
+    for size in "${SIZES[@]}"; do
+        want=$(sha256sum <"$WORK/www/$size.bin")
+        got=$(curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/$size.bin" | sha256sum)
+        [[ $got == "$want" ]] || die "$1 served different bytes for /$size.bin"
+    done
+}
+
+# CPU time (user + system, all threads, in clock ticks) of the master and workers of SLOT.
+cpu_ticks() {
+    local pid stat total=0 fields
+    for pid in ${MASTER[$1]} ${WORKERS[$1]}; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        read -r -a fields <<<"$stat"
+        total=$((total + fields[11] + fields[12])) # utime, stime (fields 14 and 15 of stat)
+    done
+    echo "$total"
+}
+
+# Ticks a CPU spent running anything (user, nice, system) or stolen by the hypervisor.
+# Interrupt time is left out: the loopback traffic under test lands there.
+core_ticks() { awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $9 }' /proc/stat; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# Runs a command and writes the CPU seconds it used (getrusage of children) to $1.
+CHILD_CPU_PY='import resource, subprocess, sys
+status = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(f"{usage.ru_utime + usage.ru_stime:.3f}\n")
+sys.exit(status)'
+
+# Waits up to QUIET_WAIT seconds until, over one second, neither pinned core is more than 10%
+# busy (the servers are idle between runs, so that load is someone else's: builds, tests).
+wait_for_quiet() {
+    local waited=0 s0 c0 s1 c1 limit=$((CLK_TCK / 10))
+    ((QUIET_WAIT > 0)) || { sleep 1; return 0; } # just let the last connections close
+    while ((waited < QUIET_WAIT)); do
+        s0=$(core_ticks "$SERVER_CPU") c0=$(core_ticks "$CLIENT_CPU")
+        sleep 1
+        s1=$(core_ticks "$SERVER_CPU") c1=$(core_ticks "$CLIENT_CPU")
+        ((s1 - s0 <= limit && c1 - c0 <= limit)) && break
+        ((waited == 0)) && log "other load on CPUs $CLIENT_CPU,$SERVER_CPU; waiting up to ${QUIET_WAIT}s for it to settle"
+        waited=$((waited + 1))
+    done
+    ((waited < QUIET_WAIT)) || log "still busy after ${QUIET_WAIT}s; running anyway"
+}
+
+FLAGGED=0
+# Runs wrk against SLOT. OUT gets wrk's output; OUT with .cpu gets the CPU time of the server,
+# of wrk, and of everything else on their two cores, so the report can tell a server-bound
+# run (server CPU ~100%) from a client-bound one, and a run disturbed by other load.
+run_wrk() { # SLOT SIZE DURATION OUT
+    local slot=$1 size=$2 duration=$3 out=$4 status=0
+    local ticks0 ticks1 t0 t1 sc0 sc1 cc0 cc1 client_cpu
+    pin_server "$slot"
+    ticks0=$(cpu_ticks "$slot") sc0=$(core_ticks "$SERVER_CPU") cc0=$(core_ticks "$CLIENT_CPU")
+    t0=$(date +%s.%N)
+    "$PYTHON" -c "$CHILD_CPU_PY" "$out.client" taskset -c "$CLIENT_CPU" \
+        wrk -t1 -c"$CONNS" -d"$duration" --latency \
+        "http://127.0.0.1:${PORT[$slot]}/$size.bin" >"$out" 2>&1 || status=$?
+    t1=$(date +%s.%N)
+    ticks1=$(cpu_ticks "$slot") sc1=$(core_ticks "$SERVER_CPU") cc1=$(core_ticks "$CLIENT_CPU")
+    ((status == 0)) || log "** FLAGGED: wrk exited with $status against $slot"
+    is_alive "${MASTER[$slot]}" || die "$slot master died during the run"
+    client_cpu=$(cat "$out.client" 2>/dev/null || echo 0)
+    rm -f "$out.client"
+    awk -v hz="$CLK_TCK" -v server="$((ticks1 - ticks0))" -v wall="$t1 $t0" \
+        -v sc="$((sc1 - sc0))" -v cc="$((cc1 - cc0))" -v client="$client_cpu" 'BEGIN {
+            split(wall, w, " ")
+            printf "wall_seconds=%.3f\n", w[1] - w[2]
+            printf "cpu_seconds=%.2f\n", server / hz
+            printf "client_cpu_seconds=%.2f\n", client
+            printf "server_core_busy_seconds=%.2f\n", sc / hz
+            printf "client_core_busy_seconds=%.2f\n", cc / hz
+        }' >"${out%.txt}.cpu"
+}
+
+# --- docroot --------------------------------------------------------------------------------
+
+mkdir -p "$WORK/www"
+"$PYTHON" - "$WORK/www" <<'EOF'
+import random, sys
+for name, size in (("1k", 1024), ("100k", 102400)):
+    rng = random.Random(f"wraith-bench-{name}")   # fixed seed: the same bytes every run
+    with open(f"{sys.argv[1]}/{name}.bin", "wb") as f:
+        f.write(rng.randbytes(size))
+EOF
+chmod 0755 "$WORK/www"
+chmod 0644 "$WORK/www"/*.bin
+
+log "results in $RESULTS; wrk -t1 -c$CONNS -d$DURATION, $ROUNDS round(s), warm-up $WARMUP"
+{
+    echo "date: $(date -Is)"
+    echo "kernel: $(uname -r); cpus: $(nproc); $(grep -m1 'model name' /proc/cpuinfo || true)"
+    echo "nginx: $("$NGINX_BIN" -v 2>&1)"
+    [[ $SELFTEST == 1 ]] && echo "wraith: (selftest: nginx)" || echo "wraith: $WRAITH_BIN"
+    echo "wrk -t1 -c$CONNS -d$DURATION --latency; rounds $ROUNDS; warm-up $WARMUP"
+    echo "client cpu $CLIENT_CPU, server cpu $SERVER_CPU"
+    echo "load average: $(cat /proc/loadavg)"
+} >"$RESULTS/environment.txt"
+
+# --- throughput and latency -----------------------------------------------------------------
+
+for slot in "${SLOTS[@]}"; do
+    start_server "$slot" load
+    check_content "$slot"
+    record_memory "$slot" start
+done
+
+for size in "${SIZES[@]}"; do
+    for slot in "${SLOTS[@]}"; do
+        log "warm-up $slot /$size.bin for $WARMUP"
+        run_wrk "$slot" "$size" "$WARMUP" "$RESULTS/warmup-$size-$slot.txt"
+    done
+done
+sleep 1
+for slot in "${SLOTS[@]}"; do record_memory "$slot" after_warmup; done
+
+for size in "${SIZES[@]}"; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for slot in "${SLOTS[@]}"; do
+            out="$RESULTS/wrk/$size-$slot-r$round.txt"
+            wait_for_quiet
+            run_wrk "$slot" "$size" "$DURATION" "$out"
+            line=$("$PYTHON" "$BENCH_DIR/report.py" parse "$out") || FLAGGED=$((FLAGGED + 1))
+            log "$size round $round $slot: $line"
+        done
+    done
+done
+sleep 1
+for slot in "${SLOTS[@]}"; do record_memory "$slot" after_load; done
+
+# --- idle keep-alive connections ------------------------------------------------------------
+
+if ((IDLE_CONNS > 0)); then
+    for slot in "${SLOTS[@]}"; do stop_server "$slot"; done
+    for slot in "${SLOTS[@]}"; do
+        start_server "$slot" idle
+        pid=$(main_worker "$slot")
+        log "$slot: $IDLE_CONNS idle keep-alive connections against worker $pid"
+        taskset -c "$CLIENT_CPU" "$PYTHON" "$BENCH_DIR/idle_conns.py" --port "${PORT[$slot]}" \
+            --pid "$pid" -n "$IDLE_CONNS" >"$RESULTS/idle-$slot.txt" ||
+            log "** FLAGGED: $slot did not hold all $IDLE_CONNS connections"
+        sed 's/^/    /' "$RESULTS/idle-$slot.txt" >&2
+        while IFS='=' read -r key value; do
+            [[ $key == error_sample ]] && continue
+            metric "$slot" "idle_$key" "$value"
+        done <"$RESULTS/idle-$slot.txt"
+        pin_server "$slot" # flags a worker that died under the test
+        stop_server "$slot"
+    done
+fi
+
+# --- report ---------------------------------------------------------------------------------
+
+echo
+"$PYTHON" "$BENCH_DIR/report.py" table "$RESULTS" | tee "$RESULTS/summary.md"
+[[ $SELFTEST == 1 ]] && echo && echo "(selftest: the \"wraith\" column is a second nginx)"
+echo
+echo "raw wrk outputs, logs and summary.md: $RESULTS"

@@ -1,0 +1,75 @@
+#include "common/arena.h"
+
+#include <cstdlib>
+
+namespace wraith {
+
+Arena::Arena(size_t first_block) : first_size_(first_block) {}
+
+Arena::~Arena() {
+    reset();
+    std::free(first_);
+}
+
+Arena::Block* Arena::new_block(size_t min_size) {
+    size_t size = first_size_;
+    while (size < min_size)
+        size *= 2;
+    auto* b = static_cast<Block*>(std::malloc(sizeof(Block) + size));
+    if (!b)
+        throw std::bad_alloc();
+    b->next = nullptr;
+    b->size = size;
+    b->used = 0;
+    return b;
+}
+
+void* Arena::alloc(size_t n, size_t align) {
+    if (!head_) {
+        if (!first_)
+            first_ = new_block(n + align);
+        head_ = first_;
+    }
+    size_t off = (head_->used + align - 1) & ~(align - 1);
+    if (off + n > head_->size) {
+        Block* b = new_block(n + align);
+        b->next = head_;
+        head_ = b;
+        off = 0;
+    }
+    head_->used = off + n;
+    used_total_ += n;
+    return head_->data + off;
+}
+
+void Arena::defer(void (*fn)(void*), void* arg) {
+    auto* c = static_cast<Cleanup*>(alloc(sizeof(Cleanup), alignof(Cleanup)));
+    c->fn = fn;
+    c->arg = arg;
+    c->next = cleanups_;
+    cleanups_ = c;
+}
+
+void Arena::reset() {
+    // Cleanups may allocate nothing; walk the list before freeing blocks.
+    for (Cleanup* c = cleanups_; c; c = c->next)
+        c->fn(c->arg);
+    cleanups_ = nullptr;
+    while (head_ && head_ != first_) {
+        Block* next = head_->next;
+        std::free(head_);
+        head_ = next;
+    }
+    if (first_)
+        first_->used = 0;
+    head_ = nullptr;
+    used_total_ = 0;
+}
+
+void Arena::release() {
+    reset();
+    std::free(first_);
+    first_ = nullptr;
+}
+
+} // namespace wraith

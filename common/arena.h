@@ -1,0 +1,72 @@
+// Per-request memory: a bump allocator whose first block is reused across requests on the
+// same connection, so a steady keep-alive stream of requests allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace wraith {
+
+class Arena {
+public:
+    explicit Arena(size_t first_block = 4096);
+    ~Arena();
+    Arena(const Arena&) = delete;
+    Arena& operator=(const Arena&) = delete;
+
+    void* alloc(size_t n, size_t align = alignof(std::max_align_t));
+
+    std::string_view copy(std::string_view s) {
+        if (s.empty())
+            return {};
+        char* p = static_cast<char*>(alloc(s.size(), 1));
+        std::memcpy(p, s.data(), s.size());
+        return {p, s.size()};
+    }
+
+    // Constructs a T in the arena; its destructor runs at reset() (in reverse order).
+    template <class T, class... Args> T* make(Args&&... args) {
+        void* p = alloc(sizeof(T), alignof(T));
+        T* obj = new (p) T(std::forward<Args>(args)...);
+        if constexpr (!std::is_trivially_destructible_v<T>)
+            defer([](void* o) { static_cast<T*>(o)->~T(); }, obj);
+        return obj;
+    }
+
+    // Runs fn(arg) at reset(): closes files, cancels timers of async handlers, etc.
+    void defer(void (*fn)(void*), void* arg);
+
+    // Runs deferred cleanups, frees every block but the first, and rewinds.
+    void reset();
+
+    // reset(), and also frees the first block (an idle connection keeps no memory).
+    void release();
+
+    size_t bytes_used() const { return used_total_; }
+
+private:
+    struct Block {
+        Block* next;
+        size_t size;
+        size_t used;
+        alignas(std::max_align_t) unsigned char data[];
+    };
+    struct Cleanup {
+        void (*fn)(void*);
+        void* arg;
+        Cleanup* next;
+    };
+    Block* new_block(size_t min_size);
+
+    Block* head_ = nullptr;  // current block (blocks chain back to the first)
+    Block* first_ = nullptr; // kept across reset()
+    Cleanup* cleanups_ = nullptr;
+    size_t first_size_;
+    size_t used_total_ = 0;
+};
+
+} // namespace wraith

@@ -1,0 +1,898 @@
+// The config loader: TOML text -> validated Config, reporting every problem as
+// FILE:LINE:COL in one pass (see config.h and DESIGN.md §5).
+#include "common/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include "common/mime.h"
+#include "modules/module.h"
+
+namespace wraith {
+
+// Defined here, where Handler and Filter are complete types.
+Config::~Config() = default;
+
+std::string resolve_path(const std::string& base_dir, const std::string& p) {
+    if (p.empty() || p.front() == '/' || base_dir.empty())
+        return p;
+    return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Stands in for an absent section or option table, so defaults go through the same code.
+const toml::table& empty_table() {
+    static const toml::table table;
+    return table;
+}
+
+std::string pos_text(const SourcePos& p) {
+    return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+std::string in_quotes(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
+
+std::string home_dir() {
+    if (const char* home = std::getenv("HOME"); home && *home)
+        return home;
+    if (const passwd* pw = getpwuid(geteuid()); pw && pw->pw_dir && *pw->pw_dir)
+        return pw->pw_dir;
+    return "/tmp";
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool has_letter(std::string_view s) {
+    return std::any_of(s.begin(), s.end(),
+                       [](char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; });
+}
+
+std::string lower(std::string s) {
+    for (char& c : s)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c + 32);
+    return s;
+}
+
+// ---- [[listen]] addresses ------------------------------------------------------------------
+
+std::string cannot_parse_address(std::string_view text) {
+    return "cannot parse " + in_quotes(text) +
+           " (expected \"[::]:80\", \"0.0.0.0:80\", \"127.0.0.1:8080\" or a port number)";
+}
+
+// Checks a port number; returns an error message or "".
+std::string check_port(int64_t port) {
+    if (port == 0)
+        return "port 0 is not allowed (expected 1..65535)";
+    if (port < 0 || port > 65535)
+        return "port " + std::to_string(port) + " is out of range (expected 1..65535)";
+    return {};
+}
+
+void set_ipv6(ListenConfig& l, const in6_addr& addr, uint16_t port) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = addr;
+    sa.sin6_port = htons(port);
+    std::memcpy(&l.addr, &sa, sizeof sa);
+    l.addr_len = sizeof sa;
+}
+
+void set_ipv4(ListenConfig& l, const in_addr& addr, uint16_t port) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr = addr;
+    sa.sin_port = htons(port);
+    std::memcpy(&l.addr, &sa, sizeof sa);
+    l.addr_len = sizeof sa;
+}
+
+// Fills l.addr from "[v6]:P", "v4:P", "*:P" or "P" (= "[::]:P"). Returns an error or "".
+// Host names are refused: the master binds before any resolver could be trusted, and a name
+// that resolves differently after a reload would silently move the listener.
+std::string parse_listen_address(std::string_view text, ListenConfig& l) {
+    std::string host;
+    std::string_view port_text;
+    bool ipv6 = false;
+    if (all_digits(text)) {
+        host = "::";
+        port_text = text;
+        ipv6 = true;
+    } else if (!text.empty() && text.front() == '[') {
+        size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return cannot_parse_address(text);
+        host = std::string(text.substr(1, close - 1));
+        port_text = text.substr(close + 2);
+        ipv6 = true;
+    } else {
+        size_t colon = text.rfind(':');
+        host = std::string(text.substr(0, colon == std::string_view::npos ? text.size() : colon));
+        bool name_like =
+            !host.empty() && has_letter(host) &&
+            host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == std::string::npos;
+        if (name_like)
+            return in_quotes(text) + " is a host name; listen on an IP address (\"127.0.0.1:80\", "
+                                     "\"[::1]:80\") or a port number";
+        if (colon == std::string_view::npos || host.find(':') != std::string::npos)
+            return cannot_parse_address(text);
+        port_text = text.substr(colon + 1);
+    }
+    if (!all_digits(port_text) || port_text.size() > 5)
+        return cannot_parse_address(text);
+    int64_t port = std::stoll(std::string(port_text));
+    if (std::string err = check_port(port); !err.empty())
+        return err;
+    if (ipv6) {
+        in6_addr a6{};
+        if (inet_pton(AF_INET6, host.c_str(), &a6) != 1)
+            return cannot_parse_address(text);
+        set_ipv6(l, a6, static_cast<uint16_t>(port));
+        return {};
+    }
+    in_addr a4{};
+    if (host == "*")
+        a4.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host.c_str(), &a4) != 1)
+        return cannot_parse_address(text);
+    set_ipv4(l, a4, static_cast<uint16_t>(port));
+    return {};
+}
+
+uint16_t port_of(const ListenConfig& l) {
+    if (l.addr.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&l.addr)->sin6_port);
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&l.addr)->sin_port);
+}
+
+bool same_endpoint(const ListenConfig& a, const ListenConfig& b) {
+    if (a.addr.ss_family != b.addr.ss_family || port_of(a) != port_of(b))
+        return false;
+    if (a.addr.ss_family == AF_INET6)
+        return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&a.addr)->sin6_addr,
+                           &reinterpret_cast<const sockaddr_in6*>(&b.addr)->sin6_addr,
+                           sizeof(in6_addr)) == 0;
+    return reinterpret_cast<const sockaddr_in*>(&a.addr)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&b.addr)->sin_addr.s_addr;
+}
+
+// [::]:P without ipv6_only also accepts IPv4 on P (as ::ffff:a.b.c.d).
+bool is_dual_stack(const ListenConfig& l) {
+    return l.addr.ss_family == AF_INET6 && !l.ipv6_only &&
+           IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&l.addr)->sin6_addr);
+}
+
+// ---- [[site]] hosts and [[site.route]] paths -----------------------------------------------
+
+bool valid_host_name(std::string_view s) {
+    if (s.size() > 2 && s.front() == '[' && s.back() == ']') {
+        in6_addr a6{};
+        return inet_pton(AF_INET6, std::string(s.substr(1, s.size() - 2)).c_str(), &a6) == 1;
+    }
+    if (s.empty() || s.size() > 253)
+        return false;
+    size_t label = 0;
+    for (char c : s) {
+        if (c == '.') {
+            if (label == 0)
+                return false; // empty label: "a..b" or ".a"
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return label > 0; // no trailing dot
+}
+
+std::string bad_regex(std::string_view source, const std::regex_error& e) {
+    return "bad regex " + in_quotes(source) + ": " + e.what();
+}
+
+// Parses one `hosts` entry; returns an error message or "".
+std::string parse_host(const std::string& text, HostMatch& m) {
+    if (!text.empty() && text.front() == '~') {
+        m.kind = HostMatch::Kind::regex;
+        m.text = text.substr(1);
+        if (m.text.empty())
+            return "empty regex in " + in_quotes(text);
+        try {
+            m.regex = std::make_shared<const std::regex>(m.text, std::regex::ECMAScript |
+                                                                     std::regex::icase);
+        } catch (const std::regex_error& e) {
+            return bad_regex(m.text, e);
+        }
+        return {};
+    }
+    std::string name = lower(text);
+    const std::string expected = " is not a host name (expected \"example.com\", "
+                                 "\"*.example.com\", \"~regex\" or \"*\")";
+    if (name == "*") {
+        // Any host: a wildcard whose suffix is empty, which every name ends with.
+        m.kind = HostMatch::Kind::wildcard;
+        m.text.clear();
+        return {};
+    }
+    if (name.size() > 2 && name.compare(0, 2, "*.") == 0) {
+        if (!valid_host_name(std::string_view(name).substr(2)))
+            return in_quotes(text) + expected;
+        m.kind = HostMatch::Kind::wildcard;
+        m.text = name.substr(1); // ".example.com"
+        return {};
+    }
+    if (!valid_host_name(name))
+        return in_quotes(text) + expected;
+    m.kind = HostMatch::Kind::exact;
+    m.text = name;
+    return {};
+}
+
+// Parses a route `path`; returns an error message or "".
+std::string parse_route_path(const std::string& text, PathMatch& m) {
+    if (!text.empty() && text.front() == '~') {
+        m.kind = PathMatch::Kind::regex;
+        m.text = text.substr(1);
+        if (m.text.empty())
+            return "empty regex in " + in_quotes(text);
+        try {
+            m.regex = std::make_shared<const std::regex>(m.text, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+            return bad_regex(m.text, e);
+        }
+        return {};
+    }
+    bool exact = !text.empty() && text.front() == '=';
+    std::string path = exact ? text.substr(1) : text;
+    if (path.empty() || path.front() != '/')
+        return "expected \"/prefix\", \"=/exact\" or \"~regex\", got " + in_quotes(text);
+    m.kind = exact ? PathMatch::Kind::exact : PathMatch::Kind::prefix;
+    m.text = path;
+    return {};
+}
+
+// ---- the loader ----------------------------------------------------------------------------
+
+class Loader {
+public:
+    Loader(Config& cfg, Diagnostics& diag) : cfg_(cfg), diag_(diag) {}
+
+    void load(const toml::table& doc) {
+        TableReader root(doc, diag_, "");
+        const toml::table* server = root.table("server");
+        const toml::table* http = root.table("http");
+        const toml::table* access_log = root.table("access_log");
+        const toml::node* listen = root.node("listen");
+        const toml::node* site = root.node("site");
+        root.finish();
+
+        // Order matters: modules see server, http and mime types when sites are built.
+        load_server(server ? *server : empty_table());
+        load_http(http ? *http : empty_table());
+        if (access_log) {
+            TableReader r(*access_log, diag_, "access_log");
+            read_access_log(r, cfg_.access_log);
+        }
+        load_listeners(listen);
+        load_sites(site);
+    }
+
+private:
+    Config& cfg_;
+    Diagnostics& diag_;
+    const Site* default_site_ = nullptr;
+    std::map<std::string, SourcePos> claimed_hosts_; // kind + text -> where first listed
+
+    // Elements of an array of tables ([[name]]); anything else is reported.
+    std::vector<const toml::table*> tables_of(const toml::node* n, const std::string& name) {
+        std::vector<const toml::table*> out;
+        if (!n)
+            return out;
+        std::string expected = name + ": expected [[" + name + "]] tables, got ";
+        const toml::array* arr = n->as_array();
+        if (!arr) {
+            diag_.error(n, expected + describe_value(*n));
+            return out;
+        }
+        for (const toml::node& element : *arr) {
+            if (const toml::table* t = element.as_table())
+                out.push_back(t);
+            else
+                diag_.error(&element, expected + describe_value(element));
+        }
+        return out;
+    }
+
+    // A path option: relative paths resolve against the config file's directory.
+    void path_option(TableReader& r, std::string_view key, std::string& out) {
+        if (std::optional<std::string> v = r.string(key)) {
+            if (v->empty())
+                r.error(key, "must not be empty");
+            else
+                out = resolve_path(cfg_.dir, *v);
+        }
+    }
+
+    void positive(TableReader& r, std::string_view key, Duration& out) {
+        if (std::optional<Duration> d = r.duration(key)) {
+            if (d->count() <= 0)
+                r.error(key, "must be longer than 0");
+            else
+                out = *d;
+        }
+    }
+
+    void load_server(const toml::table& t) {
+        ServerConfig& s = cfg_.server;
+        const bool root = geteuid() == 0;
+        const std::string state = root ? "/run" : home_dir() + "/.wraith";
+        s.pid_file = state + "/wraith.pid";
+        s.control_socket = state + "/wraith.sock";
+        s.cert_dir = root ? "/etc/wraith/certs" : home_dir() + "/.wraith/certs";
+
+        TableReader r(t, diag_, "server");
+        if (const toml::node* n = r.node("workers")) {
+            const auto* text = n->as_string();
+            const auto* number = n->as_integer();
+            if (text && text->get() == "auto")
+                s.workers = 0;
+            else if (number && number->get() >= 1 && number->get() <= 256)
+                s.workers = static_cast<int>(number->get());
+            else
+                diag_.error(n, "server.workers: expected \"auto\" or an integer between 1 and "
+                               "256, got " +
+                                   describe_value(*n));
+        }
+        std::optional<std::string> user = r.string("user");
+        std::optional<std::string> group = r.string("group");
+        if (user && user->empty())
+            r.error("user", "must not be empty");
+        else if (user)
+            s.user = *user;
+        if (group)
+            s.group = *group;
+        // Only a root master switches users, so only then must they exist.
+        if (root && user && !user->empty() && !getpwnam(user->c_str()))
+            r.error("user", "user " + in_quotes(*user) + " does not exist");
+        if (root && group && !group->empty() && !getgrnam(group->c_str()))
+            r.error("group", "group " + in_quotes(*group) + " does not exist");
+        path_option(r, "pid_file", s.pid_file);
+        path_option(r, "control_socket", s.control_socket);
+        if (std::optional<std::string> log = r.string("error_log")) {
+            if (log->empty())
+                r.error("error_log", "must not be empty (use \"stderr\", \"stdout\" or a path)");
+            else if (*log == "stderr" || *log == "stdout")
+                s.error_log = *log;
+            else
+                s.error_log = resolve_path(cfg_.dir, *log);
+        }
+        s.log_level = r.choice("log_level", s.log_level, {"error", "warn", "info", "debug"});
+        positive(r, "drain_timeout", s.drain_timeout);
+        path_option(r, "cert_dir", s.cert_dir);
+        path_option(r, "mime_types", s.mime_types);
+        s.max_connections = static_cast<size_t>(
+            r.integer("max_connections", static_cast<int64_t>(s.max_connections), 1, 1000000));
+        load_mime_types(r);
+        r.finish();
+    }
+
+    // An explicit server.mime_types must exist; the default one beside the config is optional.
+    void load_mime_types(TableReader& r) {
+        ServerConfig& s = cfg_.server;
+        std::error_code ec;
+        if (r.has("mime_types")) {
+            if (s.mime_types.empty())
+                return; // already reported
+            if (!fs::exists(s.mime_types, ec)) {
+                r.error("mime_types", "file " + in_quotes(s.mime_types) + " does not exist");
+            } else {
+                cfg_.mime = MimeTypes::load(s.mime_types, diag_);
+            }
+        } else {
+            std::string beside = resolve_path(cfg_.dir, "mime.types");
+            if (!cfg_.dir.empty() && fs::is_regular_file(beside, ec)) {
+                s.mime_types = beside;
+                cfg_.mime = MimeTypes::load(beside, diag_);
+            }
+        }
+        if (!cfg_.mime)
+            cfg_.mime = MimeTypes::builtin(); // so modules built later still have a table
+    }
+
+    void load_http(const toml::table& t) {
+        HttpConfig& h = cfg_.http;
+        TableReader r(t, diag_, "http");
+        h.client_max_body_size = r.size("client_max_body_size", h.client_max_body_size);
+        h.max_request_target = r.size("max_request_target", h.max_request_target);
+        h.max_header_size = r.size("max_header_size", h.max_header_size);
+        h.max_headers = static_cast<uint64_t>(
+            r.integer("max_headers", static_cast<int64_t>(h.max_headers), 1, 10000));
+        positive(r, "header_timeout", h.header_timeout);
+        positive(r, "body_timeout", h.body_timeout);
+        positive(r, "keepalive_timeout", h.keepalive_timeout);
+        positive(r, "send_timeout", h.send_timeout);
+        h.keepalive_requests = static_cast<uint64_t>(r.integer(
+            "keepalive_requests", static_cast<int64_t>(h.keepalive_requests), 1, 1000000000));
+        h.server_header = r.string("server_header", h.server_header);
+
+        if (h.max_header_size < 1024 || h.max_header_size > (1u << 20))
+            r.error("max_header_size",
+                    "must be between 1k and 1m, got " + std::to_string(h.max_header_size));
+        else if (h.max_request_target < 256 || h.max_request_target > h.max_header_size)
+            r.error("max_request_target", "must be between 256 and max_header_size (" +
+                                              std::to_string(h.max_header_size) + "), got " +
+                                              std::to_string(h.max_request_target));
+        // It goes out verbatim as a field value: no CR/LF injection.
+        if (std::any_of(h.server_header.begin(), h.server_header.end(),
+                        [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+            r.error("server_header", "must not contain control characters");
+        r.finish();
+    }
+
+    void read_access_log(TableReader& r, AccessLogConfig& out) {
+        if (std::optional<std::string> path = r.string("path")) {
+            if (path->empty() || *path == "off")
+                out.path.clear();
+            else if (*path == "stdout" || *path == "stderr")
+                out.path = *path;
+            else
+                out.path = resolve_path(cfg_.dir, *path);
+        }
+        out.format = r.choice("format", out.format, {"combined", "json"});
+        r.finish();
+    }
+
+    void load_listeners(const toml::node* n) {
+        for (const toml::table* t : tables_of(n, "listen"))
+            load_listen(*t);
+        if (cfg_.listeners.empty() && (!n || (n->as_array() && n->as_array()->empty())))
+            diag_.error(SourcePos{diag_.file(), 1, 1},
+                        "no [[listen]] table: add one, e.g. [[listen]] address = \"[::]:8080\"");
+    }
+
+    void load_listen(const toml::table& t) {
+        TableReader r(t, diag_, "listen");
+        r.set_heading("[[listen]]");
+        ListenConfig l;
+        bool address_ok = false;
+        const toml::node* a = r.node("address");
+        if (!a) {
+            diag_.error(r.table_pos(), "listen.address: required, e.g. address = \"[::]:8080\"");
+        } else {
+            l.pos = diag_.pos(a);
+            std::string err;
+            if (const auto* s = a->as_string()) {
+                l.address = s->get();
+                err = parse_listen_address(l.address, l);
+            } else if (const auto* i = a->as_integer()) {
+                l.address = std::to_string(i->get());
+                err = check_port(i->get());
+                if (err.empty())
+                    set_ipv6(l, in6addr_any, static_cast<uint16_t>(i->get()));
+            } else {
+                err = "expected an address like \"[::]:80\" or a port number, got " +
+                      describe_value(*a);
+            }
+            if (err.empty())
+                address_ok = true;
+            else
+                diag_.error(a, "listen.address: " + err);
+        }
+        l.ipv6_only = r.boolean("ipv6_only", false);
+        if (l.ipv6_only && address_ok && l.addr.ss_family == AF_INET)
+            r.error("ipv6_only",
+                    "applies only to IPv6 addresses, and " + in_quotes(l.address) + " is IPv4");
+        l.backlog = static_cast<int>(r.integer("backlog", l.backlog, 1, 65535));
+        if (r.boolean("tls", false))
+            r.error("tls", "TLS listeners are not supported by this version yet");
+        l.tls = false;
+        read_protocols(r, l);
+        r.finish();
+        if (!address_ok)
+            return;
+        for (const ListenConfig& other : cfg_.listeners) {
+            if (same_endpoint(l, other)) {
+                diag_.error(l.pos, "listen.address: " + in_quotes(l.address) +
+                                       " is already listened on at " + pos_text(other.pos));
+                return;
+            }
+            if (port_of(l) == port_of(other) &&
+                ((is_dual_stack(other) && l.addr.ss_family == AF_INET) ||
+                 (is_dual_stack(l) && other.addr.ss_family == AF_INET))) {
+                diag_.error(l.pos, "listen.address: " + in_quotes(l.address) + " overlaps " +
+                                       in_quotes(other.address) + " at " + pos_text(other.pos) +
+                                       " ([::] also accepts IPv4 unless ipv6_only = true)");
+                return;
+            }
+        }
+        cfg_.listeners.push_back(std::move(l));
+    }
+
+    void read_protocols(TableReader& r, ListenConfig& l) {
+        const toml::node* n = r.node("protocols");
+        if (!n) {
+            l.protocols = {"http/1.1"};
+            return;
+        }
+        const toml::array* arr = n->as_array();
+        if (!arr) {
+            diag_.error(n, "listen.protocols: expected an array like [\"http/1.1\"], got " +
+                               describe_value(*n));
+            return;
+        }
+        if (arr->empty())
+            r.error("protocols", "needs at least one protocol, e.g. [\"http/1.1\"]");
+        for (const toml::node& element : *arr) {
+            const auto* s = element.as_string();
+            if (!s) {
+                diag_.error(&element, "listen.protocols: expected a protocol name like "
+                                      "\"http/1.1\", got " +
+                                          describe_value(element));
+                continue;
+            }
+            const std::string& p = s->get();
+            if (p == "h2" || p == "h2c" || p == "h3")
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) +
+                                          " is not supported by this version yet");
+            else if (p != "http/1.1")
+                diag_.error(&element, "listen.protocols: unknown protocol " + in_quotes(p) +
+                                          " (expected \"http/1.1\")");
+            else if (std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end())
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) + " is listed twice");
+            else
+                l.protocols.push_back(p);
+        }
+    }
+
+    void load_sites(const toml::node* n) {
+        for (const toml::table* t : tables_of(n, "site"))
+            load_site(*t);
+        if (cfg_.sites.empty() && (!n || (n->as_array() && n->as_array()->empty())))
+            diag_.error(SourcePos{diag_.file(), 1, 1},
+                        "no [[site]] table: add one, e.g. [[site]] hosts = [\"*\"] with a "
+                        "[[site.route]]");
+        // With no explicit default, the first site in the file catches unclaimed hosts (as
+        // nginx's first server block does).
+        if (!default_site_ && !cfg_.sites.empty())
+            cfg_.sites.front()->is_default = true;
+    }
+
+    void load_site(const toml::table& t) {
+        auto site = std::make_unique<Site>();
+        site->pos = diag_.pos(&t);
+        TableReader r(t, diag_, "site");
+        r.set_heading("[[site]]");
+
+        if (const toml::node* hosts = r.node("hosts"))
+            read_hosts(*hosts, *site);
+        else
+            diag_.error(site->pos, "site.hosts: required, e.g. hosts = [\"example.com\"] "
+                                   "(\"*\" matches any host)");
+
+        if (r.boolean("default", false)) {
+            if (default_site_) {
+                r.error("default", "only one site may be the default, and the site at " +
+                                       pos_text(default_site_->pos) + " already is");
+            } else {
+                site->is_default = true;
+                default_site_ = site.get();
+            }
+        }
+
+        site->access_log = cfg_.access_log; // absent or partial: inherit the global one
+        if (const toml::table* log = r.table("access_log")) {
+            TableReader lr(*log, diag_, "site.access_log");
+            read_access_log(lr, site->access_log);
+        }
+
+        if (const toml::table* pages = r.table("error_pages"))
+            read_error_pages(*pages, *site);
+
+        const toml::node* route_node = r.node("route");
+        std::vector<const toml::table*> routes = tables_of(route_node, "site.route");
+        if (routes.empty() &&
+            (!route_node || (route_node->as_array() && route_node->as_array()->empty())))
+            diag_.error(site->pos, "[[site]] needs at least one [[site.route]]");
+        r.finish();
+
+        cfg_.sites.push_back(std::move(site));
+        Site& built = *cfg_.sites.back();
+        for (const toml::table* route : routes)
+            load_route(*route, built);
+    }
+
+    void read_hosts(const toml::node& hosts, Site& site) {
+        std::vector<const toml::node*> items;
+        if (hosts.is_string()) {
+            items.push_back(&hosts);
+        } else if (const toml::array* arr = hosts.as_array()) {
+            for (const toml::node& element : *arr)
+                items.push_back(&element);
+            if (arr->empty())
+                diag_.error(&hosts, "site.hosts: needs at least one host (\"*\" matches any)");
+        } else {
+            diag_.error(&hosts,
+                        "site.hosts: expected an array of strings, got " + describe_value(hosts));
+        }
+        for (const toml::node* item : items) {
+            const auto* s = item->as_string();
+            if (!s) {
+                diag_.error(item, "site.hosts: expected an array of strings, got " +
+                                      describe_value(*item));
+                continue;
+            }
+            HostMatch m;
+            if (std::string err = parse_host(s->get(), m); !err.empty()) {
+                diag_.error(item, "site.hosts: " + err);
+                continue;
+            }
+            std::string key = std::to_string(static_cast<int>(m.kind)) + m.text;
+            auto [it, inserted] = claimed_hosts_.emplace(key, diag_.pos(item));
+            if (!inserted) {
+                diag_.error(item, "site.hosts: " + in_quotes(s->get()) + " is already listed at " +
+                                      pos_text(it->second));
+                continue;
+            }
+            site.hosts.push_back(std::move(m));
+        }
+    }
+
+    void read_error_pages(const toml::table& pages, Site& site) {
+        for (const auto& [key, value] : pages) {
+            std::string_view code = key.str();
+            bool ok = code.size() == 3 && all_digits(code) && code >= "400" && code <= "599";
+            if (!ok) {
+                SourcePos p{diag_.file(), static_cast<int>(key.source().begin.line),
+                            static_cast<int>(key.source().begin.column)};
+                if (p.line == 0)
+                    p = diag_.pos(&value);
+                diag_.error(p, "site.error_pages: " + in_quotes(code) +
+                                   " is not an error status (expected \"400\" to \"599\")");
+                continue;
+            }
+            const auto* uri = value.as_string();
+            if (!uri || uri->get().empty() || uri->get().front() != '/') {
+                diag_.error(&value, "site.error_pages." + std::string(code) +
+                                        ": expected a URI starting with \"/\", got " +
+                                        describe_value(value));
+                continue;
+            }
+            site.error_pages[std::stoi(std::string(code))] = uri->get();
+        }
+    }
+
+    // "static, redirect, respond" — the registered handler keys, or with filters too.
+    static std::string module_keys(bool handlers_only) {
+        std::vector<std::string_view> handlers, filters;
+        for (const ModuleSpec& spec : ModuleRegistry::instance().all())
+            (spec.is_handler ? handlers : filters).push_back(spec.key);
+        std::sort(handlers.begin(), handlers.end());
+        std::sort(filters.begin(), filters.end());
+        if (!handlers_only)
+            handlers.insert(handlers.end(), filters.begin(), filters.end());
+        if (handlers.empty())
+            return "none are registered";
+        std::string out;
+        for (size_t i = 0; i < handlers.size(); ++i)
+            out += (i ? ", " : "") + std::string(handlers[i]);
+        return out;
+    }
+
+    void load_route(const toml::table& t, Site& site) {
+        Route route;
+        route.pos = diag_.pos(&t);
+        route.match.text = "/";
+        if (const toml::node* path = t.get("path")) {
+            const auto* s = path->as_string();
+            std::string err =
+                s ? parse_route_path(s->get(), route.match)
+                  : "expected \"/prefix\", \"=/exact\" or \"~regex\", got " + describe_value(*path);
+            if (!err.empty())
+                diag_.error(path, "site.route.path: " + err);
+        }
+
+        // Module keys in file order, so "second handler" means the later one.
+        struct Entry {
+            std::string_view key;
+            const toml::node* value;
+            SourcePos pos; // of the key
+        };
+        std::vector<Entry> entries;
+        for (const auto& [key, value] : t) {
+            if (key.str() == "path")
+                continue;
+            SourcePos p{diag_.file(), static_cast<int>(key.source().begin.line),
+                        static_cast<int>(key.source().begin.column)};
+            if (p.line == 0)
+                p = diag_.pos(&value);
+            entries.push_back({key.str(), &value, p});
+        }
+        std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+            return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
+        });
+
+        const ModuleRegistry& registry = ModuleRegistry::instance();
+        const Entry* handler_entry = nullptr;
+        std::vector<std::pair<const ModuleSpec*, std::unique_ptr<Filter>>> filters;
+        std::vector<std::string_view> mentioned;
+        for (const Entry& e : entries) {
+            const ModuleSpec* spec = registry.find(e.key);
+            if (!spec) {
+                diag_.error(e.pos, "unknown key " + in_quotes(e.key) +
+                                       " in [[site.route]] (expected path or a module: " +
+                                       module_keys(false) + ")");
+                continue;
+            }
+            mentioned.push_back(spec->key);
+            std::string name = "site.route." + std::string(spec->key);
+            if (spec->is_handler) {
+                if (handler_entry) {
+                    diag_.error(e.pos, "route has a second handler " + in_quotes(e.key) +
+                                           "; it already has " + in_quotes(handler_entry->key) +
+                                           " at " + pos_text(handler_entry->pos));
+                    continue;
+                }
+                handler_entry = &e;
+                route.handler_name = std::string(spec->key);
+                const toml::table* options = e.value->as_table();
+                if (!options) {
+                    diag_.error(e.value,
+                                name + ": expected a table, got " + describe_value(*e.value));
+                    continue;
+                }
+                route.handler = build<Handler>(*spec, *options, diag_.pos(e.value), site);
+                continue;
+            }
+            const toml::table* options = e.value->as_table();
+            if (const auto* on = e.value->as_boolean()) {
+                if (!on->get())
+                    continue; // `compress = false`: off for this route
+                options = &empty_table();
+            }
+            if (!options) {
+                diag_.error(e.value, name + ": expected a table or true/false, got " +
+                                         describe_value(*e.value));
+                continue;
+            }
+            if (auto f = build<Filter>(*spec, *options, diag_.pos(e.value), site))
+                filters.emplace_back(spec, std::move(f));
+        }
+        if (!handler_entry)
+            diag_.error(route.pos, "route needs one handler (" + module_keys(true) + ")");
+
+        for (const ModuleSpec& spec : registry.all()) {
+            if (spec.is_handler || !spec.default_on ||
+                std::find(mentioned.begin(), mentioned.end(), spec.key) != mentioned.end())
+                continue;
+            if (auto f = build<Filter>(spec, empty_table(), route.pos, site, true))
+                filters.emplace_back(&spec, std::move(f));
+        }
+        std::stable_sort(filters.begin(), filters.end(), [](const auto& a, const auto& b) {
+            Phase pa = a.second->phase(), pb = b.second->phase();
+            return pa != pb ? pa < pb : a.first->order < b.first->order;
+        });
+        for (auto& f : filters)
+            route.filters.push_back(std::move(f.second));
+        site.routes.push_back(std::move(route));
+    }
+
+    // Runs a module's build function over `options`. A nullptr result must come with a
+    // reported problem; one that does not still fails the load, with a generic message —
+    // except for the `implicit` build of a default_on filter, where it means "not needed here".
+    template <class T>
+    std::unique_ptr<T> build(const ModuleSpec& spec, const toml::table& options,
+                             const SourcePos& at, const Site& site, bool implicit = false) {
+        std::string name = "site.route." + std::string(spec.key);
+        size_t errors_before = diag_.count();
+        TableReader reader(options, diag_, std::string(spec.key));
+        reader.set_heading(std::string(spec.key));
+        BuildContext ctx{cfg_, site, diag_};
+        std::unique_ptr<T> built;
+        try {
+            if constexpr (std::is_same_v<T, Handler>) {
+                if (spec.build_handler)
+                    built = spec.build_handler(reader, ctx);
+            } else {
+                if (spec.build_filter)
+                    built = spec.build_filter(reader, ctx);
+            }
+        } catch (const std::exception& e) {
+            diag_.error(at, name + ": " + e.what());
+        }
+        reader.finish();
+        if (!built && !implicit && diag_.count() == errors_before)
+            diag_.error(at, name + ": the module could not be built");
+        return built;
+    }
+};
+
+std::shared_ptr<const Config> load(std::string_view text, const std::string& name,
+                                   const std::string& path, const std::string& dir,
+                                   Diagnostics& diag) {
+    diag.set_file(name);
+    size_t errors_before = diag.count();
+    toml::table doc;
+    try {
+        doc = toml::parse(text, name);
+    } catch (const toml::parse_error& e) {
+        // toml++ stops at the first syntax error, so this is the only one reported.
+        diag.error(SourcePos{name, static_cast<int>(e.source().begin.line),
+                             static_cast<int>(e.source().begin.column)},
+                   std::string(e.description()));
+        return nullptr;
+    }
+    auto cfg = std::make_shared<Config>();
+    cfg->path = path;
+    cfg->dir = dir;
+    Loader(*cfg, diag).load(doc);
+    diag.sort_by_position();
+    if (diag.count() != errors_before)
+        return nullptr;
+    return cfg;
+}
+
+std::string absolute_dir(const std::string& dir) {
+    std::error_code ec;
+    fs::path p = fs::absolute(dir.empty() ? fs::path(".") : fs::path(dir), ec);
+    if (ec)
+        return dir;
+    std::string out = p.lexically_normal().string();
+    if (out.size() > 1 && out.back() == '/')
+        out.pop_back();
+    return out;
+}
+
+} // namespace
+
+std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag) {
+    diag.set_file(path);
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        diag.error(SourcePos{path, 0, 0}, "is a directory, not a config file");
+        return nullptr;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        diag.error(SourcePos{path, 0, 0},
+                   "cannot read config file: " + std::string(std::strerror(errno)));
+        return nullptr;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    fs::path absolute = fs::path(absolute_dir(".")) / path;
+    if (!path.empty() && path.front() == '/')
+        absolute = path;
+    absolute = absolute.lexically_normal();
+    return load(text.str(), path, absolute.string(), absolute.parent_path().string(), diag);
+}
+
+std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,
+                                               const std::string& dir, Diagnostics& diag) {
+    std::string abs_dir = absolute_dir(dir);
+    return load(text, name, resolve_path(abs_dir, name), abs_dir, diag);
+}
+
+} // namespace wraith

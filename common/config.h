@@ -1,0 +1,120 @@
+// The loaded, validated configuration of one worker generation. Immutable once built: a worker
+// holds a std::shared_ptr<const Config>; a reload builds a new one.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+
+#include "common/config_reader.h"
+
+namespace wraith {
+
+class Handler;
+class Filter;
+class MimeTypes;
+
+struct ServerConfig {
+    int workers = 0;                 // 0 = "auto": one per CPU
+    std::string user = "www-data";   // used only when the master runs as root
+    std::string group;               // empty: the user's primary group
+    std::string pid_file;            // default /run/wraith.pid (root) or ~/.wraith/wraith.pid
+    std::string control_socket;      // default /run/wraith.sock (root) or ~/.wraith/wraith.sock
+    std::string error_log = "stderr";
+    std::string log_level = "info";  // error, warn, info, debug
+    Duration drain_timeout{30000};
+    std::string cert_dir;            // default /etc/wraith/certs (root) or ~/.wraith/certs
+    std::string mime_types;          // path; default: mime.types beside the config file
+    size_t max_connections = 10000;  // per worker
+};
+
+// HTTP limits and timeouts shared by every protocol ([http] table).
+struct HttpConfig {
+    uint64_t client_max_body_size = 1 << 20;
+    uint64_t max_request_target = 8192;  // 414 above
+    uint64_t max_header_size = 32768;    // request line + fields; 431 above
+    uint64_t max_headers = 100;          // field lines; 431 above
+    Duration header_timeout{15000};      // to receive a whole request head
+    Duration body_timeout{30000};        // between two reads of a request body
+    Duration keepalive_timeout{75000};   // idle between requests
+    Duration send_timeout{30000};        // between two writes that make progress
+    uint64_t keepalive_requests = 1000;  // then Connection: close
+    std::string server_header = "wraith"; // "" to omit the Server field
+};
+
+struct ListenConfig {
+    SourcePos pos;
+    std::string address;             // as written
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    bool ipv6_only = false;
+    int backlog = 511;
+    bool tls = false;
+    std::vector<std::string> protocols; // "http/1.1" (default), later "h2", "h3", "h2c"
+};
+
+struct AccessLogConfig {
+    std::string path;                // "" = off, "stdout", "stderr", or a file
+    std::string format = "combined"; // "combined" or "json"
+};
+
+// How a route's `path` matches a request's decoded path.
+struct PathMatch {
+    enum class Kind { prefix, exact, regex };
+    Kind kind = Kind::prefix;
+    std::string text;                // prefix or exact path, or the regex source
+    std::shared_ptr<const std::regex> regex;
+};
+
+struct Route {
+    SourcePos pos;
+    PathMatch match;
+    std::string handler_name;                 // registry key: "static", "redirect", "respond"
+    std::unique_ptr<Handler> handler;
+    std::vector<std::unique_ptr<Filter>> filters; // every phase, in pipeline order
+};
+
+struct HostMatch {
+    enum class Kind { exact, wildcard, regex };
+    Kind kind = Kind::exact;
+    std::string text;                // lower-case; wildcard keeps the suffix (".example.com")
+    std::shared_ptr<const std::regex> regex;
+};
+
+struct Site {
+    SourcePos pos;
+    std::vector<HostMatch> hosts;
+    bool is_default = false;          // catches requests no other site claims
+    AccessLogConfig access_log;
+    std::map<int, std::string> error_pages; // status -> URI served in its place
+    std::vector<Route> routes;        // file order
+};
+
+struct Config {
+    std::string path;                 // absolute path of the file it came from
+    std::string dir;                  // its directory: relative paths resolve against it
+    ServerConfig server;
+    HttpConfig http;
+    AccessLogConfig access_log;       // global default for sites without their own
+    std::vector<ListenConfig> listeners;
+    std::vector<std::unique_ptr<Site>> sites;
+    std::shared_ptr<const MimeTypes> mime;
+
+    ~Config();
+};
+
+// Loads and validates `path`. On failure returns nullptr and fills diag with every problem.
+std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag);
+// Same, from text (tests); `name` stands in for the file name in messages.
+std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,
+                                               const std::string& dir, Diagnostics& diag);
+
+// Resolves `p` against `base_dir` unless it is absolute.
+std::string resolve_path(const std::string& base_dir, const std::string& p);
+
+} // namespace wraith

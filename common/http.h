@@ -1,0 +1,172 @@
+// The protocol-independent exchange: what every handler and filter sees. HTTP/1.1, HTTP/2 and
+// HTTP/3 adapters (worker/http1, worker/http2, worker/http3) map their wire format onto these
+// types; nothing here knows about sockets or framing.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <string_view>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <vector>
+
+#include "common/arena.h"
+
+namespace wraith {
+
+struct Site;
+struct Route;
+
+// A header field. Names are lower-case (HTTP/2 and /3 require it; HTTP/1 is normalised on
+// parse). Both views point into memory that lives as long as the request (read buffer or
+// request arena).
+struct Header {
+    std::string_view name;
+    std::string_view value;
+};
+
+// An ordered header list. Storage is reused across requests on a connection.
+class Headers {
+public:
+    void add(std::string_view name, std::string_view value) { list_.push_back({name, value}); }
+    // First value of `name` (lower-case), or empty view with found == false.
+    const Header* find(std::string_view name) const {
+        for (const auto& h : list_)
+            if (h.name == name)
+                return &h;
+        return nullptr;
+    }
+    std::string_view get(std::string_view name) const {
+        const Header* h = find(name);
+        return h ? h->value : std::string_view{};
+    }
+    size_t count(std::string_view name) const {
+        size_t n = 0;
+        for (const auto& h : list_)
+            n += h.name == name;
+        return n;
+    }
+    // Replaces every `name` field by one with `value`.
+    void set(std::string_view name, std::string_view value) {
+        remove(name);
+        add(name, value);
+    }
+    void remove(std::string_view name) {
+        std::erase_if(list_, [&](const Header& h) { return h.name == name; });
+    }
+    void clear() { list_.clear(); }
+    size_t size() const { return list_.size(); }
+    auto begin() const { return list_.begin(); }
+    auto end() const { return list_.end(); }
+
+private:
+    std::vector<Header> list_;
+};
+
+enum class Method : uint8_t { other, get, head, post, put, del, options, connect, trace, patch };
+Method method_from(std::string_view token);
+
+// Who is on the other end of the connection a request arrived on.
+struct ConnectionInfo {
+    sockaddr_storage peer{};
+    sockaddr_storage local{};
+    uint64_t id = 0;             // worker-unique connection number, for logs
+    bool tls = false;            // set by TLS transports
+    std::string_view sni;        // TLS server name, when any
+    std::string_view alpn;       // negotiated protocol, when any
+    std::string_view peer_text;  // "[::1]:54321" or "127.0.0.1:5432", for logs
+    std::string_view peer_ip;    // address only, for logs and X-Forwarded-For
+};
+
+// One request. Every view is valid until the exchange ends (protocol buffers or `arena`).
+struct Request {
+    std::string_view method;     // as sent, e.g. "GET"
+    Method method_id = Method::other;
+    std::string_view scheme;     // "http" or "https"
+    std::string_view authority;  // host[:port] from :authority, absolute-form target, or Host
+    std::string_view host;       // authority without port, lower-cased
+    std::string_view target;     // request-target as sent (origin-form or "*")
+    std::string_view path;       // raw path of the target, not decoded ("/a%20b")
+    std::string_view query;      // after '?', without it; empty when absent
+    int version = 11;            // 10, 11, 20 or 30
+    Headers headers;
+    int64_t content_length = -1; // -1: unknown (chunked / streaming) or none
+    bool has_body = false;       // a body follows (Content-Length > 0, chunked, or h2/h3 DATA)
+    const ConnectionInfo* conn = nullptr;
+    Arena* arena = nullptr;
+    timespec start{};            // when the request head was complete (CLOCK_REALTIME)
+    uint64_t start_mono_us = 0;  // monotonic, for durations in logs
+
+    // Filled by the router.
+    const Site* site = nullptr;
+    const Route* route = nullptr;
+    std::string_view decoded_path; // percent-decoded, normalised; never contains ".." segments
+
+    // Non-zero while serving a site's custom error page: the handler answers with this status
+    // instead of 200 and skips conditionals and ranges.
+    int override_status = 0;
+};
+
+// Response status line and header fields, sent once by a handler or filter.
+struct ResponseHead {
+    int status = 200;
+    Headers headers;             // names lower-case; the protocol adds date/server/framing
+    int64_t content_length = -1; // -1: unknown; the protocol chunks (h1) or streams (h2/h3)
+};
+
+using Callback = std::function<void()>;
+
+// Request body as a pull stream with backpressure. Protocols implement it over their own flow
+// control; the body is never buffered whole unless a handler asks for it.
+class BodyReader {
+public:
+    virtual ~BodyReader() = default;
+    // Bytes received and not yet consumed (may be empty).
+    virtual std::string_view peek() = 0;
+    virtual void consume(size_t n) = 0;
+    // Every body byte was delivered (peek() may still hold the last ones).
+    virtual bool finished() const = 0;
+    // The peer aborted or sent a malformed body; the exchange is ending.
+    virtual bool failed() const = 0;
+    // Called on the loop when more data arrived, or the body finished or failed. One callback;
+    // a new call replaces the previous. Passing nullptr clears it.
+    virtual void on_data(Callback cb) = 0;
+    // While paused the protocol stops reading from the peer (or withholds window credit).
+    virtual void pause() = 0;
+    virtual void resume() = 0;
+    // Reads and drops the rest of the body; the response may already be under way.
+    virtual void discard() = 0;
+};
+
+// Response side of an exchange. Data calls never block: they queue and report whether the
+// caller should wait for on_writable() before queuing more.
+class ResponseWriter {
+public:
+    enum class Result { ok, blocked, closed };
+
+    virtual ~ResponseWriter() = default;
+    // 1xx responses before the final one (100 Continue is handled by the protocol itself).
+    virtual void send_informational(int status, const Headers& headers) = 0;
+    // Final status and fields. With end_stream there is no body (or HEAD).
+    virtual void send_headers(ResponseHead& head, bool end_stream) = 0;
+    // Queues a copy of `data`.
+    virtual Result send_body(std::string_view data, bool end_stream) = 0;
+    // Queues `len` bytes of `fd` from `offset`. The caller keeps fd open until the exchange
+    // ends (Arena::defer). Plain TCP uses sendfile(2); other transports copy.
+    virtual Result send_file(int fd, off_t offset, size_t len, bool end_stream) = 0;
+    // Called once when queued data drained below the low watermark after `blocked`.
+    virtual void on_writable(Callback cb) = 0;
+    // Called if the exchange is aborted (peer gone, timeout, reset) before end_stream was sent;
+    // after it no other method may be called. Arena cleanups run after this.
+    virtual void on_abort(Callback cb) = 0;
+    // Abort the response: HTTP/1 closes the connection, HTTP/2 and 3 reset the stream.
+    virtual void reset() = 0;
+    virtual bool headers_sent() const = 0;
+    // Bytes of body handed to the transport so far (for logs).
+    virtual uint64_t body_bytes_sent() const = 0;
+};
+
+const char* status_reason(int status);
+
+} // namespace wraith

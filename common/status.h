@@ -1,0 +1,25 @@
+// Live counters a worker publishes to the master through shared memory (for `wraith status`).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace wraith {
+
+enum class WorkerState : int32_t { free = 0, starting, serving, draining };
+
+// One slot of the shared status table. The master assigns a free entry before fork and
+// clears it after reaping; only the owning worker writes the counters.
+struct WorkerStatus {
+    std::atomic<int32_t> pid{0};
+    std::atomic<WorkerState> state{WorkerState::free};
+    int32_t slot = 0;
+    uint32_t generation = 0;
+    int64_t started_unix = 0;
+    std::atomic<uint64_t> connections{0}; // open now
+    std::atomic<uint64_t> requests{0};    // since start
+};
+
+constexpr int kMaxWorkerStatus = 512;
+
+} // namespace wraith

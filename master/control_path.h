@@ -1,0 +1,12 @@
+// Where the control socket of the master running with a given config lives. Reads only
+// server.control_socket, so `wraith reload` still reaches a master whose config file now has
+// errors (the master reports them).
+#pragma once
+
+#include <string>
+
+namespace wraith {
+
+bool control_socket_path(const std::string& config_path, std::string* path, std::string* error);
+
+} // namespace wraith

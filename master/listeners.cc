@@ -1,0 +1,112 @@
+#include "master/listeners.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <set>
+#include <unistd.h>
+
+namespace wraith {
+
+ListenerSet::~ListenerSet() {
+    for (auto& [k, fd] : sockets_)
+        ::close(fd);
+}
+
+std::string ListenerSet::key(const ListenConfig& l) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (l.addr.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&l.addr);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    } else {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&l.addr);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    }
+    return std::string("tcp ") + host + " " + std::to_string(port) +
+           (l.ipv6_only ? " v6only" : "") + " backlog=" + std::to_string(l.backlog);
+}
+
+static int bind_one(const ListenConfig& l, std::string* error) {
+    int fd = ::socket(l.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *error = l.address + ": socket: " + std::strerror(errno);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (l.addr.ss_family == AF_INET6) {
+        int v6only = l.ipv6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    // Wake a worker only when a request has arrived, not on a bare handshake.
+    int defer_secs = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_secs, sizeof(defer_secs));
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len) != 0) {
+        *error = l.pos.file + ":" + std::to_string(l.pos.line) + ":" +
+                 std::to_string(l.pos.column) + ": cannot listen on " + l.address + ": " +
+                 std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    if (::listen(fd, l.backlog) != 0) {
+        *error = l.address + ": listen: " + std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+std::vector<int> ListenerSet::acquire(const Config& config, std::string* error) {
+    std::vector<int> fds;
+    std::vector<std::string> fresh;
+    for (const ListenConfig& l : config.listeners) {
+        std::string k = key(l);
+        auto it = sockets_.find(k);
+        if (it != sockets_.end()) {
+            fds.push_back(it->second);
+            continue;
+        }
+        int fd = bind_one(l, error);
+        if (fd < 0) {
+            for (const auto& f : fresh) {
+                ::close(sockets_[f]);
+                sockets_.erase(f);
+            }
+            return {};
+        }
+        sockets_[k] = fd;
+        fresh.push_back(k);
+        fds.push_back(fd);
+    }
+    return fds;
+}
+
+void ListenerSet::release_unused(const std::vector<const Config*>& in_use) {
+    std::set<std::string> used;
+    for (const Config* c : in_use)
+        for (const ListenConfig& l : c->listeners)
+            used.insert(key(l));
+    for (auto it = sockets_.begin(); it != sockets_.end();) {
+        if (!used.count(it->first)) {
+            ::close(it->second);
+            it = sockets_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+std::vector<int> ListenerSet::all_fds() const {
+    std::vector<int> v;
+    for (const auto& [k, fd] : sockets_)
+        v.push_back(fd);
+    return v;
+}
+
+} // namespace wraith

@@ -1,0 +1,222 @@
+// wraith: command-line front door. `serve` becomes the master; the other subcommands validate
+// a config or talk to a running master over its control socket.
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vector>
+
+#include "common/config.h"
+#include "master/control_path.h"
+#include "master/master.h"
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/wraith/wraith.toml";
+
+const char* kUsage =
+    "usage: wraith <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [-c FILE] [--daemon]   run the server (master + workers) in the foreground\n"
+    "  check [-c FILE]              validate a configuration; every problem as FILE:LINE:COL\n"
+    "  status [-c FILE]             show the running master, its generations and workers\n"
+    "  reload [-c FILE]             load the configuration again; old workers drain\n"
+    "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
+    "  help [COMMAND]               explain a command\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE            configuration file (default /etc/wraith/wraith.toml)\n"
+    "  -h, --help                   this text\n"
+    "  -V, --version                print the version\n"
+    "\n"
+    "See wraith(8) and wraith.toml(5).\n";
+
+struct CommandHelp {
+    const char* name;
+    const char* text;
+};
+
+const CommandHelp kHelp[] = {
+    {"serve",
+     "usage: wraith serve [-c FILE] [--daemon]\n\n"
+     "Runs the master process in the foreground: it validates FILE, binds every [[listen]]\n"
+     "address, writes server.pid_file, opens server.control_socket and forks server.workers\n"
+     "worker processes (as server.user when started as root). Stops on SIGTERM/SIGINT (fast)\n"
+     "or SIGQUIT (graceful); SIGHUP reloads; SIGUSR1 reopens logs. --daemon detaches from the\n"
+     "terminal after the configuration has been validated.\n"},
+    {"check",
+     "usage: wraith check [-c FILE]\n\n"
+     "Validates FILE without starting anything. Prints each problem as FILE:LINE:COL: message\n"
+     "on stderr and exits 1 if there is any; prints \"ok\" and exits 0 otherwise.\n"},
+    {"status",
+     "usage: wraith status [-c FILE]\n\n"
+     "Asks the master running with FILE (found through server.control_socket) for its pid,\n"
+     "config, generation and uptime, and per worker: slot, generation, pid, state, uptime,\n"
+     "open connections and requests served.\n"},
+    {"reload",
+     "usage: wraith reload [-c FILE]\n\n"
+     "Tells the running master to load its configuration again (like kill -HUP). Returns 0\n"
+     "once the new worker generation is serving; the old one drains in-flight requests and\n"
+     "exits. With an invalid configuration nothing changes: the errors are printed and the\n"
+     "exit code is 1.\n"},
+    {"stop",
+     "usage: wraith stop [-c FILE] [--fast]\n\n"
+     "Stops the running master. By default gracefully (like kill -QUIT): workers stop\n"
+     "accepting, finish in-flight requests (up to server.drain_timeout) and exit. With --fast\n"
+     "(like kill -TERM) connections are closed at once. Returns when the master has exited.\n"},
+    {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
+};
+
+int usage_error(const std::string& msg) {
+    fprintf(stderr, "wraith: %s\n%s", msg.c_str(), "Run 'wraith --help' for usage.\n");
+    return 2;
+}
+
+std::string absolute(const std::string& p) {
+    if (!p.empty() && p[0] == '/')
+        return p;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return p;
+    return std::string(cwd) + "/" + p;
+}
+
+// Sends one command line to the master and copies its answer to stdout (or stderr for
+// lines starting with "error"). Returns the exit code.
+int control(const std::string& config_path, const std::string& command) {
+    std::string path, err;
+    if (!wraith::control_socket_path(config_path, &path, &err)) {
+        fprintf(stderr, "wraith: %s\n", err.c_str());
+        return 1;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(addr.sun_path)) {
+        fprintf(stderr, "wraith: control socket path too long: %s\n", path.c_str());
+        return 1;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        fprintf(stderr,
+                "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
+                path.c_str(), strerror(errno), config_path.c_str());
+        close(fd);
+        return 1;
+    }
+    std::string line = command + "\n";
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+        fprintf(stderr, "wraith: cannot send to %s: %s\n", path.c_str(), strerror(errno));
+        close(fd);
+        return 1;
+    }
+    std::string answer;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        answer.append(buf, n);
+    close(fd);
+    bool failed = answer.find("error") != std::string::npos &&
+                  (answer.rfind("error", 0) == 0 || answer.find("\nerror") != std::string::npos);
+    if (failed) {
+        fputs(answer.c_str(), stderr);
+        return 1;
+    }
+    fputs(answer.c_str(), stdout);
+    return 0;
+}
+
+int check(const std::string& config_path) {
+    wraith::Diagnostics diag;
+    auto config = wraith::load_config(config_path, diag);
+    if (!config) {
+        for (const auto& d : diag.list())
+            fprintf(stderr, "%s\n", d.text().c_str());
+        fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(),
+                config_path.c_str());
+        return 1;
+    }
+    printf("ok: %s is valid\n", config_path.c_str());
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        fputs(kUsage, stderr);
+        return 2;
+    }
+    std::string command;
+    std::string config_path = kDefaultConfig;
+    bool daemon = false, fast = false;
+    std::vector<std::string> positional;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "-h" || a == "--help") {
+            fputs(kUsage, stdout);
+            return 0;
+        }
+        if (a == "-V" || a == "--version" || a == "version") {
+            printf("wraith %s\n", WRAITH_VERSION);
+            return 0;
+        }
+        if (a == "-c" || a == "--config") {
+            if (i + 1 >= args.size())
+                return usage_error(a + " needs a file name");
+            config_path = args[++i];
+        } else if (a.rfind("--config=", 0) == 0) {
+            config_path = a.substr(9);
+        } else if (a == "--daemon" || a == "-d") {
+            daemon = true;
+        } else if (a == "--fast") {
+            fast = true;
+        } else if (!a.empty() && a[0] == '-') {
+            return usage_error("unknown option " + a);
+        } else if (command.empty()) {
+            command = a;
+        } else {
+            positional.push_back(a);
+        }
+    }
+    if (command == "help") {
+        if (positional.empty()) {
+            fputs(kUsage, stdout);
+            return 0;
+        }
+        for (const auto& h : kHelp)
+            if (positional[0] == h.name) {
+                fputs(h.text, stdout);
+                return 0;
+            }
+        return usage_error("no such command: " + positional[0]);
+    }
+    if (!positional.empty())
+        return usage_error("unexpected argument " + positional[0]);
+    if ((daemon && command != "serve") || (fast && command != "stop"))
+        return usage_error("option not valid for '" + command + "'");
+    config_path = absolute(config_path);
+    if (command == "serve") {
+        wraith::MasterOptions opts;
+        opts.config_path = config_path;
+        opts.daemon = daemon;
+        wraith::Master master(opts);
+        return master.run();
+    }
+    if (command == "check")
+        return check(config_path);
+    if (command == "status")
+        return control(config_path, "status");
+    if (command == "reload")
+        return control(config_path, "reload");
+    if (command == "stop")
+        return control(config_path, fast ? "stop-fast" : "stop");
+    return usage_error("unknown command '" + command + "'");
+}

@@ -1,0 +1,824 @@
+#include "master/master.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "worker/channel.h"
+#include "worker/worker.h"
+
+namespace wraith {
+
+namespace {
+
+constexpr double kReadyTimeout = 10.0; // a new generation must be serving within this
+constexpr double kStopGrace = 5.0;     // fast stop: then SIGKILL
+
+void mkdir_parent(const std::string& path) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0)
+        return;
+    std::string dir = path.substr(0, slash);
+    for (size_t i = 1; i <= dir.size(); ++i) {
+        if (i == dir.size() || dir[i] == '/') {
+            std::string part = dir.substr(0, i);
+            if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
+                return;
+        }
+    }
+}
+
+std::string describe_exit(int status) {
+    if (WIFEXITED(status))
+        return "exited with code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+               strsignal(WTERMSIG(status)) + ")" + (WCOREDUMP(status) ? ", core dumped" : "");
+    return "stopped";
+}
+
+std::string format_uptime(double secs) {
+    long s = static_cast<long>(secs);
+    char buf[64];
+    if (s >= 86400)
+        snprintf(buf, sizeof(buf), "%ldd%ldh", s / 86400, (s % 86400) / 3600);
+    else if (s >= 3600)
+        snprintf(buf, sizeof(buf), "%ldh%ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60)
+        snprintf(buf, sizeof(buf), "%ldm%lds", s / 60, s % 60);
+    else
+        snprintf(buf, sizeof(buf), "%lds", s);
+    return buf;
+}
+
+} // namespace
+
+Master::Master(MasterOptions options)
+    : options_(std::move(options)), loop_(ev_default_loop(EVFLAG_AUTO)) {}
+
+Master::~Master() {
+    if (status_table_)
+        munmap(status_table_, sizeof(WorkerStatus) * kMaxWorkerStatus);
+}
+
+int Master::worker_count(const Config& config) const {
+    if (config.server.workers > 0)
+        return config.server.workers;
+    unsigned n = std::thread::hardware_concurrency();
+    return n ? static_cast<int>(n) : 1;
+}
+
+int Master::allocate_status() {
+    for (int i = 0; i < kMaxWorkerStatus; ++i) {
+        WorkerState expected = WorkerState::free;
+        if (status_table_[i].state.compare_exchange_strong(expected, WorkerState::starting))
+            return i;
+    }
+    return -1;
+}
+
+// Log files are opened by the master (as root) so they exist with the right owner; workers
+// (unprivileged) then open them again themselves, also when reopening on USR1.
+void Master::prepare_log_files(const Config& config) {
+    std::vector<std::string> paths;
+    if (config.server.error_log != "stderr" && config.server.error_log != "stdout")
+        paths.push_back(config.server.error_log);
+    auto add = [&](const AccessLogConfig& a) {
+        if (!a.path.empty() && a.path != "off" && a.path != "stdout" && a.path != "stderr")
+            paths.push_back(a.path);
+    };
+    add(config.access_log);
+    for (const auto& site : config.sites)
+        add(site->access_log);
+    bool chown_needed = geteuid() == 0;
+    struct passwd* pw = chown_needed ? getpwnam(config.server.user.c_str()) : nullptr;
+    gid_t gid = pw ? pw->pw_gid : 0;
+    if (pw && !config.server.group.empty())
+        if (struct group* gr = getgrnam(config.server.group.c_str()))
+            gid = gr->gr_gid;
+    for (const auto& p : paths) {
+        mkdir_parent(p);
+        int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            WLOG_ERROR("cannot open log %s: %s", p.c_str(), std::strerror(errno));
+            continue;
+        }
+        if (pw && fchown(fd, pw->pw_uid, gid) != 0)
+            WLOG_WARN("cannot chown %s to %s: %s", p.c_str(), config.server.user.c_str(),
+                      std::strerror(errno));
+        ::close(fd);
+    }
+}
+
+bool Master::write_pid_file(std::string* error) {
+    mkdir_parent(pid_path_);
+    // Refuse to start over a live master.
+    if (FILE* f = fopen(pid_path_.c_str(), "r")) {
+        long pid = 0;
+        if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() &&
+            (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) {
+            fclose(f);
+            *error = "another wraith (pid " + std::to_string(pid) + ") is running with pid file " +
+                     pid_path_ + "; stop it first or use another server.pid_file";
+            return false;
+        }
+        fclose(f);
+    }
+    std::string tmp = pid_path_ + ".tmp";
+    FILE* f = fopen(tmp.c_str(), "w");
+    if (!f) {
+        *error = "cannot write pid file " + pid_path_ + ": " + std::strerror(errno);
+        return false;
+    }
+    fprintf(f, "%d\n", getpid());
+    fclose(f);
+    if (rename(tmp.c_str(), pid_path_.c_str()) != 0) {
+        *error = "cannot write pid file " + pid_path_ + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+bool Master::open_control_socket(std::string* error) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (control_path_.size() >= sizeof(addr.sun_path)) {
+        *error = "server.control_socket path is too long (max " +
+                 std::to_string(sizeof(addr.sun_path) - 1) + " bytes): " + control_path_;
+        return false;
+    }
+    mkdir_parent(control_path_);
+    std::memcpy(addr.sun_path, control_path_.c_str(), control_path_.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    // A socket file left by a crashed master is stale when nobody answers on it.
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        ::close(probe);
+        ::close(fd);
+        *error = "another wraith is listening on control socket " + control_path_;
+        return false;
+    }
+    ::close(probe);
+    ::unlink(control_path_.c_str());
+    mode_t old = umask(0077); // only our user (root: root) may reload or stop us
+    int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    umask(old);
+    if (rc != 0 || ::listen(fd, 16) != 0) {
+        *error = "cannot create control socket " + control_path_ + ": " + std::strerror(errno);
+        ::close(fd);
+        return false;
+    }
+    control_fd_ = fd;
+    return true;
+}
+
+int Master::run() {
+    ErrorLog::set_identity("master");
+    Diagnostics diag;
+    std::shared_ptr<const Config> config = load_config(options_.config_path, diag);
+    if (!config) {
+        for (const auto& d : diag.list())
+            fprintf(stderr, "%s\n", d.text().c_str());
+        fprintf(stderr, "wraith: configuration has %zu error(s); not starting\n",
+                diag.list().size());
+        return 1;
+    }
+    std::string err;
+    auto level = log_level_from(config->server.log_level).value_or(LogLevel::info);
+    prepare_log_files(*config);
+    if (!ErrorLog::open(config->server.error_log, level, &err)) {
+        fprintf(stderr, "wraith: %s\n", err.c_str());
+        return 1;
+    }
+    pid_path_ = config->server.pid_file;
+    control_path_ = config->server.control_socket;
+
+    if (options_.daemon) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "wraith: fork: %s\n", std::strerror(errno));
+            return 1;
+        }
+        if (pid > 0)
+            _exit(0);
+        setsid();
+        int null = ::open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        if (config->server.error_log != "stderr")
+            dup2(null, 2);
+        if (null > 2)
+            ::close(null);
+        ev_loop_fork(loop_);
+    }
+
+    if (!write_pid_file(&err)) {
+        WLOG_ERROR("%s", err.c_str());
+        if (ErrorLog::fd() != 2)
+            fprintf(stderr, "wraith: %s\n", err.c_str());
+        return 1;
+    }
+    if (!open_control_socket(&err)) {
+        WLOG_ERROR("%s", err.c_str());
+        if (ErrorLog::fd() != 2)
+            fprintf(stderr, "wraith: %s\n", err.c_str());
+        ::unlink(pid_path_.c_str());
+        return 1;
+    }
+    void* shm = mmap(nullptr, sizeof(WorkerStatus) * kMaxWorkerStatus, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shm == MAP_FAILED) {
+        WLOG_ERROR("mmap status table: %s", std::strerror(errno));
+        return 1;
+    }
+    status_table_ = new (shm) WorkerStatus[kMaxWorkerStatus];
+    signal(SIGPIPE, SIG_IGN);
+    started_ = ev_time();
+
+    if (!start_generation(config, &err)) {
+        WLOG_ERROR("%s", err.c_str());
+        if (ErrorLog::fd() != 2)
+            fprintf(stderr, "wraith: %s\n", err.c_str());
+        ::unlink(pid_path_.c_str());
+        ::unlink(control_path_.c_str());
+        return 1;
+    }
+
+    signals_.resize(6);
+    int i = 0;
+    for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) {
+        ev_signal_init(&signals_[i], on_signal, sig);
+        signals_[i].data = this;
+        ev_signal_start(loop_, &signals_[i]);
+        ++i;
+    }
+    ev_child_init(&child_watcher_, on_child, 0, 0);
+    child_watcher_.data = this;
+    ev_child_start(loop_, &child_watcher_);
+    ev_io_init(&control_watcher_, on_control_accept, control_fd_, EV_READ);
+    control_watcher_.data = this;
+    ev_io_start(loop_, &control_watcher_);
+    ev_init(&respawn_timer_, on_respawn_timer);
+    respawn_timer_.data = this;
+    ev_init(&stop_timer_, on_stop_timer);
+    stop_timer_.data = this;
+    ev_init(&ready_timer_, on_ready_timer);
+    ready_timer_.data = this;
+
+    WLOG_INFO("wraith %s started: pid %d, config %s, %d workers", WRAITH_VERSION, getpid(),
+              options_.config_path.c_str(), worker_count(*config));
+    ev_run(loop_, 0);
+
+    ::unlink(pid_path_.c_str());
+    ::unlink(control_path_.c_str());
+    ::close(control_fd_);
+    WLOG_INFO("exiting");
+    return exit_code_;
+}
+
+bool Master::start_generation(std::shared_ptr<const Config> config, std::string* error) {
+    std::vector<int> fds = listeners_.acquire(*config, error);
+    if (fds.empty() && !config->listeners.empty())
+        return false;
+    auto gen = std::make_unique<Generation>();
+    gen->id = next_generation_++;
+    gen->config = std::move(config);
+    gen->listen_fds = std::move(fds);
+    int n = worker_count(*gen->config);
+    gen->crash_count.assign(n, 0);
+    gen->respawn_at.assign(n, 0);
+    Generation* g = gen.get();
+    generations_.push_back(std::move(gen));
+    prepare_log_files(*g->config);
+    for (int slot = 0; slot < n; ++slot) {
+        if (!spawn(*g, slot)) {
+            *error = "cannot start workers: " + std::string(std::strerror(errno));
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Master::spawn(Generation& gen, int slot) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        WLOG_ERROR("socketpair: %s", std::strerror(errno));
+        return false;
+    }
+    int status_index = allocate_status();
+    if (status_index < 0) {
+        WLOG_ERROR("too many worker processes (status table full)");
+        ::close(sv[0]);
+        ::close(sv[1]);
+        return false;
+    }
+    WorkerStatus& st = status_table_[status_index];
+    st.slot = slot;
+    st.generation = gen.id;
+    st.started_unix = time(nullptr);
+    st.connections.store(0);
+    st.requests.store(0);
+    st.pid.store(0);
+
+    WorkerSetup setup;
+    setup.config = gen.config;
+    setup.slot = slot;
+    setup.generation = gen.id;
+    setup.channel_fd = sv[1];
+    setup.listen_fds = gen.listen_fds;
+    setup.status = &st;
+    if (geteuid() == 0) {
+        const ServerConfig& s = gen.config->server;
+        struct passwd* pw = getpwnam(s.user.c_str());
+        if (!pw) {
+            WLOG_ERROR("user \"%s\" does not exist", s.user.c_str());
+            ::close(sv[0]);
+            ::close(sv[1]);
+            st.state.store(WorkerState::free);
+            return false;
+        }
+        setup.drop_privileges = true;
+        setup.user = s.user;
+        setup.uid = pw->pw_uid;
+        setup.gid = pw->pw_gid;
+        if (!s.group.empty()) {
+            struct group* gr = getgrnam(s.group.c_str());
+            if (gr)
+                setup.gid = gr->gr_gid;
+        }
+    }
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        WLOG_ERROR("fork: %s", std::strerror(errno));
+        ::close(sv[0]);
+        ::close(sv[1]);
+        st.state.store(WorkerState::free);
+        return false;
+    }
+    if (pid == 0) {
+        // Child: keep only what this worker needs.
+        std::vector<int> close_fds = {sv[0], control_fd_};
+        for (auto& c : clients_)
+            close_fds.push_back(c->fd);
+        for (auto& g : generations_)
+            for (auto& w : g->workers)
+                close_fds.push_back(w->channel_fd);
+        for (int fd : listeners_.all_fds())
+            if (std::find(gen.listen_fds.begin(), gen.listen_fds.end(), fd) ==
+                gen.listen_fds.end())
+                close_fds.push_back(fd);
+        // The listening sockets are inherited on purpose: clear CLOEXEC is irrelevant (no
+        // exec), and the libev default loop of the master is abandoned, not destroyed.
+        int rc = worker_main(std::move(setup), close_fds);
+        _exit(rc);
+    }
+    ::close(sv[1]);
+    auto w = std::make_unique<WorkerProc>();
+    w->pid = pid;
+    w->slot = slot;
+    w->channel_fd = sv[0];
+    w->status_index = status_index;
+    w->started = ev_time();
+    w->master = this;
+    w->gen = &gen;
+    ev_io_init(&w->channel_watcher, on_worker_channel, sv[0], EV_READ);
+    w->channel_watcher.data = w.get();
+    ev_io_start(loop_, &w->channel_watcher);
+    st.pid.store(pid);
+    WLOG_INFO("started worker %d/%u, pid %d", slot, gen.id, pid);
+    gen.workers.push_back(std::move(w));
+    return true;
+}
+
+void Master::on_worker_channel(struct ev_loop*, ev_io* w, int) {
+    auto* proc = static_cast<WorkerProc*>(w->data);
+    char msg[16];
+    ssize_t n = ::recv(w->fd, msg, sizeof(msg), 0);
+    if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            ev_io_stop(proc->master->loop_, w); // the worker exited; reap() cleans up
+        return;
+    }
+    if (msg[0] == channel::kReady) {
+        proc->ready = true;
+        proc->master->check_generation_ready(*proc->gen);
+    }
+}
+
+void Master::check_generation_ready(Generation& gen) {
+    if (gen.ready_reported || gen.draining)
+        return;
+    for (auto& w : gen.workers)
+        if (!w->ready)
+            return;
+    if (static_cast<int>(gen.workers.size()) < worker_count(*gen.config))
+        return;
+    gen.ready_reported = true;
+    if (pending_ == &gen) {
+        pending_ = nullptr;
+        ev_timer_stop(loop_, &ready_timer_);
+        // The new generation serves: the older ones drain.
+        for (auto& g : generations_)
+            if (g.get() != &gen && !g->draining)
+                drain_generation(*g);
+        WLOG_INFO("reload complete: generation %u serving", gen.id);
+        finish_reloads(true, "reloaded: generation " + std::to_string(gen.id) + " serving\n");
+    }
+}
+
+void Master::send_to_workers(Generation& gen, char msg) {
+    for (auto& w : gen.workers)
+        if (::send(w->channel_fd, &msg, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            WLOG_WARN("cannot message worker pid %d: %s", w->pid, std::strerror(errno));
+}
+
+void Master::drain_generation(Generation& gen) {
+    if (gen.draining)
+        return;
+    gen.draining = true;
+    WLOG_INFO("draining generation %u (%zu workers)", gen.id, gen.workers.size());
+    send_to_workers(gen, channel::kDrain);
+    std::fill(gen.respawn_at.begin(), gen.respawn_at.end(), 0);
+}
+
+void Master::on_child(struct ev_loop*, ev_child* w, int) {
+    static_cast<Master*>(w->data)->reap();
+}
+
+void Master::reap() {
+    // libev reaped one child for us and reports it in the watcher.
+    pid_t pid = child_watcher_.rpid;
+    int status = child_watcher_.rstatus;
+    for (auto git = generations_.begin(); git != generations_.end(); ++git) {
+        Generation& gen = **git;
+        for (auto it = gen.workers.begin(); it != gen.workers.end(); ++it) {
+            WorkerProc& w = **it;
+            if (w.pid != pid)
+                continue;
+            bool expected = gen.draining || stopping_;
+            bool crashed = WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
+                           WTERMSIG(status) != SIGKILL;
+            if (expected && !crashed)
+                WLOG_INFO("worker %d/%u (pid %d) %s", w.slot, gen.id, pid,
+                          describe_exit(status).c_str());
+            else
+                WLOG_ERROR("worker %d/%u (pid %d) %s", w.slot, gen.id, pid,
+                           describe_exit(status).c_str());
+            ev_io_stop(loop_, &w.channel_watcher);
+            ::close(w.channel_fd);
+            WorkerStatus& st = status_table_[w.status_index];
+            st.pid.store(0);
+            st.state.store(WorkerState::free);
+            int slot = w.slot;
+            double lived = ev_time() - w.started;
+            gen.workers.erase(it);
+
+            if (!expected) {
+                if (pending_ == &gen && !gen.ready_reported) {
+                    // A reload's new worker died before serving: the reload failed.
+                    WLOG_ERROR("reload failed: a new worker exited before serving; keeping "
+                               "generation %u",
+                               generations_.size() > 1 ? generations_[generations_.size() - 2]->id : 0);
+                    pending_ = nullptr;
+                    ev_timer_stop(loop_, &ready_timer_);
+                    gen.draining = true;
+                    send_to_workers(gen, channel::kStop);
+                    finish_reloads(false, "error: new workers failed to start; see the error "
+                                          "log. The running configuration was kept.\n");
+                } else {
+                    // Respawn with back-off so a crash loop does not spin.
+                    if (lived < 5.0)
+                        gen.crash_count[slot] = std::min(gen.crash_count[slot] + 1, 10);
+                    else
+                        gen.crash_count[slot] = 0;
+                    double delay = gen.crash_count[slot] <= 1
+                                       ? 0.0
+                                       : std::min(30.0, 0.1 * (1 << gen.crash_count[slot]));
+                    gen.respawn_at[slot] = ev_time() + delay;
+                    if (delay > 0)
+                        WLOG_WARN("respawning worker %d in %.1fs (crashed %d times quickly)",
+                                  slot, delay, gen.crash_count[slot]);
+                    schedule_respawn_timer();
+                }
+            }
+            if (gen.draining && gen.workers.empty()) {
+                WLOG_INFO("generation %u finished", gen.id);
+                generations_.erase(git);
+                std::vector<const Config*> in_use;
+                for (auto& g : generations_)
+                    in_use.push_back(g->config.get());
+                listeners_.release_unused(in_use);
+            }
+            maybe_finish_stop();
+            return;
+        }
+    }
+}
+
+void Master::schedule_respawn_timer() {
+    double next = 0;
+    for (auto& g : generations_)
+        for (double t : g->respawn_at)
+            if (t > 0 && (next == 0 || t < next))
+                next = t;
+    ev_timer_stop(loop_, &respawn_timer_);
+    if (next > 0) {
+        ev_timer_set(&respawn_timer_, std::max(0.0, next - ev_time()), 0.);
+        ev_timer_start(loop_, &respawn_timer_);
+    }
+}
+
+void Master::on_respawn_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    double now = ev_time();
+    for (auto& g : self->generations_) {
+        for (size_t slot = 0; slot < g->respawn_at.size(); ++slot) {
+            if (g->respawn_at[slot] > 0 && g->respawn_at[slot] <= now + 0.001) {
+                g->respawn_at[slot] = 0;
+                if (!g->draining && !self->stopping_ && !self->spawn(*g, static_cast<int>(slot)))
+                    g->respawn_at[slot] = now + 1.0;
+            }
+        }
+    }
+    self->schedule_respawn_timer();
+}
+
+void Master::reload(ControlClient* requester) {
+    if (requester)
+        requester->waiting_reload = true;
+    if (stopping_) {
+        finish_reloads(false, "error: wraith is stopping\n");
+        return;
+    }
+    Diagnostics diag;
+    std::shared_ptr<const Config> config = load_config(options_.config_path, diag);
+    if (!config) {
+        std::string text;
+        for (const auto& d : diag.list()) {
+            WLOG_ERROR("reload: %s", d.text().c_str());
+            text += d.text() + "\n";
+        }
+        WLOG_ERROR("reload refused: configuration has %zu error(s); generation %u keeps serving",
+                   diag.list().size(), current() ? current()->id : 0);
+        finish_reloads(false, text + "error: configuration has errors; the running configuration "
+                                     "was kept\n");
+        return;
+    }
+    const ServerConfig& now = current()->config->server;
+    if (config->server.pid_file != now.pid_file ||
+        config->server.control_socket != now.control_socket) {
+        WLOG_ERROR("reload refused: pid_file and control_socket changes need a restart");
+        finish_reloads(false, "error: server.pid_file and server.control_socket cannot change "
+                              "on reload; restart wraith to change them\n");
+        return;
+    }
+    if (pending_) {
+        // A reload is already starting workers: supersede it.
+        drain_generation(*pending_);
+        pending_ = nullptr;
+    }
+    auto level = log_level_from(config->server.log_level).value_or(LogLevel::info);
+    std::string err;
+    if (config->server.error_log != ErrorLog::path()) {
+        prepare_log_files(*config);
+        if (!ErrorLog::open(config->server.error_log, level, &err))
+            WLOG_ERROR("%s", err.c_str());
+    }
+    ErrorLog::set_level(level);
+    if (!start_generation(config, &err)) {
+        WLOG_ERROR("reload failed: %s", err.c_str());
+        // Drop the half-started generation; the old one keeps serving.
+        Generation* g = current();
+        if (g && g->config == config) {
+            g->draining = true;
+            send_to_workers(*g, channel::kStop);
+            if (g->workers.empty())
+                generations_.pop_back();
+        }
+        finish_reloads(false, "error: " + err + "\n");
+        return;
+    }
+    pending_ = current();
+    WLOG_INFO("reloading: starting generation %u", pending_->id);
+    ev_timer_set(&ready_timer_, kReadyTimeout, 0.);
+    ev_timer_start(loop_, &ready_timer_);
+}
+
+void Master::on_ready_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    if (!self->pending_)
+        return;
+    WLOG_ERROR("reload failed: generation %u did not become ready in time", self->pending_->id);
+    self->pending_->draining = true;
+    self->send_to_workers(*self->pending_, channel::kStop);
+    self->pending_ = nullptr;
+    self->finish_reloads(false, "error: new workers did not start in time; the running "
+                                "configuration was kept\n");
+}
+
+void Master::reopen_logs() {
+    WLOG_INFO("reopening logs");
+    for (auto& g : generations_)
+        prepare_log_files(*g->config);
+    std::string err;
+    if (!ErrorLog::reopen(&err))
+        WLOG_ERROR("%s", err.c_str());
+    for (auto& g : generations_)
+        send_to_workers(*g, channel::kReopen);
+}
+
+void Master::begin_stop(bool graceful) {
+    if (stopping_ && (graceful || !graceful_))
+        return; // already stopping at least this fast
+    stopping_ = true;
+    graceful_ = graceful;
+    WLOG_INFO("%s stop", graceful ? "graceful" : "fast");
+    ev_io_stop(loop_, &control_watcher_);
+    for (auto& g : generations_) {
+        if (graceful) {
+            g->draining = true;
+            send_to_workers(*g, channel::kDrain);
+        } else {
+            for (auto& w : g->workers)
+                kill(w->pid, SIGTERM);
+        }
+    }
+    double grace = graceful ? current_drain_timeout() + kStopGrace : kStopGrace;
+    ev_timer_stop(loop_, &stop_timer_);
+    ev_timer_set(&stop_timer_, grace, 0.);
+    ev_timer_start(loop_, &stop_timer_);
+    maybe_finish_stop();
+}
+
+double Master::current_drain_timeout() {
+    double t = 0;
+    for (auto& g : generations_)
+        t = std::max(t, g->config->server.drain_timeout.count() / 1000.0);
+    return t;
+}
+
+void Master::on_stop_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    for (auto& g : self->generations_)
+        for (auto& wp : g->workers) {
+            WLOG_WARN("worker pid %d did not exit in time; killing it", wp->pid);
+            kill(wp->pid, SIGKILL);
+        }
+}
+
+void Master::maybe_finish_stop() {
+    if (!stopping_)
+        return;
+    for (auto& g : generations_)
+        if (!g->workers.empty())
+            return;
+    ev_timer_stop(loop_, &stop_timer_);
+    ev_break(loop_, EVBREAK_ALL);
+}
+
+void Master::on_signal(struct ev_loop*, ev_signal* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    switch (w->signum) {
+    case SIGHUP:
+        WLOG_INFO("SIGHUP: reloading configuration");
+        self->reload(nullptr);
+        break;
+    case SIGQUIT:
+        self->begin_stop(true);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        self->begin_stop(false);
+        break;
+    case SIGUSR1:
+        self->reopen_logs();
+        break;
+    case SIGUSR2:
+        WLOG_WARN("SIGUSR2 (binary upgrade) is not supported by this version; ignored");
+        break;
+    }
+}
+
+// ---- control socket --------------------------------------------------------------------------
+
+void Master::on_control_accept(struct ev_loop*, ev_io* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    for (;;) {
+        int fd = ::accept4(w->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        auto c = std::make_unique<ControlClient>();
+        c->fd = fd;
+        c->master = self;
+        ev_io_init(&c->watcher, on_control_read, fd, EV_READ);
+        c->watcher.data = c.get();
+        ev_io_start(self->loop_, &c->watcher);
+        self->clients_.push_back(std::move(c));
+    }
+}
+
+void Master::on_control_read(struct ev_loop*, ev_io* w, int) {
+    auto* c = static_cast<ControlClient*>(w->data);
+    Master* self = c->master;
+    char buf[512];
+    ssize_t n = ::recv(c->fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        self->close_client(c);
+        return;
+    }
+    c->in.append(buf, n);
+    if (c->in.size() > 4096) {
+        self->close_client(c);
+        return;
+    }
+    size_t nl = c->in.find('\n');
+    if (nl == std::string::npos)
+        return;
+    std::string cmd = c->in.substr(0, nl);
+    ev_io_stop(self->loop_, &c->watcher);
+    if (cmd == "status") {
+        self->answer(c, self->status_text(), true);
+    } else if (cmd == "reload") {
+        WLOG_INFO("reload requested over the control socket");
+        self->reload(c);
+    } else if (cmd == "stop" || cmd == "quit") {
+        c->waiting_exit = true; // answered by our exit closing the socket
+        self->answer(c, "stopping: pid " + std::to_string(getpid()) + "\n", false);
+        self->begin_stop(cmd == "quit" || cmd == "stop");
+    } else if (cmd == "stop-fast") {
+        c->waiting_exit = true;
+        self->answer(c, "stopping: pid " + std::to_string(getpid()) + "\n", false);
+        self->begin_stop(false);
+    } else if (cmd == "reopen") {
+        self->reopen_logs();
+        self->answer(c, "reopened\n", true);
+    } else {
+        self->answer(c, "error: unknown command \"" + cmd + "\"\n", true);
+    }
+}
+
+void Master::answer(ControlClient* c, const std::string& text, bool close_after) {
+    // Answers are small; the socket buffer takes them whole.
+    ssize_t n = ::send(c->fd, text.data(), text.size(), MSG_NOSIGNAL);
+    (void)n;
+    if (close_after)
+        close_client(c);
+}
+
+void Master::close_client(ControlClient* c) {
+    ev_io_stop(loop_, &c->watcher);
+    ::close(c->fd);
+    std::erase_if(clients_, [c](const auto& p) { return p.get() == c; });
+}
+
+void Master::finish_reloads(bool ok, const std::string& message) {
+    std::vector<ControlClient*> done;
+    for (auto& c : clients_)
+        if (c->waiting_reload)
+            done.push_back(c.get());
+    for (ControlClient* c : done)
+        answer(c, message, true);
+}
+
+std::string Master::status_text() {
+    std::string out;
+    char line[512];
+    Generation* cur = current();
+    snprintf(line, sizeof(line), "master pid %d  config %s  generation %u  uptime %s\n", getpid(),
+             options_.config_path.c_str(), cur ? cur->id : 0,
+             format_uptime(ev_time() - started_).c_str());
+    out += line;
+    time_t now = time(nullptr);
+    for (auto& g : generations_) {
+        const char* state = g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
+        for (auto& w : g->workers) {
+            const WorkerStatus& st = status_table_[w->status_index];
+            snprintf(line, sizeof(line),
+                     "worker %d  generation %u  pid %d  state %s  uptime %s  connections %llu  "
+                     "requests %llu\n",
+                     w->slot, g->id, w->pid, state,
+                     format_uptime(static_cast<double>(now - st.started_unix)).c_str(),
+                     (unsigned long long)st.connections.load(),
+                     (unsigned long long)st.requests.load());
+            out += line;
+        }
+    }
+    return out;
+}
+
+} // namespace wraith

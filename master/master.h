@@ -1,0 +1,118 @@
+// The master process: owns the config, the listening sockets, the shared status table, the
+// pid file and the control socket; forks worker generations, respawns crashed workers, and
+// turns signals and control commands into reloads, log reopens and stops. It never serves
+// traffic.
+#pragma once
+
+#include <ev.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "master/listeners.h"
+
+namespace wraith {
+
+struct MasterOptions {
+    std::string config_path; // absolute
+    bool daemon = false;
+};
+
+class Master {
+public:
+    explicit Master(MasterOptions options);
+    ~Master();
+    // Loads the config, binds, forks workers and runs until stopped. Returns the exit code.
+    int run();
+
+private:
+    struct Generation;
+    struct WorkerProc {
+        pid_t pid = 0;
+        int slot = 0;
+        int channel_fd = -1;   // master end
+        int status_index = -1; // entry in the shared status table
+        ev_tstamp started = 0;
+        bool ready = false;
+        ev_io channel_watcher{};
+        Master* master = nullptr;
+        Generation* gen = nullptr;
+    };
+    struct Generation {
+        uint32_t id = 0;
+        std::shared_ptr<const Config> config;
+        std::vector<int> listen_fds;
+        std::vector<std::unique_ptr<WorkerProc>> workers;
+        std::vector<int> crash_count;     // per slot, for respawn back-off
+        std::vector<ev_tstamp> respawn_at; // per slot; 0 = no respawn pending
+        bool draining = false;
+        bool ready_reported = false;
+    };
+    // A control-socket client waiting for an answer.
+    struct ControlClient {
+        int fd = -1;
+        ev_io watcher{};
+        std::string in;
+        Master* master = nullptr;
+        bool waiting_reload = false;
+        bool waiting_exit = false;
+    };
+
+    bool start_generation(std::shared_ptr<const Config> config, std::string* error);
+    bool spawn(Generation& gen, int slot);
+    void drain_generation(Generation& gen);
+    void check_generation_ready(Generation& gen);
+    void reap();
+    void reload(ControlClient* requester);
+    void reopen_logs();
+    void begin_stop(bool graceful);
+    void maybe_finish_stop();
+    void prepare_log_files(const Config& config);
+    void send_to_workers(Generation& gen, char msg);
+    Generation* current() { return generations_.empty() ? nullptr : generations_.back().get(); }
+    int worker_count(const Config& config) const;
+    int allocate_status();
+    std::string status_text();
+    void answer(ControlClient* c, const std::string& text, bool close_after);
+    void close_client(ControlClient* c);
+    void finish_reloads(bool ok, const std::string& message);
+    bool open_control_socket(std::string* error);
+    bool write_pid_file(std::string* error);
+    void schedule_respawn_timer();
+    double current_drain_timeout();
+
+    static void on_signal(struct ev_loop*, ev_signal* w, int);
+    static void on_child(struct ev_loop*, ev_child* w, int);
+    static void on_worker_channel(struct ev_loop*, ev_io* w, int);
+    static void on_control_accept(struct ev_loop*, ev_io* w, int);
+    static void on_control_read(struct ev_loop*, ev_io* w, int);
+    static void on_respawn_timer(struct ev_loop*, ev_timer* w, int);
+    static void on_stop_timer(struct ev_loop*, ev_timer* w, int);
+    static void on_ready_timer(struct ev_loop*, ev_timer* w, int);
+
+    MasterOptions options_;
+    struct ev_loop* loop_;
+    ListenerSet listeners_;
+    std::vector<std::unique_ptr<Generation>> generations_; // oldest first; back() is current
+    Generation* pending_ = nullptr; // a reload's generation not yet ready
+    uint32_t next_generation_ = 1;
+    WorkerStatus* status_table_ = nullptr;
+    int control_fd_ = -1;
+    std::string control_path_;
+    std::string pid_path_;
+    std::vector<std::unique_ptr<ControlClient>> clients_;
+    std::vector<ev_signal> signals_;
+    ev_child child_watcher_;
+    ev_io control_watcher_;
+    ev_timer respawn_timer_;
+    ev_timer stop_timer_;
+    ev_timer ready_timer_;
+    ev_tstamp started_ = 0;
+    bool stopping_ = false;
+    bool graceful_ = false;
+    int exit_code_ = 0;
+};
+
+} // namespace wraith

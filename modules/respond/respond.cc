@@ -1,0 +1,61 @@
+#include "modules/respond/respond.h"
+
+#include "common/config_reader.h"
+
+namespace wraith {
+
+bool status_forbids_body(int status) { return status == 204 || status == 205 || status == 304; }
+
+RespondHandler::RespondHandler(int status, std::string body, std::string content_type)
+    : status_(status), body_(std::move(body)), content_type_(std::move(content_type)) {}
+
+void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
+    if (req.has_body)
+        body.discard();
+    // Serving a site's error page: answer with the error's status.
+    const int status = req.override_status ? req.override_status : status_;
+    const bool no_body = status_forbids_body(status);
+
+    auto* head = req.arena->make<ResponseHead>();
+    head->status = status;
+    if (!content_type_.empty())
+        head->headers.add("content-type", content_type_);
+    head->content_length = no_body ? -1 : int64_t(body_.size());
+    if (no_body || body_.empty() || req.method_id == Method::head) {
+        out.send_headers(*head, true);
+        return;
+    }
+    out.send_headers(*head, false);
+    out.send_body(body_, true);
+}
+
+std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
+    const size_t errors_before = t.diag().count();
+    int64_t status = t.integer("status", 200, 100, 599);
+    if (status < 200)
+        t.error("status", "status " + std::to_string(status) +
+                              " is informational (1xx) and cannot end a response; "
+                              "expected 200..599");
+    std::string body = t.string("body", "");
+    if (!body.empty() && status_forbids_body(int(status)))
+        t.error("body", "a " + std::to_string(status) +
+                            " response has no body; remove \"body\" or change \"status\"");
+    std::string content_type;
+    if (t.has("content_type")) {
+        content_type = t.string("content_type", "");
+        if (content_type.empty() || content_type.find_first_of("\r\n") != std::string::npos)
+            t.error("content_type", "expected a media type such as \"text/html\"");
+    } else if (!body.empty()) {
+        content_type = "text/plain; charset=utf-8";
+    }
+    if (t.diag().count() != errors_before)
+        return nullptr;
+    return std::make_unique<RespondHandler>(int(status), std::move(body),
+                                            std::move(content_type));
+}
+
+WRAITH_REGISTER_MODULE(respond, .key = "respond", .is_handler = true,
+                       .summary = "answer with a fixed status and body",
+                       .build_handler = build_respond);
+
+} // namespace wraith

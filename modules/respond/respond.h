@@ -1,0 +1,33 @@
+// `respond = { status = 200, body = "ok\n", content_type = "text/plain; charset=utf-8" }`:
+// answers every request with a fixed status and body (health checks, placeholders, blocks).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "modules/module.h"
+
+namespace wraith {
+
+class RespondHandler final : public Handler {
+public:
+    // `content_type` empty: no content-type field.
+    RespondHandler(int status, std::string body, std::string content_type);
+    void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
+
+    int status() const { return status_; }
+    const std::string& body() const { return body_; }
+    const std::string& content_type() const { return content_type_; }
+
+private:
+    int status_;
+    std::string body_;
+    std::string content_type_;
+};
+
+// RFC 9110 §15.3.5, §15.3.6, §15.4.5: these statuses never carry content.
+bool status_forbids_body(int status);
+
+std::unique_ptr<Handler> build_respond(TableReader& options, BuildContext& ctx);
+
+} // namespace wraith

@@ -1,0 +1,658 @@
+#include "modules/static/static_handler.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/http_date.h"
+#include "common/mime.h"
+#include "modules/static/autoindex.h"
+#include "modules/static/content_type.h"
+#include "modules/static/precompressed.h"
+#include "modules/static/range.h"
+#include "modules/static/validators.h"
+
+namespace wraith::static_files {
+
+namespace {
+
+constexpr std::string_view kAllow = "GET, HEAD, OPTIONS";
+constexpr std::string_view kOctetStream = "application/octet-stream";
+
+// Adds one header field to the response that passes through, so send_error's pages (custom
+// or built-in) can carry Allow (405) or Content-Range (416).
+class ExtraHeaderWriter final : public ResponseWriter {
+public:
+    ExtraHeaderWriter(ResponseWriter& next, std::string_view name, std::string_view value)
+        : next_(next), name_(name), value_(value) {}
+    void send_informational(int status, const Headers& headers) override {
+        next_.send_informational(status, headers);
+    }
+    void send_headers(ResponseHead& head, bool end_stream) override {
+        head.headers.set(name_, value_);
+        next_.send_headers(head, end_stream);
+    }
+    Result send_body(std::string_view data, bool end_stream) override {
+        return next_.send_body(data, end_stream);
+    }
+    Result send_file(int fd, off_t offset, size_t len, bool end_stream) override {
+        return next_.send_file(fd, offset, len, end_stream);
+    }
+    void on_writable(Callback cb) override { next_.on_writable(std::move(cb)); }
+    void on_abort(Callback cb) override { next_.on_abort(std::move(cb)); }
+    void reset() override { next_.reset(); }
+    bool headers_sent() const override { return next_.headers_sent(); }
+    uint64_t body_bytes_sent() const override { return next_.body_bytes_sent(); }
+
+private:
+    ResponseWriter& next_;
+    std::string_view name_;
+    std::string_view value_;
+};
+
+void close_fd(void* arg) {
+    close(static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+}
+
+// The writer may read from `fd` until the exchange ends, so it closes with the arena.
+void close_at_end(Arena& arena, int fd) {
+    arena.defer(&close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+}
+
+// One piece of a multipart body: literal framing or a slice of the file.
+struct Segment {
+    std::string_view data;
+    off_t offset = 0;
+    size_t length = 0;
+    bool is_file = false;
+};
+
+// Queues segments in order and waits for on_writable whenever the writer says "blocked".
+// Lives in the request arena.
+struct BodyPump {
+    ResponseWriter* out = nullptr;
+    int fd = -1;
+    Segment* segments = nullptr;
+    size_t count = 0;
+    size_t next = 0;
+    bool aborted = false;
+
+    void run() {
+        while (!aborted && next < count) {
+            const Segment& s = segments[next++];
+            const bool end = next == count;
+            auto r = s.is_file ? out->send_file(fd, s.offset, s.length, end)
+                               : out->send_body(s.data, end);
+            if (r == ResponseWriter::Result::closed)
+                return;
+            if (r == ResponseWriter::Result::blocked && !end) {
+                out->on_writable([this] { run(); });
+                return;
+            }
+        }
+    }
+};
+
+// send_error, except while serving a custom error page: a page that cannot be served is
+// answered with the status it stood for (send_error then uses its built-in page).
+void fail(Request& req, ResponseWriter& out, int status, std::string_view reason) {
+    send_error(req, out, req.override_status ? req.override_status : status, reason);
+}
+
+// "/.well-known/" is the one dot-segment the web relies on (RFC 8615).
+bool is_hidden(std::string_view path) {
+    size_t i = 0;
+    bool first = true;
+    while (i < path.size()) {
+        if (path[i] == '/') {
+            ++i;
+            continue;
+        }
+        size_t end = path.find('/', i);
+        if (end == std::string_view::npos)
+            end = path.size();
+        std::string_view seg = path.substr(i, end - i);
+        if (seg.front() == '.' && !(first && seg == ".well-known"))
+            return true;
+        first = false;
+        i = end;
+    }
+    return false;
+}
+
+bool is_location_safe(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return std::strchr("-._~/!$&'()*+,;=:@", c) != nullptr && c != '\0';
+}
+
+// `path` + "/" [+ "?" + query], percent-encoded. Built from the normalised path, which never
+// starts with "//", so the result cannot be read as another host.
+std::string_view directory_location(std::string_view path, std::string_view query, Arena& arena) {
+    size_t cap = path.size() * 3 + 2 + query.size();
+    char* p = static_cast<char*>(arena.alloc(cap, 1));
+    size_t n = 0;
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (unsigned char c : path) {
+        if (is_location_safe(c)) {
+            p[n++] = static_cast<char>(c);
+        } else {
+            p[n++] = '%';
+            p[n++] = kHex[c >> 4];
+            p[n++] = kHex[c & 15];
+        }
+    }
+    p[n++] = '/';
+    if (!query.empty()) {
+        p[n++] = '?';
+        std::memcpy(p + n, query.data(), query.size());
+        n += query.size();
+    }
+    return {p, n};
+}
+
+class StaticHandler final : public Handler {
+public:
+    StaticHandler(const StaticOptions& options, std::unique_ptr<RootDir> root,
+                  std::shared_ptr<const MimeTypes> mime)
+        : opt_(options), root_(std::move(root)), mime_(std::move(mime)) {}
+
+    void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
+
+private:
+    // An open file or directory below the root.
+    struct Opened {
+        int fd = -1;
+        struct stat st {};
+    };
+
+    int open_path(std::string_view path, Opened& f) const;
+    void serve_path(Request& req, ResponseWriter& out, std::string_view path) const;
+    void serve_directory(Request& req, ResponseWriter& out, Opened dir,
+                         std::string_view path) const;
+    void serve_file(Request& req, ResponseWriter& out, Opened file, std::string_view path) const;
+    void serve_listing(Request& req, ResponseWriter& out, int dir_fd, std::string_view path) const;
+    void send_open_error(Request& req, ResponseWriter& out, int err) const;
+    void send_redirect(Request& req, ResponseWriter& out, std::string_view path) const;
+    std::string_view content_type(std::string_view path, Arena& arena) const;
+    bool has_sidecar(std::string_view path, const bool* tried) const;
+    void add_cache_control(ResponseHead& head) const {
+        if (opt_.cache_control)
+            head.headers.add("cache-control", *opt_.cache_control);
+    }
+
+    StaticOptions opt_;
+    std::unique_ptr<RootDir> root_;
+    std::shared_ptr<const MimeTypes> mime_;
+};
+
+void StaticHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
+    if (req.has_body)
+        body.discard();
+    // A custom error page is served whatever the failed request's method was.
+    if (req.override_status == 0) {
+        if (req.method_id == Method::options) {
+            ResponseHead head;
+            head.status = 204;
+            head.headers.add("allow", kAllow);
+            out.send_headers(head, true);
+            return;
+        }
+        if (req.method_id != Method::get && req.method_id != Method::head) {
+            auto* w = req.arena->make<ExtraHeaderWriter>(out, "allow", kAllow);
+            send_error(req, *w, 405, "static: method not allowed");
+            return;
+        }
+    }
+    std::string_view path = req.decoded_path.empty() ? std::string_view("/") : req.decoded_path;
+    if (opt_.try_files.empty()) {
+        serve_path(req, out, path);
+        return;
+    }
+
+    // try_files: every entry but the last is a check; the last is the fallback (a URI served
+    // in place of the request, or "=CODE").
+    char buf[PATH_MAX];
+    for (size_t k = 0; k < opt_.try_files.size(); ++k) {
+        const std::string& entry = opt_.try_files[k];
+        const bool last = k + 1 == opt_.try_files.size();
+        if (last && entry.front() == '=') {
+            int status = std::atoi(entry.c_str() + 1);
+            fail(req, out, status, "static: try_files exhausted");
+            return;
+        }
+        // Substitute $uri (validated at build time to be the only variable).
+        size_t n = 0;
+        bool too_long = false;
+        for (size_t i = 0; i < entry.size();) {
+            std::string_view piece;
+            if (entry.compare(i, 4, "$uri") == 0) {
+                piece = path;
+                i += 4;
+            } else {
+                piece = std::string_view(entry).substr(i, 1);
+                i += 1;
+            }
+            if (n + piece.size() >= sizeof buf) {
+                too_long = true;
+                break;
+            }
+            std::memcpy(buf + n, piece.data(), piece.size());
+            n += piece.size();
+        }
+        if (too_long)
+            continue;
+        std::string_view candidate(buf, n);
+        if (last) {
+            serve_path(req, out, req.arena->copy(candidate));
+            return;
+        }
+        Opened f;
+        if (open_path(candidate, f) < 0)
+            continue;
+        const bool want_dir = candidate.back() == '/';
+        if (want_dir && S_ISDIR(f.st.st_mode)) {
+            serve_directory(req, out, f, req.arena->copy(candidate));
+            return;
+        }
+        if (!want_dir && S_ISREG(f.st.st_mode)) {
+            serve_file(req, out, f, req.arena->copy(candidate));
+            return;
+        }
+        close(f.fd);
+    }
+}
+
+// Opens `path` (absolute, normalised) below the root. 0 or -errno; hidden paths are ENOENT.
+int StaticHandler::open_path(std::string_view path, Opened& f) const {
+    if (opt_.hide_dotfiles && is_hidden(path))
+        return -ENOENT;
+    while (!path.empty() && path.front() == '/')
+        path.remove_prefix(1);
+    if (path.empty())
+        path = ".";
+    char rel[PATH_MAX];
+    if (path.size() >= sizeof rel)
+        return -ENAMETOOLONG;
+    std::memcpy(rel, path.data(), path.size());
+    rel[path.size()] = '\0';
+    int fd = root_->open_file(rel);
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &f.st) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    f.fd = fd;
+    return 0;
+}
+
+void StaticHandler::serve_path(Request& req, ResponseWriter& out, std::string_view path) const {
+    Opened f;
+    if (int err = open_path(path, f); err < 0) {
+        send_open_error(req, out, -err);
+        return;
+    }
+    if (S_ISDIR(f.st.st_mode)) {
+        if (path.back() != '/') {
+            close(f.fd);
+            if (req.override_status)
+                fail(req, out, 404, "static: error page is a directory");
+            else
+                send_redirect(req, out, path);
+            return;
+        }
+        serve_directory(req, out, f, path);
+        return;
+    }
+    if (S_ISREG(f.st.st_mode)) {
+        serve_file(req, out, f, path);
+        return;
+    }
+    close(f.fd);
+    fail(req, out, 403, "static: not a regular file");
+}
+
+void StaticHandler::send_open_error(Request& req, ResponseWriter& out, int err) const {
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        fail(req, out, 404, "static: not found");
+        return;
+    case EACCES:
+    case EPERM:
+        fail(req, out, 403, "static: permission denied");
+        return;
+    case ELOOP:
+    case EXDEV:
+        fail(req, out, 404, "static: symlink refused by follow_symlinks");
+        return;
+    default:
+        fail(req, out, 500, "static: cannot open file");
+    }
+}
+
+void StaticHandler::send_redirect(Request& req, ResponseWriter& out, std::string_view path) const {
+    ResponseHead head;
+    head.status = 301;
+    head.headers.add("location", directory_location(path, req.query, *req.arena));
+    head.content_length = 0;
+    out.send_headers(head, true);
+}
+
+void StaticHandler::serve_directory(Request& req, ResponseWriter& out, Opened dir,
+                                    std::string_view path) const {
+    char buf[PATH_MAX];
+    for (const std::string& name : opt_.index) {
+        if (path.size() + name.size() >= sizeof buf)
+            continue;
+        std::memcpy(buf, path.data(), path.size());
+        std::memcpy(buf + path.size(), name.data(), name.size());
+        std::string_view candidate(buf, path.size() + name.size());
+        Opened f;
+        if (open_path(candidate, f) < 0)
+            continue;
+        if (S_ISREG(f.st.st_mode)) {
+            close(dir.fd);
+            serve_file(req, out, f, req.arena->copy(candidate));
+            return;
+        }
+        close(f.fd);
+    }
+    if (opt_.autoindex) {
+        close_at_end(*req.arena, dir.fd);
+        serve_listing(req, out, dir.fd, path);
+        return;
+    }
+    close(dir.fd);
+    fail(req, out, 403, "static: directory index forbidden");
+}
+
+void StaticHandler::serve_listing(Request& req, ResponseWriter& out, int dir_fd,
+                                  std::string_view path) const {
+    std::vector<DirEntry> entries;
+    if (!read_directory(dir_fd, opt_.hide_dotfiles, entries)) {
+        fail(req, out, 403, "static: cannot read directory");
+        return;
+    }
+    std::string_view html = req.arena->copy(render_autoindex(path, entries));
+    ResponseHead head;
+    head.status = req.override_status ? req.override_status : 200;
+    head.headers.add("content-type", with_charset("text/html", opt_.charset, *req.arena));
+    head.content_length = static_cast<int64_t>(html.size());
+    if (req.method_id == Method::head) {
+        out.send_headers(head, true);
+        return;
+    }
+    out.send_headers(head, false);
+    out.send_body(html, true);
+}
+
+std::string_view StaticHandler::content_type(std::string_view path, Arena& arena) const {
+    std::string_view type = mime_ ? mime_->for_path(path) : std::string_view{};
+    if (type.empty())
+        type = kOctetStream;
+    return with_charset(type, opt_.charset, arena);
+}
+
+// Whether any sidecar of `path` exists, skipping codings already tried (tried[coding]).
+bool StaticHandler::has_sidecar(std::string_view path, const bool* tried) const {
+    char buf[PATH_MAX];
+    if (path.size() + 5 >= sizeof buf)
+        return false;
+    std::memcpy(buf, path.data(), path.size());
+    for (size_t k = 0; k < coding_count; ++k) {
+        if (tried[k])
+            continue;
+        std::string_view ext = coding_extension(static_cast<Coding>(k));
+        std::memcpy(buf + path.size(), ext.data(), ext.size());
+        Opened f;
+        if (open_path(std::string_view(buf, path.size() + ext.size()), f) == 0) {
+            close(f.fd);
+            if (S_ISREG(f.st.st_mode))
+                return true;
+        }
+    }
+    return false;
+}
+
+void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
+                               std::string_view path) const {
+    Arena& arena = *req.arena;
+    const bool overridden = req.override_status != 0;
+    const bool is_get =
+        req.method_id == Method::get || (overridden && req.method_id != Method::head);
+    const Header* range_field = req.headers.find("range");
+    const bool wants_range = range_field && is_get && !overridden;
+
+    std::string_view type = content_type(path, arena);
+    const bool compressible = is_compressible_type(type);
+
+    // Precompressed sidecar: the best coding the client accepts that has a regular file.
+    // Range requests are answered from the identity file (§14: a range of which bytes?).
+    bool tried[coding_count] = {};
+    std::string_view encoding;
+    std::string_view etag_suffix;
+    bool sidecar_exists = false;
+    if (opt_.precompressed && !wants_range) {
+        Coding order[coding_count];
+        size_t n = acceptable_codings(req.headers.get("accept-encoding"), order);
+        char buf[PATH_MAX];
+        for (size_t k = 0; k < n && path.size() + 5 < sizeof buf; ++k) {
+            std::string_view ext = coding_extension(order[k]);
+            std::memcpy(buf, path.data(), path.size());
+            std::memcpy(buf + path.size(), ext.data(), ext.size());
+            tried[static_cast<size_t>(order[k])] = true;
+            Opened side;
+            if (open_path(std::string_view(buf, path.size() + ext.size()), side) < 0)
+                continue;
+            if (!S_ISREG(side.st.st_mode)) {
+                close(side.fd);
+                continue;
+            }
+            close(file.fd);
+            file = side;
+            encoding = coding_token(order[k]);
+            etag_suffix = coding_etag_suffix(order[k]);
+            sidecar_exists = true;
+            break;
+        }
+    }
+    close_at_end(arena, file.fd);
+    const bool vary =
+        compressible || sidecar_exists || (opt_.precompressed && has_sidecar(path, tried));
+
+    const uint64_t size = static_cast<uint64_t>(file.st.st_size);
+    const time_t mtime = file.st.st_mtim.tv_sec;
+    std::string_view etag;
+    std::string_view last_modified;
+    if (!overridden) {
+        if (opt_.etag) {
+            char tag[etag_size];
+            etag = arena.copy(std::string_view(tag, make_etag(file.st, etag_suffix, tag)));
+        }
+        char date[http_date_size];
+        last_modified = arena.copy(std::string_view(date, format_http_date(mtime, date)));
+    }
+
+    ResponseHead head;
+    auto add_validators = [&] {
+        if (!etag.empty())
+            head.headers.add("etag", etag);
+        if (!last_modified.empty())
+            head.headers.add("last-modified", last_modified);
+        if (vary)
+            head.headers.add("vary", "Accept-Encoding");
+    };
+
+    if (!overridden) {
+        // RFC 9110 §13.2.2; only GET and HEAD get here, both "safe".
+        switch (evaluate_preconditions(req.headers, true, etag, mtime)) {
+        case Precondition::failed:
+            fail(req, out, 412, "static: precondition failed");
+            return;
+        case Precondition::not_modified:
+            head.status = 304;
+            add_validators();
+            add_cache_control(head);
+            out.send_headers(head, true);
+            return;
+        case Precondition::pass:
+            break;
+        }
+    }
+
+    if (wants_range && if_range_allows(req.headers, etag, mtime)) {
+        ByteRange ranges[max_range_parts];
+        size_t count = 0;
+        switch (parse_range(range_field->value, size, ranges, count)) {
+        case RangeOutcome::ignore:
+            break;
+        case RangeOutcome::unsatisfiable: {
+            auto* w =
+                arena.make<ExtraHeaderWriter>(out, "content-range", unsatisfied_range(size, arena));
+            send_error(req, *w, 416, "static: range not satisfiable");
+            return;
+        }
+        case RangeOutcome::satisfiable:
+            head.status = 206;
+            add_validators();
+            add_cache_control(head);
+            if (count == 1) {
+                head.headers.add("content-type", type);
+                head.headers.add("content-range", content_range(ranges[0], size, arena));
+                head.content_length = static_cast<int64_t>(ranges[0].length());
+                out.send_headers(head, false);
+                out.send_file(file.fd, static_cast<off_t>(ranges[0].first), ranges[0].length(),
+                              true);
+                return;
+            }
+            Multipart m = make_multipart(ranges, count, size, type, arena);
+            head.headers.add("content-type", m.content_type);
+            head.content_length = static_cast<int64_t>(m.content_length);
+            auto* segs = static_cast<Segment*>(
+                arena.alloc(sizeof(Segment) * (2 * count + 1), alignof(Segment)));
+            for (size_t k = 0; k < count; ++k) {
+                segs[2 * k] = Segment{m.part_heads[k], 0, 0, false};
+                segs[2 * k + 1] = Segment{{},
+                                          static_cast<off_t>(ranges[k].first),
+                                          static_cast<size_t>(ranges[k].length()),
+                                          true};
+            }
+            segs[2 * count] = Segment{m.closing, 0, 0, false};
+            auto* pump = arena.make<BodyPump>();
+            pump->out = &out;
+            pump->fd = file.fd;
+            pump->segments = segs;
+            pump->count = 2 * count + 1;
+            out.on_abort([pump] { pump->aborted = true; });
+            out.send_headers(head, false);
+            pump->run();
+            return;
+        }
+    }
+
+    head.status = overridden ? req.override_status : 200;
+    head.headers.add("content-type", type);
+    if (!encoding.empty())
+        head.headers.add("content-encoding", encoding);
+    add_validators();
+    // Ranges are served from the identity file only, so a coded variant does not offer them.
+    if (!overridden && encoding.empty())
+        head.headers.add("accept-ranges", "bytes");
+    if (!overridden)
+        add_cache_control(head);
+    head.content_length = static_cast<int64_t>(size);
+    if (!is_get || size == 0) {
+        out.send_headers(head, true);
+        return;
+    }
+    out.send_headers(head, false);
+    out.send_file(file.fd, 0, static_cast<size_t>(size), true);
+}
+
+bool has_dot_segment(std::string_view s) {
+    size_t i = 0;
+    while (i <= s.size()) {
+        size_t end = s.find('/', i);
+        if (end == std::string_view::npos)
+            end = s.size();
+        std::string_view seg = s.substr(i, end - i);
+        if (seg == "." || seg == "..")
+            return true;
+        i = end + 1;
+    }
+    return false;
+}
+
+} // namespace
+
+std::string check_index(const std::vector<std::string>& index) {
+    for (const std::string& name : index) {
+        if (name.empty() || name == "." || name == ".." ||
+            name.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos)
+            return "index entries must be plain file names (no '/'), got \"" + name + "\"";
+    }
+    return {};
+}
+
+std::string check_try_files(const std::vector<std::string>& try_files) {
+    if (try_files.empty())
+        return "try_files needs at least one entry";
+    for (size_t k = 0; k < try_files.size(); ++k) {
+        const std::string& e = try_files[k];
+        if (e.empty())
+            return "try_files entries may not be empty";
+        if (e.front() == '=') {
+            if (k + 1 != try_files.size())
+                return "\"" + e + "\" (a status) may only be the last try_files entry";
+            if (e.size() != 4 || e.find_first_not_of("0123456789", 1) != std::string::npos ||
+                std::atoi(e.c_str() + 1) < 400 || std::atoi(e.c_str() + 1) > 599)
+                return "\"" + e + "\": a try_files status must be \"=4xx\" or \"=5xx\"";
+            continue;
+        }
+        if (e.front() != '/' && !e.starts_with("$uri"))
+            return "\"" + e + "\": try_files entries start with \"/\" or \"$uri\"";
+        std::string rest;
+        for (size_t i = 0; i < e.size();) {
+            if (e.compare(i, 4, "$uri") == 0) {
+                rest += '/';
+                i += 4;
+                continue;
+            }
+            if (e[i] == '$')
+                return "\"" + e + "\": $uri is the only variable try_files knows";
+            rest += e[i++];
+        }
+        if (rest.find_first_of(std::string_view("?#\\\0", 4)) != std::string::npos)
+            return "\"" + e + "\": try_files entries are paths (no '?', '#' or '\\')";
+        if (has_dot_segment(rest))
+            return "\"" + e + "\": try_files entries may not contain \".\" or \"..\" segments";
+    }
+    return {};
+}
+
+std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
+                                             std::shared_ptr<const MimeTypes> mime,
+                                             std::string& error) {
+    if (error = check_index(options.index); !error.empty())
+        return nullptr;
+    if (!options.try_files.empty()) {
+        if (error = check_try_files(options.try_files); !error.empty())
+            return nullptr;
+    }
+    auto root = RootDir::open(options.root, options.follow_symlinks, error);
+    if (!root)
+        return nullptr;
+    return std::make_unique<StaticHandler>(options, std::move(root), std::move(mime));
+}
+
+} // namespace wraith::static_files

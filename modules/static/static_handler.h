@@ -1,0 +1,45 @@
+// The `static` handler: serves files below a document root with validators, conditional
+// requests, byte ranges, precompressed sidecars, index files, try_files and autoindex.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "modules/module.h"
+#include "modules/static/root_dir.h"
+
+namespace wraith {
+class MimeTypes;
+}
+
+namespace wraith::static_files {
+
+// The route's `static = { ... }` table, validated.
+struct StaticOptions {
+    std::string root;                             // absolute path of an existing directory
+    std::vector<std::string> index{"index.html"}; // file names tried in a directory
+    std::vector<std::string> try_files;           // empty: serve the request path as is
+    bool autoindex = false;
+    std::string charset = "utf-8"; // "" adds no charset parameter
+    SymlinkPolicy follow_symlinks = SymlinkPolicy::within_root;
+    bool hide_dotfiles = true; // except "/.well-known/"
+    bool precompressed = true; // look for .br/.zst/.gz sidecars
+    bool etag = true;
+    std::optional<std::string> cache_control; // added to 200, 206 and 304
+};
+
+// Option checks shared by the config reader and make_static_handler: "" when valid, else
+// what is wrong.
+std::string check_index(const std::vector<std::string>& index);
+std::string check_try_files(const std::vector<std::string>& try_files);
+
+// Builds the handler; nullptr with `error` set when an option is invalid or the root cannot
+// be opened. `mime` may be
+// null (every file is then application/octet-stream).
+std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
+                                             std::shared_ptr<const MimeTypes> mime,
+                                             std::string& error);
+
+} // namespace wraith::static_files

@@ -1,0 +1,92 @@
+// Registration of the `static` route key and the parsing of its options table.
+#include <string>
+
+#include "common/config.h"
+#include "common/config_reader.h"
+#include "modules/module.h"
+#include "modules/static/static_handler.h"
+
+namespace wraith::static_files {
+
+namespace {
+
+// A field value may not carry control characters (they would split or corrupt the header).
+bool is_field_value(std::string_view v) {
+    for (unsigned char c : v)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    return true;
+}
+
+bool is_token(std::string_view v) {
+    if (v.empty())
+        return false;
+    for (unsigned char c : v) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                      std::string_view::npos;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
+    const size_t errors_before = r.diag().list().size();
+    StaticOptions o;
+
+    std::optional<std::string> root = r.string("root");
+    if (!root && !r.has("root"))
+        r.diag().error(r.table_pos(), "static: \"root\" is required (the directory to serve)");
+
+    if (auto index = r.strings("index")) {
+        if (std::string e = check_index(*index); !e.empty())
+            r.error("index", "static: " + e);
+        o.index = std::move(*index);
+    }
+    if (auto try_files = r.strings("try_files")) {
+        if (std::string e = check_try_files(*try_files); !e.empty())
+            r.error("try_files", "static: " + e);
+        o.try_files = std::move(*try_files);
+    }
+    o.autoindex = r.boolean("autoindex", false);
+    o.charset = r.string("charset", "utf-8");
+    if (!o.charset.empty() && !is_token(o.charset))
+        r.error("charset", "static: charset must be a token such as \"utf-8\", or \"\" for none");
+    std::string symlinks =
+        r.choice("follow_symlinks", "within_root", {"within_root", "never", "any"});
+    o.follow_symlinks = symlinks == "never" ? SymlinkPolicy::never
+                        : symlinks == "any" ? SymlinkPolicy::any
+                                            : SymlinkPolicy::within_root;
+    o.hide_dotfiles = r.choice("dotfiles", "hide", {"hide", "allow"}) == "hide";
+    o.precompressed = r.boolean("precompressed", true);
+    o.etag = r.boolean("etag", true);
+    if (auto cc = r.string("cache_control")) {
+        if (cc->empty() || !is_field_value(*cc))
+            r.error("cache_control", "static: cache_control must be a non-empty header value "
+                                     "without control characters");
+        o.cache_control = std::move(*cc);
+    }
+
+    if (!root)
+        return nullptr;
+    o.root = resolve_path(ctx.config.dir, *root);
+    std::string error;
+    auto handler = make_static_handler(o, ctx.config.mime, error);
+    if (!handler) {
+        r.error("root", "static: root must be an existing directory: " + error);
+        return nullptr;
+    }
+    if (r.diag().list().size() != errors_before)
+        return nullptr;
+    return handler;
+}
+
+} // namespace
+
+} // namespace wraith::static_files
+
+WRAITH_REGISTER_MODULE(static_files, .key = "static", .is_handler = true,
+                       .summary = "serves files below a root: validators, conditional and range "
+                                  "requests, precompressed sidecars, index, try_files, autoindex",
+                       .build_handler = &wraith::static_files::build);

@@ -1,0 +1,1040 @@
+#include "worker/http1/connection.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "worker/pipeline.h"
+#include "worker/worker.h"
+
+namespace wraith::http1 {
+
+namespace {
+
+constexpr size_t kHighWatermark = 64 * 1024; // queued memory above this: writer is blocked
+constexpr size_t kLowWatermark = 16 * 1024;  // drained below this: on_writable fires
+constexpr Duration kLingerTimeout{2000};
+constexpr Duration kIdleRelease{1000};       // idle this long: give buffers back to the pool
+constexpr size_t kMaxDiscard = 1 << 20;      // unread body bytes worth reading to keep alive
+
+uint64_t monotonic_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+// "content-type" -> "Content-Type" on the wire; HTTP/1 field names are case-insensitive,
+// but people read them, and some old clients expect the usual spelling.
+void append_field_name(std::string& out, std::string_view name) {
+    if (name == "etag") {
+        out += "ETag";
+        return;
+    }
+    if (name == "www-authenticate") {
+        out += "WWW-Authenticate";
+        return;
+    }
+    bool upper = true;
+    for (char c : name) {
+        out += upper && c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c;
+        upper = c == '-';
+    }
+}
+
+void append_decimal(std::string& out, uint64_t v) {
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    out.append(buf, n);
+}
+
+bool status_has_body(int status) { return status >= 200 && status != 204 && status != 304; }
+
+void format_peer(const sockaddr_storage& ss, char* text, size_t text_len, char* ip,
+                 size_t ip_len) {
+    if (ss.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, ip_len);
+            snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, ip_len);
+            snprintf(text, text_len, "[%s]:%u", ip, ntohs(a->sin6_port));
+        }
+    } else if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &a->sin_addr, ip, ip_len);
+        snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        snprintf(ip, ip_len, "unix");
+        snprintf(text, text_len, "unix");
+    }
+}
+
+} // namespace
+
+Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer,
+                       const ListenConfig& listen)
+    : worker_(worker), listen_(listen), fd_(fd) {
+    info_.peer = peer;
+    info_.id = worker.next_connection_id();
+    format_peer(peer, peer_text_, sizeof(peer_text_), peer_ip_, sizeof(peer_ip_));
+    info_.peer_text = peer_text_;
+    info_.peer_ip = peer_ip_;
+    socklen_t len = sizeof(info_.local);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&info_.local), &len);
+    ev_io_init(&io_, on_io, fd_, 0);
+    io_.data = this;
+    ev_init(&timer_, on_timer);
+    timer_.data = this;
+}
+
+Connection::~Connection() {
+    ev_io_stop(worker_.loop(), &io_);
+    ev_timer_stop(worker_.loop(), &timer_);
+    if (fd_ >= 0)
+        ::close(fd_);
+    worker_.read_buffers().put(rbuf_);
+}
+
+void Connection::start() {
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    set_io(EV_READ);
+    // The first request gets header_timeout, not the (longer) keep-alive timeout.
+    arm(worker_.config().http.header_timeout);
+}
+
+// ---- event plumbing ------------------------------------------------------------------------
+
+void Connection::set_io(int events) {
+    if (events == io_events_)
+        return;
+    ev_io_stop(worker_.loop(), &io_);
+    io_events_ = events;
+    if (events) {
+        ev_io_set(&io_, fd_, events);
+        ev_io_start(worker_.loop(), &io_);
+    }
+}
+
+void Connection::arm(Duration d) {
+    ev_timer_stop(worker_.loop(), &timer_);
+    if (d.count() > 0) {
+        ev_timer_set(&timer_, d.count() / 1000.0, 0.);
+        ev_timer_start(worker_.loop(), &timer_);
+    }
+}
+
+void Connection::on_io(struct ev_loop*, ev_io* w, int revents) {
+    auto* c = static_cast<Connection*>(w->data);
+    if (revents & EV_WRITE)
+        c->handle_writable();
+    if ((revents & EV_READ) && c->state_ != State::closed)
+        c->handle_readable();
+}
+
+void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<Connection*>(w->data)->handle_timeout();
+}
+
+void Connection::handle_timeout() {
+    switch (state_) {
+    case State::idle:
+        if (rbuf_ && rlen_ == 0 && requests_ > 0 && !draining_) {
+            // Stage one of the keep-alive wait: hand memory back, keep waiting.
+            release_idle_memory();
+            auto rest = worker_.config().http.keepalive_timeout - kIdleRelease;
+            if (rest.count() > 0)
+                return arm(rest);
+        }
+        return begin_close(false);
+    case State::head:
+        ErrorLog::limited(LogLevel::info, "client %s timed out sending a request head",
+                          peer_text_);
+        return reject(408, "request head timeout");
+    case State::exchange:
+        if (queued_mem() > 0 || seg_head_ < segs_.size()) {
+            ErrorLog::limited(LogLevel::info, "client %s timed out reading the response",
+                              peer_text_);
+        } else {
+            ErrorLog::limited(LogLevel::info, "client %s timed out sending the request body",
+                              peer_text_);
+            if (!headers_sent_ && !body_discarding_) {
+                body_failed_ = true;
+                keep_alive_ = false;
+                if (data_cb_)
+                    data_cb_();
+                if (state_ == State::exchange && !headers_sent_) {
+                    send_error(req_, *this, 408, {});
+                    return;
+                }
+            }
+        }
+        return abort_exchange();
+    case State::lingering:
+    case State::closed:
+        return destroy();
+    }
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+bool Connection::ensure_read_buffer() {
+    if (!rbuf_) {
+        rbuf_ = worker_.read_buffers().get();
+        if (!rbuf_)
+            return false;
+        rcap_ = worker_.read_buffers().buffer_size();
+    }
+    return true;
+}
+
+void Connection::release_idle_memory() {
+    if (rlen_ == 0) {
+        worker_.read_buffers().put(rbuf_);
+        rbuf_ = nullptr;
+        rcap_ = 0;
+    }
+    arena_.release();
+    req_.headers = Headers{};
+    std::string().swap(out_);
+    std::vector<Segment>().swap(segs_);
+    out_sent_ = seg_head_ = 0;
+}
+
+bool Connection::fill() {
+    if (!ensure_read_buffer()) {
+        begin_close(false);
+        return false;
+    }
+    if (rlen_ == rcap_)
+        return true; // full: the caller decides (431, or wait for the body to be consumed)
+    ssize_t n;
+    do {
+        n = ::recv(fd_, rbuf_ + rlen_, rcap_ - rlen_, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        rlen_ += n;
+        return true;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+    // EOF or error.
+    if (state_ == State::exchange && !body_done_) {
+        body_failed_ = true;
+        if (data_cb_)
+            data_cb_();
+        abort_exchange();
+    } else if (state_ == State::exchange) {
+        // The client half-closed after its request: finish the response, then close.
+        keep_alive_ = false;
+        set_io(io_events_ & ~EV_READ);
+        return false;
+    } else if (state_ == State::head) {
+        ErrorLog::limited(LogLevel::info, "client %s closed the connection mid-request",
+                          peer_text_);
+        destroy();
+    } else {
+        destroy();
+    }
+    return false;
+}
+
+void Connection::handle_readable() {
+    switch (state_) {
+    case State::idle:
+    case State::head: {
+        if (!fill())
+            return;
+        if (rlen_ == 0)
+            return;
+        if (state_ == State::idle) {
+            state_ = State::head;
+            arm(worker_.config().http.header_timeout);
+        }
+        parse_head();
+        return;
+    }
+    case State::exchange:
+        if (body_done_) {
+            // Pipelined bytes of the next request: leave them in the socket until this
+            // exchange ends (we stop reading).
+            set_io(io_events_ & ~EV_READ);
+            return;
+        }
+        if (!fill())
+            return;
+        decode_body();
+        return;
+    case State::lingering: {
+        char sink[4096];
+        ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            destroy();
+        return;
+    }
+    case State::closed:
+        return;
+    }
+}
+
+void Connection::parse_head() {
+    const HttpConfig& http = worker_.config().http;
+    Limits limits{http.max_request_target, http.max_header_size, http.max_headers};
+    ParseError err;
+    head_ = RequestHead{};
+    req_.headers.clear();
+    Status st = parse_request(rbuf_, rlen_, limits, head_, req_.headers, err);
+    if (st == Status::error)
+        return reject(err.status, err.reason);
+    if (st == Status::incomplete) {
+        if (rlen_ == rcap_)
+            return reject(431, "request head larger than the read buffer");
+        return;
+    }
+    start_exchange(head_);
+}
+
+void Connection::reject(int status, const char* reason) {
+    ErrorLog::limited(LogLevel::info, "%d %s, client: %s", status, reason, peer_text_);
+    // The head may be half-parsed: answer on a minimal request and close.
+    arena_.reset();
+    req_ = Request{};
+    req_.conn = &info_;
+    req_.arena = &arena_;
+    req_.method = "-";
+    req_.version = 11;
+    clock_gettime(CLOCK_REALTIME, &req_.start);
+    req_.start_mono_us = monotonic_us();
+    state_ = State::exchange;
+    keep_alive_ = false;
+    head_request_ = false;
+    headers_sent_ = response_ended_ = chunked_out_ = false;
+    body_done_ = true;
+    body_bytes_ = 0;
+    status_ = 0;
+    rlen_ = 0; // nothing after a malformed head can be trusted
+    set_io(0);
+    in_dispatch_ = true;
+    send_error(req_, *this, status, {});
+    in_dispatch_ = false;
+    if (flush_pending_)
+        flush();
+}
+
+void Connection::start_exchange(const RequestHead& head) {
+    const HttpConfig& http = worker_.config().http;
+    state_ = State::exchange;
+    ++requests_;
+    req_.method = head.method;
+    req_.method_id = method_from(head.method);
+    req_.scheme = "http";
+    req_.target = head.target;
+    req_.path = head.path;
+    req_.query = head.query;
+    req_.authority = head.authority;
+    req_.version = head.version_minor == 0 ? 10 : 11;
+    req_.conn = &info_;
+    req_.arena = &arena_;
+    req_.site = nullptr;
+    req_.route = nullptr;
+    req_.decoded_path = {};
+    req_.override_status = 0;
+    clock_gettime(CLOCK_REALTIME, &req_.start);
+    req_.start_mono_us = monotonic_us();
+
+    // Host without port, lower-case (the buffer is ours to edit).
+    std::string_view host = head.authority;
+    if (!host.empty() && host.front() == '[') {
+        size_t close = host.find(']');
+        host = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
+    } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+        host = host.substr(0, colon);
+    }
+    char* host_bytes = const_cast<char*>(host.data()); // points into rbuf_
+    for (size_t i = 0; i < host.size(); ++i)
+        if (host_bytes[i] >= 'A' && host_bytes[i] <= 'Z')
+            host_bytes[i] = static_cast<char>(host_bytes[i] + 32);
+    req_.host = host;
+
+    keep_alive_ = head.keep_alive && !draining_ && !worker_.draining() &&
+                  requests_ < worker_.config().http.keepalive_requests;
+    head_request_ = req_.method_id == Method::head;
+    headers_sent_ = response_ended_ = chunked_out_ = false;
+    status_ = 0;
+    body_expected_ = -1;
+    body_bytes_ = 0;
+    writable_cb_ = nullptr;
+    abort_cb_ = nullptr;
+    data_cb_ = nullptr;
+    writable_wanted_ = false;
+
+    // Body framing.
+    head_end_ = head.head_size;
+    bdata_ = bdata_end_ = braw_ = head_end_;
+    framing_ = head.framing;
+    body_failed_ = body_paused_ = body_discarding_ = false;
+    expect_continue_ = head.expect_continue;
+    continue_sent_ = false;
+    chunked_.reset();
+    switch (framing_) {
+    case BodyFraming::none:
+        body_done_ = true;
+        req_.content_length = -1;
+        req_.has_body = false;
+        break;
+    case BodyFraming::content_length:
+        body_left_ = head.content_length;
+        body_done_ = body_left_ == 0;
+        req_.content_length = static_cast<int64_t>(head.content_length);
+        req_.has_body = body_left_ > 0;
+        break;
+    case BodyFraming::chunked:
+        body_done_ = false;
+        req_.content_length = -1;
+        req_.has_body = true;
+        break;
+    }
+    ev_timer_stop(worker_.loop(), &timer_);
+
+    if (framing_ == BodyFraming::content_length && head.content_length > http.client_max_body_size) {
+        keep_alive_ = false;
+        in_dispatch_ = true;
+        body_done_ = true; // never read it
+        send_error(req_, *this, 413, "request body larger than client_max_body_size");
+        in_dispatch_ = false;
+        if (flush_pending_)
+            flush();
+        return;
+    }
+    if (!body_done_) {
+        decode_body();
+        if (state_ != State::exchange)
+            return;
+    }
+    update_read_interest();
+
+    in_dispatch_ = true;
+    run_exchange(worker_, req_, *this, *this);
+    in_dispatch_ = false;
+    if (flush_pending_ && state_ == State::exchange)
+        flush();
+}
+
+// ---- request body --------------------------------------------------------------------------
+
+void Connection::decode_body(bool notify) {
+    if (body_done_ && braw_ == rlen_)
+        return;
+    uint64_t limit = worker_.config().http.client_max_body_size;
+    if (framing_ == BodyFraming::content_length) {
+        size_t avail = rlen_ - braw_;
+        size_t take = static_cast<size_t>(std::min<uint64_t>(avail, body_left_));
+        if (bdata_end_ != braw_ && take)
+            std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, take);
+        bdata_end_ += take;
+        braw_ += take;
+        body_left_ -= take;
+        if (body_left_ == 0)
+            body_done_ = true;
+    } else if (framing_ == BodyFraming::chunked && !body_done_) {
+        size_t consumed = 0, out_len = 0;
+        ParseError err;
+        auto r = chunked_.feed(rbuf_ + braw_, rlen_ - braw_, &consumed, &out_len, err);
+        if (out_len && bdata_end_ != braw_)
+            std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, out_len);
+        bdata_end_ += out_len;
+        braw_ += consumed;
+        if (r == ChunkedDecoder::Result::error) {
+            ErrorLog::limited(LogLevel::info, "%d %s in chunked body, client: %s", err.status,
+                              err.reason, peer_text_);
+            body_failed_ = true;
+            body_done_ = true;
+            keep_alive_ = false;
+            if (!headers_sent_ && !response_ended_) {
+                Callback cb = std::move(data_cb_);
+                if (cb)
+                    cb();
+                if (!headers_sent_ && state_ == State::exchange)
+                    send_error(req_, *this, err.status, {});
+                return;
+            }
+            return abort_exchange();
+        }
+        if (r == ChunkedDecoder::Result::done)
+            body_done_ = true;
+        if (chunked_.body_size() > limit) {
+            ErrorLog::limited(LogLevel::info,
+                              "413 chunked body larger than client_max_body_size, client: %s",
+                              peer_text_);
+            body_failed_ = true;
+            body_done_ = true;
+            keep_alive_ = false;
+            if (!headers_sent_ && !response_ended_) {
+                Callback cb = std::move(data_cb_);
+                if (cb)
+                    cb();
+                if (!headers_sent_ && state_ == State::exchange)
+                    send_error(req_, *this, 413, {});
+                return;
+            }
+            return abort_exchange();
+        }
+    }
+    if (body_discarding_) {
+        bdata_ = bdata_end_; // drop
+    }
+    // Space after the head is reusable once the consumer caught up.
+    if (bdata_ == bdata_end_) {
+        if (braw_ < rlen_ && braw_ > head_end_)
+            std::memmove(rbuf_ + head_end_, rbuf_ + braw_, rlen_ - braw_);
+        rlen_ = head_end_ + (rlen_ - braw_);
+        bdata_ = bdata_end_ = braw_ = head_end_;
+    }
+    if (body_discarding_) {
+        if (body_done_ && response_ended_ && queued_mem() == 0 && seg_head_ == segs_.size())
+            worker_.defer(this);
+        update_read_interest();
+        return;
+    }
+    if (notify && (bdata_ < bdata_end_ || body_done_)) {
+        if (data_cb_) {
+            Callback cb = data_cb_; // the callback may replace itself
+            cb();
+        }
+    }
+    if (state_ == State::exchange)
+        update_read_interest();
+}
+
+bool Connection::body_wants_data() const {
+    if (body_done_ || body_failed_)
+        return false;
+    if (body_discarding_)
+        return true;
+    if (body_paused_)
+        return false;
+    return rlen_ < rcap_;
+}
+
+void Connection::update_read_interest() {
+    if (state_ != State::exchange)
+        return;
+    bool want = body_wants_data() && (continue_sent_ || !expect_continue_ || body_discarding_);
+    int ev = (io_events_ & ~EV_READ) | (want ? EV_READ : 0);
+    set_io(ev);
+    if (want && !(io_events_ & EV_WRITE))
+        arm(worker_.config().http.body_timeout);
+}
+
+void Connection::maybe_send_continue() {
+    if (expect_continue_ && !continue_sent_ && !headers_sent_ && !body_done_) {
+        continue_sent_ = true;
+        queue_mem("HTTP/1.1 100 Continue\r\n\r\n");
+        flush();
+    }
+}
+
+std::string_view Connection::peek() {
+    maybe_send_continue();
+    update_read_interest();
+    return {rbuf_ + bdata_, bdata_end_ - bdata_};
+}
+
+void Connection::consume(size_t n) {
+    bdata_ += std::min(n, bdata_end_ - bdata_);
+    if (bdata_ == bdata_end_) {
+        // Compact and decode more of what is already buffered; the consumer is on the stack,
+        // so it is not called back from here.
+        decode_body(false);
+    }
+}
+
+bool Connection::finished() const { return body_done_ && bdata_ == bdata_end_; }
+
+void Connection::on_data(Callback cb) {
+    data_cb_ = std::move(cb);
+    if (data_cb_) {
+        maybe_send_continue();
+        update_read_interest();
+    }
+}
+
+void Connection::pause() {
+    body_paused_ = true;
+    update_read_interest();
+}
+
+void Connection::resume() {
+    body_paused_ = false;
+    maybe_send_continue();
+    update_read_interest();
+}
+
+void Connection::discard() {
+    data_cb_ = nullptr;
+    body_discarding_ = true;
+    bdata_ = bdata_end_;
+    if (expect_continue_ && !continue_sent_) {
+        // The client waits for 100 before sending: we will not ask, so we must close.
+        keep_alive_ = false;
+        body_done_ = true;
+        return;
+    }
+    decode_body();
+}
+
+// ---- response ------------------------------------------------------------------------------
+
+void Connection::register_mem(size_t start, size_t n) {
+    if (n == 0)
+        return;
+    if (seg_head_ < segs_.size() && segs_.back().fd < 0 &&
+        static_cast<size_t>(segs_.back().offset) + segs_.back().len == start)
+        segs_.back().len += n;
+    else
+        segs_.push_back({-1, static_cast<off_t>(start), n});
+}
+
+void Connection::queue_mem(std::string_view data) {
+    size_t start = out_.size();
+    out_.append(data);
+    register_mem(start, data.size());
+}
+
+void Connection::queue_file(int fd, off_t offset, size_t len) {
+    if (len)
+        segs_.push_back({fd, offset, len});
+}
+
+void Connection::send_informational(int status, const Headers& headers) {
+    if (headers_sent_ || req_.version < 11)
+        return;
+    std::string& o = out_;
+    size_t start = o.size();
+    o += "HTTP/1.1 ";
+    append_decimal(o, status);
+    o += ' ';
+    o += status_reason(status);
+    o += "\r\n";
+    for (const Header& h : headers) {
+        append_field_name(o, h.name);
+        o += ": ";
+        o += h.value;
+        o += "\r\n";
+    }
+    o += "\r\n";
+    register_mem(start, o.size() - start);
+    flush_pending_ = true;
+}
+
+void Connection::send_headers(ResponseHead& head, bool end_stream) {
+    if (headers_sent_ || state_ != State::exchange)
+        return;
+    headers_sent_ = true;
+    status_ = head.status;
+    if (body_failed_ || (!body_done_ && expect_continue_ && !continue_sent_))
+        keep_alive_ = false;
+    if (draining_ || worker_.draining())
+        keep_alive_ = false;
+
+    bool has_body = status_has_body(head.status);
+    body_expected_ = has_body ? head.content_length : 0;
+    chunked_out_ = has_body && head.content_length < 0 && !head_request_ && !end_stream;
+    if (has_body && head.content_length < 0 && !head_request_) {
+        if (end_stream) {
+            body_expected_ = 0; // empty body, known now
+        } else if (req_.version < 11) {
+            keep_alive_ = false; // HTTP/1.0: the body ends at close
+            chunked_out_ = false;
+        }
+    }
+
+    std::string& o = out_;
+    size_t start = o.size();
+    o += req_.version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+    append_decimal(o, head.status);
+    o += ' ';
+    o += status_reason(head.status);
+    o += "\r\n";
+    const std::string& server = worker_.config().http.server_header;
+    if (!server.empty()) {
+        o += "Server: ";
+        o += server;
+        o += "\r\n";
+    }
+    o += "Date: ";
+    o += worker_.http_date();
+    o += "\r\n";
+    for (const Header& h : head.headers) {
+        // Framing is ours to write.
+        if (h.name == "content-length" || h.name == "transfer-encoding" ||
+            h.name == "connection" || h.name == "keep-alive")
+            continue;
+        append_field_name(o, h.name);
+        o += ": ";
+        o += h.value;
+        o += "\r\n";
+    }
+    if (has_body && head.status != 304) {
+        if (body_expected_ >= 0) {
+            o += "Content-Length: ";
+            append_decimal(o, body_expected_);
+            o += "\r\n";
+        } else if (chunked_out_) {
+            o += "Transfer-Encoding: chunked\r\n";
+        }
+    }
+    if (!keep_alive_)
+        o += "Connection: close\r\n";
+    else if (req_.version < 11)
+        o += "Connection: keep-alive\r\n";
+    o += "\r\n";
+    register_mem(start, o.size() - start);
+    if (end_stream)
+        end_response();
+    else
+        flush_pending_ = true;
+}
+
+ResponseWriter::Result Connection::send_body(std::string_view data, bool end_stream) {
+    if (state_ != State::exchange || !headers_sent_ || response_ended_)
+        return Result::closed;
+    if (!head_request_ && status_has_body(status_) && !data.empty()) {
+        if (body_expected_ >= 0 && body_bytes_ + data.size() > static_cast<uint64_t>(body_expected_)) {
+            WLOG_ERROR("handler sent more body than its content-length (%s)", peer_text_);
+            data = data.substr(0, body_expected_ - body_bytes_);
+        }
+        if (chunked_out_) {
+            char size_line[24];
+            int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", data.size());
+            queue_mem({size_line, static_cast<size_t>(n)});
+            queue_mem(data);
+            queue_mem("\r\n");
+        } else {
+            queue_mem(data);
+        }
+        body_bytes_ += data.size();
+    }
+    if (end_stream) {
+        end_response();
+    } else if (queued_mem() >= kHighWatermark) {
+        flush();
+    } else {
+        flush_pending_ = true;
+    }
+    if (state_ != State::exchange && !response_ended_)
+        return Result::closed;
+    if (queued_mem() >= kHighWatermark) {
+        writable_wanted_ = true;
+        return Result::blocked;
+    }
+    return Result::ok;
+}
+
+ResponseWriter::Result Connection::send_file(int fd, off_t offset, size_t len, bool end_stream) {
+    if (state_ != State::exchange || !headers_sent_ || response_ended_)
+        return Result::closed;
+    if (!head_request_ && status_has_body(status_) && len) {
+        if (body_expected_ >= 0 && body_bytes_ + len > static_cast<uint64_t>(body_expected_))
+            len = body_expected_ - body_bytes_;
+        if (chunked_out_) {
+            char size_line[24];
+            int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+            queue_mem({size_line, static_cast<size_t>(n)});
+            queue_file(fd, offset, len);
+            queue_mem("\r\n");
+        } else {
+            queue_file(fd, offset, len);
+        }
+        body_bytes_ += len;
+    }
+    if (end_stream)
+        end_response();
+    else
+        flush_pending_ = true;
+    if (state_ != State::exchange && !response_ended_)
+        return Result::closed;
+    // A file range costs no memory, but more than a few queued means the peer is slow.
+    if (segs_.size() - seg_head_ > 8 || queued_mem() >= kHighWatermark) {
+        writable_wanted_ = true;
+        return Result::blocked;
+    }
+    return Result::ok;
+}
+
+void Connection::end_response() {
+    if (response_ended_)
+        return;
+    response_ended_ = true;
+    if (chunked_out_)
+        queue_mem("0\r\n\r\n");
+    if (!head_request_ && body_expected_ >= 0 &&
+        body_bytes_ < static_cast<uint64_t>(body_expected_)) {
+        // Short body: the client would wait for the rest forever; close after what we have.
+        WLOG_ERROR("response to %s ended %llu bytes short of its content-length", peer_text_,
+                   (unsigned long long)(body_expected_ - body_bytes_));
+        keep_alive_ = false;
+    }
+    if (!body_done_ && keep_alive_) {
+        // Read and drop the unread request body to keep the connection; large ones close.
+        uint64_t left = framing_ == BodyFraming::content_length ? body_left_ : 0;
+        if (left > kMaxDiscard || (expect_continue_ && !continue_sent_))
+            keep_alive_ = false;
+        else
+            discard();
+    }
+    flush();
+}
+
+void Connection::reset() {
+    if (state_ != State::exchange)
+        return;
+    keep_alive_ = false;
+    abort_exchange();
+}
+
+void Connection::flush() {
+    flush_pending_ = false;
+    if (state_ == State::closed)
+        return;
+    while (seg_head_ < segs_.size()) {
+        Segment& s = segs_[seg_head_];
+        ssize_t n;
+        if (s.fd < 0) {
+            // Gather consecutive memory segments into one writev.
+            iovec iov[16];
+            int cnt = 0;
+            for (size_t i = seg_head_; i < segs_.size() && cnt < 16 && segs_[i].fd < 0; ++i) {
+                iov[cnt].iov_base = out_.data() + segs_[i].offset;
+                iov[cnt].iov_len = segs_[i].len;
+                ++cnt;
+            }
+            bool more = seg_head_ + cnt < segs_.size(); // a file follows: cork the headers
+            msghdr msg{};
+            msg.msg_iov = iov;
+            msg.msg_iovlen = cnt;
+            n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            if (n > 0) {
+                out_sent_ += n;
+                size_t left = n;
+                while (left > 0) {
+                    Segment& m = segs_[seg_head_];
+                    size_t take = std::min(left, m.len);
+                    m.offset += take;
+                    m.len -= take;
+                    left -= take;
+                    if (m.len == 0)
+                        ++seg_head_;
+                }
+            }
+        } else {
+            off_t off = s.offset;
+            n = ::sendfile(fd_, s.fd, &off, std::min<size_t>(s.len, 1 << 20));
+            if (n > 0) {
+                s.offset += n;
+                s.len -= n;
+                if (s.len == 0)
+                    ++seg_head_;
+            } else if (n == 0) {
+                // The file shrank under us: the promised length cannot be delivered.
+                WLOG_ERROR("file for %s shrank while being sent", peer_text_);
+                keep_alive_ = false;
+                abort_exchange();
+                return;
+            }
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_io(io_events_ | EV_WRITE);
+                arm(worker_.config().http.send_timeout);
+                return;
+            }
+            // EPIPE, ECONNRESET: the client is gone.
+            if (state_ == State::exchange)
+                abort_exchange();
+            else
+                destroy();
+            return;
+        }
+        if (state_ == State::exchange && (io_events_ & EV_WRITE))
+            arm(worker_.config().http.send_timeout); // progress restarts the clock
+    }
+    // Everything queued is written.
+    segs_.clear();
+    seg_head_ = 0;
+    out_.clear();
+    out_sent_ = 0;
+    if (io_events_ & EV_WRITE) {
+        set_io(io_events_ & ~EV_WRITE);
+        ev_timer_stop(worker_.loop(), &timer_);
+    }
+    if (state_ == State::exchange) {
+        if (response_ended_) {
+            if (body_done_ || !keep_alive_)
+                worker_.defer(this); // complete outside the handler's stack
+        } else if (writable_wanted_ && writable_cb_) {
+            writable_wanted_ = false;
+            writable_fire_ = true;
+            worker_.defer(this);
+        }
+    }
+}
+
+void Connection::handle_writable() {
+    if (state_ == State::exchange) {
+        flush();
+        // Partially drained below the low watermark: let a blocked producer continue.
+        if (state_ == State::exchange && writable_wanted_ && writable_cb_ &&
+            queued_mem() < kLowWatermark && segs_.size() - seg_head_ <= 8) {
+            writable_wanted_ = false;
+            Callback cb = writable_cb_;
+            cb();
+        }
+    } else if (state_ == State::lingering) {
+        set_io(EV_READ);
+    }
+}
+
+void Connection::run_deferred() {
+    if (state_ == State::closed) {
+        delete this;
+        return;
+    }
+    if (state_ != State::exchange)
+        return;
+    if (flush_pending_)
+        flush();
+    if (state_ != State::exchange)
+        return;
+    bool all_sent = seg_head_ == segs_.size();
+    if (response_ended_ && all_sent && (body_done_ || !keep_alive_)) {
+        complete_exchange();
+    } else if (writable_fire_) {
+        writable_fire_ = false;
+        if (writable_cb_ && !response_ended_) {
+            Callback cb = writable_cb_;
+            cb();
+        }
+    }
+}
+
+void Connection::complete_exchange() {
+    ExchangeSummary s;
+    s.status = status_;
+    s.body_bytes = body_bytes_;
+    s.duration_us = monotonic_us() - req_.start_mono_us;
+    finish_exchange(worker_, req_, s); // bad requests are logged too, as NGINX does
+    writable_cb_ = nullptr;
+    abort_cb_ = nullptr;
+    data_cb_ = nullptr;
+    arena_.reset();
+    if (!keep_alive_) {
+        begin_close(true);
+        return;
+    }
+    // Keep-alive: shift pipelined bytes to the front and look for the next request.
+    size_t next = braw_;
+    size_t left = rlen_ > next ? rlen_ - next : 0;
+    if (left && next)
+        std::memmove(rbuf_, rbuf_ + next, left);
+    rlen_ = left;
+    head_end_ = bdata_ = bdata_end_ = braw_ = 0;
+    req_.headers.clear();
+    if (rlen_ > 0) {
+        state_ = State::head;
+        arm(worker_.config().http.header_timeout);
+        set_io(EV_READ);
+        parse_head();
+        return;
+    }
+    state_ = State::idle;
+    set_io(EV_READ);
+    if (draining_ || worker_.draining()) {
+        begin_close(false);
+        return;
+    }
+    auto ka = worker_.config().http.keepalive_timeout;
+    arm(ka > kIdleRelease ? kIdleRelease : ka);
+}
+
+void Connection::abort_exchange() {
+    if (state_ != State::exchange)
+        return;
+    Callback cb = std::move(abort_cb_);
+    writable_cb_ = nullptr;
+    data_cb_ = nullptr;
+    if (cb && !response_ended_)
+        cb();
+    ExchangeSummary s;
+    s.status = status_ ? status_ : 499;
+    s.body_bytes = body_bytes_;
+    s.duration_us = monotonic_us() - req_.start_mono_us;
+    s.aborted = true;
+    finish_exchange(worker_, req_, s);
+    state_ = State::closed; // the arena (handler state) is freed with the connection
+    set_io(0);
+    ev_timer_stop(worker_.loop(), &timer_);
+    worker_.remove_connection(this);
+    worker_.defer(this);
+}
+
+void Connection::begin_close(bool lingering) {
+    if (state_ == State::closed)
+        return;
+    if (lingering && fd_ >= 0) {
+        // Lingering close: stop sending, read and drop what the client still sends, so our
+        // last response is not destroyed by a TCP reset (RFC 9112 §9.6).
+        ::shutdown(fd_, SHUT_WR);
+        state_ = State::lingering;
+        set_io(EV_READ);
+        arm(kLingerTimeout);
+        return;
+    }
+    destroy();
+}
+
+void Connection::destroy() {
+    if (state_ == State::closed)
+        return;
+    if (state_ == State::exchange) {
+        abort_exchange();
+        return;
+    }
+    state_ = State::closed;
+    set_io(0);
+    ev_timer_stop(worker_.loop(), &timer_);
+    worker_.remove_connection(this);
+    worker_.defer(this);
+}
+
+void Connection::drain() {
+    draining_ = true;
+    if (state_ == State::idle) {
+        // A request may be in the socket already: serve it (with Connection: close) rather
+        // than drop it.
+        int pending = 0;
+        if (ioctl(fd_, FIONREAD, &pending) == 0 && pending > 0)
+            return;
+        begin_close(false);
+    }
+}
+
+void Connection::close_now() {
+    if (state_ == State::exchange)
+        abort_exchange();
+    else
+        destroy();
+}
+
+} // namespace wraith::http1

@@ -1,0 +1,164 @@
+// HTTP/1.1 over a TCP connection: reads and parses requests (worker/http1/parser.h), exposes the
+// current request's body as a BodyReader and its response as a ResponseWriter, and runs the
+// exchange through the pipeline. Requests on one connection are served strictly in order, so
+// the connection itself is the reader and writer of the one exchange in flight.
+#pragma once
+
+#include <ev.h>
+#include <string>
+#include <sys/socket.h>
+#include <vector>
+
+#include "common/arena.h"
+#include "common/config.h"
+#include "common/http.h"
+#include "modules/module.h"
+#include "worker/connection.h"
+#include "worker/http1/parser.h"
+
+namespace wraith {
+
+class Worker;
+
+namespace http1 {
+
+class Connection final : public wraith::Connection, public BodyReader, public ResponseWriter {
+public:
+    Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenConfig& listen);
+    ~Connection() override;
+    void start();
+
+    // wraith::Connection
+    void drain() override;
+    void close_now() override;
+
+    // BodyReader
+    std::string_view peek() override;
+    void consume(size_t n) override;
+    bool finished() const override;
+    bool failed() const override { return body_failed_; }
+    void on_data(Callback cb) override;
+    void pause() override;
+    void resume() override;
+    void discard() override;
+
+    // ResponseWriter
+    void send_informational(int status, const Headers& headers) override;
+    void send_headers(ResponseHead& head, bool end_stream) override;
+    Result send_body(std::string_view data, bool end_stream) override;
+    Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
+    void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
+    void on_abort(Callback cb) override { abort_cb_ = std::move(cb); }
+    void reset() override;
+    bool headers_sent() const override { return headers_sent_; }
+    uint64_t body_bytes_sent() const override { return body_bytes_; }
+
+    void run_deferred() override;
+
+private:
+    enum class State : uint8_t {
+        idle,      // waiting for the first byte of a request
+        head,      // part of a request head is buffered
+        exchange,  // a request is being answered
+        lingering, // response done, Connection: close; draining client bytes before close
+        closed,    // waiting for deferred deletion
+    };
+    // One output segment: bytes of out_ or a file range.
+    struct Segment {
+        int fd;       // -1: memory
+        off_t offset; // file offset, or offset into out_
+        size_t len;
+    };
+
+    static void on_io(struct ev_loop* loop, ev_io* w, int revents);
+    static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    void handle_readable();
+    void handle_writable();
+    void handle_timeout();
+
+    bool ensure_read_buffer();
+    void release_idle_memory();
+    // Reads what the socket has into the buffer. Returns false on EOF or error (closes).
+    bool fill();
+    void parse_head();
+    void start_exchange(const RequestHead& head);
+    void reject(int status, const char* reason);
+    void decode_body(bool notify = true);
+    bool body_wants_data() const;
+    void update_read_interest();
+    void maybe_send_continue();
+
+    void register_mem(size_t start, size_t n); // bytes of out_ just appended
+    void queue_mem(std::string_view data);
+    void queue_file(int fd, off_t offset, size_t len);
+    void flush();
+    size_t queued_mem() const { return out_.size() - out_sent_; }
+    void end_response();
+    void complete_exchange();
+    void abort_exchange();
+    void begin_close(bool lingering);
+    void destroy();
+    void arm(Duration d);
+    void set_io(int events);
+
+    Worker& worker_;
+    const ListenConfig& listen_;
+    int fd_;
+    ev_io io_;
+    ev_timer timer_;
+    int io_events_ = 0;
+    State state_ = State::idle;
+    ConnectionInfo info_;
+    char peer_text_[64];
+    char peer_ip_[48];
+
+    // Read buffer from the worker's pool: [0, rlen_) holds bytes; a request's head starts at 0.
+    char* rbuf_ = nullptr;
+    size_t rcap_ = 0;
+    size_t rlen_ = 0;
+    size_t head_end_ = 0;  // end of the current request's head
+    size_t bdata_ = 0;     // unconsumed decoded body bytes [bdata_, bdata_end_)
+    size_t bdata_end_ = 0;
+    size_t braw_ = 0;      // body bytes not yet decoded [braw_, rlen_)
+    uint64_t body_left_ = 0; // content-length framing: bytes still to come
+    BodyFraming framing_ = BodyFraming::none;
+    ChunkedDecoder chunked_;
+    bool body_done_ = true;
+    bool body_failed_ = false;
+    bool body_paused_ = false;
+    bool body_discarding_ = false;
+    bool expect_continue_ = false;
+    bool continue_sent_ = false;
+    Callback data_cb_;
+
+    // The exchange in flight.
+    Arena arena_{4096};
+    Request req_;
+    RequestHead head_{};
+    bool keep_alive_ = true;
+    bool head_request_ = false;
+    bool headers_sent_ = false;
+    bool response_ended_ = false;
+    bool chunked_out_ = false;
+    bool in_dispatch_ = false;
+    int status_ = 0;
+    int64_t body_expected_ = -1; // Content-Length promised, -1 none
+    uint64_t body_bytes_ = 0;
+    uint64_t requests_ = 0;
+    Callback writable_cb_;
+    Callback abort_cb_;
+    bool writable_wanted_ = false; // the producer was told `blocked`
+    bool writable_fire_ = false;   // run writable_cb_ from run_deferred()
+
+    // Output queue.
+    std::string out_;
+    size_t out_sent_ = 0;       // bytes of out_ already written
+    std::vector<Segment> segs_;
+    size_t seg_head_ = 0;       // first unsent segment
+    bool draining_ = false;
+    bool flush_pending_ = false;
+    bool close_after_flush_ = false;
+};
+
+} // namespace http1
+} // namespace wraith

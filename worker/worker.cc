@@ -1,0 +1,320 @@
+#include "worker/worker.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/http_date.h"
+#include "common/log.h"
+#include "worker/channel.h"
+#include "worker/http1/connection.h"
+
+namespace wraith {
+
+namespace {
+constexpr int kAcceptBatch = 64;
+}
+
+Worker::Worker(WorkerSetup setup)
+    : loop_(ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK)), config_(setup.config),
+      router_(*config_), setup_(std::move(setup)),
+      read_buffers_(config_->http.max_header_size + 16384) {
+    accept_watchers_.resize(setup_.listen_fds.size());
+}
+
+Worker::~Worker() {
+    access_logs_.stop();
+    ev_loop_destroy(loop_);
+}
+
+std::string_view Worker::http_date() {
+    time_t now = static_cast<time_t>(ev_now(loop_));
+    if (now != date_second_) {
+        date_second_ = now;
+        date_len_ = format_http_date(now, date_);
+    }
+    return {date_, date_len_};
+}
+
+void Worker::add_connection(Connection* c) {
+    c->next_ = connections_;
+    if (connections_)
+        connections_->prev_ = c;
+    connections_ = c;
+    ++connection_count_;
+    setup_.status->connections.store(connection_count_, std::memory_order_relaxed);
+}
+
+void Worker::remove_connection(Connection* c) {
+    if (c->prev_)
+        c->prev_->next_ = c->next_;
+    else if (connections_ == c)
+        connections_ = c->next_;
+    else
+        return; // not in the list (already removed)
+    if (c->next_)
+        c->next_->prev_ = c->prev_;
+    c->prev_ = c->next_ = nullptr;
+    --connection_count_;
+    setup_.status->connections.store(connection_count_, std::memory_order_relaxed);
+    if (!accepting_ && !draining_ && connection_count_ < config_->server.max_connections)
+        resume_accept();
+}
+
+void Worker::count_request() {
+    setup_.status->requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::defer(Connection* c) {
+    if (c->deferred_)
+        return;
+    c->deferred_ = true;
+    c->deferred_next_ = nullptr;
+    if (deferred_tail_)
+        deferred_tail_->deferred_next_ = c;
+    else
+        deferred_head_ = c;
+    deferred_tail_ = c;
+}
+
+void Worker::on_prepare(struct ev_loop*, ev_prepare* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    // Entries may queue more entries (or themselves again); run until empty.
+    while (Connection* c = self->deferred_head_) {
+        self->deferred_head_ = c->deferred_next_;
+        if (!self->deferred_head_)
+            self->deferred_tail_ = nullptr;
+        c->deferred_ = false;
+        c->run_deferred(); // may delete c
+    }
+    self->maybe_exit();
+}
+
+void Worker::on_accept(struct ev_loop*, ev_io* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    self->accept_ready(static_cast<size_t>(w - self->accept_watchers_.data()));
+}
+
+void Worker::accept_ready(size_t listener) {
+    int lfd = setup_.listen_fds[listener];
+    const ListenConfig& lc = config_->listeners[listener];
+    for (int i = 0; i < kAcceptBatch && accepting_; ++i) {
+        sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
+                errno == EINTR)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                ErrorLog::limited(LogLevel::error, "accept: %s; pausing accept for 100ms",
+                                  std::strerror(errno));
+                pause_accept();
+                ev_timer_set(&accept_retry_timer_, 0.1, 0.);
+                ev_timer_start(loop_, &accept_retry_timer_);
+                return;
+            }
+            WLOG_ERROR("accept: %s", std::strerror(errno));
+            return;
+        }
+        auto* c = new http1::Connection(*this, fd, peer, lc);
+        add_connection(c);
+        c->start();
+        if (connection_count_ >= config_->server.max_connections) {
+            ErrorLog::limited(LogLevel::warn, "max_connections (%zu) reached; not accepting",
+                              config_->server.max_connections);
+            pause_accept();
+        }
+    }
+}
+
+void Worker::pause_accept() {
+    if (!accepting_)
+        return;
+    accepting_ = false;
+    for (auto& w : accept_watchers_)
+        ev_io_stop(loop_, &w);
+}
+
+void Worker::resume_accept() {
+    if (accepting_ || draining_)
+        return;
+    accepting_ = true;
+    for (auto& w : accept_watchers_)
+        ev_io_start(loop_, &w);
+}
+
+void Worker::on_accept_retry(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    if (self->connection_count_ < self->config_->server.max_connections)
+        self->resume_accept();
+}
+
+void Worker::on_channel(struct ev_loop*, ev_io* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    char msg[16];
+    ssize_t n = ::recv(w->fd, msg, sizeof(msg), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        // The master is gone: finish what we have and leave.
+        ev_io_stop(self->loop_, w);
+        self->start_drain();
+        return;
+    }
+    switch (msg[0]) {
+    case channel::kDrain:
+        self->start_drain();
+        break;
+    case channel::kReopen: {
+        std::string err;
+        if (!ErrorLog::reopen(&err))
+            WLOG_ERROR("%s", err.c_str());
+        self->access_logs_.reopen();
+        break;
+    }
+    case channel::kStop:
+        self->stop_now();
+        break;
+    }
+}
+
+void Worker::on_signal(struct ev_loop*, ev_signal* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    switch (w->signum) {
+    case SIGTERM:
+        self->stop_now();
+        break;
+    case SIGQUIT:
+        self->start_drain();
+        break;
+    case SIGUSR1: {
+        std::string err;
+        ErrorLog::reopen(&err);
+        self->access_logs_.reopen();
+        break;
+    }
+    default:
+        break; // INT and HUP are the master's business
+    }
+}
+
+void Worker::start_drain() {
+    if (draining_)
+        return;
+    draining_ = true;
+    pause_accept();
+    // Connection tracking outlives accept: closing our copies of the listening sockets is
+    // what tells the kernel this process no longer takes new connections.
+    for (int fd : setup_.listen_fds)
+        ::close(fd);
+    setup_.listen_fds.clear();
+    setup_.status->state.store(WorkerState::draining);
+    WLOG_INFO("draining %zu connections", connection_count_);
+    for (Connection *c = connections_, *next; c; c = next) {
+        next = c->next_;
+        c->drain();
+    }
+    ev_timer_set(&drain_timer_, config_->server.drain_timeout.count() / 1000.0, 0.);
+    ev_timer_start(loop_, &drain_timer_);
+    maybe_exit();
+}
+
+void Worker::on_drain_timeout(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    WLOG_WARN("drain_timeout reached with %zu connections open; closing them",
+              self->connection_count_);
+    self->stop_now();
+}
+
+void Worker::stop_now() {
+    pause_accept();
+    draining_ = true;
+    for (Connection *c = connections_, *next; c; c = next) {
+        next = c->next_;
+        c->close_now();
+    }
+    // Deletions are deferred; run them, then leave the loop.
+    on_prepare(loop_, &prepare_, 0);
+    ev_break(loop_, EVBREAK_ALL);
+}
+
+void Worker::maybe_exit() {
+    if (draining_ && connection_count_ == 0 && !deferred_head_)
+        ev_break(loop_, EVBREAK_ALL);
+}
+
+int Worker::run() {
+    for (size_t i = 0; i < setup_.listen_fds.size(); ++i) {
+        ev_io_init(&accept_watchers_[i], on_accept, setup_.listen_fds[i], EV_READ);
+        accept_watchers_[i].data = this;
+    }
+    ev_io_init(&channel_watcher_, on_channel, setup_.channel_fd, EV_READ);
+    channel_watcher_.data = this;
+    ev_io_start(loop_, &channel_watcher_);
+    ev_init(&drain_timer_, on_drain_timeout);
+    drain_timer_.data = this;
+    ev_init(&accept_retry_timer_, on_accept_retry);
+    accept_retry_timer_.data = this;
+    ev_prepare_init(&prepare_, on_prepare);
+    prepare_.data = this;
+    ev_prepare_start(loop_, &prepare_);
+    struct {
+        ev_signal* w;
+        int sig;
+    } sigs[] = {{&sigterm_, SIGTERM}, {&sigint_, SIGINT}, {&sigquit_, SIGQUIT},
+                {&sighup_, SIGHUP}, {&sigusr1_, SIGUSR1}};
+    for (auto& s : sigs) {
+        ev_signal_init(s.w, on_signal, s.sig);
+        s.w->data = this;
+        ev_signal_start(loop_, s.w);
+    }
+    access_logs_.open(loop_, *config_);
+    resume_accept();
+    setup_.status->state.store(WorkerState::serving);
+    char ready = channel::kReady;
+    if (::send(setup_.channel_fd, &ready, 1, MSG_NOSIGNAL) < 0)
+        WLOG_WARN("cannot tell the master we are ready: %s", std::strerror(errno));
+    ev_run(loop_, 0);
+    access_logs_.flush_all();
+    return 0;
+}
+
+int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {
+    for (int fd : fds_to_close)
+        ::close(fd);
+    // Undo the master's signal setup: default dispositions, nothing blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM})
+        signal(sig, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char who[32];
+    snprintf(who, sizeof(who), "worker %d/%u", setup.slot, setup.generation);
+    ErrorLog::set_identity(who);
+
+    if (setup.drop_privileges) {
+        if (initgroups(setup.user.c_str(), setup.gid) != 0 || setgid(setup.gid) != 0 ||
+            setuid(setup.uid) != 0) {
+            WLOG_ERROR("cannot switch to user %s: %s", setup.user.c_str(), std::strerror(errno));
+            return 2;
+        }
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        WLOG_WARN("PR_SET_NO_NEW_PRIVS: %s", std::strerror(errno));
+    // Privileges may have changed: allow core dumps again for debugging crashes.
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+
+    setup.status->pid.store(getpid());
+    Worker worker(std::move(setup));
+    return worker.run();
+}
+
+} // namespace wraith

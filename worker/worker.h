@@ -1,0 +1,99 @@
+// A worker process: one libev loop serving the listeners the master bound, for one config
+// generation. It accepts connections, hands them to the protocol (HTTP/1.1 for now), publishes
+// counters to the master and drains on request.
+#pragma once
+
+#include <ev.h>
+#include <sys/types.h>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "modules/router/router.h"
+#include "worker/access_log.h"
+#include "worker/buffer_pool.h"
+#include "worker/connection.h"
+
+namespace wraith {
+
+// What the master hands a worker at fork.
+struct WorkerSetup {
+    std::shared_ptr<const Config> config;
+    int slot = 0;
+    uint32_t generation = 0;
+    int channel_fd = -1;          // SOCK_SEQPACKET to the master (worker/channel.h)
+    std::vector<int> listen_fds;  // parallel to config->listeners
+    WorkerStatus* status = nullptr;
+    bool drop_privileges = false; // master runs as root: switch to uid/gid below
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string user;             // for initgroups
+};
+
+class Worker {
+public:
+    explicit Worker(WorkerSetup setup);
+    ~Worker();
+    // Runs the loop until stopped or drained. Returns the process exit code.
+    int run();
+
+    struct ev_loop* loop() const { return loop_; }
+    const Config& config() const { return *config_; }
+    const Router& router() const { return router_; }
+    AccessLogs& access_logs() { return access_logs_; }
+    BufferPool& read_buffers() { return read_buffers_; }
+    // Current time as an HTTP date, refreshed at most once per second.
+    std::string_view http_date();
+    bool draining() const { return draining_; }
+    uint64_t next_connection_id() { return ++connection_ids_; }
+
+    void add_connection(Connection* c);
+    void remove_connection(Connection* c); // the connection deletes itself after this
+    void count_request();
+    // Runs c->run_deferred() before the loop next waits for events.
+    void defer(Connection* c);
+
+private:
+    static void on_accept(struct ev_loop* loop, ev_io* w, int revents);
+    static void on_channel(struct ev_loop* loop, ev_io* w, int revents);
+    static void on_drain_timeout(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_accept_retry(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_signal(struct ev_loop* loop, ev_signal* w, int revents);
+    static void on_prepare(struct ev_loop* loop, ev_prepare* w, int revents);
+    void accept_ready(size_t listener);
+    void start_drain();
+    void stop_now();
+    void pause_accept();
+    void resume_accept();
+    void maybe_exit();
+
+    struct ev_loop* loop_;
+    std::shared_ptr<const Config> config_;
+    Router router_;
+    WorkerSetup setup_;
+    AccessLogs access_logs_;
+    BufferPool read_buffers_;
+    std::vector<ev_io> accept_watchers_;
+    ev_io channel_watcher_;
+    ev_timer drain_timer_;
+    ev_timer accept_retry_timer_;
+    ev_signal sigterm_, sigint_, sigquit_, sighup_, sigusr1_;
+    ev_prepare prepare_;
+    Connection* deferred_head_ = nullptr;
+    Connection* deferred_tail_ = nullptr;
+    Connection* connections_ = nullptr;
+    size_t connection_count_ = 0;
+    uint64_t connection_ids_ = 0;
+    bool draining_ = false;
+    bool accepting_ = false;
+    time_t date_second_ = 0;
+    char date_[32] = {};
+    size_t date_len_ = 0;
+};
+
+// Fork-side entry: drops privileges, runs the worker, returns the exit code for _exit().
+int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close);
+
+} // namespace wraith
