@@ -380,8 +380,12 @@ bool Master::spawn(Generation& gen, int slot) {
             if (std::find(gen.listen_fds.begin(), gen.listen_fds.end(), fd) ==
                 gen.listen_fds.end())
                 close_fds.push_back(fd);
-        // The listening sockets are inherited on purpose: clear CLOEXEC is irrelevant (no
-        // exec), and the libev default loop of the master is abandoned, not destroyed.
+        // The master's loop is not the worker's: detach its signal and child watchers (libev
+        // binds a signal to one loop per process) and drop it.
+        for (auto& sw : signals_)
+            ev_signal_stop(loop_, &sw);
+        ev_child_stop(loop_, &child_watcher_);
+        ev_loop_destroy(loop_);
         int rc = worker_main(std::move(setup), close_fds);
         _exit(rc);
     }

@@ -195,7 +195,7 @@ void CompressWriter::send_headers(ResponseHead& head, bool end_stream) {
 
 Result CompressWriter::fail() {
     dead_ = true;
-    file_pending_ = false;
+    file_pending_ = chunk_pending_ = false;
     next_.reset();
     return Result::closed;
 }
@@ -213,7 +213,7 @@ Result CompressWriter::to_caller(Result r) {
     return r;
 }
 
-Result CompressWriter::encode(std::string_view data, bool end) {
+Result CompressWriter::encode(std::string_view data, bool end, bool pausable) {
     const auto* in = reinterpret_cast<const uint8_t*>(data.data());
     size_t in_len = data.size();
     Result acc = Result::ok;
@@ -230,7 +230,7 @@ Result CompressWriter::encode(std::string_view data, bool end) {
                 {reinterpret_cast<const char*>(out_buf_), produced}, last);
             if (r == Result::closed) {
                 dead_ = true;
-                file_pending_ = false;
+                file_pending_ = chunk_pending_ = false;
                 return Result::closed;
             }
             if (r == Result::blocked)
@@ -244,6 +244,13 @@ Result CompressWriter::encode(std::string_view data, bool end) {
         // All input taken and the output buffer not filled: nothing more until the next call.
         if (!end && in_len == 0 && out_len > 0)
             return acc;
+        if (pausable && acc == Result::blocked) {
+            chunk_ = in;
+            chunk_len_ = in_len;
+            chunk_end_ = end;
+            chunk_pending_ = true;
+            return acc;
+        }
     }
 }
 
@@ -264,11 +271,11 @@ Result CompressWriter::send_body(std::string_view data, bool end_stream) {
     if (dead_ || ended_)
         return Result::closed;
     // A caller that ignored `blocked` still gets its bytes in order.
-    if (file_pending_ && (pump_file(false) == Result::closed || ended_))
+    if (work_pending() && (pump_file(false) == Result::closed || ended_))
         return Result::closed;
     if (data.empty() && !end_stream)
         return to_caller(next_blocked_ ? Result::blocked : Result::ok);
-    return to_caller(encode(data, end_stream));
+    return to_caller(encode(data, end_stream, false));
 }
 
 Result CompressWriter::send_file(int fd, off_t offset, size_t len, bool end_stream) {
@@ -283,7 +290,7 @@ Result CompressWriter::send_file(int fd, off_t offset, size_t len, bool end_stre
     }
     if (dead_ || ended_)
         return Result::closed;
-    if (file_pending_ && (pump_file(false) == Result::closed || ended_))
+    if (work_pending() && (pump_file(false) == Result::closed || ended_))
         return Result::closed;
     if (!in_buf_)
         in_buf_ = static_cast<uint8_t*>(req_.arena->alloc(file_chunk, 16));
@@ -297,27 +304,34 @@ Result CompressWriter::send_file(int fd, off_t offset, size_t len, bool end_stre
 
 Result CompressWriter::pump_file(bool honour_backpressure) {
     Result acc = Result::ok;
-    while (file_pending_) {
+    while (work_pending()) {
         if (honour_backpressure && next_blocked_)
             return Result::blocked; // next_writable() continues from here
-        const size_t want = file_left_ < file_chunk ? file_left_ : file_chunk;
-        ssize_t got = 0;
-        if (want > 0) {
-            do
-                got = ::pread(file_fd_, in_buf_, want, file_offset_);
-            while (got < 0 && errno == EINTR);
-            if (got <= 0) // read error, or the file shrank under us: the body cannot complete
-                return fail();
+        Result r;
+        if (chunk_pending_) {
+            chunk_pending_ = false;
+            r = encode({reinterpret_cast<const char*>(chunk_), chunk_len_}, chunk_end_,
+                       honour_backpressure);
+        } else {
+            const size_t want = file_left_ < file_chunk ? file_left_ : file_chunk;
+            ssize_t got = 0;
+            if (want > 0) {
+                do
+                    got = ::pread(file_fd_, in_buf_, want, file_offset_);
+                while (got < 0 && errno == EINTR);
+                if (got <= 0) // read error, or the file shrank under us: cannot complete
+                    return fail();
+            }
+            file_offset_ += got;
+            file_left_ -= size_t(got);
+            const bool last_piece = file_left_ == 0;
+            if (last_piece)
+                file_pending_ = false;
+            if (got == 0 && !file_end_)
+                break; // an empty range that does not end the stream
+            r = encode({reinterpret_cast<const char*>(in_buf_), size_t(got)},
+                       last_piece && file_end_, honour_backpressure);
         }
-        file_offset_ += got;
-        file_left_ -= size_t(got);
-        const bool last_piece = file_left_ == 0;
-        if (last_piece)
-            file_pending_ = false;
-        if (got == 0 && !file_end_)
-            break; // an empty range that does not end the stream
-        Result r = encode({reinterpret_cast<const char*>(in_buf_), size_t(got)},
-                          last_piece && file_end_);
         if (r == Result::closed)
             return Result::closed;
         acc = worse(acc, r);
@@ -329,7 +343,7 @@ void CompressWriter::next_writable() {
     next_blocked_ = false;
     if (dead_)
         return;
-    if (file_pending_ && pump_file(true) != Result::ok)
+    if (work_pending() && pump_file(true) != Result::ok)
         return; // blocked again (re-armed) or closed
     if (!caller_waits_)
         return;
@@ -351,7 +365,7 @@ void CompressWriter::on_writable(Callback cb) {
 void CompressWriter::on_abort(Callback cb) {
     next_.on_abort([this, cb = std::move(cb)] {
         dead_ = true;
-        file_pending_ = false;
+        file_pending_ = chunk_pending_ = false;
         if (cb)
             cb();
     });
@@ -359,7 +373,7 @@ void CompressWriter::on_abort(Callback cb) {
 
 void CompressWriter::reset() {
     dead_ = true;
-    file_pending_ = false;
+    file_pending_ = chunk_pending_ = false;
     next_.reset();
 }
 

@@ -46,10 +46,14 @@ private:
     bool should_compress(const ResponseHead& head, bool end_stream) const;
     void rewrite_headers(ResponseHead& head);
     // Compresses `data` (the last input when `end`) and hands every output chunk to next.
-    Result encode(std::string_view data, bool end);
-    // Reads and encodes the pending file range. With `honour_backpressure` it stops at the
-    // first `blocked` from next and resumes from next's on_writable; without, it drains the
-    // whole range (used only to keep byte order when a caller ignored `blocked`).
+    // With `pausable` (input in in_buf_, which we own) it stops at the first `blocked` and
+    // keeps the unread rest as the pending chunk; otherwise it takes all of `data`.
+    Result encode(std::string_view data, bool end, bool pausable);
+    bool work_pending() const { return chunk_pending_ || file_pending_; }
+    // Encodes the paused chunk, then reads and encodes the pending file range. With
+    // `honour_backpressure` it stops at the first `blocked` from next and resumes from next's
+    // on_writable; without, it drains all of it (used only to keep byte order when a caller
+    // ignored `blocked`).
     Result pump_file(bool honour_backpressure);
     Result fail();               // resets the stream after an encoder or read error
     void note_blocked();         // next said blocked: be called back when it drains
@@ -71,6 +75,11 @@ private:
     size_t file_left_ = 0;
     bool file_end_ = false;      // end_stream of that send_file
     bool file_pending_ = false;
+    // Part of in_buf_ read from the file but not yet encoded (paused by backpressure).
+    const uint8_t* chunk_ = nullptr;
+    size_t chunk_len_ = 0;
+    bool chunk_end_ = false;     // the chunk ends the stream
+    bool chunk_pending_ = false;
 
     bool next_blocked_ = false;  // next said blocked and its on_writable is armed
     bool caller_waits_ = false;  // we said blocked and owe our caller on_writable

@@ -95,7 +95,10 @@ void expand_into(const std::vector<LocationTemplate::Part>& parts, const Request
             }
             break;
         case Var::uri:
-            sink.encoded(req.decoded_path.empty() ? req.path : req.decoded_path, true);
+            if (req.decoded_path.empty()) // no router ran: the raw path is already encoded
+                sink.encoded(req.path, false);
+            else
+                sink.encoded(req.decoded_path, true);
             break;
         case Var::query:
             sink.encoded(req.query, false);

@@ -99,6 +99,29 @@ struct BodyPump {
     }
 };
 
+// The Accept-Encoding field value; several field lines are joined with ", " (RFC 9110 §5.3).
+std::string_view accept_encoding(const Headers& headers, Arena& arena) {
+    if (headers.count("accept-encoding") <= 1)
+        return headers.get("accept-encoding");
+    size_t len = 0;
+    for (const Header& h : headers)
+        if (h.name == "accept-encoding")
+            len += h.value.size() + 2;
+    char* p = static_cast<char*>(arena.alloc(len, 1));
+    size_t n = 0;
+    for (const Header& h : headers) {
+        if (h.name != "accept-encoding")
+            continue;
+        if (n > 0) {
+            p[n++] = ',';
+            p[n++] = ' ';
+        }
+        std::memcpy(p + n, h.value.data(), h.value.size());
+        n += h.value.size();
+    }
+    return {p, n};
+}
+
 // send_error, except while serving a custom error page: a page that cannot be served is
 // answered with the status it stood for (send_error then uses its built-in page).
 void fail(Request& req, ResponseWriter& out, int status, std::string_view reason) {
@@ -246,8 +269,12 @@ void StaticHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) 
             std::memcpy(buf + n, piece.data(), piece.size());
             n += piece.size();
         }
-        if (too_long)
-            continue;
+        if (too_long) {
+            if (!last)
+                continue;
+            fail(req, out, 404, "static: try_files path too long");
+            return;
+        }
         std::string_view candidate(buf, n);
         if (last) {
             serve_path(req, out, req.arena->copy(candidate));
@@ -437,14 +464,15 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
     const bool compressible = is_compressible_type(type);
 
     // Precompressed sidecar: the best coding the client accepts that has a regular file.
-    // Range requests are answered from the identity file (§14: a range of which bytes?).
+    // Range requests are answered from the identity file, so that byte positions always
+    // refer to the same bytes whatever the client's Accept-Encoding.
     bool tried[coding_count] = {};
     std::string_view encoding;
     std::string_view etag_suffix;
     bool sidecar_exists = false;
     if (opt_.precompressed && !wants_range) {
         Coding order[coding_count];
-        size_t n = acceptable_codings(req.headers.get("accept-encoding"), order);
+        size_t n = acceptable_codings(accept_encoding(req.headers, arena), order);
         char buf[PATH_MAX];
         for (size_t k = 0; k < n && path.size() + 5 < sizeof buf; ++k) {
             std::string_view ext = coding_extension(order[k]);

@@ -666,6 +666,13 @@ class Wraith:
             return None
         return wait_for(find, timeout, what=what)
 
+    CRASH_RE = re.compile(r"(?im)^.*(killed by signal (4|6|7|8|11)\b|segmentation fault|"
+                          r"dumped core|AddressSanitizer|runtime error:|terminate called).*$")
+
+    def crashes(self):
+        """Lines of the error log / stderr reporting a crashed process (SIGSEGV, SIGABRT, ...)."""
+        return [m.group(0) for m in self.CRASH_RE.finditer(self.error_log_text())]
+
     def diagnostics(self):
         def tail(label, path, n=4000):
             t = self.read(path)
@@ -712,8 +719,13 @@ class WraithTestCase(unittest.TestCase):
             if failed:
                 sys.stderr.write(f"\n[harness] diagnostics for {self.id()}:\n"
                                  + s.diagnostics())
+        crashed = []
         for s in self.servers:
+            s.stop()
+            crashed += s.crashes()
             s.cleanup()
+        if crashed and not failed:
+            self.fail("a wraith process crashed during this test:\n" + "\n".join(crashed))
 
     def server(self, sites, start=True, **kw):
         s = Wraith(sites, **kw)
@@ -736,9 +748,17 @@ class WraithTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        crashed = []
         for s in cls.class_servers:
+            s.stop()
+            crashed += s.crashes()
+            if crashed:
+                sys.stderr.write(s.diagnostics())
             s.cleanup()
         cls.class_servers = []
+        if crashed:
+            raise AssertionError("a wraith process crashed while this class's server ran:\n"
+                                 + "\n".join(crashed))
 
     # -- assertions
 

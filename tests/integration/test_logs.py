@@ -121,6 +121,19 @@ class LogsTest(WraithTestCase):
             self.assertEqual(obj["user_agent"], 'quote" back\\slash')
 
 
+class LogIpv6Test(WraithTestCase):
+    @unittest.skipUnless(harness.have_ipv6(), "no IPv6 loopback on this machine")
+    def test_ipv6_client_address(self):
+        srv = self.server(SITES, workers=1, listen6=True)
+        status, _, _ = http_get(srv.port6, "/v6-client", host="::1",
+                                headers={"Host": "combined.test", "User-Agent": UA})
+        self.assertEqual(status, 200)
+        line = srv.wait_log_line(lambda l: "/v6-client" in l)
+        m = COMBINED.match(line)
+        self.assertTrue(m, line)
+        self.assertEqual(m.group("ip"), "::1")
+
+
 class LogReopenTest(WraithTestCase):
     def test_usr1_reopen(self):
         srv = self.server(SITES, workers=2)

@@ -26,7 +26,7 @@ default = true
 
 
 class ProcessTest(WraithTestCase):
-    def start(self, workers=2, big=False, **kw):
+    def start(self, workers=2, big=False, wait_count=True, **kw):
         srv = self.server(SITES, start=False, workers=workers, **kw)
         write_file(srv.path("www1", "index.html"), "generation one\n")
         write_file(srv.path("www2", "index.html"), "generation two\n")
@@ -37,7 +37,8 @@ class ProcessTest(WraithTestCase):
                     f.write(chunk)
             os.chmod(srv.path("www1", "big.bin"), 0o644)
         srv.start()
-        srv.wait_workers(workers)
+        if wait_count:
+            srv.wait_workers(workers)
         return srv
 
     def body(self, srv, path="/"):
@@ -69,6 +70,13 @@ class ProcessTest(WraithTestCase):
         else:
             print("NOTE: not running as root; skipping the worker privilege-drop assertion")
         self.assertEqual(self.body(srv), (200, b"generation one\n"))
+
+    def test_workers_auto(self):
+        srv = self.start(workers="auto", wait_count=None)
+        expected = {os.cpu_count(), len(os.sched_getaffinity(0))}
+        kids = wait_for(lambda: srv.record_children() if len(srv.record_children()) in expected
+                        else None, 10, what=f"one worker per CPU ({sorted(expected)})")
+        self.assertIn(len(kids), expected)
 
     def test_pid_file(self):
         srv = self.start()

@@ -230,8 +230,8 @@ TEST_CASE("redirect config: errors carry positions", "[redirect][config]") {
     }
     // The unknown variable is reported at the value of `to`.
     Diagnostics diag;
-    build_from("\nredirect = { status = 302,\n  to = \"/$nope\" }", diag);
+    build_from("\n[redirect]\nstatus = 302\nto   = \"/$nope\"\n", diag);
     REQUIRE(diag.list().size() == 1);
-    CHECK(diag.list()[0].pos.line == 3);
+    CHECK(diag.list()[0].pos.line == 4);
     CHECK(diag.list()[0].pos.column == 8);
 }

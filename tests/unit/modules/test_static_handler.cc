@@ -506,6 +506,9 @@ TEST_CASE("static handler: precompressed sidecars follow Accept-Encoding", "[sta
     CHECK(none->out.body == "console.log(1)");
     CHECK(none->out.header("etag") == identity_tag);
     CHECK(run(*h, "GET", "/app.js")->out.body == "console.log(1)");
+    // Several Accept-Encoding lines count as one list.
+    CHECK(run(*h, "GET", "/app.js", {{"accept-encoding", "identity"}, {"accept-encoding", "gzip"}})
+              ->out.body == "GZ");
 
     // A sidecar's ETag revalidates the sidecar.
     std::string br_tag = br->out.header("etag");
@@ -580,6 +583,17 @@ TEST_CASE("static handler: try_files with SPA fallback", "[static][handler]") {
     CHECK(spa->out.status == 200);
     CHECK(spa->out.body == "spa");
     CHECK(spa->out.header("content-type") == "text/html; charset=utf-8");
+}
+
+TEST_CASE("static handler: try_files fallback that is too long is a 404", "[static][handler]") {
+    TempTree t;
+    StaticOptions o = options_for(t);
+    o.try_files = {"$uri", "/x/$uri$uri$uri$uri$uri"};
+    auto h = make(o);
+    std::string long_path = "/" + std::string(1500, 'a');
+    auto ex = run(*h, "GET", long_path);
+    CHECK(ex->out.status == 404);
+    CHECK(ex->out.ended);
 }
 
 TEST_CASE("static handler: try_files with a status as the last entry", "[static][handler]") {
