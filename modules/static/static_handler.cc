@@ -204,7 +204,6 @@ private:
     void send_open_error(Request& req, ResponseWriter& out, int err) const;
     void send_redirect(Request& req, ResponseWriter& out, std::string_view path) const;
     std::string_view content_type(std::string_view path, Arena& arena) const;
-    bool has_sidecar(std::string_view path, const bool* tried) const;
     void add_cache_control(ResponseHead& head) const {
         if (opt_.cache_control)
             head.headers.add("cache-control", *opt_.cache_control);
@@ -430,27 +429,6 @@ std::string_view StaticHandler::content_type(std::string_view path, Arena& arena
     return with_charset(type, opt_.charset, arena);
 }
 
-// Whether any sidecar of `path` exists, skipping codings already tried (tried[coding]).
-bool StaticHandler::has_sidecar(std::string_view path, const bool* tried) const {
-    char buf[PATH_MAX];
-    if (path.size() + 5 >= sizeof buf)
-        return false;
-    std::memcpy(buf, path.data(), path.size());
-    for (size_t k = 0; k < coding_count; ++k) {
-        if (tried[k])
-            continue;
-        std::string_view ext = coding_extension(static_cast<Coding>(k));
-        std::memcpy(buf + path.size(), ext.data(), ext.size());
-        Opened f;
-        if (open_path(std::string_view(buf, path.size() + ext.size()), f) == 0) {
-            close(f.fd);
-            if (S_ISREG(f.st.st_mode))
-                return true;
-        }
-    }
-    return false;
-}
-
 void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
                                std::string_view path) const {
     Arena& arena = *req.arena;
@@ -465,12 +443,12 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
 
     // Precompressed sidecar: the best coding the client accepts that has a regular file.
     // Range requests are answered from the identity file, so that byte positions always
-    // refer to the same bytes whatever the client's Accept-Encoding.
-    bool tried[coding_count] = {};
+    // refer to the same bytes whatever the client's Accept-Encoding. Only compressible types
+    // are looked up (images and archives are not precompressed), so serving them costs no
+    // failed opens; compressible types always carry Vary: Accept-Encoding.
     std::string_view encoding;
     std::string_view etag_suffix;
-    bool sidecar_exists = false;
-    if (opt_.precompressed && !wants_range) {
+    if (opt_.precompressed && compressible && !wants_range) {
         Coding order[coding_count];
         size_t n = acceptable_codings(accept_encoding(req.headers, arena), order);
         char buf[PATH_MAX];
@@ -478,7 +456,6 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
             std::string_view ext = coding_extension(order[k]);
             std::memcpy(buf, path.data(), path.size());
             std::memcpy(buf + path.size(), ext.data(), ext.size());
-            tried[static_cast<size_t>(order[k])] = true;
             Opened side;
             if (open_path(std::string_view(buf, path.size() + ext.size()), side) < 0)
                 continue;
@@ -490,13 +467,11 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
             file = side;
             encoding = coding_token(order[k]);
             etag_suffix = coding_etag_suffix(order[k]);
-            sidecar_exists = true;
             break;
         }
     }
     close_at_end(arena, file.fd);
-    const bool vary =
-        compressible || sidecar_exists || (opt_.precompressed && has_sidecar(path, tried));
+    const bool vary = compressible;
 
     const uint64_t size = static_cast<uint64_t>(file.st.st_size);
     const time_t mtime = file.st.st_mtim.tv_sec;

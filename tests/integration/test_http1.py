@@ -148,6 +148,8 @@ class Http1Test(WraithTestCase):
         self.assertServerHealthy("chunked 2048")
 
     def test_expect_100_continue(self):
+        """Contract: when the body is allowed, the client sees 100 Continue before the final
+        response (the route accepts request bodies)."""
         s = connect(self.port)
         try:
             s.sendall(req("POST", "/echo", headers=["Content-Length: 5", "Expect: 100-continue"],

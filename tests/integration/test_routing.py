@@ -140,6 +140,9 @@ class RoutingTest(WraithTestCase):
         self.assertEqual(self.body_for("example.test", "/p/longer"), (200, "route:prefix-p\n"))
 
     def test_prefix_beats_regex(self):
+        """The config contract: exact, then longest prefix, then first regex in file order, so
+        a regex is only tried when no prefix route matches (unlike NGINX, where a regex beats
+        a non-^~ prefix)."""
         self.assertEqual(self.body_for("example.test", "/p/index.php"),
                          (200, "route:prefix-p\n"))
 

@@ -264,9 +264,9 @@ void Connection::handle_readable() {
         return;
     }
     case State::exchange:
-        if (body_done_) {
-            // Pipelined bytes of the next request: leave them in the socket until this
-            // exchange ends (we stop reading).
+        if (!body_wants_data()) {
+            // Pipelined bytes of the next request, or a body nobody asked for yet: leave them
+            // in the socket until they are wanted.
             set_io(io_events_ & ~EV_READ);
             return;
         }
@@ -528,9 +528,16 @@ bool Connection::body_wants_data() const {
 void Connection::update_read_interest() {
     if (state_ != State::exchange)
         return;
+    // Reading is left on when nothing needs it, to spare epoll_ctl calls on every request;
+    // handle_readable() turns it off if bytes arrive that nobody wants yet. It is turned off
+    // here only where reading would be wrong: a paused body, or a client waiting for 100.
     bool want = body_wants_data() && (continue_sent_ || !expect_continue_ || body_discarding_);
-    int ev = (io_events_ & ~EV_READ) | (want ? EV_READ : 0);
-    set_io(ev);
+    bool forbid = !body_done_ && !body_discarding_ &&
+                  (body_paused_ || (expect_continue_ && !continue_sent_));
+    if (want)
+        set_io(io_events_ | EV_READ);
+    else if (forbid)
+        set_io(io_events_ & ~EV_READ);
     if (want && !(io_events_ & EV_WRITE))
         arm(worker_.config().http.body_timeout);
 }
