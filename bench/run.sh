@@ -13,8 +13,10 @@
 #   BENCH_IDLE_CONNS  idle keep-alive connections per server (default: 10000; 0 skips the test)
 #   BENCH_CLIENT_CPU / BENCH_SERVER_CPU                      (default: 0 / 1)
 #   BENCH_QUIET_WAIT  seconds to wait before each run for other load on the two cores to
-#                     drop below 10% (default: 60; 0 never waits). Runs still disturbed are
+#                     drop below 10% (default: 30; 0 never waits). Runs still disturbed are
 #                     marked NOISY in the report.
+#   BENCH_NICE        niceness of the servers and wrk while measured (default: -10 as root,
+#                     so builds on the same cores slow the benchmark less; 0 leaves it)
 #   BENCH_SELFTEST=1  run a second nginx in Wraith's slot: an A/A run that shows the noise
 #                     floor of this machine and checks the harness without a wraith binary
 set -euo pipefail
@@ -31,7 +33,8 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}
 SELFTEST=${BENCH_SELFTEST:-0}
-QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
+NICE=${BENCH_NICE:-$([[ $EUID -eq 0 ]] && echo -10 || echo 0)}
 PYTHON=${PYTHON:-python3}
 
 SLOTS=(nginx wraith)           # measured in this order, alternating
@@ -163,7 +166,7 @@ main_worker() { local w; w=${WORKERS[$1]}; printf '%s' "${w%% *}"; }
 # Pins every thread of the master and workers of SLOT to the server CPU, and notices a worker
 # that was replaced since the last call (a crash the master recovered from).
 pin_server() {
-    local slot=$1 now pid
+    local slot=$1 now pid tids
     now=$(find_workers "$slot")
     if [[ -n ${WORKERS[$slot]:-} && $now != "${WORKERS[$slot]}" ]]; then
         log "** FLAGGED: $slot workers changed from '${WORKERS[$slot]}' to '$now' (crash?)"
@@ -172,6 +175,10 @@ pin_server() {
     WORKERS[$slot]=$now
     for pid in ${MASTER[$slot]} $now; do
         taskset -apc "$SERVER_CPU" "$pid" >/dev/null || log "warning: could not pin $slot pid $pid"
+        # setpriority(PRIO_PROCESS) acts on one thread: renice each.
+        tids=(/proc/"$pid"/task/*)
+        ((NICE == 0)) || renice -n "$NICE" -p "${tids[@]##*/}" >/dev/null 2>&1 ||
+            log "warning: could not renice $slot pid $pid"
     done
 }
 
@@ -329,6 +336,11 @@ cpu_ticks() {
 core_ticks() { awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $9 }' /proc/stat; }
 CLK_TCK=$(getconf CLK_TCK)
 
+# Prefix for client commands: their own session (so their own autogroup) at niceness NICE.
+# shellcheck disable=SC2016 # $0 and $@ are for the inner sh
+CLIENT_PREFIX=(setsid -w sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null; exec nice -n "$0" "$@"' "$NICE"
+    taskset -c "$CLIENT_CPU")
+
 # Runs a command and writes the CPU seconds it used (getrusage of children) to $1.
 CHILD_CPU_PY='import resource, subprocess, sys
 status = subprocess.call(sys.argv[2:])
@@ -362,7 +374,7 @@ run_wrk() { # SLOT SIZE DURATION OUT
     pin_server "$slot"
     ticks0=$(cpu_ticks "$slot") sc0=$(core_ticks "$SERVER_CPU") cc0=$(core_ticks "$CLIENT_CPU")
     t0=$(date +%s.%N)
-    "$PYTHON" -c "$CHILD_CPU_PY" "$out.client" taskset -c "$CLIENT_CPU" \
+    "$PYTHON" -c "$CHILD_CPU_PY" "$out.client" "${CLIENT_PREFIX[@]}" \
         wrk -t1 -c"$CONNS" -d"$duration" --latency \
         "http://127.0.0.1:${PORT[$slot]}/$size.bin" >"$out" 2>&1 || status=$?
     t1=$(date +%s.%N)
@@ -402,7 +414,7 @@ log "results in $RESULTS; wrk -t1 -c$CONNS -d$DURATION, $ROUNDS round(s), warm-u
     echo "nginx: $("$NGINX_BIN" -v 2>&1)"
     [[ $SELFTEST == 1 ]] && echo "wraith: (selftest: nginx)" || echo "wraith: $WRAITH_BIN"
     echo "wrk -t1 -c$CONNS -d$DURATION --latency; rounds $ROUNDS; warm-up $WARMUP"
-    echo "client cpu $CLIENT_CPU, server cpu $SERVER_CPU"
+    echo "client cpu $CLIENT_CPU, server cpu $SERVER_CPU, niceness $NICE"
     echo "load average: $(cat /proc/loadavg)"
 } >"$RESULTS/environment.txt"
 
@@ -445,7 +457,7 @@ if ((IDLE_CONNS > 0)); then
         start_server "$slot" idle
         pid=$(main_worker "$slot")
         log "$slot: $IDLE_CONNS idle keep-alive connections against worker $pid"
-        taskset -c "$CLIENT_CPU" "$PYTHON" "$BENCH_DIR/idle_conns.py" --port "${PORT[$slot]}" \
+        "${CLIENT_PREFIX[@]}" "$PYTHON" "$BENCH_DIR/idle_conns.py" --port "${PORT[$slot]}" \
             --pid "$pid" -n "$IDLE_CONNS" >"$RESULTS/idle-$slot.txt" ||
             log "** FLAGGED: $slot did not hold all $IDLE_CONNS connections"
         sed 's/^/    /' "$RESULTS/idle-$slot.txt" >&2
