@@ -383,8 +383,10 @@ bool Master::spawn(Generation& gen, int slot) {
         // The master's loop is not the worker's: detach its signal and child watchers (libev
         // binds a signal to one loop per process) and drop it.
         for (auto& sw : signals_)
-            ev_signal_stop(loop_, &sw);
-        ev_child_stop(loop_, &child_watcher_);
+            if (ev_is_active(&sw))
+                ev_signal_stop(loop_, &sw);
+        if (ev_is_active(&child_watcher_))
+            ev_child_stop(loop_, &child_watcher_);
         ev_loop_destroy(loop_);
         int rc = worker_main(std::move(setup), close_fds);
         _exit(rc);

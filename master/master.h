@@ -103,8 +103,8 @@ private:
     std::string control_path_;
     std::string pid_path_;
     std::vector<std::unique_ptr<ControlClient>> clients_;
-    std::vector<ev_signal> signals_;
-    ev_child child_watcher_;
+    std::vector<ev_signal> signals_; // started after the first generation forked
+    ev_child child_watcher_{};
     ev_io control_watcher_;
     ev_timer respawn_timer_;
     ev_timer stop_timer_;

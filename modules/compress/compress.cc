@@ -11,7 +11,9 @@ namespace wraith {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -168,8 +170,8 @@ std::unique_ptr<Filter> build_compress(TableReader& t, BuildContext& ctx) {
         std::vector<std::string> seen;
         for (const std::string& name : *list) {
             if (!coding_from(name))
-                t.error("encodings", "unknown encoding \"" + name +
-                                         "\"; expected \"zstd\", \"br\" or \"gzip\"");
+                t.error("encodings",
+                        "unknown encoding \"" + name + "\"; expected \"zstd\", \"br\" or \"gzip\"");
             else if (std::find(seen.begin(), seen.end(), name) != seen.end())
                 t.error("encodings", "encoding \"" + name + "\" is listed twice");
             else
@@ -187,8 +189,9 @@ std::unique_ptr<Filter> build_compress(TableReader& t, BuildContext& ctx) {
         for (std::string type : *list) {
             std::transform(type.begin(), type.end(), type.begin(), lower);
             if (!valid_type_pattern(type))
-                t.error("types", "\"" + type + "\" is not a MIME type; expected "
-                                               "\"type/subtype\", \"type/*\" or \"*/*\"");
+                t.error("types", "\"" + type +
+                                     "\" is not a MIME type; expected "
+                                     "\"type/subtype\", \"type/*\" or \"*/*\"");
             else
                 o.types.push_back(std::move(type));
         }

@@ -17,8 +17,8 @@ namespace wraith {
 // A route's `compress = { ... }` table, with its defaults.
 struct CompressOptions {
     std::vector<std::string> encodings{"zstd", "br", "gzip"}; // server preference order
-    uint64_t min_size = 1024;        // skip bodies with a known length below this
-    std::vector<std::string> types;  // lower-case MIME types; "text/*" and "*/*" wildcards
+    uint64_t min_size = 1024;       // skip bodies with a known length below this
+    std::vector<std::string> types; // lower-case MIME types; "text/*" and "*/*" wildcards
     int gzip_level = 5;
     int brotli_level = 4;
     int zstd_level = 3;

@@ -20,7 +20,9 @@ Result worse(Result a, Result b) {
     return Result::ok;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size())
@@ -226,8 +228,7 @@ Result CompressWriter::encode(std::string_view data, bool end, bool pausable) {
         const size_t produced = out_chunk - out_len;
         const bool last = end && st == Encoder::Status::done;
         if (produced > 0 || last) {
-            Result r = next_.send_body(
-                {reinterpret_cast<const char*>(out_buf_), produced}, last);
+            Result r = next_.send_body({reinterpret_cast<const char*>(out_buf_), produced}, last);
             if (r == Result::closed) {
                 dead_ = true;
                 file_pending_ = chunk_pending_ = false;

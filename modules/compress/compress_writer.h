@@ -19,8 +19,7 @@ public:
     static constexpr size_t file_chunk = 64 * 1024;
     static constexpr size_t out_chunk = 32 * 1024;
 
-    CompressWriter(const CompressFilter& filter, Request& req, ResponseWriter& next,
-                   Coding coding);
+    CompressWriter(const CompressFilter& filter, Request& req, ResponseWriter& next, Coding coding);
 
     void send_informational(int status, const Headers& headers) override;
     void send_headers(ResponseHead& head, bool end_stream) override;
@@ -55,10 +54,10 @@ private:
     // on_writable; without, it drains all of it (used only to keep byte order when a caller
     // ignored `blocked`).
     Result pump_file(bool honour_backpressure);
-    Result fail();               // resets the stream after an encoder or read error
-    void note_blocked();         // next said blocked: be called back when it drains
-    void next_writable();        // next drained: continue the file, then tell our caller
-    Result to_caller(Result r);  // remembers that our caller now waits for on_writable
+    Result fail();              // resets the stream after an encoder or read error
+    void note_blocked();        // next said blocked: be called back when it drains
+    void next_writable();       // next drained: continue the file, then tell our caller
+    Result to_caller(Result r); // remembers that our caller now waits for on_writable
 
     const CompressFilter& filter_;
     Request& req_;
@@ -73,19 +72,19 @@ private:
     int file_fd_ = -1;
     off_t file_offset_ = 0;
     size_t file_left_ = 0;
-    bool file_end_ = false;      // end_stream of that send_file
+    bool file_end_ = false; // end_stream of that send_file
     bool file_pending_ = false;
     // Part of in_buf_ read from the file but not yet encoded (paused by backpressure).
     const uint8_t* chunk_ = nullptr;
     size_t chunk_len_ = 0;
-    bool chunk_end_ = false;     // the chunk ends the stream
+    bool chunk_end_ = false; // the chunk ends the stream
     bool chunk_pending_ = false;
 
-    bool next_blocked_ = false;  // next said blocked and its on_writable is armed
-    bool caller_waits_ = false;  // we said blocked and owe our caller on_writable
-    bool ended_ = false;         // end_stream went to next
-    bool dead_ = false;          // closed, reset or aborted: touch nothing more
-    Callback writable_cb_;       // our caller's on_writable
+    bool next_blocked_ = false; // next said blocked and its on_writable is armed
+    bool caller_waits_ = false; // we said blocked and owe our caller on_writable
+    bool ended_ = false;        // end_stream went to next
+    bool dead_ = false;         // closed, reset or aborted: touch nothing more
+    Callback writable_cb_;      // our caller's on_writable
 };
 
 } // namespace wraith

@@ -26,8 +26,8 @@ public:
                     --mem_level;
             }
         }
-        ok_ = deflateInit2(&z_, p.level, Z_DEFLATED, 16 + wbits, mem_level,
-                           Z_DEFAULT_STRATEGY) == Z_OK;
+        ok_ = deflateInit2(&z_, p.level, Z_DEFLATED, 16 + wbits, mem_level, Z_DEFAULT_STRATEGY) ==
+              Z_OK;
         return ok_;
     }
     ~GzipEncoder() override {

@@ -69,8 +69,7 @@ private:
     size_t n_ = 0;
 };
 
-void expand_into(const std::vector<LocationTemplate::Part>& parts, const Request& req,
-                 Sink& sink) {
+void expand_into(const std::vector<LocationTemplate::Part>& parts, const Request& req, Sink& sink) {
     using Var = LocationTemplate::Var;
     for (const auto& part : parts) {
         switch (part.var) {
@@ -138,8 +137,7 @@ std::string_view concat(Arena& arena, std::initializer_list<std::string_view> pi
 
 } // namespace
 
-std::optional<LocationTemplate> LocationTemplate::parse(std::string_view text,
-                                                        std::string& error) {
+std::optional<LocationTemplate> LocationTemplate::parse(std::string_view text, std::string& error) {
     LocationTemplate t;
     std::string literal;
     auto flush = [&] {
@@ -218,12 +216,19 @@ std::string_view html_escape(std::string_view s, Arena& arena) {
     size_t n = 0;
     for (char c : s) {
         switch (c) {
-        case '&': n += 5; break;  // &amp;
+        case '&':
+            n += 5;
+            break; // &amp;
         case '<':
-        case '>': n += 4; break;  // &lt; &gt;
+        case '>':
+            n += 4;
+            break; // &lt; &gt;
         case '"':
-        case '\'': n += 5; break; // &#34; &#39;
-        default: n += 1;
+        case '\'':
+            n += 5;
+            break; // &#34; &#39;
+        default:
+            n += 1;
         }
     }
     if (n == s.size())
@@ -236,12 +241,23 @@ std::string_view html_escape(std::string_view s, Arena& arena) {
     };
     for (char c : s) {
         switch (c) {
-        case '&': put("&amp;"); break;
-        case '<': put("&lt;"); break;
-        case '>': put("&gt;"); break;
-        case '"': put("&#34;"); break;
-        case '\'': put("&#39;"); break;
-        default: out[at++] = c;
+        case '&':
+            put("&amp;");
+            break;
+        case '<':
+            put("&lt;");
+            break;
+        case '>':
+            put("&gt;");
+            break;
+        case '"':
+            put("&#34;");
+            break;
+        case '\'':
+            put("&#39;");
+            break;
+        default:
+            out[at++] = c;
         }
     }
     return {out, n};
@@ -259,10 +275,17 @@ void RedirectHandler::handle(Request& req, BodyReader& body, ResponseWriter& out
     char code[4] = {char('0' + status_ / 100), char('0' + status_ / 10 % 10),
                     char('0' + status_ % 10), 0};
     std::string_view why = reason(status_);
-    std::string_view html =
-        concat(arena, {"<!DOCTYPE html>\n<html><head><title>", {code, 3}, " ", why,
-                       "</title></head>\n<body><h1>", why, "</h1><p><a href=\"", href, "\">",
-                       href, "</a></p></body></html>\n"});
+    std::string_view html = concat(arena, {"<!DOCTYPE html>\n<html><head><title>",
+                                           {code, 3},
+                                           " ",
+                                           why,
+                                           "</title></head>\n<body><h1>",
+                                           why,
+                                           "</h1><p><a href=\"",
+                                           href,
+                                           "\">",
+                                           href,
+                                           "</a></p></body></html>\n"});
 
     auto* head = arena.make<ResponseHead>();
     head->status = status_;

@@ -4,7 +4,9 @@
 
 namespace wraith {
 
-bool status_forbids_body(int status) { return status == 204 || status == 205 || status == 304; }
+bool status_forbids_body(int status) {
+    return status == 204 || status == 205 || status == 304;
+}
 
 RespondHandler::RespondHandler(int status, std::string body, std::string content_type)
     : status_(status), body_(std::move(body)), content_type_(std::move(content_type)) {}
@@ -50,8 +52,7 @@ std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
     }
     if (t.diag().count() != errors_before)
         return nullptr;
-    return std::make_unique<RespondHandler>(int(status), std::move(body),
-                                            std::move(content_type));
+    return std::make_unique<RespondHandler>(int(status), std::move(body), std::move(content_type));
 }
 
 WRAITH_REGISTER_MODULE(respond, .key = "respond", .is_handler = true,

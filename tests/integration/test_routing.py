@@ -139,11 +139,14 @@ class RoutingTest(WraithTestCase):
                          (200, "route:prefix-longer\n"))
         self.assertEqual(self.body_for("example.test", "/p/longer"), (200, "route:prefix-p\n"))
 
-    def test_prefix_beats_regex(self):
-        """The config contract: exact, then longest prefix, then first regex in file order, so
-        a regex is only tried when no prefix route matches (unlike NGINX, where a regex beats
-        a non-^~ prefix)."""
+    def test_regex_beats_prefix(self):
+        """NGINX location order (wraith.toml(5), ROUTING): the longest prefix is remembered,
+        then regexes are tried in file order and the first match wins over the prefix."""
         self.assertEqual(self.body_for("example.test", "/p/index.php"),
+                         (200, "route:regex-php\n"))
+
+    def test_prefix_used_when_no_regex_matches(self):
+        self.assertEqual(self.body_for("example.test", "/p/index.html"),
                          (200, "route:prefix-p\n"))
 
     def test_first_regex_in_file_order(self):

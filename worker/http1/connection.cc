@@ -591,9 +591,12 @@ void Connection::discard() {
     body_discarding_ = true;
     bdata_ = bdata_end_;
     if (expect_continue_ && !continue_sent_) {
-        // The client waits for 100 before sending: we will not ask, so we must close.
-        keep_alive_ = false;
-        body_done_ = true;
+        // The client waits for 100 before sending. Before the response, send_headers()
+        // decides (100 then discard, or close); after it, we will not ask: close.
+        if (headers_sent_) {
+            keep_alive_ = false;
+            body_done_ = true;
+        }
         return;
     }
     decode_body();
@@ -648,7 +651,19 @@ void Connection::send_headers(ResponseHead& head, bool end_stream) {
         return;
     headers_sent_ = true;
     status_ = head.status;
-    if (body_failed_ || (!body_done_ && expect_continue_ && !continue_sent_))
+    if (!body_done_ && expect_continue_ && !continue_sent_ && !body_failed_) {
+        // The client waits for 100 before sending its body. For a success answered without
+        // reading it (as NGINX does when discarding), say 100 first so the body comes and can
+        // be discarded on a kept-alive connection; otherwise the connection must close.
+        uint64_t left = framing_ == BodyFraming::content_length ? body_left_ : 0;
+        if (head.status < 400 && left <= kMaxDiscard) {
+            continue_sent_ = true;
+            queue_mem("HTTP/1.1 100 Continue\r\n\r\n");
+        } else {
+            keep_alive_ = false;
+        }
+    }
+    if (body_failed_)
         keep_alive_ = false;
     if (draining_ || worker_.draining())
         keep_alive_ = false;

@@ -29,8 +29,8 @@ public:
     bool ended = false;
     bool was_reset = false;
     int body_calls = 0;
-    int file_calls = 0;           // send_file calls that reached us (zero-copy path)
-    int calls_after_end = 0;      // any data call after end_stream: a contract breach
+    int file_calls = 0;      // send_file calls that reached us (zero-copy path)
+    int calls_after_end = 0; // any data call after end_stream: a contract breach
 
     // Backpressure simulation.
     size_t block_after_bytes = 0; // 0: never blocks

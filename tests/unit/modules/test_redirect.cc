@@ -195,9 +195,8 @@ TEST_CASE("redirect config: defaults and valid statuses", "[redirect][config]") 
 
     for (int status : {301, 302, 303, 307, 308}) {
         Diagnostics d;
-        auto built = build_from("redirect = { to = \"/x\", status = " + std::to_string(status) +
-                                    " }",
-                                d);
+        auto built =
+            build_from("redirect = { to = \"/x\", status = " + std::to_string(status) + " }", d);
         CHECK(built);
         CHECK(d.ok());
     }

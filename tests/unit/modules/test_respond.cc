@@ -40,7 +40,9 @@ struct Answer {
     NoBody body;
 };
 
-void run(const Handler& h, TestExchange& ex, Answer& a) { h.handle(ex.req, a.body, a.out); }
+void run(const Handler& h, TestExchange& ex, Answer& a) {
+    h.handle(ex.req, a.body, a.out);
+}
 
 } // namespace
 
@@ -130,8 +132,7 @@ TEST_CASE("respond config: defaults", "[respond][config]") {
 TEST_CASE("respond config: every key", "[respond][config]") {
     Diagnostics diag;
     auto h = build_from(
-        R"(respond = { status = 503, body = "<h1>down</h1>", content_type = "text/html" })",
-        diag);
+        R"(respond = { status = 503, body = "<h1>down</h1>", content_type = "text/html" })", diag);
     INFO(all_errors(diag));
     REQUIRE(h);
     auto& r = dynamic_cast<RespondHandler&>(*h);
