@@ -180,6 +180,13 @@ pin_server() {
         ((NICE == 0)) || renice -n "$NICE" -p "${tids[@]##*/}" >/dev/null 2>&1 ||
             log "warning: could not renice $slot pid $pid"
     done
+    # With sched_autogroup, CPU is shared between sessions first, so niceness inside the
+    # server's own session (it runs under setsid) does nothing against a build in another
+    # session: the session's autogroup gets the niceness too.
+    if ((NICE != 0)) && [[ -e /proc/${MASTER[$slot]}/autogroup ]]; then
+        echo "$NICE" >"/proc/${MASTER[$slot]}/autogroup" 2>/dev/null ||
+            log "warning: could not set the autogroup niceness of $slot"
+    fi
 }
 
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }

@@ -2,14 +2,16 @@
 
 #include <cstdlib>
 
+#include "common/buffer_pool.h"
+
 namespace wraith {
 
 Arena::Arena(size_t first_block) : first_size_(first_block) {}
 
-Arena::~Arena() {
-    reset();
-    std::free(first_);
-}
+Arena::Arena(BufferPool* pool)
+    : first_size_(pool->buffer_size() - sizeof(Block)), pool_(pool) {}
+
+Arena::~Arena() { release(); }
 
 Arena::Block* Arena::new_block(size_t min_size) {
     size_t size = first_size_;
@@ -26,8 +28,16 @@ Arena::Block* Arena::new_block(size_t min_size) {
 
 void* Arena::alloc(size_t n, size_t align) {
     if (!head_) {
-        if (!first_)
-            first_ = new_block(n + align);
+        if (!first_) {
+            if (pool_ && n + align <= first_size_) {
+                first_ = static_cast<Block*>(static_cast<void*>(pool_->get()));
+                first_->next = nullptr;
+                first_->size = first_size_;
+                first_->used = 0;
+            } else {
+                first_ = new_block(n + align);
+            }
+        }
         head_ = first_;
     }
     size_t off = (head_->used + align - 1) & ~(align - 1);
@@ -68,7 +78,10 @@ void Arena::reset() {
 
 void Arena::release() {
     reset();
-    std::free(first_);
+    if (first_ && pool_ && first_->size == first_size_)
+        pool_->put(reinterpret_cast<char*>(first_));
+    else
+        std::free(first_);
     first_ = nullptr;
 }
 

@@ -11,9 +11,13 @@
 
 namespace wraith {
 
+class BufferPool;
+
 class Arena {
 public:
     explicit Arena(size_t first_block = 4096);
+    // The first block comes from (and returns to) `pool`, whose buffers are its size.
+    explicit Arena(BufferPool* pool);
     ~Arena();
     Arena(const Arena&) = delete;
     Arena& operator=(const Arena&) = delete;
@@ -43,7 +47,7 @@ public:
     // Runs deferred cleanups, frees every block but the first, and rewinds.
     void reset();
 
-    // reset(), and also frees the first block (an idle connection keeps no memory).
+    // reset(), and also gives the first block back (an idle connection keeps no memory).
     void release();
 
     size_t bytes_used() const { return used_total_; }
@@ -66,6 +70,7 @@ private:
     Block* first_ = nullptr; // kept across reset()
     Cleanup* cleanups_ = nullptr;
     size_t first_size_;
+    BufferPool* pool_ = nullptr; // source of the first block, if any
     size_t used_total_ = 0;
 };
 

@@ -22,7 +22,7 @@ constexpr int kAcceptBatch = 64;
 Worker::Worker(WorkerSetup setup)
     : loop_(ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK)), config_(setup.config),
       router_(*config_), setup_(std::move(setup)),
-      read_buffers_(config_->http.max_header_size + 16384) {
+      read_buffers_(config_->http.max_header_size + 16384), arena_blocks_(4096, 1024) {
     accept_watchers_.resize(setup_.listen_fds.size());
 }
 

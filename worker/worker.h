@@ -13,7 +13,7 @@
 #include "common/status.h"
 #include "modules/router/router.h"
 #include "worker/access_log.h"
-#include "worker/buffer_pool.h"
+#include "common/buffer_pool.h"
 #include "worker/connection.h"
 
 namespace wraith {
@@ -44,6 +44,7 @@ public:
     const Router& router() const { return router_; }
     AccessLogs& access_logs() { return access_logs_; }
     BufferPool& read_buffers() { return read_buffers_; }
+    BufferPool& arena_blocks() { return arena_blocks_; }
     // Current time as an HTTP date, refreshed at most once per second.
     std::string_view http_date();
     bool draining() const { return draining_; }
@@ -74,7 +75,8 @@ private:
     Router router_;
     WorkerSetup setup_;
     AccessLogs access_logs_;
-    BufferPool read_buffers_;
+    BufferPool read_buffers_;  // connection read buffers, held only during an exchange
+    BufferPool arena_blocks_;  // first blocks of request arenas
     std::vector<ev_io> accept_watchers_;
     ev_io channel_watcher_;
     ev_timer drain_timer_;

@@ -82,7 +82,7 @@ void format_peer(const sockaddr_storage& ss, char* text, size_t text_len, char* 
 
 Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer,
                        const ListenConfig& listen)
-    : worker_(worker), listen_(listen), fd_(fd) {
+    : worker_(worker), listen_(listen), fd_(fd), arena_(&worker.arena_blocks()) {
     info_.peer = peer;
     info_.id = worker.next_connection_id();
     format_peer(peer, peer_text_, sizeof(peer_text_), peer_ip_, sizeof(peer_ip_));
@@ -148,9 +148,10 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
 void Connection::handle_timeout() {
     switch (state_) {
     case State::idle:
-        if (rbuf_ && rlen_ == 0 && requests_ > 0 && !draining_) {
+        if (!idle_released_ && requests_ > 0 && !draining_) {
             // Stage one of the keep-alive wait: hand memory back, keep waiting.
             release_idle_memory();
+            idle_released_ = true;
             auto rest = worker_.config().http.keepalive_timeout - kIdleRelease;
             if (rest.count() > 0)
                 return arm(rest);
@@ -258,6 +259,7 @@ void Connection::handle_readable() {
             return;
         if (state_ == State::idle) {
             state_ = State::head;
+            idle_released_ = false;
             arm(worker_.config().http.header_timeout);
         }
         parse_head();
@@ -960,7 +962,7 @@ void Connection::complete_exchange() {
     writable_cb_ = nullptr;
     abort_cb_ = nullptr;
     data_cb_ = nullptr;
-    arena_.reset();
+    arena_.release();
     if (!keep_alive_) {
         begin_close(true);
         return;
@@ -982,6 +984,10 @@ void Connection::complete_exchange() {
     }
     state_ = State::idle;
     set_io(EV_READ);
+    // Nothing buffered: the read buffer goes back to the pool until the next request.
+    worker_.read_buffers().put(rbuf_);
+    rbuf_ = nullptr;
+    rcap_ = 0;
     if (draining_ || worker_.draining()) {
         begin_close(false);
         return;

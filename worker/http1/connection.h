@@ -132,7 +132,7 @@ private:
     Callback data_cb_;
 
     // The exchange in flight.
-    Arena arena_{4096};
+    Arena arena_; // first block from the worker's pool, given back after each exchange
     Request req_;
     RequestHead head_{};
     bool keep_alive_ = true;
@@ -156,6 +156,7 @@ private:
     std::vector<Segment> segs_;
     size_t seg_head_ = 0;       // first unsent segment
     bool draining_ = false;
+    bool idle_released_ = false; // the keep-alive wait already gave memory back
     bool flush_pending_ = false;
     bool close_after_flush_ = false;
 };
