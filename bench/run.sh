@@ -65,6 +65,9 @@ if [[ $SELFTEST == 1 ]]; then
 else
     KIND=([nginx]=nginx [wraith]=wraith)
     [[ -x $WRAITH_BIN ]] || die "no wraith binary at $WRAITH_BIN (build it, or set WRAITH_BIN)"
+    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$(dirname "$WRAITH_BIN")/CMakeCache.txt" 2>/dev/null || true)
+    [[ -z $build_type || $build_type == Release ]] ||
+        log "warning: $WRAITH_BIN is a $build_type build; compare a Release build"
 fi
 (($(nproc) >= 2)) || log "warning: fewer than 2 CPUs; client and server will share a core"
 

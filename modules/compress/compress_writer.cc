@@ -162,6 +162,25 @@ void CompressWriter::send_headers(ResponseHead& head, bool end_stream) {
         next_.send_headers(head, end_stream);
         return;
     }
+    if (head.status == 304) {
+        // The client revalidated a copy we compressed (its tag carries our coding's suffix;
+        // the handler matched it against the identity tag): a 304 carries the tag of the
+        // representation being validated (RFC 9110 §15.4.5).
+        if (const Header* etag = head.headers.find("etag")) {
+            std::string_view tagged =
+                suffixed_etag(*req_.arena, etag->value, coding_name(coding_));
+            std::string_view opaque = tagged.starts_with("W/") ? tagged.substr(2) : tagged;
+            bool held = false;
+            for (const Header& h : req_.headers)
+                held |= h.name == "if-none-match" && !opaque.empty() &&
+                        h.value.find(opaque) != std::string_view::npos;
+            if (held) {
+                head.headers.set("etag", tagged);
+                if (!any_field_lists(head.headers, "vary", "accept-encoding"))
+                    head.headers.add("vary", "accept-encoding");
+            }
+        }
+    }
     if (!should_compress(head, end_stream)) {
         mode_ = Mode::pass;
         next_.send_headers(head, end_stream);

@@ -331,6 +331,19 @@ class StaticTest(WraithTestCase):
         with open(out, "rb") as f:
             self.assertEqual(f.read(), TEXT_10K)
 
+    def test_compressed_copy_revalidates_to_304(self):
+        status, headers, _ = self.req("/text10k.txt", {"Accept-Encoding": "gzip"})
+        self.assertEqual(status, 200)
+        tag = headers.get("ETag")
+        self.assertRegex(tag, r'-gzip"$')
+        identity = self.req("/text10k.txt")[1].get("ETag")
+        self.assertNotEqual(tag, identity)
+        status, headers, body = self.req("/text10k.txt", {"Accept-Encoding": "gzip",
+                                                          "If-None-Match": tag})
+        self.assertEqual(status, 304)
+        self.assertEqual(headers.get("ETag"), tag)
+        self.assertEqual(body, b"")
+
     def test_zstd_on_the_fly(self):
         status, headers, body = self.req("/text10k.txt", {"Accept-Encoding": "zstd"})
         self.assertEqual(status, 200)

@@ -115,3 +115,14 @@ TEST_CASE("static conditionals: If-Range", "[static][conditional]") {
     CHECK_FALSE(with(kEarlier));
     CHECK_FALSE(with("garbage"));
 }
+
+TEST_CASE("validators: a compressed copy's tag revalidates weakly, never strongly",
+          "[static][validators]") {
+    using wraith::static_files::etag_list_matches;
+    CHECK(etag_list_matches("\"abc-gzip\"", "\"abc\"", false));
+    CHECK(etag_list_matches("W/\"x\", \"abc-zstd\"", "\"abc\"", false));
+    CHECK(etag_list_matches("\"abc-br\"", "\"abc\"", false));
+    CHECK_FALSE(etag_list_matches("\"abc-gzip\"", "\"abc\"", true));
+    CHECK_FALSE(etag_list_matches("\"abd-gzip\"", "\"abc\"", false));
+    CHECK_FALSE(etag_list_matches("\"abc-deflate\"", "\"abc\"", false));
+}
