@@ -20,7 +20,7 @@ constexpr int kAcceptBatch = 64;
 }
 
 Worker::Worker(WorkerSetup setup)
-    : loop_(ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK)), config_(setup.config),
+    : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)), config_(setup.config),
       router_(*config_), setup_(std::move(setup)),
       read_buffers_(config_->http.max_header_size + 16384), arena_blocks_(4096, 1024) {
     accept_watchers_.resize(setup_.listen_fds.size());

@@ -260,6 +260,8 @@ void Connection::handle_readable() {
         if (state_ == State::idle) {
             state_ = State::head;
             idle_released_ = false;
+            scan_pos_ = 0;
+            line_seen_ = false;
             arm(worker_.config().http.header_timeout);
         }
         parse_head();
@@ -288,7 +290,29 @@ void Connection::handle_readable() {
     }
 }
 
+// The parser is stateless, so calling it on every read would rescan the whole head each
+// time: a client dribbling one byte per packet would cost O(n²). It runs only when the head
+// may be complete (an empty line arrived), when the request line just completed (to reject a
+// bad one early), or when a size limit may have been crossed.
+bool Connection::head_worth_parsing() {
+    const HttpConfig& http = worker_.config().http;
+    size_t from = scan_pos_ > 2 ? scan_pos_ - 2 : 0;
+    std::string_view fresh(rbuf_ + from, rlen_ - from);
+    scan_pos_ = rlen_;
+    if (fresh.find("\n\r\n") != std::string_view::npos ||
+        fresh.find("\n\n") != std::string_view::npos)
+        return true;
+    if (!line_seen_ && fresh.find('\n') != std::string_view::npos) {
+        line_seen_ = true;
+        return true;
+    }
+    return (!line_seen_ && rlen_ > http.max_request_target) || rlen_ > http.max_header_size ||
+           rlen_ == rcap_;
+}
+
 void Connection::parse_head() {
+    if (!head_worth_parsing())
+        return;
     const HttpConfig& http = worker_.config().http;
     Limits limits{http.max_request_target, http.max_header_size, http.max_headers};
     ParseError err;
@@ -977,6 +1001,8 @@ void Connection::complete_exchange() {
     req_.headers.clear();
     if (rlen_ > 0) {
         state_ = State::head;
+        scan_pos_ = 0;
+        line_seen_ = false;
         arm(worker_.config().http.header_timeout);
         set_io(EV_READ);
         parse_head();

@@ -80,6 +80,7 @@ private:
     void release_idle_memory();
     // Reads what the socket has into the buffer. Returns false on EOF or error (closes).
     bool fill();
+    bool head_worth_parsing();
     void parse_head();
     void start_exchange(const RequestHead& head);
     void reject(int status, const char* reason);
@@ -117,6 +118,8 @@ private:
     size_t rcap_ = 0;
     size_t rlen_ = 0;
     size_t head_end_ = 0;  // end of the current request's head
+    size_t scan_pos_ = 0;  // head bytes already searched for the empty line
+    bool line_seen_ = false; // the request line is complete
     size_t bdata_ = 0;     // unconsumed decoded body bytes [bdata_, bdata_end_)
     size_t bdata_end_ = 0;
     size_t braw_ = 0;      // body bytes not yet decoded [braw_, rlen_)
