@@ -205,6 +205,15 @@ int Master::run() {
     pid_path_ = config->server.pid_file;
     control_path_ = config->server.control_socket;
 
+    // Bind before detaching, so `serve --daemon` fails in the foreground when a port is taken.
+    // start_generation() below reuses these sockets.
+    if (listeners_.acquire(*config, &err).empty() && !config->listeners.empty()) {
+        WLOG_ERROR("%s", err.c_str());
+        if (ErrorLog::fd() != 2)
+            fprintf(stderr, "wraith: %s\n", err.c_str());
+        return 1;
+    }
+
     if (options_.daemon) {
         pid_t pid = fork();
         if (pid < 0) {
