@@ -223,6 +223,13 @@ def table(results):
                target="≤ 4096", limit=4096)
     memory_row("per idle keep-alive conn, Private_Dirty (bytes)",
                "idle_per_conn_Private_Dirty_bytes")
+    held = metrics.get(("wraith", "idle_held")) or metrics.get(("nginx", "idle_held"))
+    if held is not None:
+        def phases(server):
+            return " / ".join(fmt(number(metrics.get((server, f"idle_{phase}_VmRSS_kib"))))
+                              for phase in ("before", "after", "closed"))
+        rows.append((f"worker RSS KiB: before / holding {held} idle conns / after closing",
+                     phases("wraith"), phases("nginx"), "", "", ""))
     for server in SERVERS:
         held = metrics.get((server, "idle_held"))
         requested = metrics.get((server, "idle_requested"))

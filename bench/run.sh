@@ -13,7 +13,7 @@
 #   BENCH_IDLE_CONNS  idle keep-alive connections per server (default: 10000; 0 skips the test)
 #   BENCH_CLIENT_CPU / BENCH_SERVER_CPU                      (default: 0 / 1)
 #   BENCH_QUIET_WAIT  seconds to wait before each run for other load on the two cores to
-#                     drop below 10% (default: 30; 0 never waits). Runs still disturbed are
+#                     drop below 10% (default: 10; 0 never waits). Runs still disturbed are
 #                     marked NOISY in the report.
 #   BENCH_NICE        niceness of the servers and wrk while measured (default: -10 as root,
 #                     so builds on the same cores slow the benchmark less; 0 leaves it)
@@ -33,7 +33,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}
 SELFTEST=${BENCH_SELFTEST:-0}
-QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-10}
 NICE=${BENCH_NICE:-$([[ $EUID -eq 0 ]] && echo -10 || echo 0)}
 PYTHON=${PYTHON:-python3}
 

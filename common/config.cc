@@ -50,6 +50,8 @@ std::string in_quotes(std::string_view s) {
     return "\"" + std::string(s) + "\"";
 }
 
+} // namespace
+
 std::string home_dir() {
     if (const char* home = std::getenv("HOME"); home && *home)
         return home;
@@ -57,6 +59,8 @@ std::string home_dir() {
         return pw->pw_dir;
     return "/tmp";
 }
+
+namespace {
 
 bool all_digits(std::string_view s) {
     return !s.empty() &&
@@ -375,8 +379,10 @@ private:
         if (group)
             s.group = *group;
         // Only a root master switches users, so only then must they exist.
-        if (root && user && !user->empty() && !getpwnam(user->c_str()))
-            r.error("user", "user " + in_quotes(*user) + " does not exist");
+        // The default user too: a root master without it could not start workers.
+        if (root && !s.user.empty() && !getpwnam(s.user.c_str()))
+            r.error("user", "user " + in_quotes(s.user) + " does not exist" +
+                                (user ? "" : " (the default; set server.user to one that does)"));
         if (root && group && !group->empty() && !getgrnam(group->c_str()))
             r.error("group", "group " + in_quotes(*group) + " does not exist");
         path_option(r, "pid_file", s.pid_file);
@@ -455,7 +461,7 @@ private:
     void read_access_log(TableReader& r, AccessLogConfig& out) {
         if (std::optional<std::string> path = r.string("path")) {
             if (path->empty() || *path == "off")
-                out.path.clear();
+                out.path = "off";
             else if (*path == "stdout" || *path == "stderr")
                 out.path = *path;
             else

@@ -114,6 +114,9 @@ std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& 
 std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,
                                                const std::string& dir, Diagnostics& diag);
 
+// $HOME, else the passwd entry's home, else /tmp: where non-root defaults live (~/.wraith).
+std::string home_dir();
+
 // Resolves `p` against `base_dir` unless it is absolute.
 std::string resolve_path(const std::string& base_dir, const std::string& p);
 

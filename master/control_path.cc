@@ -24,8 +24,7 @@ bool control_socket_path(const std::string& config_path, std::string* path, std:
         if (geteuid() == 0) {
             configured = "/run/wraith.sock";
         } else {
-            const char* home = getenv("HOME");
-            configured = std::string(home ? home : "/tmp") + "/.wraith/wraith.sock";
+            configured = home_dir() + "/.wraith/wraith.sock";
         }
     }
     *path = resolve_path(dir, configured);

@@ -12,8 +12,8 @@
 namespace wraith {
 
 ListenerSet::~ListenerSet() {
-    for (auto& [k, fd] : sockets_)
-        ::close(fd);
+    for (auto& [k, sock] : sockets_)
+        ::close(sock.fd);
 }
 
 std::string ListenerSet::key(const ListenConfig& l) {
@@ -28,8 +28,7 @@ std::string ListenerSet::key(const ListenConfig& l) {
         inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
         port = ntohs(a->sin_port);
     }
-    return std::string("tcp ") + host + " " + std::to_string(port) +
-           (l.ipv6_only ? " v6only" : "") + " backlog=" + std::to_string(l.backlog);
+    return std::string("tcp ") + host + " " + std::to_string(port);
 }
 
 static int bind_one(const ListenConfig& l, std::string* error) {
@@ -65,22 +64,34 @@ static int bind_one(const ListenConfig& l, std::string* error) {
 std::vector<int> ListenerSet::acquire(const Config& config, std::string* error) {
     std::vector<int> fds;
     std::vector<std::string> fresh;
+    auto undo = [&] {
+        for (const auto& f : fresh) {
+            ::close(sockets_[f].fd);
+            sockets_.erase(f);
+        }
+        return std::vector<int>{};
+    };
     for (const ListenConfig& l : config.listeners) {
         std::string k = key(l);
         auto it = sockets_.find(k);
         if (it != sockets_.end()) {
-            fds.push_back(it->second);
+            Socket& sock = it->second;
+            if (sock.ipv6_only != l.ipv6_only) {
+                // A bound socket cannot change IPV6_V6ONLY, and a second one cannot bind.
+                *error = l.pos.file + ":" + std::to_string(l.pos.line) + ":" +
+                         std::to_string(l.pos.column) + ": changing ipv6_only of " + l.address +
+                         " needs a restart";
+                return undo();
+            }
+            if (sock.backlog != l.backlog && ::listen(sock.fd, l.backlog) == 0)
+                sock.backlog = l.backlog; // listen() again resizes the queue in place
+            fds.push_back(sock.fd);
             continue;
         }
         int fd = bind_one(l, error);
-        if (fd < 0) {
-            for (const auto& f : fresh) {
-                ::close(sockets_[f]);
-                sockets_.erase(f);
-            }
-            return {};
-        }
-        sockets_[k] = fd;
+        if (fd < 0)
+            return undo();
+        sockets_[k] = Socket{fd, l.ipv6_only, l.backlog};
         fresh.push_back(k);
         fds.push_back(fd);
     }
@@ -94,7 +105,7 @@ void ListenerSet::release_unused(const std::vector<const Config*>& in_use) {
             used.insert(key(l));
     for (auto it = sockets_.begin(); it != sockets_.end();) {
         if (!used.count(it->first)) {
-            ::close(it->second);
+            ::close(it->second.fd);
             it = sockets_.erase(it);
         } else {
             ++it;
@@ -104,8 +115,8 @@ void ListenerSet::release_unused(const std::vector<const Config*>& in_use) {
 
 std::vector<int> ListenerSet::all_fds() const {
     std::vector<int> v;
-    for (const auto& [k, fd] : sockets_)
-        v.push_back(fd);
+    for (const auto& [k, sock] : sockets_)
+        v.push_back(sock.fd);
     return v;
 }
 

@@ -23,8 +23,14 @@ public:
     std::vector<int> all_fds() const;
 
 private:
+    // A bound socket; keyed by protocol + address + port.
+    struct Socket {
+        int fd = -1;
+        bool ipv6_only = false;
+        int backlog = 0;
+    };
     static std::string key(const ListenConfig& l);
-    std::map<std::string, int> sockets_;
+    std::map<std::string, Socket> sockets_;
 };
 
 } // namespace wraith

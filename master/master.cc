@@ -445,10 +445,17 @@ void Master::check_generation_ready(Generation& gen) {
     if (pending_ == &gen) {
         pending_ = nullptr;
         ev_timer_stop(loop_, &ready_timer_);
-        // The new generation serves: the older ones drain.
+        // The new generation serves: the older ones drain. Sockets only they used close now
+        // (the draining workers close their copies), so a removed address refuses new
+        // connections at once instead of queueing them for nobody.
         for (auto& g : generations_)
             if (g.get() != &gen && !g->draining)
                 drain_generation(*g);
+        std::vector<const Config*> in_use;
+        for (auto& g : generations_)
+            if (!g->draining)
+                in_use.push_back(g->config.get());
+        listeners_.release_unused(in_use);
         WLOG_INFO("reload complete: generation %u serving", gen.id);
         finish_reloads(true, "reloaded: generation " + std::to_string(gen.id) + " serving\n");
     }

@@ -244,9 +244,8 @@ AccessLogFile* AccessLogs::file_for(const AccessLogConfig& c) {
 void AccessLogs::log(const Request& req, const ExchangeSummary& s) {
     if (!config_)
         return;
-    const AccessLogConfig* c = &config_->access_log;
-    if (req.site && !req.site->access_log.path.empty())
-        c = &req.site->access_log;
+    // A site's access_log already holds the global settings it did not override.
+    const AccessLogConfig* c = req.site ? &req.site->access_log : &config_->access_log;
     AccessLogFile* f = file_for(*c);
     if (!f)
         return;

@@ -22,7 +22,8 @@ constexpr int kAcceptBatch = 64;
 Worker::Worker(WorkerSetup setup)
     : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)), config_(setup.config),
       router_(*config_), setup_(std::move(setup)),
-      read_buffers_(config_->http.max_header_size + 16384), arena_blocks_(4096, 1024) {
+      read_buffers_(16384, 64), large_read_buffers_(config_->http.max_header_size + 16384, 4),
+      arena_blocks_(4096, 256) {
     accept_watchers_.resize(setup_.listen_fds.size());
 }
 
@@ -309,8 +310,8 @@ int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         WLOG_WARN("PR_SET_NO_NEW_PRIVS: %s", std::strerror(errno));
-    // Privileges may have changed: allow core dumps again for debugging crashes.
-    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    // PR_SET_DUMPABLE stays off after the switch: a worker holds root-opened descriptors
+    // (listening sockets, logs) that other processes of the same user must not ptrace into.
 
     setup.status->pid.store(getpid());
     Worker worker(std::move(setup));

@@ -44,6 +44,7 @@ public:
     const Router& router() const { return router_; }
     AccessLogs& access_logs() { return access_logs_; }
     BufferPool& read_buffers() { return read_buffers_; }
+    BufferPool& large_read_buffers() { return large_read_buffers_; }
     BufferPool& arena_blocks() { return arena_blocks_; }
     // Current time as an HTTP date, refreshed at most once per second.
     std::string_view http_date();
@@ -76,6 +77,7 @@ private:
     WorkerSetup setup_;
     AccessLogs access_logs_;
     BufferPool read_buffers_;  // connection read buffers, held only during an exchange
+    BufferPool large_read_buffers_; // for request heads that outgrow a normal one
     BufferPool arena_blocks_;  // first blocks of request arenas
     std::vector<ev_io> accept_watchers_;
     ev_io channel_watcher_;

@@ -22,6 +22,13 @@ default = true
   respond = { status = 200, body = "hello log\n", content_type = "text/plain" }
 
 [[site]]
+hosts = ["quiet.test"]
+access_log = { path = "off" }
+  [[site.route]]
+  path = "/"
+  respond = { status = 200, body = "hello quiet\n", content_type = "text/plain" }
+
+[[site]]
 hosts = ["json.test"]
 access_log = { path = "@DIR@/logs/json.log", format = "json" }
   [[site.route]]
@@ -68,6 +75,17 @@ class LogsTest(WraithTestCase):
         t = datetime.datetime.strptime(m.group("time"), "%d/%b/%Y:%H:%M:%S %z")
         now = datetime.datetime.now(datetime.timezone.utc)
         self.assertLess(abs((now - t).total_seconds()), 3600, f"log time {t} vs now {now}")
+
+    def test_site_can_turn_its_log_off(self):
+        status, _, _ = self.get("/quiet-marker", host="quiet.test")
+        self.assertEqual(status, 200)
+        # A request logged after it proves the buffer was flushed past the quiet one.
+        self.get("/after-quiet-marker")
+        self.combined_line("/after-quiet-marker")
+        # Workers flush their buffers every second: by then a wrongly logged line would show.
+        import time
+        time.sleep(1.5)
+        self.assertFalse([l for l in self.srv.access_log_lines() if "/quiet-marker" in l])
 
     def test_combined_referer_and_status(self):
         status, _, _ = self.get("/missing", headers={"Referer": "http://ref.test/page"})

@@ -101,7 +101,34 @@ Connection::~Connection() {
     ev_timer_stop(worker_.loop(), &timer_);
     if (fd_ >= 0)
         ::close(fd_);
+    put_read_buffer();
+}
+
+void Connection::put_read_buffer() {
+    if (rbuf_) {
+        BufferPool& pool = rcap_ == worker_.read_buffers().buffer_size()
+                               ? worker_.read_buffers()
+                               : worker_.large_read_buffers();
+        pool.put(rbuf_);
+    }
+    rbuf_ = nullptr;
+    rcap_ = 0;
+}
+
+// A head that fills a normal buffer moves to a large one (max_header_size + room for the
+// body's first bytes). Only before the head is parsed: nothing points into the buffer yet.
+bool Connection::grow_read_buffer() {
+    BufferPool& large = worker_.large_read_buffers();
+    if (rcap_ >= large.buffer_size())
+        return false;
+    char* bigger = large.get();
+    if (!bigger)
+        return false;
+    std::memcpy(bigger, rbuf_, rlen_);
     worker_.read_buffers().put(rbuf_);
+    rbuf_ = bigger;
+    rcap_ = large.buffer_size();
+    return true;
 }
 
 void Connection::start() {
@@ -199,11 +226,8 @@ bool Connection::ensure_read_buffer() {
 }
 
 void Connection::release_idle_memory() {
-    if (rlen_ == 0) {
-        worker_.read_buffers().put(rbuf_);
-        rbuf_ = nullptr;
-        rcap_ = 0;
-    }
+    if (rlen_ == 0)
+        put_read_buffer();
     arena_.release();
     req_.headers = Headers{};
     std::string().swap(out_);
@@ -322,7 +346,7 @@ void Connection::parse_head() {
     if (st == Status::error)
         return reject(err.status, err.reason);
     if (st == Status::incomplete) {
-        if (rlen_ == rcap_)
+        if (rlen_ == rcap_ && !grow_read_buffer())
             return reject(431, "request head larger than the read buffer");
         return;
     }
@@ -1011,9 +1035,7 @@ void Connection::complete_exchange() {
     state_ = State::idle;
     set_io(EV_READ);
     // Nothing buffered: the read buffer goes back to the pool until the next request.
-    worker_.read_buffers().put(rbuf_);
-    rbuf_ = nullptr;
-    rcap_ = 0;
+    put_read_buffer();
     if (draining_ || worker_.draining()) {
         begin_close(false);
         return;

@@ -77,6 +77,8 @@ private:
     void handle_timeout();
 
     bool ensure_read_buffer();
+    bool grow_read_buffer();
+    void put_read_buffer();
     void release_idle_memory();
     // Reads what the socket has into the buffer. Returns false on EOF or error (closes).
     bool fill();

@@ -402,7 +402,7 @@ access_log = { format = "combined" }
     REQUIRE(s0.hosts[2].regex);
     CHECK(std::regex_match("API12.example.org", *s0.hosts[2].regex));
     CHECK(s0.hosts[3].text == "[::1]");
-    CHECK(s0.access_log.path.empty());
+    CHECK(s0.access_log.path == "off"); // the site turned it off; the global log stays on
     CHECK(s0.access_log.format == "json"); // inherited from [access_log]
     CHECK(s0.error_pages == std::map<int, std::string>{{404, "/404.html"}, {503, "/busy.html"}});
 
