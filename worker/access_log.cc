@@ -80,11 +80,15 @@ void format_combined(std::string& out, const Request& req, const ExchangeSummary
     size_t n = strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S %z", &tm);
     out.append(tbuf, n);
     out += "] \"";
-    append_escaped_combined(out, req.method);
-    out += ' ';
-    append_escaped_combined(out, req.target);
-    out += ' ';
-    out += protocol_name(req.version);
+    if (req.method.empty()) {
+        append_escaped_combined(out, req.target); // rejected: the raw request line
+    } else {
+        append_escaped_combined(out, req.method);
+        out += ' ';
+        append_escaped_combined(out, req.target);
+        out += ' ';
+        out += protocol_name(req.version);
+    }
     out += "\" ";
     append_uint(out, s.status);
     out += ' ';

@@ -76,6 +76,16 @@ class LogsTest(WraithTestCase):
         now = datetime.datetime.now(datetime.timezone.utc)
         self.assertLess(abs((now - t).total_seconds()), 3600, f"log time {t} vs now {now}")
 
+    def test_rejected_request_logs_its_raw_line(self):
+        res = harness.raw_request(self.srv.port,
+                                  b"GET /bad-version-marker HTTP/2.0\r\nHost: x\r\n\r\n")
+        self.assertEqual(res.status, 505, res)
+        line = self.combined_line("/bad-version-marker")
+        m = COMBINED.match(line)
+        self.assertTrue(m, line)
+        self.assertEqual(m.group("request"), "GET /bad-version-marker HTTP/2.0")
+        self.assertEqual(m.group("status"), "505")
+
     def test_site_can_turn_its_log_off(self):
         status, _, _ = self.get("/quiet-marker", host="quiet.test")
         self.assertEqual(status, 200)

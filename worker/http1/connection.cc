@@ -360,7 +360,11 @@ void Connection::reject(int status, const char* reason) {
     req_ = Request{};
     req_.conn = &info_;
     req_.arena = &arena_;
-    req_.method = "-";
+    // The access log shows the raw request line (as NGINX does): empty method, target = line.
+    std::string_view line(rbuf_ ? rbuf_ : "", rbuf_ ? rlen_ : 0);
+    line = line.substr(0, std::min(line.find_first_of("\r\n"), size_t{512}));
+    req_.method = {};
+    req_.target = arena_.copy(line);
     req_.version = 11;
     clock_gettime(CLOCK_REALTIME, &req_.start);
     req_.start_mono_us = monotonic_us();
