@@ -56,6 +56,10 @@ public:
     void run_deferred() override;
 
 private:
+    static constexpr size_t kHighWatermark = 64 * 1024; // queued memory above: writer blocked
+    static constexpr size_t kLowWatermark = 16 * 1024;  // drained below: on_writable fires
+    static constexpr size_t kMaxDiscard = 1 << 20; // unread body bytes worth reading to keep alive
+
     enum class State : uint8_t {
         idle,      // waiting for the first byte of a request
         head,      // part of a request head is buffered
