@@ -15,6 +15,9 @@
 
 namespace wraith {
 
+// Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
+void mkdir_parent(const std::string& path);
+
 struct MasterOptions {
     std::string config_path; // absolute
     bool daemon = false;

@@ -1,0 +1,175 @@
+// The master's control socket: `wraith status`, `reload`, `stop` connect here, send one
+// command line and read the answer (see docs/decisions.md for the protocol).
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "master/master.h"
+
+namespace wraith {
+
+namespace {
+
+std::string format_uptime(double secs) {
+    long s = static_cast<long>(secs);
+    char buf[64];
+    if (s >= 86400)
+        snprintf(buf, sizeof(buf), "%ldd%ldh", s / 86400, (s % 86400) / 3600);
+    else if (s >= 3600)
+        snprintf(buf, sizeof(buf), "%ldh%ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60)
+        snprintf(buf, sizeof(buf), "%ldm%lds", s / 60, s % 60);
+    else
+        snprintf(buf, sizeof(buf), "%lds", s);
+    return buf;
+}
+
+} // namespace
+
+bool Master::open_control_socket(std::string* error) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (control_path_.size() >= sizeof(addr.sun_path)) {
+        *error = "server.control_socket path is too long (max " +
+                 std::to_string(sizeof(addr.sun_path) - 1) + " bytes): " + control_path_;
+        return false;
+    }
+    mkdir_parent(control_path_);
+    std::memcpy(addr.sun_path, control_path_.c_str(), control_path_.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    // A socket file left by a crashed master is stale when nobody answers on it.
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        ::close(probe);
+        ::close(fd);
+        *error = "another wraith is listening on control socket " + control_path_;
+        return false;
+    }
+    ::close(probe);
+    ::unlink(control_path_.c_str());
+    mode_t old = umask(0077); // only our user (root: root) may reload or stop us
+    int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    umask(old);
+    if (rc != 0 || ::listen(fd, 16) != 0) {
+        *error = "cannot create control socket " + control_path_ + ": " + std::strerror(errno);
+        ::close(fd);
+        return false;
+    }
+    control_fd_ = fd;
+    return true;
+}
+
+// ---- control socket --------------------------------------------------------------------------
+
+void Master::on_control_accept(struct ev_loop*, ev_io* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    for (;;) {
+        int fd = ::accept4(w->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        auto c = std::make_unique<ControlClient>();
+        c->fd = fd;
+        c->master = self;
+        ev_io_init(&c->watcher, on_control_read, fd, EV_READ);
+        c->watcher.data = c.get();
+        ev_io_start(self->loop_, &c->watcher);
+        self->clients_.push_back(std::move(c));
+    }
+}
+
+void Master::on_control_read(struct ev_loop*, ev_io* w, int) {
+    auto* c = static_cast<ControlClient*>(w->data);
+    Master* self = c->master;
+    char buf[512];
+    ssize_t n = ::recv(c->fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        self->close_client(c);
+        return;
+    }
+    c->in.append(buf, n);
+    if (c->in.size() > 4096) {
+        self->close_client(c);
+        return;
+    }
+    size_t nl = c->in.find('\n');
+    if (nl == std::string::npos)
+        return;
+    std::string cmd = c->in.substr(0, nl);
+    ev_io_stop(self->loop_, &c->watcher);
+    if (cmd == "status") {
+        self->answer(c, self->status_text(), true);
+    } else if (cmd == "reload") {
+        WLOG_INFO("reload requested over the control socket");
+        self->reload(c);
+    } else if (cmd == "stop" || cmd == "quit") {
+        c->waiting_exit = true; // answered by our exit closing the socket
+        self->answer(c, "stopping: pid " + std::to_string(getpid()) + "\n", false);
+        self->begin_stop(cmd == "quit" || cmd == "stop");
+    } else if (cmd == "stop-fast") {
+        c->waiting_exit = true;
+        self->answer(c, "stopping: pid " + std::to_string(getpid()) + "\n", false);
+        self->begin_stop(false);
+    } else if (cmd == "reopen") {
+        self->reopen_logs();
+        self->answer(c, "reopened\n", true);
+    } else {
+        self->answer(c, "error: unknown command \"" + cmd + "\"\n", true);
+    }
+}
+
+void Master::answer(ControlClient* c, const std::string& text, bool close_after) {
+    // Answers are small; the socket buffer takes them whole.
+    ssize_t n = ::send(c->fd, text.data(), text.size(), MSG_NOSIGNAL);
+    (void)n;
+    if (close_after)
+        close_client(c);
+}
+
+void Master::close_client(ControlClient* c) {
+    ev_io_stop(loop_, &c->watcher);
+    ::close(c->fd);
+    std::erase_if(clients_, [c](const auto& p) { return p.get() == c; });
+}
+
+void Master::finish_reloads(bool ok, const std::string& message) {
+    std::vector<ControlClient*> done;
+    for (auto& c : clients_)
+        if (c->waiting_reload)
+            done.push_back(c.get());
+    for (ControlClient* c : done)
+        answer(c, message, true);
+}
+
+std::string Master::status_text() {
+    std::string out;
+    char line[512];
+    Generation* cur = current();
+    snprintf(line, sizeof(line), "master pid %d  config %s  generation %u  uptime %s\n", getpid(),
+             options_.config_path.c_str(), cur ? cur->id : 0,
+             format_uptime(ev_time() - started_).c_str());
+    out += line;
+    time_t now = time(nullptr);
+    for (auto& g : generations_) {
+        const char* state = g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
+        for (auto& w : g->workers) {
+            const WorkerStatus& st = status_table_[w->status_index];
+            snprintf(line, sizeof(line),
+                     "worker %d  generation %u  pid %d  state %s  uptime %s  connections %llu  "
+                     "requests %llu\n",
+                     w->slot, g->id, w->pid, state,
+                     format_uptime(static_cast<double>(now - st.started_unix)).c_str(),
+                     (unsigned long long)st.connections.load(),
+                     (unsigned long long)st.requests.load());
+            out += line;
+        }
+    }
+    return out;
+}
+
+} // namespace wraith
