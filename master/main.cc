@@ -34,6 +34,7 @@ const char* kUsage =
     "  -c, --config FILE            configuration file (default /etc/wraith/wraith.toml)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                print the version\n"
+    "  -d, --daemon                 (serve) detach from the terminal once listening\n"
     "\n"
     "See wraith(8) and wraith.toml(5).\n";
 
@@ -53,7 +54,7 @@ const CommandHelp kHelp[] = {
     {"check",
      "usage: wraith check [-c FILE]\n\n"
      "Validates FILE without starting anything. Prints each problem as FILE:LINE:COL: message\n"
-     "on stderr and exits 1 if there is any; prints \"ok\" and exits 0 otherwise.\n"},
+     "on stderr and exits 1 if there is any; prints \"ok: FILE is valid\" and exits 0 otherwise.\n"},
     {"status",
      "usage: wraith status [-c FILE]\n\n"
      "Asks the master running with FILE (found through server.control_socket) for its pid,\n"

@@ -41,18 +41,18 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
 
     if (auto index = r.strings("index")) {
         if (std::string e = check_index(*index); !e.empty())
-            r.error("index", "static: " + e);
+            r.error("index", e);
         o.index = std::move(*index);
     }
     if (auto try_files = r.strings("try_files")) {
         if (std::string e = check_try_files(*try_files); !e.empty())
-            r.error("try_files", "static: " + e);
+            r.error("try_files", e);
         o.try_files = std::move(*try_files);
     }
     o.autoindex = r.boolean("autoindex", false);
     o.charset = r.string("charset", "utf-8");
     if (!o.charset.empty() && !is_token(o.charset))
-        r.error("charset", "static: charset must be a token such as \"utf-8\", or \"\" for none");
+        r.error("charset", "must be a token such as \"utf-8\", or \"\" for none");
     std::string symlinks =
         r.choice("follow_symlinks", "within_root", {"within_root", "never", "any"});
     o.follow_symlinks = symlinks == "never" ? SymlinkPolicy::never
@@ -63,7 +63,7 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
     o.etag = r.boolean("etag", true);
     if (auto cc = r.string("cache_control")) {
         if (cc->empty() || !is_field_value(*cc))
-            r.error("cache_control", "static: cache_control must be a non-empty header value "
+            r.error("cache_control", "must be a non-empty header value "
                                      "without control characters");
         o.cache_control = std::move(*cc);
     }
@@ -74,7 +74,7 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
     std::string error;
     auto handler = make_static_handler(o, ctx.config.mime, error);
     if (!handler) {
-        r.error("root", "static: root must be an existing directory: " + error);
+        r.error("root", "must be an existing directory: " + error);
         return nullptr;
     }
     if (r.diag().list().size() != errors_before)
