@@ -72,7 +72,9 @@ fi
 (($(nproc) >= 2)) || log "warning: fewer than 2 CPUs; client and server will share a core"
 
 # Both servers and the idle-connection helper inherit this; nginx also sets its own.
+# Without CAP_SYS_RESOURCE (containers) the hard limit caps it; use what we got.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
 (($(ulimit -n) >= IDLE_CONNS + 1024)) ||
     log "warning: open-file limit $(ulimit -n) is below $((IDLE_CONNS + 1024))"
 
@@ -81,7 +83,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/wraith-bench.XXXXXX)       # configs, docroot, logs: removed at exit
 RESULTS=$(mktemp -d /tmp/wraith-bench-results.XXXXXX) # raw outputs: kept
 chmod 0755 "$WORK" "$RESULTS"                      # www-data workers read the docroot
-mkdir -p "$RESULTS/wrk" "$RESULTS/logs"
+mkdir -p "$RESULTS/wrk" "$RESULTS/logs" "$RESULTS/configs"
 : >"$RESULTS/metrics.tsv"
 
 # The state letter of a process ("" if gone); zombies count as gone.
@@ -130,7 +132,11 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     for slot in "${SLOTS[@]}"; do stop_server "$slot"; done
-    cp "$WORK"/*/*.log "$WORK"/*/*.stderr "$RESULTS/logs/" 2>/dev/null
+    for dir in "$WORK"/*/; do # error logs and stderr, named by slot
+        for f in "$dir"*.log "$dir"*.stderr; do
+            [[ -e $f ]] && cp "$f" "$RESULTS/logs/$(basename "$dir")-$(basename "$f")"
+        done
+    done
     rm -rf "$WORK"
     log "raw outputs: $RESULTS"
     exit "$status"
@@ -219,7 +225,7 @@ write_nginx_conf() { # DIR PORT MODE
         [[ $EUID -eq 0 ]] && echo "user www-data;"
         echo "pid $dir/nginx.pid;"
         echo "error_log $dir/nginx-error.log warn;"
-        [[ $mode == idle ]] && echo "worker_rlimit_nofile 65536;"
+        [[ $mode == idle ]] && echo "worker_rlimit_nofile $NOFILE;"
         if [[ $mode == idle ]]; then echo "events { worker_connections 20000; }"; else echo "events { }"; fi
         echo "http {"
         [[ -f /etc/nginx/mime.types ]] && echo "    include /etc/nginx/mime.types;"
@@ -295,6 +301,10 @@ start_server() { # SLOT MODE
         cmd=("$WRAITH_BIN" serve -c "$dir/wraith.toml")
         pidfile=$dir/wraith.pid
     fi
+    cp "$dir"/*.conf "$dir"/*.toml "$RESULTS/configs/" 2>/dev/null || true
+    for f in "$RESULTS/configs/nginx.conf" "$RESULTS/configs/wraith.toml"; do
+        [[ -e $f ]] && mv "$f" "$RESULTS/configs/$slot-$mode.${f##*.}"
+    done
     # A background job of a shell without job control is not a group leader, so setsid
     # execs in place and $! is the master; the pid file below confirms it.
     setsid "${cmd[@]}" </dev/null >"$dir/$slot.stdout" 2>"$dir/$slot.stderr" &

@@ -209,19 +209,33 @@ void Connection::release_idle_memory() {
 }
 
 bool Connection::fill() {
-    if (!ensure_read_buffer()) {
-        begin_close(false);
-        return false;
-    }
-    if (rlen_ == rcap_)
-        return true; // full: the caller decides (431, or wait for the body to be consumed)
     ssize_t n;
-    do {
-        n = ::recv(fd_, rbuf_ + rlen_, rcap_ - rlen_, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        rlen_ += n;
-        return true;
+    if (!rbuf_) {
+        // An idle connection has no buffer. Most wake-ups of idle keep-alive connections are
+        // the client closing: read onto the stack first, so that costs no pooled buffer.
+        char first[2048];
+        do {
+            n = ::recv(fd_, first, sizeof(first), 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            if (!ensure_read_buffer()) {
+                begin_close(false);
+                return false;
+            }
+            std::memcpy(rbuf_, first, n);
+            rlen_ = n;
+            return true;
+        }
+    } else {
+        if (rlen_ == rcap_)
+            return true; // full: the caller decides (431, or wait for the body to be consumed)
+        do {
+            n = ::recv(fd_, rbuf_ + rlen_, rcap_ - rlen_, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            rlen_ += n;
+            return true;
+        }
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return true;
