@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "worker/channel.h"
 #include "worker/http1/connection.h"
+#include "worker/transport.h"
 
 namespace wraith {
 
@@ -123,7 +124,7 @@ void Worker::accept_ready(size_t listener) {
             WLOG_ERROR("accept: %s", std::strerror(errno));
             return;
         }
-        auto* c = new http1::Connection(*this, fd, peer, lc);
+        auto* c = new http1::Connection(*this, std::make_unique<TcpTransport>(fd), peer, lc);
         add_connection(c);
         c->start();
         if (connection_count_ >= config_->server.max_connections) {

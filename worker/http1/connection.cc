@@ -53,16 +53,18 @@ void format_peer(const sockaddr_storage& ss, char* text, size_t text_len, char* 
 
 } // namespace
 
-Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer,
-                       const ListenConfig& listen)
-    : worker_(worker), listen_(listen), fd_(fd), arena_(&worker.arena_blocks()) {
+Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
+                       const sockaddr_storage& peer, const ListenConfig& listen)
+    : worker_(worker), listen_(listen), transport_(std::move(transport)),
+      fd_(transport_->fd()), arena_(&worker.arena_blocks()) {
     info_.peer = peer;
     info_.id = worker.next_connection_id();
     format_peer(peer, peer_text_, sizeof(peer_text_), peer_ip_, sizeof(peer_ip_));
     info_.peer_text = peer_text_;
     info_.peer_ip = peer_ip_;
     socklen_t len = sizeof(info_.local);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&info_.local), &len);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&info_.local), &len);
+    transport_->describe(info_);
     ev_io_init(&io_, on_io, fd_, 0);
     io_.data = this;
     ev_init(&timer_, on_timer);
@@ -72,9 +74,7 @@ Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer,
 Connection::~Connection() {
     ev_io_stop(worker_.loop(), &io_);
     ev_timer_stop(worker_.loop(), &timer_);
-    if (fd_ >= 0)
-        ::close(fd_);
-    put_read_buffer();
+    put_read_buffer(); // the transport closes the socket
 }
 
 void Connection::put_read_buffer() {
@@ -214,9 +214,7 @@ bool Connection::fill() {
         // An idle connection has no buffer. Most wake-ups of idle keep-alive connections are
         // the client closing: read onto the stack first, so that costs no pooled buffer.
         char first[2048];
-        do {
-            n = ::recv(fd_, first, sizeof(first), 0);
-        } while (n < 0 && errno == EINTR);
+        n = transport_->read(first, sizeof(first));
         if (n > 0) {
             if (!ensure_read_buffer()) {
                 begin_close(false);
@@ -229,9 +227,7 @@ bool Connection::fill() {
     } else {
         if (rlen_ == rcap_)
             return true; // full: the caller decides (431, or wait for the body to be consumed)
-        do {
-            n = ::recv(fd_, rbuf_ + rlen_, rcap_ - rlen_, 0);
-        } while (n < 0 && errno == EINTR);
+        n = transport_->read(rbuf_ + rlen_, rcap_ - rlen_);
         if (n > 0) {
             rlen_ += n;
             return true;
@@ -291,7 +287,7 @@ void Connection::handle_readable() {
         return;
     case State::lingering: {
         char sink[4096];
-        ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
+        ssize_t n = transport_->read(sink, sizeof(sink));
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             destroy();
         return;
@@ -736,7 +732,7 @@ void Connection::begin_close(bool lingering) {
     if (lingering && fd_ >= 0) {
         // Lingering close: stop sending, read and drop what the client still sends, so our
         // last response is not destroyed by a TCP reset (RFC 9112 §9.6).
-        ::shutdown(fd_, SHUT_WR);
+        transport_->shutdown_write();
         state_ = State::lingering;
         set_io(EV_READ);
         arm(kLingerTimeout);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ev.h>
+#include <memory>
 #include <string>
 #include <sys/socket.h>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "modules/module.h"
 #include "worker/connection.h"
 #include "worker/http1/parser.h"
+#include "worker/transport.h"
 
 namespace wraith {
 
@@ -24,7 +26,8 @@ namespace http1 {
 
 class Connection final : public wraith::Connection, public BodyReader, public ResponseWriter {
 public:
-    Connection(Worker& worker, int fd, const sockaddr_storage& peer, const ListenConfig& listen);
+    Connection(Worker& worker, std::unique_ptr<Transport> transport, const sockaddr_storage& peer,
+               const ListenConfig& listen);
     ~Connection() override;
     void start();
 
@@ -110,7 +113,8 @@ private:
 
     Worker& worker_;
     const ListenConfig& listen_;
-    int fd_;
+    std::unique_ptr<Transport> transport_;
+    int fd_; // transport_->fd(), for the watchers
     ev_io io_;
     ev_timer timer_;
     int io_events_ = 0;

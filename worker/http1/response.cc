@@ -282,10 +282,7 @@ void Connection::flush() {
                 ++cnt;
             }
             bool more = seg_head_ + cnt < segs_.size(); // a file follows: cork the headers
-            msghdr msg{};
-            msg.msg_iov = iov;
-            msg.msg_iovlen = cnt;
-            n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            n = transport_->write(iov, cnt, more);
             if (n > 0) {
                 out_sent_ += n;
                 size_t left = n;
@@ -301,7 +298,7 @@ void Connection::flush() {
             }
         } else {
             off_t off = s.offset;
-            n = ::sendfile(fd_, s.fd, &off, std::min<size_t>(s.len, 1 << 20));
+            n = transport_->send_file(s.fd, &off, std::min<size_t>(s.len, 1 << 20));
             if (n > 0) {
                 s.offset += n;
                 s.len -= n;
@@ -319,7 +316,7 @@ void Connection::flush() {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                set_io(io_events_ | EV_WRITE);
+                set_io(io_events_ | EV_WRITE | transport_->wait_events(false));
                 arm(worker_.config().http.send_timeout);
                 return;
             }

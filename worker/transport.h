@@ -1,0 +1,55 @@
+// The byte stream under an HTTP protocol: plain TCP, or TLS over TCP (worker/tls). Protocol
+// adapters (worker/http1, worker/http2) read and write through it and never touch the socket,
+// so each protocol works over both. All calls are non-blocking with the errno conventions of
+// recv(2)/sendmsg(2)/sendfile(2).
+#pragma once
+
+#include <cstddef>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "common/http.h"
+
+namespace wraith {
+
+class Transport {
+public:
+    explicit Transport(int fd) : fd_(fd) {}
+    virtual ~Transport();
+    Transport(const Transport&) = delete;
+    Transport& operator=(const Transport&) = delete;
+
+    int fd() const { return fd_; }
+    // >0: bytes read; 0: the peer closed; -1: errno (EAGAIN: wait for wait_events()).
+    virtual ssize_t read(char* buf, size_t len) = 0;
+    // Writes from `iov`; `more` says more data follows at once (the kernel may hold a
+    // partial segment). Returns bytes written or -1 with errno.
+    virtual ssize_t write(const iovec* iov, int count, bool more) = 0;
+    // Writes up to `len` bytes of `file_fd` from *offset and advances it.
+    virtual ssize_t send_file(int file_fd, off_t* offset, size_t len) = 0;
+    // After EAGAIN, the libev events to wait for: EV_READ for reads and EV_WRITE for writes on
+    // TCP; TLS may need the other direction (a handshake message or key update in between).
+    virtual int wait_events(bool reading) const;
+    // Ends our direction (TLS: close_notify first). Reading may continue.
+    virtual void shutdown_write() = 0;
+    // Fills the TLS fields of `info` (sni, alpn) where there are any.
+    virtual void describe(ConnectionInfo& info) const {}
+    // Bytes received and decoded but not yet returned by read() (TLS records buffered
+    // inside the library): readable without a socket event.
+    virtual size_t buffered() const { return 0; }
+
+protected:
+    int fd_;
+};
+
+// Plain TCP: recv, sendmsg (MSG_MORE corks headers in front of a sendfile), sendfile.
+class TcpTransport final : public Transport {
+public:
+    using Transport::Transport;
+    ssize_t read(char* buf, size_t len) override;
+    ssize_t write(const iovec* iov, int count, bool more) override;
+    ssize_t send_file(int file_fd, off_t* offset, size_t len) override;
+    void shutdown_write() override;
+};
+
+} // namespace wraith
