@@ -11,7 +11,8 @@ PREFIX     ?= /usr/local
 
 # Debian 12 packages, exactly as listed in DESIGN.md §4.
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
-       libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli
+       libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
+       libnghttp2-dev nghttp2-client python3-h2 libssl-dev openssl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -61,6 +62,8 @@ fuzz: deps
 
 run: build
 	@mkdir -p $(BUILD)/run
+	@[ -f $(BUILD)/certs/localhost.pem ] || $(BUILD)/wraith generate certs --self-signed \
+	    --hosts localhost,127.0.0.1,::1 --dir $(BUILD)/certs
 	@echo "wraith: serving conf/www on http://localhost:8080/ (also http://[::1]:8080/); Ctrl-C stops"
 	@exec $(BUILD)/wraith serve -c $(CONFIG)
 

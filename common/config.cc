@@ -76,6 +76,7 @@ public:
         TableReader root(doc, diag_, "");
         const toml::table* server = root.table("server");
         const toml::table* http = root.table("http");
+        const toml::table* http2 = root.table("http2");
         const toml::table* access_log = root.table("access_log");
         const toml::node* listen = root.node("listen");
         const toml::node* site = root.node("site");
@@ -84,12 +85,26 @@ public:
         // Order matters: modules see server, http and mime types when sites are built.
         load_server(server ? *server : empty_table());
         load_http(http ? *http : empty_table());
+        load_http2(http2 ? *http2 : empty_table());
         if (access_log) {
             TableReader r(*access_log, diag_, "access_log");
             read_access_log(r, cfg_.access_log);
         }
         load_listeners(listen);
         load_sites(site);
+        check_tls_listeners();
+    }
+
+    // A TLS listener needs a certificate to present: some site must have one.
+    void check_tls_listeners() {
+        bool any = std::any_of(cfg_.sites.begin(), cfg_.sites.end(),
+                               [](const auto& s) { return s->tls && !s->tls->certificates.empty(); });
+        if (any)
+            return;
+        for (const ListenConfig& l : cfg_.listeners)
+            if (l.tls)
+                diag_.error(l.pos, "listen.tls: no [[site]] has a certificate; add tls = { cert "
+                                   "= ..., key = ... } to a site");
     }
 
 private:
@@ -246,6 +261,43 @@ private:
         r.finish();
     }
 
+    void load_http2(const toml::table& t) {
+        Http2Config& h = cfg_.http2;
+        TableReader r(t, diag_, "http2");
+        h.max_concurrent_streams = static_cast<uint32_t>(
+            r.integer("max_concurrent_streams", h.max_concurrent_streams, 1, 10000));
+        // RFC 9113 §6.5.2: windows up to 2^31-1, frames 2^14..2^24-1.
+        auto window = [&](std::string_view key, uint32_t& out, uint64_t min) {
+            uint64_t v = r.size(key, out);
+            if (v < min || v > 0x7fffffff)
+                r.error(key, "must be between " + std::to_string(min / 1024) +
+                                 "k and 2147483647 bytes, got " + std::to_string(v));
+            else
+                out = static_cast<uint32_t>(v);
+        };
+        window("initial_window_size", h.initial_window_size, 16384);
+        window("connection_window_size", h.connection_window_size, 65536);
+        uint64_t frame = r.size("max_frame_size", h.max_frame_size);
+        if (frame < 16384 || frame > 16777215)
+            r.error("max_frame_size",
+                    "must be between 16k and 16777215 bytes, got " + std::to_string(frame));
+        else
+            h.max_frame_size = static_cast<uint32_t>(frame);
+        h.max_header_list_size = r.size("max_header_list_size", cfg_.http.max_header_size);
+        if (h.max_header_list_size < 1024 || h.max_header_list_size > (1u << 20))
+            r.error("max_header_list_size", "must be between 1k and 1m, got " +
+                                                std::to_string(h.max_header_list_size));
+        h.rapid_reset_limit = static_cast<uint32_t>(
+            r.integer("rapid_reset_limit", h.rapid_reset_limit, 1, 100000));
+        h.rapid_reset_burst = static_cast<uint32_t>(
+            r.integer("rapid_reset_burst", h.rapid_reset_burst, 1, 100000));
+        h.control_frame_limit = static_cast<uint32_t>(
+            r.integer("control_frame_limit", h.control_frame_limit, 1, 100000));
+        h.max_continuations = static_cast<uint32_t>(
+            r.integer("max_continuations", h.max_continuations, 0, 1000));
+        r.finish();
+    }
+
     void read_access_log(TableReader& r, AccessLogConfig& out) {
         if (std::optional<std::string> path = r.string("path")) {
             if (path->empty() || *path == "off")
@@ -300,9 +352,7 @@ private:
             r.error("ipv6_only",
                     "applies only to IPv6 addresses, and " + in_quotes(l.address) + " is IPv4");
         l.backlog = static_cast<int>(r.integer("backlog", l.backlog, 1, 65535));
-        if (r.boolean("tls", false))
-            r.error("tls", "TLS listeners are not supported by this version yet");
-        l.tls = false;
+        l.tls = r.boolean("tls", false);
         read_protocols(r, l);
         r.finish();
         if (!address_ok)
@@ -328,7 +378,9 @@ private:
     void read_protocols(TableReader& r, ListenConfig& l) {
         const toml::node* n = r.node("protocols");
         if (!n) {
-            l.protocols = {"http/1.1"};
+            // TLS negotiates with ALPN, preferring HTTP/2; cleartext speaks HTTP/1.1.
+            l.protocols = l.tls ? std::vector<std::string>{"h2", "http/1.1"}
+                                : std::vector<std::string>{"http/1.1"};
             return;
         }
         const toml::array* arr = n->as_array();
@@ -348,12 +400,18 @@ private:
                 continue;
             }
             const std::string& p = s->get();
-            if (p == "h2" || p == "h2c" || p == "h3")
+            if (p == "h3")
                 diag_.error(&element, "listen.protocols: " + in_quotes(p) +
                                           " is not supported by this version yet");
-            else if (p != "http/1.1")
+            else if (p != "http/1.1" && p != "h2" && p != "h2c")
                 diag_.error(&element, "listen.protocols: unknown protocol " + in_quotes(p) +
-                                          " (expected \"http/1.1\")");
+                                          " (expected \"h2\", \"http/1.1\" or \"h2c\")");
+            else if (p == "h2" && !l.tls)
+                diag_.error(&element, "listen.protocols: \"h2\" needs tls = true; cleartext "
+                                      "HTTP/2 is \"h2c\"");
+            else if (p == "h2c" && l.tls)
+                diag_.error(&element, "listen.protocols: \"h2c\" is cleartext HTTP/2; on a "
+                                      "TLS listener it is \"h2\"");
             else if (std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end())
                 diag_.error(&element, "listen.protocols: " + in_quotes(p) + " is listed twice");
             else
@@ -402,6 +460,11 @@ private:
             read_access_log(lr, site->access_log);
         }
 
+        if (const toml::table* tls = r.table("tls")) {
+            TableReader tr(*tls, diag_, "site.tls");
+            site->tls = read_site_tls(tr);
+        }
+
         if (const toml::table* pages = r.table("error_pages"))
             read_error_pages(*pages, *site);
 
@@ -416,6 +479,63 @@ private:
         Site& built = *cfg_.sites.back();
         for (const toml::table* route : routes)
             load_route(*route, built);
+    }
+
+    // A file the server will read at start: it must be there and readable now, so a broken
+    // site is refused by `wraith check` rather than served. (Its contents are checked when
+    // the TLS contexts are built.)
+    std::string readable_file(TableReader& r, std::string_view key, const std::string& value) {
+        std::string path = resolve_path(cfg_.server.cert_dir, value);
+        if (::access(path.c_str(), R_OK) != 0)
+            r.error(key, "cannot read " + in_quotes(path) + ": " + std::strerror(errno));
+        return path;
+    }
+
+    std::unique_ptr<SiteTls> read_site_tls(TableReader& r) {
+        auto tls = std::make_unique<SiteTls>();
+        tls->pos = r.table_pos();
+        auto read_pair = [&](TableReader& pr) {
+            TlsCertificate c;
+            c.pos = pr.pos("cert");
+            std::optional<std::string> cert = pr.string("cert");
+            std::optional<std::string> key = pr.string("key");
+            if (!cert || cert->empty())
+                pr.error("cert", "required: the certificate chain (PEM), e.g. cert = "
+                                 "\"example.com.pem\" (relative to server.cert_dir)");
+            if (!key || key->empty())
+                pr.error("key", "required: the private key (PEM) of cert, e.g. key = "
+                                "\"example.com.key\"");
+            if (cert && !cert->empty())
+                c.cert = readable_file(pr, "cert", *cert);
+            if (key && !key->empty())
+                c.key = readable_file(pr, "key", *key);
+            if (!c.cert.empty() && !c.key.empty())
+                tls->certificates.push_back(std::move(c));
+        };
+        if (r.has("certificates")) {
+            if (r.has("cert") || r.has("key"))
+                r.error("certificates", "give either cert + key or certificates, not both");
+            if (const toml::array* list = r.array("certificates")) {
+                if (list->empty())
+                    r.error("certificates", "needs at least one { cert = ..., key = ... }");
+                for (const toml::node& item : *list) {
+                    if (const toml::table* t = item.as_table()) {
+                        TableReader pr(*t, diag_, "site.tls.certificates");
+                        read_pair(pr);
+                    } else {
+                        diag_.error(&item, "site.tls.certificates: expected a table "
+                                           "{ cert = ..., key = ... }, got " +
+                                               describe_value(item));
+                    }
+                }
+            }
+        } else {
+            read_pair(r);
+        }
+        std::string v = r.choice("min_version", "1.2", {"1.2", "1.3"});
+        tls->min_version = v == "1.3" ? 0x0304 : 0x0303;
+        r.finish();
+        return tls;
     }
 
     void read_hosts(const toml::node& hosts, Site& site) {

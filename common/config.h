@@ -47,6 +47,21 @@ struct HttpConfig {
     std::string server_header = "wraith"; // "" to omit the Server field
 };
 
+// HTTP/2 limits ([http2] table). Flow-control windows bound how much request body a client
+// may send ahead of the handler; the flood limits answer CVE-2023-44487 (rapid reset) and
+// its relatives with GOAWAY(ENHANCE_YOUR_CALM).
+struct Http2Config {
+    uint32_t max_concurrent_streams = 128;     // SETTINGS_MAX_CONCURRENT_STREAMS
+    uint32_t initial_window_size = 1 << 20;    // per stream, SETTINGS_INITIAL_WINDOW_SIZE
+    uint32_t connection_window_size = 16 << 20; // whole connection (WINDOW_UPDATE on stream 0)
+    uint32_t max_frame_size = 16384;           // SETTINGS_MAX_FRAME_SIZE we accept
+    uint64_t max_header_list_size = 0;         // 0: http.max_header_size; 431 above
+    uint32_t rapid_reset_limit = 100;          // RST_STREAM per second a client may send...
+    uint32_t rapid_reset_burst = 1000;         // ...with this many at once
+    uint32_t control_frame_limit = 100;        // PING + SETTINGS per second (burst the same)
+    uint32_t max_continuations = 8;            // CONTINUATION frames after one HEADERS
+};
+
 struct ListenConfig {
     SourcePos pos;
     std::string address;             // as written
@@ -86,8 +101,24 @@ struct HostMatch {
     std::shared_ptr<const std::regex> regex;
 };
 
+// One certificate chain and its private key (PEM). A site may have several of different key
+// types (RSA and ECDSA); the handshake uses what the client supports.
+struct TlsCertificate {
+    SourcePos pos;     // of the table or the cert value, for messages
+    std::string cert;  // resolved against server.cert_dir
+    std::string key;
+};
+
+// A site's TLS settings ([[site]] tls = { ... }).
+struct SiteTls {
+    SourcePos pos;
+    std::vector<TlsCertificate> certificates;
+    int min_version = 0x0303; // TLS1_2_VERSION or TLS1_3_VERSION
+};
+
 struct Site {
     SourcePos pos;
+    std::unique_ptr<SiteTls> tls;     // null: no certificate of its own
     std::vector<HostMatch> hosts;
     bool is_default = false;          // catches requests no other site claims
     AccessLogConfig access_log;
@@ -100,6 +131,7 @@ struct Config {
     std::string dir;                  // its directory: relative paths resolve against it
     ServerConfig server;
     HttpConfig http;
+    Http2Config http2;
     AccessLogConfig access_log;       // global default for sites without their own
     std::vector<ListenConfig> listeners;
     std::vector<std::unique_ptr<Site>> sites;

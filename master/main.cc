@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "master/control_path.h"
+#include "master/generate_certs.h"
 #include "master/master.h"
 
 namespace {
@@ -28,6 +29,7 @@ const char* kUsage =
     "  status [-c FILE]             show the running master, its generations and workers\n"
     "  reload [-c FILE]             load the configuration again; old workers drain\n"
     "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
+    "  generate certs ...           development CA and certificate for TLS (help generate)\n"
     "  help [COMMAND]               explain a command\n"
     "\n"
     "options:\n"
@@ -71,6 +73,7 @@ const CommandHelp kHelp[] = {
      "Stops the running master. By default gracefully (like kill -QUIT): workers stop\n"
      "accepting, finish in-flight requests (up to server.drain_timeout) and exit. With --fast\n"
      "(like kill -TERM) connections are closed at once. Returns when the master has exited.\n"},
+    {"generate", wraith::kGenerateCertsHelp},
     {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
 };
 
@@ -135,7 +138,7 @@ int control(const std::string& config_path, const std::string& command) {
 
 int check(const std::string& config_path) {
     wraith::Diagnostics diag;
-    auto config = wraith::load_config(config_path, diag);
+    auto config = wraith::load_full_config(config_path, diag, nullptr).config;
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
@@ -161,6 +164,12 @@ int main(int argc, char** argv) {
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
+        // `generate certs` has options of its own; only -c is shared.
+        if (command == "generate" && a != "-c" && a != "--config" &&
+            a.rfind("--config=", 0) != 0) {
+            positional.push_back(a);
+            continue;
+        }
         if (a == "-h" || a == "--help") {
             fputs(kUsage, stdout);
             return 0;
@@ -198,6 +207,16 @@ int main(int argc, char** argv) {
                 return 0;
             }
         return usage_error("no such command: " + positional[0]);
+    }
+    if (command == "generate") {
+        if (!positional.empty() && (positional[0] == "-h" || positional[0] == "--help")) {
+            fputs(wraith::kGenerateCertsHelp, stdout);
+            return 0;
+        }
+        if (positional.empty() || positional[0] != "certs")
+            return usage_error("generate what? e.g. 'wraith generate certs --self-signed'");
+        return wraith::generate_certs({positional.begin() + 1, positional.end()},
+                                      absolute(config_path));
     }
     if (!positional.empty())
         return usage_error("unexpected argument " + positional[0]);

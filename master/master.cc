@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "worker/channel.h"
+#include "worker/tls/context.h"
 #include "worker/worker.h"
 
 namespace wraith {
@@ -51,6 +52,20 @@ void mkdir_parent(const std::string& path) {
                 return;
         }
     }
+}
+
+LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys) {
+    LoadedConfig out;
+    auto config = load_config(path, diag);
+    if (!config)
+        return out;
+    bool failed = false;
+    auto tls = TlsContexts::build(*config, diag, keys, &failed);
+    if (failed)
+        return out;
+    out.config = std::move(config);
+    out.tls = std::move(tls);
+    return out;
 }
 
 Master::Master(MasterOptions options)
@@ -141,8 +156,19 @@ bool Master::write_pid_file(std::string* error) {
 
 int Master::run() {
     ErrorLog::set_identity("master");
+    // Session ticket keys live in shared memory made before any fork, so every worker of
+    // every generation encrypts and decrypts tickets with the same keys.
+    void* keys_mem = mmap(nullptr, sizeof(TicketKeys), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (keys_mem == MAP_FAILED) {
+        fprintf(stderr, "wraith: mmap: %s\n", std::strerror(errno));
+        return 1;
+    }
+    ticket_keys_ = new (keys_mem) TicketKeys();
+    ticket_keys_->rotate();
     Diagnostics diag;
-    std::shared_ptr<const Config> config = load_config(options_.config_path, diag);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_);
+    std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
@@ -211,7 +237,7 @@ int Master::run() {
     signal(SIGPIPE, SIG_IGN);
     started_ = ev_time();
 
-    if (!start_generation(config, &err)) {
+    if (!start_generation(loaded, &err)) {
         WLOG_ERROR("%s", err.c_str());
         if (ErrorLog::fd() != 2)
             fprintf(stderr, "wraith: %s\n", err.c_str());
@@ -240,6 +266,10 @@ int Master::run() {
     stop_timer_.data = this;
     ev_init(&ready_timer_, on_ready_timer);
     ready_timer_.data = this;
+    // Ticket keys rotate every 12 hours; a ticket stays valid for up to two periods.
+    ev_timer_init(&ticket_timer_, on_ticket_rotation, 12 * 3600., 12 * 3600.);
+    ticket_timer_.data = this;
+    ev_timer_start(loop_, &ticket_timer_);
 
     WLOG_INFO("wraith %s started: pid %d, config %s, %d workers", WRAITH_VERSION, getpid(),
               options_.config_path.c_str(), worker_count(*config));
@@ -252,13 +282,20 @@ int Master::run() {
     return exit_code_;
 }
 
-bool Master::start_generation(std::shared_ptr<const Config> config, std::string* error) {
-    std::vector<int> fds = listeners_.acquire(*config, error);
-    if (fds.empty() && !config->listeners.empty())
+void Master::on_ticket_rotation(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    self->ticket_keys_->rotate();
+    WLOG_INFO("rotated TLS session ticket keys");
+}
+
+bool Master::start_generation(LoadedConfig loaded, std::string* error) {
+    std::vector<int> fds = listeners_.acquire(*loaded.config, error);
+    if (fds.empty() && !loaded.config->listeners.empty())
         return false;
     auto gen = std::make_unique<Generation>();
     gen->id = next_generation_++;
-    gen->config = std::move(config);
+    gen->config = std::move(loaded.config);
+    gen->tls = std::move(loaded.tls);
     gen->listen_fds = std::move(fds);
     int n = worker_count(*gen->config);
     gen->crash_count.assign(n, 0);
@@ -298,6 +335,7 @@ bool Master::spawn(Generation& gen, int slot) {
 
     WorkerSetup setup;
     setup.config = gen.config;
+    setup.tls = gen.tls;
     setup.slot = slot;
     setup.generation = gen.id;
     setup.channel_fd = sv[1];
@@ -541,7 +579,8 @@ void Master::reload(ControlClient* requester) {
         return;
     }
     Diagnostics diag;
-    std::shared_ptr<const Config> config = load_config(options_.config_path, diag);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_);
+    std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         std::string text;
         for (const auto& d : diag.list()) {
@@ -575,7 +614,7 @@ void Master::reload(ControlClient* requester) {
             WLOG_ERROR("%s", err.c_str());
     }
     ErrorLog::set_level(level);
-    if (!start_generation(config, &err)) {
+    if (!start_generation(loaded, &err)) {
         WLOG_ERROR("reload failed: %s", err.c_str());
         // Drop the half-started generation; the old one keeps serving.
         Generation* g = current();

@@ -15,6 +15,17 @@
 
 namespace wraith {
 
+class TlsContexts;
+struct TicketKeys;
+
+// Loads a config and builds its TLS contexts (certificates checked); what `serve`, `reload`
+// and `check` all use. nullptr config: diag holds every problem.
+struct LoadedConfig {
+    std::shared_ptr<const Config> config;
+    std::shared_ptr<const TlsContexts> tls;
+};
+LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys);
+
 // Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
 void mkdir_parent(const std::string& path);
 
@@ -46,6 +57,7 @@ private:
     struct Generation {
         uint32_t id = 0;
         std::shared_ptr<const Config> config;
+        std::shared_ptr<const TlsContexts> tls;
         std::vector<int> listen_fds;
         std::vector<std::unique_ptr<WorkerProc>> workers;
         std::vector<int> crash_count;     // per slot, for respawn back-off
@@ -63,7 +75,7 @@ private:
         bool waiting_exit = false;
     };
 
-    bool start_generation(std::shared_ptr<const Config> config, std::string* error);
+    bool start_generation(LoadedConfig loaded, std::string* error);
     bool spawn(Generation& gen, int slot);
     void drain_generation(Generation& gen);
     void check_generation_ready(Generation& gen);
@@ -94,6 +106,7 @@ private:
     static void on_respawn_timer(struct ev_loop*, ev_timer* w, int);
     static void on_stop_timer(struct ev_loop*, ev_timer* w, int);
     static void on_ready_timer(struct ev_loop*, ev_timer* w, int);
+    static void on_ticket_rotation(struct ev_loop*, ev_timer* w, int);
 
     MasterOptions options_;
     struct ev_loop* loop_;
@@ -102,6 +115,8 @@ private:
     Generation* pending_ = nullptr; // a reload's generation not yet ready
     uint32_t next_generation_ = 1;
     WorkerStatus* status_table_ = nullptr;
+    TicketKeys* ticket_keys_ = nullptr; // shared with every worker; survives reloads
+    ev_timer ticket_timer_{};
     int control_fd_ = -1;
     std::string control_path_;
     std::string pid_path_;

@@ -11,7 +11,9 @@
 #include "common/http_date.h"
 #include "common/log.h"
 #include "worker/channel.h"
-#include "worker/http1/connection.h"
+#include "worker/protocols.h"
+#include "worker/tls/context.h"
+#include "worker/tls/handshake.h"
 #include "worker/transport.h"
 
 namespace wraith {
@@ -124,9 +126,20 @@ void Worker::accept_ready(size_t listener) {
             WLOG_ERROR("accept: %s", std::strerror(errno));
             return;
         }
-        auto* c = new http1::Connection(*this, std::make_unique<TcpTransport>(fd), peer, lc);
-        add_connection(c);
-        c->start();
+        if (lc.tls) {
+            SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
+            if (!ssl) {
+                ErrorLog::limited(LogLevel::error, "cannot start TLS on %s", lc.address.c_str());
+                ::close(fd);
+                continue;
+            }
+            auto* h = new tls::Handshake(*this, std::make_unique<tls::TlsTransport>(fd, ssl),
+                                         peer, lc);
+            add_connection(h);
+            h->start();
+        } else {
+            start_protocol(*this, std::make_unique<TcpTransport>(fd), peer, lc, {}, {});
+        }
         if (connection_count_ >= config_->server.max_connections) {
             ErrorLog::limited(LogLevel::warn, "max_connections (%zu) reached; not accepting",
                               config_->server.max_connections);

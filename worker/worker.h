@@ -18,9 +18,12 @@
 
 namespace wraith {
 
+class TlsContexts;
+
 // What the master hands a worker at fork.
 struct WorkerSetup {
     std::shared_ptr<const Config> config;
+    std::shared_ptr<const TlsContexts> tls; // null when no listener has tls = true
     int slot = 0;
     uint32_t generation = 0;
     int channel_fd = -1;          // SOCK_SEQPACKET to the master (worker/channel.h)

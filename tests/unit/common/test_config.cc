@@ -793,7 +793,7 @@ test_handler = {}
 )toml") == one("test.toml:1:1: listen: expected [[listen]] tables, got a table"));
 }
 
-TEST_CASE("listen.tls is not supported yet", "[config]") {
+TEST_CASE("listen.tls needs a site with a certificate", "[config]") {
     CHECK(errors(R"toml(
 [[listen]]
 address = "8443"
@@ -802,10 +802,44 @@ tls = true
 hosts = ["*"]
 [[site.route]]
 test_handler = {}
-)toml") == one("test.toml:3:7: listen.tls: TLS listeners are not supported by this version yet"));
+)toml") == one("test.toml:2:11: listen.tls: no [[site]] has a certificate; add tls = { cert = "
+               "..., key = ... } to a site"));
 }
 
-TEST_CASE("listen.protocols accepts only http/1.1 for now", "[config]") {
+TEST_CASE("site.tls: cert and key must be readable files, min_version 1.2 or 1.3", "[config]") {
+    CHECK(errors(R"toml(
+[server]
+cert_dir = "/nonexistent-certs"
+[[listen]]
+address = "8443"
+tls = true
+[[site]]
+hosts = ["*"]
+tls = { cert = "a.pem", key = "/nope/a.key", min_version = "1.1" }
+[[site.route]]
+test_handler = {}
+)toml") == std::vector<std::string>{
+               "test.toml:8:16: site.tls.cert: cannot read \"/nonexistent-certs/a.pem\": No such "
+               "file or directory",
+               "test.toml:8:31: site.tls.key: cannot read \"/nope/a.key\": No such file or "
+               "directory",
+               "test.toml:8:60: site.tls.min_version: expected one of \"1.2\", \"1.3\", got "
+               "\"1.1\"",
+           });
+    CHECK(errors(R"toml(
+[[listen]]
+address = "8443"
+tls = true
+[[site]]
+hosts = ["*"]
+tls = { certificates = [], cert = "x" }
+[[site.route]]
+test_handler = {}
+)toml")[1] == "test.toml:6:24: site.tls.certificates: give either cert + key or "
+                "certificates, not both");
+}
+
+TEST_CASE("listen.protocols: h2 needs TLS, h2c is cleartext, h3 not yet", "[config]") {
     CHECK(errors(R"toml(
 [[listen]]
 address = "8080"
@@ -816,9 +850,10 @@ hosts = ["*"]
 test_handler = {}
 )toml") == std::vector<std::string>{
                "test.toml:3:14: listen.protocols: \"h3\" is not supported by this version yet",
-               "test.toml:3:20: listen.protocols: \"h2\" is not supported by this version yet",
-               "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected "
-               "\"http/1.1\")",
+               "test.toml:3:20: listen.protocols: \"h2\" needs tls = true; cleartext HTTP/2 is "
+               "\"h2c\"",
+               "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected \"h2\", "
+               "\"http/1.1\" or \"h2c\")",
                "test.toml:3:46: listen.protocols: \"http/1.1\" is listed twice",
            });
 }
@@ -998,7 +1033,7 @@ root = "/srv"
   [[site.route]]
   test_handler = {}
 )toml")) == one("test.toml:5:1: unknown key \"root\" in [[site]] (expected one of: hosts, "
-                "default, access_log, error_pages, route)"));
+                "default, access_log, tls, error_pages, route)"));
 }
 
 TEST_CASE("unknown key in a site's access_log", "[config]") {

@@ -1,0 +1,18 @@
+#include "worker/protocols.h"
+
+#include "worker/http1/connection.h"
+#include "worker/worker.h"
+
+namespace wraith {
+
+void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
+                    const sockaddr_storage& peer, const ListenConfig& listen,
+                    std::string_view alpn, std::string_view already_read) {
+    (void)alpn;
+    (void)already_read;
+    auto* c = new http1::Connection(worker, std::move(transport), peer, listen);
+    worker.add_connection(c);
+    c->start();
+}
+
+} // namespace wraith

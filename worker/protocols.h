@@ -1,0 +1,22 @@
+// Where a ready transport (plain TCP, or TLS after its handshake) meets its HTTP protocol:
+// ALPN "h2" (or the h2c preface) → HTTP/2, anything else → HTTP/1.1.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <sys/socket.h>
+
+#include "common/config.h"
+#include "worker/transport.h"
+
+namespace wraith {
+
+class Worker;
+
+// Creates, registers and starts the protocol connection. `already_read` holds bytes consumed
+// from the transport before the protocol was known (the h2c preface).
+void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
+                    const sockaddr_storage& peer, const ListenConfig& listen,
+                    std::string_view alpn, std::string_view already_read);
+
+} // namespace wraith

@@ -1,0 +1,299 @@
+#include "worker/tls/context.h"
+
+#include <cstring>
+#include <ctime>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+namespace wraith {
+
+namespace {
+
+// TLS 1.2 suites: forward secret AEAD only (TLS 1.3 suites are all AEAD).
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kGroups = "X25519:P-256:P-384";
+
+int listener_index_slot() {
+    static int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return slot;
+}
+int contexts_slot() {
+    static int slot = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return slot;
+}
+
+std::string openssl_error() {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (!e)
+        return "unknown error";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    // "error:0A00018F:SSL routines::ee key too small" -> the reason after the last colon
+    std::string s(buf);
+    size_t colon = s.rfind(':');
+    return colon == std::string::npos ? s : s.substr(colon + 1);
+}
+
+// The host_name of a ClientHello's server_name extension (RFC 6066 §3), or empty.
+std::string_view sni_from_hello(SSL* ssl) {
+    const unsigned char* p;
+    size_t len;
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5)
+        return {};
+    size_t list = (size_t(p[0]) << 8) | p[1];
+    if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name)
+        return {};
+    size_t name = (size_t(p[3]) << 8) | p[4];
+    if (name + 5 > len || name == 0 || name > 255)
+        return {};
+    return {reinterpret_cast<const char*>(p + 5), name};
+}
+
+} // namespace
+
+// ---- ticket keys ---------------------------------------------------------------------------
+
+void TicketKeys::rotate() {
+    Key fresh;
+    RAND_bytes(fresh.name, sizeof(fresh.name));
+    RAND_bytes(fresh.aes, sizeof(fresh.aes));
+    RAND_bytes(fresh.hmac, sizeof(fresh.hmac));
+    uint32_t g = generation.load(std::memory_order_relaxed);
+    generation.store(g + 1, std::memory_order_release); // odd: writing
+    std::atomic_thread_fence(std::memory_order_release);
+    if (g > 0) {
+        previous = current;
+        has_previous = true;
+    }
+    current = fresh;
+    std::atomic_thread_fence(std::memory_order_release);
+    generation.store(g + 2, std::memory_order_release);
+}
+
+void TicketKeys::snapshot(Key& cur, Key& prev, bool& has_prev) const {
+    for (;;) {
+        uint32_t before = generation.load(std::memory_order_acquire);
+        if (before & 1)
+            continue;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        cur = current;
+        prev = previous;
+        has_prev = has_previous;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (generation.load(std::memory_order_acquire) == before)
+            return;
+    }
+}
+
+// ---- contexts --------------------------------------------------------------------------------
+
+TlsContexts::~TlsContexts() {
+    for (auto& [site, ctx] : site_ctx_)
+        SSL_CTX_free(ctx);
+}
+
+bool TlsContexts::protocol_available(const std::string& name) {
+    return name == "http/1.1" || name == "h2";
+}
+
+SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        diag.error(site.tls->pos, "site.tls: cannot create a TLS context: " + openssl_error());
+        *failed = true;
+        return nullptr;
+    }
+    SSL_CTX_set_min_proto_version(ctx, site.tls->min_version);
+    // OpenSSL 3 refuses client-initiated renegotiation unless ALLOW_CLIENT_RENEGOTIATION.
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_cipher_list(ctx, kTls12Ciphers);
+    SSL_CTX_set1_groups_list(ctx, kGroups);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_max_early_data(ctx, 0); // 0-RTT stays off on TCP
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); // tickets only: stateless
+    static const unsigned char sid_ctx[] = "wraith";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    SSL_CTX_set_ex_data(ctx, contexts_slot(), this);
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, this);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, this);
+    if (keys_)
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(
+            ctx, reinterpret_cast<int (*)(SSL*, unsigned char*, unsigned char*, EVP_CIPHER_CTX*,
+                                          EVP_MAC_CTX*, int)>(on_ticket_key));
+
+    for (const TlsCertificate& c : site.tls->certificates) {
+        auto bad = [&](const std::string& what) {
+            diag.error(c.pos, "site.tls: " + what);
+            *failed = true;
+        };
+        if (SSL_CTX_use_certificate_chain_file(ctx, c.cert.c_str()) != 1) {
+            bad("cannot load certificate chain " + c.cert + ": " + openssl_error());
+            continue;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+            bad("cannot load private key " + c.key + ": " + openssl_error());
+            continue;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            bad("private key " + c.key + " does not match certificate " + c.cert);
+            ERR_clear_error();
+            continue;
+        }
+        X509* leaf = SSL_CTX_get0_certificate(ctx);
+        if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+            bad("certificate " + c.cert + " has expired");
+        else if (leaf && X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
+            bad("certificate " + c.cert + " is not valid yet");
+    }
+    return ctx;
+}
+
+std::shared_ptr<const TlsContexts> TlsContexts::build(const Config& config, Diagnostics& diag,
+                                                      TicketKeys* keys, bool* failed) {
+    *failed = false;
+    bool any_tls = false;
+    for (const ListenConfig& l : config.listeners)
+        any_tls |= l.tls;
+    if (!any_tls)
+        return nullptr;
+    std::shared_ptr<TlsContexts> set(new TlsContexts(config));
+    set->keys_ = keys;
+    const Site* fallback = nullptr;
+    for (const auto& site : config.sites) {
+        if (!site->tls || site->tls->certificates.empty())
+            continue;
+        SSL_CTX* ctx = set->make_ctx(*site, diag, failed);
+        if (!ctx)
+            continue;
+        set->site_ctx_[site.get()] = ctx;
+        if (!fallback || site->is_default)
+            fallback = site.get();
+    }
+    // Clients without SNI (or naming a site without a certificate) get the default site's
+    // certificate, or the first site's that has one.
+    const Site* default_site = set->router_.site_for("");
+    if (default_site && set->site_ctx_.count(default_site))
+        fallback = default_site;
+    if (fallback)
+        set->default_ctx_ = set->site_ctx_[fallback];
+    for (const ListenConfig& l : config.listeners) {
+        TlsListener tl;
+        tl.listen = &l;
+        for (const std::string& p : l.protocols) {
+            if (!protocol_available(p))
+                continue;
+            tl.alpn.push_back(static_cast<unsigned char>(p.size()));
+            tl.alpn.insert(tl.alpn.end(), p.begin(), p.end());
+        }
+        set->listeners_.push_back(std::move(tl));
+    }
+    return set;
+}
+
+SSL* TlsContexts::new_ssl(size_t listener_index) const {
+    if (!default_ctx_)
+        return nullptr;
+    SSL* ssl = SSL_new(default_ctx_);
+    if (ssl)
+        SSL_set_ex_data(ssl, listener_index_slot(),
+                        const_cast<TlsListener*>(&listeners_[listener_index]));
+    return ssl;
+}
+
+// Runs first in a handshake: picks the site's context from SNI before version negotiation,
+// so a site's min_version applies.
+int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) {
+    auto* self = static_cast<TlsContexts*>(arg);
+    std::string_view sni = sni_from_hello(ssl);
+    char lower[256];
+    size_t n = std::min(sni.size(), sizeof(lower));
+    for (size_t i = 0; i < n; ++i)
+        lower[i] = static_cast<char>(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
+    const Site* site = self->router_.site_for({lower, n});
+    auto it = site ? self->site_ctx_.find(site) : self->site_ctx_.end();
+    SSL_CTX* ctx = it != self->site_ctx_.end() ? it->second : self->default_ctx_;
+    if (ctx != SSL_get_SSL_CTX(ssl)) {
+        SSL_set_SSL_CTX(ssl, ctx);
+        // SSL_set_SSL_CTX swaps certificates only; carry over the site's policy.
+        SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
+        SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+int TlsContexts::on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                         const unsigned char* in, unsigned int inlen, void*) {
+    auto* l = static_cast<TlsListener*>(SSL_get_ex_data(ssl, listener_index_slot()));
+    if (!l || l->alpn.empty())
+        return SSL_TLSEXT_ERR_NOACK;
+    // Server preference: the first of our protocols the client offers.
+    const unsigned char* ours = l->alpn.data();
+    size_t ours_len = l->alpn.size();
+    for (size_t i = 0; i < ours_len; i += 1 + ours[i]) {
+        for (unsigned int j = 0; j < inlen; j += 1 + in[j]) {
+            if (in[j] == ours[i] && j + 1 + in[j] <= inlen &&
+                std::memcmp(in + j + 1, ours + i + 1, ours[i]) == 0) {
+                *out = in + j + 1;
+                *outlen = in[j];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    // RFC 7301 §3.2: no protocol in common is a fatal no_application_protocol alert.
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+int TlsContexts::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv, void* cipher,
+                               void* mac, int enc) {
+    SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+    auto* self = static_cast<TlsContexts*>(SSL_CTX_get_ex_data(ctx, contexts_slot()));
+    TicketKeys::Key cur, prev;
+    bool has_prev;
+    self->keys_->snapshot(cur, prev, has_prev);
+    auto* cctx = static_cast<EVP_CIPHER_CTX*>(cipher);
+    auto* hctx = static_cast<EVP_MAC_CTX*>(mac);
+    auto set_mac = [&](const TicketKeys::Key& k) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"),
+                                             0),
+            OSSL_PARAM_construct_end()};
+        return EVP_MAC_CTX_set_params(hctx, params) == 1 &&
+               EVP_MAC_init(hctx, k.hmac, sizeof(k.hmac), nullptr) == 1;
+    };
+    if (enc) {
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+            return -1;
+        std::memcpy(name, cur.name, sizeof(cur.name));
+        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, cur.aes, iv) != 1 ||
+            !set_mac(cur))
+            return -1;
+        return 1;
+    }
+    const TicketKeys::Key* key = nullptr;
+    int result = 1;
+    if (std::memcmp(name, cur.name, sizeof(cur.name)) == 0) {
+        key = &cur;
+    } else if (has_prev && std::memcmp(name, prev.name, sizeof(prev.name)) == 0) {
+        key = &prev;
+        result = 2; // valid, but issue a ticket under the current key
+    }
+    if (!key)
+        return 0; // unknown key: full handshake
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1 || !set_mac(*key))
+        return -1;
+    return result;
+}
+
+} // namespace wraith

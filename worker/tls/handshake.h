@@ -1,0 +1,45 @@
+// The first phase of a connection on a TLS listener: drives the server handshake on the loop
+// (bounded by http.header_timeout), then hands the TlsTransport to the protocol ALPN chose.
+#pragma once
+
+#include <ev.h>
+#include <memory>
+#include <sys/socket.h>
+
+#include "common/config.h"
+#include "worker/connection.h"
+#include "worker/tls/transport.h"
+
+namespace wraith {
+class Worker;
+}
+
+namespace wraith::tls {
+
+class Handshake final : public wraith::Connection {
+public:
+    Handshake(Worker& worker, std::unique_ptr<TlsTransport> transport,
+              const sockaddr_storage& peer, const ListenConfig& listen);
+    ~Handshake() override;
+    void start();
+
+    void drain() override { close_now(); } // nothing was asked yet: nothing to finish
+    void close_now() override;
+    void run_deferred() override;
+
+private:
+    static void on_io(struct ev_loop* loop, ev_io* w, int revents);
+    static void on_timeout(struct ev_loop* loop, ev_timer* w, int revents);
+    void step();
+    void finish(bool ok);
+
+    Worker& worker_;
+    std::unique_ptr<TlsTransport> transport_;
+    sockaddr_storage peer_;
+    const ListenConfig& listen_;
+    ev_io io_;
+    ev_timer timer_;
+    bool done_ = false;
+};
+
+} // namespace wraith::tls

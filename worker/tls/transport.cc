@@ -1,0 +1,178 @@
+#include "worker/tls/transport.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ev.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+namespace wraith::tls {
+
+namespace {
+constexpr size_t kRecord = 16384; // one full TLS record of plaintext
+}
+
+TlsTransport::TlsTransport(int fd, SSL* ssl) : Transport(fd), ssl_(ssl) {
+    SSL_set_fd(ssl_, fd);
+    SSL_set_accept_state(ssl_);
+}
+
+TlsTransport::~TlsTransport() { SSL_free(ssl_); }
+
+ssize_t TlsTransport::fail(int ret) {
+    int err = SSL_get_error(ssl_, ret);
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        want_ = EV_READ;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        want_ = EV_WRITE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0; // close_notify
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        if (errno == 0 || errno == EAGAIN)
+            errno = ECONNRESET; // EOF without close_notify (truncation) or odd state
+        return -1;
+    default:
+        error_ = ERR_reason_error_string(ERR_peek_error());
+        if (!error_)
+            error_ = "TLS protocol error";
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+int TlsTransport::handshake() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+        want_ = 0;
+        ktls_send_ = BIO_get_ktls_send(SSL_get_wbio(ssl_));
+        return 1;
+    }
+    errno = 0;
+    if (fail(r) < 0 && errno == EAGAIN)
+        return 0;
+    if (!*error_)
+        error_ = errno ? strerror(errno) : "connection closed during the handshake";
+    return -1;
+}
+
+ssize_t TlsTransport::read(char* buf, size_t len) {
+    ERR_clear_error();
+    size_t n = 0;
+    int r = SSL_read_ex(ssl_, buf, len, &n);
+    if (r == 1) {
+        want_ = 0;
+        return static_cast<ssize_t>(n);
+    }
+    errno = 0;
+    return fail(0);
+}
+
+ssize_t TlsTransport::write(const iovec* iov, int count, bool more) {
+    // Small pieces (headers, chunk framing) are coalesced so each becomes part of one record
+    // rather than a record of its own. After WANT_WRITE the same bytes are offered again.
+    size_t total = 0;
+    for (int i = 0; i < count; ++i)
+        total += iov[i].iov_len;
+    const char* data;
+    size_t len;
+    if (count == 1) {
+        data = static_cast<const char*>(iov[0].iov_base);
+        len = iov[0].iov_len;
+    } else if (iov[0].iov_len >= kRecord) {
+        data = static_cast<const char*>(iov[0].iov_base);
+        len = iov[0].iov_len;
+    } else {
+        if (!bounce_)
+            bounce_.reset(new char[kRecord]);
+        len = 0;
+        for (int i = 0; i < count && len < kRecord; ++i) {
+            size_t take = std::min(iov[i].iov_len, kRecord - len);
+            std::memcpy(bounce_.get() + len, iov[i].iov_base, take);
+            len += take;
+        }
+        data = bounce_.get();
+    }
+    if (retry_len_)
+        len = std::min(len, retry_len_);
+    (void)total;
+    (void)more;
+    ERR_clear_error();
+    size_t n = 0;
+    int r = SSL_write_ex(ssl_, data, len, &n);
+    if (r == 1) {
+        retry_len_ = 0;
+        want_ = 0;
+        return static_cast<ssize_t>(n);
+    }
+    errno = 0;
+    ssize_t f = fail(0);
+    if (f < 0 && errno == EAGAIN)
+        retry_len_ = len;
+    return f;
+}
+
+ssize_t TlsTransport::send_file(int file_fd, off_t* offset, size_t len) {
+    if (ktls_send_ && !retry_len_) {
+        ERR_clear_error();
+        ossl_ssize_t n = SSL_sendfile(ssl_, file_fd, *offset, len, 0);
+        if (n > 0) {
+            *offset += n;
+            return n;
+        }
+        errno = 0;
+        return fail(static_cast<int>(n));
+    }
+    // Without kTLS: read a record's worth and encrypt it in user space.
+    if (!bounce_)
+        bounce_.reset(new char[kRecord]);
+    size_t want = std::min(len, kRecord);
+    if (retry_len_)
+        want = std::min(want, retry_len_);
+    ssize_t got = ::pread(file_fd, bounce_.get(), want, *offset);
+    if (got <= 0)
+        return got; // 0: the file shrank; the caller treats it as an error
+    iovec one{bounce_.get(), static_cast<size_t>(got)};
+    ssize_t n = write(&one, 1, false);
+    if (n > 0)
+        *offset += n;
+    return n;
+}
+
+int TlsTransport::wait_events(bool reading) const {
+    if (want_)
+        return want_;
+    return reading ? EV_READ : EV_WRITE;
+}
+
+void TlsTransport::shutdown_write() {
+    ERR_clear_error();
+    SSL_shutdown(ssl_); // close_notify; the reply is not awaited
+    ERR_clear_error();
+    ::shutdown(fd_, SHUT_WR);
+}
+
+void TlsTransport::describe(ConnectionInfo& info) const {
+    info.tls = true;
+    if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))
+        info.sni = sni;
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+    if (alpn)
+        info.alpn = {reinterpret_cast<const char*>(alpn), alpn_len};
+}
+
+size_t TlsTransport::buffered() const { return static_cast<size_t>(SSL_pending(ssl_)); }
+
+} // namespace wraith::tls

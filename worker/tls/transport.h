@@ -1,0 +1,45 @@
+// TLS over TCP as a Transport. The handshake is driven by tls::Handshake (handshake.h); once it
+// is done the protocol reads and writes through SSL_read/SSL_write, and static files go out with
+// SSL_sendfile when the kernel took over the record layer (kTLS), or through a bounce buffer.
+#pragma once
+
+#include <memory>
+
+#include "worker/transport.h"
+
+typedef struct ssl_st SSL;
+
+namespace wraith::tls {
+
+class TlsTransport final : public Transport {
+public:
+    TlsTransport(int fd, SSL* ssl); // takes ownership of ssl
+    ~TlsTransport() override;
+
+    // One step of the server handshake: 1 done, 0 call again when wait_events(...) fire,
+    // -1 failed (`error()` says why).
+    int handshake();
+    const char* error() const { return error_; }
+
+    ssize_t read(char* buf, size_t len) override;
+    ssize_t write(const iovec* iov, int count, bool more) override;
+    ssize_t send_file(int file_fd, off_t* offset, size_t len) override;
+    int wait_events(bool reading) const override;
+    void shutdown_write() override;
+    void describe(ConnectionInfo& info) const override;
+    size_t buffered() const override;
+    bool ktls_send() const { return ktls_send_; }
+
+private:
+    // Maps an SSL result to the recv/send conventions, remembering what OpenSSL waits for.
+    ssize_t fail(int ret);
+
+    SSL* ssl_;
+    int want_ = 0;              // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
+    size_t retry_len_ = 0;      // a write that hit WANT_WRITE must be retried with these bytes
+    bool ktls_send_ = false;
+    const char* error_ = "";
+    std::unique_ptr<char[]> bounce_; // for SSL_write of records when coalescing or pread
+};
+
+} // namespace wraith::tls
