@@ -64,7 +64,8 @@ run: build
 	@mkdir -p $(BUILD)/run
 	@[ -f $(BUILD)/certs/localhost.pem ] || $(BUILD)/wraith generate certs --self-signed \
 	    --hosts localhost,127.0.0.1,::1 --dir $(BUILD)/certs
-	@echo "wraith: serving conf/www on http://localhost:8080/ (also http://[::1]:8080/); Ctrl-C stops"
+	@echo "wraith: serving conf/www on http://localhost:8080/ and https://localhost:8443/ (Ctrl-C stops)"
+	@echo "        trust $(BUILD)/certs/wraith-dev-ca.pem for HTTPS, e.g. curl --cacert $(BUILD)/certs/wraith-dev-ca.pem"
 	@exec $(BUILD)/wraith serve -c $(CONFIG)
 
 bench: build

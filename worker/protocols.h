@@ -13,6 +13,9 @@ namespace wraith {
 
 class Worker;
 
+// Whether this build speaks `alpn_name` ("http/1.1", "h2"); ALPN offers only these.
+bool protocol_implemented(std::string_view alpn_name);
+
 // Creates, registers and starts the protocol connection. `already_read` holds bytes consumed
 // from the transport before the protocol was known (the h2c preface).
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,

@@ -1,5 +1,7 @@
 #include "worker/tls/context.h"
 
+#include "worker/protocols.h"
+
 #include <cstring>
 #include <ctime>
 
@@ -103,7 +105,7 @@ TlsContexts::~TlsContexts() {
 }
 
 bool TlsContexts::protocol_available(const std::string& name) {
-    return name == "http/1.1" || name == "h2";
+    return protocol_implemented(name);
 }
 
 SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed) {
