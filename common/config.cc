@@ -534,6 +534,25 @@ private:
         }
         std::string v = r.choice("min_version", "1.2", {"1.2", "1.3"});
         tls->min_version = v == "1.3" ? 0x0304 : 0x0303;
+        std::string auth = r.choice("client_auth", "off", {"off", "optional", "require"});
+        tls->client_auth = auth == "require"    ? SiteTls::ClientAuth::require
+                           : auth == "optional" ? SiteTls::ClientAuth::optional
+                                                : SiteTls::ClientAuth::off;
+        if (std::optional<std::string> ca = r.string("client_ca")) {
+            tls->client_ca_pos = r.pos("client_ca");
+            tls->client_ca = readable_file(r, "client_ca", *ca);
+        }
+        if (std::optional<std::string> crl = r.string("crl"))
+            tls->crl = readable_file(r, "crl", *crl);
+        if (tls->client_auth != SiteTls::ClientAuth::off && tls->client_ca.empty())
+            r.error("client_auth", "needs client_ca: the CA certificates (PEM) that issue "
+                                   "client certificates");
+        if (!tls->crl.empty() && tls->client_ca.empty())
+            r.error("crl", "applies to client certificates: set client_ca and client_auth");
+        if (std::optional<std::string> staple = r.string("ocsp_staple")) {
+            tls->ocsp_staple_pos = r.pos("ocsp_staple");
+            tls->ocsp_staple = readable_file(r, "ocsp_staple", *staple);
+        }
         r.finish();
         return tls;
     }

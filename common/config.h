@@ -114,6 +114,16 @@ struct SiteTls {
     SourcePos pos;
     std::vector<TlsCertificate> certificates;
     int min_version = 0x0303; // TLS1_2_VERSION or TLS1_3_VERSION
+    // Client certificates (mTLS).
+    enum class ClientAuth { off, optional, require };
+    ClientAuth client_auth = ClientAuth::off;
+    std::string client_ca;    // PEM bundle of CAs that may issue client certificates
+    std::string crl;          // PEM CRL(s) checked against client certificates; "" = none
+    SourcePos client_ca_pos;
+    // OCSP stapling from a file (DER OCSP response for the first certificate), refreshed on
+    // reload; "" = no stapling.
+    std::string ocsp_staple;
+    SourcePos ocsp_staple_pos;
 };
 
 struct Site {

@@ -77,6 +77,10 @@ struct ConnectionInfo {
     std::string_view alpn;       // negotiated protocol, when any
     std::string_view peer_text;  // "[::1]:54321" or "127.0.0.1:5432", for logs
     std::string_view peer_ip;    // address only, for logs and X-Forwarded-For
+    // A verified TLS client certificate (mTLS); all empty without one.
+    std::string_view client_subject;     // RFC 2253 form, "CN=alice,O=Example"
+    std::string_view client_sans;        // "DNS:a.example, email:alice@example.com"
+    std::string_view client_fingerprint; // SHA-256 of the DER certificate, lower-case hex
 };
 
 // One request. Every view is valid until the exchange ends (protocol buffers or `arena`).

@@ -135,6 +135,12 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     append_json_string(out, req.headers.get("referer"));
     out += ",\"user_agent\":";
     append_json_string(out, req.headers.get("user-agent"));
+    if (req.conn && !req.conn->client_subject.empty()) {
+        out += ",\"client_subject\":";
+        append_json_string(out, req.conn->client_subject);
+        out += ",\"client_fingerprint\":";
+        append_json_string(out, req.conn->client_fingerprint);
+    }
     if (s.aborted)
         out += ",\"aborted\":true";
     out += "}\n";

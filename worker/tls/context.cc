@@ -8,6 +8,8 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -158,8 +160,137 @@ SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed
             bad("certificate " + c.cert + " has expired");
         else if (leaf && X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
             bad("certificate " + c.cert + " is not valid yet");
+        else if (leaf && must_staple(leaf) && site.tls->ocsp_staple.empty())
+            bad("certificate " + c.cert + " requires OCSP stapling (must-staple): set "
+                "ocsp_staple to a current OCSP response for it");
     }
+    const SiteTls& tls = *site.tls;
+    if (tls.client_auth != SiteTls::ClientAuth::off && !tls.client_ca.empty()) {
+        auto bad = [&](const std::string& what) {
+            diag.error(tls.client_ca_pos, "site.tls: " + what);
+            *failed = true;
+        };
+        if (SSL_CTX_load_verify_locations(ctx, tls.client_ca.c_str(), nullptr) != 1) {
+            bad("cannot load client_ca " + tls.client_ca + ": " + openssl_error());
+        } else {
+            SSL_CTX_set_client_CA_list(ctx, SSL_load_client_CA_file(tls.client_ca.c_str()));
+            int mode = SSL_VERIFY_PEER;
+            if (tls.client_auth == SiteTls::ClientAuth::require)
+                mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+            SSL_CTX_set_verify(ctx, mode, nullptr);
+            SSL_CTX_set_verify_depth(ctx, 8);
+        }
+        if (!tls.crl.empty()) {
+            X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+            X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+            if (!lookup || X509_load_crl_file(lookup, tls.crl.c_str(), X509_FILETYPE_PEM) <= 0)
+                bad("cannot load crl " + tls.crl + ": " + openssl_error());
+            else
+                X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+        }
+    }
+    if (!tls.ocsp_staple.empty())
+        load_staple(ctx, site, diag, failed);
     return ctx;
+}
+
+bool TlsContexts::must_staple(X509* leaf) {
+    // RFC 7633 TLS Feature extension listing status_request (5).
+    int idx = X509_get_ext_by_NID(leaf, NID_tlsfeature, -1);
+    if (idx < 0)
+        return false;
+    ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
+    const unsigned char* p = ASN1_STRING_get0_data(data);
+    int len = ASN1_STRING_length(data);
+    // SEQUENCE OF INTEGER: look for the one-byte INTEGER 5.
+    for (int i = 0; i + 2 < len; ++i)
+        if (p[i] == 0x02 && p[i + 1] == 0x01 && p[i + 2] == 0x05)
+            return true;
+    return false;
+}
+
+// Reads a DER OCSP response and staples it only if it is a successful, current answer about
+// this site's certificate, signed for its issuer; anything else is a config error, so a stale
+// or mismatching response is never stapled.
+void TlsContexts::load_staple(SSL_CTX* ctx, const Site& site, Diagnostics& diag, bool* failed) {
+    const SiteTls& tls = *site.tls;
+    auto bad = [&](const std::string& what) {
+        diag.error(tls.ocsp_staple_pos, "site.tls.ocsp_staple: " + what);
+        *failed = true;
+    };
+    FILE* f = fopen(tls.ocsp_staple.c_str(), "rb");
+    if (!f)
+        return bad("cannot read " + tls.ocsp_staple);
+    std::vector<unsigned char> der;
+    unsigned char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && der.size() < (1 << 20))
+        der.insert(der.end(), buf, buf + n);
+    fclose(f);
+    const unsigned char* p = der.data();
+    OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(der.size()));
+    if (!resp)
+        return bad(tls.ocsp_staple + " is not a DER OCSP response");
+    OCSP_BASICRESP* basic = nullptr;
+    X509* leaf = SSL_CTX_get0_certificate(ctx);
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    X509* issuer = nullptr;
+    for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
+            issuer = sk_X509_value(chain, i);
+    std::string problem;
+    if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        problem = "the response is not successful";
+    } else if (!(basic = OCSP_response_get1_basic(resp))) {
+        problem = "the response has no basic response";
+    } else if (!leaf || !issuer) {
+        problem = "the certificate chain must include the issuer of the certificate";
+    } else {
+        OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer);
+        int status = -1, reason = 0;
+        ASN1_GENERALIZEDTIME *produced = nullptr, *this_update = nullptr, *next_update = nullptr;
+        if (!id || OCSP_resp_find_status(basic, id, &status, &reason, &produced, &this_update,
+                                         &next_update) != 1)
+            problem = "the response is not about this certificate";
+        else if (status != V_OCSP_CERTSTATUS_GOOD)
+            problem = "the response says the certificate is not good (revoked or unknown)";
+        else if (OCSP_check_validity(this_update, next_update, 300, -1) != 1)
+            problem = "the response has expired or is not valid yet";
+        else if (next_update) {
+            struct tm tm;
+            if (ASN1_TIME_to_tm(next_update, &tm) == 1)
+                staples_[ctx].next_update = timegm(&tm);
+        }
+        OCSP_CERTID_free(id);
+    }
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+    if (!problem.empty()) {
+        staples_.erase(ctx);
+        return bad(problem);
+    }
+    staples_[ctx].der = std::move(der);
+    SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
+    SSL_CTX_set_tlsext_status_arg(ctx, this);
+}
+
+int TlsContexts::on_status_request(SSL* ssl, void* arg) {
+    auto* self = static_cast<TlsContexts*>(arg);
+    auto it = self->staples_.find(SSL_get_SSL_CTX(ssl));
+    if (it == self->staples_.end() || it->second.der.empty())
+        return SSL_TLSEXT_ERR_NOACK;
+    // Past nextUpdate the response proves nothing: stop stapling it rather than lie.
+    if (it->second.next_update && time(nullptr) >= it->second.next_update)
+        return SSL_TLSEXT_ERR_NOACK;
+    const auto& der = it->second.der;
+    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der.size()));
+    if (!copy)
+        return SSL_TLSEXT_ERR_NOACK;
+    std::memcpy(copy, der.data(), der.size());
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der.size()));
+    return SSL_TLSEXT_ERR_OK;
 }
 
 std::shared_ptr<const TlsContexts> TlsContexts::build(const Config& config, Diagnostics& diag,
@@ -231,6 +362,9 @@ int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) {
         // SSL_set_SSL_CTX swaps certificates only; carry over the site's policy.
         SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
         SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), nullptr);
+        if (STACK_OF(X509_NAME)* names = SSL_CTX_get_client_CA_list(ctx))
+            SSL_set_client_CA_list(ssl, SSL_dup_CA_list(names));
     }
     return SSL_CLIENT_HELLO_SUCCESS;
 }

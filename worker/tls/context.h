@@ -16,6 +16,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
+typedef struct x509_st X509;
 
 namespace wraith {
 
@@ -63,6 +64,9 @@ public:
 private:
     TlsContexts(const Config& config) : config_(config), router_(config) {}
     SSL_CTX* make_ctx(const Site& site, Diagnostics& diag, bool* failed);
+    void load_staple(SSL_CTX* ctx, const Site& site, Diagnostics& diag, bool* failed);
+    static bool must_staple(X509* leaf);
+    static int on_status_request(SSL* ssl, void* arg);
     static int on_client_hello(SSL* ssl, int* alert, void* arg);
     static int on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                        const unsigned char* in, unsigned int inlen, void* arg);
@@ -75,6 +79,12 @@ private:
     SSL_CTX* default_ctx_ = nullptr; // the default site's, or the first site with a certificate
     std::vector<TlsListener> listeners_; // parallel to config.listeners
     TicketKeys* keys_ = nullptr;
+    // A verified OCSP response per site context, stapled when the client asks.
+    struct Staple {
+        std::vector<unsigned char> der;
+        time_t next_update = 0; // 0: none given
+    };
+    std::map<SSL_CTX*, Staple> staples_;
 };
 
 } // namespace wraith

@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace wraith::tls {
 
@@ -56,6 +57,7 @@ int TlsTransport::handshake() {
     if (r == 1) {
         want_ = 0;
         ktls_send_ = BIO_get_ktls_send(SSL_get_wbio(ssl_));
+        read_client_certificate();
         return 1;
     }
     errno = 0;
@@ -162,8 +164,59 @@ void TlsTransport::shutdown_write() {
     ::shutdown(fd_, SHUT_WR);
 }
 
+void TlsTransport::read_client_certificate() {
+    X509* cert = SSL_get0_peer_certificate(ssl_);
+    if (!cert || SSL_get_verify_result(ssl_) != X509_V_OK)
+        return;
+    if (BIO* bio = BIO_new(BIO_s_mem())) {
+        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+        char* data;
+        long len = BIO_get_mem_data(bio, &data);
+        client_subject_.assign(data, len);
+        BIO_free(bio);
+    }
+    if (auto* names = static_cast<GENERAL_NAMES*>(
+            X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
+        for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+            const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+            const char* kind = nullptr;
+            const ASN1_STRING* value = nullptr;
+            if (n->type == GEN_DNS) {
+                kind = "DNS:";
+                value = n->d.dNSName;
+            } else if (n->type == GEN_EMAIL) {
+                kind = "email:";
+                value = n->d.rfc822Name;
+            } else if (n->type == GEN_URI) {
+                kind = "URI:";
+                value = n->d.uniformResourceIdentifier;
+            }
+            if (!kind)
+                continue;
+            if (!client_sans_.empty())
+                client_sans_ += ", ";
+            client_sans_ += kind;
+            client_sans_.append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+                                ASN1_STRING_length(value));
+        }
+        GENERAL_NAMES_free(names);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned i = 0; i < md_len; ++i) {
+            client_fingerprint_ += hex[md[i] >> 4];
+            client_fingerprint_ += hex[md[i] & 15];
+        }
+    }
+}
+
 void TlsTransport::describe(ConnectionInfo& info) const {
     info.tls = true;
+    info.client_subject = client_subject_;
+    info.client_sans = client_sans_;
+    info.client_fingerprint = client_fingerprint_;
     if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))
         info.sni = sni;
     const unsigned char* alpn = nullptr;

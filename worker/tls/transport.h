@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "worker/transport.h"
 
@@ -39,6 +40,11 @@ private:
     size_t retry_len_ = 0;      // a write that hit WANT_WRITE must be retried with these bytes
     bool ktls_send_ = false;
     const char* error_ = "";
+    // A verified client certificate, read once after the handshake (ConnectionInfo views).
+    std::string client_subject_;
+    std::string client_sans_;
+    std::string client_fingerprint_;
+    void read_client_certificate();
     std::unique_ptr<char[]> bounce_; // for SSL_write of records when coalescing or pread
 };
 
