@@ -86,7 +86,7 @@ std::string openssl_error() {
 // One subjectAltName entry: an IP address (4 or 16 bytes) or a DNS name (lower case).
 struct AltName {
     bool is_ip = false;
-    std::string text;          // as printed: "localhost", "::1"
+    std::string text; // as printed: "localhost", "::1"
     unsigned char addr[16]{};
     int addr_len = 0;
 };
@@ -169,7 +169,7 @@ std::vector<AltName> parse_hosts(const std::string& list) {
 struct Options {
     bool self_signed = false;
     std::string hosts = "localhost,127.0.0.1,::1";
-    std::string dir;           // empty: server.cert_dir of the config
+    std::string dir; // empty: server.cert_dir of the config
     long days = kDefaultLeafDays;
     bool force = false;
     bool help = false;
@@ -183,7 +183,7 @@ Options parse_options(const std::vector<std::string>& args) {
         auto value = [&](const char* name, std::string* out) {
             std::string n = name;
             if (a == n) {
-                if (i + 1 >= args.size())
+                if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0)
                     throw GenerateError(n + " needs a value", 2);
                 *out = args[++i];
                 return true;
@@ -285,7 +285,8 @@ bool file_exists(const std::string& path) {
 
 // Writes a file through a temporary name and rename(2), so a reader never sees half a key
 // and a key is never readable by others, not even for a moment.
-template <class Write> void write_file_atomically(const std::string& path, mode_t mode, Write write) {
+template <class Write>
+void write_file_atomically(const std::string& path, mode_t mode, Write write) {
     std::string tmp = path + ".tmp." + std::to_string(getpid());
     int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
@@ -409,8 +410,8 @@ void add_alt_names(X509* cert, const std::vector<AltName>& names) {
 // The subjectAltName entries of `cert`, as text ("localhost, 127.0.0.1").
 std::string alt_names_text(X509* cert) {
     std::string out;
-    auto* gens = static_cast<GENERAL_NAMES*>(
-        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    auto* gens =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
     if (!gens)
         return out;
     for (int i = 0; i < sk_GENERAL_NAME_num(gens); ++i) {
@@ -444,10 +445,10 @@ std::string names_text(const std::vector<AltName>& names) {
 
 // What a new certificate says about itself and who signs it.
 struct CertSpec {
-    EVP_PKEY* key = nullptr;          // the certificate's own key
+    EVP_PKEY* key = nullptr; // the certificate's own key
     std::string common_name;
     std::string organization;
-    X509* issuer = nullptr;           // nullptr: self-signed
+    X509* issuer = nullptr; // nullptr: self-signed
     EVP_PKEY* issuer_key = nullptr;
     long days = 0;
     bool ca = false;
@@ -480,9 +481,9 @@ X509Ptr make_cert(const CertSpec& spec) {
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
                                reinterpret_cast<const unsigned char*>(spec.organization.c_str()),
                                -1, -1, 0);
-    if (X509_NAME_add_entry_by_txt(
-            name, "CN", MBSTRING_UTF8,
-            reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1, -1, 0) != 1)
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(spec.common_name.c_str()),
+                                   -1, -1, 0) != 1)
         throw GenerateError("cannot set the certificate's name: " + openssl_error());
     X509_set_issuer_name(x, spec.issuer ? X509_get_subject_name(spec.issuer) : name);
 
@@ -523,8 +524,8 @@ Ca load_or_make_ca(const std::string& dir) {
             throw GenerateError(key_path + " is not the key of " + cert_path +
                                 ": remove both to make a new development CA");
         if (X509_check_ca(ca.cert.get()) == 0)
-            throw GenerateError(cert_path + " is not a CA certificate: remove it and " +
-                                key_path + " to make a new development CA");
+            throw GenerateError(cert_path + " is not a CA certificate: remove it and " + key_path +
+                                " to make a new development CA");
         if (X509_cmp_current_time(X509_get0_notAfter(ca.cert.get())) <= 0)
             throw GenerateError(cert_path + " expired on " +
                                 date_text(X509_get0_notAfter(ca.cert.get())) + ": remove it and " +
@@ -608,8 +609,8 @@ int run(const std::vector<std::string>& args, const std::string& config_path) {
         if (!file_exists(key_path))
             throw GenerateError("found " + leaf_path + " without " + key_path +
                                 ": run again with --force to replace both");
-        printf("wraith: kept %s for %s (valid until %s); --force replaces it\n",
-               leaf_path.c_str(), alt_names_text(leaf.get()).c_str(),
+        printf("wraith: kept %s for %s (valid until %s); --force replaces it\n", leaf_path.c_str(),
+               alt_names_text(leaf.get()).c_str(),
                date_text(X509_get0_notAfter(leaf.get())).c_str());
         print_trust_hints(dir);
         return 0;
@@ -634,8 +635,8 @@ int run(const std::vector<std::string>& args, const std::string& config_path) {
     X509Ptr leaf = make_cert(spec);
     write_key(key_path, key.get());
     write_certs(leaf_path, {leaf.get(), ca.cert.get()});
-    printf("wraith: wrote %s (certificate + CA) and %s for %s, valid until %s\n",
-           leaf_path.c_str(), key_path.c_str(), names_text(names).c_str(),
+    printf("wraith: wrote %s (certificate + CA) and %s for %s, valid until %s\n", leaf_path.c_str(),
+           key_path.c_str(), names_text(names).c_str(),
            date_text(X509_get0_notAfter(leaf.get())).c_str());
     print_trust_hints(dir);
     return 0;

@@ -9,6 +9,7 @@ Config text passed to Wraith may use these placeholders, replaced before writing
   @DIR@    the server's temp directory (absolute, no trailing slash)
   @PORT@   the IPv4 listener port (127.0.0.1)
   @PORT6@  the IPv6 listener port (::1), when listen6=True
+  @TLS_PORT@  the TLS listener port (127.0.0.1), when tls_listen is given
 """
 
 import http.client
@@ -444,16 +445,21 @@ class Wraith:
     access_log: TOML value text for [access_log] path/format as dict, or None for a file in
     the temp dir with combined format.
     listen6: also listen on [::1]:PORT6.
+    tls_listen: also listen with `tls = true` on 127.0.0.1:TLS_PORT; the text holds that
+    [[listen]] table's other keys (e.g. 'protocols = ["http/1.1"]'), "" for none. The plain
+    listener stays: start() waits for it.
     """
 
     def __init__(self, sites, workers=2, http=None, server=None, access_log=None,
-                 listen6=False, tmpdir=None, raw_config=None):
+                 listen6=False, tmpdir=None, raw_config=None, tls_listen=None):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="wraith-itest-")
         os.chmod(self.dir, 0o755)
         self.owns_dir = tmpdir is None
         self.port = free_port()
         self.listen6 = listen6 and have_ipv6()
         self.port6 = free_port() if self.listen6 else None
+        self.tls_listen = tls_listen
+        self.tls_port = free_port() if tls_listen is not None else None
         self.conf = os.path.join(self.dir, "wraith.toml")
         self.pid_file = os.path.join(self.dir, "wraith.pid")
         self.control_socket = os.path.join(self.dir, "wraith.sock")
@@ -478,6 +484,8 @@ class Wraith:
         text = text.replace("@DIR@", self.dir).replace("@PORT@", str(self.port))
         if self.port6 is not None:
             text = text.replace("@PORT6@", str(self.port6))
+        if self.tls_port is not None:
+            text = text.replace("@TLS_PORT@", str(self.tls_port))
         return text
 
     def render(self, sites=None):
@@ -506,6 +514,10 @@ class Wraith:
         lines += ["", "[[listen]]", f'address = "127.0.0.1:{self.port}"']
         if self.listen6:
             lines += ["", "[[listen]]", f'address = "[::1]:{self.port6}"']
+        if self.tls_listen is not None:
+            lines += ["", "[[listen]]", f'address = "127.0.0.1:{self.tls_port}"', "tls = true"]
+            if self.tls_listen:
+                lines.append(self.subst(self.tls_listen))
         lines += ["", self.subst(sites)]
         return "\n".join(lines) + "\n"
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <sys/socket.h>
 
 #include "common/log.h"
 #include "worker/protocols.h"
@@ -39,9 +40,35 @@ void Handshake::on_timeout(struct ev_loop*, ev_timer* w, int) {
     self->finish(false);
 }
 
+// A TLS connection starts with a handshake record (content type 22). Anything else is most
+// likely plain HTTP sent to the HTTPS port: say so, as NGINX does, instead of a bare reset.
+bool Handshake::plain_http_sent() {
+    if (checked_first_byte_)
+        return false;
+    unsigned char first;
+    ssize_t n = ::recv(transport_->fd(), &first, 1, MSG_PEEK);
+    if (n <= 0)
+        return false; // nothing yet (or closed): the handshake step sorts it out
+    checked_first_byte_ = true;
+    if (first < 'A' || first > 'Z')
+        return false; // a handshake record (22), or junk the TLS layer rejects with an alert
+    static const char answer[] =
+        "HTTP/1.1 400 Bad Request\r\nServer: wraith\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 49\r\nConnection: close\r\n\r\n"
+        "This port speaks HTTPS: use https:// to reach it\n";
+    ssize_t w = ::send(transport_->fd(), answer, sizeof(answer) - 1, MSG_NOSIGNAL);
+    (void)w;
+    ErrorLog::limited(LogLevel::info, "400 plain HTTP request on TLS listener %s",
+                      listen_.address.c_str());
+    ::shutdown(transport_->fd(), SHUT_WR);
+    return true;
+}
+
 void Handshake::step() {
     if (done_)
         return;
+    if (plain_http_sent())
+        return finish(false);
     int r = transport_->handshake();
     if (r == 0) {
         int events = transport_->wait_events(true);

@@ -31,6 +31,7 @@ private:
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timeout(struct ev_loop* loop, ev_timer* w, int revents);
     void step();
+    bool plain_http_sent();
     void finish(bool ok);
 
     Worker& worker_;
@@ -40,6 +41,7 @@ private:
     ev_io io_;
     ev_timer timer_;
     bool done_ = false;
+    bool checked_first_byte_ = false;
 };
 
 } // namespace wraith::tls
