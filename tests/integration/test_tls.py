@@ -8,6 +8,7 @@ Certificates are made at test time (tlsutil.py); nothing secret is committed. Cl
 yet" is skipped (it turns on when the feature lands); every other failure fails.
 """
 
+import json
 import os
 import re
 import shutil
@@ -378,6 +379,115 @@ class TlsServerTest(TlsTestCase):
 
 
 # --------------------------------------------------------------------------------------------
+
+
+class MutualTlsTest(TlsTestCase):
+    """Client certificates: required, optional, revoked, from the wrong CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server_cert = cls.ca.issue("mtls-server", ["m.test"])
+        cls.client_ca = cls.pki.ca("client-ca")
+        cls.alice = cls.client_ca.issue("alice", [], cn="alice", client=True)
+        cls.mallory = cls.client_ca.issue("mallory", [], cn="mallory", client=True)
+        cls.crl = cls.client_ca.crl(revoke=[cls.mallory])
+        cls.stranger_ca = cls.pki.ca("stranger-ca")
+        cls.stranger = cls.stranger_ca.issue("stranger", [], cn="stranger", client=True)
+
+    def server(self, auth, crl=True):
+        extra = f', client_ca = {toml_str(self.client_ca.cert)}, client_auth = "{auth}"'
+        if crl:
+            extra += f", crl = {toml_str(self.crl)}"
+        text = site(["m.test"], "www", tls_pair(self.server_cert, extra=extra), default=True)
+        text = text.replace("default = true\n", "default = true\naccess_log = { path = "
+                            "\"@DIR@/access.json\", format = \"json\" }\n")
+        return self.tls_server(text, {"www": "mtls\n"})
+
+    def get(self, srv, client=None):
+        extra = ["--cert", client.cert, "--key", client.key] if client else []
+        return https_get(srv, "m.test", self.ca.cert, "/", *extra)
+
+    def test_require_accepts_a_valid_client_certificate_and_logs_it(self):
+        srv = self.server("require")
+        r = self.get(srv, self.alice)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"mtls\n")
+        line = srv.wait_log_line(lambda l: '"client_subject"' in l,
+                                 path=srv.path("access.json"), what="JSON line with the client")
+        entry = json.loads(line)
+        self.assertIn("CN=alice", entry["client_subject"])
+        self.assertRegex(entry["client_fingerprint"], r"^[0-9a-f]{64}$")
+
+    def test_require_refuses_no_certificate_wrong_ca_and_revoked(self):
+        srv = self.server("require")
+        workers = srv.wait_workers(2)
+        for client in (None, self.stranger, self.mallory):
+            r = self.get(srv, client)
+            self.assertNotEqual(r.returncode, 0, f"{client and client.name}: {r.stdout!r}")
+            self.assertEqual(r.stdout, b"")
+        self.assertEqual(self.get(srv, self.alice).stdout, b"mtls\n")
+        self.assertEqual(srv.worker_pids(), workers)
+
+    def test_optional_serves_without_a_certificate_but_refuses_a_bad_one(self):
+        srv = self.server("optional")
+        r = self.get(srv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"mtls\n")
+        self.assertEqual(self.get(srv, self.alice).stdout, b"mtls\n")
+        self.assertNotEqual(self.get(srv, self.stranger).returncode, 0)
+
+    def test_check_requires_client_ca_with_client_auth(self):
+        srv = Wraith(site(["m.test"], "www",
+                          tls_pair(self.server_cert, extra=', client_auth = "require"'),
+                          default=True), tls_listen=HTTP11)
+        self.servers.append(srv)
+        write_file(srv.path("www", "index.html"), "mtls\n")
+        r = srv.cli("check")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r":\d+:\d+: site\.tls\.client_auth: needs client_ca")
+
+
+class OcspStaplingTest(TlsTestCase):
+    """ocsp_staple: a current, matching response is stapled; a wrong one is refused."""
+
+    def ocsp_response(self, cert, name):
+        """A DER OCSP response for `cert` from the test CA (openssl ocsp as the responder)."""
+        d = self.ca.dir
+        req = os.path.join(d, f"{name}.req")
+        der = os.path.join(d, f"{name}.der")
+        subprocess.run([OPENSSL, "ocsp", "-issuer", self.ca.cert, "-cert", cert.cert,
+                        "-reqout", req, "-no_nonce"], check=True, capture_output=True)
+        subprocess.run([OPENSSL, "ocsp", "-index", os.path.join(d, "index.txt"), "-rsigner",
+                        self.ca.cert, "-rkey", self.ca.key, "-CA", self.ca.cert, "-reqin", req,
+                        "-respout", der, "-ndays", "2"], check=True, capture_output=True)
+        os.chmod(der, 0o644)
+        return der
+
+    def test_staples_a_matching_response(self):
+        cert = self.ca.issue("ocsp-ok", ["o.test"])
+        der = self.ocsp_response(cert, "ocsp-ok")
+        srv = self.tls_server(
+            site(["o.test"], "www",
+                 tls_pair(cert, extra=f", ocsp_staple = {toml_str(der)}"), default=True),
+            {"www": "ocsp\n"})
+        h = s_client(srv.tls_port, "-status", servername="o.test")
+        self.assertIn("OCSP Response Status: successful", h.out, h)
+        self.assertIn("Cert Status: good", h.out, h)
+
+    def test_refuses_a_response_for_another_certificate(self):
+        cert = self.ca.issue("ocsp-a", ["o.test"])
+        other = self.ca.issue("ocsp-b", ["p.test"])
+        der = self.ocsp_response(other, "ocsp-b")
+        srv = Wraith(site(["o.test"], "www",
+                          tls_pair(cert, extra=f", ocsp_staple = {toml_str(der)}"),
+                          default=True), tls_listen=HTTP11)
+        self.servers.append(srv)
+        write_file(srv.path("www", "index.html"), "ocsp\n")
+        r = srv.cli("check")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("site.tls.ocsp_staple: the response is not about this certificate",
+                      r.stderr)
 
 
 class TlsFixturesTest(TlsTestCase):
