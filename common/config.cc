@@ -283,8 +283,10 @@ private:
                     "must be between 16k and 16777215 bytes, got " + std::to_string(frame));
         else
             h.max_frame_size = static_cast<uint32_t>(frame);
+        // By default the same budget as an HTTP/1 head (checked with [http]).
         h.max_header_list_size = r.size("max_header_list_size", cfg_.http.max_header_size);
-        if (h.max_header_list_size < 1024 || h.max_header_list_size > (1u << 20))
+        if (r.has("max_header_list_size") &&
+            (h.max_header_list_size < 1024 || h.max_header_list_size > (1u << 20)))
             r.error("max_header_list_size", "must be between 1k and 1m, got " +
                                                 std::to_string(h.max_header_list_size));
         h.rapid_reset_limit = static_cast<uint32_t>(

@@ -165,8 +165,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         // `generate certs` has options of its own; only -c is shared.
-        if (command == "generate" && a != "-c" && a != "--config" &&
-            a.rfind("--config=", 0) != 0) {
+        if (command == "generate" && a != "-c" && a != "--config" && a.rfind("--config=", 0) != 0) {
             positional.push_back(a);
             continue;
         }

@@ -1,19 +1,22 @@
 #include "worker/protocols.h"
 
 #include "worker/http1/connection.h"
+#include "worker/http2/connection.h"
 #include "worker/worker.h"
 
 namespace wraith {
 
-bool protocol_implemented(std::string_view name) {
-    return name == "http/1.1"; // "h2" joins when worker/http2 is wired in here
-}
+bool protocol_implemented(std::string_view name) { return name == "http/1.1" || name == "h2"; }
 
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
                     const sockaddr_storage& peer, const ListenConfig& listen,
                     std::string_view alpn, std::string_view already_read) {
-    (void)alpn;
-    (void)already_read;
+    if (alpn == "h2" || alpn == "h2c") {
+        auto* c = new http2::Connection(worker, std::move(transport), peer, listen, already_read);
+        worker.add_connection(c);
+        c->start();
+        return;
+    }
     auto* c = new http1::Connection(worker, std::move(transport), peer, listen);
     worker.add_connection(c);
     c->start();

@@ -3,6 +3,7 @@
 // response.cc.
 #include "worker/http1/connection.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <climits>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "worker/protocols.h"
 #include "worker/pipeline.h"
 #include "worker/worker.h"
 
@@ -318,6 +320,24 @@ bool Connection::head_worth_parsing() {
 }
 
 void Connection::parse_head() {
+    // h2c with prior knowledge (RFC 9113 §3.3): the client preface instead of a request. The
+    // socket and the bytes read so far move to an HTTP/2 connection; this one goes away.
+    static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t seen = std::min(rlen_, kPreface.size());
+    if (requests_ == 0 && std::string_view(rbuf_, seen) == kPreface.substr(0, seen) &&
+        std::find(listen_.protocols.begin(), listen_.protocols.end(), "h2c") !=
+            listen_.protocols.end()) {
+        if (rlen_ < kPreface.size())
+            return; // wait for the rest of the preface
+        state_ = State::closed;
+        set_io(0);
+        ev_timer_stop(worker_.loop(), &timer_);
+        worker_.remove_connection(this);
+        worker_.defer(this); // deleted later; the new connection copies the bytes at start
+        start_protocol(worker_, std::move(transport_), info_.peer, listen_, "h2c",
+                       {rbuf_, rlen_});
+        return;
+    }
     if (!head_worth_parsing())
         return;
     const HttpConfig& http = worker_.config().http;

@@ -559,7 +559,7 @@ TEST_CASE("the repository's conf/wraith.toml loads when its modules are linked",
 TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
-              "server, http, access_log, listen, site)"));
+              "server, http, http2, access_log, listen, site)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {

@@ -1,0 +1,140 @@
+// HTTP/2 (RFC 9113) over a Transport, with nghttp2 as the framing and HPACK engine: an
+// nghttp2 server session fed with nghttp2_session_mem_recv and drained with
+// nghttp2_session_mem_send into one output buffer. Each stream is a worker/http2/stream.h
+// exchange run through the pipeline like HTTP/1's. Beyond nghttp2's own checks the connection
+// enforces the flood limits of [http2] (rapid reset, PING/SETTINGS floods, CONTINUATION and
+// header-list limits), the connection timeouts of [http], and the graceful two-step GOAWAY
+// drain (RFC 9113 §6.8).
+#pragma once
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <vector>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "worker/connection.h"
+#include "worker/http2/output_buffer.h"
+#include "worker/transport.h"
+
+namespace wraith {
+
+class Worker;
+
+namespace http2 {
+
+class Stream;
+
+class Connection final : public wraith::Connection {
+public:
+    // `already_read`: bytes consumed before the handover (the client preface read by the
+    // HTTP/1 side for h2c, or early data from TLS); they are fed to the session first.
+    Connection(Worker& worker, std::unique_ptr<Transport> transport, const sockaddr_storage& peer,
+               const ListenConfig& listen, std::string_view already_read);
+    ~Connection() override;
+    void start();
+
+    // wraith::Connection
+    void drain() override;
+    void close_now() override;
+    void run_deferred() override;
+
+    // For streams.
+    nghttp2_session* session() const { return session_; }
+    Worker& worker() const { return worker_; }
+    const ConnectionInfo& info() const { return info_; }
+    // Queues `s` for Stream::run_pending() outside nghttp2 callbacks and handler stacks.
+    void schedule(Stream* s);
+    // Frames were submitted: send them from the deferred work.
+    void want_flush();
+
+private:
+    static constexpr size_t kOutputHigh = 128 * 1024; // serialise no more while this is queued
+    static constexpr int kReadsPerEvent = 4;
+
+    enum class TimerMode : uint8_t { none, header, idle, send, body, linger };
+
+    // nghttp2 callbacks.
+    static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
+                         const uint8_t*, size_t, uint8_t, void*);
+    static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
+    static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+    static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_send_data(nghttp2_session*, nghttp2_frame*, const uint8_t*, size_t,
+                            nghttp2_data_source*, void*);
+    static const nghttp2_session_callbacks* callbacks();
+
+    static void on_io(struct ev_loop* loop, ev_io* w, int revents);
+    static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_drain_timer(struct ev_loop* loop, ev_timer* w, int revents);
+
+    bool create_session();
+    void handle_readable();
+    void handle_timeout();
+    // Feeds received bytes to nghttp2; false when the connection is being torn down.
+    bool receive(const char* data, size_t len);
+    // Runs pending stream work, sends, reaps closed streams, until quiet.
+    void service();
+    void run_pending();
+    void flush();
+    void reap_closed();
+    void update_io();
+    void set_io_events(int events);
+    void update_timer();
+    void arm(TimerMode mode, Duration d);
+    // Flood protection: token buckets refilled per second.
+    bool take_token(double& tokens, double& stamp, uint32_t rate, uint32_t burst);
+    void enhance_your_calm(const char* what);
+    void terminate(uint32_t error_code);
+    void final_goaway();
+    void begin_close();
+    void close_streams();
+    void destroy();
+    void link(Stream* s);
+    void unlink(Stream* s);
+
+    Worker& worker_;
+    const ListenConfig& listen_;
+    std::unique_ptr<Transport> transport_;
+    int fd_;
+    ev_io io_;
+    ev_timer timer_;
+    ev_timer drain_timer_; // bounds the wait for the drain PING's ack
+    int io_events_ = 0;
+    TimerMode timer_mode_ = TimerMode::none;
+    ConnectionInfo info_;
+    char peer_text_[64];
+    char peer_ip_[48];
+    std::string already_read_;
+
+    nghttp2_session* session_ = nullptr;
+    OutputBuffer out_;
+    Stream* streams_ = nullptr;    // every stream not yet reaped
+    size_t open_streams_ = 0;      // of them, not closed
+    std::vector<Stream*> pending_; // streams with work for run_pending()
+    bool flush_pending_ = false;
+    bool in_service_ = false;
+    bool first_request_ = false; // a request head arrived (header_timeout is over)
+    bool draining_ = false;      // shutdown notice sent
+    bool final_goaway_ = false;  // GOAWAY with the last stream id submitted
+    bool terminating_ = false;   // a terminating GOAWAY is queued: read nothing more
+    bool lingering_ = false;     // write side shut; reading until EOF
+    bool closed_ = false;        // waiting for deferred deletion
+    bool write_blocked_ = false; // the transport said EAGAIN with output queued
+    uint64_t requests_ = 0;      // streams opened, for http.keepalive_requests
+    double reset_tokens_ = 0;    // RST_STREAM tokens (rapid reset, CVE-2023-44487)
+    double reset_stamp_ = 0;
+    double control_tokens_ = 0; // PING/SETTINGS/empty DATA tokens
+    double control_stamp_ = 0;
+};
+
+} // namespace http2
+} // namespace wraith
