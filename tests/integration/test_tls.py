@@ -490,6 +490,48 @@ class OcspStaplingTest(TlsTestCase):
                       r.stderr)
 
 
+class Http2OverTlsTest(TlsTestCase):
+    """Default protocols on a TLS listener: ALPN h2 first, http/1.1 for clients without h2,
+    no_application_protocol for clients with neither."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cert = cls.ca.issue("h2", ["h2.test"])
+        srv = Wraith(site(["h2.test"], "www", tls_pair(cls.cert), default=True), workers=2,
+                     tls_listen="")
+        cls.class_servers = [srv]
+        write_file(srv.path("www", "index.html"), "over h2\n")
+        write_file(srv.path("www", "big.bin"), os.urandom(3 << 20))
+        srv.start()
+        cls.srv = srv
+
+    def test_curl_gets_http2(self):
+        r = curl("--http2", "--cacert", self.ca.cert, "--resolve",
+                 f"h2.test:{self.srv.tls_port}:127.0.0.1", "-w", "%{http_version}",
+                 f"https://h2.test:{self.srv.tls_port}/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"over h2\n2")
+
+    def test_large_file_over_h2_intact(self):
+        out = os.path.join(self.srv.dir, "big.out")
+        r = curl("--http2", "--cacert", self.ca.cert, "--resolve",
+                 f"h2.test:{self.srv.tls_port}:127.0.0.1", "-o", out,
+                 f"https://h2.test:{self.srv.tls_port}/big.bin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as a, open(self.srv.path("www", "big.bin"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
+    def test_alpn_prefers_h2_and_falls_back(self):
+        self.assertEqual(s_client(self.srv.tls_port, "-alpn", "http/1.1,h2",
+                                  servername="h2.test").alpn, "h2")
+        self.assertEqual(s_client(self.srv.tls_port, "-alpn", "http/1.1",
+                                  servername="h2.test").alpn, "http/1.1")
+        h = s_client(self.srv.tls_port, "-alpn", "spdy/3", servername="h2.test")
+        self.assertFalse(h.ok, h)
+        self.assertIn("no application protocol", h.out.lower(), h)
+
+
 class TlsFixturesTest(TlsTestCase):
     """tlsutil makes what its names promise (mTLS tests rely on the client CA and the CRL)."""
 
