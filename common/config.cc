@@ -555,6 +555,7 @@ private:
             tls->ocsp_staple_pos = r.pos("ocsp_staple");
             tls->ocsp_staple = readable_file(r, "ocsp_staple", *staple);
         }
+        tls->ocsp_fetch = r.boolean("ocsp_fetch", true);
         r.finish();
         return tls;
     }

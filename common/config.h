@@ -124,6 +124,9 @@ struct SiteTls {
     // reload; "" = no stapling.
     std::string ocsp_staple;
     SourcePos ocsp_staple_pos;
+    // Without a file: fetch responses from the certificate's OCSP responder (AIA) in the
+    // background and staple them.
+    bool ocsp_fetch = true;
 };
 
 struct Site {

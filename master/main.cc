@@ -138,7 +138,7 @@ int control(const std::string& config_path, const std::string& command) {
 
 int check(const std::string& config_path) {
     wraith::Diagnostics diag;
-    auto config = wraith::load_full_config(config_path, diag, nullptr).config;
+    auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr).config;
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "worker/channel.h"
 #include "worker/tls/context.h"
+#include "worker/tls/ocsp.h"
 #include "worker/worker.h"
 
 namespace wraith {
@@ -54,13 +55,14 @@ void mkdir_parent(const std::string& path) {
     }
 }
 
-LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys) {
+LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
+                              OcspCache* ocsp) {
     LoadedConfig out;
     auto config = load_config(path, diag);
     if (!config)
         return out;
     bool failed = false;
-    auto tls = TlsContexts::build(*config, diag, keys, &failed);
+    auto tls = TlsContexts::build(*config, diag, keys, ocsp, &failed);
     if (failed)
         return out;
     out.config = std::move(config);
@@ -166,8 +168,15 @@ int Master::run() {
     }
     ticket_keys_ = new (keys_mem) TicketKeys();
     ticket_keys_->rotate();
+    void* ocsp_mem = mmap(nullptr, sizeof(OcspCache), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ocsp_mem == MAP_FAILED) {
+        fprintf(stderr, "wraith: mmap: %s\n", std::strerror(errno));
+        return 1;
+    }
+    ocsp_cache_ = new (ocsp_mem) OcspCache();
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         for (const auto& d : diag.list())
@@ -237,6 +246,9 @@ int Master::run() {
     signal(SIGPIPE, SIG_IGN);
     started_ = ev_time();
 
+    // Created after daemonising (threads do not survive fork) and before the first workers;
+    // its thread touches no OpenSSL state, so the forks below stay safe.
+    ocsp_fetcher_ = std::make_unique<OcspFetcher>(loop_, ocsp_cache_);
     if (!start_generation(loaded, &err)) {
         WLOG_ERROR("%s", err.c_str());
         if (ErrorLog::fd() != 2)
@@ -296,6 +308,9 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     gen->id = next_generation_++;
     gen->config = std::move(loaded.config);
     gen->tls = std::move(loaded.tls);
+    if (ocsp_fetcher_)
+        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs()
+                                         : std::vector<OcspFetcher::Job>{});
     gen->listen_fds = std::move(fds);
     int n = worker_count(*gen->config);
     gen->crash_count.assign(n, 0);
@@ -579,7 +594,7 @@ void Master::reload(ControlClient* requester) {
         return;
     }
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         std::string text;

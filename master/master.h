@@ -17,6 +17,8 @@ namespace wraith {
 
 class TlsContexts;
 struct TicketKeys;
+struct OcspCache;
+class OcspFetcher;
 
 // Loads a config and builds its TLS contexts (certificates checked); what `serve`, `reload`
 // and `check` all use. nullptr config: diag holds every problem.
@@ -24,7 +26,8 @@ struct LoadedConfig {
     std::shared_ptr<const Config> config;
     std::shared_ptr<const TlsContexts> tls;
 };
-LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys);
+LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
+                              OcspCache* ocsp);
 
 // Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
 void mkdir_parent(const std::string& path);
@@ -116,6 +119,8 @@ private:
     uint32_t next_generation_ = 1;
     WorkerStatus* status_table_ = nullptr;
     TicketKeys* ticket_keys_ = nullptr; // shared with every worker; survives reloads
+    OcspCache* ocsp_cache_ = nullptr;   // fetched OCSP staples, shared likewise
+    std::unique_ptr<OcspFetcher> ocsp_fetcher_;
     ev_timer ticket_timer_{};
     int control_fd_ = -1;
     std::string control_path_;

@@ -12,7 +12,9 @@ import json
 import os
 import re
 import shutil
+import http.server
 import signal
+import threading
 import stat
 import subprocess
 import sys
@@ -474,6 +476,77 @@ class OcspStaplingTest(TlsTestCase):
         h = s_client(srv.tls_port, "-status", servername="o.test")
         self.assertIn("OCSP Response Status: successful", h.out, h)
         self.assertIn("Cert Status: good", h.out, h)
+
+    def issue_with_responder(self, name, host, url):
+        key = tlsutil.make_key(os.path.join(self.ca.dir, f"{name}.key"), "ec")
+        cert = self.ca._sign(name, key, host, [
+            "basicConstraints = critical, CA:FALSE", "keyUsage = critical, digitalSignature",
+            "extendedKeyUsage = serverAuth", f"subjectAltName = DNS:{host}",
+            f"authorityInfoAccess = OCSP;URI:{url}"])
+        chain = tlsutil._cat(os.path.join(self.ca.dir, f"{name}.chain.pem"), cert, self.ca.cert)
+        return tlsutil.Cert(name, cert, key, chain)
+
+    def start_responder(self):
+        """An OCSP responder on 127.0.0.1: a small HTTP server that answers each POSTed
+        request with `openssl ocsp` in its request/response file mode for the test CA.
+        (`openssl ocsp -port` would listen on every interface.)"""
+        ca = self.ca
+        seen = []
+
+        class Responder(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                seen.append(body)
+                req = os.path.join(ca.dir, f"req-{len(seen)}.der")
+                resp = os.path.join(ca.dir, f"resp-{len(seen)}.der")
+                with open(req, "wb") as f:
+                    f.write(body)
+                subprocess.run([OPENSSL, "ocsp", "-index", os.path.join(ca.dir, "index.txt"),
+                                "-CA", ca.cert, "-rsigner", ca.cert, "-rkey", ca.key,
+                                "-reqin", req, "-respout", resp, "-ndays", "1"],
+                               capture_output=True, check=True)
+                with open(resp, "rb") as f:
+                    data = f.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Responder)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(lambda: (server.shutdown(), server.server_close()))
+        self.responder_requests = seen
+        return server.server_address[1]
+
+    def test_fetches_from_the_responder_in_the_background(self):
+        port = self.start_responder()
+        cert = self.issue_with_responder("ocsp-fetch", "f.test", f"http://127.0.0.1:{port}/")
+        srv = self.tls_server(site(["f.test"], "www", tls_pair(cert), default=True),
+                              {"www": "fetched\n"})
+        # The first handshakes may come before the fetch finished: they get no staple, and
+        # are not delayed. Soon every handshake carries a good one.
+        h = wait_for(lambda: (lambda h: h if "Cert Status: good" in h.out else None)(
+            s_client(srv.tls_port, "-status", servername="f.test")),
+            timeout=20, what="a stapled OCSP response")
+        self.assertIn("OCSP Response Status: successful", h.out, h)
+        wait_for(lambda: "fetched from" in srv.error_log_text(), what="the fetch log line")
+
+    def test_a_revoked_certificate_is_never_stapled(self):
+        port = self.start_responder()
+        cert = self.issue_with_responder("ocsp-revoked", "r.test", f"http://127.0.0.1:{port}/")
+        self.ca.revoke(cert)
+        srv = self.tls_server(site(["r.test"], "www", tls_pair(cert), default=True),
+                              {"www": "revoked\n"})
+        wait_for(lambda: "the response says the certificate is revoked" in srv.error_log_text(),
+                 timeout=20, what="the revoked-certificate log line")
+        h = s_client(srv.tls_port, "-status", servername="r.test")
+        self.assertTrue(h.ok, h)
+        self.assertIn("OCSP response: no response sent", h.out, h)
 
     def test_refuses_a_response_for_another_certificate(self):
         cert = self.ca.issue("ocsp-a", ["o.test"])

@@ -104,7 +104,34 @@ void TicketKeys::snapshot(Key& cur, Key& prev, bool& has_prev) const {
 TlsContexts::~TlsContexts() {
     for (auto& [site, ctx] : site_ctx_)
         SSL_CTX_free(ctx);
+    for (auto& j : jobs_) {
+        X509_free(j.leaf);
+        X509_free(j.issuer);
+    }
 }
+
+std::vector<OcspFetcher::Job> TlsContexts::ocsp_jobs() const {
+    std::vector<OcspFetcher::Job> out = jobs_;
+    for (auto& j : out) {
+        X509_up_ref(j.leaf);
+        X509_up_ref(j.issuer);
+    }
+    return out;
+}
+
+namespace {
+
+// The certificate in `ctx`'s chain that issued its leaf, or null.
+X509* issuer_of(SSL_CTX* ctx, X509* leaf) {
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
+            return sk_X509_value(chain, i);
+    return nullptr;
+}
+
+} // namespace
 
 bool TlsContexts::protocol_available(const std::string& name) {
     return protocol_implemented(name);
@@ -160,9 +187,10 @@ SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed
             bad("certificate " + c.cert + " has expired");
         else if (leaf && X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
             bad("certificate " + c.cert + " is not valid yet");
-        else if (leaf && must_staple(leaf) && site.tls->ocsp_staple.empty())
-            bad("certificate " + c.cert + " requires OCSP stapling (must-staple): set "
-                "ocsp_staple to a current OCSP response for it");
+        else if (leaf && must_staple(leaf) && site.tls->ocsp_staple.empty() &&
+                 (!site.tls->ocsp_fetch || ocsp_responder_url(leaf).empty()))
+            bad("certificate " + c.cert + " requires OCSP stapling (must-staple) and names no "
+                "OCSP responder to fetch from: set ocsp_staple to a current response");
     }
     const SiteTls& tls = *site.tls;
     if (tls.client_auth != SiteTls::ClientAuth::off && !tls.client_ca.empty()) {
@@ -189,8 +217,26 @@ SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed
                 X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
         }
     }
-    if (!tls.ocsp_staple.empty())
+    if (!tls.ocsp_staple.empty()) {
         load_staple(ctx, site, diag, failed);
+    } else if (tls.ocsp_fetch && ocsp_) {
+        X509* leaf = SSL_CTX_get0_certificate(ctx);
+        X509* issuer = leaf ? issuer_of(ctx, leaf) : nullptr;
+        std::string url = leaf ? ocsp_responder_url(leaf) : "";
+        unsigned char fp[32];
+        unsigned int fp_len = 0;
+        if (issuer && !url.empty() && X509_digest(leaf, EVP_sha256(), fp, &fp_len) == 1) {
+            int slot = ocsp_->slot_for(fp);
+            if (slot >= 0) {
+                staples_[ctx].slot = slot;
+                X509_up_ref(leaf);
+                X509_up_ref(issuer);
+                jobs_.push_back({slot, url, site.tls->certificates.front().cert, leaf, issuer});
+                SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
+                SSL_CTX_set_tlsext_status_arg(ctx, this);
+            }
+        }
+    }
     return ctx;
 }
 
@@ -227,50 +273,13 @@ void TlsContexts::load_staple(SSL_CTX* ctx, const Site& site, Diagnostics& diag,
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && der.size() < (1 << 20))
         der.insert(der.end(), buf, buf + n);
     fclose(f);
-    const unsigned char* p = der.data();
-    OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(der.size()));
-    if (!resp)
-        return bad(tls.ocsp_staple + " is not a DER OCSP response");
-    OCSP_BASICRESP* basic = nullptr;
     X509* leaf = SSL_CTX_get0_certificate(ctx);
-    STACK_OF(X509)* chain = nullptr;
-    SSL_CTX_get0_chain_certs(ctx, &chain);
-    X509* issuer = nullptr;
-    for (int i = 0; chain && i < sk_X509_num(chain); ++i)
-        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
-            issuer = sk_X509_value(chain, i);
-    std::string problem;
-    if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        problem = "the response is not successful";
-    } else if (!(basic = OCSP_response_get1_basic(resp))) {
-        problem = "the response has no basic response";
-    } else if (!leaf || !issuer) {
-        problem = "the certificate chain must include the issuer of the certificate";
-    } else {
-        OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer);
-        int status = -1, reason = 0;
-        ASN1_GENERALIZEDTIME *produced = nullptr, *this_update = nullptr, *next_update = nullptr;
-        if (!id || OCSP_resp_find_status(basic, id, &status, &reason, &produced, &this_update,
-                                         &next_update) != 1)
-            problem = "the response is not about this certificate";
-        else if (status != V_OCSP_CERTSTATUS_GOOD)
-            problem = "the response says the certificate is not good (revoked or unknown)";
-        else if (OCSP_check_validity(this_update, next_update, 300, -1) != 1)
-            problem = "the response has expired or is not valid yet";
-        else if (next_update) {
-            struct tm tm;
-            if (ASN1_TIME_to_tm(next_update, &tm) == 1)
-                staples_[ctx].next_update = timegm(&tm);
-        }
-        OCSP_CERTID_free(id);
-    }
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(resp);
-    ERR_clear_error();
-    if (!problem.empty()) {
-        staples_.erase(ctx);
+    time_t next_update = 0;
+    std::string problem =
+        check_ocsp_response(der, leaf, leaf ? issuer_of(ctx, leaf) : nullptr, &next_update);
+    if (!problem.empty())
         return bad(problem);
-    }
+    staples_[ctx].next_update = next_update;
     staples_[ctx].der = std::move(der);
     SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
     SSL_CTX_set_tlsext_status_arg(ctx, this);
@@ -279,22 +288,31 @@ void TlsContexts::load_staple(SSL_CTX* ctx, const Site& site, Diagnostics& diag,
 int TlsContexts::on_status_request(SSL* ssl, void* arg) {
     auto* self = static_cast<TlsContexts*>(arg);
     auto it = self->staples_.find(SSL_get_SSL_CTX(ssl));
-    if (it == self->staples_.end() || it->second.der.empty())
+    if (it == self->staples_.end())
         return SSL_TLSEXT_ERR_NOACK;
-    // Past nextUpdate the response proves nothing: stop stapling it rather than lie.
-    if (it->second.next_update && time(nullptr) >= it->second.next_update)
+    const Staple& staple = it->second;
+    unsigned char fetched[OcspSlot::kMaxResponse];
+    const unsigned char* der = staple.der.data();
+    size_t len = staple.der.size();
+    time_t next_update = staple.next_update;
+    if (staple.slot >= 0 && self->ocsp_) {
+        len = self->ocsp_->read(staple.slot, fetched, sizeof(fetched), &next_update);
+        der = fetched;
+    }
+    // Nothing yet, or past nextUpdate (it proves nothing then): staple nothing rather than lie.
+    if (len == 0 || (next_update && time(nullptr) >= next_update))
         return SSL_TLSEXT_ERR_NOACK;
-    const auto& der = it->second.der;
-    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der.size()));
+    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(len));
     if (!copy)
         return SSL_TLSEXT_ERR_NOACK;
-    std::memcpy(copy, der.data(), der.size());
-    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der.size()));
+    std::memcpy(copy, der, len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(len));
     return SSL_TLSEXT_ERR_OK;
 }
 
 std::shared_ptr<const TlsContexts> TlsContexts::build(const Config& config, Diagnostics& diag,
-                                                      TicketKeys* keys, bool* failed) {
+                                                      TicketKeys* keys, OcspCache* ocsp,
+                                                      bool* failed) {
     *failed = false;
     bool any_tls = false;
     for (const ListenConfig& l : config.listeners)
@@ -303,6 +321,7 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const Config& config, Diag
         return nullptr;
     std::shared_ptr<TlsContexts> set(new TlsContexts(config));
     set->keys_ = keys;
+    set->ocsp_ = ocsp;
     const Site* fallback = nullptr;
     for (const auto& site : config.sites) {
         if (!site->tls || site->tls->certificates.empty())

@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "modules/router/router.h"
+#include "worker/tls/ocsp.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -52,8 +53,13 @@ public:
     // Loads and checks every site certificate (parse, key match, expiry); problems go to
     // `diag` with the site's position. Returns nullptr when the config has no TLS listener.
     // `keys` may be null (wraith check): tickets then use OpenSSL's own per-context keys.
+    // `ocsp` may be null too: then no responses are fetched (only files are stapled).
     static std::shared_ptr<const TlsContexts> build(const Config& config, Diagnostics& diag,
-                                                    TicketKeys* keys, bool* failed);
+                                                    TicketKeys* keys, OcspCache* ocsp,
+                                                    bool* failed);
+
+    // What the master's OcspFetcher should fetch for this generation (references taken).
+    std::vector<OcspFetcher::Job> ocsp_jobs() const;
 
     // A server SSL for a connection accepted on `listener_index`; nullptr if out of memory.
     SSL* new_ssl(size_t listener_index) const;
@@ -81,9 +87,12 @@ private:
     TicketKeys* keys_ = nullptr;
     // A verified OCSP response per site context, stapled when the client asks.
     struct Staple {
-        std::vector<unsigned char> der;
-        time_t next_update = 0; // 0: none given
+        std::vector<unsigned char> der; // from ocsp_staple (a file)
+        time_t next_update = 0;         // 0: none given
+        int slot = -1;                  // else: fetched responses arrive in this OcspCache slot
     };
+    OcspCache* ocsp_ = nullptr;
+    std::vector<OcspFetcher::Job> jobs_;
     std::map<SSL_CTX*, Staple> staples_;
 };
 
