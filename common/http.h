@@ -159,6 +159,11 @@ public:
     // Queues `len` bytes of `fd` from `offset`. The caller keeps fd open until the exchange
     // ends (Arena::defer). Plain TCP uses sendfile(2); other transports copy.
     virtual Result send_file(int fd, off_t offset, size_t len, bool end_stream) = 0;
+    // Ends the response with trailer fields (RFC 9110 §6.5), after the body. HTTP/1.1 sends
+    // them in a chunked body, HTTP/2 and 3 as a final HEADERS frame; where the framing has no
+    // room for them (Content-Length on HTTP/1, HTTP/1.0) they are dropped. Writers that cannot
+    // carry trailers end the stream without them.
+    virtual Result send_trailers(const Headers& trailers) { return send_body({}, true); }
     // Called once when queued data drained below the low watermark after `blocked`.
     virtual void on_writable(Callback cb) = 0;
     // Called if the exchange is aborted (peer gone, timeout, reset) before end_stream was sent;

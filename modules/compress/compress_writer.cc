@@ -247,7 +247,16 @@ Result CompressWriter::encode(std::string_view data, bool end, bool pausable) {
         const size_t produced = out_chunk - out_len;
         const bool last = end && st == Encoder::Status::done;
         if (produced > 0 || last) {
-            Result r = next_.send_body({reinterpret_cast<const char*>(out_buf_), produced}, last);
+            std::string_view bytes(reinterpret_cast<const char*>(out_buf_), produced);
+            Result r;
+            if (last && trailers_) {
+                // The compressed body ends, then the trailers end the stream.
+                r = next_.send_body(bytes, false);
+                if (r != Result::closed)
+                    r = worse(r, next_.send_trailers(*trailers_));
+            } else {
+                r = next_.send_body(bytes, last);
+            }
             if (r == Result::closed) {
                 dead_ = true;
                 file_pending_ = chunk_pending_ = false;
@@ -296,6 +305,26 @@ Result CompressWriter::send_body(std::string_view data, bool end_stream) {
     if (data.empty() && !end_stream)
         return to_caller(next_blocked_ ? Result::blocked : Result::ok);
     return to_caller(encode(data, end_stream, false));
+}
+
+Result CompressWriter::send_trailers(const Headers& trailers) {
+    switch (mode_) {
+    case Mode::undecided:
+    case Mode::pass:
+        return next_.send_trailers(trailers);
+    case Mode::head:
+        return send_body({}, true);
+    case Mode::compress:
+        break;
+    }
+    if (dead_ || ended_)
+        return Result::closed;
+    if (work_pending() && (pump_file(false) == Result::closed || ended_))
+        return Result::closed;
+    trailers_ = &trailers;
+    Result r = to_caller(encode({}, true, false));
+    trailers_ = nullptr;
+    return r;
 }
 
 Result CompressWriter::send_file(int fd, off_t offset, size_t len, bool end_stream) {

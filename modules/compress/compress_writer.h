@@ -25,6 +25,7 @@ public:
     void send_headers(ResponseHead& head, bool end_stream) override;
     Result send_body(std::string_view data, bool end_stream) override;
     Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
+    Result send_trailers(const Headers& trailers) override;
     void on_writable(Callback cb) override;
     void on_abort(Callback cb) override;
     void reset() override;
@@ -85,6 +86,7 @@ private:
     bool ended_ = false;        // end_stream went to next
     bool dead_ = false;         // closed, reset or aborted: touch nothing more
     Callback writable_cb_;      // our caller's on_writable
+    const Headers* trailers_ = nullptr; // set while send_trailers() finishes the encoder
 };
 
 } // namespace wraith

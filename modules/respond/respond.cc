@@ -1,5 +1,7 @@
 #include "modules/respond/respond.h"
 
+#include <toml++/toml.h>
+
 #include "common/config_reader.h"
 
 namespace wraith {
@@ -10,6 +12,16 @@ bool status_forbids_body(int status) {
 
 RespondHandler::RespondHandler(int status, std::string body, std::string content_type)
     : status_(status), body_(std::move(body)), content_type_(std::move(content_type)) {}
+
+void RespondHandler::set_trailers(std::vector<std::pair<std::string, std::string>> trailers) {
+    trailer_storage_ = std::move(trailers);
+    trailers_.clear();
+    trailer_names_.clear();
+    for (const auto& [name, value] : trailer_storage_) {
+        trailers_.add(name, value);
+        trailer_names_ += (trailer_names_.empty() ? "" : ", ") + name;
+    }
+}
 
 void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
     if (req.has_body)
@@ -23,8 +35,16 @@ void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out)
     if (!content_type_.empty())
         head->headers.add("content-type", content_type_);
     head->content_length = no_body ? -1 : int64_t(body_.size());
-    if (no_body || body_.empty() || req.method_id == Method::head) {
+    if (no_body || (body_.empty() && trailers_.size() == 0) || req.method_id == Method::head) {
         out.send_headers(*head, true);
+        return;
+    }
+    if (trailers_.size() > 0) {
+        head->content_length = -1; // streamed: HTTP/1.1 chunked framing carries trailers
+        head->headers.add("trailer", trailer_names_);
+        out.send_headers(*head, false);
+        out.send_body(body_, false);
+        out.send_trailers(trailers_);
         return;
     }
     out.send_headers(*head, false);
@@ -52,7 +72,29 @@ std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
     }
     if (t.diag().count() != errors_before)
         return nullptr;
-    return std::make_unique<RespondHandler>(int(status), std::move(body), std::move(content_type));
+    std::vector<std::pair<std::string, std::string>> trailers;
+    if (const toml::table* tt = t.table("trailers")) {
+        for (const auto& [key, value] : *tt) {
+            std::string name(key.str());
+            for (char& c : name)
+                c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            const auto* v = value.as_string();
+            bool token = !name.empty() && name.find_first_not_of(
+                                              "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") ==
+                                              std::string::npos;
+            if (!token || !v || v->get().find_first_of("\r\n") != std::string::npos)
+                t.error("trailers", "expected field names mapped to strings, e.g. trailers = "
+                                    "{ \"x-checksum\" = \"abc\" }");
+            else
+                trailers.emplace_back(std::move(name), v->get());
+        }
+        if (status_forbids_body(int(status)))
+            t.error("trailers", "a " + std::to_string(status) + " response has no body to follow");
+    }
+    auto handler =
+        std::make_unique<RespondHandler>(int(status), std::move(body), std::move(content_type));
+    handler->set_trailers(std::move(trailers));
+    return handler;
 }
 
 WRAITH_REGISTER_MODULE(respond, .key = "respond", .is_handler = true,

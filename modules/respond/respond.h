@@ -1,9 +1,12 @@
 // `respond = { status = 200, body = "ok\n", content_type = "text/plain; charset=utf-8" }`:
-// answers every request with a fixed status and body (health checks, placeholders, blocks).
+// answers every request with a fixed status and body (health checks, placeholders, blocks),
+// optionally followed by fixed trailer fields (`trailers = { "x-checksum" = "..." }`).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "modules/module.h"
 
@@ -18,11 +21,16 @@ public:
     int status() const { return status_; }
     const std::string& body() const { return body_; }
     const std::string& content_type() const { return content_type_; }
+    // Lower-case names; the body is then streamed so HTTP/1.1 can carry them (chunked).
+    void set_trailers(std::vector<std::pair<std::string, std::string>> trailers);
 
 private:
     int status_;
     std::string body_;
     std::string content_type_;
+    std::vector<std::pair<std::string, std::string>> trailer_storage_;
+    Headers trailers_;          // views into trailer_storage_
+    std::string trailer_names_; // the Trailer field: "x-checksum, x-count"
 };
 
 // RFC 9110 §15.3.5, §15.3.6, §15.4.5: these statuses never carry content.

@@ -29,6 +29,9 @@ default = true
   path = "/echo"
   respond = { status = 200, body = "accepted\n", content_type = "text/plain" }
   [[site.route]]
+  path = "=/trailers"
+  respond = { status = 200, body = "with trailers\n", trailers = { "x-checksum" = "abc123" } }
+  [[site.route]]
   path = "/"
   respond = { status = 200, body = "root\n", content_type = "text/plain" }
 
@@ -85,6 +88,19 @@ class Http1Test(WraithTestCase):
         return res
 
     # ---- connection management
+
+    def test_trailers_follow_a_chunked_body(self):
+        res = raw_request(self.port, req("GET", "/trailers", close=True))
+        self.assertEqual(res.status, 200, res)
+        data = res.data
+        self.assertIn(b"\r\nTrailer: x-checksum\r\n", data)
+        self.assertIn(b"\r\nTransfer-Encoding: chunked\r\n", data)
+        body = data[data.index(b"\r\n\r\n") + 4:]
+        self.assertEqual(body, b"e\r\nwith trailers\n\r\n0\r\nX-Checksum: abc123\r\n\r\n")
+        # HTTP/1.0 has no chunked framing: the trailers are dropped, the body arrives whole.
+        res = raw_request(self.port, b"GET /trailers HTTP/1.0\r\n\r\n")
+        self.assertEqual(res.status, 200, res)
+        self.assertTrue(res.data.endswith(b"\r\n\r\nwith trailers\n"), res)
 
     def test_keep_alive_two_requests(self):
         s = connect(self.port)

@@ -47,6 +47,9 @@ error_pages = { "404" = "/errors/404.html" }
   path = "/echo"
   respond = { status = 200, body = "posted\n" }
   [[site.route]]
+  path = "=/trailers"
+  respond = { status = 200, body = "with trailers\n", trailers = { "x-checksum" = "abc123" } }
+  [[site.route]]
   path = "/"
   static = { root = "@DIR@/www", index = ["index.html"], etag = true }
   compress = { min_size = "1k", encodings = ["gzip"] }
@@ -323,6 +326,17 @@ class Http2Test(WraithTestCase):
         out = r.stdout.decode()
         self.assertEqual(r.returncode, 0, out)
         self.assertEqual(len(re.findall(r"/text10k\.txt", out)), 100, out)
+
+    def test_response_trailers_end_the_stream(self):
+        r = subprocess.run(["nghttp", "-v", f"http://127.0.0.1:{self.port}/trailers"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("trailer: x-checksum", out)  # announced in the response head
+        # After the body, a HEADERS frame with END_STREAM carries the trailer field.
+        tail = out[out.index("with trailers"):]
+        self.assertRegex(tail, r"recv \(stream_id=\d+\) x-checksum: abc123")
+        self.assertRegex(tail, r"recv HEADERS frame <[^>]*flags=0x05")
 
     # ---- request bodies
 

@@ -50,6 +50,7 @@ public:
     void send_headers(ResponseHead& head, bool end_stream) override;
     Result send_body(std::string_view data, bool end_stream) override;
     Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
+    Result send_trailers(const Headers& trailers) override;
     void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
     void on_abort(Callback cb) override { abort_cb_ = std::move(cb); }
     void reset() override;

@@ -234,6 +234,27 @@ ResponseWriter::Result Connection::send_file(int fd, off_t offset, size_t len, b
     return Result::ok;
 }
 
+ResponseWriter::Result Connection::send_trailers(const Headers& trailers) {
+    if (state_ != State::exchange || !headers_sent_ || response_ended_)
+        return Result::closed;
+    if (chunked_out_) {
+        // RFC 9112 §7.1.2: the last chunk, then the trailer section, then CRLF.
+        size_t start = out_.size();
+        out_ += "0\r\n";
+        for (const Header& h : trailers) {
+            append_field_name(out_, h.name);
+            out_ += ": ";
+            out_ += h.value;
+            out_ += "\r\n";
+        }
+        out_ += "\r\n";
+        register_mem(start, out_.size() - start);
+        chunked_out_ = false; // the last chunk is out
+    }
+    end_response();
+    return state_ == State::exchange || response_ended_ ? Result::ok : Result::closed;
+}
+
 void Connection::end_response() {
     if (response_ended_)
         return;

@@ -537,6 +537,24 @@ ResponseWriter::Result Stream::send_file(int fd, off_t offset, size_t len, bool 
     return writer_state();
 }
 
+ResponseWriter::Result Stream::send_trailers(const Headers& trailers) {
+    if (closed_ || aborted_ || !headers_sent_ || response_ended_)
+        return Result::closed;
+    if (body_allowed_ && trailers.size() > 0) {
+        // Copied: the caller's storage may not outlive this call. Sent by read_data() once
+        // the body is out (RFC 9113 §8.1: a HEADERS frame with END_STREAM).
+        trailers_ = static_cast<nghttp2_nv*>(arena_.alloc(trailers.size() * sizeof(nghttp2_nv)));
+        for (const Header& h : trailers) {
+            if (connection_specific(h.name))
+                continue;
+            trailers_[trailer_count_++] = make_nv(arena_.copy(h.name), arena_.copy(h.value));
+        }
+    }
+    end_response();
+    kick();
+    return writer_state();
+}
+
 void Stream::end_response() {
     response_ended_ = true;
     if (body_allowed_ && body_expected_ >= 0 &&
@@ -580,7 +598,8 @@ ssize_t Stream::read_data(size_t length, uint32_t* data_flags) {
         avail += segs_[i].len;
     if (avail == 0) {
         if (response_ended_) {
-            *data_flags |= NGHTTP2_DATA_FLAG_EOF; // trailers are not supported: END_STREAM
+            *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+            submit_trailers(data_flags);
             return 0;
         }
         data_deferred_ = true;
@@ -592,10 +611,21 @@ ssize_t Stream::read_data(size_t length, uint32_t* data_flags) {
         size_t total = 0;
         for (size_t i = seg_head_; i < segs_.size(); ++i)
             total += segs_[i].len;
-        if (n == total)
+        if (n == total) {
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+            submit_trailers(data_flags);
+        }
     }
     return static_cast<ssize_t>(n);
+}
+
+// Called with the last DATA frame: trailers end the stream instead of that frame.
+void Stream::submit_trailers(uint32_t* data_flags) {
+    if (trailer_count_ == 0)
+        return;
+    if (nghttp2_submit_trailer(conn_.session(), id_, trailers_, trailer_count_) == 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    trailer_count_ = 0;
 }
 
 int Stream::write_data(OutputBuffer& out, const uint8_t* framehd, size_t length) {

@@ -42,6 +42,7 @@ public:
     void on_closed(uint32_t error_code);
     // Data source: how many bytes the next DATA frame carries (NO_COPY), EOF, or DEFERRED.
     ssize_t read_data(size_t length, uint32_t* data_flags);
+    void submit_trailers(uint32_t* data_flags);
     // Copies the frame header and `length` payload bytes into `out` (RFC 9113 §6.1).
     int write_data(OutputBuffer& out, const uint8_t* framehd, size_t length);
 
@@ -73,6 +74,7 @@ public:
     void send_headers(ResponseHead& head, bool end_stream) override;
     Result send_body(std::string_view data, bool end_stream) override;
     Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
+    Result send_trailers(const Headers& trailers) override;
     void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
     void on_abort(Callback cb) override { abort_cb_ = std::move(cb); }
     void reset() override;
@@ -147,6 +149,8 @@ private:
     bool body_allowed_ = true; // status and method let DATA carry bytes
     bool headers_sent_ = false;
     bool response_ended_ = false;  // the handler gave end_stream
+    nghttp2_nv* trailers_ = nullptr; // sent after the last DATA (arena), when given
+    size_t trailer_count_ = 0;
     bool end_stream_sent_ = false; // nghttp2 sent our END_STREAM
     bool data_deferred_ = false;   // the data source said DEFERRED; resume_data on more
     bool writable_wanted_ = false; // the producer was told `blocked`

@@ -170,6 +170,9 @@ TEST_CASE("respond config: errors carry positions", "[respond][config]") {
              Case{"respond = { body = \"x\", content_type = \"\" }", "content_type"},
              Case{"respond = { body = \"x\", content_type = \"a\\r\\nb: c\" }", "content_type"},
              Case{"respond = { body = \"x\", type = \"text/html\" }", "type"},
+             Case{"respond = { body = \"x\", trailers = { \"bad name\" = \"v\" } }", "trailers"},
+             Case{"respond = { body = \"x\", trailers = { \"x-a\" = 5 } }", "trailers"},
+             Case{"respond = { status = 204, trailers = { \"x-a\" = \"v\" } }", "no body"},
          }) {
         Diagnostics diag;
         auto h = build_from(c.toml, diag);
