@@ -36,6 +36,8 @@ $(BUILD)/CMakeCache.txt:
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
+	@[ -f $(BUILD)/certs/localhost.pem ] || $(BUILD)/wraith generate certs --self-signed \
+	    --hosts localhost,127.0.0.1,::1 --dir $(BUILD)/certs >/dev/null
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2
@@ -60,10 +62,9 @@ fuzz: deps
 	    [ "$$status" = 0 ] || { echo "fuzz: $$name failed"; exit 1; }; \
 	done
 
+# `make build` also made the development CA and certificate for https://localhost:8443/.
 run: build
 	@mkdir -p $(BUILD)/run
-	@[ -f $(BUILD)/certs/localhost.pem ] || $(BUILD)/wraith generate certs --self-signed \
-	    --hosts localhost,127.0.0.1,::1 --dir $(BUILD)/certs
 	@echo "wraith: serving conf/www on http://localhost:8080/ and https://localhost:8443/ (Ctrl-C stops)"
 	@echo "        trust $(BUILD)/certs/wraith-dev-ca.pem for HTTPS, e.g. curl --cacert $(BUILD)/certs/wraith-dev-ca.pem"
 	@exec $(BUILD)/wraith serve -c $(CONFIG)

@@ -45,15 +45,23 @@ class TestSslTest(WraithTestCase):
         os.chmod(f"{d}/site.key", 0o644)  # workers run as www-data when the test is root
         cls.srv = cls.start_class_server(SITES, tmpdir=d, tls_listen="")
 
-    def test_no_weak_protocol_cipher_or_vulnerability(self):
-        out = os.path.join(self.srv.dir, "testssl.json")
+    def scan(self, attempt):
+        out = os.path.join(self.srv.dir, f"testssl-{attempt}.json")
         r = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--fast",
                             "-p", "-s", "-U", "-S", "--jsonfile", out,
                             f"127.0.0.1:{self.srv.tls_port}"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=540)
         self.assertTrue(os.path.exists(out), r.stdout.decode(errors="replace")[-3000:])
         with open(out) as f:
-            findings = json.load(f)
+            return json.load(f)
+
+    def test_no_weak_protocol_cipher_or_vulnerability(self):
+        findings = self.scan(1)
+        # On a loaded machine one of testssl's many reconnects can time out on its side
+        # ("check failed because of connect problem"): that is no verdict about the server,
+        # so the scan runs once more. A second one would count as a finding.
+        if any("connect problem" in f["finding"] for f in findings):
+            findings = self.scan(2)
         ids = {f["id"] for f in findings}
         # The scan really ran: protocols, ciphers and vulnerabilities were all tested.
         for expected in ("SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_NULL",
