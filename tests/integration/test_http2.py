@@ -508,7 +508,9 @@ class Http2LifecycleTest(WraithTestCase):
         c.close()
 
     def test_reload_sends_goaway_and_download_completes(self):
-        srv = self.h2_server()
+        # drain_timeout well above the paced download's length, so a slow (shared) machine
+        # cannot turn a drain into a timeout.
+        srv = self.h2_server(server={"drain_timeout": '"120s"'})
         big_sha = srv.big_sha
         c = RawH2(srv.port)
         c.auto_window = False

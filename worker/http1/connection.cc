@@ -4,7 +4,6 @@
 #include "worker/http1/connection.h"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -16,6 +15,7 @@
 #include "common/log.h"
 #include "worker/protocols.h"
 #include "worker/pipeline.h"
+#include "worker/peer.h"
 #include "worker/worker.h"
 
 namespace wraith::http1 {
@@ -32,41 +32,13 @@ uint64_t monotonic_us() {
 }
 
 
-void format_peer(const sockaddr_storage& ss, char* text, size_t text_len, char* ip,
-                 size_t ip_len) {
-    if (ss.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, ip_len);
-            snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &a->sin6_addr, ip, ip_len);
-            snprintf(text, text_len, "[%s]:%u", ip, ntohs(a->sin6_port));
-        }
-    } else if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        inet_ntop(AF_INET, &a->sin_addr, ip, ip_len);
-        snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin_port));
-    } else {
-        snprintf(ip, ip_len, "unix");
-        snprintf(text, text_len, "unix");
-    }
-}
-
 } // namespace
 
 Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
                        const sockaddr_storage& peer, const ListenConfig& listen)
     : worker_(worker), listen_(listen), transport_(std::move(transport)),
       fd_(transport_->fd()), arena_(&worker.arena_blocks()) {
-    info_.peer = peer;
-    info_.id = worker.next_connection_id();
-    format_peer(peer, peer_text_, sizeof(peer_text_), peer_ip_, sizeof(peer_ip_));
-    info_.peer_text = peer_text_;
-    info_.peer_ip = peer_ip_;
-    socklen_t len = sizeof(info_.local);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&info_.local), &len);
-    transport_->describe(info_);
+    peer_.init(peer, *transport_, worker.next_connection_id());
     ev_io_init(&io_, on_io, fd_, 0);
     io_.data = this;
     ev_init(&timer_, on_timer);
@@ -161,15 +133,15 @@ void Connection::handle_timeout() {
         return begin_close(false);
     case State::head:
         ErrorLog::limited(LogLevel::info, "client %s timed out sending a request head",
-                          peer_text_);
+                          peer_.text);
         return reject(408, "request head timeout");
     case State::exchange:
         if (queued_mem() > 0 || seg_head_ < segs_.size()) {
             ErrorLog::limited(LogLevel::info, "client %s timed out reading the response",
-                              peer_text_);
+                              peer_.text);
         } else {
             ErrorLog::limited(LogLevel::info, "client %s timed out sending the request body",
-                              peer_text_);
+                              peer_.text);
             if (!headers_sent_ && !body_discarding_) {
                 body_failed_ = true;
                 keep_alive_ = false;
@@ -250,7 +222,7 @@ bool Connection::fill() {
         return false;
     } else if (state_ == State::head) {
         ErrorLog::limited(LogLevel::info, "client %s closed the connection mid-request",
-                          peer_text_);
+                          peer_.text);
         destroy();
     } else {
         destroy();
@@ -334,7 +306,7 @@ void Connection::parse_head() {
         ev_timer_stop(worker_.loop(), &timer_);
         worker_.remove_connection(this);
         worker_.defer(this); // deleted later; the new connection copies the bytes at start
-        start_protocol(worker_, std::move(transport_), info_.peer, listen_, "h2c",
+        start_protocol(worker_, std::move(transport_), peer_.info.peer, listen_, "h2c",
                        {rbuf_, rlen_});
         return;
     }
@@ -357,11 +329,11 @@ void Connection::parse_head() {
 }
 
 void Connection::reject(int status, const char* reason) {
-    ErrorLog::limited(LogLevel::info, "%d %s, client: %s", status, reason, peer_text_);
+    ErrorLog::limited(LogLevel::info, "%d %s, client: %s", status, reason, peer_.text);
     // The head may be half-parsed: answer on a minimal request and close.
     arena_.reset();
     req_ = Request{};
-    req_.conn = &info_;
+    req_.conn = &peer_.info;
     req_.arena = &arena_;
     // The access log shows the raw request line (as NGINX does): empty method, target = line.
     std::string_view line(rbuf_ ? rbuf_ : "", rbuf_ ? rlen_ : 0);
@@ -399,7 +371,7 @@ void Connection::start_exchange(const RequestHead& head) {
     req_.query = head.query;
     req_.authority = head.authority;
     req_.version = head.version_minor == 0 ? 10 : 11;
-    req_.conn = &info_;
+    req_.conn = &peer_.info;
     req_.arena = &arena_;
     req_.site = nullptr;
     req_.route = nullptr;
@@ -512,7 +484,7 @@ void Connection::decode_body(bool notify) {
         braw_ += consumed;
         if (r == ChunkedDecoder::Result::error) {
             ErrorLog::limited(LogLevel::info, "%d %s in chunked body, client: %s", err.status,
-                              err.reason, peer_text_);
+                              err.reason, peer_.text);
             body_failed_ = true;
             body_done_ = true;
             keep_alive_ = false;
@@ -531,7 +503,7 @@ void Connection::decode_body(bool notify) {
         if (chunked_.body_size() > limit) {
             ErrorLog::limited(LogLevel::info,
                               "413 chunked body larger than client_max_body_size, client: %s",
-                              peer_text_);
+                              peer_.text);
             body_failed_ = true;
             body_done_ = true;
             keep_alive_ = false;

@@ -16,6 +16,7 @@
 #include "modules/module.h"
 #include "worker/connection.h"
 #include "worker/http1/parser.h"
+#include "worker/peer.h"
 #include "worker/transport.h"
 
 namespace wraith {
@@ -120,9 +121,7 @@ private:
     ev_timer timer_;
     int io_events_ = 0;
     State state_ = State::idle;
-    ConnectionInfo info_;
-    char peer_text_[64];
-    char peer_ip_[48];
+    Peer peer_; // address, TLS details; what req.conn points to
 
     // Read buffer from the worker's pool: [0, rlen_) holds bytes; a request's head starts at 0.
     char* rbuf_ = nullptr;

@@ -173,7 +173,7 @@ ResponseWriter::Result Connection::send_body(std::string_view data, bool end_str
         return Result::closed;
     if (!head_request_ && status_has_body(status_) && !data.empty()) {
         if (body_expected_ >= 0 && body_bytes_ + data.size() > static_cast<uint64_t>(body_expected_)) {
-            WLOG_ERROR("handler sent more body than its content-length (%s)", peer_text_);
+            WLOG_ERROR("handler sent more body than its content-length (%s)", peer_.text);
             data = data.substr(0, body_expected_ - body_bytes_);
         }
         if (chunked_out_) {
@@ -264,7 +264,7 @@ void Connection::end_response() {
     if (!head_request_ && body_expected_ >= 0 &&
         body_bytes_ < static_cast<uint64_t>(body_expected_)) {
         // Short body: the client would wait for the rest forever; close after what we have.
-        WLOG_ERROR("response to %s ended %llu bytes short of its content-length", peer_text_,
+        WLOG_ERROR("response to %s ended %llu bytes short of its content-length", peer_.text,
                    (unsigned long long)(body_expected_ - body_bytes_));
         keep_alive_ = false;
     }
@@ -327,7 +327,7 @@ void Connection::flush() {
                     ++seg_head_;
             } else if (n == 0) {
                 // The file shrank under us: the promised length cannot be delivered.
-                WLOG_ERROR("file for %s shrank while being sent", peer_text_);
+                WLOG_ERROR("file for %s shrank while being sent", peer_.text);
                 keep_alive_ = false;
                 abort_exchange();
                 return;

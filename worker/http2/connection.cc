@@ -4,7 +4,6 @@
 #include "worker/http2/connection.h"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
@@ -12,6 +11,7 @@
 
 #include "common/log.h"
 #include "worker/http2/stream.h"
+#include "worker/peer.h"
 #include "worker/worker.h"
 
 namespace wraith::http2 {
@@ -21,27 +21,6 @@ namespace {
 constexpr Duration kLingerTimeout{2000};
 constexpr double kDrainPingWait = 2.0; // seconds to wait for the drain PING's ack
 constexpr uint8_t kDrainPing[8] = {'w', 'r', 'a', 'i', 't', 'h', 'd', 'r'};
-
-// Same text as HTTP/1's (worker/http1/connection.cc) so logs read alike.
-void format_peer(const sockaddr_storage& ss, char* text, size_t text_len, char* ip, size_t ip_len) {
-    if (ss.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, ip_len);
-            snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &a->sin6_addr, ip, ip_len);
-            snprintf(text, text_len, "[%s]:%u", ip, ntohs(a->sin6_port));
-        }
-    } else if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        inet_ntop(AF_INET, &a->sin_addr, ip, ip_len);
-        snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin_port));
-    } else {
-        snprintf(ip, ip_len, "unix");
-        snprintf(text, text_len, "unix");
-    }
-}
 
 Stream* stream_of(nghttp2_session* session, int32_t id) {
     return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
@@ -54,14 +33,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
                        std::string_view already_read)
     : worker_(worker), listen_(listen), transport_(std::move(transport)), fd_(transport_->fd()),
       already_read_(already_read) {
-    info_.peer = peer;
-    info_.id = worker.next_connection_id();
-    format_peer(peer, peer_text_, sizeof(peer_text_), peer_ip_, sizeof(peer_ip_));
-    info_.peer_text = peer_text_;
-    info_.peer_ip = peer_ip_;
-    socklen_t len = sizeof(info_.local);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&info_.local), &len);
-    transport_->describe(info_);
+    peer_.init(peer, *transport_, worker.next_connection_id());
     ev_io_init(&io_, on_io, fd_, 0);
     io_.data = this;
     ev_init(&timer_, on_timer);
@@ -140,7 +112,7 @@ void Connection::start() {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!create_session()) {
-        WLOG_ERROR("http2: cannot create a session for %s", peer_text_);
+        WLOG_ERROR("http2: cannot create a session for %s", peer_.text);
         destroy();
         return;
     }
@@ -299,7 +271,7 @@ void Connection::enhance_your_calm(const char* what) {
     if (terminating_)
         return;
     ErrorLog::limited(LogLevel::warn, "http2: %s from client %s; GOAWAY(ENHANCE_YOUR_CALM)", what,
-                      peer_text_);
+                      peer_.text);
     terminate(NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -321,7 +293,7 @@ bool Connection::receive(const char* data, size_t len) {
         return !terminating_ && !closed_;
     if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
         ErrorLog::limited(LogLevel::info, "http2: client %s sent no connection preface",
-                          peer_text_);
+                          peer_.text);
         destroy();
         return false;
     }
@@ -329,7 +301,7 @@ bool Connection::receive(const char* data, size_t len) {
     if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
         code = NGHTTP2_ENHANCE_YOUR_CALM;
     ErrorLog::limited(LogLevel::info, "http2: %s from client %s; closing", nghttp2_strerror(rv),
-                      peer_text_);
+                      peer_.text);
     terminate(code);
     return false;
 }
@@ -448,7 +420,7 @@ void Connection::flush() {
             ssize_t n = nghttp2_session_mem_send(session_, &data);
             if (n < 0) {
                 ErrorLog::limited(LogLevel::info, "http2: %s with client %s; closing",
-                                  nghttp2_strerror(static_cast<int>(n)), peer_text_);
+                                  nghttp2_strerror(static_cast<int>(n)), peer_.text);
                 destroy();
                 return;
             }
@@ -568,7 +540,7 @@ void Connection::handle_timeout() {
     timer_mode_ = TimerMode::none;
     switch (mode) {
     case TimerMode::header:
-        ErrorLog::limited(LogLevel::info, "http2: client %s sent no request in time", peer_text_);
+        ErrorLog::limited(LogLevel::info, "http2: client %s sent no request in time", peer_.text);
         terminate(NGHTTP2_NO_ERROR);
         return service();
     case TimerMode::idle:
@@ -576,7 +548,7 @@ void Connection::handle_timeout() {
         return service();
     case TimerMode::send:
         ErrorLog::limited(LogLevel::info, "http2: client %s timed out reading the response",
-                          peer_text_);
+                          peer_.text);
         return destroy();
     case TimerMode::body:
         for (Stream* s = streams_; s; s = s->next_)

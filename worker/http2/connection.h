@@ -21,6 +21,7 @@
 #include "common/http.h"
 #include "worker/connection.h"
 #include "worker/http2/output_buffer.h"
+#include "worker/peer.h"
 #include "worker/transport.h"
 
 namespace wraith {
@@ -48,7 +49,7 @@ public:
     // For streams.
     nghttp2_session* session() const { return session_; }
     Worker& worker() const { return worker_; }
-    const ConnectionInfo& info() const { return info_; }
+    const ConnectionInfo& info() const { return peer_.info; }
     // Queues `s` for Stream::run_pending() outside nghttp2 callbacks and handler stacks.
     void schedule(Stream* s);
     // Frames were submitted: send them from the deferred work.
@@ -110,9 +111,7 @@ private:
     ev_timer drain_timer_; // bounds the wait for the drain PING's ack
     int io_events_ = 0;
     TimerMode timer_mode_ = TimerMode::none;
-    ConnectionInfo info_;
-    char peer_text_[64];
-    char peer_ip_[48];
+    Peer peer_; // address, TLS details; what req.conn points to
     std::string already_read_;
 
     nghttp2_session* session_ = nullptr;

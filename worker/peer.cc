@@ -1,0 +1,39 @@
+#include "worker/peer.h"
+
+#include <arpa/inet.h>
+#include <cstdio>
+#include <netinet/in.h>
+
+#include "worker/transport.h"
+
+namespace wraith {
+
+void Peer::init(const sockaddr_storage& peer, const Transport& transport, uint64_t id) {
+    info.peer = peer;
+    info.id = id;
+    if (peer.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            // A dual-stack socket's IPv4 client reads as IPv4 in logs and headers.
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof(ip));
+            snprintf(text, sizeof(text), "%s:%u", ip, ntohs(a->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+            snprintf(text, sizeof(text), "[%s]:%u", ip, ntohs(a->sin6_port));
+        }
+    } else if (peer.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(text, sizeof(text), "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        snprintf(ip, sizeof(ip), "unix");
+        snprintf(text, sizeof(text), "unix");
+    }
+    info.peer_text = text;
+    info.peer_ip = ip;
+    socklen_t len = sizeof(info.local);
+    getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
+    transport.describe(info);
+}
+
+} // namespace wraith

@@ -1,0 +1,26 @@
+// Who a connection talks to, as every protocol records it: the ConnectionInfo handlers see,
+// with the text forms of the peer address it points into ("[::1]:54321", "127.0.0.1").
+#pragma once
+
+#include <sys/socket.h>
+
+#include "common/http.h"
+
+namespace wraith {
+
+class Transport;
+
+struct Peer {
+    ConnectionInfo info;
+    char text[64];
+    char ip[48];
+
+    // Fills info from the accepted address, the socket's local address and the transport
+    // (TLS: SNI, ALPN, client certificate). `id` numbers connections within a worker.
+    void init(const sockaddr_storage& peer, const Transport& transport, uint64_t id);
+    Peer() = default;
+    Peer(const Peer&) = delete; // info points into this object's buffers
+    Peer& operator=(const Peer&) = delete;
+};
+
+} // namespace wraith
