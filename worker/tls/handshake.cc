@@ -45,13 +45,19 @@ void Handshake::on_timeout(struct ev_loop*, ev_timer* w, int) {
 bool Handshake::plain_http_sent() {
     if (checked_first_byte_)
         return false;
-    unsigned char first;
-    ssize_t n = ::recv(transport_->fd(), &first, 1, MSG_PEEK);
+    char first[8];
+    ssize_t n = ::recv(transport_->fd(), first, sizeof(first), MSG_PEEK);
     if (n <= 0)
         return false; // nothing yet (or closed): the handshake step sorts it out
     checked_first_byte_ = true;
-    if (first < 'A' || first > 'Z')
-        return false; // a handshake record (22), or junk the TLS layer rejects with an alert
+    // A request line starts with a method and a space; junk gets the TLS layer's alert.
+    std::string_view head(first, static_cast<size_t>(n));
+    bool http = false;
+    for (std::string_view m : {"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ",
+                               "CONNECT ", "TRACE ", "PRI "})
+        http |= head.starts_with(m);
+    if (!http)
+        return false;
     static const char answer[] =
         "HTTP/1.1 400 Bad Request\r\nServer: wraith\r\nContent-Type: text/plain\r\n"
         "Content-Length: 49\r\nConnection: close\r\n\r\n"
