@@ -8,10 +8,11 @@ namespace wraith {
 
 Arena::Arena(size_t first_block) : first_size_(first_block) {}
 
-Arena::Arena(BufferPool* pool)
-    : first_size_(pool->buffer_size() - sizeof(Block)), pool_(pool) {}
+Arena::Arena(BufferPool* pool) : first_size_(pool->buffer_size() - sizeof(Block)), pool_(pool) {}
 
-Arena::~Arena() { release(); }
+Arena::~Arena() {
+    release();
+}
 
 Arena::Block* Arena::new_block(size_t min_size) {
     size_t size = first_size_;

@@ -38,7 +38,7 @@ public:
 
 private:
     size_t size_;
-    size_t keep_;            // buffers kept for reuse; beyond that they go back to malloc
+    size_t keep_; // buffers kept for reuse; beyond that they go back to malloc
     std::vector<char*> free_;
 };
 

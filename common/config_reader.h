@@ -97,8 +97,8 @@ public:
     // One of `choices`; reports the allowed values otherwise.
     std::string choice(std::string_view key, std::string_view fallback,
                        std::initializer_list<std::string_view> choices);
-    const toml::table* table(std::string_view key);  // reports a type error if not a table
-    const toml::array* array(std::string_view key);  // reports a type error if not an array
+    const toml::table* table(std::string_view key); // reports a type error if not a table
+    const toml::array* array(std::string_view key); // reports a type error if not an array
 
     // At the key's value; prefixes "WHERE.KEY: " unless `message` already starts with it.
     void error(std::string_view key, std::string message);

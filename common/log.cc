@@ -30,10 +30,14 @@ State& state() {
 
 const char* level_name(LogLevel l) {
     switch (l) {
-    case LogLevel::error: return "error";
-    case LogLevel::warn: return "warn";
-    case LogLevel::info: return "info";
-    case LogLevel::debug: return "debug";
+    case LogLevel::error:
+        return "error";
+    case LogLevel::warn:
+        return "warn";
+    case LogLevel::info:
+        return "info";
+    case LogLevel::debug:
+        return "debug";
     }
     return "?";
 }
@@ -82,7 +86,9 @@ bool ErrorLog::reopen(std::string* err) {
     return open(s.path, s.level, err);
 }
 
-void ErrorLog::set_level(LogLevel level) { state().level = level; }
+void ErrorLog::set_level(LogLevel level) {
+    state().level = level;
+}
 
 void ErrorLog::set_identity(std::string_view who) {
     State& s = state();
@@ -91,9 +97,15 @@ void ErrorLog::set_identity(std::string_view who) {
     s.who[n] = 0;
 }
 
-bool ErrorLog::enabled(LogLevel level) { return level <= state().level; }
-const std::string& ErrorLog::path() { return state().path; }
-int ErrorLog::fd() { return state().fd; }
+bool ErrorLog::enabled(LogLevel level) {
+    return level <= state().level;
+}
+const std::string& ErrorLog::path() {
+    return state().path;
+}
+int ErrorLog::fd() {
+    return state().fd;
+}
 
 void ErrorLog::vwrite(LogLevel level, const char* fmt, va_list ap) {
     State& s = state();
@@ -103,9 +115,10 @@ void ErrorLog::vwrite(LogLevel level, const char* fmt, va_list ap) {
     time_t now = time(nullptr);
     struct tm tm;
     localtime_r(&now, &tm);
-    int n = snprintf(line, sizeof(line), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, level_name(level), (int)getpid(), s.who);
+    int n = snprintf(line, sizeof(line),
+                     "%04d/%02d/%02d %02d:%02d:%02d [%s] %d %s: ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, level_name(level), (int)getpid(),
+                     s.who);
     if (n < 0)
         return;
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -130,8 +143,8 @@ void ErrorLog::limited(LogLevel level, const char* fmt, ...) {
         return;
     timespec now;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    double elapsed = (now.tv_sec - s.last_refill.tv_sec) +
-                     (now.tv_nsec - s.last_refill.tv_nsec) / 1e9;
+    double elapsed =
+        (now.tv_sec - s.last_refill.tv_sec) + (now.tv_nsec - s.last_refill.tv_nsec) / 1e9;
     s.last_refill = now;
     s.tokens = std::min(20.0, s.tokens + elapsed * 10.0);
     if (s.tokens < 1.0) {

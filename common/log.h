@@ -35,15 +35,15 @@ public:
 
 #define WLOG_ERROR(...) ::wraith::ErrorLog::write(::wraith::LogLevel::error, __VA_ARGS__)
 #define WLOG_WARN(...) ::wraith::ErrorLog::write(::wraith::LogLevel::warn, __VA_ARGS__)
-#define WLOG_INFO(...)                                                                         \
-    do {                                                                                       \
-        if (::wraith::ErrorLog::enabled(::wraith::LogLevel::info))                             \
-            ::wraith::ErrorLog::write(::wraith::LogLevel::info, __VA_ARGS__);                  \
+#define WLOG_INFO(...)                                                                             \
+    do {                                                                                           \
+        if (::wraith::ErrorLog::enabled(::wraith::LogLevel::info))                                 \
+            ::wraith::ErrorLog::write(::wraith::LogLevel::info, __VA_ARGS__);                      \
     } while (0)
-#define WLOG_DEBUG(...)                                                                        \
-    do {                                                                                       \
-        if (::wraith::ErrorLog::enabled(::wraith::LogLevel::debug))                            \
-            ::wraith::ErrorLog::write(::wraith::LogLevel::debug, __VA_ARGS__);                 \
+#define WLOG_DEBUG(...)                                                                            \
+    do {                                                                                           \
+        if (::wraith::ErrorLog::enabled(::wraith::LogLevel::debug))                                \
+            ::wraith::ErrorLog::write(::wraith::LogLevel::debug, __VA_ARGS__);                     \
     } while (0)
 
 } // namespace wraith

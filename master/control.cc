@@ -156,7 +156,8 @@ std::string Master::status_text() {
     out += line;
     time_t now = time(nullptr);
     for (auto& g : generations_) {
-        const char* state = g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
+        const char* state =
+            g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
         for (auto& w : g->workers) {
             const WorkerStatus& st = status_table_[w->status_index];
             snprintf(line, sizeof(line),

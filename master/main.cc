@@ -56,7 +56,8 @@ const CommandHelp kHelp[] = {
     {"check",
      "usage: wraith check [-c FILE]\n\n"
      "Validates FILE without starting anything. Prints each problem as FILE:LINE:COL: message\n"
-     "on stderr and exits 1 if there is any; prints \"ok: FILE is valid\" and exits 0 otherwise.\n"},
+     "on stderr and exits 1 if there is any; prints \"ok: FILE is valid\" and exits 0 "
+     "otherwise.\n"},
     {"status",
      "usage: wraith status [-c FILE]\n\n"
      "Asks the master running with FILE (found through server.control_socket) for its pid,\n"
@@ -142,8 +143,7 @@ int check(const std::string& config_path) {
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
-        fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(),
-                config_path.c_str());
+        fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(), config_path.c_str());
         return 1;
     }
     printf("ok: %s is valid\n", config_path.c_str());

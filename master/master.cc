@@ -28,7 +28,6 @@ namespace {
 constexpr double kReadyTimeout = 10.0; // a new generation must be serving within this
 constexpr double kStopGrace = 5.0;     // fast stop: then SIGKILL
 
-
 std::string describe_exit(int status) {
     if (WIFEXITED(status))
         return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -37,7 +36,6 @@ std::string describe_exit(int status) {
                strsignal(WTERMSIG(status)) + ")" + (WCOREDUMP(status) ? ", core dumped" : "");
     return "stopped";
 }
-
 
 } // namespace
 
@@ -168,8 +166,8 @@ int Master::run() {
     }
     ticket_keys_ = new (keys_mem) TicketKeys();
     ticket_keys_->rotate();
-    void* ocsp_mem = mmap(nullptr, sizeof(OcspCache), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* ocsp_mem =
+        mmap(nullptr, sizeof(OcspCache), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (ocsp_mem == MAP_FAILED) {
         fprintf(stderr, "wraith: mmap: %s\n", std::strerror(errno));
         return 1;
@@ -309,8 +307,7 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     gen->config = std::move(loaded.config);
     gen->tls = std::move(loaded.tls);
     if (ocsp_fetcher_)
-        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs()
-                                         : std::vector<OcspFetcher::Job>{});
+        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspFetcher::Job>{});
     gen->listen_fds = std::move(fds);
     int n = worker_count(*gen->config);
     gen->crash_count.assign(n, 0);
@@ -394,8 +391,7 @@ bool Master::spawn(Generation& gen, int slot) {
             for (auto& w : g->workers)
                 close_fds.push_back(w->channel_fd);
         for (int fd : listeners_.all_fds())
-            if (std::find(gen.listen_fds.begin(), gen.listen_fds.end(), fd) ==
-                gen.listen_fds.end())
+            if (std::find(gen.listen_fds.begin(), gen.listen_fds.end(), fd) == gen.listen_fds.end())
                 close_fds.push_back(fd);
         // The master's loop is not the worker's: detach its signal and child watchers (libev
         // binds a signal to one loop per process) and drop it.
@@ -499,8 +495,8 @@ void Master::reap() {
             if (w.pid != pid)
                 continue;
             bool expected = gen.draining || stopping_;
-            bool crashed = WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
-                           WTERMSIG(status) != SIGKILL;
+            bool crashed =
+                WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM && WTERMSIG(status) != SIGKILL;
             if (expected && !crashed)
                 WLOG_INFO("worker %d/%u (pid %d) %s", w.slot, gen.id, pid,
                           describe_exit(status).c_str());
@@ -521,7 +517,8 @@ void Master::reap() {
                     // A reload's new worker died before serving: the reload failed.
                     WLOG_ERROR("reload failed: a new worker exited before serving; keeping "
                                "generation %u",
-                               generations_.size() > 1 ? generations_[generations_.size() - 2]->id : 0);
+                               generations_.size() > 1 ? generations_[generations_.size() - 2]->id
+                                                       : 0);
                     pending_ = nullptr;
                     ev_timer_stop(loop_, &ready_timer_);
                     gen.draining = true;
@@ -539,8 +536,8 @@ void Master::reap() {
                                        : std::min(30.0, 0.1 * (1 << gen.crash_count[slot]));
                     gen.respawn_at[slot] = ev_time() + delay;
                     if (delay > 0)
-                        WLOG_WARN("respawning worker %d in %.1fs (crashed %d times quickly)",
-                                  slot, delay, gen.crash_count[slot]);
+                        WLOG_WARN("respawning worker %d in %.1fs (crashed %d times quickly)", slot,
+                                  delay, gen.crash_count[slot]);
                     schedule_respawn_timer();
                 }
             }

@@ -63,7 +63,7 @@ private:
         std::shared_ptr<const TlsContexts> tls;
         std::vector<int> listen_fds;
         std::vector<std::unique_ptr<WorkerProc>> workers;
-        std::vector<int> crash_count;     // per slot, for respawn back-off
+        std::vector<int> crash_count;      // per slot, for respawn back-off
         std::vector<ev_tstamp> respawn_at; // per slot; 0 = no respawn pending
         bool draining = false;
         bool ready_reported = false;
@@ -115,7 +115,7 @@ private:
     struct ev_loop* loop_;
     ListenerSet listeners_;
     std::vector<std::unique_ptr<Generation>> generations_; // oldest first; back() is current
-    Generation* pending_ = nullptr; // a reload's generation not yet ready
+    Generation* pending_ = nullptr;                        // a reload's generation not yet ready
     uint32_t next_generation_ = 1;
     WorkerStatus* status_table_ = nullptr;
     TicketKeys* ticket_keys_ = nullptr; // shared with every worker; survives reloads

@@ -54,16 +54,16 @@ public:
 
 // Everything a module's build function may need besides its own table.
 struct BuildContext {
-    const Config& config;  // being built: server/http sections and mime types are ready
-    const Site& site;      // the site being built (its routes are not complete yet)
+    const Config& config; // being built: server/http sections and mime types are ready
+    const Site& site;     // the site being built (its routes are not complete yet)
     Diagnostics& diag;
 };
 
 struct ModuleSpec {
-    std::string_view key;      // route key that enables the module: "static", "compress"
-    bool is_handler = false;   // a route has exactly one handler module
-    int order = 0;             // among filters: lower runs first (access) / wraps outermost
-    std::string_view summary;  // one line for `wraith help modules`
+    std::string_view key;     // route key that enables the module: "static", "compress"
+    bool is_handler = false;  // a route has exactly one handler module
+    int order = 0;            // among filters: lower runs first (access) / wraps outermost
+    std::string_view summary; // one line for `wraith help modules`
     // Builds the per-route object from `options`, the value of `key` (a table, unless the
     // module accepts other forms via reader.node()). Return nullptr after reporting errors.
     std::unique_ptr<Handler> (*build_handler)(TableReader& options, BuildContext& ctx) = nullptr;
@@ -95,8 +95,11 @@ struct ModuleRegistrar {
     explicit ModuleRegistrar(const ModuleSpec& spec) { ModuleRegistry::instance().add(spec); }
 };
 
-#define WRAITH_REGISTER_MODULE(ident, ...)                                                    \
-    static const ::wraith::ModuleRegistrar wraith_module_registrar_##ident{                    \
-        ::wraith::ModuleSpec{__VA_ARGS__}}
+#define WRAITH_REGISTER_MODULE(ident, ...)                                                         \
+    static const ::wraith::ModuleRegistrar wraith_module_registrar_##ident {                       \
+        ::wraith::ModuleSpec {                                                                     \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    }
 
 } // namespace wraith

@@ -34,11 +34,21 @@ void append_json_string(std::string& out, std::string_view s) {
     out += '"';
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20 || c == 0x7f) {
                 out += "\\u00";
@@ -58,14 +68,20 @@ void append_uint(std::string& out, uint64_t v) {
     out.append(buf, n);
 }
 
-std::string_view or_dash(std::string_view v) { return v.empty() ? std::string_view("-") : v; }
+std::string_view or_dash(std::string_view v) {
+    return v.empty() ? std::string_view("-") : v;
+}
 
 const char* protocol_name(int version) {
     switch (version) {
-    case 10: return "HTTP/1.0";
-    case 11: return "HTTP/1.1";
-    case 20: return "HTTP/2.0";
-    case 30: return "HTTP/3.0";
+    case 10:
+        return "HTTP/1.0";
+    case 11:
+        return "HTTP/1.1";
+    case 20:
+        return "HTTP/2.0";
+    case 30:
+        return "HTTP/3.0";
     }
     return "HTTP/1.1";
 }
@@ -198,7 +214,9 @@ void AccessLogFile::flush() {
     buf_.clear();
 }
 
-AccessLogs::~AccessLogs() { stop(); }
+AccessLogs::~AccessLogs() {
+    stop();
+}
 
 void AccessLogs::stop() {
     flush_all();
@@ -209,7 +227,9 @@ void AccessLogs::stop() {
     }
 }
 
-static bool log_disabled(const std::string& p) { return p.empty() || p == "off"; }
+static bool log_disabled(const std::string& p) {
+    return p.empty() || p == "off";
+}
 
 void AccessLogs::open(struct ev_loop* loop, const Config& config) {
     config_ = &config;

@@ -4,10 +4,10 @@
 namespace wraith::channel {
 
 // master -> worker
-constexpr char kDrain = 'D';   // stop accepting, finish in-flight exchanges, exit when idle
-constexpr char kReopen = 'R';  // reopen error and access logs (USR1)
-constexpr char kStop = 'S';    // close everything and exit now
+constexpr char kDrain = 'D';  // stop accepting, finish in-flight exchanges, exit when idle
+constexpr char kReopen = 'R'; // reopen error and access logs (USR1)
+constexpr char kStop = 'S';   // close everything and exit now
 // worker -> master
-constexpr char kReady = 'r';   // the loop is running and accepting
+constexpr char kReady = 'r'; // the loop is running and accepting
 
 } // namespace wraith::channel

@@ -15,7 +15,7 @@ public:
     // Work queued with Worker::defer().
     virtual void run_deferred() = 0;
 
-    Connection* prev_ = nullptr;          // worker's list of live connections
+    Connection* prev_ = nullptr; // worker's list of live connections
     Connection* next_ = nullptr;
     Connection* deferred_next_ = nullptr; // worker's deferred queue
     bool deferred_ = false;

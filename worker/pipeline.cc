@@ -44,12 +44,11 @@ void send_builtin_error(Request& req, ResponseWriter& out, int status) {
 }
 
 void log_client_error(const Request& req, int status, std::string_view reason) {
-    ErrorLog::limited(LogLevel::info, "%d %.*s, client: %.*s, request: \"%.*s %.*s\"", status,
-                      (int)reason.size(), reason.data(),
-                      req.conn ? (int)req.conn->peer_text.size() : 0,
-                      req.conn ? req.conn->peer_text.data() : "", (int)req.method.size(),
-                      req.method.data(), (int)std::min<size_t>(req.target.size(), 256),
-                      req.target.data());
+    ErrorLog::limited(
+        LogLevel::info, "%d %.*s, client: %.*s, request: \"%.*s %.*s\"", status, (int)reason.size(),
+        reason.data(), req.conn ? (int)req.conn->peer_text.size() : 0,
+        req.conn ? req.conn->peer_text.data() : "", (int)req.method.size(), req.method.data(),
+        (int)std::min<size_t>(req.target.size(), 256), req.target.data());
 }
 
 } // namespace

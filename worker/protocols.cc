@@ -6,11 +6,13 @@
 
 namespace wraith {
 
-bool protocol_implemented(std::string_view name) { return name == "http/1.1" || name == "h2"; }
+bool protocol_implemented(std::string_view name) {
+    return name == "http/1.1" || name == "h2";
+}
 
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
-                    const sockaddr_storage& peer, const ListenConfig& listen,
-                    std::string_view alpn, std::string_view already_read) {
+                    const sockaddr_storage& peer, const ListenConfig& listen, std::string_view alpn,
+                    std::string_view already_read) {
     if (alpn == "h2" || alpn == "h2c") {
         auto* c = new http2::Connection(worker, std::move(transport), peer, listen, already_read);
         worker.add_connection(c);

@@ -19,7 +19,7 @@ bool protocol_implemented(std::string_view alpn_name);
 // Creates, registers and starts the protocol connection. `already_read` holds bytes consumed
 // from the transport before the protocol was known (the h2c preface).
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
-                    const sockaddr_storage& peer, const ListenConfig& listen,
-                    std::string_view alpn, std::string_view already_read);
+                    const sockaddr_storage& peer, const ListenConfig& listen, std::string_view alpn,
+                    std::string_view already_read);
 
 } // namespace wraith

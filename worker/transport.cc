@@ -13,7 +13,9 @@ Transport::~Transport() {
         ::close(fd_);
 }
 
-int Transport::wait_events(bool reading) const { return reading ? EV_READ : EV_WRITE; }
+int Transport::wait_events(bool reading) const {
+    return reading ? EV_READ : EV_WRITE;
+}
 
 ssize_t TcpTransport::read(char* buf, size_t len) {
     ssize_t n;
@@ -42,6 +44,8 @@ ssize_t TcpTransport::send_file(int file_fd, off_t* offset, size_t len) {
     return n;
 }
 
-void TcpTransport::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void TcpTransport::shutdown_write() {
+    ::shutdown(fd_, SHUT_WR);
+}
 
 } // namespace wraith

@@ -23,10 +23,9 @@ constexpr int kAcceptBatch = 64;
 }
 
 Worker::Worker(WorkerSetup setup)
-    : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)), config_(setup.config),
-      router_(*config_), setup_(std::move(setup)),
-      read_buffers_(16384, 64), large_read_buffers_(config_->http.max_header_size + 16384, 4),
-      arena_blocks_(4096, 256) {
+    : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)),
+      config_(setup.config), router_(*config_), setup_(std::move(setup)), read_buffers_(16384, 64),
+      large_read_buffers_(config_->http.max_header_size + 16384, 4), arena_blocks_(4096, 256) {
     accept_watchers_.resize(setup_.listen_fds.size());
 }
 
@@ -109,11 +108,10 @@ void Worker::accept_ready(size_t listener) {
     for (int i = 0; i < kAcceptBatch && accepting_; ++i) {
         sockaddr_storage peer;
         socklen_t len = sizeof(peer);
-        int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
-                errno == EINTR)
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR)
                 return;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 ErrorLog::limited(LogLevel::error, "accept: %s; pausing accept for 100ms",
@@ -133,8 +131,8 @@ void Worker::accept_ready(size_t listener) {
                 ::close(fd);
                 continue;
             }
-            auto* h = new tls::Handshake(*this, std::make_unique<tls::TlsTransport>(fd, ssl),
-                                         peer, lc);
+            auto* h =
+                new tls::Handshake(*this, std::make_unique<tls::TlsTransport>(fd, ssl), peer, lc);
             add_connection(h);
             h->start();
         } else {
@@ -282,8 +280,11 @@ int Worker::run() {
     struct {
         ev_signal* w;
         int sig;
-    } sigs[] = {{&sigterm_, SIGTERM}, {&sigint_, SIGINT}, {&sigquit_, SIGQUIT},
-                {&sighup_, SIGHUP}, {&sigusr1_, SIGUSR1}};
+    } sigs[] = {{&sigterm_, SIGTERM},
+                {&sigint_, SIGINT},
+                {&sigquit_, SIGQUIT},
+                {&sighup_, SIGHUP},
+                {&sigusr1_, SIGUSR1}};
     for (auto& s : sigs) {
         ev_signal_init(s.w, on_signal, s.sig);
         s.w->data = this;

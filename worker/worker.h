@@ -4,16 +4,16 @@
 #pragma once
 
 #include <ev.h>
-#include <sys/types.h>
 #include <memory>
 #include <string_view>
+#include <sys/types.h>
 #include <vector>
 
+#include "common/buffer_pool.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "modules/router/router.h"
 #include "worker/access_log.h"
-#include "common/buffer_pool.h"
 #include "worker/connection.h"
 
 namespace wraith {
@@ -26,13 +26,13 @@ struct WorkerSetup {
     std::shared_ptr<const TlsContexts> tls; // null when no listener has tls = true
     int slot = 0;
     uint32_t generation = 0;
-    int channel_fd = -1;          // SOCK_SEQPACKET to the master (worker/channel.h)
-    std::vector<int> listen_fds;  // parallel to config->listeners
+    int channel_fd = -1;         // SOCK_SEQPACKET to the master (worker/channel.h)
+    std::vector<int> listen_fds; // parallel to config->listeners
     WorkerStatus* status = nullptr;
     bool drop_privileges = false; // master runs as root: switch to uid/gid below
     uid_t uid = 0;
     gid_t gid = 0;
-    std::string user;             // for initgroups
+    std::string user; // for initgroups
 };
 
 class Worker {
@@ -42,7 +42,9 @@ public:
     // Runs the loop until stopped or drained. Returns the process exit code.
     int run();
 
-    struct ev_loop* loop() const { return loop_; }
+    struct ev_loop* loop() const {
+        return loop_;
+    }
     const Config& config() const { return *config_; }
     const Router& router() const { return router_; }
     AccessLogs& access_logs() { return access_logs_; }
@@ -79,9 +81,9 @@ private:
     Router router_;
     WorkerSetup setup_;
     AccessLogs access_logs_;
-    BufferPool read_buffers_;  // connection read buffers, held only during an exchange
+    BufferPool read_buffers_;       // connection read buffers, held only during an exchange
     BufferPool large_read_buffers_; // for request heads that outgrow a normal one
-    BufferPool arena_blocks_;  // first blocks of request arenas
+    BufferPool arena_blocks_;       // first blocks of request arenas
     std::vector<ev_io> accept_watchers_;
     ev_io channel_watcher_;
     ev_timer drain_timer_;

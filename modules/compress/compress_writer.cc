@@ -167,8 +167,7 @@ void CompressWriter::send_headers(ResponseHead& head, bool end_stream) {
         // the handler matched it against the identity tag): a 304 carries the tag of the
         // representation being validated (RFC 9110 §15.4.5).
         if (const Header* etag = head.headers.find("etag")) {
-            std::string_view tagged =
-                suffixed_etag(*req_.arena, etag->value, coding_name(coding_));
+            std::string_view tagged = suffixed_etag(*req_.arena, etag->value, coding_name(coding_));
             std::string_view opaque = tagged.starts_with("W/") ? tagged.substr(2) : tagged;
             bool held = false;
             for (const Header& h : req_.headers)

@@ -81,11 +81,11 @@ private:
     bool chunk_end_ = false; // the chunk ends the stream
     bool chunk_pending_ = false;
 
-    bool next_blocked_ = false; // next said blocked and its on_writable is armed
-    bool caller_waits_ = false; // we said blocked and owe our caller on_writable
-    bool ended_ = false;        // end_stream went to next
-    bool dead_ = false;         // closed, reset or aborted: touch nothing more
-    Callback writable_cb_;      // our caller's on_writable
+    bool next_blocked_ = false;         // next said blocked and its on_writable is armed
+    bool caller_waits_ = false;         // we said blocked and owe our caller on_writable
+    bool ended_ = false;                // end_stream went to next
+    bool dead_ = false;                 // closed, reset or aborted: touch nothing more
+    Callback writable_cb_;              // our caller's on_writable
     const Headers* trailers_ = nullptr; // set while send_trailers() finishes the encoder
 };
 

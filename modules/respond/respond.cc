@@ -79,9 +79,10 @@ std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
             for (char& c : name)
                 c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
             const auto* v = value.as_string();
-            bool token = !name.empty() && name.find_first_not_of(
-                                              "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") ==
-                                              std::string::npos;
+            bool token =
+                !name.empty() &&
+                name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") ==
+                    std::string::npos;
             if (!token || !v || v->get().find_first_of("\r\n") != std::string::npos)
                 t.error("trailers", "expected field names mapped to strings, e.g. trailers = "
                                     "{ \"x-checksum\" = \"abc\" }");

@@ -18,10 +18,10 @@
 
 using namespace wraith;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            abort();                                                                           \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             size_t i = 0;
             while (i < out.size()) {
                 size_t j = out.find('/', i + 1);
-                std::string_view seg = out.substr(i + 1, (j == std::string_view::npos ? out.size() : j) - i - 1);
+                std::string_view seg =
+                    out.substr(i + 1, (j == std::string_view::npos ? out.size() : j) - i - 1);
                 CHECK(seg != "." && seg != "..");
                 if (j == std::string_view::npos)
                     break;

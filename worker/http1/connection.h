@@ -127,12 +127,12 @@ private:
     char* rbuf_ = nullptr;
     size_t rcap_ = 0;
     size_t rlen_ = 0;
-    size_t head_end_ = 0;  // end of the current request's head
-    size_t scan_pos_ = 0;  // head bytes already searched for the empty line
+    size_t head_end_ = 0;    // end of the current request's head
+    size_t scan_pos_ = 0;    // head bytes already searched for the empty line
     bool line_seen_ = false; // the request line is complete
-    size_t bdata_ = 0;     // unconsumed decoded body bytes [bdata_, bdata_end_)
+    size_t bdata_ = 0;       // unconsumed decoded body bytes [bdata_, bdata_end_)
     size_t bdata_end_ = 0;
-    size_t braw_ = 0;      // body bytes not yet decoded [braw_, rlen_)
+    size_t braw_ = 0;        // body bytes not yet decoded [braw_, rlen_)
     uint64_t body_left_ = 0; // content-length framing: bytes still to come
     BodyFraming framing_ = BodyFraming::none;
     ChunkedDecoder chunked_;
@@ -165,9 +165,9 @@ private:
 
     // Output queue.
     std::string out_;
-    size_t out_sent_ = 0;       // bytes of out_ already written
+    size_t out_sent_ = 0; // bytes of out_ already written
     std::vector<Segment> segs_;
-    size_t seg_head_ = 0;       // first unsent segment
+    size_t seg_head_ = 0; // first unsent segment
     bool draining_ = false;
     bool idle_released_ = false; // the keep-alive wait already gave memory back
     bool flush_pending_ = false;

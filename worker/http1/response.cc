@@ -39,7 +39,9 @@ void append_decimal(std::string& out, uint64_t v) {
     out.append(buf, n);
 }
 
-bool status_has_body(int status) { return status >= 200 && status != 204 && status != 304; }
+bool status_has_body(int status) {
+    return status >= 200 && status != 204 && status != 304;
+}
 
 } // namespace
 
@@ -139,8 +141,8 @@ void Connection::send_headers(ResponseHead& head, bool end_stream) {
     o += "\r\n";
     for (const Header& h : head.headers) {
         // Framing is ours to write.
-        if (h.name == "content-length" || h.name == "transfer-encoding" ||
-            h.name == "connection" || h.name == "keep-alive")
+        if (h.name == "content-length" || h.name == "transfer-encoding" || h.name == "connection" ||
+            h.name == "keep-alive")
             continue;
         append_field_name(o, h.name);
         o += ": ";
@@ -172,7 +174,8 @@ ResponseWriter::Result Connection::send_body(std::string_view data, bool end_str
     if (state_ != State::exchange || !headers_sent_ || response_ended_)
         return Result::closed;
     if (!head_request_ && status_has_body(status_) && !data.empty()) {
-        if (body_expected_ >= 0 && body_bytes_ + data.size() > static_cast<uint64_t>(body_expected_)) {
+        if (body_expected_ >= 0 &&
+            body_bytes_ + data.size() > static_cast<uint64_t>(body_expected_)) {
             WLOG_ERROR("handler sent more body than its content-length (%s)", peer_.text);
             data = data.substr(0, body_expected_ - body_bytes_);
         }

@@ -148,7 +148,7 @@ private:
     bool head_request_ = false;
     bool body_allowed_ = true; // status and method let DATA carry bytes
     bool headers_sent_ = false;
-    bool response_ended_ = false;  // the handler gave end_stream
+    bool response_ended_ = false;    // the handler gave end_stream
     nghttp2_nv* trailers_ = nullptr; // sent after the last DATA (arena), when given
     size_t trailer_count_ = 0;
     bool end_stream_sent_ = false; // nghttp2 sent our END_STREAM

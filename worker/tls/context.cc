@@ -9,21 +9,20 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
-#include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 namespace wraith {
 
 namespace {
 
 // TLS 1.2 suites: forward secret AEAD only (TLS 1.3 suites are all AEAD).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kTls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr const char* kGroups = "X25519:P-256:P-384";
 
 int listener_index_slot() {
@@ -152,7 +151,7 @@ SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed
     SSL_CTX_set1_groups_list(ctx, kGroups);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_max_early_data(ctx, 0); // 0-RTT stays off on TCP
+    SSL_CTX_set_max_early_data(ctx, 0);                      // 0-RTT stays off on TCP
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); // tickets only: stateless
     static const unsigned char sid_ctx[] = "wraith";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
@@ -189,7 +188,8 @@ SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed
             bad("certificate " + c.cert + " is not valid yet");
         else if (leaf && must_staple(leaf) && site.tls->ocsp_staple.empty() &&
                  (!site.tls->ocsp_fetch || ocsp_responder_url(leaf).empty()))
-            bad("certificate " + c.cert + " requires OCSP stapling (must-staple) and names no "
+            bad("certificate " + c.cert +
+                " requires OCSP stapling (must-staple) and names no "
                 "OCSP responder to fetch from: set ocsp_staple to a current response");
     }
     const SiteTls& tls = *site.tls;
@@ -421,8 +421,7 @@ int TlsContexts::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
     auto* hctx = static_cast<EVP_MAC_CTX*>(mac);
     auto set_mac = [&](const TicketKeys::Key& k) {
         OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"),
-                                             0),
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
             OSSL_PARAM_construct_end()};
         return EVP_MAC_CTX_set_params(hctx, params) == 1 &&
                EVP_MAC_init(hctx, k.hmac, sizeof(k.hmac), nullptr) == 1;
@@ -431,8 +430,7 @@ int TlsContexts::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
         if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
             return -1;
         std::memcpy(name, cur.name, sizeof(cur.name));
-        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, cur.aes, iv) != 1 ||
-            !set_mac(cur))
+        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, cur.aes, iv) != 1 || !set_mac(cur))
             return -1;
         return 1;
     }

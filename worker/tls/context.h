@@ -54,9 +54,8 @@ public:
     // `diag` with the site's position. Returns nullptr when the config has no TLS listener.
     // `keys` may be null (wraith check): tickets then use OpenSSL's own per-context keys.
     // `ocsp` may be null too: then no responses are fetched (only files are stapled).
-    static std::shared_ptr<const TlsContexts> build(const Config& config, Diagnostics& diag,
-                                                    TicketKeys* keys, OcspCache* ocsp,
-                                                    bool* failed);
+    static std::shared_ptr<const TlsContexts>
+    build(const Config& config, Diagnostics& diag, TicketKeys* keys, OcspCache* ocsp, bool* failed);
 
     // What the master's OcspFetcher should fetch for this generation (references taken).
     std::vector<OcspFetcher::Job> ocsp_jobs() const;
@@ -82,7 +81,7 @@ private:
     const Config& config_;
     Router router_;
     std::map<const Site*, SSL_CTX*> site_ctx_;
-    SSL_CTX* default_ctx_ = nullptr; // the default site's, or the first site with a certificate
+    SSL_CTX* default_ctx_ = nullptr;     // the default site's, or the first site with a certificate
     std::vector<TlsListener> listeners_; // parallel to config.listeners
     TicketKeys* keys_ = nullptr;
     // A verified OCSP response per site context, stapled when the client asks.

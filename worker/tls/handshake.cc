@@ -29,7 +29,9 @@ void Handshake::start() {
     step();
 }
 
-void Handshake::on_io(struct ev_loop*, ev_io* w, int) { static_cast<Handshake*>(w->data)->step(); }
+void Handshake::on_io(struct ev_loop*, ev_io* w, int) {
+    static_cast<Handshake*>(w->data)->step();
+}
 
 void Handshake::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Handshake*>(w->data);

@@ -18,8 +18,8 @@ namespace wraith::tls {
 
 class Handshake final : public wraith::Connection {
 public:
-    Handshake(Worker& worker, std::unique_ptr<TlsTransport> transport,
-              const sockaddr_storage& peer, const ListenConfig& listen);
+    Handshake(Worker& worker, std::unique_ptr<TlsTransport> transport, const sockaddr_storage& peer,
+              const ListenConfig& listen);
     ~Handshake() override;
     void start();
 

@@ -97,8 +97,8 @@ std::string check_ocsp_response(const std::vector<unsigned char>& der, X509* lea
         id = OCSP_cert_to_id(nullptr, leaf, issuer);
         if (OCSP_basic_verify(basic, certs, store, OCSP_TRUSTOTHER) != 1)
             problem = "the response's signature does not verify against the issuer";
-        else if (!id || OCSP_resp_find_status(basic, id, &status, &reason, &produced,
-                                              &this_update, &next) != 1)
+        else if (!id || OCSP_resp_find_status(basic, id, &status, &reason, &produced, &this_update,
+                                              &next) != 1)
             problem = "the response is not about this certificate";
         else if (status != V_OCSP_CERTSTATUS_GOOD)
             problem = status == V_OCSP_CERTSTATUS_REVOKED
@@ -357,8 +357,8 @@ void OcspFetcher::finish(Result& r) {
         cache_->publish(e.job.slot, r.der, next_update);
         e.failures = 0;
         // Refresh half-way to nextUpdate (at least a minute, at most 12 hours away).
-        e.due = now + (next_update ? std::clamp<time_t>((next_update - now) / 2, 60, 12 * 3600)
-                                   : 3600);
+        e.due =
+            now + (next_update ? std::clamp<time_t>((next_update - now) / 2, 60, 12 * 3600) : 3600);
         WLOG_INFO("OCSP staple for %s fetched from %s", e.job.name.c_str(), e.job.url.c_str());
     } else {
         e.failures = std::min(e.failures + 1, 6);

@@ -4,10 +4,10 @@
 #pragma once
 
 #include <atomic>
-#include <ev.h>
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
+#include <ev.h>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,10 +20,10 @@ namespace wraith {
 // One fetched response, published by the master with a seqlock; workers copy it out.
 struct OcspSlot {
     static constexpr size_t kMaxResponse = 8192;
-    std::atomic<uint32_t> seq{0};        // odd while the master writes
-    unsigned char fingerprint[32] = {};  // SHA-256 of the certificate this slot belongs to
+    std::atomic<uint32_t> seq{0};       // odd while the master writes
+    unsigned char fingerprint[32] = {}; // SHA-256 of the certificate this slot belongs to
     bool used = false;
-    uint32_t len = 0;                    // 0: nothing fetched (yet)
+    uint32_t len = 0; // 0: nothing fetched (yet)
     int64_t next_update = 0;
     unsigned char der[kMaxResponse];
 };
@@ -58,8 +58,8 @@ public:
     struct Job {
         int slot = -1;
         std::string url;
-        std::string name;       // for logs: the certificate file
-        X509* leaf = nullptr;   // referenced (X509_up_ref); released by the fetcher
+        std::string name;     // for logs: the certificate file
+        X509* leaf = nullptr; // referenced (X509_up_ref); released by the fetcher
         X509* issuer = nullptr;
     };
 
@@ -76,7 +76,7 @@ private:
         bool in_flight = false;
     };
     struct Request {
-        uint64_t epoch;   // set_jobs() generation it belongs to
+        uint64_t epoch; // set_jobs() generation it belongs to
         size_t index;
         std::string url;
         std::vector<unsigned char> body;

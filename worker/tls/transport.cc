@@ -21,7 +21,9 @@ TlsTransport::TlsTransport(int fd, SSL* ssl) : Transport(fd), ssl_(ssl) {
     SSL_set_accept_state(ssl_);
 }
 
-TlsTransport::~TlsTransport() { SSL_free(ssl_); }
+TlsTransport::~TlsTransport() {
+    SSL_free(ssl_);
+}
 
 ssize_t TlsTransport::fail(int ret) {
     int err = SSL_get_error(ssl_, ret);
@@ -226,6 +228,8 @@ void TlsTransport::describe(ConnectionInfo& info) const {
         info.alpn = {reinterpret_cast<const char*>(alpn), alpn_len};
 }
 
-size_t TlsTransport::buffered() const { return static_cast<size_t>(SSL_pending(ssl_)); }
+size_t TlsTransport::buffered() const {
+    return static_cast<size_t>(SSL_pending(ssl_));
+}
 
 } // namespace wraith::tls

@@ -36,8 +36,8 @@ private:
     ssize_t fail(int ret);
 
     SSL* ssl_;
-    int want_ = 0;              // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
-    size_t retry_len_ = 0;      // a write that hit WANT_WRITE must be retried with these bytes
+    int want_ = 0;         // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
+    size_t retry_len_ = 0; // a write that hit WANT_WRITE must be retried with these bytes
     bool ktls_send_ = false;
     const char* error_ = "";
     // A verified client certificate, read once after the handshake (ConnectionInfo views).

@@ -402,7 +402,7 @@ access_log = { format = "combined" }
     REQUIRE(s0.hosts[2].regex);
     CHECK(std::regex_match("API12.example.org", *s0.hosts[2].regex));
     CHECK(s0.hosts[3].text == "[::1]");
-    CHECK(s0.access_log.path == "off"); // the site turned it off; the global log stays on
+    CHECK(s0.access_log.path == "off");    // the site turned it off; the global log stays on
     CHECK(s0.access_log.format == "json"); // inherited from [access_log]
     CHECK(s0.error_pages == std::map<int, std::string>{{404, "/404.html"}, {503, "/busy.html"}});
 
@@ -836,7 +836,7 @@ tls = { certificates = [], cert = "x" }
 [[site.route]]
 test_handler = {}
 )toml")[1] == "test.toml:6:24: site.tls.certificates: give either cert + key or "
-                "certificates, not both");
+              "certificates, not both");
 }
 
 TEST_CASE("listen.protocols: h2 needs TLS, h2c is cleartext, h3 not yet", "[config]") {
