@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: Wraith against Debian's nginx on the same files, in one run, with the client
-# (wrk, CPU 0) and the servers' processes (CPU 1) pinned to different cores. Prints a Markdown
-# table of ratios wraith/nginx and PASS/MISS per target (DESIGN.md §8). See bench/README.md.
+# (wrk or h2load, CPU 0) and the servers' processes (CPU 1) pinned to different cores. Prints
+# Markdown tables of ratios wraith/nginx and PASS/MISS per target (DESIGN.md §8): one for plain
+# HTTP/1.1, one for HTTPS (h2load over TLS: HTTP/2, HTTP/1.1, full handshakes). See
+# bench/README.md.
 #
 # Knobs (environment):
 #   WRAITH_BIN        wraith binary                          (default: build/wraith)
@@ -17,6 +19,13 @@
 #                     marked NOISY in the report.
 #   BENCH_NICE        niceness of the servers and wrk while measured (default: -10 as root,
 #                     so builds on the same cores slow the benchmark less; 0 leaves it)
+#   BENCH_TLS         1: run the HTTPS section (default); 0 skips it
+#   BENCH_TLS_DURATION  h2load duration per measured keep-alive run (default: BENCH_DURATION);
+#                     the handshake run sends as many requests as fit in it at the warm-up's rate
+#   BENCH_TLS_WARMUP  h2load --warm-up-time before each of those runs (default: 1s)
+#   BENCH_TLS_CONNS   h2load connections for the HTTP/2 and HTTP/1.1 runs (default: 100)
+#   BENCH_TLS_STREAMS concurrent HTTP/2 streams per connection (default: 10)
+#   BENCH_HS_CONNS    concurrent clients of the full-handshake run (default: 50)
 #   BENCH_SELFTEST=1  run a second nginx in Wraith's slot: an A/A run that shows the noise
 #                     floor of this machine and checks the harness without a wraith binary
 set -euo pipefail
@@ -36,6 +45,12 @@ SELFTEST=${BENCH_SELFTEST:-0}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-10}
 NICE=${BENCH_NICE:-$([[ $EUID -eq 0 ]] && echo -10 || echo 0)}
 PYTHON=${PYTHON:-python3}
+TLS=${BENCH_TLS:-1}
+TLS_DURATION=${BENCH_TLS_DURATION:-$DURATION}
+TLS_WARMUP=${BENCH_TLS_WARMUP:-1s}
+TLS_CONNS=${BENCH_TLS_CONNS:-100}
+TLS_STREAMS=${BENCH_TLS_STREAMS:-10}
+HS_CONNS=${BENCH_HS_CONNS:-50}
 
 SLOTS=(nginx wraith)           # measured in this order, alternating
 SIZES=(1k 100k)                # file names /1k.bin and /100k.bin
@@ -53,6 +68,11 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v "$PYTHON" >/dev/null || missing+=(python3)
+if [[ $TLS == 1 ]]; then
+    command -v h2load >/dev/null || missing+=(nghttp2-client)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v timeout >/dev/null || missing+=(coreutils)
+fi
 if ((${#missing[@]})); then
     [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
     log "installing ${missing[*]}"
@@ -84,6 +104,7 @@ WORK=$(mktemp -d /tmp/wraith-bench.XXXXXX)       # configs, docroot, logs: remov
 RESULTS=$(mktemp -d /tmp/wraith-bench-results.XXXXXX) # raw outputs: kept
 chmod 0755 "$WORK" "$RESULTS"                      # www-data workers read the docroot
 mkdir -p "$RESULTS/wrk" "$RESULTS/logs" "$RESULTS/configs"
+[[ $TLS == 1 ]] && mkdir -p "$RESULTS/h2load"
 : >"$RESULTS/metrics.tsv"
 
 # The state letter of a process ("" if gone); zombies count as gone.
@@ -215,8 +236,9 @@ record_memory() { # SLOT WHEN
 
 # --- server configs -------------------------------------------------------------------------
 
-# MODE is "load" (defaults plus the directives under test) or "idle" (also raises the
-# connection limits for the idle keep-alive test).
+# MODE is "load" (defaults plus the directives under test), "idle" (also raises the
+# connection limits for the idle keep-alive test) or "tls" (as "load", but the one listener
+# speaks TLS with HTTP/2 and HTTP/1.1 in ALPN, with the certificate in $WORK/tls).
 write_nginx_conf() { # DIR PORT MODE
     local dir=$1 port=$2 mode=$3 temp
     mkdir -p "$dir/tmp"
@@ -242,7 +264,15 @@ write_nginx_conf() { # DIR PORT MODE
             echo "    ${temp}_temp_path $dir/tmp/$temp;"
         done
         echo "    server {"
-        echo "        listen 127.0.0.1:$port;"
+        if [[ $mode == tls ]]; then
+            echo "        listen 127.0.0.1:$port ssl http2;"
+            echo "        ssl_certificate $WORK/tls/cert.pem;"
+            echo "        ssl_certificate_key $WORK/tls/key.pem;"
+            echo "        ssl_protocols TLSv1.2 TLSv1.3;"
+            echo "        ssl_session_tickets on;"
+        else
+            echo "        listen 127.0.0.1:$port;"
+        fi
         echo "        root $WORK/www;"
         echo "    }"
         echo "}"
@@ -271,10 +301,12 @@ path = "off"
 
 [[listen]]
 address = "127.0.0.1:$port"
+$([[ $mode == tls ]] && printf '%s\n' 'tls = true' 'protocols = ["h2", "http/1.1"]')
 
 [[site]]
 hosts = ["*"]
 default = true
+$([[ $mode == tls ]] && echo "tls = { cert = \"$WORK/tls/cert.pem\", key = \"$WORK/tls/key.pem\" }")
 
   [[site.route]]
   path = "/"
@@ -314,7 +346,7 @@ start_server() { # SLOT MODE
     WORKERS[$slot]=""
     for ((i = 0; i < 100; i++)); do
         is_alive "$pid" || die "$slot exited at startup: $(tail -n 5 "$dir"/*.stderr "$dir"/*error.log 2>/dev/null)"
-        if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/1k.bin" &&
+        if curl -sfk -o /dev/null --max-time 1 "$(scheme "$mode")://127.0.0.1:$port/1k.bin" &&
             [[ -n $(children_of "$pid") || $i -ge 20 ]]; then
             break
         fi
@@ -329,13 +361,17 @@ start_server() { # SLOT MODE
     log "$slot ($mode) on 127.0.0.1:$port: master ${MASTER[$slot]}, workers ${WORKERS[$slot]}"
 }
 
+scheme() { [[ $1 == tls ]] && echo https || echo http; } # MODE -> URL scheme
+
 # Serves the right bytes? A fast server that sends the wrong file measures nothing.
-check_content() { # SLOT
-    local size got want
+# With MODE tls: over HTTPS with HTTP/1.1 and, when the server negotiates it, HTTP/2.
+check_content() { # SLOT [MODE [CURL_OPTIONS...]]
+    local slot=$1 mode=${2:-load} size got want
+    shift $(($# < 2 ? $# : 2))
     for size in "${SIZES[@]}"; do
         want=$(sha256sum <"$WORK/www/$size.bin")
-        got=$(curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/$size.bin" | sha256sum)
-        [[ $got == "$want" ]] || die "$1 served different bytes for /$size.bin"
+        got=$(curl -sfk "$@" --max-time 5 "$(scheme "$mode")://127.0.0.1:${PORT[$slot]}/$size.bin" | sha256sum)
+        [[ $got == "$want" ]] || die "$slot served different bytes for /$size.bin${*:+ ($*)}"
     done
 }
 
@@ -384,35 +420,124 @@ wait_for_quiet() {
     ((waited < QUIET_WAIT)) || log "still busy after ${QUIET_WAIT}s; running anyway"
 }
 
+# TCP connections accepted on this machine so far (TcpPassiveOpens). Machine-wide, so the
+# difference over a run is at least the connections the client opened to the server.
+passive_opens() { awk '$1 == "Tcp:" && $2 ~ /^[0-9]+$/ { print $7 }' /proc/net/snmp; }
+
 FLAGGED=0
-# Runs wrk against SLOT. OUT gets wrk's output; OUT with .cpu gets the CPU time of the server,
-# of wrk, and of everything else on their two cores, so the report can tell a server-bound
-# run (server CPU ~100%) from a client-bound one, and a run disturbed by other load.
-run_wrk() { # SLOT SIZE DURATION OUT
-    local slot=$1 size=$2 duration=$3 out=$4 status=0
-    local ticks0 ticks1 t0 t1 sc0 sc1 cc0 cc1 client_cpu
+# Runs the client command CMD... against SLOT, pinned (CLIENT_PREFIX). OUT gets its output;
+# OUT with .cpu gets the CPU time of the server, of the client, and of everything else on
+# their two cores, so the report can tell a server-bound run (server CPU ~100%) from a
+# client-bound one, and a run disturbed by other load; also the TCP connections accepted.
+run_client() { # SLOT OUT CMD...
+    local slot=$1 out=$2 status=0
+    shift 2
+    local ticks0 ticks1 t0 t1 sc0 sc1 cc0 cc1 po0 po1 client_cpu
     pin_server "$slot"
     ticks0=$(cpu_ticks "$slot") sc0=$(core_ticks "$SERVER_CPU") cc0=$(core_ticks "$CLIENT_CPU")
+    po0=$(passive_opens)
     t0=$(date +%s.%N)
-    "$PYTHON" -c "$CHILD_CPU_PY" "$out.client" "${CLIENT_PREFIX[@]}" \
-        wrk -t1 -c"$CONNS" -d"$duration" --latency \
-        "http://127.0.0.1:${PORT[$slot]}/$size.bin" >"$out" 2>&1 || status=$?
+    "$PYTHON" -c "$CHILD_CPU_PY" "$out.client" "${CLIENT_PREFIX[@]}" "$@" >"$out" 2>&1 || status=$?
     t1=$(date +%s.%N)
     ticks1=$(cpu_ticks "$slot") sc1=$(core_ticks "$SERVER_CPU") cc1=$(core_ticks "$CLIENT_CPU")
-    ((status == 0)) || log "** FLAGGED: wrk exited with $status against $slot"
+    po1=$(passive_opens)
+    ((status == 0)) || log "** FLAGGED: client ($*) exited with $status against $slot"
     is_alive "${MASTER[$slot]}" || die "$slot master died during the run"
     client_cpu=$(cat "$out.client" 2>/dev/null || echo 0)
     rm -f "$out.client"
     awk -v hz="$CLK_TCK" -v server="$((ticks1 - ticks0))" -v wall="$t1 $t0" \
-        -v sc="$((sc1 - sc0))" -v cc="$((cc1 - cc0))" -v client="$client_cpu" 'BEGIN {
+        -v sc="$((sc1 - sc0))" -v cc="$((cc1 - cc0))" -v client="$client_cpu" \
+        -v opens="$((po1 - po0))" -v status="$status" 'BEGIN {
             split(wall, w, " ")
             printf "wall_seconds=%.3f\n", w[1] - w[2]
             printf "cpu_seconds=%.2f\n", server / hz
             printf "client_cpu_seconds=%.2f\n", client
             printf "server_core_busy_seconds=%.2f\n", sc / hz
             printf "client_core_busy_seconds=%.2f\n", cc / hz
+            printf "passive_opens=%d\n", opens
+            printf "client_exit_status=%d\n", status
         }' >"${out%.txt}.cpu"
 }
+
+# Runs wrk against SLOT (plain HTTP/1.1 keep-alive).
+run_wrk() { # SLOT SIZE DURATION OUT
+    run_client "$1" "$4" wrk -t1 -c"$CONNS" -d"$3" --latency "http://127.0.0.1:${PORT[$1]}/$2.bin"
+}
+
+# --- HTTPS helpers --------------------------------------------------------------------------
+
+# A wrk/h2load duration (10s, 500ms, 2m, 1h, or bare seconds) in seconds.
+duration_seconds() {
+    awk -v d="$1" 'BEGIN {
+        n = d + 0; u = d; sub(/^[0-9.]+/, "", u)
+        print n * (u == "ms" ? 0.001 : u == "m" ? 60 : u == "h" ? 3600 : 1) }'
+}
+
+# One ECDSA P-256 self-signed certificate for localhost and 127.0.0.1; both servers use it.
+make_cert() {
+    local dir=$WORK/tls
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>"$dir/openssl.stderr" ||
+        die "openssl could not make the test certificate: $(cat "$dir/openssl.stderr")"
+    chmod 0755 "$dir"
+    chmod 0644 "$dir/cert.pem"
+    # Readable by the servers' www-data processes, in case a worker loads it after dropping root.
+    if [[ $EUID -eq 0 ]] && chgrp www-data "$dir/key.pem" 2>/dev/null; then
+        chmod 0640 "$dir/key.pem"
+    else
+        chmod 0600 "$dir/key.pem"
+    fi
+    cp "$dir/cert.pem" "$RESULTS/configs/cert.pem" # public; the key is removed with $WORK
+}
+
+# The HTTP version curl gets from SLOT's TLS listener when it offers h2 in ALPN: "2" when
+# the server negotiated HTTP/2, "1.1" when it did not.
+negotiated_http() { # SLOT
+    curl -sk --http2 -o /dev/null --max-time 5 -w '%{http_version}' \
+        "https://127.0.0.1:${PORT[$1]}/1k.bin" 2>/dev/null || true
+}
+
+# Runs h2load against SLOT's TLS listener for the 1 KiB file. TEST is
+#   h2  HTTP/2, TLS_CONNS connections x TLS_STREAMS streams, for TLS_DURATION after a warm-up
+#       of TLS_WARMUP on the same connections (only established connections are measured)
+#   h1  HTTP/1.1, TLS_CONNS connections, one request at a time each, likewise
+#   hs  HTTP/1.1 with "Connection: close", HS_CONNS clients, REQUESTS requests in all: the
+#       server closes after each response and h2load opens a new connection, with a full
+#       handshake (h2load never offers a session to resume), for the next
+# With LOG, h2load logs every request and report.py turns that into percentiles (OUT.lat).
+H2LOAD_VERSION=""
+run_h2load() { # TEST SLOT OUT [REQUESTS]
+    local test=$1 slot=$2 out=$3 requests=${4:-0} limit args log=${3%.txt}.log
+    case $test in
+    h2) args=(-c "$TLS_CONNS" -m "$TLS_STREAMS" -D "$TLS_DURATION" --warm-up-time="$TLS_WARMUP")
+        limit=$(awk -v a="$(duration_seconds "$TLS_DURATION")" -v b="$(duration_seconds "$TLS_WARMUP")" 'BEGIN { printf "%d", a + b + 60 }') ;;
+    h1) args=(--h1 -c "$TLS_CONNS" -D "$TLS_DURATION" --warm-up-time="$TLS_WARMUP")
+        limit=$(awk -v a="$(duration_seconds "$TLS_DURATION")" -v b="$(duration_seconds "$TLS_WARMUP")" 'BEGIN { printf "%d", a + b + 60 }') ;;
+    hs) args=(--h1 -c "$HS_CONNS" -n "$requests" -H 'Connection: close')
+        # h2load has no time limit with -n; a server that stalls must not hang the benchmark.
+        limit=$(awk -v a="$(duration_seconds "$TLS_DURATION")" 'BEGIN { a = 10 * a; printf "%d", a < 120 ? 120 : a }') ;;
+    *) die "unknown h2load test $test" ;;
+    esac
+    rm -f "$log"
+    run_client "$slot" "$out" timeout -s KILL "$limit" \
+        h2load -t 1 "${args[@]}" --log-file="$log" "https://127.0.0.1:${PORT[$slot]}/1k.bin"
+    {
+        echo "test=$test"
+        [[ $test == h2 ]] && echo "expect_protocol=h2" || echo "expect_protocol=http/1.1"
+        [[ $test == hs ]] && echo "requests_wanted=$requests"
+        [[ $test == h2 ]] && echo "streams=$TLS_STREAMS"
+        echo "connections=$([[ $test == hs ]] && echo "$HS_CONNS" || echo "$TLS_CONNS")"
+    } >>"${out%.txt}.cpu"
+    if [[ -s $log ]]; then
+        "$PYTHON" "$BENCH_DIR/report.py" latency "$log" >"${out%.txt}.lat" || true
+    fi
+    rm -f "$log" # hundreds of thousands of lines; the percentiles are kept
+}
+
+# requests/s on the "finished in" line of an h2load output, 0 when absent.
+h2load_rps() { awk '/^finished in/ { gsub(",", ""); print $4 + 0; found = 1 } END { if (!found) print 0 }' "$1"; }
 
 # --- docroot --------------------------------------------------------------------------------
 
@@ -488,6 +613,67 @@ if ((IDLE_CONNS > 0)); then
         pin_server "$slot" # flags a worker that died under the test
         stop_server "$slot"
     done
+fi
+
+# --- HTTPS: h2load over TLS -----------------------------------------------------------------
+
+if [[ $TLS == 1 ]]; then
+    for slot in "${SLOTS[@]}"; do stop_server "$slot"; done
+    make_cert
+    H2LOAD_VERSION=$(h2load --version 2>&1 | head -n 1)
+    echo "h2load: $H2LOAD_VERSION; TLS: -c$TLS_CONNS (-m$TLS_STREAMS for h2) -D$TLS_DURATION" \
+        "after --warm-up-time=$TLS_WARMUP; handshakes: --h1 -c$HS_CONNS with Connection: close" \
+        >>"$RESULTS/environment.txt"
+    declare -A H2=()
+    for slot in "${SLOTS[@]}"; do
+        start_server "$slot" tls
+        check_content "$slot" tls --http1.1
+        version=$(negotiated_http "$slot")
+        if [[ $version == 2 ]]; then
+            H2[$slot]=1
+            check_content "$slot" tls --http2
+        else
+            H2[$slot]=0
+            log "$slot negotiates HTTP/${version:-?} when offered h2: its h2 runs are skipped"
+        fi
+        metric "$slot" tls_h2 "${H2[$slot]}"
+    done
+
+    # Warm-up, and the size of the handshake run: as many requests as both servers would
+    # do in TLS_DURATION at the mean of their warm-up rates (h2load -D cannot be used with
+    # Connection: close: h2load 1.52 keeps reconnecting after the duration ends).
+    hs_rates=()
+    for slot in "${SLOTS[@]}"; do
+        log "warm-up $slot: $((HS_CONNS * 40)) full TLS handshakes"
+        run_h2load hs "$slot" "$RESULTS/warmup-tls-hs-$slot.txt" $((HS_CONNS * 40))
+        rate=$(h2load_rps "$RESULTS/warmup-tls-hs-$slot.txt")
+        log "warm-up $slot: $rate handshakes/s"
+        [[ $rate != 0 ]] && hs_rates+=("$rate")
+    done
+    HS_REQUESTS=$(awk -v secs="$(duration_seconds "$TLS_DURATION")" -v min=$((HS_CONNS * 20)) \
+        -v rates="${hs_rates[*]}" 'BEGIN {
+            n = split(rates, r, " "); sum = 0
+            for (i = 1; i <= n; i++) sum += r[i]
+            want = n ? int(sum / n * secs) : min
+            print want < min ? min : want }')
+    log "handshake runs: $HS_REQUESTS requests, one TLS connection each, $HS_CONNS at a time"
+
+    for test in h2 h1 hs; do
+        for ((round = 1; round <= ROUNDS; round++)); do
+            for slot in "${SLOTS[@]}"; do
+                if [[ $test == h2 && ${H2[$slot]} != 1 ]]; then
+                    ((round == 1)) && log "tls-h2 $slot: skipped, no HTTP/2 in ALPN"
+                    continue
+                fi
+                out="$RESULTS/h2load/tls-$test-$slot-r$round.txt"
+                wait_for_quiet
+                run_h2load "$test" "$slot" "$out" "$HS_REQUESTS"
+                line=$("$PYTHON" "$BENCH_DIR/report.py" parse-h2load "$out") || FLAGGED=$((FLAGGED + 1))
+                log "tls-$test round $round $slot: $line"
+            done
+        done
+    done
+    for slot in "${SLOTS[@]}"; do stop_server "$slot"; done
 fi
 
 # --- report ---------------------------------------------------------------------------------
