@@ -35,6 +35,14 @@ public:
             std::free(b);
     }
     size_t buffer_size() const { return size_; }
+    size_t idle() const { return free_.size(); }
+    // Frees idle buffers beyond `keep` (after a burst, so an idle worker stays small).
+    void shrink(size_t keep) {
+        while (free_.size() > keep) {
+            std::free(free_.back());
+            free_.pop_back();
+        }
+    }
 
 private:
     size_t size_;

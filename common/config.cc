@@ -18,6 +18,7 @@
 
 #include <toml++/toml.h>
 
+#include "common/accounts.h"
 #include "common/config_values.h"
 #include "common/mime.h"
 #include "modules/module.h"
@@ -183,10 +184,10 @@ private:
             s.group = *group;
         // Only a root master switches users, so only then must they exist.
         // The default user too: a root master without it could not start workers.
-        if (root && !s.user.empty() && !getpwnam(s.user.c_str()))
+        if (root && !s.user.empty() && !user_exists(s.user))
             r.error("user", "user " + in_quotes(s.user) + " does not exist" +
                                 (user ? "" : " (the default; set server.user to one that does)"));
-        if (root && group && !group->empty() && !getgrnam(group->c_str()))
+        if (root && group && !group->empty() && !group_exists(*group))
             r.error("group", "group " + in_quotes(*group) + " does not exist");
         path_option(r, "pid_file", s.pid_file);
         path_option(r, "control_socket", s.control_socket);

@@ -15,6 +15,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "common/accounts.h"
 #include "common/log.h"
 #include "worker/channel.h"
 #include "worker/tls/context.h"
@@ -105,12 +106,9 @@ void Master::prepare_log_files(const Config& config) {
     add(config.access_log);
     for (const auto& site : config.sites)
         add(site->access_log);
-    bool chown_needed = geteuid() == 0;
-    struct passwd* pw = chown_needed ? getpwnam(config.server.user.c_str()) : nullptr;
-    gid_t gid = pw ? pw->pw_gid : 0;
-    if (pw && !config.server.group.empty())
-        if (struct group* gr = getgrnam(config.server.group.c_str()))
-            gid = gr->gr_gid;
+    std::optional<Account> account;
+    if (geteuid() == 0)
+        account = lookup_account(config.server.user, config.server.group);
     for (const auto& p : paths) {
         mkdir_parent(p);
         int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -118,7 +116,7 @@ void Master::prepare_log_files(const Config& config) {
             WLOG_ERROR("cannot open log %s: %s", p.c_str(), std::strerror(errno));
             continue;
         }
-        if (pw && fchown(fd, pw->pw_uid, gid) != 0)
+        if (account && fchown(fd, account->uid, account->gid) != 0)
             WLOG_WARN("cannot chown %s to %s: %s", p.c_str(), config.server.user.c_str(),
                       std::strerror(errno));
         ::close(fd);
@@ -355,9 +353,10 @@ bool Master::spawn(Generation& gen, int slot) {
     setup.status = &st;
     if (geteuid() == 0) {
         const ServerConfig& s = gen.config->server;
-        struct passwd* pw = getpwnam(s.user.c_str());
-        if (!pw) {
-            WLOG_ERROR("user \"%s\" does not exist", s.user.c_str());
+        std::optional<Account> account = lookup_account(s.user, s.group);
+        if (!account) {
+            WLOG_ERROR("user \"%s\" or group \"%s\" does not exist", s.user.c_str(),
+                       s.group.c_str());
             ::close(sv[0]);
             ::close(sv[1]);
             st.state.store(WorkerState::free);
@@ -365,13 +364,9 @@ bool Master::spawn(Generation& gen, int slot) {
         }
         setup.drop_privileges = true;
         setup.user = s.user;
-        setup.uid = pw->pw_uid;
-        setup.gid = pw->pw_gid;
-        if (!s.group.empty()) {
-            struct group* gr = getgrnam(s.group.c_str());
-            if (gr)
-                setup.gid = gr->gr_gid;
-        }
+        setup.uid = account->uid;
+        setup.gid = account->gid;
+        setup.groups = account->groups;
     }
 
     pid_t pid = fork();

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <grp.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -95,6 +96,21 @@ void Worker::on_prepare(struct ev_loop*, ev_prepare* w, int) {
         c->run_deferred(); // may delete c
     }
     self->maybe_exit();
+}
+
+// Every few seconds: pools keep what a steady load needs between two ticks, but the spare
+// buffers of a burst go back to the system, so an idle worker returns to its idle size.
+void Worker::on_housekeeping(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    size_t before = self->read_buffers_.idle() + self->large_read_buffers_.idle() +
+                    self->arena_blocks_.idle();
+    self->read_buffers_.shrink(self->connection_count_ ? 16 : 2);
+    self->large_read_buffers_.shrink(0);
+    self->arena_blocks_.shrink(self->connection_count_ ? 32 : 4);
+    size_t after = self->read_buffers_.idle() + self->large_read_buffers_.idle() +
+                   self->arena_blocks_.idle();
+    if (after < before)
+        malloc_trim(0);
 }
 
 void Worker::on_accept(struct ev_loop*, ev_io* w, int) {
@@ -277,6 +293,10 @@ int Worker::run() {
     ev_prepare_init(&prepare_, on_prepare);
     prepare_.data = this;
     ev_prepare_start(loop_, &prepare_);
+    ev_timer_init(&housekeeping_timer_, on_housekeeping, 5., 5.);
+    housekeeping_timer_.data = this;
+    ev_timer_start(loop_, &housekeeping_timer_);
+    ev_unref(loop_); // housekeeping alone does not keep the loop alive
     struct {
         ev_signal* w;
         int sig;
@@ -317,7 +337,7 @@ int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {
     ErrorLog::set_identity(who);
 
     if (setup.drop_privileges) {
-        if (initgroups(setup.user.c_str(), setup.gid) != 0 || setgid(setup.gid) != 0 ||
+        if (setgroups(setup.groups.size(), setup.groups.data()) != 0 || setgid(setup.gid) != 0 ||
             setuid(setup.uid) != 0) {
             WLOG_ERROR("cannot switch to user %s: %s", setup.user.c_str(), std::strerror(errno));
             return 2;

@@ -32,7 +32,8 @@ struct WorkerSetup {
     bool drop_privileges = false; // master runs as root: switch to uid/gid below
     uid_t uid = 0;
     gid_t gid = 0;
-    std::string user; // for initgroups
+    std::string user;          // for messages
+    std::vector<gid_t> groups; // supplementary groups (setgroups)
 };
 
 class Worker {
@@ -69,6 +70,7 @@ private:
     static void on_accept_retry(struct ev_loop* loop, ev_timer* w, int revents);
     static void on_signal(struct ev_loop* loop, ev_signal* w, int revents);
     static void on_prepare(struct ev_loop* loop, ev_prepare* w, int revents);
+    static void on_housekeeping(struct ev_loop* loop, ev_timer* w, int revents);
     void accept_ready(size_t listener);
     void start_drain();
     void stop_now();
@@ -90,6 +92,7 @@ private:
     ev_timer accept_retry_timer_;
     ev_signal sigterm_, sigint_, sigquit_, sighup_, sigusr1_;
     ev_prepare prepare_;
+    ev_timer housekeeping_timer_; // gives pooled memory back after bursts
     Connection* deferred_head_ = nullptr;
     Connection* deferred_tail_ = nullptr;
     Connection* connections_ = nullptr;

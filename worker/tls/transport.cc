@@ -82,52 +82,68 @@ ssize_t TlsTransport::read(char* buf, size_t len) {
     return fail(0);
 }
 
-ssize_t TlsTransport::write(const iovec* iov, int count, bool more) {
-    // Small pieces (headers, chunk framing) are coalesced so each becomes part of one record
-    // rather than a record of its own. After WANT_WRITE the same bytes are offered again.
-    size_t total = 0;
-    for (int i = 0; i < count; ++i)
-        total += iov[i].iov_len;
-    const char* data;
-    size_t len;
-    if (count == 1) {
-        data = static_cast<const char*>(iov[0].iov_base);
-        len = iov[0].iov_len;
-    } else if (iov[0].iov_len >= kRecord) {
-        data = static_cast<const char*>(iov[0].iov_base);
-        len = iov[0].iov_len;
-    } else {
-        if (!bounce_)
-            bounce_.reset(new char[kRecord]);
-        len = 0;
-        for (int i = 0; i < count && len < kRecord; ++i) {
-            size_t take = std::min(iov[i].iov_len, kRecord - len);
-            std::memcpy(bounce_.get() + len, iov[i].iov_base, take);
-            len += take;
-        }
-        data = bounce_.get();
-    }
+// Sends one record made of the corked bytes followed by up to kRecord of `data`; returns how
+// many bytes of `data` went out (the corked ones are always part of it), or -1 with errno.
+// After WANT_WRITE the caller offers the same bytes again, and the record is rebuilt from the
+// same cork and the same data (OpenSSL requires the retry to repeat the write).
+ssize_t TlsTransport::write_record(const char* data, size_t len) {
+    size_t take = std::min(len, kRecord - cork_len_);
     if (retry_len_)
-        len = std::min(len, retry_len_);
-    (void)total;
-    (void)more;
+        take = std::min(take, retry_len_ - cork_len_);
+    const char* record = data;
+    size_t record_len = take;
+    if (cork_len_) {
+        std::memcpy(cork_.get() + cork_len_, data, take);
+        record = cork_.get();
+        record_len = cork_len_ + take;
+    }
     ERR_clear_error();
     size_t n = 0;
-    int r = SSL_write_ex(ssl_, data, len, &n);
-    if (r == 1) {
+    if (SSL_write_ex(ssl_, record, record_len, &n) == 1) {
         retry_len_ = 0;
         want_ = 0;
-        return static_cast<ssize_t>(n);
+        size_t corked = cork_len_;
+        cork_len_ = 0;
+        return static_cast<ssize_t>(n - corked);
     }
     errno = 0;
     ssize_t f = fail(0);
     if (f < 0 && errno == EAGAIN)
-        retry_len_ = len;
+        retry_len_ = record_len;
     return f;
 }
 
+ssize_t TlsTransport::write(const iovec* iov, int count, bool more) {
+    if (!cork_)
+        cork_.reset(new char[kRecord]);
+    size_t total = 0;
+    for (int i = 0; i < count; ++i)
+        total += iov[i].iov_len;
+    // MSG_MORE's meaning: a file follows at once. Hold small pieces (the response head) so
+    // head and body leave in one record instead of two.
+    if (more && !retry_len_ && cork_len_ + total < kRecord) {
+        for (int i = 0; i < count; ++i) {
+            std::memcpy(cork_.get() + cork_len_, iov[i].iov_base, iov[i].iov_len);
+            cork_len_ += iov[i].iov_len;
+        }
+        return static_cast<ssize_t>(total);
+    }
+    if (count == 1 || iov[0].iov_len >= kRecord)
+        return write_record(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+    // Several small pieces (chunk framing around data): gather a record's worth.
+    if (!bounce_)
+        bounce_.reset(new char[kRecord]);
+    size_t len = 0;
+    for (int i = 0; i < count && len < kRecord - cork_len_; ++i) {
+        size_t take = std::min(iov[i].iov_len, kRecord - cork_len_ - len);
+        std::memcpy(bounce_.get() + len, iov[i].iov_base, take);
+        len += take;
+    }
+    return write_record(bounce_.get(), len);
+}
+
 ssize_t TlsTransport::send_file(int file_fd, off_t* offset, size_t len) {
-    if (ktls_send_ && !retry_len_) {
+    if (ktls_send_ && !retry_len_ && !cork_len_) {
         ERR_clear_error();
         ossl_ssize_t n = SSL_sendfile(ssl_, file_fd, *offset, len, 0);
         if (n > 0) {
@@ -137,17 +153,16 @@ ssize_t TlsTransport::send_file(int file_fd, off_t* offset, size_t len) {
         errno = 0;
         return fail(static_cast<int>(n));
     }
-    // Without kTLS: read a record's worth and encrypt it in user space.
+    // Without kTLS: read a record's worth (after any corked head) and encrypt it here.
     if (!bounce_)
         bounce_.reset(new char[kRecord]);
-    size_t want = std::min(len, kRecord);
+    size_t want = std::min(len, kRecord - cork_len_);
     if (retry_len_)
-        want = std::min(want, retry_len_);
+        want = std::min(want, retry_len_ - cork_len_);
     ssize_t got = ::pread(file_fd, bounce_.get(), want, *offset);
     if (got <= 0)
         return got; // 0: the file shrank; the caller treats it as an error
-    iovec one{bounce_.get(), static_cast<size_t>(got)};
-    ssize_t n = write(&one, 1, false);
+    ssize_t n = write_record(bounce_.get(), static_cast<size_t>(got));
     if (n > 0)
         *offset += n;
     return n;
@@ -160,6 +175,8 @@ int TlsTransport::wait_events(bool reading) const {
 }
 
 void TlsTransport::shutdown_write() {
+    if (cork_len_)
+        write_record("", 0); // a held head still goes out before close_notify
     ERR_clear_error();
     SSL_shutdown(ssl_); // close_notify; the reply is not awaited
     ERR_clear_error();

@@ -34,6 +34,7 @@ public:
 private:
     // Maps an SSL result to the recv/send conventions, remembering what OpenSSL waits for.
     ssize_t fail(int ret);
+    ssize_t write_record(const char* data, size_t len);
 
     SSL* ssl_;
     int want_ = 0;         // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
@@ -46,6 +47,8 @@ private:
     std::string client_fingerprint_;
     void read_client_certificate();
     std::unique_ptr<char[]> bounce_; // for SSL_write of records when coalescing or pread
+    std::unique_ptr<char[]> cork_;   // a record being assembled: head bytes held by MSG_MORE
+    size_t cork_len_ = 0;
 };
 
 } // namespace wraith::tls
