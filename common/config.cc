@@ -55,6 +55,32 @@ std::string in_quotes(std::string_view s) {
     return "\"" + std::string(s) + "\"";
 }
 
+std::string parse_upstream_address(std::string_view text, UpstreamServer& out) {
+    std::string_view host = text;
+    if (!host.empty() && host.front() != '[') {
+        size_t colon = host.rfind(':');
+        if (colon != std::string_view::npos)
+            host = host.substr(0, colon);
+        bool name_like = std::any_of(host.begin(), host.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        });
+        if (name_like)
+            return in_quotes(text) + ": host names are not supported by this version yet; use an "
+                                     "IP address (\"127.0.0.1:9000\", \"[::1]:9000\")";
+    }
+    // A bare port would mean [::] here, which is no address to connect to.
+    if (text.find(':') == std::string_view::npos)
+        return "expected \"IP:PORT\" such as \"127.0.0.1:9000\" or \"[::1]:9000\", got " +
+               in_quotes(text);
+    ListenConfig l;
+    if (std::string err = config_values::parse_listen_address(text, l); !err.empty())
+        return err;
+    out.address = std::string(text);
+    out.addr = l.addr;
+    out.addr_len = l.addr_len;
+    return {};
+}
+
 std::string home_dir() {
     if (const char* home = std::getenv("HOME"); home && *home)
         return home;
@@ -81,6 +107,7 @@ public:
         const toml::table* access_log = root.table("access_log");
         const toml::node* listen = root.node("listen");
         const toml::node* site = root.node("site");
+        const toml::table* upstream = root.table("upstream");
         root.finish();
 
         // Order matters: modules see server, http and mime types when sites are built.
@@ -92,6 +119,7 @@ public:
             read_access_log(r, cfg_.access_log);
         }
         load_listeners(listen);
+        load_upstreams(upstream); // before sites: proxy routes resolve upstream names
         load_sites(site);
         check_tls_listeners();
     }
@@ -151,6 +179,86 @@ private:
             else
                 out = *d;
         }
+    }
+
+    void load_upstreams(const toml::table* all) {
+        if (!all)
+            return;
+        for (const auto& [key, value] : *all) {
+            std::string name(key.str());
+            const toml::table* t = value.as_table();
+            if (!t) {
+                diag_.error(&value, "upstream." + name + ": expected a table [upstream." + name +
+                                        "], got " + describe_value(value));
+                continue;
+            }
+            if (auto up = load_upstream(name, *t))
+                cfg_.upstreams.emplace(name, std::move(up));
+        }
+    }
+
+    std::shared_ptr<UpstreamConfig> load_upstream(const std::string& name, const toml::table& t) {
+        auto up = std::make_shared<UpstreamConfig>();
+        up->name = name;
+        up->pos = diag_.pos(&t);
+        const size_t errors_before = diag_.count();
+        TableReader r(t, diag_, "upstream." + name);
+        r.set_heading("[upstream." + name + "]");
+        const std::string where = "upstream." + name + ".servers: ";
+        if (const toml::array* list = r.array("servers")) {
+            for (const toml::node& item : *list) {
+                UpstreamServer s;
+                const toml::node* address = &item;
+                if (const toml::table* st = item.as_table()) {
+                    TableReader sr(*st, diag_, "upstream." + name + ".servers");
+                    address = sr.node("address");
+                    s.weight = static_cast<int>(sr.integer("weight", 1, 1, 1000));
+                    sr.finish();
+                    if (!address) {
+                        diag_.error(&item, where + "address: required, e.g. { address = "
+                                                   "\"127.0.0.1:9000\", weight = 2 }");
+                        continue;
+                    }
+                }
+                const auto* text = address->as_string();
+                if (!text) {
+                    diag_.error(address, where + "expected \"IP:PORT\" or { address = "
+                                                 "\"IP:PORT\", weight = N }, got " +
+                                             describe_value(*address));
+                    continue;
+                }
+                if (std::string err = parse_upstream_address(text->get(), s); !err.empty()) {
+                    diag_.error(address, where + err);
+                    continue;
+                }
+                up->servers.push_back(std::move(s));
+            }
+            if (list->empty())
+                r.error("servers", "needs at least one server, e.g. [\"127.0.0.1:9000\"]");
+        } else if (!r.has("servers")) {
+            diag_.error(r.table_pos(), "upstream." + name + ".servers: required, e.g. servers "
+                                                            "= [\"127.0.0.1:9000\"]");
+        }
+        if (std::optional<std::string> balance = r.string("balance")) {
+            if (*balance == "round_robin")
+                up->balance = *balance;
+            else if (*balance == "least_conn" || *balance == "random2" || *balance == "hash" ||
+                     *balance == "ip_hash")
+                r.error("balance", in_quotes(*balance) + " is not supported by this version yet "
+                                                         "(use \"round_robin\")");
+            else
+                r.error("balance", "unknown balancing method " + in_quotes(*balance) +
+                                       " (expected \"round_robin\")");
+        }
+        up->keepalive = static_cast<uint32_t>(r.integer("keepalive", up->keepalive, 0, 100000));
+        positive(r, "keepalive_timeout", up->keepalive_timeout);
+        positive(r, "connect_timeout", up->connect_timeout);
+        positive(r, "read_timeout", up->read_timeout);
+        positive(r, "send_timeout", up->send_timeout);
+        r.finish();
+        if (diag_.count() != errors_before)
+            return nullptr;
+        return up;
     }
 
     void load_server(const toml::table& t) {

@@ -139,6 +139,31 @@ struct Site {
     std::vector<Route> routes;        // file order
 };
 
+// One server of an [upstream.NAME] table: an IP literal and port (host names come later).
+struct UpstreamServer {
+    std::string address;             // as written, "127.0.0.1:9000" or "[::1]:9001"
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    int weight = 1;                  // share of requests under round_robin
+};
+
+// A named pool of servers ([upstream.NAME]) or the implicit one-server pool of a route's
+// proxy = { pass = "http://..." }. Connection pools are per worker and keyed by this object.
+struct UpstreamConfig {
+    SourcePos pos;
+    std::string name;
+    std::vector<UpstreamServer> servers;
+    std::string balance = "round_robin";
+    uint32_t keepalive = 32;             // idle connections kept per worker
+    Duration keepalive_timeout{60000};   // an idle connection is closed after this
+    Duration connect_timeout{5000};
+    Duration read_timeout{60000};        // to the first response byte and between reads
+    Duration send_timeout{60000};        // between two writes that make progress
+};
+
+// "127.0.0.1:9000" or "[::1]:9001" -> out.addr; "" on success, else the message for the user.
+std::string parse_upstream_address(std::string_view text, UpstreamServer& out);
+
 struct Config {
     std::string path;                 // absolute path of the file it came from
     std::string dir;                  // its directory: relative paths resolve against it
@@ -148,6 +173,7 @@ struct Config {
     AccessLogConfig access_log;       // global default for sites without their own
     std::vector<ListenConfig> listeners;
     std::vector<std::unique_ptr<Site>> sites;
+    std::map<std::string, std::shared_ptr<UpstreamConfig>> upstreams; // [upstream.NAME]
     std::shared_ptr<const MimeTypes> mime;
 
     ~Config();

@@ -13,6 +13,8 @@
 
 #include "common/arena.h"
 
+struct ev_loop;
+
 namespace wraith {
 
 struct Site;
@@ -99,6 +101,7 @@ struct Request {
     bool has_body = false;       // a body follows (Content-Length > 0, chunked, or h2/h3 DATA)
     const ConnectionInfo* conn = nullptr;
     Arena* arena = nullptr;
+    struct ev_loop* loop = nullptr; // the worker's loop, for handlers that wait on sockets
     timespec start{};            // when the request head was complete (CLOCK_REALTIME)
     uint64_t start_mono_us = 0;  // monotonic, for durations in logs
 

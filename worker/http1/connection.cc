@@ -373,6 +373,7 @@ void Connection::start_exchange(const RequestHead& head) {
     req_.version = head.version_minor == 0 ? 10 : 11;
     req_.conn = &peer_.info;
     req_.arena = &arena_;
+    req_.loop = worker_.loop();
     req_.site = nullptr;
     req_.route = nullptr;
     req_.decoded_path = {};

@@ -159,6 +159,7 @@ void Stream::start() {
     req_.version = 20;
     req_.conn = &conn_.info();
     req_.arena = &arena_;
+    req_.loop = worker.loop();
     if (req_.scheme.empty())
         req_.scheme = conn_.info().tls ? "https" : "http";
     if (req_.authority.empty()) {

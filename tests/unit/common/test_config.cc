@@ -559,7 +559,7 @@ TEST_CASE("the repository's conf/wraith.toml loads when its modules are linked",
 TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
-              "server, http, http2, access_log, listen, site)"));
+              "server, http, http2, access_log, listen, site, upstream)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {
@@ -1070,10 +1070,10 @@ TEST_CASE("an unknown route key lists path and the modules", "[config]") {
     std::vector<std::string> e = errors(site_head + strip(R"toml(
   [[site.route]]
   test_handler = {}
-  proxy = { upstream = "app" }
+  fastcgi = { pass = "app" }
 )toml"));
     REQUIRE(e.size() == 1);
-    CHECK_THAT(e[0], Catch::StartsWith("test.toml:7:3: unknown key \"proxy\" in [[site.route]] "
+    CHECK_THAT(e[0], Catch::StartsWith("test.toml:7:3: unknown key \"fastcgi\" in [[site.route]] "
                                        "(expected path or a module: "));
     CHECK_THAT(e[0], Catch::Contains("test_handler") && Catch::Contains("test_filter") &&
                          Catch::EndsWith(")"));

@@ -1,0 +1,580 @@
+#include "modules/proxy/exchange.h"
+
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "modules/module.h"
+#include "modules/proxy/pool.h"
+#include "modules/proxy/proxy.h"
+
+namespace wraith::proxy {
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kBodyPull = 64 * 1024; // request body bytes buffered towards the upstream
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+}
+
+// RFC 9110 §7.6.1: connection-specific fields are not forwarded.
+bool hop_by_hop(std::string_view name) {
+    return name == "connection" || name == "keep-alive" || name == "te" || name == "trailer" ||
+           name == "transfer-encoding" || name == "upgrade" || starts_with(name, "proxy-");
+}
+
+bool ieq(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = static_cast<char>(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = static_cast<char>(y + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+// True when `name` is listed in any Connection field of `headers` (also hop-by-hop).
+bool named_by_connection(const Headers& headers, std::string_view name) {
+    for (const Header& h : headers) {
+        if (h.name != "connection")
+            continue;
+        std::string_view v = h.value;
+        while (!v.empty()) {
+            size_t comma = v.find(',');
+            std::string_view item = v.substr(0, comma);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                item.remove_suffix(1);
+            if (ieq(item, name))
+                return true;
+            if (comma == std::string_view::npos)
+                break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
+void append_header(std::string& o, std::string_view name, std::string_view value) {
+    o.append(name);
+    o.append(": ");
+    o.append(value);
+    o.append("\r\n");
+}
+
+} // namespace
+
+ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body,
+                             ResponseWriter& out)
+    : handler_(handler), req_(req), body_(body), out_(out), loop_(req.loop) {
+    ev_init(&io_, on_io);
+    io_.data = this;
+    ev_init(&timer_, on_timer);
+    timer_.data = this;
+}
+
+ProxyExchange::~ProxyExchange() {
+    finished_ = true;
+    close_upstream();
+}
+
+std::string ProxyExchange::describe() const {
+    return handler_.upstream().servers[server_].address;
+}
+
+void ProxyExchange::start() {
+    const UpstreamConfig& up = handler_.upstream();
+    server_ = UpstreamPool::instance().pick(up);
+    out_.on_abort([this] { client_aborted(); });
+    if (req_.has_body) {
+        body_state_ = BodyState::streaming;
+        body_chunked_ = req_.content_length < 0;
+        body_.on_data([this] {
+            if (finished_)
+                return;
+            if (body_.failed())
+                return client_aborted();
+            if (!connecting_ && fd_ >= 0) {
+                write_ready();
+                update_io();
+            }
+        });
+    }
+    build_request_head();
+    if (!connect_upstream(true))
+        return;
+    if (!connecting_)
+        write_ready();
+    update_io();
+}
+
+void ProxyExchange::build_request_head() {
+    std::string& o = send_buf_;
+    o.reserve(1024);
+    o.append(req_.method);
+    o.push_back(' ');
+    std::string_view path = req_.path.empty() ? req_.target : req_.path;
+    const std::string& strip = handler_.strip_prefix();
+    bool stripped = false;
+    if (!strip.empty() && starts_with(path, strip)) {
+        path.remove_prefix(strip.size());
+        stripped = true;
+    }
+    if (stripped && (path.empty() || path.front() != '/'))
+        o.push_back('/');
+    o.append(path);
+    if (!req_.query.empty()) {
+        o.push_back('?');
+        o.append(req_.query);
+    }
+    o.append(" HTTP/1.1\r\n");
+    append_header(o, "host",
+                  handler_.preserve_host() && !req_.authority.empty() ? req_.authority
+                                                                      : describe());
+    std::string forwarded_for, via;
+    for (const Header& h : req_.headers) {
+        // Expect: 100-continue was the client protocol's business (answered before the body
+        // was read); the upstream gets the body without waiting.
+        if (hop_by_hop(h.name) || h.name == "host" || h.name == "content-length" ||
+            h.name == "expect" || h.name == "x-forwarded-proto" || h.name == "x-forwarded-host" ||
+            named_by_connection(req_.headers, h.name))
+            continue;
+        if (h.name == "x-forwarded-for") {
+            forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(h.value);
+            continue;
+        }
+        if (h.name == "via") {
+            via.append(via.empty() ? "" : ", ").append(h.value);
+            continue;
+        }
+        append_header(o, h.name, h.value);
+    }
+    if (req_.conn && !req_.conn->peer_ip.empty())
+        forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(req_.conn->peer_ip);
+    if (!forwarded_for.empty())
+        append_header(o, "x-forwarded-for", forwarded_for);
+    append_header(o, "x-forwarded-proto", req_.scheme.empty() ? "http" : req_.scheme);
+    if (!req_.authority.empty())
+        append_header(o, "x-forwarded-host", req_.authority);
+    via.append(via.empty() ? "" : ", ").append("1.1 wraith");
+    append_header(o, "via", via);
+    if (req_.has_body && !body_chunked_)
+        append_header(o, "content-length", std::to_string(req_.content_length));
+    else if (req_.has_body)
+        append_header(o, "transfer-encoding", "chunked");
+    else if (req_.content_length == 0)
+        append_header(o, "content-length", "0");
+    if (handler_.upstream().keepalive == 0)
+        append_header(o, "connection", "close");
+    o.append("\r\n");
+}
+
+bool ProxyExchange::connect_upstream(bool allow_reuse) {
+    const UpstreamConfig& up = handler_.upstream();
+    const UpstreamServer& server = up.servers[server_];
+    reused_ = false;
+    got_bytes_ = false;
+    if (allow_reuse) {
+        int fd = UpstreamPool::instance().take(up, server_);
+        if (fd >= 0) {
+            fd_ = fd;
+            reused_ = true;
+            connecting_ = false;
+            return true;
+        }
+    }
+    int fd = socket(server.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fail(502, "proxy: socket for " + describe() + ": " + std::strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_ = fd;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&server.addr), server.addr_len) == 0) {
+        connecting_ = false;
+        return true;
+    }
+    if (errno != EINPROGRESS) {
+        fail(502, "proxy: connect to " + describe() + ": " + std::strerror(errno));
+        return false;
+    }
+    connecting_ = true;
+    return true;
+}
+
+void ProxyExchange::connected() {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0)
+        return fail(502, "proxy: connect to " + describe() + ": " + std::strerror(err));
+    connecting_ = false;
+}
+
+// Writes what is queued, pulling more request body whenever the queue empties.
+void ProxyExchange::write_ready() {
+    while (!finished_ && fd_ >= 0) {
+        if (send_off_ == send_buf_.size()) {
+            send_buf_.clear();
+            send_off_ = 0;
+            pull_body();
+            if (send_buf_.empty())
+                return;
+        }
+        ssize_t n = send(fd_, send_buf_.data() + send_off_, send_buf_.size() - send_off_,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // The upstream's socket is full: stop taking body from the client.
+                if (body_state_ == BodyState::streaming && !body_paused_) {
+                    body_paused_ = true;
+                    body_.pause();
+                }
+                return;
+            }
+            return upstream_closed(errno);
+        }
+        send_off_ += static_cast<size_t>(n);
+        arm_timer();
+        if (send_off_ == send_buf_.size() && body_paused_ &&
+            body_state_ == BodyState::streaming) {
+            body_paused_ = false;
+            body_.resume();
+        }
+    }
+}
+
+void ProxyExchange::pull_body() {
+    if (body_state_ != BodyState::streaming)
+        return;
+    if (body_.failed())
+        return client_aborted();
+    std::string_view data = body_.peek();
+    if (data.size() > kBodyPull)
+        data = data.substr(0, kBodyPull);
+    if (!data.empty()) {
+        if (body_chunked_) {
+            char size[24];
+            int w = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+            send_buf_.append(size, static_cast<size_t>(w));
+        }
+        send_buf_.append(data);
+        if (body_chunked_)
+            send_buf_.append("\r\n");
+        body_.consume(data.size());
+        body_consumed_ += data.size();
+    }
+    if (body_.finished() && body_.peek().empty()) {
+        if (body_chunked_)
+            send_buf_.append("0\r\n\r\n");
+        body_state_ = BodyState::done;
+        body_.on_data(nullptr);
+    }
+}
+
+void ProxyExchange::read_ready() {
+    while (!finished_ && fd_ >= 0 && !client_blocked_) {
+        if (recv_off_ > 0 && recv_off_ == recv_buf_.size()) {
+            recv_buf_.clear();
+            recv_off_ = 0;
+        } else if (recv_off_ > 0) {
+            recv_buf_.erase(0, recv_off_);
+            recv_off_ = 0;
+        }
+        size_t have = recv_buf_.size();
+        recv_buf_.resize(have + kReadChunk);
+        ssize_t n = recv(fd_, recv_buf_.data() + have, kReadChunk, 0);
+        if (n < 0) {
+            recv_buf_.resize(have);
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            return upstream_closed(errno);
+        }
+        recv_buf_.resize(have + static_cast<size_t>(n));
+        if (n == 0)
+            return upstream_closed(0);
+        got_bytes_ = true;
+        arm_timer();
+        process_input();
+        // One read per event when the body is large keeps other connections served fairly.
+        if (static_cast<size_t>(n) < kReadChunk)
+            return;
+    }
+}
+
+void ProxyExchange::process_input() {
+    while (!finished_ && !client_blocked_) {
+        std::string_view in(recv_buf_.data() + recv_off_, recv_buf_.size() - recv_off_);
+        if (!head_done_) {
+            size_t head_len = response_head_length(in);
+            if (head_len == 0) {
+                if (in.size() > kMaxResponseHead)
+                    fail(502, "proxy: upstream " + describe() + " sent a response head over " +
+                                  std::to_string(kMaxResponseHead / 1024) + " KiB");
+                return;
+            }
+            if (head_len > kMaxResponseHead)
+                return fail(502, "proxy: upstream " + describe() + " sent a response head over " +
+                                     std::to_string(kMaxResponseHead / 1024) + " KiB");
+            if (!handle_head(head_len))
+                return;
+            continue;
+        }
+        size_t consumed = 0;
+        std::string_view payload;
+        BodyDecoder::Result r = decoder_.next(in, consumed, payload);
+        recv_off_ += consumed;
+        switch (r) {
+        case BodyDecoder::Result::need_more:
+            return;
+        case BodyDecoder::Result::error:
+            return fail(502, "proxy: upstream " + describe() + " sent a malformed body: " +
+                                 decoder_.error());
+        case BodyDecoder::Result::done:
+            out_.send_body({}, true);
+            return complete();
+        case BodyDecoder::Result::data: {
+            bool last = decoder_.done();
+            if (payload.empty() && !last)
+                continue;
+            ResponseWriter::Result w = out_.send_body(payload, last);
+            if (last)
+                return complete();
+            if (w == ResponseWriter::Result::closed)
+                return client_aborted();
+            if (w == ResponseWriter::Result::blocked) {
+                client_blocked_ = true;
+                out_.on_writable([this] {
+                    if (finished_)
+                        return;
+                    client_blocked_ = false;
+                    process_input();
+                    update_io();
+                    arm_timer();
+                });
+                update_io();
+                arm_timer();
+                return;
+            }
+            break;
+        }
+        }
+    }
+}
+
+// Parses the head at the start of the unprocessed input; false when the exchange ended.
+bool ProxyExchange::handle_head(size_t head_len) {
+    // The head's views must live until the exchange ends: copy it into the arena.
+    char* head = static_cast<char*>(req_.arena->alloc(head_len, 1));
+    std::memcpy(head, recv_buf_.data() + recv_off_, head_len);
+    recv_off_ += head_len;
+    const char* error = "";
+    if (parse_response_head(head, head_len, req_.method_id == Method::head, response_, error) !=
+        HeadStatus::done) {
+        fail(502, "proxy: upstream " + describe() + " sent a malformed response: " + error);
+        return false;
+    }
+    if (response_.status == 101) {
+        fail(502, "proxy: upstream " + describe() + " switched protocols, which this version "
+                                                    "does not tunnel yet");
+        return false;
+    }
+    if (response_.status < 200)
+        return true; // 1xx: RFC 9110 §15.2, the final response follows
+    head_done_ = true;
+
+    auto* head_out = req_.arena->make<ResponseHead>();
+    head_out->status = response_.status;
+    for (const Header& h : response_.headers) {
+        if (hop_by_hop(h.name) || h.name == "content-length" || h.name == "date" ||
+            h.name == "server" || named_by_connection(response_.headers, h.name))
+            continue;
+        head_out->headers.add(h.name, h.value);
+    }
+    if (response_.framing == Framing::length ||
+        (response_.framing == Framing::none && response_.has_content_length))
+        head_out->content_length = static_cast<int64_t>(response_.content_length);
+    decoder_.start(response_.framing, response_.content_length);
+    if (response_.framing == Framing::none || decoder_.done()) {
+        out_.send_headers(*head_out, true);
+        complete();
+        return false;
+    }
+    out_.send_headers(*head_out, false);
+    return true;
+}
+
+void ProxyExchange::upstream_closed(int err) {
+    if (finished_)
+        return;
+    std::string why = err ? std::strerror(err) : "connection closed";
+    if (!head_done_) {
+        // A pooled connection the upstream closed meanwhile: try once on a fresh one, as long
+        // as no request body was taken from the client (it could not be sent again).
+        if (reused_ && !got_bytes_ && !retried_ && body_consumed_ == 0) {
+            retried_ = true;
+            close_upstream();
+            send_off_ = 0;
+            recv_buf_.clear();
+            recv_off_ = 0;
+            if (!connect_upstream(false))
+                return;
+            if (!connecting_)
+                write_ready();
+            update_io();
+            return;
+        }
+        return fail(502, "proxy: upstream " + describe() + ": " + why +
+                             " before a complete response head");
+    }
+    if (err == 0 && decoder_.framing() == Framing::close) {
+        close_upstream(); // the end of a close-delimited body
+        out_.send_body({}, true);
+        return complete();
+    }
+    fail(502, "proxy: upstream " + describe() + ": " + why + " in the middle of the body");
+}
+
+// The response went out whole: pool the connection when both sides allow another request.
+void ProxyExchange::complete() {
+    finished_ = true;
+    bool reusable = fd_ >= 0 && response_.keep_alive && body_state_ != BodyState::streaming &&
+                    send_off_ == send_buf_.size() && recv_off_ == recv_buf_.size();
+    if (body_state_ == BodyState::streaming) {
+        body_.on_data(nullptr);
+        body_.discard(); // the upstream answered early; the client's connection stays usable
+    }
+    if (reusable) {
+        ev_io_stop(loop_, &io_);
+        ev_timer_stop(loop_, &timer_);
+        io_events_ = 0;
+        UpstreamPool::instance().put(loop_, handler_.upstream(), server_, fd_);
+        fd_ = -1;
+    }
+    close_upstream();
+}
+
+void ProxyExchange::fail(int status, const std::string& reason) {
+    if (finished_)
+        return;
+    finished_ = true;
+    close_upstream();
+    if (body_state_ == BodyState::streaming)
+        body_.on_data(nullptr);
+    if (!out_.headers_sent()) {
+        if (body_state_ == BodyState::streaming)
+            body_.discard();
+        send_error(req_, out_, status, reason);
+        return;
+    }
+    // The status line is gone: all that is left is to cut the client's stream short.
+    WLOG_ERROR("%s (after %llu body bytes to the client)", reason.c_str(),
+               static_cast<unsigned long long>(out_.body_bytes_sent()));
+    out_.reset();
+}
+
+void ProxyExchange::client_aborted() {
+    finished_ = true;
+    close_upstream();
+}
+
+void ProxyExchange::close_upstream() {
+    if (loop_) {
+        ev_io_stop(loop_, &io_);
+        ev_timer_stop(loop_, &timer_);
+    }
+    io_events_ = 0;
+    if (fd_ >= 0) {
+        close(fd_);
+        fd_ = -1;
+    }
+}
+
+void ProxyExchange::update_io() {
+    if (finished_ || fd_ < 0)
+        return;
+    int events = 0;
+    if (connecting_ || send_off_ < send_buf_.size())
+        events |= EV_WRITE;
+    if (!connecting_ && !client_blocked_)
+        events |= EV_READ;
+    if (events != io_events_) {
+        ev_io_stop(loop_, &io_);
+        ev_io_set(&io_, fd_, events);
+        if (events)
+            ev_io_start(loop_, &io_);
+        io_events_ = events;
+    }
+    if (!ev_is_active(&timer_))
+        arm_timer();
+}
+
+void ProxyExchange::arm_timer() {
+    if (finished_ || fd_ < 0)
+        return;
+    const UpstreamConfig& up = handler_.upstream();
+    Duration d{0};
+    if (connecting_)
+        d = up.connect_timeout;
+    else if (send_off_ < send_buf_.size())
+        d = up.send_timeout;
+    else if (client_blocked_ || (body_state_ == BodyState::streaming && !got_bytes_))
+        d = Duration{0}; // waiting on the client, whose own timeouts apply
+    else
+        d = up.read_timeout;
+    ev_timer_stop(loop_, &timer_);
+    if (d.count() > 0) {
+        ev_timer_set(&timer_, static_cast<double>(d.count()) / 1000.0, 0.0);
+        ev_timer_start(loop_, &timer_);
+    }
+}
+
+void ProxyExchange::timed_out() {
+    if (finished_)
+        return;
+    if (connecting_)
+        return fail(504, "proxy: connect to " + describe() + " timed out");
+    if (send_off_ < send_buf_.size())
+        return fail(504, "proxy: sending to upstream " + describe() + " timed out");
+    fail(504, "proxy: upstream " + describe() + " timed out " +
+                  (head_done_ ? "in the middle of the body" : "before responding"));
+}
+
+void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->connecting_) {
+        self->connected();
+        if (self->finished_)
+            return;
+        self->arm_timer();
+    }
+    if (revents & EV_WRITE)
+        self->write_ready();
+    if ((revents & EV_READ) && !self->finished_)
+        self->read_ready();
+    self->update_io();
+}
+
+void ProxyExchange::on_timer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<ProxyExchange*>(w->data)->timed_out();
+}
+
+} // namespace wraith::proxy
