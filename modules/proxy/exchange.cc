@@ -235,8 +235,8 @@ void ProxyExchange::write_ready() {
             if (send_buf_.empty())
                 return;
         }
-        ssize_t n = send(fd_, send_buf_.data() + send_off_, send_buf_.size() - send_off_,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(fd_, send_buf_.data() + send_off_, send_buf_.size() - send_off_, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -252,8 +252,7 @@ void ProxyExchange::write_ready() {
         }
         send_off_ += static_cast<size_t>(n);
         arm_timer();
-        if (send_off_ == send_buf_.size() && body_paused_ &&
-            body_state_ == BodyState::streaming) {
+        if (send_off_ == send_buf_.size() && body_paused_ && body_state_ == BodyState::streaming) {
             body_paused_ = false;
             body_.resume();
         }
@@ -346,8 +345,8 @@ void ProxyExchange::process_input() {
         case BodyDecoder::Result::need_more:
             return;
         case BodyDecoder::Result::error:
-            return fail(502, "proxy: upstream " + describe() + " sent a malformed body: " +
-                                 decoder_.error());
+            return fail(502, "proxy: upstream " + describe() +
+                                 " sent a malformed body: " + decoder_.error());
         case BodyDecoder::Result::done:
             out_.send_body({}, true);
             return complete();
@@ -393,8 +392,9 @@ bool ProxyExchange::handle_head(size_t head_len) {
         return false;
     }
     if (response_.status == 101) {
-        fail(502, "proxy: upstream " + describe() + " switched protocols, which this version "
-                                                    "does not tunnel yet");
+        fail(502, "proxy: upstream " + describe() +
+                      " switched protocols, which this version "
+                      "does not tunnel yet");
         return false;
     }
     if (response_.status < 200)

@@ -18,8 +18,7 @@ class ProxyHandler;
 
 class ProxyExchange {
 public:
-    ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body,
-                  ResponseWriter& out);
+    ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body, ResponseWriter& out);
     ~ProxyExchange();
     ProxyExchange(const ProxyExchange&) = delete;
     ProxyExchange& operator=(const ProxyExchange&) = delete;
@@ -60,20 +59,20 @@ private:
     ev_timer timer_;
     int io_events_ = 0;
     bool connecting_ = false;
-    bool reused_ = false;        // fd_ came from the pool (may be stale: one retry allowed)
+    bool reused_ = false; // fd_ came from the pool (may be stale: one retry allowed)
     bool retried_ = false;
-    bool finished_ = false;      // response ended, failed or aborted: no more client calls
+    bool finished_ = false;       // response ended, failed or aborted: no more client calls
     bool client_blocked_ = false; // the writer said `blocked`: stop reading the upstream
-    bool body_paused_ = false;   // we paused the client's body (upstream socket full)
-    bool body_chunked_ = false;  // request body re-encoded as chunked
+    bool body_paused_ = false;    // we paused the client's body (upstream socket full)
+    bool body_chunked_ = false;   // request body re-encoded as chunked
     BodyState body_state_ = BodyState::none;
     uint64_t body_consumed_ = 0;
-    std::string send_buf_;       // request bytes not yet written to the upstream
+    std::string send_buf_; // request bytes not yet written to the upstream
     size_t send_off_ = 0;
-    std::string recv_buf_;       // response bytes not yet processed
+    std::string recv_buf_; // response bytes not yet processed
     size_t recv_off_ = 0;
     bool head_done_ = false;
-    bool got_bytes_ = false;     // the upstream answered something on this connection
+    bool got_bytes_ = false; // the upstream answered something on this connection
     ParsedResponse response_;
     BodyDecoder decoder_;
 };

@@ -40,7 +40,7 @@ private:
         std::list<std::unique_ptr<Idle>>::iterator self;
     };
     struct State {
-        std::vector<int> current; // smooth round-robin weights
+        std::vector<int> current;              // smooth round-robin weights
         std::list<std::unique_ptr<Idle>> idle; // oldest first
     };
     State& state(const UpstreamConfig& up);

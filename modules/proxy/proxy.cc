@@ -33,9 +33,9 @@ std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
         rest = rest.substr(0, slash);
     }
     std::string address(rest);
-    bool has_port = !rest.empty() && (rest.front() == '['
-                                          ? rest.find("]:") != std::string_view::npos
-                                          : rest.find(':') != std::string_view::npos);
+    bool has_port =
+        !rest.empty() && (rest.front() == '[' ? rest.find("]:") != std::string_view::npos
+                                              : rest.find(':') != std::string_view::npos);
     if (!has_port)
         address += ":80";
     UpstreamServer server;

@@ -13,7 +13,9 @@ bool is_tchar(unsigned char c) {
     return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // A field value may hold visible characters, SP, HTAB and obs-text; no other controls.
 bool valid_value(std::string_view v) {
@@ -120,7 +122,8 @@ HeadStatus parse_response_head(char* head, size_t len, bool request_was_head, Pa
         eol = text.find("\r\n");
         line = text.substr(0, eol);
         text.remove_prefix(eol + 2);
-        if (line.find('\n') != std::string_view::npos || line.find('\r') != std::string_view::npos) {
+        if (line.find('\n') != std::string_view::npos ||
+            line.find('\r') != std::string_view::npos) {
             error = "bare CR or LF in response head";
             return HeadStatus::error;
         }
@@ -198,8 +201,8 @@ HeadStatus parse_response_head(char* head, size_t len, bool request_was_head, Pa
         out.framing = Framing::close;
     out.content_length = length;
     out.has_content_length = have_length;
-    out.keep_alive = out.framing != Framing::close && !close &&
-                     (out.version_minor == 1 || keep_alive_token);
+    out.keep_alive =
+        out.framing != Framing::close && !close && (out.version_minor == 1 || keep_alive_token);
     return HeadStatus::done;
 }
 

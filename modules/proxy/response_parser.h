@@ -27,11 +27,11 @@ struct ParsedResponse {
     int status = 0;
     int version_minor = 1;
     std::string_view reason;
-    Headers headers;             // names lower-cased in place
+    Headers headers; // names lower-cased in place
     Framing framing = Framing::close;
     uint64_t content_length = 0; // the Content-Length value, when has_content_length
     bool has_content_length = false;
-    bool keep_alive = false;     // the upstream allows another request on the connection
+    bool keep_alive = false; // the upstream allows another request on the connection
 };
 
 enum class HeadStatus { incomplete, done, error };
@@ -51,10 +51,10 @@ HeadStatus parse_response_head(char* head, size_t len, bool request_was_head, Pa
 class BodyDecoder {
 public:
     enum class Result {
-        data,       // `payload` holds body bytes (may be empty when only framing was consumed)
-        need_more,  // nothing more can be decoded from the input given
-        done,       // the body is complete; bytes after `consumed` belong to no body
-        error,      // malformed framing
+        data,      // `payload` holds body bytes (may be empty when only framing was consumed)
+        need_more, // nothing more can be decoded from the input given
+        done,      // the body is complete; bytes after `consumed` belong to no body
+        error,     // malformed framing
     };
 
     void start(Framing framing, uint64_t content_length);
