@@ -109,7 +109,10 @@ void Worker::on_housekeeping(struct ev_loop*, ev_timer* w, int) {
     self->arena_blocks_.shrink(self->connection_count_ ? 32 : 4);
     size_t after = self->read_buffers_.idle() + self->large_read_buffers_.idle() +
                    self->arena_blocks_.idle();
-    if (after < before)
+    // Closed connections (a burst of clients leaving) free memory malloc keeps by default.
+    bool many_closed = self->connection_count_ + 256 < self->connections_at_last_tick_;
+    self->connections_at_last_tick_ = self->connection_count_;
+    if (after < before || many_closed)
         malloc_trim(0);
 }
 

@@ -97,6 +97,7 @@ private:
     Connection* deferred_tail_ = nullptr;
     Connection* connections_ = nullptr;
     size_t connection_count_ = 0;
+    size_t connections_at_last_tick_ = 0; // housekeeping: trim after many closed
     uint64_t connection_ids_ = 0;
     bool draining_ = false;
     bool accepting_ = false;
