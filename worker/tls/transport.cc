@@ -14,7 +14,14 @@ namespace wraith::tls {
 
 namespace {
 constexpr size_t kRecord = 16384; // one full TLS record of plaintext
-}
+
+// Scratch space shared by every connection of the process (a worker is one thread, and each
+// use ends within the call): pieces gathered or read from a file, and a record being
+// assembled. Connections keep only their corked bytes, so an idle TLS connection holds no
+// 16 KiB buffers of ours.
+char g_gather[kRecord];
+char g_record[kRecord];
+} // namespace
 
 TlsTransport::TlsTransport(int fd, SSL* ssl) : Transport(fd), ssl_(ssl) {
     SSL_set_fd(ssl_, fd);
@@ -87,23 +94,26 @@ ssize_t TlsTransport::read(char* buf, size_t len) {
 // After WANT_WRITE the caller offers the same bytes again, and the record is rebuilt from the
 // same cork and the same data (OpenSSL requires the retry to repeat the write).
 ssize_t TlsTransport::write_record(const char* data, size_t len) {
-    size_t take = std::min(len, kRecord - cork_len_);
+    const size_t corked = cork_.size();
+    size_t take = std::min(len, kRecord - corked);
     if (retry_len_)
-        take = std::min(take, retry_len_ - cork_len_);
+        take = std::min(take, retry_len_ - corked);
     const char* record = data;
     size_t record_len = take;
-    if (cork_len_) {
-        std::memcpy(cork_.get() + cork_len_, data, take);
-        record = cork_.get();
-        record_len = cork_len_ + take;
+    if (corked) {
+        std::memcpy(g_record, cork_.data(), corked);
+        std::memcpy(g_record + corked, data, take);
+        record = g_record;
+        record_len = corked + take;
     }
     ERR_clear_error();
     size_t n = 0;
     if (SSL_write_ex(ssl_, record, record_len, &n) == 1) {
         retry_len_ = 0;
         want_ = 0;
-        size_t corked = cork_len_;
-        cork_len_ = 0;
+        cork_.clear();
+        if (cork_.capacity() > 4096)
+            std::string().swap(cork_); // a rare big head: do not keep its buffer
         return static_cast<ssize_t>(n - corked);
     }
     errno = 0;
@@ -114,36 +124,30 @@ ssize_t TlsTransport::write_record(const char* data, size_t len) {
 }
 
 ssize_t TlsTransport::write(const iovec* iov, int count, bool more) {
-    if (!cork_)
-        cork_.reset(new char[kRecord]);
     size_t total = 0;
     for (int i = 0; i < count; ++i)
         total += iov[i].iov_len;
     // MSG_MORE's meaning: a file follows at once. Hold small pieces (the response head) so
     // head and body leave in one record instead of two.
-    if (more && !retry_len_ && cork_len_ + total < kRecord) {
-        for (int i = 0; i < count; ++i) {
-            std::memcpy(cork_.get() + cork_len_, iov[i].iov_base, iov[i].iov_len);
-            cork_len_ += iov[i].iov_len;
-        }
+    if (more && !retry_len_ && cork_.size() + total < kRecord) {
+        for (int i = 0; i < count; ++i)
+            cork_.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
         return static_cast<ssize_t>(total);
     }
     if (count == 1 || iov[0].iov_len >= kRecord)
         return write_record(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
     // Several small pieces (chunk framing around data): gather a record's worth.
-    if (!bounce_)
-        bounce_.reset(new char[kRecord]);
     size_t len = 0;
-    for (int i = 0; i < count && len < kRecord - cork_len_; ++i) {
-        size_t take = std::min(iov[i].iov_len, kRecord - cork_len_ - len);
-        std::memcpy(bounce_.get() + len, iov[i].iov_base, take);
+    for (int i = 0; i < count && len < kRecord - cork_.size(); ++i) {
+        size_t take = std::min(iov[i].iov_len, kRecord - cork_.size() - len);
+        std::memcpy(g_gather + len, iov[i].iov_base, take);
         len += take;
     }
-    return write_record(bounce_.get(), len);
+    return write_record(g_gather, len);
 }
 
 ssize_t TlsTransport::send_file(int file_fd, off_t* offset, size_t len) {
-    if (ktls_send_ && !retry_len_ && !cork_len_) {
+    if (ktls_send_ && !retry_len_ && cork_.empty()) {
         ERR_clear_error();
         ossl_ssize_t n = SSL_sendfile(ssl_, file_fd, *offset, len, 0);
         if (n > 0) {
@@ -154,15 +158,13 @@ ssize_t TlsTransport::send_file(int file_fd, off_t* offset, size_t len) {
         return fail(static_cast<int>(n));
     }
     // Without kTLS: read a record's worth (after any corked head) and encrypt it here.
-    if (!bounce_)
-        bounce_.reset(new char[kRecord]);
-    size_t want = std::min(len, kRecord - cork_len_);
+    size_t want = std::min(len, kRecord - cork_.size());
     if (retry_len_)
-        want = std::min(want, retry_len_ - cork_len_);
-    ssize_t got = ::pread(file_fd, bounce_.get(), want, *offset);
+        want = std::min(want, retry_len_ - cork_.size());
+    ssize_t got = ::pread(file_fd, g_gather, want, *offset);
     if (got <= 0)
         return got; // 0: the file shrank; the caller treats it as an error
-    ssize_t n = write_record(bounce_.get(), static_cast<size_t>(got));
+    ssize_t n = write_record(g_gather, static_cast<size_t>(got));
     if (n > 0)
         *offset += n;
     return n;
@@ -175,7 +177,7 @@ int TlsTransport::wait_events(bool reading) const {
 }
 
 void TlsTransport::shutdown_write() {
-    if (cork_len_)
+    if (!cork_.empty())
         write_record("", 0); // a held head still goes out before close_notify
     ERR_clear_error();
     SSL_shutdown(ssl_); // close_notify; the reply is not awaited

@@ -46,9 +46,7 @@ private:
     std::string client_sans_;
     std::string client_fingerprint_;
     void read_client_certificate();
-    std::unique_ptr<char[]> bounce_; // for SSL_write of records when coalescing or pread
-    std::unique_ptr<char[]> cork_;   // a record being assembled: head bytes held by MSG_MORE
-    size_t cork_len_ = 0;
+    std::string cork_; // head bytes held by MSG_MORE until the body's first record
 };
 
 } // namespace wraith::tls
