@@ -595,6 +595,17 @@ class Http2OverTlsTest(TlsTestCase):
         with open(out, "rb") as a, open(self.srv.path("www", "big.bin"), "rb") as b:
             self.assertEqual(a.read(), b.read())
 
+    def test_large_file_over_http11_tls_intact(self):
+        # Head corked into the first record, then 16 KiB records read from the file.
+        out = os.path.join(self.srv.dir, "big11.out")
+        r = curl("--http1.1", "--cacert", self.ca.cert, "--resolve",
+                 f"h2.test:{self.srv.tls_port}:127.0.0.1", "-o", out, "-w", "%{http_version}",
+                 f"https://h2.test:{self.srv.tls_port}/big.bin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"1.1")
+        with open(out, "rb") as a, open(self.srv.path("www", "big.bin"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
     def test_alpn_prefers_h2_and_falls_back(self):
         self.assertEqual(s_client(self.srv.tls_port, "-alpn", "http/1.1,h2",
                                   servername="h2.test").alpn, "h2")
