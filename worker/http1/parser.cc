@@ -6,6 +6,8 @@
 // park a huge or garbage head in our buffers.
 #include "worker/http1/parser.h"
 
+#include "common/strings.h"
+
 #include <arpa/inet.h>
 
 #include <array>
@@ -66,16 +68,6 @@ inline bool is(char c, uint8_t cls) {
 
 inline char lower(char c) {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-}
-
-// `s` equals the lower-case literal `lit`, ignoring ASCII case.
-bool iequals(std::string_view s, std::string_view lit) {
-    if (s.size() != lit.size())
-        return false;
-    for (size_t i = 0; i < s.size(); ++i)
-        if (lower(s[i]) != lit[i])
-            return false;
-    return true;
 }
 
 inline int hex_value(char c) {

@@ -2,6 +2,8 @@
 // head and body as a pull data source for nghttp2.
 #include "worker/http2/stream.h"
 
+#include "common/strings.h"
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -49,18 +51,6 @@ std::string_view host_of(std::string_view authority, Arena& arena) {
         if (p[i] >= 'A' && p[i] <= 'Z')
             p[i] = static_cast<char>(p[i] + 32);
     return host;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i] >= 'A' && a[i] <= 'Z' ? a[i] + 32 : a[i];
-        char y = b[i] >= 'A' && b[i] <= 'Z' ? b[i] + 32 : b[i];
-        if (x != y)
-            return false;
-    }
-    return true;
 }
 
 ssize_t read_callback(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* data_flags,
