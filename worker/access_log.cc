@@ -151,6 +151,10 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     append_json_string(out, req.headers.get("referer"));
     out += ",\"user_agent\":";
     append_json_string(out, req.headers.get("user-agent"));
+    if (std::string_view id = req.headers.get("x-request-id"); !id.empty()) {
+        out += ",\"request_id\":";
+        append_json_string(out, id);
+    }
     if (req.conn && !req.conn->client_subject.empty()) {
         out += ",\"client_subject\":";
         append_json_string(out, req.conn->client_subject);

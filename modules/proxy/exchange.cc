@@ -1,11 +1,14 @@
 #include "modules/proxy/exchange.h"
 
+#include "common/strings.h"
+
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <vector>
 
 #include "common/log.h"
 #include "modules/module.h"
@@ -29,21 +32,6 @@ bool hop_by_hop(std::string_view name) {
            name == "transfer-encoding" || name == "upgrade" || starts_with(name, "proxy-");
 }
 
-bool ieq(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = static_cast<char>(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 // True when `name` is listed in any Connection field of `headers` (also hop-by-hop).
 bool named_by_connection(const Headers& headers, std::string_view name) {
     for (const Header& h : headers) {
@@ -57,7 +45,7 @@ bool named_by_connection(const Headers& headers, std::string_view name) {
                 item.remove_prefix(1);
             while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
                 item.remove_suffix(1);
-            if (ieq(item, name))
+            if (iequals(item, name))
                 return true;
             if (comma == std::string_view::npos)
                 break;
@@ -121,55 +109,124 @@ void ProxyExchange::start() {
 }
 
 void ProxyExchange::build_request_head() {
+    const ProxyOptions& opts = handler_.options();
+    const bool trusted = req_.conn && cidr_match(opts.trusted_proxies, req_.conn->peer);
+
+    // X-Request-ID: a trusted client's well-formed one is kept, else ours. It is stored on the
+    // request (arena copy) so the upstream, the response and the access log all see it.
+    std::string_view incoming_id = req_.headers.get("x-request-id");
+    if (!(trusted && valid_request_id(incoming_id)) || req_.headers.count("x-request-id") != 1) {
+        char* id = static_cast<char*>(req_.arena->alloc(32, 1));
+        generate_request_id(id);
+        req_.headers.set("x-request-id", std::string_view(id, 32));
+    }
+    request_id_ = req_.headers.get("x-request-id");
+
     std::string& o = send_buf_;
     o.reserve(1024);
     o.append(req_.method);
     o.push_back(' ');
     std::string_view path = req_.path.empty() ? req_.target : req_.path;
-    const std::string& strip = handler_.strip_prefix();
+    const std::string& strip = opts.strip_prefix;
     bool stripped = false;
     if (!strip.empty() && starts_with(path, strip)) {
         path.remove_prefix(strip.size());
         stripped = true;
     }
-    if (stripped && (path.empty() || path.front() != '/'))
+    if (stripped && !opts.replace_prefix.empty()) {
+        const std::string& rep = opts.replace_prefix;
+        o.append(rep);
+        if (rep.back() == '/' && !path.empty() && path.front() == '/')
+            path.remove_prefix(1);
+        else if (rep.back() != '/' && !path.empty() && path.front() != '/')
+            o.push_back('/');
+    } else if (stripped && (path.empty() || path.front() != '/')) {
         o.push_back('/');
+    }
     o.append(path);
     if (!req_.query.empty()) {
         o.push_back('?');
         o.append(req_.query);
     }
     o.append(" HTTP/1.1\r\n");
-    append_header(o, "host",
-                  handler_.preserve_host() && !req_.authority.empty() ? req_.authority
-                                                                      : describe());
-    std::string forwarded_for, via;
+
+    std::vector<Header> hs;
+    hs.reserve(req_.headers.size() + 8);
+    std::string host_buf =
+        opts.preserve_host && !req_.authority.empty() ? std::string(req_.authority) : describe();
+    hs.push_back({"host", host_buf});
+    std::string forwarded_for, forwarded, via;
+    std::string_view in_proto, in_host;
     for (const Header& h : req_.headers) {
         // Expect: 100-continue was the client protocol's business (answered before the body
         // was read); the upstream gets the body without waiting.
         if (hop_by_hop(h.name) || h.name == "host" || h.name == "content-length" ||
-            h.name == "expect" || h.name == "x-forwarded-proto" || h.name == "x-forwarded-host" ||
-            named_by_connection(req_.headers, h.name))
+            h.name == "expect" || named_by_connection(req_.headers, h.name))
             continue;
+        // Forwarding fields from an untrusted client are dropped and replaced by ours.
         if (h.name == "x-forwarded-for") {
-            forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(h.value);
+            if (trusted)
+                forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(h.value);
+            continue;
+        }
+        if (h.name == "forwarded") {
+            if (trusted)
+                forwarded.append(forwarded.empty() ? "" : ", ").append(h.value);
+            continue;
+        }
+        if (h.name == "x-forwarded-proto") {
+            if (trusted && in_proto.empty())
+                in_proto = h.value;
+            continue;
+        }
+        if (h.name == "x-forwarded-host") {
+            if (trusted && in_host.empty())
+                in_host = h.value;
             continue;
         }
         if (h.name == "via") {
             via.append(via.empty() ? "" : ", ").append(h.value);
             continue;
         }
-        append_header(o, h.name, h.value);
+        hs.push_back(h);
     }
-    if (req_.conn && !req_.conn->peer_ip.empty())
-        forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(req_.conn->peer_ip);
+    std::string_view proto = req_.scheme.empty() ? std::string_view("http") : req_.scheme;
+    std::string_view peer_ip = req_.conn ? req_.conn->peer_ip : std::string_view{};
+    if (!peer_ip.empty())
+        forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(peer_ip);
     if (!forwarded_for.empty())
-        append_header(o, "x-forwarded-for", forwarded_for);
-    append_header(o, "x-forwarded-proto", req_.scheme.empty() ? "http" : req_.scheme);
+        hs.push_back({"x-forwarded-for", forwarded_for});
+    hs.push_back({"x-forwarded-proto", in_proto.empty() ? proto : in_proto});
+    if (!in_host.empty())
+        hs.push_back({"x-forwarded-host", in_host});
+    else if (!req_.authority.empty())
+        hs.push_back({"x-forwarded-host", req_.authority});
+    // RFC 7239: for=...;proto=...;host=..., one element per hop.
+    forwarded.append(forwarded.empty() ? "" : ", ")
+        .append("for=")
+        .append(peer_ip.empty() ? std::string("unknown") : forwarded_node(peer_ip))
+        .append(";proto=")
+        .append(proto);
     if (!req_.authority.empty())
-        append_header(o, "x-forwarded-host", req_.authority);
+        forwarded.append(";host=").append(forwarded_value(req_.authority));
+    hs.push_back({"forwarded", forwarded});
     via.append(via.empty() ? "" : ", ").append("1.1 wraith");
-    append_header(o, "via", via);
+    hs.push_back({"via", via});
+
+    const HeaderRules& rules = opts.request_headers;
+    if (!rules.empty()) {
+        for (const std::string& name : rules.remove)
+            std::erase_if(hs, [&](const Header& h) { return h.name == name; });
+        for (const auto& [name, value] : rules.set) {
+            std::erase_if(hs, [&](const Header& h) { return h.name == name; });
+            hs.push_back({name, value});
+        }
+        for (const auto& [name, value] : rules.add)
+            hs.push_back({name, value});
+    }
+    for (const Header& h : hs)
+        append_header(o, h.name, h.value);
+
     if (req_.has_body && !body_chunked_)
         append_header(o, "content-length", std::to_string(req_.content_length));
     else if (req_.has_body)
@@ -409,6 +466,15 @@ bool ProxyExchange::handle_head(size_t head_len) {
             continue;
         head_out->headers.add(h.name, h.value);
     }
+    const HeaderRules& rules = handler_.options().response_headers;
+    for (const std::string& name : rules.remove)
+        head_out->headers.remove(name);
+    for (const auto& [name, value] : rules.set)
+        head_out->headers.set(name, value);
+    for (const auto& [name, value] : rules.add)
+        head_out->headers.add(name, value);
+    if (!request_id_.empty())
+        head_out->headers.set("x-request-id", request_id_);
     if (response_.framing == Framing::length ||
         (response_.framing == Framing::none && response_.has_content_length))
         head_out->content_length = static_cast<int64_t>(response_.content_length);

@@ -72,7 +72,8 @@ private:
     std::string recv_buf_; // response bytes not yet processed
     size_t recv_off_ = 0;
     bool head_done_ = false;
-    bool got_bytes_ = false; // the upstream answered something on this connection
+    bool got_bytes_ = false;      // the upstream answered something on this connection
+    std::string_view request_id_; // X-Request-ID sent upstream and returned (request arena)
     ParsedResponse response_;
     BodyDecoder decoder_;
 };

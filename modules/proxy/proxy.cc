@@ -1,5 +1,7 @@
 #include "modules/proxy/proxy.h"
 
+#include <toml++/toml.h>
+
 #include "common/config_reader.h"
 #include "modules/proxy/exchange.h"
 
@@ -7,8 +9,13 @@ namespace wraith::proxy {
 
 ProxyHandler::ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, bool preserve_host,
                            std::string strip_prefix)
-    : upstream_(std::move(upstream)), preserve_host_(preserve_host),
-      strip_prefix_(std::move(strip_prefix)) {}
+    : upstream_(std::move(upstream)) {
+    opts_.preserve_host = preserve_host;
+    opts_.strip_prefix = std::move(strip_prefix);
+}
+
+ProxyHandler::ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options)
+    : upstream_(std::move(upstream)), opts_(std::move(options)) {}
 
 void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
     if (!req.loop || upstream_->servers.empty()) {
@@ -45,6 +52,97 @@ std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
     return {};
 }
 
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string o(s);
+    for (char& c : o)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c + 32);
+    return o;
+}
+
+bool framing_header(std::string_view name) {
+    return name == "content-length" || name == "transfer-encoding" || name == "connection";
+}
+
+// `key = { set = { "x-a" = "1" }, add = { ... }, remove = ["x-b"] }`
+void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out) {
+    const toml::table* tbl = t.table(key);
+    if (!tbl)
+        return;
+    Diagnostics& diag = t.diag();
+    TableReader r(*tbl, diag, "proxy." + std::string(key));
+    for (std::string_view which : {"set", "add"}) {
+        const toml::table* pairs = r.table(which);
+        if (!pairs)
+            continue;
+        auto& dest = which == "set" ? out.set : out.add;
+        for (auto&& [k, v] : *pairs) {
+            std::string where = "proxy." + std::string(key) + "." + std::string(which) + "." +
+                                std::string(k.str()) + ": ";
+            const auto* str = v.as_string();
+            if (!str) {
+                diag.error(&v, where + "expected a string value, got " + describe_value(v));
+                continue;
+            }
+            if (!is_token(k.str())) {
+                diag.error(&v, where + "not a valid header name (letters, digits and "
+                                       "!#$%&'*+-.^_`|~ only)");
+                continue;
+            }
+            std::string name = lower(k.str());
+            if (framing_header(name)) {
+                diag.error(&v, where + name + " is managed by the proxy and cannot be set");
+                continue;
+            }
+            if (!is_field_value(str->get())) {
+                diag.error(&v, where + "header values cannot contain CR, LF or NUL");
+                continue;
+            }
+            dest.emplace_back(std::move(name), str->get());
+        }
+    }
+    if (auto names = r.strings("remove")) {
+        for (const std::string& n : *names) {
+            if (!is_token(n)) {
+                r.error("remove", "\"" + n + "\" is not a valid header name");
+                continue;
+            }
+            std::string name = lower(n);
+            if (framing_header(name)) {
+                r.error("remove", name + " is managed by the proxy and cannot be removed");
+                continue;
+            }
+            out.remove.push_back(std::move(name));
+        }
+    }
+    r.finish();
+}
+
+void read_trusted_proxies(TableReader& t, std::vector<Cidr>& out) {
+    const toml::array* arr = t.array("trusted_proxies");
+    if (!arr)
+        return;
+    for (const toml::node& n : *arr) {
+        const auto* str = n.as_string();
+        if (!str) {
+            t.diag().error(&n, "proxy.trusted_proxies: expected a string like \"10.0.0.0/8\", "
+                               "got " +
+                                   describe_value(n));
+            continue;
+        }
+        Cidr c;
+        if (std::string err = parse_cidr(str->get(), c); !err.empty()) {
+            t.diag().error(&n, "proxy.trusted_proxies: " + err);
+            continue;
+        }
+        out.push_back(c);
+    }
+}
+
+} // namespace
+
 std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
     const size_t errors_before = t.diag().count();
     std::shared_ptr<const UpstreamConfig> upstream;
@@ -71,14 +169,26 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
         t.error("upstream", "a proxy route needs upstream = \"NAME\" or pass = "
                             "\"http://127.0.0.1:9000\"");
     }
-    bool preserve_host = t.boolean("preserve_host", false);
-    std::string strip_prefix = t.string("strip_prefix", "");
-    if (!strip_prefix.empty() && strip_prefix.front() != '/')
+    ProxyOptions opts;
+    opts.preserve_host = t.boolean("preserve_host", false);
+    opts.strip_prefix = t.string("strip_prefix", "");
+    if (!opts.strip_prefix.empty() && opts.strip_prefix.front() != '/')
         t.error("strip_prefix", "expected a path prefix starting with \"/\", e.g. \"/api\"");
+    opts.replace_prefix = t.string("replace_prefix", "");
+    if (t.has("replace_prefix")) {
+        if (opts.replace_prefix.empty() || opts.replace_prefix.front() != '/')
+            t.error("replace_prefix", "expected a path prefix starting with \"/\", e.g. \"/v2\"");
+        else if (opts.strip_prefix.empty())
+            t.error("replace_prefix", "replace_prefix needs strip_prefix (the part it replaces)");
+        else if (opts.replace_prefix.find_first_of("?# \r\n") != std::string::npos)
+            t.error("replace_prefix", "a path prefix cannot contain '?', '#', spaces or CR/LF");
+    }
+    read_trusted_proxies(t, opts.trusted_proxies);
+    read_header_rules(t, "request_headers", opts.request_headers);
+    read_header_rules(t, "response_headers", opts.response_headers);
     if (t.diag().count() != errors_before || !upstream)
         return nullptr;
-    return std::make_unique<ProxyHandler>(std::move(upstream), preserve_host,
-                                          std::move(strip_prefix));
+    return std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts));
 }
 
 WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,

@@ -2,31 +2,45 @@
 // answer back, with backpressure both ways (see DESIGN.md §2). Config:
 //   proxy = { upstream = "NAME" }                 a [upstream.NAME] table
 //   proxy = { pass = "http://127.0.0.1:9000" }    an implicit one-server upstream
-// plus preserve_host (default false: Host names the upstream) and strip_prefix.
+// plus preserve_host (default false: Host names the upstream), strip_prefix and replace_prefix,
+// trusted_proxies (CIDR list: whose X-Forwarded-*, Forwarded and X-Request-ID are kept), and
+// request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/config.h"
 #include "modules/module.h"
+#include "modules/proxy/forwarding.h"
 
 namespace wraith::proxy {
+
+struct ProxyOptions {
+    bool preserve_host = false;
+    std::string strip_prefix;   // removed from the front of the path before forwarding
+    std::string replace_prefix; // put in its place (only with strip_prefix)
+    std::vector<Cidr> trusted_proxies;
+    HeaderRules request_headers;
+    HeaderRules response_headers;
+};
 
 class ProxyHandler : public Handler {
 public:
     ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, bool preserve_host,
                  std::string strip_prefix);
+    ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options);
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
 
     const UpstreamConfig& upstream() const { return *upstream_; }
-    bool preserve_host() const { return preserve_host_; }
-    const std::string& strip_prefix() const { return strip_prefix_; }
+    bool preserve_host() const { return opts_.preserve_host; }
+    const std::string& strip_prefix() const { return opts_.strip_prefix; }
+    const ProxyOptions& options() const { return opts_; }
 
 private:
     std::shared_ptr<const UpstreamConfig> upstream_; // shared with Config::upstreams, or ours
-    bool preserve_host_;
-    std::string strip_prefix_; // removed from the front of the path before forwarding
+    ProxyOptions opts_;
 };
 
 // "http://127.0.0.1:9000" -> a one-server upstream; "" on success, else the message.

@@ -1,5 +1,7 @@
 #include "modules/proxy/response_parser.h"
 
+#include "common/strings.h"
+
 #include <cstring>
 
 namespace wraith::proxy {
@@ -31,21 +33,6 @@ std::string_view trim(std::string_view v) {
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
         v.remove_suffix(1);
     return v;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = static_cast<char>(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
 }
 
 // True when the comma-separated list `v` holds `token` (case-insensitive).

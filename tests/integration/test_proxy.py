@@ -188,7 +188,23 @@ read_timeout = "1s"
 connect_timeout = "1s"
 
 [[site]]
+hosts = ["rid.test"]
+access_log = {{ path = "@DIR@/logs/json.log", format = "json" }}
+  [[site.route]]
+  path = "/"
+  proxy = {{ upstream = "main" }}
+
+[[site]]
 hosts = ["*"]
+  [[site.route]]
+  path = "/trusted/"
+  proxy = {{ upstream = "main", strip_prefix = "/trusted", trusted_proxies = ["10.0.0.0/8", "::1/128", "127.0.0.1/32"] }}
+  [[site.route]]
+  path = "/rules/"
+  proxy = {{ upstream = "main", strip_prefix = "/rules", request_headers = {{ set = {{ "X-A" = "1", "host" = "rewritten.test" }}, add = {{ "x-added" = "2" }}, remove = ["x-b"] }}, response_headers = {{ set = {{ "x-resp" = "s" }}, add = {{ "x-resp-add" = "a" }}, remove = ["x-backend"] }} }}
+  [[site.route]]
+  path = "/old/"
+  proxy = {{ upstream = "main", strip_prefix = "/old", replace_prefix = "/v2" }}
   [[site.route]]
   path = "/rr/"
   proxy = {{ upstream = "pair", strip_prefix = "/rr" }}
@@ -247,7 +263,8 @@ hosts = ["*"]
         self.assertEqual(info["path"], "/echo/a%20b?x=1&y=2")
         self.assertEqual(header_values(info, "host"), [f"127.0.0.1:{self.b1.port}"])
         self.assertEqual(header_values(info, "x-test"), ["yes"])
-        self.assertEqual(header_values(info, "x-forwarded-for"), ["10.0.0.1, 127.0.0.1"])
+        # The client is not a trusted proxy: its X-Forwarded-For is replaced, not appended to.
+        self.assertEqual(header_values(info, "x-forwarded-for"), ["127.0.0.1"])
         self.assertEqual(header_values(info, "x-forwarded-proto"), ["http"])
         self.assertEqual(header_values(info, "x-forwarded-host"), [f"127.0.0.1:{self.srv.port}"])
         self.assertEqual(header_values(info, "via"), ["1.1 wraith"])
@@ -331,6 +348,101 @@ hosts = ["*"]
         info = json.loads(body)
         self.assertEqual(info["path"], "/echo?q=1")
         self.assertEqual(header_values(info, "host"), ["example.test"])
+
+    # -- forwarded headers, request ids, header rules, prefix replace
+
+    SPOOF = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https",
+             "X-Forwarded-Host": "evil.test", "Forwarded": "for=6.6.6.6;proto=https"}
+
+    def test_untrusted_forwarding_headers_are_replaced(self):
+        _, _, body = self.request("GET", "/echo", headers=self.SPOOF)
+        info = json.loads(body)
+        self.assertEqual(header_values(info, "x-forwarded-for"), ["127.0.0.1"])
+        self.assertEqual(header_values(info, "x-forwarded-proto"), ["http"])
+        self.assertEqual(header_values(info, "x-forwarded-host"), [f"127.0.0.1:{self.srv.port}"])
+        self.assertEqual(header_values(info, "forwarded"),
+                         [f'for=127.0.0.1;proto=http;host="127.0.0.1:{self.srv.port}"'])
+
+    def test_trusted_forwarding_headers_are_kept_and_appended(self):
+        _, _, body = self.request("GET", "/trusted/echo", headers=self.SPOOF)
+        info = json.loads(body)
+        self.assertEqual(info["path"], "/echo")
+        self.assertEqual(header_values(info, "x-forwarded-for"), ["6.6.6.6, 127.0.0.1"])
+        self.assertEqual(header_values(info, "x-forwarded-proto"), ["https"])
+        self.assertEqual(header_values(info, "x-forwarded-host"), ["evil.test"])
+        self.assertEqual(header_values(info, "forwarded"), [
+            f'for=6.6.6.6;proto=https, for=127.0.0.1;proto=http;host="127.0.0.1:{self.srv.port}"'])
+
+    def test_forwarded_without_incoming_headers(self):
+        _, _, body = self.request("GET", "/trusted/echo", headers={"Host": "example.test"})
+        info = json.loads(body)
+        self.assertEqual(header_values(info, "x-forwarded-for"), ["127.0.0.1"])
+        self.assertEqual(header_values(info, "forwarded"),
+                         ["for=127.0.0.1;proto=http;host=example.test"])
+
+    def test_request_id_generated_when_absent(self):
+        ids = set()
+        for _ in range(3):
+            status, headers, body = self.request("GET", "/echo")
+            self.assertEqual(status, 200)
+            rid = dict((k.lower(), v) for k, v in headers)["x-request-id"]
+            self.assertRegex(rid, r"^[0-9a-f]{32}$")
+            self.assertEqual(header_values(json.loads(body), "x-request-id"), [rid])
+            ids.add(rid)
+        self.assertEqual(len(ids), 3)
+
+    def test_request_id_replaced_when_untrusted(self):
+        _, headers, body = self.request("GET", "/echo", headers={"X-Request-ID": "client-id-1"})
+        rid = dict((k.lower(), v) for k, v in headers)["x-request-id"]
+        self.assertRegex(rid, r"^[0-9a-f]{32}$")
+        self.assertEqual(header_values(json.loads(body), "x-request-id"), [rid])
+
+    def test_request_id_kept_when_trusted(self):
+        _, headers, body = self.request("GET", "/trusted/echo",
+                                        headers={"X-Request-ID": "abc.DEF_12-3"})
+        self.assertEqual(dict((k.lower(), v) for k, v in headers)["x-request-id"], "abc.DEF_12-3")
+        self.assertEqual(header_values(json.loads(body), "x-request-id"), ["abc.DEF_12-3"])
+        # Malformed ids are replaced even from a trusted proxy.
+        _, headers, body = self.request("GET", "/trusted/echo",
+                                        headers={"X-Request-ID": "bad id!"})
+        rid = dict((k.lower(), v) for k, v in headers)["x-request-id"]
+        self.assertRegex(rid, r"^[0-9a-f]{32}$")
+        self.assertEqual(header_values(json.loads(body), "x-request-id"), [rid])
+
+    def test_request_id_in_json_access_log(self):
+        status, headers, body = self.request("GET", "/echo/rid-log",
+                                             headers={"Host": "rid.test"})
+        self.assertEqual(status, 200)
+        rid = dict((k.lower(), v) for k, v in headers)["x-request-id"]
+        self.assertEqual(header_values(json.loads(body), "x-request-id"), [rid])
+        log = self.srv.path("logs", "json.log")
+
+        def find():
+            for line in self.srv.access_log_lines(log):
+                if "rid-log" in line:
+                    return json.loads(line)
+            return None
+        entry = harness.wait_for(find, 10, what="json access log line")
+        self.assertEqual(entry["request_id"], rid)
+
+    def test_request_and_response_header_rules(self):
+        status, headers, body = self.request(
+            "GET", "/rules/echo", headers={"X-A": "client", "X-B": "drop me", "X-Added": "1"})
+        self.assertEqual(status, 200)
+        info = json.loads(body)
+        self.assertEqual(header_values(info, "x-a"), ["1"])
+        self.assertEqual(header_values(info, "x-b"), [])
+        self.assertEqual(header_values(info, "x-added"), ["1", "2"])
+        self.assertEqual(header_values(info, "host"), ["rewritten.test"])
+        names = [k.lower() for k, _ in headers]
+        got = dict((k.lower(), v) for k, v in headers)
+        self.assertNotIn("x-backend", names)
+        self.assertEqual(got.get("x-resp"), "s")
+        self.assertEqual(got.get("x-resp-add"), "a")
+
+    def test_replace_prefix(self):
+        _, _, body = self.request("GET", "/old/x/y?q=1")
+        self.assertEqual(json.loads(body)["path"], "/v2/x/y?q=1")
 
     # -- balancing and pooling
 
@@ -432,6 +544,20 @@ class ProxyConfigTest(WraithTestCase):
         srv = Wraith(sites, workers=1)
         self.servers.append(srv)
         return srv.cli("check")
+
+    def test_bad_proxy_header_config_is_reported(self):
+        for bad, what in (
+                ('trusted_proxies = ["10.0.0.0/33"]', "bad prefix length"),
+                ('trusted_proxies = ["nope"]', "expected an IP address"),
+                ('request_headers = { set = { "bad name" = "1" } }', "not a valid header name"),
+                ('response_headers = { add = { "x-a" = "a\\r\\nb" } }', "CR, LF"),
+                ('request_headers = { remove = ["content-length"] }', "managed by the proxy"),
+                ('replace_prefix = "/v2"', "needs strip_prefix")):
+            r = self.check('[[site]]\nhosts = ["*"]\n  [[site.route]]\n  path = "/"\n'
+                           '  proxy = { pass = "http://127.0.0.1:9", ' + bad + ' }\n')
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn(what, r.stderr, bad)
+            self.assertRegex(r.stderr, r"\.toml:\d+:\d+: ", bad)
 
     def test_unknown_upstream_is_an_error(self):
         r = self.check('[[site]]\nhosts = ["*"]\n  [[site.route]]\n  path = "/"\n'
