@@ -217,9 +217,10 @@ void ProxyExchange::build_request_head() {
     if (!rules.empty()) {
         for (const std::string& name : rules.remove)
             std::erase_if(hs, [&](const Header& h) { return h.name == name; });
-        for (const auto& [name, value] : rules.set) {
+        for (const auto& rule : rules.set) {
+            std::string_view name = rule.first; // structured bindings cannot be captured (clang 14)
             std::erase_if(hs, [&](const Header& h) { return h.name == name; });
-            hs.push_back({name, value});
+            hs.push_back({name, rule.second});
         }
         for (const auto& [name, value] : rules.add)
             hs.push_back({name, value});
