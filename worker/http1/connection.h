@@ -171,7 +171,6 @@ private:
     bool draining_ = false;
     bool idle_released_ = false; // the keep-alive wait already gave memory back
     bool flush_pending_ = false;
-    bool close_after_flush_ = false;
 };
 
 } // namespace http1

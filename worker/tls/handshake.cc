@@ -12,7 +12,8 @@ namespace wraith::tls {
 
 Handshake::Handshake(Worker& worker, std::unique_ptr<TlsTransport> transport,
                      const sockaddr_storage& peer, const ListenConfig& listen)
-    : worker_(worker), transport_(std::move(transport)), peer_(peer), listen_(listen) {
+    : worker_(worker), transport_(std::move(transport)), listen_(listen) {
+    peer_.init(peer, *transport_, 0); // for log lines; the protocol numbers the connection
     ev_io_init(&io_, on_io, transport_->fd(), EV_READ);
     io_.data = this;
     ev_timer_init(&timer_, on_timeout, worker.config().http.header_timeout.count() / 1000.0, 0.);
@@ -35,10 +36,7 @@ void Handshake::on_io(struct ev_loop*, ev_io* w, int) {
 
 void Handshake::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Handshake*>(w->data);
-    char ip[64] = "";
-    ErrorLog::limited(LogLevel::info, "TLS handshake timed out, client fd %d",
-                      self->transport_->fd());
-    (void)ip;
+    ErrorLog::limited(LogLevel::info, "TLS handshake timed out, client: %s", self->peer_.text);
     self->finish(false);
 }
 
@@ -66,8 +64,8 @@ bool Handshake::plain_http_sent() {
         "This port speaks HTTPS: use https:// to reach it\n";
     ssize_t w = ::send(transport_->fd(), answer, sizeof(answer) - 1, MSG_NOSIGNAL);
     (void)w;
-    ErrorLog::limited(LogLevel::info, "400 plain HTTP request on TLS listener %s",
-                      listen_.address.c_str());
+    ErrorLog::limited(LogLevel::info, "400 plain HTTP request on TLS listener %s, client: %s",
+                      listen_.address.c_str(), peer_.text);
     ::shutdown(transport_->fd(), SHUT_WR);
     return true;
 }
@@ -86,7 +84,8 @@ void Handshake::step() {
         return;
     }
     if (r < 0)
-        ErrorLog::limited(LogLevel::info, "TLS handshake failed: %s", transport_->error());
+        ErrorLog::limited(LogLevel::info, "TLS handshake failed: %s, client: %s",
+                          transport_->error(), peer_.text);
     finish(r > 0);
 }
 
@@ -98,7 +97,7 @@ void Handshake::finish(bool ok) {
     if (ok) {
         ConnectionInfo info;
         transport_->describe(info);
-        start_protocol(worker_, std::move(transport_), peer_, listen_, info.alpn, {});
+        start_protocol(worker_, std::move(transport_), peer_.info.peer, listen_, info.alpn, {});
     } else {
         transport_.reset(); // closes the socket
     }

@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "worker/connection.h"
+#include "worker/peer.h"
 #include "worker/tls/transport.h"
 
 namespace wraith {
@@ -36,7 +37,7 @@ private:
 
     Worker& worker_;
     std::unique_ptr<TlsTransport> transport_;
-    sockaddr_storage peer_;
+    Peer peer_; // the client, for log lines and the protocol that follows
     const ListenConfig& listen_;
     ev_io io_;
     ev_timer timer_;
