@@ -104,6 +104,7 @@ public:
         const toml::table* server = root.table("server");
         const toml::table* http = root.table("http");
         const toml::table* http2 = root.table("http2");
+        const toml::table* http3 = root.table("http3");
         const toml::table* access_log = root.table("access_log");
         const toml::node* listen = root.node("listen");
         const toml::node* site = root.node("site");
@@ -114,6 +115,7 @@ public:
         load_server(server ? *server : empty_table());
         load_http(http ? *http : empty_table());
         load_http2(http2 ? *http2 : empty_table());
+        load_http3(http3 ? *http3 : empty_table());
         if (access_log) {
             TableReader r(*access_log, diag_, "access_log");
             read_access_log(r, cfg_.access_log);
@@ -409,6 +411,50 @@ private:
         r.finish();
     }
 
+    void load_http3(const toml::table& t) {
+        Http3Config& h = cfg_.http3;
+        TableReader r(t, diag_, "http3");
+        h.max_connections = static_cast<uint32_t>(
+            r.integer("max_connections", h.max_connections, 1, 1000000));
+        h.max_concurrent_streams = static_cast<uint32_t>(
+            r.integer("max_concurrent_streams", h.max_concurrent_streams, 1, 10000));
+        auto window = [&](std::string_view key, uint64_t& out, uint64_t min) {
+            uint64_t v = r.size(key, out);
+            if (v < min || v > (1ull << 30))
+                r.error(key, "must be between " + std::to_string(min / 1024) +
+                                 "k and 1g, got " + std::to_string(v));
+            else
+                out = v;
+        };
+        window("stream_window", h.stream_window, 16384);
+        window("connection_window", h.connection_window, 65536);
+        positive(r, "idle_timeout", h.idle_timeout);
+        positive(r, "handshake_timeout", h.handshake_timeout);
+        std::string retry = r.choice("retry", "auto", {"auto", "always", "never"});
+        h.retry = retry == "always"  ? Http3Config::Retry::always
+                  : retry == "never" ? Http3Config::Retry::never
+                                     : Http3Config::Retry::automatic;
+        h.retry_above =
+            static_cast<uint32_t>(r.integer("retry_above", h.retry_above, 1, 10000000));
+        // RFC 9000 §18.2: at least 1200; more than Ethernet needs a jumbo-frame path.
+        h.max_udp_payload_size = static_cast<uint32_t>(
+            r.integer("max_udp_payload_size", h.max_udp_payload_size, 1200, 65527));
+        h.qpack_table_size = static_cast<uint32_t>(
+            r.size("qpack_table_size", h.qpack_table_size));
+        if (h.qpack_table_size > (1u << 20))
+            r.error("qpack_table_size", "must be at most 1m, got " +
+                                            std::to_string(h.qpack_table_size));
+        h.qpack_blocked_streams = static_cast<uint32_t>(
+            r.integer("qpack_blocked_streams", h.qpack_blocked_streams, 0, 65535));
+        if (std::optional<Duration> d = r.duration("alt_svc_max_age")) {
+            if (d->count() < 1000)
+                r.error("alt_svc_max_age", "must be at least 1s");
+            else
+                h.alt_svc_max_age = *d;
+        }
+        r.finish();
+    }
+
     void read_access_log(TableReader& r, AccessLogConfig& out) {
         if (std::optional<std::string> path = r.string("path")) {
             if (path->empty() || *path == "off")
@@ -490,7 +536,8 @@ private:
         const toml::node* n = r.node("protocols");
         if (!n) {
             // TLS negotiates with ALPN, preferring HTTP/2; cleartext speaks HTTP/1.1.
-            l.protocols = l.tls ? std::vector<std::string>{"h2", "http/1.1"}
+            // HTTP/3 first: a TLS listener also answers QUIC on the same UDP port.
+            l.protocols = l.tls ? std::vector<std::string>{"h3", "h2", "http/1.1"}
                                 : std::vector<std::string>{"http/1.1"};
             return;
         }
@@ -511,12 +558,13 @@ private:
                 continue;
             }
             const std::string& p = s->get();
-            if (p == "h3")
-                diag_.error(&element, "listen.protocols: " + in_quotes(p) +
-                                          " is not supported by this version yet");
-            else if (p != "http/1.1" && p != "h2" && p != "h2c")
+            if (p != "http/1.1" && p != "h2" && p != "h2c" && p != "h3")
                 diag_.error(&element, "listen.protocols: unknown protocol " + in_quotes(p) +
-                                          " (expected \"h2\", \"http/1.1\" or \"h2c\")");
+                                          " (expected \"h3\", \"h2\", \"http/1.1\" or "
+                                          "\"h2c\")");
+            else if (p == "h3" && !l.tls)
+                diag_.error(&element, "listen.protocols: \"h3\" is HTTP/3 over QUIC, which is "
+                                      "always encrypted: it needs tls = true");
             else if (p == "h2" && !l.tls)
                 diag_.error(&element, "listen.protocols: \"h2\" needs tls = true; cleartext "
                                       "HTTP/2 is \"h2c\"");
@@ -528,6 +576,10 @@ private:
             else
                 l.protocols.push_back(p);
         }
+        // Browsers find HTTP/3 through Alt-Svc on TCP, so QUIC comes with a TCP protocol.
+        if (l.quic() && l.protocols.size() == 1)
+            r.error("protocols", "\"h3\" needs \"h2\" or \"http/1.1\" beside it on the same "
+                                 "port: browsers learn about HTTP/3 from Alt-Svc over TCP");
     }
 
     void load_sites(const toml::node* n) {
@@ -665,6 +717,7 @@ private:
             tls->ocsp_staple = readable_file(r, "ocsp_staple", *staple);
         }
         tls->ocsp_fetch = r.boolean("ocsp_fetch", true);
+        tls->early_data = r.boolean("early_data", false);
         r.finish();
         return tls;
     }

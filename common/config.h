@@ -2,6 +2,7 @@
 // holds a std::shared_ptr<const Config>; a reload builds a new one.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,6 +63,24 @@ struct Http2Config {
     uint32_t max_continuations = 8;            // CONTINUATION frames after one HEADERS
 };
 
+// QUIC transport and HTTP/3 ([http3] table). Windows bound what a client may send ahead of
+// the handler; the client's own windows bound downloads.
+struct Http3Config {
+    uint32_t max_connections = 10000;          // QUIC connections per worker
+    uint32_t max_concurrent_streams = 100;     // initial_max_streams_bidi
+    uint64_t stream_window = 1 << 20;          // initial_max_stream_data_bidi_remote
+    uint64_t connection_window = 16 << 20;     // initial_max_data
+    Duration idle_timeout{30000};              // max_idle_timeout
+    Duration handshake_timeout{10000};
+    enum class Retry { automatic, always, never };
+    Retry retry = Retry::automatic;            // address validation with a Retry packet
+    uint32_t retry_above = 200;                // automatic: new handshakes/s per worker
+    uint32_t max_udp_payload_size = 1472;      // PMTU ceiling we send and accept
+    uint32_t qpack_table_size = 4096;          // SETTINGS_QPACK_MAX_TABLE_CAPACITY
+    uint32_t qpack_blocked_streams = 100;      // SETTINGS_QPACK_BLOCKED_STREAMS
+    Duration alt_svc_max_age{86400000};        // "ma" of the Alt-Svc we announce on TCP
+};
+
 struct ListenConfig {
     SourcePos pos;
     std::string address;             // as written
@@ -70,7 +89,8 @@ struct ListenConfig {
     bool ipv6_only = false;
     int backlog = 511;
     bool tls = false;
-    std::vector<std::string> protocols; // "http/1.1" (default), later "h2", "h3", "h2c"
+    std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c"
+    bool quic() const { return std::find(protocols.begin(), protocols.end(), "h3") != protocols.end(); }
 };
 
 struct AccessLogConfig {
@@ -127,6 +147,8 @@ struct SiteTls {
     // Without a file: fetch responses from the certificate's OCSP responder (AIA) in the
     // background and staple them.
     bool ocsp_fetch = true;
+    // QUIC 0-RTT: safe methods may be served from early data, the rest get 425 Too Early.
+    bool early_data = false;
 };
 
 struct Site {
@@ -170,6 +192,7 @@ struct Config {
     ServerConfig server;
     HttpConfig http;
     Http2Config http2;
+    Http3Config http3;
     AccessLogConfig access_log;       // global default for sites without their own
     std::vector<ListenConfig> listeners;
     std::vector<std::unique_ptr<Site>> sites;

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,7 +18,9 @@
 
 #include "common/accounts.h"
 #include "common/log.h"
+#include "common/quic_cid.h"
 #include "worker/channel.h"
+#include "worker/quic/tls.h"
 #include "worker/tls/context.h"
 #include "worker/tls/ocsp.h"
 #include "worker/worker.h"
@@ -62,10 +65,12 @@ LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, Ticket
         return out;
     bool failed = false;
     auto tls = TlsContexts::build(*config, diag, keys, ocsp, &failed);
+    auto quic_tls = quic::TlsContext::build(*config, diag, &failed);
     if (failed)
         return out;
     out.config = std::move(config);
     out.tls = std::move(tls);
+    out.quic_tls = std::move(quic_tls);
     return out;
 }
 
@@ -163,6 +168,10 @@ int Master::run() {
         return 1;
     }
     ticket_keys_ = new (keys_mem) TicketKeys();
+    if (getrandom(quic_secret_.data(), quic_secret_.size(), 0) != (ssize_t)quic_secret_.size()) {
+        fprintf(stderr, "wraith: getrandom: %s\n", std::strerror(errno));
+        return 1;
+    }
     ticket_keys_->rotate();
     void* ocsp_mem =
         mmap(nullptr, sizeof(OcspCache), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -193,7 +202,8 @@ int Master::run() {
 
     // Bind before detaching, so `serve --daemon` fails in the foreground when a port is taken.
     // start_generation() below reuses these sockets.
-    if (listeners_.acquire(*config, &err).empty() && !config->listeners.empty()) {
+    if ((listeners_.acquire(*config, &err).empty() && !config->listeners.empty()) ||
+        !quic_.acquire(*config, static_cast<size_t>(worker_count(*config)), &err)) {
         WLOG_ERROR("%s", err.c_str());
         if (ErrorLog::fd() != 2)
             fprintf(stderr, "wraith: %s\n", err.c_str());
@@ -300,10 +310,17 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     std::vector<int> fds = listeners_.acquire(*loaded.config, error);
     if (fds.empty() && !loaded.config->listeners.empty())
         return false;
+    // Enough UDP sockets for every index the new workers may take (lowest free first).
+    size_t quic_needed = static_cast<size_t>(worker_count(*loaded.config));
+    for (bool used : quic_index_used_)
+        quic_needed += used;
+    if (!quic_.acquire(*loaded.config, quic_needed, error))
+        return false;
     auto gen = std::make_unique<Generation>();
     gen->id = next_generation_++;
     gen->config = std::move(loaded.config);
     gen->tls = std::move(loaded.tls);
+    gen->quic_tls = std::move(loaded.quic_tls);
     if (ocsp_fetcher_)
         ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspFetcher::Job>{});
     gen->listen_fds = std::move(fds);
@@ -319,7 +336,34 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
             return false;
         }
     }
+    update_quic_steering();
     return true;
+}
+
+int Master::allocate_quic_index() {
+    for (size_t i = 0; i < quic_cid::kMaxSockets; ++i) {
+        if (!quic_index_used_[i]) {
+            quic_index_used_[i] = true;
+            return static_cast<int>(i);
+        }
+    }
+    return -1;
+}
+
+void Master::update_quic_steering() {
+    // The serving generation: the newest one that is neither draining nor a reload still
+    // starting. New connections go to its workers only; the others keep their own.
+    for (auto it = generations_.rbegin(); it != generations_.rend(); ++it) {
+        Generation& g = **it;
+        if (g.draining || &g == pending_)
+            continue;
+        std::vector<uint8_t> serving;
+        for (auto& w : g.workers)
+            if (w->quic_index >= 0)
+                serving.push_back(static_cast<uint8_t>(w->quic_index));
+        quic_.steer(serving);
+        return;
+    }
 }
 
 bool Master::spawn(Generation& gen, int slot) {
@@ -343,9 +387,32 @@ bool Master::spawn(Generation& gen, int slot) {
     st.requests.store(0);
     st.pid.store(0);
 
+    int quic_index = -1;
+    if (std::any_of(gen.config->listeners.begin(), gen.config->listeners.end(),
+                    [](const ListenConfig& l) { return l.quic(); })) {
+        std::string err;
+        quic_index = allocate_quic_index();
+        if (quic_index < 0 || !quic_.acquire(*gen.config, quic_index + 1, &err)) {
+            WLOG_ERROR("%s", quic_index < 0 ? "too many worker processes with QUIC sockets"
+                                            : err.c_str());
+            if (quic_index >= 0)
+                quic_index_used_[quic_index] = false;
+            ::close(sv[0]);
+            ::close(sv[1]);
+            st.state.store(WorkerState::free);
+            return false;
+        }
+    }
+
     WorkerSetup setup;
     setup.config = gen.config;
+    setup.quic_index = quic_index;
+    setup.quic_marker = quic_.marker();
+    setup.quic_secret = quic_secret_;
+    if (quic_index >= 0)
+        setup.quic_fds = quic_.fds_for(*gen.config, static_cast<uint8_t>(quic_index));
     setup.tls = gen.tls;
+    setup.quic_tls = gen.quic_tls;
     setup.slot = slot;
     setup.generation = gen.id;
     setup.channel_fd = sv[1];
@@ -357,6 +424,8 @@ bool Master::spawn(Generation& gen, int slot) {
         if (!account) {
             WLOG_ERROR("user \"%s\" or group \"%s\" does not exist", s.user.c_str(),
                        s.group.c_str());
+            if (quic_index >= 0)
+                quic_index_used_[quic_index] = false;
             ::close(sv[0]);
             ::close(sv[1]);
             st.state.store(WorkerState::free);
@@ -372,6 +441,8 @@ bool Master::spawn(Generation& gen, int slot) {
     pid_t pid = fork();
     if (pid < 0) {
         WLOG_ERROR("fork: %s", std::strerror(errno));
+        if (quic_index >= 0)
+            quic_index_used_[quic_index] = false;
         ::close(sv[0]);
         ::close(sv[1]);
         st.state.store(WorkerState::free);
@@ -387,6 +458,9 @@ bool Master::spawn(Generation& gen, int slot) {
                 close_fds.push_back(w->channel_fd);
         for (int fd : listeners_.all_fds())
             if (std::find(gen.listen_fds.begin(), gen.listen_fds.end(), fd) == gen.listen_fds.end())
+                close_fds.push_back(fd);
+        for (int fd : quic_.all_fds())
+            if (std::find(setup.quic_fds.begin(), setup.quic_fds.end(), fd) == setup.quic_fds.end())
                 close_fds.push_back(fd);
         // The master's loop is not the worker's: detach its signal and child watchers (libev
         // binds a signal to one loop per process) and drop it.
@@ -405,6 +479,7 @@ bool Master::spawn(Generation& gen, int slot) {
     w->slot = slot;
     w->channel_fd = sv[0];
     w->status_index = status_index;
+    w->quic_index = quic_index;
     w->started = ev_time();
     w->master = this;
     w->gen = &gen;
@@ -455,6 +530,7 @@ void Master::check_generation_ready(Generation& gen) {
             if (!g->draining)
                 in_use.push_back(g->config.get());
         listeners_.release_unused(in_use);
+        update_quic_steering();
         WLOG_INFO("reload complete: generation %u serving", gen.id);
         finish_reloads(true, "reloaded: generation " + std::to_string(gen.id) + " serving\n");
     }
@@ -503,6 +579,8 @@ void Master::reap() {
             WorkerStatus& st = status_table_[w.status_index];
             st.pid.store(0);
             st.state.store(WorkerState::free);
+            if (w.quic_index >= 0)
+                quic_index_used_[w.quic_index] = false;
             int slot = w.slot;
             double lived = ev_time() - w.started;
             gen.workers.erase(it);
@@ -543,7 +621,11 @@ void Master::reap() {
                 for (auto& g : generations_)
                     in_use.push_back(g->config.get());
                 listeners_.release_unused(in_use);
+                // UDP groups close only when no generation uses them: a socket still open in
+                // a draining worker would keep its place in the group and shift new ones.
+                quic_.release_unused(in_use);
             }
+            update_quic_steering();
             maybe_finish_stop();
             return;
         }
@@ -575,6 +657,7 @@ void Master::on_respawn_timer(struct ev_loop*, ev_timer* w, int) {
             }
         }
     }
+    self->update_quic_steering();
     self->schedule_respawn_timer();
 }
 

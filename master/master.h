@@ -4,6 +4,7 @@
 // traffic.
 #pragma once
 
+#include <array>
 #include <ev.h>
 #include <memory>
 #include <string>
@@ -12,10 +13,14 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "master/listeners.h"
+#include "master/quic_sockets.h"
 
 namespace wraith {
 
 class TlsContexts;
+namespace quic {
+class TlsContext;
+}
 struct TicketKeys;
 struct OcspCache;
 class OcspFetcher;
@@ -25,6 +30,7 @@ class OcspFetcher;
 struct LoadedConfig {
     std::shared_ptr<const Config> config;
     std::shared_ptr<const TlsContexts> tls;
+    std::shared_ptr<const quic::TlsContext> quic_tls; // null without "h3" listeners
 };
 LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
                               OcspCache* ocsp);
@@ -51,6 +57,7 @@ private:
         int slot = 0;
         int channel_fd = -1;   // master end
         int status_index = -1; // entry in the shared status table
+        int quic_index = -1;   // its UDP socket in each QUIC listener's group, -1 without
         ev_tstamp started = 0;
         bool ready = false;
         ev_io channel_watcher{};
@@ -61,6 +68,7 @@ private:
         uint32_t id = 0;
         std::shared_ptr<const Config> config;
         std::shared_ptr<const TlsContexts> tls;
+        std::shared_ptr<const quic::TlsContext> quic_tls;
         std::vector<int> listen_fds;
         std::vector<std::unique_ptr<WorkerProc>> workers;
         std::vector<int> crash_count;      // per slot, for respawn back-off
@@ -99,6 +107,9 @@ private:
     bool open_control_socket(std::string* error);
     bool write_pid_file(std::string* error);
     void schedule_respawn_timer();
+    int allocate_quic_index();
+    // Points new QUIC connections at the serving generation's sockets.
+    void update_quic_steering();
     double current_drain_timeout();
 
     static void on_signal(struct ev_loop*, ev_signal* w, int);
@@ -114,6 +125,9 @@ private:
     MasterOptions options_;
     struct ev_loop* loop_;
     ListenerSet listeners_;
+    QuicSockets quic_;
+    std::array<bool, 256> quic_index_used_{};
+    std::array<uint8_t, 32> quic_secret_{}; // stateless resets and tokens; survives reloads
     std::vector<std::unique_ptr<Generation>> generations_; // oldest first; back() is current
     Generation* pending_ = nullptr;                        // a reload's generation not yet ready
     uint32_t next_generation_ = 1;

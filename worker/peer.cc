@@ -9,6 +9,18 @@
 namespace wraith {
 
 void Peer::init(const sockaddr_storage& peer, const Transport& transport, uint64_t id) {
+    set_peer(peer, id);
+    socklen_t len = sizeof(info.local);
+    getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
+    transport.describe(info);
+}
+
+void Peer::init(const sockaddr_storage& peer, const sockaddr_storage& local, uint64_t id) {
+    set_peer(peer, id);
+    info.local = local;
+}
+
+void Peer::set_peer(const sockaddr_storage& peer, uint64_t id) {
     info.peer = peer;
     info.id = id;
     if (peer.ss_family == AF_INET6) {
@@ -31,9 +43,6 @@ void Peer::init(const sockaddr_storage& peer, const Transport& transport, uint64
     }
     info.peer_text = text;
     info.peer_ip = ip;
-    socklen_t len = sizeof(info.local);
-    getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
-    transport.describe(info);
 }
 
 } // namespace wraith

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "worker/channel.h"
 #include "worker/protocols.h"
+#include "worker/quic/endpoint.h"
 #include "worker/tls/context.h"
 #include "worker/tls/handshake.h"
 #include "worker/transport.h"
@@ -28,9 +29,15 @@ Worker::Worker(WorkerSetup setup)
       config_(setup.config), router_(*config_), setup_(std::move(setup)), read_buffers_(16384, 64),
       large_read_buffers_(config_->http.max_header_size + 16384, 4), arena_blocks_(4096, 256) {
     accept_watchers_.resize(setup_.listen_fds.size());
+    if (setup_.quic_tls && setup_.quic_index >= 0) {
+        quic_ = std::make_unique<quic::Endpoint>(*this, setup_);
+        if (quic_->empty())
+            quic_.reset();
+    }
 }
 
 Worker::~Worker() {
+    quic_.reset();
     access_logs_.stop();
     ev_loop_destroy(loop_);
 }
@@ -241,6 +248,8 @@ void Worker::start_drain() {
         return;
     draining_ = true;
     pause_accept();
+    if (quic_)
+        quic_->drain();
     // Connection tracking outlives accept: closing our copies of the listening sockets is
     // what tells the kernel this process no longer takes new connections.
     for (int fd : setup_.listen_fds)
@@ -286,6 +295,8 @@ int Worker::run() {
         ev_io_init(&accept_watchers_[i], on_accept, setup_.listen_fds[i], EV_READ);
         accept_watchers_[i].data = this;
     }
+    if (quic_)
+        quic_->start();
     ev_io_init(&channel_watcher_, on_channel, setup_.channel_fd, EV_READ);
     channel_watcher_.data = this;
     ev_io_start(loop_, &channel_watcher_);

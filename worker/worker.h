@@ -3,6 +3,7 @@
 // counters to the master and drains on request.
 #pragma once
 
+#include <array>
 #include <ev.h>
 #include <memory>
 #include <string_view>
@@ -19,15 +20,27 @@
 namespace wraith {
 
 class TlsContexts;
+namespace quic {
+class TlsContext;
+class Endpoint;
+} // namespace quic
 
 // What the master hands a worker at fork.
 struct WorkerSetup {
     std::shared_ptr<const Config> config;
     std::shared_ptr<const TlsContexts> tls; // null when no listener has tls = true
+    std::shared_ptr<const quic::TlsContext> quic_tls; // null when no listener has "h3"
     int slot = 0;
     uint32_t generation = 0;
     int channel_fd = -1;         // SOCK_SEQPACKET to the master (worker/channel.h)
     std::vector<int> listen_fds; // parallel to config->listeners
+    // QUIC: this worker's UDP socket of each listener with "h3" (-1 for others), parallel to
+    // config->listeners; its index in their reuseport groups and the CID marker
+    // (common/quic_cid.h); the master's secret for stateless resets and address tokens.
+    std::vector<int> quic_fds;
+    int quic_index = -1;
+    uint8_t quic_marker = 0;
+    std::array<uint8_t, 32> quic_secret{};
     WorkerStatus* status = nullptr;
     bool drop_privileges = false; // master runs as root: switch to uid/gid below
     uid_t uid = 0;
@@ -93,6 +106,7 @@ private:
     ev_signal sigterm_, sigint_, sigquit_, sighup_, sigusr1_;
     ev_prepare prepare_;
     ev_timer housekeeping_timer_; // gives pooled memory back after bursts
+    std::unique_ptr<quic::Endpoint> quic_; // null without "h3" listeners
     Connection* deferred_head_ = nullptr;
     Connection* deferred_tail_ = nullptr;
     Connection* connections_ = nullptr;

@@ -559,7 +559,7 @@ TEST_CASE("the repository's conf/wraith.toml loads when its modules are linked",
 TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
-              "server, http, http2, access_log, listen, site, upstream)"));
+              "server, http, http2, http3, access_log, listen, site, upstream)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {
@@ -849,11 +849,12 @@ hosts = ["*"]
 [[site.route]]
 test_handler = {}
 )toml") == std::vector<std::string>{
-               "test.toml:3:14: listen.protocols: \"h3\" is not supported by this version yet",
+               "test.toml:3:14: listen.protocols: \"h3\" is HTTP/3 over QUIC, which is always "
+               "encrypted: it needs tls = true",
                "test.toml:3:20: listen.protocols: \"h2\" needs tls = true; cleartext HTTP/2 is "
                "\"h2c\"",
-               "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected \"h2\", "
-               "\"http/1.1\" or \"h2c\")",
+               "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected \"h3\", "
+               "\"h2\", \"http/1.1\" or \"h2c\")",
                "test.toml:3:46: listen.protocols: \"http/1.1\" is listed twice",
            });
 }

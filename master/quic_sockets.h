@@ -1,0 +1,58 @@
+// UDP sockets for QUIC listeners (those with "h3" in protocols), owned by the master.
+//
+// Each QUIC listener has one SO_REUSEPORT group of UDP sockets; socket i of every group belongs
+// to the worker process holding "socket index" i (one per live worker of any generation). The
+// master never closes a socket of a group while the listener lives, so a socket's position in
+// the kernel's group stays its index, and a classic BPF program attached to the group steers
+// each datagram: one carrying a Wraith connection ID goes to the socket its first byte names
+// (common/quic_cid.h), whatever the client's address; anything else (a new connection) goes to
+// a socket of the serving generation, picked by a hash of the client's DCID. See
+// docs/decisions.md, "QUIC packet steering".
+#pragma once
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace wraith {
+
+// The steering program for a group: `serving` lists the socket indices new connections go to
+// (the current generation's workers), `marker` is byte 1 of every CID this master issues.
+std::vector<sock_filter> quic_steering_program(uint8_t marker, const std::vector<uint8_t>& serving);
+
+class QuicSockets {
+public:
+    QuicSockets();
+    ~QuicSockets();
+    QuicSockets(const QuicSockets&) = delete;
+    QuicSockets& operator=(const QuicSockets&) = delete;
+
+    uint8_t marker() const { return marker_; }
+    // Binds every QUIC listener of `config` with sockets 0..count-1 (keeping those bound
+    // already). False with *error when a port cannot be bound.
+    bool acquire(const Config& config, size_t count, std::string* error);
+    // Socket `index` of each listener of `config`, parallel to config.listeners (-1 where the
+    // listener has no QUIC).
+    std::vector<int> fds_for(const Config& config, uint8_t index) const;
+    // Attaches the steering program to every group.
+    void steer(const std::vector<uint8_t>& serving);
+    // Closes the groups of listeners no config in `in_use` has.
+    void release_unused(const std::vector<const Config*>& in_use);
+    std::vector<int> all_fds() const;
+
+private:
+    static std::string key(const ListenConfig& l);
+    struct Group {
+        std::vector<int> fds; // position in the vector == position in the reuseport group
+    };
+    std::map<std::string, Group> groups_;
+    uint8_t marker_;
+    std::vector<uint8_t> serving_;
+};
+
+} // namespace wraith
