@@ -13,7 +13,8 @@ PREFIX     ?= /usr/local
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client python3-h2 libssl-dev openssl testssl.sh \
-       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client
+       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
+       chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

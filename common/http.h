@@ -83,6 +83,9 @@ struct ConnectionInfo {
     std::string_view client_subject;     // RFC 2253 form, "CN=alice,O=Example"
     std::string_view client_sans;        // "DNS:a.example, email:alice@example.com"
     std::string_view client_fingerprint; // SHA-256 of the DER certificate, lower-case hex
+    // Alt-Svc announced on responses (RFC 7838): h3 on this port, when the listener's QUIC
+    // socket is bound; empty otherwise.
+    std::string_view alt_svc;
 };
 
 // One request. Every view is valid until the exchange ends (protocol buffers or `arena`).

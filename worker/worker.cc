@@ -5,6 +5,7 @@
 #include <cstring>
 #include <grp.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +35,22 @@ Worker::Worker(WorkerSetup setup)
         if (quic_->empty())
             quic_.reset();
     }
+    alt_svc_.resize(config_->listeners.size());
+    for (size_t i = 0; quic_ && i < config_->listeners.size(); ++i) {
+        const ListenConfig& l = config_->listeners[i];
+        if (!l.tls || i >= setup_.quic_fds.size() || setup_.quic_fds[i] < 0)
+            continue;
+        uint16_t port = ntohs(l.addr.ss_family == AF_INET6
+                                  ? reinterpret_cast<const sockaddr_in6&>(l.addr).sin6_port
+                                  : reinterpret_cast<const sockaddr_in&>(l.addr).sin_port);
+        alt_svc_[i] = "h3=\":" + std::to_string(port) + "\"; ma=" +
+                      std::to_string(config_->http3.alt_svc_max_age.count() / 1000);
+    }
+}
+
+std::string_view Worker::alt_svc(const ListenConfig& listen) const {
+    size_t i = static_cast<size_t>(&listen - config_->listeners.data());
+    return i < alt_svc_.size() ? std::string_view(alt_svc_[i]) : std::string_view();
 }
 
 Worker::~Worker() {

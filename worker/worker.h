@@ -68,6 +68,9 @@ public:
     // Current time as an HTTP date, refreshed at most once per second.
     std::string_view http_date();
     bool draining() const { return draining_; }
+    // The Alt-Svc value TCP responses on `listen` carry: h3 on the same port when this worker
+    // really reads its UDP socket, else empty.
+    std::string_view alt_svc(const ListenConfig& listen) const;
     uint64_t next_connection_id() { return ++connection_ids_; }
 
     void add_connection(Connection* c);
@@ -107,6 +110,7 @@ private:
     ev_prepare prepare_;
     ev_timer housekeeping_timer_; // gives pooled memory back after bursts
     std::unique_ptr<quic::Endpoint> quic_; // null without "h3" listeners
+    std::vector<std::string> alt_svc_;     // parallel to config_->listeners
     Connection* deferred_head_ = nullptr;
     Connection* deferred_tail_ = nullptr;
     Connection* connections_ = nullptr;

@@ -139,6 +139,11 @@ void Connection::send_headers(ResponseHead& head, bool end_stream) {
     o += "Date: ";
     o += worker_.http_date();
     o += "\r\n";
+    if (!peer_.info.alt_svc.empty() && !head.headers.find("alt-svc")) {
+        o += "Alt-Svc: ";
+        o += peer_.info.alt_svc;
+        o += "\r\n";
+    }
     for (const Header& h : head.headers) {
         // Framing is ours to write.
         if (h.name == "content-length" || h.name == "transfer-encoding" || h.name == "connection" ||

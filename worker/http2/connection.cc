@@ -34,6 +34,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
     : worker_(worker), listen_(listen), transport_(std::move(transport)), fd_(transport_->fd()),
       already_read_(already_read) {
     peer_.init(peer, *transport_, worker.next_connection_id());
+    peer_.info.alt_svc = worker.alt_svc(listen);
     ev_io_init(&io_, on_io, fd_, 0);
     io_.data = this;
     ev_init(&timer_, on_timer);

@@ -417,7 +417,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
 
     Worker& worker = conn_.worker();
     const std::string& server = worker.config().http.server_header;
-    size_t n = 4 + head.headers.size();
+    size_t n = 5 + head.headers.size();
     auto* nva = static_cast<nghttp2_nv*>(arena_.alloc(n * sizeof(nghttp2_nv)));
     char* code = static_cast<char*>(arena_.alloc(3, 1));
     unsigned status = static_cast<unsigned>(head.status) % 1000;
@@ -429,6 +429,8 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     if (!server.empty())
         nva[i++] = make_nv("server", server);
     nva[i++] = make_nv("date", worker.http_date());
+    if (std::string_view alt = conn_.info().alt_svc; !alt.empty() && !head.headers.find("alt-svc"))
+        nva[i++] = make_nv("alt-svc", alt);
     for (const Header& h : head.headers) {
         if (connection_specific(h.name) || h.name == "content-length")
             continue; // framing is ours (RFC 9113 §8.2.2)
