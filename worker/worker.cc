@@ -111,8 +111,15 @@ void Worker::defer(Connection* c) {
 
 void Worker::on_prepare(struct ev_loop*, ev_prepare* w, int) {
     auto* self = static_cast<Worker*>(w->data);
-    // Entries may queue more entries (or themselves again); run until empty.
+    // Entries may queue more entries (or themselves again); run until empty, but a connection
+    // that keeps re-queueing itself must not starve the loop: past a bound, poll for I/O
+    // without blocking (the idle watcher) and go on after it.
+    size_t runs = 0;
     while (Connection* c = self->deferred_head_) {
+        if (++runs > kDeferredRunsPerPass) {
+            ev_idle_start(self->loop_, &self->idle_);
+            return;
+        }
         self->deferred_head_ = c->deferred_next_;
         if (!self->deferred_head_)
             self->deferred_tail_ = nullptr;
@@ -324,6 +331,7 @@ int Worker::run() {
     ev_prepare_init(&prepare_, on_prepare);
     prepare_.data = this;
     ev_prepare_start(loop_, &prepare_);
+    ev_idle_init(&idle_, [](struct ev_loop* loop, ev_idle* w, int) { ev_idle_stop(loop, w); });
     ev_timer_init(&housekeeping_timer_, on_housekeeping, 5., 5.);
     housekeeping_timer_.data = this;
     ev_timer_start(loop_, &housekeeping_timer_);

@@ -107,7 +107,9 @@ private:
     ev_timer drain_timer_;
     ev_timer accept_retry_timer_;
     ev_signal sigterm_, sigint_, sigquit_, sighup_, sigusr1_;
+    static constexpr size_t kDeferredRunsPerPass = 10000;
     ev_prepare prepare_;
+    ev_idle idle_; // active while deferred work is left over: the loop polls, not blocks
     ev_timer housekeeping_timer_; // gives pooled memory back after bursts
     std::unique_ptr<quic::Endpoint> quic_; // null without "h3" listeners
     std::vector<std::string> alt_svc_;     // parallel to config_->listeners

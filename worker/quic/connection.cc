@@ -220,12 +220,13 @@ void Connection::service() {
     in_service_ = true;
     for (int rounds = 0; rounds < 16 && !dead_; ++rounds) {
         if (!pending_.empty()) {
-            std::vector<Stream*> work;
-            work.swap(pending_);
-            for (Stream* s : work) {
+            // Two vectors trade places so neither gives up its capacity.
+            working_.swap(pending_);
+            for (Stream* s : working_) {
                 s->queued_ = false;
                 s->run_pending();
             }
+            working_.clear();
         }
         if (dead_ || closing_)
             break;
@@ -237,10 +238,12 @@ void Connection::service() {
             break;
     }
     in_service_ = false;
+    if (closing_)
+        write_wanted_ = false; // nothing more goes out but the CONNECTION_CLOSE
     if (!dead_) {
         reap_streams();
         if (!pending_.empty() || write_wanted_)
-            worker().defer(this);
+            worker().defer(this); // more work than one round allows: after other connections
         maybe_finish_drain();
     }
     if (!dead_)
@@ -380,13 +383,10 @@ void Connection::write() {
         ++npkts;
         // A short packet ends a GSO batch (every segment but the last must be full size).
         if (npkts == max_pkts || static_cast<size_t>(n) < gso) {
-            bool ok = send_batch(batched);
+            send_batch(batched);
+            // The send quantum is out: the pacing timer (ngtcp2's expiry, armed after this
+            // pass) brings the next one, after the loop has read whatever ACKs came in.
             ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-            if (!ok)
-                return;
-            // More may be allowed once the pacing timer fires.
-            write_wanted_ = true;
-            worker().defer(this);
             return;
         }
     }

@@ -139,6 +139,7 @@ private:
 
     Stream* streams_ = nullptr; // every stream not yet reaped
     std::vector<Stream*> pending_;
+    std::vector<Stream*> working_; // pending_ of the round being run
     std::vector<Stream*> closed_streams_;
 
     // A batch the socket refused (EAGAIN), resent before anything new.
