@@ -395,15 +395,11 @@ void Connection::write() {
 void Connection::update_timer() {
     if (dead_)
         return;
+    if (closing_)
+        return; // the linger timer of start_closing() runs
     uint64_t expiry = ngtcp2_conn_get_expiry(conn_);
     uint64_t now = now_ns();
     double after = expiry <= now ? 0.0 : static_cast<double>(expiry - now) / NGTCP2_SECONDS;
-    if (closing_) {
-        // Linger three PTOs (RFC 9000 §10.2), then go.
-        after = 3.0 * static_cast<double>(ngtcp2_conn_get_pto(conn_)) / NGTCP2_SECONDS;
-        if (ev_is_active(&timer_))
-            return;
-    }
     ev_timer_stop(worker().loop(), &timer_);
     ev_timer_set(&timer_, after, 0.);
     ev_timer_start(worker().loop(), &timer_);
@@ -448,13 +444,23 @@ void Connection::fail_application(uint64_t h3_error) {
     start_closing();
 }
 
+void Connection::linger() {
+    // The closing or draining period: three PTOs (RFC 9000 §10.2), then the state goes. A
+    // draining worker does not wait that long for a peer that already said goodbye.
+    double pto = static_cast<double>(ngtcp2_conn_get_pto(conn_)) / NGTCP2_SECONDS;
+    double after = std::min(3.0 * pto, worker().draining() ? 0.1 : 3.0);
+    ev_timer_stop(worker().loop(), &timer_);
+    ev_timer_set(&timer_, after, 0.);
+    ev_timer_start(worker().loop(), &timer_);
+}
+
 void Connection::start_closing() {
     if (closing_ || dead_)
         return;
     closing_ = true;
     if (ngtcp2_conn_is_in_closing_period(conn_) || ngtcp2_conn_is_in_draining_period(conn_) ||
         last_error_.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE) {
-        update_timer();
+        linger();
         return;
     }
     ngtcp2_path_storage ps;
@@ -471,14 +477,14 @@ void Connection::start_closing() {
         ep_.send(sock ? *sock : *sock_, ps.path.local, ps.path.remote, pi.ecn, buf,
                  static_cast<size_t>(n), static_cast<size_t>(n));
     }
-    update_timer();
+    linger();
 }
 
 void Connection::start_draining() {
-    if (closing_)
+    if (closing_ || dead_)
         return;
     closing_ = true;
-    update_timer();
+    linger();
 }
 
 void Connection::drain() {

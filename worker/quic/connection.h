@@ -122,6 +122,7 @@ private:
     void fail_application(uint64_t h3_error); // HTTP/3 error: close the connection
     void start_closing();                      // write CONNECTION_CLOSE, linger 3 PTO
     void start_draining();                     // the peer closed: linger silently
+    void linger();
     void maybe_finish_drain();
     void destroy();                            // deleted from the deferred queue
     void reap_streams();
