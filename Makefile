@@ -14,7 +14,7 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client python3-h2 libssl-dev openssl testssl.sh \
        libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
-       chromium
+       chromium libsystemd-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -73,12 +73,16 @@ run: build
 
 bench: build
 	bash bench/run.sh
+	bash bench/h3.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith
 	install -D -m 0644 man/wraith.8 $(DESTDIR)$(PREFIX)/share/man/man8/wraith.8
 	install -D -m 0644 man/wraith.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/wraith.toml.5
 	install -D -m 0644 conf/mime.types $(DESTDIR)/etc/wraith/mime.types
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' packaging/wraith.service \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/wraith.service
 	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || \
 	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml
 

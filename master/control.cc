@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "master/master.h"
+#include "master/notify.h"
 
 namespace wraith {
 
@@ -138,6 +139,15 @@ void Master::close_client(ControlClient* c) {
 }
 
 void Master::finish_reloads(bool ok, const std::string& message) {
+    // systemd: a reload ends with READY=1 whether it worked or the old generation kept on.
+    Generation* cur = current();
+    for (auto it = generations_.rbegin(); it != generations_.rend(); ++it)
+        if (!(*it)->draining && it->get() != pending_) {
+            cur = it->get();
+            break;
+        }
+    notify::ready(std::string(ok ? "serving" : "reload failed; serving") + " generation " +
+                  std::to_string(cur ? cur->id : 0));
     std::vector<ControlClient*> done;
     for (auto& c : clients_)
         if (c->waiting_reload)

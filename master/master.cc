@@ -19,6 +19,7 @@
 #include "common/accounts.h"
 #include "common/log.h"
 #include "common/quic_cid.h"
+#include "master/notify.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
 #include "worker/tls/context.h"
@@ -516,6 +517,8 @@ void Master::check_generation_ready(Generation& gen) {
     if (static_cast<int>(gen.workers.size()) < worker_count(*gen.config))
         return;
     gen.ready_reported = true;
+    if (generations_.size() == 1 && !pending_)
+        notify::ready("serving generation " + std::to_string(gen.id)); // the first start
     if (pending_ == &gen) {
         pending_ = nullptr;
         ev_timer_stop(loop_, &ready_timer_);
@@ -664,6 +667,8 @@ void Master::on_respawn_timer(struct ev_loop*, ev_timer* w, int) {
 void Master::reload(ControlClient* requester) {
     if (requester)
         requester->waiting_reload = true;
+    if (!stopping_)
+        notify::reloading();
     if (stopping_) {
         finish_reloads(false, "error: wraith is stopping\n");
         return;
@@ -751,6 +756,7 @@ void Master::begin_stop(bool graceful) {
         return; // already stopping at least this fast
     stopping_ = true;
     graceful_ = graceful;
+    notify::stopping();
     WLOG_INFO("%s stop", graceful ? "graceful" : "fast");
     ev_io_stop(loop_, &control_watcher_);
     for (auto& g : generations_) {
