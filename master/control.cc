@@ -42,9 +42,11 @@ bool Master::open_control_socket(std::string* error) {
     mkdir_parent(control_path_);
     std::memcpy(addr.sun_path, control_path_.c_str(), control_path_.size() + 1);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    // A socket file left by a crashed master is stale when nobody answers on it.
+    // A socket file left by a crashed master is stale when nobody answers on it. After a
+    // binary upgrade the old master still answers there: the path is ours now.
     int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    if (!handover_parent_ &&
+        ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
         ::close(probe);
         ::close(fd);
         *error = "another wraith is listening on control socket " + control_path_;
@@ -61,6 +63,9 @@ bool Master::open_control_socket(std::string* error) {
         return false;
     }
     control_fd_ = fd;
+    struct stat st;
+    if (stat(control_path_.c_str(), &st) == 0)
+        control_ino_ = st.st_ino;
     return true;
 }
 
@@ -116,6 +121,10 @@ void Master::on_control_read(struct ev_loop*, ev_io* w, int) {
         c->waiting_exit = true;
         self->answer(c, "stopping: pid " + std::to_string(getpid()) + "\n", false);
         self->begin_stop(false);
+    } else if (cmd == "upgrade") {
+        std::string err;
+        if (!self->start_upgrade(c, &err))
+            self->answer(c, "error: " + err + "\n", true);
     } else if (cmd == "reopen") {
         self->reopen_logs();
         self->answer(c, "reopened\n", true);

@@ -113,6 +113,27 @@ void ListenerSet::release_unused(const std::vector<const Config*>& in_use) {
     }
 }
 
+std::map<std::string, int> ListenerSet::by_key() const {
+    std::map<std::string, int> out;
+    for (const auto& [k, sock] : sockets_)
+        out[k] = sock.fd;
+    return out;
+}
+
+void ListenerSet::adopt(const std::map<std::string, int>& sockets) {
+    for (const auto& [k, fd] : sockets) {
+        Socket sock;
+        sock.fd = fd;
+        int v6only = 0;
+        socklen_t len = sizeof(v6only);
+        if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0)
+            sock.ipv6_only = v6only != 0;
+        sock.backlog = 0; // unknown: acquire() sets the configured one again
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        sockets_[k] = sock;
+    }
+}
+
 std::vector<int> ListenerSet::all_fds() const {
     std::vector<int> v;
     for (const auto& [k, sock] : sockets_)

@@ -21,6 +21,9 @@ public:
     // Closes sockets that no live generation uses. `in_use` lists the configs still running.
     void release_unused(const std::vector<const Config*>& in_use);
     std::vector<int> all_fds() const;
+    // Binary upgrade: sockets by key, to hand over; and taking over the ones handed to us.
+    std::map<std::string, int> by_key() const;
+    void adopt(const std::map<std::string, int>& sockets);
 
 private:
     // A bound socket; keyed by protocol + address + port.

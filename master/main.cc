@@ -29,6 +29,7 @@ const char* kUsage =
     "  status [-c FILE]             show the running master, its generations and workers\n"
     "  reload [-c FILE]             load the configuration again; old workers drain\n"
     "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
+    "  upgrade [-c FILE]            start the (new) binary beside the running one (USR2)\n"
     "  generate certs ...           development CA and certificate for TLS (help generate)\n"
     "  help [COMMAND]               explain a command\n"
     "\n"
@@ -74,6 +75,14 @@ const CommandHelp kHelp[] = {
      "Stops the running master. By default gracefully (like kill -QUIT): workers stop\n"
      "accepting, finish in-flight requests (up to server.drain_timeout) and exit. With --fast\n"
      "(like kill -TERM) connections are closed at once. Returns when the master has exited.\n"},
+    {"upgrade",
+     "usage: wraith upgrade [-c FILE]\n\n"
+     "Binary upgrade (like kill -USR2): the running master starts the wraith binary again from\n"
+     "its path (the new one, after a package upgrade), handing it the listening TCP and UDP\n"
+     "sockets. Returns 0 once the new master's workers serve; both then serve side by side.\n"
+     "The old master's pid file is renamed to PIDFILE.oldbin; stop the old master with\n"
+     "kill -QUIT $(cat PIDFILE.oldbin) and its workers drain. If the new binary fails to\n"
+     "start, the old master keeps serving, the error is printed and the exit code is 1.\n"},
     {"generate", wraith::kGenerateCertsHelp},
     {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
 };
@@ -237,5 +246,7 @@ int main(int argc, char** argv) {
         return control(config_path, "reload");
     if (command == "stop")
         return control(config_path, fast ? "stop-fast" : "stop");
+    if (command == "upgrade")
+        return control(config_path, "upgrade");
     return usage_error("unknown command '" + command + "'");
 }

@@ -13,12 +13,14 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
 #include "common/accounts.h"
 #include "common/log.h"
 #include "common/quic_cid.h"
+#include "master/handover.h"
 #include "master/notify.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
@@ -169,7 +171,28 @@ int Master::run() {
         return 1;
     }
     ticket_keys_ = new (keys_mem) TicketKeys();
-    if (getrandom(quic_secret_.data(), quic_secret_.size(), 0) != (ssize_t)quic_secret_.size()) {
+    char exe[4096];
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (exe_len > 0)
+        self_exe_.assign(exe, static_cast<size_t>(exe_len));
+    std::string handover_error;
+    std::optional<Handover> handover = Handover::from_env(&handover_error);
+    if (!handover_error.empty()) {
+        fprintf(stderr, "wraith: %s\n", handover_error.c_str());
+        return 1;
+    }
+    if (handover) {
+        // Started by an old master's binary upgrade: its sockets, marker and secret are ours.
+        listeners_.adopt(handover->tcp);
+        quic_.adopt(handover->marker, handover->udp);
+        quic_secret_ = handover->secret;
+        handover_parent_ = handover->parent;
+        handover_ready_fd_ = handover->ready_fd;
+        reserved_indices_ = handover->used_indices;
+        for (uint8_t i : reserved_indices_)
+            quic_index_used_[i] = true;
+    } else if (getrandom(quic_secret_.data(), quic_secret_.size(), 0) !=
+               (ssize_t)quic_secret_.size()) {
         fprintf(stderr, "wraith: getrandom: %s\n", std::strerror(errno));
         return 1;
     }
@@ -230,6 +253,7 @@ int Master::run() {
         ev_loop_fork(loop_);
     }
 
+    pid_path_live_ = pid_path_;
     if (!write_pid_file(&err)) {
         WLOG_ERROR("%s", err.c_str());
         if (ErrorLog::fd() != 2)
@@ -265,6 +289,15 @@ int Master::run() {
         return 1;
     }
 
+    if (handover) {
+        std::vector<const Config*> in_use = {generations_.back()->config.get()};
+        listeners_.release_unused(in_use);
+        ev_timer_init(&parent_timer_, on_parent_check, 1., 1.);
+        parent_timer_.data = this;
+        ev_timer_start(loop_, &parent_timer_);
+        WLOG_INFO("binary upgrade: took over the sockets of master pid %d", handover_parent_);
+    }
+
     signals_.resize(6);
     int i = 0;
     for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) {
@@ -294,8 +327,10 @@ int Master::run() {
               options_.config_path.c_str(), worker_count(*config));
     ev_run(loop_, 0);
 
-    ::unlink(pid_path_.c_str());
-    ::unlink(control_path_.c_str());
+    ::unlink(pid_path_live_.c_str());
+    struct stat cst;
+    if (stat(control_path_.c_str(), &cst) == 0 && cst.st_ino == control_ino_)
+        ::unlink(control_path_.c_str()); // not when a new master took the path over
     ::close(control_fd_);
     WLOG_INFO("exiting");
     return exit_code_;
@@ -352,6 +387,8 @@ int Master::allocate_quic_index() {
 }
 
 void Master::update_quic_steering() {
+    if (upgraded_)
+        return; // the new master steers now; our workers keep their own connections
     // The serving generation: the newest one that is neither draining nor a reload still
     // starting. New connections go to its workers only; the others keep their own.
     for (auto it = generations_.rbegin(); it != generations_.rend(); ++it) {
@@ -517,8 +554,16 @@ void Master::check_generation_ready(Generation& gen) {
     if (static_cast<int>(gen.workers.size()) < worker_count(*gen.config))
         return;
     gen.ready_reported = true;
-    if (generations_.size() == 1 && !pending_)
+    if (generations_.size() == 1 && !pending_) {
         notify::ready("serving generation " + std::to_string(gen.id)); // the first start
+        if (handover_ready_fd_ >= 0) {
+            // Tell the old master its new binary serves.
+            ssize_t w = ::write(handover_ready_fd_, "R", 1);
+            (void)w;
+            ::close(handover_ready_fd_);
+            handover_ready_fd_ = -1;
+        }
+    }
     if (pending_ == &gen) {
         pending_ = nullptr;
         ev_timer_stop(loop_, &ready_timer_);
@@ -562,6 +607,30 @@ void Master::reap() {
     // libev reaped one child for us and reports it in the watcher.
     pid_t pid = child_watcher_.rpid;
     int status = child_watcher_.rstatus;
+    if (pid == upgrade_pid_) {
+        // The new binary is gone. Before it took over (or after, if it crashed), we serve on.
+        WLOG_ERROR("binary upgrade: new master (pid %d) %s; this master (pid %d) keeps serving",
+                   pid, describe_exit(status).c_str(), getpid());
+        upgrade_pid_ = 0;
+        upgraded_ = false;
+        if (ev_is_active(&upgrade_watcher_)) {
+            ev_io_stop(loop_, &upgrade_watcher_);
+            ::close(upgrade_watcher_.fd);
+        }
+        if (pid_path_live_ != pid_path_ && rename(pid_path_live_.c_str(), pid_path_.c_str()) == 0)
+            pid_path_live_ = pid_path_;
+        std::vector<ControlClient*> waiting;
+        for (auto& c : clients_)
+            if (c->waiting_upgrade)
+                waiting.push_back(c.get());
+        for (ControlClient* c : waiting)
+            answer(c, "error: the new binary exited (" + describe_exit(status) +
+                          ") before serving; see the error log. The running master (pid " +
+                          std::to_string(getpid()) + ") keeps serving.\n",
+                   true);
+        update_quic_steering();
+        return;
+    }
     for (auto git = generations_.begin(); git != generations_.end(); ++git) {
         Generation& gen = **git;
         for (auto it = gen.workers.begin(); it != gen.workers.end(); ++it) {
@@ -818,10 +887,138 @@ void Master::on_signal(struct ev_loop*, ev_signal* w, int) {
     case SIGUSR1:
         self->reopen_logs();
         break;
-    case SIGUSR2:
-        WLOG_WARN("SIGUSR2 (binary upgrade) is not supported by this version; ignored");
+    case SIGUSR2: {
+        std::string err;
+        if (!self->start_upgrade(nullptr, &err))
+            WLOG_ERROR("binary upgrade: %s", err.c_str());
         break;
     }
+    }
+}
+
+} // namespace wraith
+
+namespace wraith {
+
+bool Master::start_upgrade(ControlClient* requester, std::string* error) {
+    if (upgrade_pid_) {
+        *error = "an upgrade is already running (new master pid " + std::to_string(upgrade_pid_) +
+                 ")";
+        return false;
+    }
+    if (stopping_) {
+        *error = "wraith is stopping";
+        return false;
+    }
+    if (self_exe_.empty()) {
+        *error = "cannot tell which binary to start (/proc/self/exe unreadable)";
+        return false;
+    }
+    if (access(self_exe_.c_str(), X_OK) != 0) {
+        *error = "cannot execute " + self_exe_ + ": " + std::strerror(errno);
+        return false;
+    }
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+        *error = std::string("pipe: ") + std::strerror(errno);
+        return false;
+    }
+    Handover h;
+    h.parent = getpid();
+    h.marker = quic_.marker();
+    h.secret = quic_secret_;
+    for (size_t i = 0; i < quic_index_used_.size(); ++i)
+        if (quic_index_used_[i])
+            h.used_indices.push_back(static_cast<uint8_t>(i));
+    h.tcp = listeners_.by_key();
+    h.udp = quic_.groups();
+    h.ready_fd = ready[1];
+    std::string env = h.encode();
+    std::string old_pid_path = pid_path_ + ".oldbin";
+    if (rename(pid_path_.c_str(), old_pid_path.c_str()) != 0) {
+        *error = "cannot rename " + pid_path_ + ": " + std::strerror(errno);
+        ::close(ready[0]);
+        ::close(ready[1]);
+        return false;
+    }
+    pid_path_live_ = old_pid_path;
+    pid_t pid = fork();
+    if (pid < 0) {
+        *error = std::string("fork: ") + std::strerror(errno);
+        rename(old_pid_path.c_str(), pid_path_.c_str());
+        pid_path_live_ = pid_path_;
+        ::close(ready[0]);
+        ::close(ready[1]);
+        return false;
+    }
+    if (pid == 0) {
+        // The new binary inherits exactly the sockets it is told about, and the ready pipe.
+        for (int fd : h.all_fds())
+            fcntl(fd, F_SETFD, 0);
+        fcntl(ready[1], F_SETFD, 0);
+        setenv(Handover::kEnv, env.c_str(), 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD})
+            signal(sig, SIG_DFL);
+        std::string config = options_.config_path;
+        const char* argv[] = {self_exe_.c_str(), "serve", "-c", config.c_str(), nullptr};
+        execv(self_exe_.c_str(), const_cast<char* const*>(argv));
+        fprintf(stderr, "wraith: binary upgrade: cannot execute %s: %s\n", self_exe_.c_str(),
+                std::strerror(errno));
+        _exit(127);
+    }
+    ::close(ready[1]);
+    upgrade_pid_ = pid;
+    upgraded_ = true;
+    if (requester)
+        requester->waiting_upgrade = true;
+    ev_io_init(&upgrade_watcher_, on_upgrade_ready, ready[0], EV_READ);
+    upgrade_watcher_.data = this;
+    ev_io_start(loop_, &upgrade_watcher_);
+    WLOG_INFO("binary upgrade: started %s as new master pid %d; this master's pid file is now %s",
+              self_exe_.c_str(), pid, old_pid_path.c_str());
+    return true;
+}
+
+void Master::on_upgrade_ready(struct ev_loop* loop, ev_io* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    char c = 0;
+    ssize_t n = ::read(w->fd, &c, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    ev_io_stop(loop, w);
+    ::close(w->fd);
+    if (n != 1 || c != 'R')
+        return; // it exited before serving: reap() says so
+    WLOG_INFO("binary upgrade: new master pid %d serves; send QUIT to this master (pid %d) to "
+              "drain it",
+              self->upgrade_pid_, getpid());
+    std::vector<ControlClient*> waiting;
+    for (auto& cl : self->clients_)
+        if (cl->waiting_upgrade)
+            waiting.push_back(cl.get());
+    for (ControlClient* cl : waiting)
+        self->answer(cl,
+                     "upgraded: new master pid " + std::to_string(self->upgrade_pid_) +
+                         " serving; the old master (pid " + std::to_string(getpid()) +
+                         ") still serves: stop it with kill -QUIT " + std::to_string(getpid()) +
+                         "\n",
+                     true);
+}
+
+// New side: once the old master is gone, its socket indices are free again.
+void Master::on_parent_check(struct ev_loop* loop, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    if (getppid() == self->handover_parent_ && kill(self->handover_parent_, 0) == 0)
+        return;
+    ev_timer_stop(loop, w);
+    for (uint8_t i : self->reserved_indices_)
+        self->quic_index_used_[i] = false;
+    self->reserved_indices_.clear();
+    WLOG_INFO("binary upgrade: the old master (pid %d) is gone", self->handover_parent_);
+    self->handover_parent_ = 0;
 }
 
 } // namespace wraith

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <sys/types.h>
 
 #include "common/config.h"
 #include "common/status.h"
@@ -84,6 +85,7 @@ private:
         Master* master = nullptr;
         bool waiting_reload = false;
         bool waiting_exit = false;
+        bool waiting_upgrade = false;
     };
 
     bool start_generation(LoadedConfig loaded, std::string* error);
@@ -108,6 +110,10 @@ private:
     bool write_pid_file(std::string* error);
     void schedule_respawn_timer();
     int allocate_quic_index();
+    // Binary upgrade: start the binary at self_exe_ with our sockets (master/handover.h).
+    bool start_upgrade(ControlClient* requester, std::string* error);
+    static void on_upgrade_ready(struct ev_loop*, ev_io* w, int);
+    static void on_parent_check(struct ev_loop*, ev_timer* w, int);
     // Points new QUIC connections at the serving generation's sockets.
     void update_quic_steering();
     double current_drain_timeout();
@@ -128,6 +134,18 @@ private:
     QuicSockets quic_;
     std::array<bool, 256> quic_index_used_{};
     std::array<uint8_t, 32> quic_secret_{}; // stateless resets and tokens; survives reloads
+    // Binary upgrade, old side: the new master we started and its readiness pipe.
+    std::string self_exe_;       // our binary's path at start (a package may replace it)
+    pid_t upgrade_pid_ = 0;
+    bool upgraded_ = false;      // a new master serves beside us: it owns QUIC steering
+    ev_io upgrade_watcher_{};
+    std::string pid_path_live_;  // where our pid file is now (".oldbin" after an upgrade)
+    ino_t control_ino_ = 0;      // our control socket file, so we never unlink the new one's
+    // New side: the old master's socket indices stay reserved while it lives.
+    pid_t handover_parent_ = 0;
+    int handover_ready_fd_ = -1;
+    std::vector<uint8_t> reserved_indices_;
+    ev_timer parent_timer_{};
     std::vector<std::unique_ptr<Generation>> generations_; // oldest first; back() is current
     Generation* pending_ = nullptr;                        // a reload's generation not yet ready
     uint32_t next_generation_ = 1;

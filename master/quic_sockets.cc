@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <set>
 #include <sys/random.h>
@@ -259,6 +260,22 @@ void QuicSockets::release_unused(const std::vector<const Config*>& in_use) {
         } else {
             ++it;
         }
+    }
+}
+
+std::map<std::string, std::vector<int>> QuicSockets::groups() const {
+    std::map<std::string, std::vector<int>> out;
+    for (const auto& [k, g] : groups_)
+        out[k] = g.fds;
+    return out;
+}
+
+void QuicSockets::adopt(uint8_t marker, const std::map<std::string, std::vector<int>>& groups) {
+    marker_ = marker; // CIDs the old workers issued must still steer to them
+    for (const auto& [k, fds] : groups) {
+        for (int fd : fds)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        groups_[k].fds = fds;
     }
 }
 

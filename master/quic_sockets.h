@@ -44,6 +44,9 @@ public:
     // Closes the groups of listeners no config in `in_use` has.
     void release_unused(const std::vector<const Config*>& in_use);
     std::vector<int> all_fds() const;
+    // Binary upgrade: the groups to hand over; taking over handed groups and their marker.
+    std::map<std::string, std::vector<int>> groups() const;
+    void adopt(uint8_t marker, const std::map<std::string, std::vector<int>>& groups);
 
 private:
     static std::string key(const ListenConfig& l);
