@@ -70,8 +70,8 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-def _port_free(family, host, port):
-    s = socket.socket(family, socket.SOCK_STREAM)
+def _port_free(family, host, port, kind=socket.SOCK_STREAM):
+    s = socket.socket(family, kind)
     try:
         s.bind((host, port))
         return True
@@ -82,12 +82,15 @@ def _port_free(family, host, port):
 
 
 def free_port(ipv6_too=True):
-    """An ephemeral port that is free on 127.0.0.1 (and on ::1 when ipv6_too and IPv6 works)."""
+    """An ephemeral port that is free on 127.0.0.1 (and on ::1 when ipv6_too and IPv6 works),
+    for TCP and for UDP: a TLS listener also binds its port over UDP for HTTP/3."""
     for _ in range(50):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        if not _port_free(socket.AF_INET, "127.0.0.1", port, socket.SOCK_DGRAM):
+            continue
         if not ipv6_too or not have_ipv6() or _port_free(socket.AF_INET6, "::1", port):
             return port
     raise RuntimeError("no free port found")

@@ -386,10 +386,10 @@ void Endpoint::send_stateless_reset(Socket& sock, const ngtcp2_path& path, const
 void Endpoint::send_close(Socket& sock, const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
                           uint64_t error_code) {
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
-    ngtcp2_cid scid;
-    new_cid(&scid, nullptr);
+    // Our SCID is the client's chosen DCID: the Initial keys both sides hold derive from it
+    // (RFC 9001 §5.2), so the client can read the close.
     ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd.version, &hd.scid,
-                                                          &scid, error_code, nullptr, 0);
+                                                          &hd.dcid, error_code, nullptr, 0);
     if (n > 0)
         send(sock, path.local, path.remote, 0, buf, static_cast<size_t>(n), static_cast<size_t>(n));
 }
