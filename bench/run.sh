@@ -257,7 +257,11 @@ write_nginx_conf() { # DIR PORT MODE
         echo "    tcp_nopush on;"
         echo "    keepalive_requests 100000;"
         echo "    keepalive_timeout 75s;"
-        echo "    open_file_cache off;"
+        # Like Wraith's default open-file cache (1000 entries, revalidated every 1 s), so
+        # neither server pays the path walk on every request.
+        echo "    open_file_cache max=1000 inactive=20s;"
+        echo "    open_file_cache_valid 1s;"
+        echo "    open_file_cache_errors on;"
         # Keep nginx's temp files in the prefix rather than /var/lib/nginx.
         for temp in client_body proxy fastcgi uwsgi scgi; do
             [[ $temp != client_body ]] && "$NGINX_BIN" -V 2>&1 | grep -q -- "--without-http_${temp}_module" && continue

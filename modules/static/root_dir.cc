@@ -19,6 +19,7 @@ namespace wraith::static_files {
 namespace {
 
 std::atomic<bool> g_force_fallback{false};
+std::atomic<uint64_t> g_next_id{1};
 
 constexpr int kOpenFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 
@@ -47,7 +48,8 @@ void force_openat2_fallback_for_tests(bool force) {
 }
 
 RootDir::RootDir(int fd, std::string real_path, SymlinkPolicy policy, bool use_openat2)
-    : fd_(fd), real_path_(std::move(real_path)), policy_(policy), use_openat2_(use_openat2) {}
+    : fd_(fd), real_path_(std::move(real_path)), policy_(policy), use_openat2_(use_openat2),
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 RootDir::~RootDir() {
     close(fd_);
@@ -93,6 +95,18 @@ int RootDir::open_file(const char* relative) const {
     }
     return policy_ == SymlinkPolicy::never ? open_walking_no_symlinks(relative)
                                            : open_checking_target(relative);
+}
+
+int RootDir::stat_path(const char* relative, struct stat& st) const {
+    int flags = 0;
+    if (policy_ != SymlinkPolicy::any) {
+        // A '/' (even a trailing one, which makes the kernel follow a final symlink) means a
+        // walk only openat2 or the component-wise fallback can police.
+        if (std::strchr(relative, '/'))
+            return stat_needs_open;
+        flags = AT_SYMLINK_NOFOLLOW;
+    }
+    return fstatat(fd_, relative, &st, flags) == 0 ? 0 : -errno;
 }
 
 // Without openat2: descend one component at a time with O_NOFOLLOW, so a symlink anywhere

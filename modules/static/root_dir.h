@@ -3,8 +3,11 @@
 // symlink policy, so no request path can name a file outside the root.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+
+#include <sys/stat.h>
 
 namespace wraith::static_files {
 
@@ -29,6 +32,18 @@ public:
     // ENOENT/ENOTDIR missing, EACCES/EPERM denied, ELOOP/EXDEV a symlink the policy refuses.
     int open_file(const char* relative) const;
 
+    // Stats `relative` without opening it, only where fstatat(2) resolves exactly as
+    // open_file would: always under SymlinkPolicy::any, and under the other policies for a
+    // name directly in the root (a symlink is then reported as itself, so it can only differ
+    // from a regular file's cached stat). Returns 0, -errno, or stat_needs_open when only
+    // open_file can resolve the path under the policy (a path through a subdirectory).
+    static constexpr int stat_needs_open = 1;
+    int stat_path(const char* relative, struct stat& st) const;
+
+    // Unique among the roots this process opened, so it can key caches (a freed root's
+    // address may be reused; its id is not).
+    uint64_t id() const { return id_; }
+
     // The root's canonical absolute path (symlinks resolved).
     const std::string& real_path() const { return real_path_; }
     SymlinkPolicy policy() const { return policy_; }
@@ -42,6 +57,7 @@ private:
     std::string real_path_; // for the realpath check of the openat2 fallback
     SymlinkPolicy policy_;
     bool use_openat2_; // the kernel (and any seccomp filter) allows openat2(2)
+    uint64_t id_;
 };
 
 // Tests only: pretend openat2(2) is unavailable for roots opened afterwards.

@@ -14,6 +14,7 @@
 #include "common/mime.h"
 #include "modules/static/autoindex.h"
 #include "modules/static/content_type.h"
+#include "modules/static/open_file_cache.h"
 #include "modules/static/precompressed.h"
 #include "modules/static/range.h"
 #include "modules/static/validators.h"
@@ -56,13 +57,17 @@ private:
     std::string_view value_;
 };
 
-void close_fd(void* arg) {
-    close(static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+// Gives back the file reference of a lookup the handler does not serve from.
+void release(OpenResult& f) {
+    if (f.file)
+        OpenFile::release(f.file);
+    f.file = nullptr;
 }
 
-// The writer may read from `fd` until the exchange ends, so it closes with the arena.
-void close_at_end(Arena& arena, int fd) {
-    arena.defer(&close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+// The writer may read from the file until the exchange ends, so the reference (and with the
+// last one, the descriptor) goes with the arena.
+void release_at_end(Arena& arena, const OpenResult& f) {
+    arena.defer(&OpenFile::release, f.file);
 }
 
 // One piece of a multipart body: literal framing or a slice of the file.
@@ -180,27 +185,40 @@ std::string_view directory_location(std::string_view path, std::string_view quer
     return {p, n};
 }
 
+// `path` (absolute, normalised) as RootDir takes it: no leading '/', "." for the root. False
+// when it does not fit.
+bool relative_path(std::string_view path, char (&rel)[PATH_MAX]) {
+    while (!path.empty() && path.front() == '/')
+        path.remove_prefix(1);
+    if (path.empty())
+        path = ".";
+    if (path.size() >= sizeof rel)
+        return false;
+    std::memcpy(rel, path.data(), path.size());
+    rel[path.size()] = '\0';
+    return true;
+}
+
 class StaticHandler final : public Handler {
 public:
     StaticHandler(const StaticOptions& options, std::unique_ptr<RootDir> root,
                   std::shared_ptr<const MimeTypes> mime)
         : opt_(options), root_(std::move(root)), mime_(std::move(mime)) {}
+    ~StaticHandler() override {
+        // Entries keyed by this root could never be hit again; give their descriptors back.
+        if (OpenFileCache* cache = OpenFileCache::existing())
+            cache->forget_root(root_->id());
+    }
 
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
 
 private:
-    // An open file or directory below the root.
-    struct Opened {
-        int fd = -1;
-        struct stat st {};
-    };
-
-    int open_path(std::string_view path, Opened& f) const;
+    OpenResult open_path(Request& req, std::string_view path) const;
     void serve_path(Request& req, ResponseWriter& out, std::string_view path) const;
-    void serve_directory(Request& req, ResponseWriter& out, Opened dir,
-                         std::string_view path) const;
-    void serve_file(Request& req, ResponseWriter& out, Opened file, std::string_view path) const;
-    void serve_listing(Request& req, ResponseWriter& out, int dir_fd, std::string_view path) const;
+    void serve_directory(Request& req, ResponseWriter& out, std::string_view path) const;
+    void serve_file(Request& req, ResponseWriter& out, OpenResult file,
+                    std::string_view path) const;
+    void serve_listing(Request& req, ResponseWriter& out, std::string_view path) const;
     void send_open_error(Request& req, ResponseWriter& out, int err) const;
     void send_redirect(Request& req, ResponseWriter& out, std::string_view path) const;
     std::string_view content_type(std::string_view path, Arena& arena) const;
@@ -279,70 +297,62 @@ void StaticHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) 
             serve_path(req, out, req.arena->copy(candidate));
             return;
         }
-        Opened f;
-        if (open_path(candidate, f) < 0)
+        OpenResult f = open_path(req, candidate);
+        if (f.error != 0)
             continue;
         const bool want_dir = candidate.back() == '/';
         if (want_dir && S_ISDIR(f.st.st_mode)) {
-            serve_directory(req, out, f, req.arena->copy(candidate));
+            serve_directory(req, out, req.arena->copy(candidate));
             return;
         }
         if (!want_dir && S_ISREG(f.st.st_mode)) {
             serve_file(req, out, f, req.arena->copy(candidate));
             return;
         }
-        close(f.fd);
+        release(f);
     }
 }
 
-// Opens `path` (absolute, normalised) below the root. 0 or -errno; hidden paths are ENOENT.
-int StaticHandler::open_path(std::string_view path, Opened& f) const {
-    if (opt_.hide_dotfiles && is_hidden(path))
-        return -ENOENT;
-    while (!path.empty() && path.front() == '/')
-        path.remove_prefix(1);
-    if (path.empty())
-        path = ".";
-    char rel[PATH_MAX];
-    if (path.size() >= sizeof rel)
-        return -ENAMETOOLONG;
-    std::memcpy(rel, path.data(), path.size());
-    rel[path.size()] = '\0';
-    int fd = root_->open_file(rel);
-    if (fd < 0)
-        return fd;
-    if (fstat(fd, &f.st) != 0) {
-        int err = errno;
-        close(fd);
-        return -err;
+// Opens `path` (absolute, normalised) below the root, through the worker's open-file cache
+// unless the route turned it off. Hidden paths are ENOENT.
+OpenResult StaticHandler::open_path(Request& req, std::string_view path) const {
+    OpenResult r;
+    if (opt_.hide_dotfiles && is_hidden(path)) {
+        r.error = ENOENT;
+        return r;
     }
-    f.fd = fd;
-    return 0;
+    char rel[PATH_MAX];
+    if (!relative_path(path, rel)) {
+        r.error = ENAMETOOLONG;
+        return r;
+    }
+    if (opt_.open_file_cache.enabled)
+        return OpenFileCache::for_worker().open(req.loop, *root_, rel, opt_.open_file_cache);
+    return open_uncached(*root_, rel);
 }
 
 void StaticHandler::serve_path(Request& req, ResponseWriter& out, std::string_view path) const {
-    Opened f;
-    if (int err = open_path(path, f); err < 0) {
-        send_open_error(req, out, -err);
+    OpenResult f = open_path(req, path);
+    if (f.error != 0) {
+        send_open_error(req, out, f.error);
         return;
     }
     if (S_ISDIR(f.st.st_mode)) {
         if (path.back() != '/') {
-            close(f.fd);
             if (req.override_status)
                 fail(req, out, 404, "static: error page is a directory");
             else
                 send_redirect(req, out, path);
             return;
         }
-        serve_directory(req, out, f, path);
+        serve_directory(req, out, path);
         return;
     }
     if (S_ISREG(f.st.st_mode)) {
         serve_file(req, out, f, path);
         return;
     }
-    close(f.fd);
+    release(f);
     fail(req, out, 403, "static: not a regular file");
 }
 
@@ -374,7 +384,7 @@ void StaticHandler::send_redirect(Request& req, ResponseWriter& out, std::string
     out.send_headers(head, true);
 }
 
-void StaticHandler::serve_directory(Request& req, ResponseWriter& out, Opened dir,
+void StaticHandler::serve_directory(Request& req, ResponseWriter& out,
                                     std::string_view path) const {
     char buf[PATH_MAX];
     for (const std::string& name : opt_.index) {
@@ -383,29 +393,35 @@ void StaticHandler::serve_directory(Request& req, ResponseWriter& out, Opened di
         std::memcpy(buf, path.data(), path.size());
         std::memcpy(buf + path.size(), name.data(), name.size());
         std::string_view candidate(buf, path.size() + name.size());
-        Opened f;
-        if (open_path(candidate, f) < 0)
+        OpenResult f = open_path(req, candidate);
+        if (f.error != 0)
             continue;
         if (S_ISREG(f.st.st_mode)) {
-            close(dir.fd);
             serve_file(req, out, f, req.arena->copy(candidate));
             return;
         }
-        close(f.fd);
+        release(f);
     }
     if (opt_.autoindex) {
-        close_at_end(*req.arena, dir.fd);
-        serve_listing(req, out, dir.fd, path);
+        serve_listing(req, out, path);
         return;
     }
-    close(dir.fd);
     fail(req, out, 403, "static: directory index forbidden");
 }
 
-void StaticHandler::serve_listing(Request& req, ResponseWriter& out, int dir_fd,
-                                  std::string_view path) const {
+// The directory's stat may have come from the cache, which keeps no directory descriptors:
+// open it (under the root's rules, like any lookup) to read it.
+void StaticHandler::serve_listing(Request& req, ResponseWriter& out, std::string_view path) const {
+    char rel[PATH_MAX];
+    int dir_fd = relative_path(path, rel) ? root_->open_file(rel) : -ENAMETOOLONG;
+    if (dir_fd < 0) {
+        send_open_error(req, out, -dir_fd);
+        return;
+    }
     std::vector<DirEntry> entries;
-    if (!read_directory(dir_fd, opt_.hide_dotfiles, entries)) {
+    const bool listed = read_directory(dir_fd, opt_.hide_dotfiles, entries);
+    close(dir_fd);
+    if (!listed) {
         fail(req, out, 403, "static: cannot read directory");
         return;
     }
@@ -429,7 +445,7 @@ std::string_view StaticHandler::content_type(std::string_view path, Arena& arena
     return with_charset(type, opt_.charset, arena);
 }
 
-void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
+void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult file,
                                std::string_view path) const {
     Arena& arena = *req.arena;
     const bool overridden = req.override_status != 0;
@@ -456,21 +472,22 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
             std::string_view ext = coding_extension(order[k]);
             std::memcpy(buf, path.data(), path.size());
             std::memcpy(buf + path.size(), ext.data(), ext.size());
-            Opened side;
-            if (open_path(std::string_view(buf, path.size() + ext.size()), side) < 0)
+            OpenResult side = open_path(req, std::string_view(buf, path.size() + ext.size()));
+            if (side.error != 0)
                 continue;
             if (!S_ISREG(side.st.st_mode)) {
-                close(side.fd);
+                release(side);
                 continue;
             }
-            close(file.fd);
+            release(file);
             file = side;
             encoding = coding_token(order[k]);
             etag_suffix = coding_etag_suffix(order[k]);
             break;
         }
     }
-    close_at_end(arena, file.fd);
+    release_at_end(arena, file);
+    const int fd = file.file->fd(); // shared with other exchanges: reads use explicit offsets
     const bool vary = compressible;
 
     const uint64_t size = static_cast<uint64_t>(file.st.st_size);
@@ -534,8 +551,7 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
                 head.headers.add("content-range", content_range(ranges[0], size, arena));
                 head.content_length = static_cast<int64_t>(ranges[0].length());
                 out.send_headers(head, false);
-                out.send_file(file.fd, static_cast<off_t>(ranges[0].first), ranges[0].length(),
-                              true);
+                out.send_file(fd, static_cast<off_t>(ranges[0].first), ranges[0].length(), true);
                 return;
             }
             Multipart m = make_multipart(ranges, count, size, type, arena);
@@ -553,7 +569,7 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
             segs[2 * count] = Segment{m.closing, 0, 0, false};
             auto* pump = arena.make<BodyPump>();
             pump->out = &out;
-            pump->fd = file.fd;
+            pump->fd = fd;
             pump->segments = segs;
             pump->count = 2 * count + 1;
             out.on_abort([pump] { pump->aborted = true; });
@@ -579,7 +595,7 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, Opened file,
         return;
     }
     out.send_headers(head, false);
-    out.send_file(file.fd, 0, static_cast<size_t>(size), true);
+    out.send_file(fd, 0, static_cast<size_t>(size), true);
 }
 
 bool has_dot_segment(std::string_view s) {

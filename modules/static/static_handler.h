@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "modules/module.h"
+#include "modules/static/open_file_cache.h"
 #include "modules/static/root_dir.h"
 
 namespace wraith {
@@ -28,6 +29,7 @@ struct StaticOptions {
     bool precompressed = true; // look for .br/.zst/.gz sidecars
     bool etag = true;
     std::optional<std::string> cache_control; // added to 200, 206 and 304
+    OpenFileCacheOptions open_file_cache;     // the worker's cache of open files, or off
 };
 
 // Option checks shared by the config reader and make_static_handler: "" when valid, else

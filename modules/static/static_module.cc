@@ -1,6 +1,8 @@
 // Registration of the `static` route key and the parsing of its options table.
 #include <string>
 
+#include <toml++/toml.h>
+
 #include "common/config.h"
 #include "common/config_reader.h"
 #include "modules/module.h"
@@ -29,6 +31,32 @@ bool is_token(std::string_view v) {
             return false;
     }
     return true;
+}
+
+// `open_file_cache = false`, `= true` (the defaults) or `= { max, valid, inactive }`.
+void read_open_file_cache(TableReader& r, OpenFileCacheOptions& o) {
+    const toml::node* n = r.node("open_file_cache");
+    if (!n)
+        return;
+    if (const auto* b = n->as_boolean()) {
+        o.enabled = b->get();
+        return;
+    }
+    const toml::table* t = n->as_table();
+    if (!t) {
+        r.error("open_file_cache",
+                "expected true, false or a table { max, valid, inactive }, got " +
+                    describe_value(*n));
+        return;
+    }
+    TableReader c(*t, r.diag(), "static.open_file_cache");
+    o.max = static_cast<size_t>(c.integer("max", 1000, 1, 1000000));
+    o.valid = c.duration("valid", o.valid);
+    o.inactive = c.duration("inactive", o.inactive);
+    if (o.inactive.count() == 0)
+        c.error("inactive", "must be longer than 0 (use open_file_cache = false to turn the "
+                            "cache off)");
+    c.finish();
 }
 
 std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
@@ -67,6 +95,7 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
                                      "without control characters");
         o.cache_control = std::move(*cc);
     }
+    read_open_file_cache(r, o.open_file_cache);
 
     if (!root)
         return nullptr;
@@ -88,5 +117,6 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
 
 WRAITH_REGISTER_MODULE(static_files, .key = "static", .is_handler = true,
                        .summary = "serves files below a root: validators, conditional and range "
-                                  "requests, precompressed sidecars, index, try_files, autoindex",
+                                  "requests, precompressed sidecars, index, try_files, autoindex, "
+                                  "open-file cache",
                        .build_handler = &wraith::static_files::build);

@@ -1,6 +1,6 @@
 """Static files: index, directory redirect, error pages, try_files, autoindex, MIME types,
 conditionals, ranges, precompressed sidecars, on-the-fly compression, traversal and symlink
-safety, dotfiles, large files, HEAD and 405."""
+safety, dotfiles, large files, HEAD and 405, and the open-file cache noticing a replaced file."""
 
 import email.utils
 import gzip
@@ -62,7 +62,10 @@ def build_docroot(base):
     spa = make_dir(os.path.join(base, "spa"))
     write_file(os.path.join(spa, "index.html"), b"<div id=app>spa shell</div>\n")
     write_file(os.path.join(spa, "assets/app.js"), b"// real asset\n")
-    return www, spa, hashlib.sha256(big).hexdigest()
+
+    cached = make_dir(os.path.join(base, "cached"))
+    write_file(os.path.join(cached, "swap.txt"), b"old contents\n")
+    return www, spa, cached, hashlib.sha256(big).hexdigest()
 
 
 SITES = r'''
@@ -86,6 +89,12 @@ hosts = ["auto.test"]
   [[site.route]]
   path = "/"
   static = { root = "@DIR@/www", autoindex = true }
+
+[[site]]
+hosts = ["cached.test"]
+  [[site.route]]
+  path = "/"
+  static = { root = "@DIR@/cached", open_file_cache = { max = 100, valid = "200ms", inactive = "20s" } }
 '''
 
 
@@ -93,7 +102,7 @@ class StaticTest(WraithTestCase):
     @classmethod
     def setUpClass(cls):
         srv = harness.Wraith(SITES)
-        cls.www, cls.spa, cls.big_sha = build_docroot(srv.dir)
+        cls.www, cls.spa, cls.cached, cls.big_sha = build_docroot(srv.dir)
         cls.class_servers = [srv]
         try:
             srv.start()
@@ -477,6 +486,31 @@ class StaticTest(WraithTestCase):
         self.assertEqual([r.status for r in rs], [200, 200], res)
         self.assertEqual(rs[0].header("content-length"), str(len(b"body { color: red }\n")))
         self.assertEqual(rs[1].body, b"<h1>home</h1>\n")
+
+    # ---- open-file cache
+
+    def test_open_file_cache_serves_a_renamed_file_after_valid(self):
+        old = b"old contents\n"
+        new = b"new contents, a different size\n"
+        path = os.path.join(self.cached, "swap.txt")
+        # Several requests, so each worker's cache most likely holds the old file.
+        for _ in range(6):
+            status, headers, body = self.req("/swap.txt", host="cached.test")
+            self.assertEqual((status, body), (200, old))
+        old_etag = headers.get("ETag")
+        write_file(path + ".new", new)
+        os.rename(path + ".new", path)  # a new inode under the old name, as deploy tools do
+
+        def every_worker_serves_new():
+            for _ in range(6):
+                status, headers, body = self.req("/swap.txt", host="cached.test")
+                if (status, body) != (200, new) or headers.get("ETag") == old_etag:
+                    return False
+            return True
+        # valid = 200ms: well within the poll's deadline.
+        harness.wait_for(every_worker_serves_new, timeout=5, what="the renamed file to be served")
+        status, _, _ = self.req("/swap.txt", {"If-None-Match": old_etag}, host="cached.test")
+        self.assertEqual(status, 200)
 
     def test_post_is_405_with_allow(self):
         status, headers, _ = self.req("/index.html", method="POST", body=b"x=1",

@@ -54,11 +54,6 @@ void fill_random(uint8_t* p, size_t n) {
     }
 }
 
-uint16_t port_of(const sockaddr_storage& a) {
-    return a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
-                                   : reinterpret_cast<const sockaddr_in&>(a).sin_port;
-}
-
 socklen_t len_of(const sockaddr_storage& a) {
     return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }

@@ -1,0 +1,152 @@
+// The static handler's open-file cache, one per worker process (like NGINX's open_file_cache,
+// but on by default): descriptors and stat results of files below a RootDir, and the errors of
+// paths that failed to open, so a hot file costs no path walk, fstat or close per request.
+// A hit younger than `valid` costs no system call; an older one is revalidated (fstatat where
+// RootDir can resolve the path exactly as it opens it, else a fresh open) and reopened when
+// the file changed. The worker is single-threaded, so nothing here is locked.
+#pragma once
+
+#include <ev.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <sys/stat.h>
+
+namespace wraith::static_files {
+
+class RootDir;
+
+// A route's `open_file_cache` setting.
+struct OpenFileCacheOptions {
+    bool enabled = true;
+    size_t max = 1000;                         // entries; the worker's cache holds the largest max
+    std::chrono::milliseconds valid{1000};     // how long a result is trusted without a syscall
+    std::chrono::milliseconds inactive{20000}; // unused this long: dropped
+};
+
+// A regular file open below a root, shared by its cache entry and the exchanges reading it:
+// the descriptor closes when the last holder releases it, so an exchange keeps a valid fd
+// while its entry is evicted or replaced. Counted by hand: the worker is single-threaded.
+class OpenFile {
+public:
+    // Takes ownership of `fd`; the caller holds the one reference.
+    static OpenFile* adopt(int fd, const struct stat& st) { return new OpenFile(fd, st); }
+    void acquire() { ++refs_; }
+    // Drops one reference; an `Arena::defer` cleanup, hence the void*.
+    static void release(void* file);
+
+    int fd() const { return fd_; }
+    const struct stat& stat() const { return st_; }
+    // OpenFile objects alive in this process (tests check that descriptors are closed).
+    static size_t live_count();
+
+private:
+    OpenFile(int fd, const struct stat& st);
+    ~OpenFile(); // closes fd_
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+
+    int fd_;
+    struct stat st_;
+    uint32_t refs_ = 1;
+};
+
+// What a lookup found. `file` is a reference the caller owns (OpenFile::release), set for
+// regular files only: directories and special files are cached as stat results.
+struct OpenResult {
+    int error = 0;            // errno of the open (ENOENT, EACCES, ELOOP...), 0 when found
+    struct stat st {};        // when error == 0
+    OpenFile* file = nullptr; // when error == 0 and st is a regular file
+};
+
+// Opens `relative` (as RootDir::open_file takes it) below `root` and stats it, uncached: what a
+// cache miss does, and all a route with `open_file_cache = false` does.
+OpenResult open_uncached(const RootDir& root, const char* relative);
+
+class OpenFileCache {
+public:
+    // Milliseconds on a monotonic clock.
+    using Clock = int64_t (*)();
+
+    // The worker's cache, created on first use (after the fork, so never shared between
+    // processes) and never destroyed: process exit closes its descriptors.
+    static OpenFileCache& for_worker();
+    // The worker's cache if something used it, else null (no cache is created).
+    static OpenFileCache* existing();
+
+    // Opens `relative` (as RootDir::open_file takes it) below `root`, from the cache when a
+    // result is fresh. `loop` (may be null) gets the timer that drops inactive entries.
+    OpenResult open(struct ev_loop* loop, const RootDir& root, const char* relative,
+                    const OpenFileCacheOptions& options);
+
+    // Drops every entry of a root about to be closed (a handler being destroyed).
+    void forget_root(uint64_t root_id);
+
+    // What the cache did, for tests and debugging.
+    struct Stats {
+        uint64_t hits = 0;        // answered without a syscall
+        uint64_t revalidated = 0; // older than valid, confirmed by fstatat
+        uint64_t opens = 0;       // RootDir::open_file calls: misses and reopens
+        uint64_t evicted = 0;     // dropped by the max bound
+        uint64_t expired = 0;     // dropped as inactive
+        size_t entries = 0;
+    };
+    Stats stats() const;
+
+    // Tests only: replace the clock (nullptr restores the default), and drop every entry
+    // and the learnt size bound.
+    static void set_clock_for_tests(Clock clock);
+    void clear_for_tests();
+
+private:
+    OpenFileCache() = default;
+
+    // An entry's identity: the root and the normalised relative path (which the entry owns;
+    // the key views it).
+    struct Key {
+        uint64_t root_id;
+        std::string_view path;
+        bool operator==(const Key&) const = default;
+    };
+    struct KeyHash {
+        size_t operator()(const Key& k) const {
+            return std::hash<std::string_view>()(k.path) ^ (k.root_id * 0x9e3779b97f4a7c15ull);
+        }
+    };
+    struct Entry {
+        uint64_t root_id = 0;
+        std::string path;
+        OpenResult result;        // the entry's own reference to result.file
+        int64_t validated_ms = 0; // last open or successful revalidation
+        int64_t used_ms = 0;      // last lookup
+        int64_t inactive_ms = 0;  // of the route that used it last
+    };
+    using Lru = std::list<Entry>; // most recently used first
+
+    static bool cacheable(int error);
+    bool still_valid(const RootDir& root, const char* relative, const Entry& e);
+    void set_result(Entry& e, OpenResult fresh);
+    void drop(Lru::iterator it);
+    void sweep(int64_t now);
+    void arm_timer(struct ev_loop* loop);
+    void disarm_timer();
+    static void on_sweep_timer(struct ev_loop* loop, ev_timer* w, int revents);
+
+    Lru lru_;
+    std::unordered_map<Key, Lru::iterator, KeyHash> index_;
+    size_t capacity_ = 0;        // the largest `max` of the routes that used the cache
+    int64_t next_sweep_ms_ = 0;  // lazy sweep on lookup, for a cache without a loop
+    int64_t sweep_every_ms_ = 0; // half the shortest `inactive` seen
+    struct ev_loop* loop_ = nullptr;
+    ev_timer sweep_timer_{};
+    bool timer_armed_ = false;
+    Stats stats_;
+};
+
+} // namespace wraith::static_files
