@@ -3,6 +3,7 @@
 #include "worker/http1/connection.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -35,8 +36,8 @@ void append_field_name(std::string& out, std::string_view name) {
 
 void append_decimal(std::string& out, uint64_t v) {
     char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-    out.append(buf, n);
+    auto r = std::to_chars(buf, buf + sizeof(buf), v); // no locale, no format parsing
+    out.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
 bool status_has_body(int status) {

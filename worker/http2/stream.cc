@@ -438,8 +438,8 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     }
     if (has_body && head.status != 304 && head.content_length >= 0) {
         char* len = static_cast<char*>(arena_.alloc(24, 1));
-        int w = std::snprintf(len, 24, "%lld", static_cast<long long>(head.content_length));
-        nva[i++] = make_nv("content-length", {len, static_cast<size_t>(w)});
+        auto w = std::to_chars(len, len + 24, head.content_length);
+        nva[i++] = make_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
     }
 
     nghttp2_data_provider provider{};
