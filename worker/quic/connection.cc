@@ -638,8 +638,12 @@ int Connection::on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream
     auto* c = static_cast<Connection*>(user);
     if (!c->http_)
         return NGTCP2_ERR_CALLBACK_FAILURE;
-    nghttp3_ssize n = nghttp3_conn_read_stream(c->http_, stream_id, data, len,
-                                               flags & NGTCP2_STREAM_DATA_FLAG_FIN);
+    const bool fin = flags & NGTCP2_STREAM_DATA_FLAG_FIN;
+    nghttp3_ssize n = nghttp3_conn_read_stream(c->http_, stream_id, data, len, fin);
+    // nghttp3 0.8 calls a frame type cut short by the end of a request stream a general
+    // protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
+    if (n == NGHTTP3_ERR_H3_GENERAL_PROTOCOL_ERROR && fin && ngtcp2_is_bidi_stream(stream_id))
+        n = NGHTTP3_ERR_H3_FRAME_ERROR;
     if (n < 0) {
         ErrorLog::limited(LogLevel::info, "http3: bad input from %.*s: %s",
                           (int)c->peer_.info.peer_text.size(), c->peer_.info.peer_text.data(),
@@ -846,10 +850,13 @@ int Connection::h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_e
 
 int Connection::h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
                                 void* user, void* stream_user) {
+    // nghttp3 wants the stream reset with this code: the peer stopped reading (STOP_SENDING)
+    // or the request was malformed (H3_MESSAGE_ERROR, RFC 9114 §4.1.2).
     auto* c = static_cast<Connection*>(user);
     if (Stream* s = stream_of(stream_user))
-        s->on_peer_stopped();
-    ngtcp2_conn_shutdown_stream_write(c->conn_, stream_id, app_error_code);
+        s->reset_with(app_error_code);
+    else
+        ngtcp2_conn_shutdown_stream_write(c->conn_, stream_id, app_error_code);
     return 0;
 }
 

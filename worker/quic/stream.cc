@@ -296,10 +296,8 @@ void Stream::run_pending() {
     }
 }
 
-void Stream::on_peer_stopped() {
-    // The client does not want the response (STOP_SENDING, or it reset its side).
-    if (!response_ended_ || !fin_sent_)
-        shutdown(NGHTTP3_H3_REQUEST_CANCELLED);
+void Stream::reset_with(uint64_t app_error_code) {
+    shutdown(app_error_code);
 }
 
 void Stream::on_closed(uint64_t app_error_code) {

@@ -37,7 +37,9 @@ public:
     void on_head_complete(bool fin, bool early);
     void on_body(const uint8_t* data, size_t len);
     void on_body_end();
-    void on_peer_stopped(); // STOP_SENDING or reset: the response is unwanted
+    // The protocol resets the stream with `app_error_code` (the peer stopped reading, or
+    // the request was malformed): the response, if any, is abandoned.
+    void reset_with(uint64_t app_error_code);
     void on_closed(uint64_t app_error_code);
     // nghttp3 pulls response bytes: vectors into the block chain, EOF, or WOULDBLOCK.
     nghttp3_ssize read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags);
