@@ -48,6 +48,30 @@ OpenFile::~OpenFile() {
     --g_live_files;
 }
 
+std::string_view OpenFile::content() {
+    if (!content_tried_) {
+        content_tried_ = true;
+        size_t size = static_cast<size_t>(st_.st_size);
+        if (S_ISREG(st_.st_mode) && size > 0 && size <= kMaxContent) {
+            auto buf = std::make_unique<char[]>(size);
+            size_t got = 0;
+            while (got < size) {
+                ssize_t n = ::pread(fd_, buf.get() + got, size - got, static_cast<off_t>(got));
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    break;
+                got += static_cast<size_t>(n);
+            }
+            if (got == size) { // a file that shrank since stat(): not cached, served from fd
+                content_ = std::move(buf);
+                content_len_ = size;
+            }
+        }
+    }
+    return {content_.get(), content_len_};
+}
+
 void OpenFile::release(void* file) {
     auto* f = static_cast<OpenFile*>(file);
     if (--f->refs_ == 0)

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,6 +44,11 @@ public:
 
     int fd() const { return fd_; }
     const struct stat& stat() const { return st_; }
+    // The whole file in memory, read once on first use, for files of at most kMaxContent
+    // bytes; empty when larger or unreadable. Meant for transports that copy anyway (TLS,
+    // QUIC): they skip a pread per response. It matches stat() (the same open file).
+    static constexpr size_t kMaxContent = 32 * 1024;
+    std::string_view content();
     // OpenFile objects alive in this process (tests check that descriptors are closed).
     static size_t live_count();
 
@@ -55,6 +61,9 @@ private:
     int fd_;
     struct stat st_;
     uint32_t refs_ = 1;
+    std::unique_ptr<char[]> content_;
+    size_t content_len_ = 0;
+    bool content_tried_ = false;
 };
 
 // What a lookup found. `file` is a reference the caller owns (OpenFile::release), set for

@@ -595,6 +595,13 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
         return;
     }
     out.send_headers(head, false);
+    // TLS and QUIC copy file bytes into records anyway: a small file comes from memory instead
+    // of a pread per response. Plain TCP keeps sendfile (no copy at all).
+    if (req.conn && req.conn->tls)
+        if (std::string_view bytes = file.file->content(); bytes.size() == size) {
+            out.send_body(bytes, true);
+            return;
+        }
     out.send_file(fd, 0, static_cast<size_t>(size), true);
 }
 
