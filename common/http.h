@@ -102,6 +102,12 @@ struct Request {
     Headers headers;
     int64_t content_length = -1; // -1: unknown (chunked / streaming) or none
     bool has_body = false;       // a body follows (Content-Length > 0, chunked, or h2/h3 DATA)
+    // A tunnel the client asks for: the Upgrade field of an HTTP/1.1 request without a body
+    // (RFC 9110 §7.8), or the :protocol of an extended CONNECT on HTTP/2 (RFC 8441) and
+    // HTTP/3 (RFC 9220), e.g. "websocket"; empty otherwise. A handler that accepts answers 101
+    // (HTTP/1.1) or 2xx (CONNECT) with end_stream = false; from then on the request body is
+    // the client's byte stream and the response body the server's, each ending on its own.
+    std::string_view upgrade;
     const ConnectionInfo* conn = nullptr;
     Arena* arena = nullptr;
     struct ev_loop* loop = nullptr; // the worker's loop, for handlers that wait on sockets
@@ -112,6 +118,9 @@ struct Request {
     const Site* site = nullptr;
     const Route* route = nullptr;
     std::string_view decoded_path; // percent-decoded, normalised; never contains ".." segments
+
+    // RFC 8441 §4 / RFC 9220: a CONNECT carrying :protocol (its success status is 2xx, not 101).
+    bool extended_connect() const { return method_id == Method::connect && !upgrade.empty(); }
 
     // Non-zero while serving a site's custom error page: the handler answers with this status
     // instead of 200 and skips conditionals and ranges.
@@ -172,8 +181,9 @@ public:
     virtual Result send_trailers(const Headers& trailers) { return send_body({}, true); }
     // Called once when queued data drained below the low watermark after `blocked`.
     virtual void on_writable(Callback cb) = 0;
-    // Called if the exchange is aborted (peer gone, timeout, reset) before end_stream was sent;
-    // after it no other method may be called. Arena cleanups run after this.
+    // Called if the exchange is aborted (peer gone, timeout, reset) before end_stream was sent
+    // (for a tunnel: before both directions ended); after it no other method of the writer or
+    // the body may be called. Arena cleanups run after this.
     virtual void on_abort(Callback cb) = 0;
     // Abort the response: HTTP/1 closes the connection, HTTP/2 and 3 reset the stream.
     virtual void reset() = 0;

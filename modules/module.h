@@ -21,6 +21,10 @@ class Handler {
 public:
     virtual ~Handler() = default;
     virtual void handle(Request& req, BodyReader& body, ResponseWriter& out) const = 0;
+    // True if the handler accepts tunnel requests (Request::upgrade). Others never see one:
+    // the pipeline answers an extended CONNECT with 405 and serves an HTTP/1.1 Upgrade request
+    // as a plain one (RFC 9110 §7.8 lets a server ignore Upgrade).
+    virtual bool tunnels() const { return false; }
 };
 
 // Phases, in the order the pipeline runs them (worker/pipeline.h).
@@ -33,7 +37,8 @@ enum class Phase {
 // What a log-phase filter sees of a finished exchange.
 struct ExchangeSummary {
     int status = 0;
-    uint64_t body_bytes = 0;
+    uint64_t body_bytes = 0;    // response body bytes sent
+    uint64_t request_bytes = 0; // request body bytes received (a tunnel: client-to-server bytes)
     uint64_t duration_us = 0;
     bool aborted = false;
 };

@@ -1,13 +1,16 @@
 // h3get: fetch URLs over HTTP/3, all on one QUIC connection, concurrently.
 // See tools/README.md for usage; exit status 0 ok, 1 usage, 2 connection, 3 stream.
+#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -18,6 +21,7 @@
 #include "tools/h3/connection.h"
 #include "tools/h3/errors.h"
 #include "tools/h3/net.h"
+#include "tools/h3/raw.h"
 #include "tools/h3/tls.h"
 
 namespace {
@@ -47,6 +51,15 @@ constexpr const char* kUsage =
     "      --early-data          send the requests as 0-RTT when resuming\n"
     "      --migrate-after N     move to a new local port after N body bytes\n"
     "      --local-port-change-after N  change port after N bytes without telling QUIC\n"
+    "      --raw-request HEX     send HEX on the request stream instead of HEADERS\n"
+    "      --raw-fin             FIN after --raw-request's bytes\n"
+    "      --raw-control HEX     append HEX on our control stream after SETTINGS\n"
+    "      --raw-control-fin     FIN on our control stream (after --raw-control)\n"
+    "      --raw-control-stream HEX  our control stream is 0x00 then HEX (no SETTINGS)\n"
+    "      --raw-uni TYPE:HEX    open a unidirectional stream of TYPE carrying HEX\n"
+    "      --raw-qpack-encoder HEX  append HEX on our QPACK encoder stream\n"
+    "      --connect-protocol P  extended CONNECT with :protocol P (RFC 9220): stdin is\n"
+    "                            streamed as the request body, the response body to stdout\n"
     "  -m, --max-time SECONDS    give up after SECONDS (default 30)\n"
     "  -v, --verbose             report progress on stderr\n"
     "  -s, --silent              no progress or warnings on stderr (errors still)\n";
@@ -73,9 +86,11 @@ struct Options {
     bool early_data = false;
     int64_t migrate_after = -1;
     int64_t rebind_after = -1;
+    std::string connect_protocol; // `connect_protocol` non-empty: a tunnel (extended CONNECT).
     double max_time = 30;
     bool verbose = false;
     bool silent = false;
+    h3::RawOptions raw; // `raw`: --raw-* (protocol tests; see tools/README.md).
 };
 
 // One request and what became of it.
@@ -244,6 +259,14 @@ bool parse_options(int argc, char** argv, Options& o) {
             if (!size_value(arg, o.rebind_after)) {
                 return false;
             }
+        } else if (arg == "--connect-protocol") {
+            if (!need(arg)) {
+                return false;
+            }
+            if (value.empty()) {
+                return usage_error("--connect-protocol needs a protocol name, e.g. websocket");
+            }
+            o.connect_protocol = value;
         } else if (arg == "-m" || arg == "--max-time") {
             if (!need(arg)) {
                 return false;
@@ -255,6 +278,10 @@ bool parse_options(int argc, char** argv, Options& o) {
             o.verbose = true;
         } else if (arg == "-s" || arg == "--silent") {
             o.silent = true;
+        } else if (int rv = h3::read_raw_option(arg, args, o.raw, error); rv != 0) {
+            if (rv < 0) {
+                return usage_error(error);
+            }
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(kUsage, stdout);
             std::exit(kExitOk);
@@ -282,6 +309,25 @@ bool parse_options(int argc, char** argv, Options& o) {
     }
     if (o.migrate_after >= 0 && o.rebind_after >= 0) {
         return usage_error("--migrate-after and --local-port-change-after exclude each other");
+    }
+    if (!h3::check_raw_options(o.raw, error)) {
+        return usage_error(error);
+    }
+    if (o.raw.any && o.early_data) {
+        return usage_error("--early-data does not go with --raw-*");
+    }
+    if (o.raw.request_given &&
+        (o.urls.size() != 1 || o.repeat != 1 || o.has_body || !o.method.empty() ||
+         !o.headers.empty() || !o.connect_protocol.empty())) {
+        return usage_error("--raw-request takes one URL and none of -d, -X, -I, -H, -n, "
+                           "--connect-protocol");
+    }
+    if (!o.connect_protocol.empty()) {
+        if (o.urls.size() != 1 || o.repeat != 1 || o.has_body || !o.method.empty() || o.summary) {
+            return usage_error("--connect-protocol takes one URL and none of -d, -X, -I, -n, "
+                               "--summary");
+        }
+        o.method = "CONNECT";
     }
     if (o.method.empty()) {
         o.method = "GET";
@@ -340,15 +386,20 @@ public:
     std::span<const uint8_t> request_body(h3::Connection&, void*) override {
         return {reinterpret_cast<const uint8_t*>(o_.body.data()), o_.body.size()};
     }
+    std::span<const uint8_t> request_body_part(h3::Connection&, void*, bool* eof) override;
     void on_early_data_rejected(h3::Connection&) override;
     void on_goaway(h3::Connection&) override;
     void on_migrated(h3::Connection&, const h3::MigrationResult& result) override;
     void on_closed(h3::Connection& c) override;
+    void on_stream_reset(h3::Connection&, int64_t stream_id, uint64_t app_error) override;
+    void on_stop_sending(h3::Connection&, int64_t stream_id, uint64_t app_error) override;
 
 private:
     static void deadline_cb(struct ev_loop* loop, ev_timer* w, int revents);
     static void linger_cb(struct ev_loop* loop, ev_timer* w, int revents);
+    static void stdin_cb(struct ev_loop* loop, ev_io* w, int revents);
 
+    bool tunnel() const { return !o_.connect_protocol.empty(); }
     bool prepare();
     void emit(Request& r, const char* data, size_t len, uint64_t credit);
     void finish(Request& r, std::string error);
@@ -377,6 +428,13 @@ private:
     FILE* out_ = stdout;
     ev_timer deadline_;
     ev_timer linger_;
+    // --connect-protocol: stdin read once the 2xx arrived, sent as it comes. Every piece
+    // stays here until the process ends (nghttp3 points into it until acknowledged).
+    ev_io stdin_watcher_;
+    std::deque<std::string> stdin_parts_;
+    size_t next_part_ = 0; // `next_part_` is the first piece not yet handed to nghttp3.
+    bool stdin_started_ = false;
+    bool stdin_eof_ = false;
 };
 
 void Fetcher::info(const char* format, ...) {
@@ -421,6 +479,9 @@ bool Fetcher::prepare() {
     settings_.tls = &tls_;
     settings_.alpn = o_.alpn;
     settings_.keep_session = !o_.session_file.empty();
+    if (o_.raw.any) {
+        settings_.raw = &o_.raw.plan;
+    }
     auto max_time = static_cast<uint64_t>(o_.max_time * NGTCP2_SECONDS);
     settings_.handshake_timeout = max_time;
     settings_.idle_timeout = max_time < 30 * NGTCP2_SECONDS ? 30 * NGTCP2_SECONDS : max_time;
@@ -466,9 +527,12 @@ int Fetcher::run() {
     ev_timer_start(loop_, &deadline_);
     ev_timer_init(&linger_, linger_cb, 0.5, 0.);
     linger_.data = this;
+    ev_io_init(&stdin_watcher_, stdin_cb, STDIN_FILENO, EV_READ);
+    stdin_watcher_.data = this;
     ev_run(loop_, 0);
     ev_timer_stop(loop_, &deadline_);
     ev_timer_stop(loop_, &linger_);
+    ev_io_stop(loop_, &stdin_watcher_);
 
     if (std::fflush(out_) != 0 && !write_failed_) {
         write_failed_ = true;
@@ -514,12 +578,30 @@ void Fetcher::on_stream_credit(h3::Connection& c) {
     static const std::string kMethod = ":method", kScheme = ":scheme", kHttps = "https",
                              kAuthority = ":authority", kPath = ":path", kUserAgent = "user-agent",
                              kAgent = "h3get/0.1", kContentLength = "content-length";
+    if (o_.raw.request_given) {
+        // The bytes as given, not held back by raw bytes elsewhere awaiting acknowledgement.
+        if (next_submit_ == 0 && c.can_open_stream()) {
+            auto& r = requests_[0];
+            r.stream_id = c.submit_raw(o_.raw.request, o_.raw.request_fin, &r);
+            if (r.stream_id >= 0) {
+                if (o_.summary && !r.hash) {
+                    gnutls_hash_init(&r.hash, GNUTLS_DIG_SHA256);
+                }
+                ++next_submit_;
+            }
+        }
+        return;
+    }
     std::string length = std::to_string(o_.body.size());
     std::vector<nghttp3_nv> nva;
     while (next_submit_ < requests_.size() && c.can_submit()) {
         auto& r = requests_[next_submit_];
+        static const std::string kProtocol = ":protocol";
         nva.clear();
         nva.push_back(make_nv(kMethod, o_.method));
+        if (tunnel()) {
+            nva.push_back(make_nv(kProtocol, o_.connect_protocol));
+        }
         nva.push_back(make_nv(kScheme, kHttps));
         nva.push_back(make_nv(kAuthority, r.url->authority));
         nva.push_back(make_nv(kPath, r.url->path));
@@ -535,7 +617,7 @@ void Fetcher::on_stream_credit(h3::Connection& c) {
         if (o_.has_body && !has_length) {
             nva.push_back(make_nv(kContentLength, length));
         }
-        r.stream_id = c.submit(nva.data(), nva.size(), o_.has_body, &r);
+        r.stream_id = c.submit(nva.data(), nva.size(), o_.has_body || tunnel(), &r, tunnel());
         if (r.stream_id < 0) {
             break;
         }
@@ -569,8 +651,45 @@ void Fetcher::on_header(h3::Connection&, void* stream, int32_t token, std::strin
 }
 
 void Fetcher::on_headers_end(h3::Connection&, void* stream) {
+    auto& r = *static_cast<Request*>(stream);
     if (o_.include) {
-        emit(*static_cast<Request*>(stream), "\r\n", 2, 0);
+        emit(r, "\r\n", 2, 0);
+    }
+    if (tunnel() && r.status >= 200) {
+        std::fflush(out_);
+        // RFC 8441 §4 (RFC 9220): the tunnel is open once a 2xx came; send nothing before.
+        if (r.status < 300 && !stdin_started_) {
+            stdin_started_ = true;
+            fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+            ev_io_start(loop_, &stdin_watcher_);
+        }
+    }
+}
+
+std::span<const uint8_t> Fetcher::request_body_part(h3::Connection&, void*, bool* eof) {
+    if (next_part_ < stdin_parts_.size()) {
+        const std::string& part = stdin_parts_[next_part_++];
+        return {reinterpret_cast<const uint8_t*>(part.data()), part.size()};
+    }
+    *eof = stdin_eof_;
+    return {};
+}
+
+void Fetcher::stdin_cb(struct ev_loop* loop, ev_io* w, int) {
+    auto* f = static_cast<Fetcher*>(w->data);
+    char buf[65536];
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (n > 0) {
+        f->stdin_parts_.emplace_back(buf, static_cast<size_t>(n));
+    } else {
+        f->stdin_eof_ = true; // EOF (or an error): our side of the tunnel ends
+        ev_io_stop(loop, w);
+    }
+    if (f->conn_ && !f->requests_.empty() && f->requests_[0].stream_id >= 0) {
+        f->conn_->resume_body(f->requests_[0].stream_id);
     }
 }
 
@@ -583,6 +702,9 @@ void Fetcher::on_body(h3::Connection& c, int64_t, void* stream, const uint8_t* d
         c.consume(r.stream_id, len);
     } else {
         emit(r, reinterpret_cast<const char*>(data), len, len);
+        if (tunnel()) {
+            std::fflush(out_); // a tunnel's peer waits for what it said to arrive
+        }
     }
     if (!migration_asked_) {
         if (o_.migrate_after >= 0 && body_total_ >= static_cast<uint64_t>(o_.migrate_after)) {
@@ -646,6 +768,9 @@ void Fetcher::finish(Request& r, std::string error) {
     r.finished = true;
     r.error = std::move(error);
     ++finished_;
+    if (o_.raw.any && r.error.empty()) {
+        std::fprintf(stderr, "response: %d\n", r.status);
+    }
     if (o_.summary) {
         if (r.error.empty()) {
             uint8_t digest[32];
@@ -681,11 +806,29 @@ void Fetcher::finish(Request& r, std::string error) {
 void Fetcher::on_response_end(h3::Connection&, void* stream) {
     auto& r = *static_cast<Request*>(stream);
     r.complete = true;
+    if (tunnel() && r.status >= 200 && r.status < 300) {
+        // The server ended its side: so does our output (the reader sees EOF, as with a
+        // half-closed socket); ours ends with stdin, then the stream closes.
+        std::fflush(out_);
+        int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, fileno(out_));
+            ::close(null);
+        }
+        return;
+    }
     finish(r, "");
 }
 
 void Fetcher::on_stream_closed(h3::Connection&, void* stream, uint64_t app_error) {
     auto& r = *static_cast<Request*>(stream);
+    if (tunnel() && r.complete && app_error == NGHTTP3_H3_NO_ERROR) {
+        finish(r, ""); // both sides of the tunnel ended
+        return;
+    }
+    if (tunnel() && r.complete && !r.finished) {
+        r.complete = false; // the tunnel was cut after the server's side had ended
+    }
     if (!r.complete) {
         finish(r, app_error == NGHTTP3_H3_NO_ERROR
                       ? "incomplete-response"
@@ -749,8 +892,31 @@ void Fetcher::fail_unfinished(const std::string& reason) {
     }
 }
 
+void Fetcher::on_stream_reset(h3::Connection&, int64_t stream_id, uint64_t app_error) {
+    if (o_.raw.any) {
+        std::fprintf(stderr, "stream reset: %" PRId64 " 0x%" PRIx64 " %s\n", stream_id, app_error,
+                     h3::application_error_name(app_error).c_str());
+    }
+}
+
+void Fetcher::on_stop_sending(h3::Connection&, int64_t stream_id, uint64_t app_error) {
+    if (o_.raw.any) {
+        std::fprintf(stderr, "stop sending: %" PRId64 " 0x%" PRIx64 " %s\n", stream_id, app_error,
+                     h3::application_error_name(app_error).c_str());
+    }
+}
+
 void Fetcher::on_closed(h3::Connection& c) {
     bool clean = finished_ == requests_.size() && !timed_out_;
+    const auto& peer = c.peer_close();
+    if (o_.raw.any && peer.received) {
+        std::fprintf(stderr, "closed: 0x%" PRIx64 " %s\n", peer.code,
+                     (peer.application ? h3::application_error_name(peer.code)
+                                       : h3::transport_error_name(peer.code))
+                         .c_str());
+        // What the server did is the result: an error close counts even after the responses.
+        clean = clean && peer.code == (peer.application ? NGHTTP3_H3_NO_ERROR : 0);
+    }
     if (!clean && !timed_out_) {
         connection_error_ = c.close_reason();
         // "refused", "certificate ..." and "handshake ..." say it already.

@@ -147,6 +147,10 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     int dn = snprintf(dbuf, sizeof(dbuf), "%.3f", s.duration_us / 1000.0);
     out += ",\"duration_ms\":";
     out.append(dbuf, dn);
+    if (s.request_bytes) {
+        out += ",\"request_bytes\":";
+        append_uint(out, s.request_bytes);
+    }
     out += ",\"referer\":";
     append_json_string(out, req.headers.get("referer"));
     out += ",\"user_agent\":";

@@ -109,6 +109,16 @@ void run_exchange(Worker& worker, Request& req, BodyReader& body, ResponseWriter
         if (f->phase() == Phase::access && f->access(req, out) == Filter::Verdict::answered)
             return;
     }
+    if (!req.upgrade.empty() && !req.route->handler->tunnels()) {
+        // The resource exists but cannot be a tunnel: 405 with the methods it does take
+        // (RFC 9110 §15.5.6). An HTTP/1.1 Upgrade is optional for the server: serve it plainly.
+        if (req.extended_connect()) {
+            if (req.has_body)
+                body.discard();
+            return send_error(req, out, 405, "extended CONNECT to a route that cannot tunnel");
+        }
+        req.upgrade = {};
+    }
     for (auto it = filters.rbegin(); it != filters.rend(); ++it)
         if ((*it)->phase() == Phase::response)
             writer = (*it)->wrap(req, *writer);

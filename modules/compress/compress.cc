@@ -126,6 +126,8 @@ int CompressFilter::level(Coding c) const {
 }
 
 ResponseWriter* CompressFilter::wrap(Request& req, ResponseWriter& next) const {
+    if (!req.upgrade.empty())
+        return &next; // a tunnel's bytes are no representation to encode
     std::string_view accept;
     size_t fields = req.headers.count("accept-encoding");
     if (fields == 0)

@@ -14,6 +14,7 @@
 #include "modules/module.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
+#include "modules/proxy/websocket.h"
 
 namespace wraith::proxy {
 
@@ -86,19 +87,24 @@ void ProxyExchange::start() {
     const UpstreamConfig& up = handler_.upstream();
     server_ = UpstreamPool::instance().pick(up);
     out_.on_abort([this] { client_aborted(); });
-    if (req_.has_body) {
+    if (!req_.upgrade.empty()) {
+        const bool websocket = req_.extended_connect() ? iequals(req_.upgrade, "websocket")
+                                                       : list_contains(req_.upgrade, "websocket");
+        if (req_.extended_connect() && !websocket) {
+            finished_ = true;
+            body_.discard();
+            return send_error(req_, out_, 501,
+                              "proxy: extended CONNECT for a protocol other than websocket");
+        }
+        tunnel_ = websocket;
+        if (!tunnel_)
+            req_.upgrade = {}; // another HTTP/1.1 Upgrade (h2c, ...): a plain request
+    }
+    // A tunnel's client bytes are read only once the upstream switched (open_tunnel()).
+    if (req_.has_body && !tunnel_) {
         body_state_ = BodyState::streaming;
         body_chunked_ = req_.content_length < 0;
-        body_.on_data([this] {
-            if (finished_)
-                return;
-            if (body_.failed())
-                return client_aborted();
-            if (!connecting_ && fd_ >= 0) {
-                write_ready();
-                update_io();
-            }
-        });
+        watch_body();
     }
     build_request_head();
     if (!connect_upstream(true))
@@ -106,6 +112,19 @@ void ProxyExchange::start() {
     if (!connecting_)
         write_ready();
     update_io();
+}
+
+void ProxyExchange::watch_body() {
+    body_.on_data([this] {
+        if (finished_)
+            return;
+        if (body_.failed())
+            return client_aborted();
+        if (!connecting_ && fd_ >= 0) {
+            write_ready();
+            update_io();
+        }
+    });
 }
 
 void ProxyExchange::build_request_head() {
@@ -124,7 +143,8 @@ void ProxyExchange::build_request_head() {
 
     std::string& o = send_buf_;
     o.reserve(1024);
-    o.append(req_.method);
+    // RFC 8441 §5: the extended CONNECT of an h2/h3 WebSocket is a GET Upgrade on HTTP/1.1.
+    o.append(req_.extended_connect() ? std::string_view("GET") : req_.method);
     o.push_back(' ');
     std::string_view path = req_.path.empty() ? req_.target : req_.path;
     const std::string& strip = opts.strip_prefix;
@@ -162,6 +182,9 @@ void ProxyExchange::build_request_head() {
         // was read); the upstream gets the body without waiting.
         if (hop_by_hop(h.name) || h.name == "host" || h.name == "content-length" ||
             h.name == "expect" || named_by_connection(req_.headers, h.name))
+            continue;
+        // RFC 8441 §5: an extended CONNECT has no key; we make the upstream's (below).
+        if (tunnel_ && req_.extended_connect() && h.name == "sec-websocket-key")
             continue;
         // Forwarding fields from an untrusted client are dropped and replaced by ours.
         if (h.name == "x-forwarded-for") {
@@ -228,6 +251,19 @@ void ProxyExchange::build_request_head() {
     for (const Header& h : hs)
         append_header(o, h.name, h.value);
 
+    if (tunnel_) {
+        // RFC 6455 §4.1: the opening handshake; no body framing, the tunnel follows the 101.
+        append_header(o, "connection", "upgrade");
+        append_header(o, "upgrade", "websocket");
+        if (req_.extended_connect()) {
+            ws_key_ = websocket_key();
+            append_header(o, "sec-websocket-key", ws_key_);
+        }
+        if (!req_.headers.find("sec-websocket-version"))
+            append_header(o, "sec-websocket-version", "13");
+        o.append("\r\n");
+        return;
+    }
     if (req_.has_body && !body_chunked_)
         append_header(o, "content-length", std::to_string(req_.content_length));
     else if (req_.has_body)
@@ -290,8 +326,15 @@ void ProxyExchange::write_ready() {
             send_buf_.clear();
             send_off_ = 0;
             pull_body();
-            if (send_buf_.empty())
+            if (send_buf_.empty()) {
+                if (tunnel_open_ && body_state_ == BodyState::done && !upstream_write_shut_) {
+                    // The client ended its side: so do we, towards the upstream (half-close).
+                    upstream_write_shut_ = true;
+                    ::shutdown(fd_, SHUT_WR);
+                    maybe_finish_tunnel();
+                }
                 return;
+            }
         }
         ssize_t n =
             send(fd_, send_buf_.data() + send_off_, send_buf_.size() - send_off_, MSG_NOSIGNAL);
@@ -306,6 +349,9 @@ void ProxyExchange::write_ready() {
                 }
                 return;
             }
+            if (tunnel_open_)
+                return close_tunnel("proxy: upstream " + describe() + " stopped reading the " +
+                                    "tunnel: " + std::strerror(errno));
             return upstream_closed(errno);
         }
         send_off_ += static_cast<size_t>(n);
@@ -380,6 +426,18 @@ void ProxyExchange::read_ready() {
 void ProxyExchange::process_input() {
     while (!finished_ && !client_blocked_) {
         std::string_view in(recv_buf_.data() + recv_off_, recv_buf_.size() - recv_off_);
+        if (tunnel_open_) {
+            // Tunnel: the upstream's bytes are the response body, as they come.
+            if (in.empty())
+                return;
+            recv_off_ += in.size();
+            ResponseWriter::Result w = out_.send_body(in, false);
+            if (w == ResponseWriter::Result::closed)
+                return client_aborted();
+            if (w == ResponseWriter::Result::blocked)
+                wait_for_client();
+            return;
+        }
         if (!head_done_) {
             size_t head_len = response_head_length(in);
             if (head_len == 0) {
@@ -417,24 +475,27 @@ void ProxyExchange::process_input() {
                 return complete();
             if (w == ResponseWriter::Result::closed)
                 return client_aborted();
-            if (w == ResponseWriter::Result::blocked) {
-                client_blocked_ = true;
-                out_.on_writable([this] {
-                    if (finished_)
-                        return;
-                    client_blocked_ = false;
-                    process_input();
-                    update_io();
-                    arm_timer();
-                });
-                update_io();
-                arm_timer();
-                return;
-            }
+            if (w == ResponseWriter::Result::blocked)
+                return wait_for_client();
             break;
         }
         }
     }
+}
+
+// The client's writer is full: stop reading the upstream until it drained.
+void ProxyExchange::wait_for_client() {
+    client_blocked_ = true;
+    out_.on_writable([this] {
+        if (finished_)
+            return;
+        client_blocked_ = false;
+        process_input();
+        update_io();
+        arm_timer();
+    });
+    update_io();
+    arm_timer();
 }
 
 // Parses the head at the start of the unprocessed input; false when the exchange ended.
@@ -450,9 +511,9 @@ bool ProxyExchange::handle_head(size_t head_len) {
         return false;
     }
     if (response_.status == 101) {
-        fail(502, "proxy: upstream " + describe() +
-                      " switched protocols, which this version "
-                      "does not tunnel yet");
+        if (tunnel_)
+            return open_tunnel();
+        fail(502, "proxy: upstream " + describe() + " switched protocols unasked");
         return false;
     }
     if (response_.status < 200)
@@ -467,15 +528,7 @@ bool ProxyExchange::handle_head(size_t head_len) {
             continue;
         head_out->headers.add(h.name, h.value);
     }
-    const HeaderRules& rules = handler_.options().response_headers;
-    for (const std::string& name : rules.remove)
-        head_out->headers.remove(name);
-    for (const auto& [name, value] : rules.set)
-        head_out->headers.set(name, value);
-    for (const auto& [name, value] : rules.add)
-        head_out->headers.add(name, value);
-    if (!request_id_.empty())
-        head_out->headers.set("x-request-id", request_id_);
+    apply_response_rules(*head_out);
     if (response_.framing == Framing::length ||
         (response_.framing == Framing::none && response_.has_content_length))
         head_out->content_length = static_cast<int64_t>(response_.content_length);
@@ -489,10 +542,103 @@ bool ProxyExchange::handle_head(size_t head_len) {
     return true;
 }
 
+// The route's response_headers rules, then our X-Request-ID.
+void ProxyExchange::apply_response_rules(ResponseHead& head) {
+    const HeaderRules& rules = handler_.options().response_headers;
+    for (const std::string& name : rules.remove)
+        head.headers.remove(name);
+    for (const auto& [name, value] : rules.set)
+        head.headers.set(name, value);
+    for (const auto& [name, value] : rules.add)
+        head.headers.add(name, value);
+    if (!request_id_.empty())
+        head.headers.set("x-request-id", request_id_);
+}
+
+// RFC 6455 §4.1: the 101 must name websocket in Upgrade and upgrade in Connection; for a key
+// we made (h2/h3 clients), its Sec-WebSocket-Accept must match. An HTTP/1.1 client made its
+// own key and checks the answer itself, so the accept value goes to it untouched.
+bool ProxyExchange::open_tunnel() {
+    const Headers& h = response_.headers;
+    if (!field_lists(h, "upgrade", "websocket") || !field_lists(h, "connection", "upgrade")) {
+        fail(502, "proxy: upstream " + describe() +
+                      " answered 101 without Upgrade: websocket and Connection: upgrade");
+        return false;
+    }
+    const bool h1 = !req_.extended_connect();
+    if (!h1 && (h.count("sec-websocket-accept") != 1 ||
+                h.get("sec-websocket-accept") != websocket_accept(ws_key_))) {
+        fail(502, "proxy: upstream " + describe() + " answered 101 with a wrong " +
+                      "Sec-WebSocket-Accept");
+        return false;
+    }
+    head_done_ = true;
+    tunnel_open_ = true;
+
+    auto* head_out = req_.arena->make<ResponseHead>();
+    // RFC 8441 §5: the h2/h3 client's success is a 2xx; no accept value travels there.
+    head_out->status = h1 ? 101 : 200;
+    for (const Header& f : h) {
+        if (hop_by_hop(f.name) || f.name == "content-length" || f.name == "date" ||
+            f.name == "server" || named_by_connection(h, f.name) ||
+            (!h1 && f.name == "sec-websocket-accept"))
+            continue;
+        head_out->headers.add(f.name, f.value);
+    }
+    if (h1)
+        head_out->headers.add("upgrade", "websocket");
+    apply_response_rules(*head_out);
+    head_out->content_length = -1;
+    out_.send_headers(*head_out, false);
+    if (!out_.headers_sent()) {
+        client_aborted();
+        return false;
+    }
+    // The client's side: from now on its body is the tunnel's client-to-server stream.
+    body_state_ = BodyState::streaming;
+    body_chunked_ = false;
+    watch_body();
+    write_ready(); // bytes the client sent right behind its request
+    arm_timer();
+    return !finished_;
+}
+
+void ProxyExchange::maybe_finish_tunnel() {
+    if (finished_ || !upstream_eof_ || !upstream_write_shut_)
+        return;
+    // Both directions ended: the upstream connection is spent (never pooled).
+    finished_ = true;
+    body_.on_data(nullptr);
+    close_upstream();
+}
+
+void ProxyExchange::close_tunnel(const std::string& reason) {
+    if (finished_)
+        return;
+    finished_ = true;
+    ErrorLog::limited(LogLevel::info, "%s; closing the client's side, client: %.*s", reason.c_str(),
+                      req_.conn ? (int)req_.conn->peer_text.size() : 0,
+                      req_.conn ? req_.conn->peer_text.data() : "");
+    close_upstream();
+    if (body_state_ == BodyState::streaming)
+        body_.on_data(nullptr);
+    out_.reset();
+}
+
 void ProxyExchange::upstream_closed(int err) {
     if (finished_)
         return;
     std::string why = err ? std::strerror(err) : "connection closed";
+    if (tunnel_open_) {
+        if (err != 0)
+            return close_tunnel("proxy: upstream " + describe() + " tunnel: " + why);
+        // The upstream ended its side: end the client's stream (FIN, END_STREAM), let the
+        // client's side run on until it ends too.
+        upstream_eof_ = true;
+        if (out_.send_body({}, true) == ResponseWriter::Result::closed)
+            return client_aborted();
+        return maybe_finish_tunnel();
+    }
     if (!head_done_) {
         // A pooled connection the upstream closed meanwhile: try once on a fresh one, as long
         // as no request body was taken from the client (it could not be sent again).
@@ -524,7 +670,7 @@ void ProxyExchange::upstream_closed(int err) {
 void ProxyExchange::complete() {
     finished_ = true;
     bool reusable = fd_ >= 0 && response_.keep_alive && body_state_ != BodyState::streaming &&
-                    send_off_ == send_buf_.size() && recv_off_ == recv_buf_.size();
+                    send_off_ == send_buf_.size() && recv_off_ == recv_buf_.size() && !tunnel_;
     if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
         body_.discard(); // the upstream answered early; the client's connection stays usable
@@ -581,7 +727,7 @@ void ProxyExchange::update_io() {
     int events = 0;
     if (connecting_ || send_off_ < send_buf_.size())
         events |= EV_WRITE;
-    if (!connecting_ && !client_blocked_)
+    if (!connecting_ && !client_blocked_ && !upstream_eof_)
         events |= EV_READ;
     if (events != io_events_) {
         ev_io_stop(loop_, &io_);
@@ -599,7 +745,9 @@ void ProxyExchange::arm_timer() {
         return;
     const UpstreamConfig& up = handler_.upstream();
     Duration d{0};
-    if (connecting_)
+    if (tunnel_open_)
+        d = handler_.tunnel_timeout(); // idle in both directions; any byte restarts it
+    else if (connecting_)
         d = up.connect_timeout;
     else if (send_off_ < send_buf_.size())
         d = up.send_timeout;
@@ -617,6 +765,9 @@ void ProxyExchange::arm_timer() {
 void ProxyExchange::timed_out() {
     if (finished_)
         return;
+    if (tunnel_open_)
+        return close_tunnel("proxy: tunnel to " + describe() + " idle for " +
+                            std::to_string(handler_.tunnel_timeout().count()) + " ms");
     if (connecting_)
         return fail(504, "proxy: connect to " + describe() + " timed out");
     if (send_off_ < send_buf_.size())

@@ -2,6 +2,11 @@
 // streams the body to the upstream, parses the response and streams it to the client. Lives in
 // the request arena; its destructor stops every watcher and closes or pools the upstream
 // connection, so no fd outlives the exchange.
+//
+// A WebSocket request (an HTTP/1.1 Upgrade, or an extended CONNECT on HTTP/2 and 3) goes
+// upstream as an HTTP/1.1 Upgrade; once the upstream answers 101 the exchange is a tunnel:
+// the client's body bytes go to the upstream socket and the upstream's bytes become the
+// response body, each direction ending on its own (half-close), never pooled after.
 #pragma once
 
 #include <ev.h>
@@ -28,6 +33,7 @@ public:
 private:
     enum class BodyState { none, streaming, done };
 
+    void watch_body(); // the client's body wakes write_ready()
     void build_request_head();
     bool connect_upstream(bool allow_reuse);
     void connected();
@@ -35,9 +41,17 @@ private:
     void pull_body();
     void read_ready();
     void process_input();
+    void wait_for_client();
     bool handle_head(size_t head_len);
+    void apply_response_rules(ResponseHead& head);
     void upstream_closed(int err);
     void complete();
+    // The upstream said 101: checks the handshake and opens the tunnel; false when it failed.
+    bool open_tunnel();
+    // Both directions of the tunnel ended: nothing more to do for either side.
+    void maybe_finish_tunnel();
+    // The tunnel cannot go on (idle, upstream reset): the client's side is cut.
+    void close_tunnel(const std::string& reason);
     void fail(int status, const std::string& reason);
     void client_aborted();
     void close_upstream();
@@ -65,6 +79,12 @@ private:
     bool client_blocked_ = false; // the writer said `blocked`: stop reading the upstream
     bool body_paused_ = false;    // we paused the client's body (upstream socket full)
     bool body_chunked_ = false;   // request body re-encoded as chunked
+    bool tunnel_ = false;         // a WebSocket handshake was asked of the upstream
+    bool tunnel_open_ = false;    // it answered 101: raw bytes both ways
+    // Tunnel: the upstream's side ended (so did the response); the client's side ended (so
+    // did our writing to the upstream: FIN sent). Both: the tunnel is over.
+    bool upstream_eof_ = false;
+    bool upstream_write_shut_ = false;
     BodyState body_state_ = BodyState::none;
     uint64_t body_consumed_ = 0;
     std::string send_buf_; // request bytes not yet written to the upstream
@@ -74,6 +94,7 @@ private:
     bool head_done_ = false;
     bool got_bytes_ = false;      // the upstream answered something on this connection
     std::string_view request_id_; // X-Request-ID sent upstream and returned (request arena)
+    std::string ws_key_; // Sec-WebSocket-Key we made for an h2/h3 client (checked on the 101)
     ParsedResponse response_;
     BodyDecoder decoder_;
 };

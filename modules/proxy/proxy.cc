@@ -183,6 +183,12 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
         else if (opts.replace_prefix.find_first_of("?# \r\n") != std::string::npos)
             t.error("replace_prefix", "a path prefix cannot contain '?', '#', spaces or CR/LF");
     }
+    if (std::optional<Duration> d = t.duration("tunnel_timeout")) {
+        if (d->count() <= 0)
+            t.error("tunnel_timeout", "must be longer than 0");
+        else
+            opts.tunnel_timeout = *d;
+    }
     read_trusted_proxies(t, opts.trusted_proxies);
     read_header_rules(t, "request_headers", opts.request_headers);
     read_header_rules(t, "response_headers", opts.response_headers);
@@ -192,7 +198,7 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
 }
 
 WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,
-                       .summary = "forward requests to an upstream over HTTP/1.1",
+                       .summary = "forward requests (and WebSockets) to an upstream over HTTP/1.1",
                        .build_handler = build_proxy);
 
 } // namespace wraith::proxy

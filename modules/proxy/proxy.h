@@ -4,7 +4,9 @@
 //   proxy = { pass = "http://127.0.0.1:9000" }    an implicit one-server upstream
 // plus preserve_host (default false: Host names the upstream), strip_prefix and replace_prefix,
 // trusted_proxies (CIDR list: whose X-Forwarded-*, Forwarded and X-Request-ID are kept), and
-// request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }.
+// request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }, and
+// tunnel_timeout (a WebSocket tunnel idle that long in both directions is closed; default the
+// upstream's read_timeout).
 #pragma once
 
 #include <memory>
@@ -24,6 +26,7 @@ struct ProxyOptions {
     std::vector<Cidr> trusted_proxies;
     HeaderRules request_headers;
     HeaderRules response_headers;
+    Duration tunnel_timeout{0}; // 0: the upstream's read_timeout
 };
 
 class ProxyHandler : public Handler {
@@ -32,11 +35,17 @@ public:
                  std::string strip_prefix);
     ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options);
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
+    // WebSockets: HTTP/1.1 Upgrade, and extended CONNECT on HTTP/2 and HTTP/3.
+    bool tunnels() const override { return true; }
 
     const UpstreamConfig& upstream() const { return *upstream_; }
     bool preserve_host() const { return opts_.preserve_host; }
     const std::string& strip_prefix() const { return opts_.strip_prefix; }
     const ProxyOptions& options() const { return opts_; }
+    // How long a WebSocket tunnel may stay silent both ways before it is closed.
+    Duration tunnel_timeout() const {
+        return opts_.tunnel_timeout.count() > 0 ? opts_.tunnel_timeout : upstream_->read_timeout;
+    }
 
 private:
     std::shared_ptr<const UpstreamConfig> upstream_; // shared with Config::upstreams, or ours

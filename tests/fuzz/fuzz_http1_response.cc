@@ -1,12 +1,14 @@
 // libFuzzer target for the proxy's HTTP/1.1 response parser: what an upstream sends is
 // untrusted. Parses a head, then decodes the rest as the body its framing says, whole and in
-// random pieces, and checks the invariants the proxy relies on.
+// random pieces, and checks the invariants the proxy relies on. A 101 also goes through the
+// WebSocket handshake checks (modules/proxy/websocket.h) the proxy makes before tunnelling.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "modules/proxy/response_parser.h"
+#include "modules/proxy/websocket.h"
 
 using namespace wraith::proxy;
 
@@ -88,6 +90,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     // Framing rules the proxy relies on: never both a length and chunked.
     CHECK(!(r.framing == Framing::chunked && r.has_content_length));
+    if (r.status == 101) {
+        // What open_tunnel() looks at: token lists and the accept value against a key.
+        bool upgrade = field_lists(r.headers, "upgrade", "websocket");
+        bool connection = field_lists(r.headers, "connection", "upgrade");
+        std::string accept = websocket_accept(r.headers.get("sec-websocket-key"));
+        CHECK(accept.size() == 28);
+        if (upgrade)
+            CHECK(r.headers.find("upgrade") != nullptr);
+        if (connection)
+            CHECK(r.headers.find("connection") != nullptr);
+        (void)(r.headers.get("sec-websocket-accept") == accept);
+    }
     std::string_view body(input.data() + head_len, input.size() - head_len);
     bool failed1, complete1, failed2, complete2;
     std::string whole = decode(r, body, 0, &failed1, &complete1);

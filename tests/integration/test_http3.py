@@ -8,8 +8,10 @@ What is pinned down: static files (small, multi-megabyte, HEAD, 404, Range, ETag
 redirect and respond routes, 400 concurrent streams on one connection, `HTTP/3.0` access log
 lines, Alt-Svc on TCP responses, connection migration and NAT rebinding with four workers
 (packets steered to the worker that owns the connection ID), a long download across a reload
-and across a graceful stop (GOAWAY), Retry, 0-RTT (safe methods only, 425 otherwise), and
-hostile datagrams: Version Negotiation, stateless resets, forged Retry tokens.
+and across a graceful stop (GOAWAY), Retry, 0-RTT (safe methods only, 425 otherwise),
+hostile datagrams: Version Negotiation, stateless resets, forged Retry tokens, and malformed
+HTTP/3 frames and QPACK over a real connection (h3get --raw-*): the RFC's error codes, and
+no worker dies.
 
 Neither client can be missing: each test that needs one fails with how to get it.
 """
@@ -1368,6 +1370,242 @@ class Http3HostileDatagramTest(WraithTestCase):
 
         d = wait_for(reset, timeout=10, what="a stateless reset for the ended connection")
         self.assertEqual(d[-16:].hex(), token.hex())
+
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP/3 frames and QPACK field sections by hand (RFC 9114 §7, RFC 9204 §4.5), for h3get's
+# --raw-* options: no Huffman coding, static table only unless a test says otherwise.
+
+
+def h3_frame(ftype, payload=b""):
+    return encode_varint(ftype) + encode_varint(len(payload)) + payload
+
+
+def qpack_int(value, prefix_bits, flags=0):
+    """An integer with an N-bit prefix (RFC 7541 §5.1); `flags` are the bits above it."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([flags | value])
+    out = [flags | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7f) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def qpack_str(text, prefix_bits=7, flags=0):
+    data = text.encode() if isinstance(text, str) else text
+    return qpack_int(len(data), prefix_bits, flags) + data
+
+
+def qpack_indexed_static(index):
+    """Indexed Field Line, static table (RFC 9204 §4.5.2): 0b11 + index."""
+    return qpack_int(index, 6, 0xc0)
+
+
+def qpack_literal_static_name(index, value):
+    """Literal Field Line with Name Reference, static table (§4.5.4): 0b0101 + index."""
+    return qpack_int(index, 4, 0x50) + qpack_str(value)
+
+
+def qpack_literal(name, value):
+    """Literal Field Line with Literal Name (§4.5.6): 0b0010 + name length, as given."""
+    return qpack_str(name, 3, 0x20) + qpack_str(value)
+
+
+# RFC 9204 Appendix A
+QPACK_AUTHORITY, QPACK_PATH, QPACK_METHOD_GET, QPACK_SCHEME_HTTPS = 0, 1, 17, 23
+
+RAW_CLOSED = re.compile(r"^closed: (0x[0-9a-f]+) (\S+)$", re.M)
+RAW_RESET = re.compile(r"^stream reset: (\d+) (0x[0-9a-f]+) (\S+)$", re.M)
+RAW_STOP = re.compile(r"^stop sending: (\d+) (0x[0-9a-f]+) (\S+)$", re.M)
+RAW_RESPONSE = re.compile(r"^response: (\d+)$", re.M)
+
+
+class Http3MalformedInputTest(WraithTestCase):
+    """Bad HTTP/3 and QPACK input over a real QUIC connection (h3get --raw-*): each closes the
+    connection (or resets the stream) with the code RFC 9114 §7-§8 / RFC 9204 §6 name, and
+    no worker dies; unknown frame and stream types are ignored (RFC 9114 §9). The expected
+    codes come from the RFCs, not from what the server happens to send."""
+
+    @classmethod
+    def setUpClass(cls):
+        srv = H3Server(static_site(), workers=2)
+        write_file(srv.path("www", "index.html"), b"still serving\n")
+        start_class_server(cls, srv)
+
+    def request_headers(self, path="/index.html", extra=(), drop=()):
+        """A HEADERS frame for GET https://localhost:PORT/path, hand-encoded; `extra` field
+        lines are appended, pseudo-header names in `drop` left out."""
+        lines = [(":method", qpack_indexed_static(QPACK_METHOD_GET)),
+                 (":scheme", qpack_indexed_static(QPACK_SCHEME_HTTPS)),
+                 (":authority", qpack_literal_static_name(QPACK_AUTHORITY,
+                                                          f"localhost:{self.srv.tls_port}")),
+                 (":path", qpack_literal_static_name(QPACK_PATH, path))]
+        block = b"\x00\x00"  # Required Insert Count 0, Delta Base 0 (RFC 9204 §4.5.1)
+        block += b"".join(line for name, line in lines if name not in drop) + b"".join(extra)
+        return h3_frame(0x01, block)
+
+    def raw(self, *args):
+        """h3get with raw options against /index.html; then checks the server survived."""
+        r = h3get(self, self.srv, ["/index.html"], "--max-time", "10",
+                  *[a.hex() if isinstance(a, bytes) else a for a in args])
+        self.assertSurvived(r)
+        return r
+
+    def assertSurvived(self, r):
+        """No crash, no respawn, and a plain request still gets its file."""
+        self.assertEqual(self.srv.worker_pids(), self.workers,
+                         f"a worker died or was replaced after: {r!r}")
+        self.assertEqual(self.srv.crashes(), [], f"crash logged after: {r!r}")
+        ok = h3get(self, self.srv, ["/index.html"])
+        self.assertEqual((ok.returncode, ok.stdout), (0, b"still serving\n"),
+                         f"plain request after {r!r}\nfailed: {ok!r}")
+
+    def assertConnectionError(self, r, code, name):
+        m = RAW_CLOSED.search(r.stderr)
+        got = f"{m.group(1)} {m.group(2)}" if m else "no CONNECTION_CLOSE"
+        self.assertEqual(got, f"{code:#x} {name}", f"expected the connection closed with "
+                         f"{name} ({code:#x}): {r!r}")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIsNone(RAW_RESPONSE.search(r.stderr), f"served anyway: {r!r}")
+
+    def assertStreamError(self, r, stream_id, code, name, path):
+        # First what matters most: not served, and the connection was not closed for it.
+        self.assertIsNone(RAW_RESPONSE.search(r.stderr), f"a response came: {r!r}")
+        self.assertIsNone(RAW_CLOSED.search(r.stderr),
+                          f"a stream error (RFC 9114 §4.1.2) closed the connection: {r!r}")
+        # Workers flush their access log every second: whatever it got is written by now.
+        time.sleep(1.5)
+        served = [l for l in self.srv.access_log_lines() if f" {path} " in l and
+                  re.search(r'" 2\d\d ', l)]
+        self.assertEqual(served, [], "the malformed request was served")
+        m = RAW_RESET.search(r.stderr)
+        got = f"{m.group(1)} {m.group(2)} {m.group(3)}" if m else "no RESET_STREAM"
+        self.assertEqual(got, f"{stream_id} {code:#x} {name}",
+                         f"expected stream {stream_id} reset with {name} ({code:#x}): {r!r}")
+        self.assertEqual(r.returncode, 3, r)
+
+    def unique(self):
+        return f"/index.html?m{random.getrandbits(48):012x}"
+
+    # ---- the raw mode itself
+
+    def test_hand_encoded_request_is_served(self):
+        """The control case: a well-formed HEADERS frame sent raw gets 200 and the file."""
+        r = self.raw("--raw-request", self.request_headers(), "--raw-fin")
+        self.assertEqual((r.returncode, r.stdout), (0, b"still serving\n"), r)
+        self.assertRegex(r.stderr, r"(?m)^response: 200$", r)
+
+    # ---- request streams (RFC 9114 §4.1, §7)
+
+    def test_data_before_headers_closes_with_frame_unexpected(self):
+        r = self.raw("--raw-request", h3_frame(0x00, b"abc"), "--raw-fin")
+        self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
+
+    def test_settings_on_a_request_stream_closes_with_frame_unexpected(self):
+        r = self.raw("--raw-request", h3_frame(0x04) + self.request_headers(), "--raw-fin")
+        self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
+
+    def test_http2_priority_frame_on_a_request_stream_closes_with_frame_unexpected(self):
+        """RFC 9114 §7.2.8: HTTP/2's frame types (0x02 PRIORITY here) must not be sent."""
+        r = self.raw("--raw-request", h3_frame(0x02, b"\x00" * 5) + self.request_headers(),
+                     "--raw-fin")
+        self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
+
+    def test_truncated_frame_then_fin_closes_with_frame_error(self):
+        """RFC 9114 §7.1: HEADERS says 16 bytes, 2 come, then FIN."""
+        r = self.raw("--raw-request", bytes([0x01, 0x10, 0x00, 0x00]), "--raw-fin")
+        self.assertConnectionError(r, 0x106, "H3_FRAME_ERROR")
+
+    def test_frame_type_cut_short_by_fin_closes_with_frame_error(self):
+        """RFC 9114 §7.1 again, cut inside the next frame's type: a whole HEADERS frame, then
+        0x40 (a 2-byte varint) and FIN."""
+        r = self.raw("--raw-request", self.request_headers() + b"\x40", "--raw-fin")
+        self.assertConnectionError(r, 0x106, "H3_FRAME_ERROR")
+
+    # ---- control streams (RFC 9114 §6.2.1, §7.2.4)
+
+    def test_second_settings_on_the_control_stream_closes_with_frame_unexpected(self):
+        r = self.raw("--raw-control", h3_frame(0x04))
+        self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
+
+    def test_control_stream_not_starting_with_settings_closes_with_missing_settings(self):
+        r = self.raw("--raw-control-stream", h3_frame(0x0d, encode_varint(0)))  # MAX_PUSH_ID
+        self.assertConnectionError(r, 0x10a, "H3_MISSING_SETTINGS")
+
+    def test_http2_ping_frame_on_the_control_stream_closes_with_frame_unexpected(self):
+        r = self.raw("--raw-control", h3_frame(0x06, b"\x00" * 8))
+        self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
+
+    def test_second_control_stream_closes_with_stream_creation_error(self):
+        r = self.raw("--raw-uni", "0:" + h3_frame(0x04).hex())
+        self.assertConnectionError(r, 0x103, "H3_STREAM_CREATION_ERROR")
+
+    def test_fin_on_the_control_stream_closes_with_closed_critical_stream(self):
+        r = self.raw("--raw-control-fin")
+        self.assertConnectionError(r, 0x104, "H3_CLOSED_CRITICAL_STREAM")
+
+    # ---- QPACK (RFC 9204 §4.3, §4.5, §6)
+
+    def test_encoder_stream_capacity_above_the_limit_closes_with_encoder_stream_error(self):
+        """Set Dynamic Table Capacity (§4.3.1) to 1 MiB, above the 4 KiB the server allows."""
+        r = self.raw("--raw-qpack-encoder", qpack_int(1 << 20, 5, 0x20))
+        self.assertConnectionError(r, 0x201, "QPACK_ENCODER_STREAM_ERROR")
+
+    def test_encoder_stream_insert_naming_a_missing_entry_closes_with_encoder_stream_error(self):
+        """Capacity 100, then Insert with Name Reference (§4.3.2) to dynamic entry 0, which
+        does not exist."""
+        r = self.raw("--raw-qpack-encoder",
+                     qpack_int(100, 5, 0x20) + qpack_int(0, 6, 0x80) + qpack_str("x"))
+        self.assertConnectionError(r, 0x201, "QPACK_ENCODER_STREAM_ERROR")
+
+    def test_headers_naming_a_missing_dynamic_entry_closes_with_decompression_failed(self):
+        """Required Insert Count 0, then an Indexed Field Line into the dynamic table (§2.2.3:
+        an index at or past the Required Insert Count)."""
+        block = b"\x00\x00" + qpack_int(0, 6, 0x80)
+        r = self.raw("--raw-request", h3_frame(0x01, block), "--raw-fin")
+        self.assertConnectionError(r, 0x200, "QPACK_DECOMPRESSION_FAILED")
+
+    # ---- malformed requests (RFC 9114 §4.1.2, §4.2, §4.3.1): a stream error, not served
+
+    def test_uppercase_header_name_resets_the_stream_with_message_error(self):
+        path = self.unique()
+        r = self.raw("--raw-request",
+                     self.request_headers(path, extra=[qpack_literal("X-Upper", "1")]),
+                     "--raw-fin")
+        self.assertStreamError(r, 0, 0x10e, "H3_MESSAGE_ERROR", path)
+
+    def test_missing_path_resets_the_stream_with_message_error(self):
+        path = self.unique()
+        r = self.raw("--raw-request", self.request_headers(path, drop=(":path",)), "--raw-fin")
+        self.assertStreamError(r, 0, 0x10e, "H3_MESSAGE_ERROR", path)
+
+    # ---- extension points are ignored (RFC 9114 §9, §7.2.8, §6.2.3)
+
+    def test_unknown_frame_types_on_a_request_stream_are_ignored(self):
+        grease = 0x1f * 3 + 0x21
+        r = self.raw("--raw-request", h3_frame(0x21, b"before") + self.request_headers()
+                     + h3_frame(grease, b"after"), "--raw-fin")
+        self.assertEqual((r.returncode, r.stdout), (0, b"still serving\n"), r)
+        self.assertRegex(r.stderr, r"(?m)^response: 200$", r)
+
+    def test_unknown_frame_type_on_the_control_stream_is_ignored(self):
+        r = self.raw("--raw-control", h3_frame(0x1f * 7 + 0x21, b"grease"))
+        self.assertEqual((r.returncode, r.stdout), (0, b"still serving\n"), r)
+        self.assertRegex(r.stderr, r"(?m)^response: 200$", r)
+
+    def test_unknown_unidirectional_stream_type_is_ignored(self):
+        r = self.raw("--raw-uni", f"{0x1f * 5 + 0x21:#x}:0102030405")
+        self.assertEqual((r.returncode, r.stdout), (0, b"still serving\n"), r)
+        self.assertRegex(r.stderr, r"(?m)^response: 200$", r)
+        # §6.2: reading it may be aborted, then SHOULD be with H3_STREAM_CREATION_ERROR.
+        m = RAW_STOP.search(r.stderr)
+        if m:
+            self.assertEqual(m.group(3), "H3_STREAM_CREATION_ERROR", r)
 
 
 if __name__ == "__main__":

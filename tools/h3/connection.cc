@@ -60,9 +60,12 @@ struct QuicCallbacks {
         return of(user)->on_recv_stream_data(flags, stream_id, data, len);
     }
 
-    static int acked_stream_data_offset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t len,
-                                        void* user, void*) {
+    static int acked_stream_data_offset(ngtcp2_conn*, int64_t stream_id, uint64_t offset,
+                                        uint64_t len, void* user, void*) {
         auto* c = of(user);
+        if (c->raw_) {
+            len = c->raw_->acked(stream_id, offset, len); // nghttp3 hears of its own bytes only
+        }
         if (c->http_) {
             if (int rv = nghttp3_conn_add_ack_offset(c->http_, stream_id, len); rv != 0) {
                 c->set_app_error(rv);
@@ -80,7 +83,7 @@ struct QuicCallbacks {
     // The server reset its side, or asked us to stop sending: HTTP/3 stops reading it.
     static int shutdown_read(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user, void*) {
         auto* c = of(user);
-        if (c->http_) {
+        if (c->http_ && !(c->raw_ && c->raw_->is_request(stream_id))) {
             if (int rv = nghttp3_conn_shutdown_stream_read(c->http_, stream_id); rv != 0) {
                 c->set_app_error(rv);
                 return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -91,12 +94,27 @@ struct QuicCallbacks {
 
     static int stream_reset(ngtcp2_conn* conn, int64_t stream_id, uint64_t, uint64_t app_error,
                             void* user, void* stream) {
+        auto* c = of(user);
+        c->handler_.on_stream_reset(*c, stream_id, app_error);
+        return shutdown_read(conn, stream_id, app_error, user, stream);
+    }
+
+    static int stop_sending(ngtcp2_conn* conn, int64_t stream_id, uint64_t app_error, void* user,
+                            void* stream) {
+        auto* c = of(user);
+        c->handler_.on_stop_sending(*c, stream_id, app_error);
+        if (c->raw_) {
+            c->raw_->stop(stream_id);
+        }
         return shutdown_read(conn, stream_id, app_error, user, stream);
     }
 
     static int extend_max_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user,
                                       void*) {
         auto* c = of(user);
+        if (c->raw_) {
+            c->raw_->set_blocked(stream_id, false);
+        }
         if (c->http_) {
             if (int rv = nghttp3_conn_unblock_stream(c->http_, stream_id); rv != 0) {
                 c->set_app_error(rv);
@@ -169,7 +187,7 @@ struct QuicCallbacks {
         cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
         cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
         cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-        cb.stream_stop_sending = shutdown_read;
+        cb.stream_stop_sending = stop_sending;
         cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
         cb.recv_rx_key = recv_rx_key;
         cb.early_data_rejected = early_data_rejected;
@@ -349,6 +367,10 @@ void Connection::use_session(const ConnectTarget& target) {
 }
 
 bool Connection::can_submit() const {
+    return can_open_stream() && (!raw_ || raw_->settled());
+}
+
+bool Connection::can_open_stream() const {
     return http_ && !goaway_ && !closing_ && !closed_ && !close_requested_ &&
            ngtcp2_conn_get_streams_bidi_left(conn_) > 0;
 }
@@ -480,7 +502,7 @@ void Connection::after_event() {
     if (!closing_ && migration_requested_ && handshake_confirmed_) {
         perform_migration();
     }
-    if (!closing_ && can_submit()) {
+    if (!closing_ && can_open_stream()) {
         handler_.on_stream_credit(*this);
     }
     if (!closing_ && close_requested_) {
@@ -518,6 +540,9 @@ void Connection::fail_read(int liberr) {
     case NGTCP2_ERR_DRAINING: {
         ngtcp2_connection_close_error error;
         ngtcp2_conn_get_connection_close_error(conn_, &error);
+        peer_close_.received = true;
+        peer_close_.application = error.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+        peer_close_.code = error.error_code;
         send_close_ = false;
         fail(describe_peer_close(error));
         return;
@@ -617,6 +642,14 @@ int Connection::on_recv_stream_data(uint32_t flags, int64_t stream_id, const uin
     if (ngtcp2_is_bidi_stream(stream_id)) {
         counters_.request_bytes += len;
     }
+    if (raw_ && raw_->is_request(stream_id)) {
+        int rv = raw_->on_response_data(stream_id, data, len, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
+        if (rv != 0) {
+            set_app_error(rv);
+            return NGTCP2_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
+    }
     if (!http_) {
         return 0;
     }
@@ -635,6 +668,9 @@ int Connection::on_recv_stream_data(uint32_t flags, int64_t stream_id, const uin
 int Connection::on_stream_close(uint32_t flags, int64_t stream_id, uint64_t app_error) {
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) {
         app_error = NGHTTP3_H3_NO_ERROR;
+    }
+    if (raw_ && raw_->on_stream_close(stream_id, app_error)) {
+        return 0;
     }
     if (!http_) {
         return 0;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tools/h3/net.h"
+#include "tools/h3/raw.h"
 #include "tools/h3/tls.h"
 #include "tools/h3/udp.h"
 
@@ -37,6 +38,8 @@ struct ClientSettings {
                                                        // connection-level window.
     uint64_t max_connection_window = 64 * 1024 * 1024; // `max_connection_window` caps it.
     bool keep_session = false; // `keep_session` captures tickets and transport parameters.
+    // `raw` turns on raw mode: protocol tests with hand-made bytes (raw.h).
+    const RawPlan* raw = nullptr;
 };
 
 // Where and how to connect.
@@ -46,6 +49,13 @@ struct ConnectTarget {
     std::string verify_name;              // `verify_name` must match the certificate.
     const SessionData* session = nullptr; // `session` resumes TLS when not empty.
     bool early_data = false;              // `early_data` sends requests as 0-RTT if possible.
+};
+
+// The CONNECTION_CLOSE the server sent, if any.
+struct PeerClose {
+    bool received = false;
+    bool application = false; // `application`: an HTTP/3 code, else a QUIC transport one.
+    uint64_t code = 0;
 };
 
 // The outcome of Connection::request_migration.
@@ -76,8 +86,19 @@ public:
     virtual void on_response_end(Connection&, void* stream) {}
     // The stream is closed; `app_error` is H3_NO_ERROR (0x100) for a clean close.
     virtual void on_stream_closed(Connection&, void* stream, uint64_t app_error) {}
+    // The server sent RESET_STREAM, or STOP_SENDING, on `stream_id` (any stream). These run
+    // inside the QUIC library's callbacks: report, but submit or close nothing there.
+    virtual void on_stream_reset(Connection&, int64_t stream_id, uint64_t app_error) {}
+    virtual void on_stop_sending(Connection&, int64_t stream_id, uint64_t app_error) {}
     // The request body of `stream`; it must stay valid until the stream closes.
     virtual std::span<const uint8_t> request_body(Connection&, void* stream) { return {}; }
+    // A streamed request body (submit with `streamed`): the next bytes of `stream`, valid
+    // until the stream closes; set *eof with the last. Empty without *eof: nothing yet, call
+    // Connection::resume_body() when there is.
+    virtual std::span<const uint8_t> request_body_part(Connection&, void* stream, bool* eof) {
+        *eof = true;
+        return {};
+    }
     // The server refused 0-RTT: the requests submitted so far are void and get no more
     // events; submit them again on the next on_stream_credit.
     virtual void on_early_data_rejected(Connection&) {}
@@ -115,9 +136,19 @@ public:
     // Opens the socket and starts the handshake on the next loop iteration.
     bool connect(const ConnectTarget& target, std::string& error);
 
+    // HTTP/3 is up and a request stream can be opened.
+    bool can_open_stream() const;
+    // can_open_stream(), and in raw mode the server has acknowledged every raw byte.
     bool can_submit() const;
+    // Raw mode: opens a request stream and sends `bytes` on it as they are (then FIN if
+    // `fin`); the response is read without nghttp3. `bytes` is copied. -1 as submit().
+    int64_t submit_raw(std::span<const uint8_t> bytes, bool fin, void* stream);
     // Opens a request stream with `headers`; returns its id, or -1 without stream credit.
-    int64_t submit(const nghttp3_nv* headers, size_t count, bool has_body, void* stream);
+    // `streamed`: the body comes piecewise from request_body_part() instead of at once.
+    int64_t submit(const nghttp3_nv* headers, size_t count, bool has_body, void* stream,
+                   bool streamed = false);
+    // More of a streamed body (or its end) is ready: nghttp3 asks again, then it is sent.
+    void resume_body(int64_t stream_id);
     // Gives back `n` bytes of receive credit on the stream and on the connection.
     void consume(int64_t stream_id, size_t n);
     // The two halves of consume(), for a reader that holds bytes back: the connection's
@@ -137,6 +168,7 @@ public:
     bool early_data_attempted() const { return early_data_; }
     bool early_data_accepted() const { return early_data_ && !early_data_rejected_; }
     const std::string& close_reason() const { return close_reason_; }
+    const PeerClose& peer_close() const { return peer_close_; }
     std::string alpn() const;
     std::string tls_version() const; // "TLSv1.3"
     std::string tls_cipher() const;  // "TLS_AES_128_GCM_SHA256"
@@ -150,6 +182,7 @@ public:
 private:
     friend struct QuicCallbacks;
     friend struct HttpCallbacks;
+    friend class RawStreams;
 
     // A local UDP socket the connection sends and receives on.
     struct Endpoint {
@@ -184,6 +217,8 @@ private:
     void queue_unsent(Endpoint* endpoint, const uint8_t* data, size_t len, size_t segment);
     void arm_write_watcher(Endpoint* endpoint);
     bool add_write_offset(int64_t stream_id, ngtcp2_ssize n);
+    // nghttp3's bytes for RawStreams::kPhantomStream: written and acknowledged at once.
+    bool swallow_phantom(const nghttp3_vec* vec, size_t count);
     void send_connection_close();
     void reject_early_data();
     Endpoint* current_endpoint() const;
@@ -197,6 +232,8 @@ private:
 
     // HTTP/3 (http3.cc).
     bool setup_http();
+    // Raw mode's part of setup_http (raw.cc): nghttp3's streams and the raw ones.
+    bool setup_raw_streams();
     void teardown_http();
 
     // QUIC events (connection.cc).
@@ -213,6 +250,7 @@ private:
     ngtcp2_crypto_conn_ref conn_ref_{}; // `conn_ref_` lets ngtcp2's TLS glue find `conn_`.
     ngtcp2_conn* conn_ = nullptr;
     nghttp3_conn* http_ = nullptr;
+    std::unique_ptr<RawStreams> raw_; // `raw_` exists in raw mode once HTTP/3 is set up.
     gnutls_session_t tls_ = nullptr;
     SocketAddress remote_;
     std::string verify_name_; // `verify_name_` must outlive `tls_` (GnuTLS keeps it).
@@ -222,6 +260,7 @@ private:
     std::vector<Unsent> unsent_;               // `unsent_` is empty unless the socket filled up.
     ngtcp2_connection_close_error last_error_; // `last_error_` goes into CONNECTION_CLOSE.
     std::string close_reason_;
+    PeerClose peer_close_;
     SessionData session_; // `session_` is the latest ticket (keep_session).
     ConnectionCounters counters_;
     uint64_t started_at_ = 0;

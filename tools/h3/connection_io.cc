@@ -56,6 +56,9 @@ void Connection::feed(Endpoint& endpoint, int i) {
 }
 
 bool Connection::add_write_offset(int64_t stream_id, ngtcp2_ssize n) {
+    if (raw_) {
+        raw_->http_sent(stream_id, static_cast<size_t>(n));
+    }
     if (int rv = nghttp3_conn_add_write_offset(http_, stream_id, static_cast<size_t>(n)); rv != 0) {
         set_app_error(rv);
         fail(std::string("HTTP/3 error: ") + nghttp3_strerror(rv));
@@ -97,6 +100,21 @@ bool Connection::write_packets() {
                 return false;
             }
         }
+        // Raw mode (raw.h): nghttp3's decoder stream vanishes; raw bytes go when nghttp3 is
+        // idle, so they follow what it wrote on a stream they share.
+        bool from_raw = false;
+        if (raw_ && stream_id == RawStreams::kPhantomStream) {
+            if (!swallow_phantom(vec, static_cast<size_t>(nvec))) {
+                return false;
+            }
+            continue;
+        }
+        if (raw_ && stream_id < 0 && ngtcp2_conn_get_max_data_left(conn_)) {
+            bool raw_fin = false;
+            from_raw = raw_->next(stream_id, vec[0], raw_fin);
+            nvec = from_raw && vec[0].len > 0 ? 1 : 0;
+            fin = raw_fin ? 1 : 0;
+        }
         uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
         if (fin) {
             flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
@@ -106,16 +124,30 @@ bool Connection::write_packets() {
             conn_, &ps.path, &info, buffer + batch_len, max_payload, &ndatalen, flags, stream_id,
             reinterpret_cast<const ngtcp2_vec*>(vec), static_cast<size_t>(nvec), ts);
         if (n < 0) {
+            if (from_raw && n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+                raw_->stop(stream_id); // reset and closed meanwhile: the rest has nowhere to go
+                continue;
+            }
             if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-                nghttp3_conn_block_stream(http_, stream_id);
+                if (from_raw) {
+                    raw_->set_blocked(stream_id, true);
+                } else {
+                    nghttp3_conn_block_stream(http_, stream_id);
+                }
                 continue;
             }
             if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
-                nghttp3_conn_shutdown_stream_write(http_, stream_id);
+                if (from_raw) {
+                    raw_->stop(stream_id);
+                } else {
+                    nghttp3_conn_shutdown_stream_write(http_, stream_id);
+                }
                 continue;
             }
             if (n == NGTCP2_ERR_WRITE_MORE) {
-                if (!add_write_offset(stream_id, ndatalen)) {
+                if (from_raw) {
+                    raw_->sent(stream_id, static_cast<size_t>(ndatalen));
+                } else if (!add_write_offset(stream_id, ndatalen)) {
                     return false;
                 }
                 continue;
@@ -125,7 +157,9 @@ bool Connection::write_packets() {
             fail(std::string("QUIC error: ") + ngtcp2_strerror(static_cast<int>(n)));
             return false;
         }
-        if (ndatalen >= 0 && !add_write_offset(stream_id, ndatalen)) {
+        if (ndatalen >= 0 && from_raw) {
+            raw_->sent(stream_id, static_cast<size_t>(ndatalen));
+        } else if (ndatalen >= 0 && !add_write_offset(stream_id, ndatalen)) {
             return false;
         }
         if (n == 0) {

@@ -93,6 +93,24 @@ struct HttpCallbacks {
         return 1;
     }
 
+    static nghttp3_ssize read_body_part(nghttp3_conn*, int64_t, nghttp3_vec* vec, size_t veccnt,
+                                        uint32_t* flags, void* user, void* stream) {
+        auto* c = of(user);
+        bool eof = false;
+        auto part = c->handler_.request_body_part(*c, stream, &eof);
+        if (eof) {
+            *flags |= NGHTTP3_DATA_FLAG_EOF;
+        } else if (part.empty()) {
+            return NGHTTP3_ERR_WOULDBLOCK;
+        }
+        if (part.empty() || veccnt == 0) {
+            return 0;
+        }
+        vec[0].base = const_cast<uint8_t*>(part.data());
+        vec[0].len = part.size();
+        return 1;
+    }
+
     static nghttp3_callbacks make() {
         nghttp3_callbacks cb{};
         cb.stream_close = stream_close;
@@ -112,7 +130,7 @@ bool Connection::setup_http() {
     if (http_) {
         return true;
     }
-    if (ngtcp2_conn_get_max_local_streams_uni(conn_) < 3) {
+    if (!settings_.raw && ngtcp2_conn_get_max_local_streams_uni(conn_) < 3) {
         fail("the server allows fewer than the 3 unidirectional streams HTTP/3 needs");
         return false;
     }
@@ -121,11 +139,21 @@ bool Connection::setup_http() {
     nghttp3_settings_default(&settings);
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
+    if (settings_.raw) {
+        // Raw mode (raw.h): no dynamic table either way, so the server's responses decode
+        // without its encoder stream and nothing of ours follows raw encoder-stream bytes.
+        settings.qpack_max_dtable_capacity = 0;
+        settings.qpack_encoder_max_dtable_capacity = 0;
+        settings.qpack_blocked_streams = 0;
+    }
     if (int rv =
             nghttp3_conn_client_new(&http_, &callbacks, &settings, nghttp3_mem_default(), this);
         rv != 0) {
         fail(std::string("nghttp3_conn_client_new: ") + nghttp3_strerror(rv));
         return false;
+    }
+    if (settings_.raw) {
+        return setup_raw_streams();
     }
     // Control stream and the QPACK encoder/decoder pair (RFC 9114 §6.2, RFC 9204 §4.2).
     int64_t control, encoder, decoder;
@@ -143,6 +171,13 @@ bool Connection::setup_http() {
     return true;
 }
 
+void Connection::resume_body(int64_t stream_id) {
+    if (http_ && !closed_) {
+        nghttp3_conn_resume_stream(http_, stream_id);
+        schedule_write();
+    }
+}
+
 void Connection::teardown_http() {
     if (http_) {
         nghttp3_conn_del(http_);
@@ -150,7 +185,8 @@ void Connection::teardown_http() {
     }
 }
 
-int64_t Connection::submit(const nghttp3_nv* headers, size_t count, bool has_body, void* stream) {
+int64_t Connection::submit(const nghttp3_nv* headers, size_t count, bool has_body, void* stream,
+                           bool streamed) {
     if (!can_submit()) {
         return -1;
     }
@@ -159,8 +195,10 @@ int64_t Connection::submit(const nghttp3_nv* headers, size_t count, bool has_bod
         return -1;
     }
     static const nghttp3_data_reader body_reader{HttpCallbacks::read_body};
+    static const nghttp3_data_reader part_reader{HttpCallbacks::read_body_part};
+    const nghttp3_data_reader* reader = streamed ? &part_reader : &body_reader;
     if (int rv = nghttp3_conn_submit_request(http_, stream_id, headers, count,
-                                             has_body ? &body_reader : nullptr, stream);
+                                             has_body ? reader : nullptr, stream);
         rv != 0) {
         set_app_error(rv);
         fail(std::string("cannot submit a request: ") + nghttp3_strerror(rv));

@@ -211,7 +211,9 @@ bool Connection::fill() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return true;
     // EOF or error.
-    if (state_ == State::exchange && !body_done_) {
+    if (state_ == State::exchange && tunnel_ && n == 0 && !body_done_) {
+        tunnel_client_done();
+    } else if (state_ == State::exchange && !body_done_) {
         body_failed_ = true;
         if (data_cb_)
             data_cb_();
@@ -348,8 +350,9 @@ void Connection::reject(int status, const char* reason) {
     keep_alive_ = false;
     head_request_ = false;
     headers_sent_ = response_ended_ = chunked_out_ = false;
+    tunnel_ = tunnel_write_shut_ = false;
     body_done_ = true;
-    body_bytes_ = 0;
+    body_bytes_ = body_received_ = 0;
     status_ = 0;
     rlen_ = 0; // nothing after a malformed head can be trusted
     set_io(0);
@@ -379,6 +382,13 @@ void Connection::start_exchange(const RequestHead& head) {
     req_.route = nullptr;
     req_.decoded_path = {};
     req_.override_status = 0;
+    // RFC 9110 §7.8: a request with a body must be read whole before a switch; tunnels are
+    // offered only to requests without one (WebSocket handshakes have none).
+    req_.upgrade =
+        head.upgrade && (head.framing == BodyFraming::none ||
+                         (head.framing == BodyFraming::content_length && head.content_length == 0))
+            ? req_.headers.get("upgrade")
+            : std::string_view{};
     clock_gettime(CLOCK_REALTIME, &req_.start);
     req_.start_mono_us = monotonic_us();
 
@@ -400,9 +410,10 @@ void Connection::start_exchange(const RequestHead& head) {
                   requests_ < worker_.config().http.keepalive_requests;
     head_request_ = req_.method_id == Method::head;
     headers_sent_ = response_ended_ = chunked_out_ = false;
+    tunnel_ = tunnel_write_shut_ = false;
     status_ = 0;
     body_expected_ = -1;
-    body_bytes_ = 0;
+    body_bytes_ = body_received_ = 0;
     writable_cb_ = nullptr;
     abort_cb_ = nullptr;
     data_cb_ = nullptr;
@@ -466,7 +477,15 @@ void Connection::decode_body(bool notify) {
     if (body_done_ && braw_ == rlen_)
         return;
     uint64_t limit = worker_.config().http.client_max_body_size;
-    if (framing_ == BodyFraming::content_length) {
+    if (tunnel_) {
+        // Every byte is the client's stream; no limit applies (the handler paces it).
+        size_t take = rlen_ - braw_;
+        if (bdata_end_ != braw_ && take)
+            std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, take);
+        bdata_end_ += take;
+        braw_ += take;
+        body_received_ += take;
+    } else if (framing_ == BodyFraming::content_length) {
         size_t avail = rlen_ - braw_;
         size_t take = static_cast<size_t>(std::min<uint64_t>(avail, body_left_));
         if (bdata_end_ != braw_ && take)
@@ -474,6 +493,7 @@ void Connection::decode_body(bool notify) {
         bdata_end_ += take;
         braw_ += take;
         body_left_ -= take;
+        body_received_ += take;
         if (body_left_ == 0)
             body_done_ = true;
     } else if (framing_ == BodyFraming::chunked && !body_done_) {
@@ -484,6 +504,7 @@ void Connection::decode_body(bool notify) {
             std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, out_len);
         bdata_end_ += out_len;
         braw_ += consumed;
+        body_received_ += out_len;
         if (r == ChunkedDecoder::Result::error) {
             ErrorLog::limited(LogLevel::info, "%d %s in chunked body, client: %s", err.status,
                               err.reason, peer_.text);
@@ -569,8 +590,15 @@ void Connection::update_read_interest() {
         set_io(io_events_ | EV_READ);
     else if (forbid)
         set_io(io_events_ & ~EV_READ);
-    if (want && !(io_events_ & EV_WRITE))
+    // A tunnel's idleness is its handler's business (the proxy's tunnel_timeout).
+    if (want && !tunnel_ && !(io_events_ & EV_WRITE))
         arm(worker_.config().http.body_timeout);
+    // TLS may hold decrypted bytes that no socket event will announce (a record larger than
+    // the room the last read had): read them from the deferred work.
+    if (want && !read_pending_ && transport_->buffered() > 0) {
+        read_pending_ = true;
+        worker_.defer(this);
+    }
 }
 
 void Connection::maybe_send_continue() {
@@ -593,6 +621,8 @@ void Connection::consume(size_t n) {
         // Compact and decode more of what is already buffered; the consumer is on the stack,
         // so it is not called back from here.
         decode_body(false);
+        if (tunnel_)
+            maybe_finish_tunnel();
     }
 }
 
@@ -633,19 +663,62 @@ void Connection::discard() {
     decode_body();
 }
 
+// ---- tunnels (after 101 Switching Protocols) ----------------------------------------------
+
+void Connection::start_tunnel() {
+    tunnel_ = true;
+    keep_alive_ = false;
+    body_done_ = false;
+    body_failed_ = false;
+    body_paused_ = false;
+    body_discarding_ = false;
+    expect_continue_ = false;
+    req_.has_body = true;
+    // Bytes the client sent right behind its head belong to the tunnel.
+    decode_body(false);
+    update_read_interest();
+}
+
+void Connection::tunnel_client_done() {
+    body_done_ = true;
+    set_io(io_events_ & ~EV_READ);
+    if (data_cb_) {
+        Callback cb = data_cb_; // the callback may replace itself
+        cb();
+    }
+    if (state_ == State::exchange)
+        maybe_finish_tunnel();
+}
+
+void Connection::maybe_finish_tunnel() {
+    if (state_ == State::exchange && response_ended_ && tunnel_write_shut_ && finished())
+        worker_.defer(this);
+}
+
 void Connection::run_deferred() {
     if (state_ == State::closed) {
         delete this;
         return;
     }
+    bool read_pending = read_pending_;
+    read_pending_ = false;
     if (state_ != State::exchange)
         return;
+    if (read_pending && body_wants_data()) {
+        handle_readable();
+        if (state_ != State::exchange)
+            return;
+    }
     if (flush_pending_)
         flush();
     if (state_ != State::exchange)
         return;
     bool all_sent = seg_head_ == segs_.size();
-    if (response_ended_ && all_sent && (body_done_ || !keep_alive_)) {
+    // A tunnel is over only when both directions are: the handler ended its side (and it is
+    // out) and the client's side was read to its end.
+    bool over = tunnel_ ? response_ended_ && all_sent && tunnel_write_shut_ && finished()
+                        : response_ended_ && all_sent && (body_done_ || !keep_alive_);
+    if (over) {
         complete_exchange();
     } else if (writable_fire_) {
         writable_fire_ = false;
@@ -660,6 +733,7 @@ void Connection::complete_exchange() {
     ExchangeSummary s;
     s.status = status_;
     s.body_bytes = body_bytes_;
+    s.request_bytes = body_received_;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     finish_exchange(worker_, req_, s); // bad requests are logged too, as NGINX does
     writable_cb_ = nullptr;
@@ -705,11 +779,12 @@ void Connection::abort_exchange() {
     Callback cb = std::move(abort_cb_);
     writable_cb_ = nullptr;
     data_cb_ = nullptr;
-    if (cb && !response_ended_)
+    if (cb && (!response_ended_ || tunnel_)) // a tunnel's handler still reads after its end
         cb();
     ExchangeSummary s;
     s.status = status_ ? status_ : 499;
     s.body_bytes = body_bytes_;
+    s.request_bytes = body_received_;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     s.aborted = true;
     finish_exchange(worker_, req_, s);
@@ -726,7 +801,8 @@ void Connection::begin_close(bool lingering) {
     if (lingering && fd_ >= 0) {
         // Lingering close: stop sending, read and drop what the client still sends, so our
         // last response is not destroyed by a TCP reset (RFC 9112 §9.6).
-        transport_->shutdown_write();
+        if (!tunnel_write_shut_)
+            transport_->shutdown_write();
         state_ = State::lingering;
         set_io(EV_READ);
         arm(kLingerTimeout);

@@ -99,10 +99,18 @@ private:
     bool body_wants_data() const;
     void update_read_interest();
     void maybe_send_continue();
+    // After a 101: the connection carries the tunnel's raw bytes both ways (no framing).
+    void start_tunnel();
+    // The client closed its side of a tunnel (EOF): the body ends, the response may go on.
+    void tunnel_client_done();
+    // Completes the exchange once a tunnel is over in both directions.
+    void maybe_finish_tunnel();
 
+    void send_switching_protocols(ResponseHead& head, bool end_stream);
     void register_mem(size_t start, size_t n); // bytes of out_ just appended
     void queue_mem(std::string_view data);
     void queue_file(int fd, off_t offset, size_t len);
+    void want_flush();
     void flush();
     size_t queued_mem() const { return out_.size() - out_sent_; }
     void end_response();
@@ -154,9 +162,13 @@ private:
     bool response_ended_ = false;
     bool chunked_out_ = false;
     bool in_dispatch_ = false;
+    bool tunnel_ = false;            // a 101 went out: raw bytes both ways, no keep-alive after
+    bool tunnel_write_shut_ = false; // the tunnel's server-to-client side ended (FIN sent)
+    bool read_pending_ = false;      // TLS holds decrypted bytes: read them from run_deferred()
     int status_ = 0;
     int64_t body_expected_ = -1; // Content-Length promised, -1 none
     uint64_t body_bytes_ = 0;
+    uint64_t body_received_ = 0; // request body (tunnel: client) bytes decoded, for the log
     uint64_t requests_ = 0;
     Callback writable_cb_;
     Callback abort_cb_;

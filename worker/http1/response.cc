@@ -87,12 +87,14 @@ void Connection::send_informational(int status, const Headers& headers) {
     }
     o += "\r\n";
     register_mem(start, o.size() - start);
-    flush_pending_ = true;
+    want_flush();
 }
 
 void Connection::send_headers(ResponseHead& head, bool end_stream) {
     if (headers_sent_ || state_ != State::exchange)
         return;
+    if (head.status == 101)
+        return send_switching_protocols(head, end_stream);
     headers_sent_ = true;
     status_ = head.status;
     if (!body_done_ && expect_continue_ && !continue_sent_ && !body_failed_) {
@@ -173,13 +175,55 @@ void Connection::send_headers(ResponseHead& head, bool end_stream) {
     if (end_stream)
         end_response();
     else
-        flush_pending_ = true;
+        want_flush();
+}
+
+// RFC 9110 §15.2.2: the tunnel starts right after the empty line of the 101.
+void Connection::send_switching_protocols(ResponseHead& head, bool end_stream) {
+    if (req_.upgrade.empty() || end_stream) {
+        // Only a handler bug gets here: a switch nobody asked for, or one with no stream.
+        WLOG_ERROR("handler answered 101 to a request from %s that cannot switch", peer_.text);
+        keep_alive_ = false;
+        return abort_exchange();
+    }
+    headers_sent_ = true;
+    status_ = 101;
+    body_expected_ = -1;
+    chunked_out_ = false;
+    std::string& o = out_;
+    size_t start = o.size();
+    o += "HTTP/1.1 101 Switching Protocols\r\n";
+    const std::string& server = worker_.config().http.server_header;
+    if (!server.empty()) {
+        o += "Server: ";
+        o += server;
+        o += "\r\n";
+    }
+    o += "Date: ";
+    o += worker_.http_date();
+    o += "\r\n";
+    for (const Header& h : head.headers) {
+        if (h.name == "content-length" || h.name == "transfer-encoding" || h.name == "connection" ||
+            h.name == "keep-alive")
+            continue;
+        append_field_name(o, h.name);
+        o += ": ";
+        o += h.value;
+        o += "\r\n";
+    }
+    o += "Connection: upgrade\r\n\r\n";
+    register_mem(start, o.size() - start);
+    want_flush();
+    start_tunnel();
 }
 
 ResponseWriter::Result Connection::send_body(std::string_view data, bool end_stream) {
     if (state_ != State::exchange || !headers_sent_ || response_ended_)
         return Result::closed;
-    if (!head_request_ && status_has_body(status_) && !data.empty()) {
+    if (tunnel_) {
+        queue_mem(data);
+        body_bytes_ += data.size();
+    } else if (!head_request_ && status_has_body(status_) && !data.empty()) {
         if (body_expected_ >= 0 &&
             body_bytes_ + data.size() > static_cast<uint64_t>(body_expected_)) {
             WLOG_ERROR("handler sent more body than its content-length (%s)", peer_.text);
@@ -201,7 +245,7 @@ ResponseWriter::Result Connection::send_body(std::string_view data, bool end_str
     } else if (queued_mem() >= kHighWatermark) {
         flush();
     } else {
-        flush_pending_ = true;
+        want_flush();
     }
     if (state_ != State::exchange && !response_ended_)
         return Result::closed;
@@ -232,7 +276,7 @@ ResponseWriter::Result Connection::send_file(int fd, off_t offset, size_t len, b
     if (end_stream)
         end_response();
     else
-        flush_pending_ = true;
+        want_flush();
     if (state_ != State::exchange && !response_ended_)
         return Result::closed;
     // A file range costs no memory, but more than a few queued means the peer is slow.
@@ -293,6 +337,15 @@ void Connection::reset() {
         return;
     keep_alive_ = false;
     abort_exchange();
+}
+
+// Output was queued: flushed when the dispatch returns (inside it), else from the deferred
+// work, so a handler answering from its own callbacks (the proxy) is not left waiting for the
+// next write that happens to cross the watermark.
+void Connection::want_flush() {
+    flush_pending_ = true;
+    if (!in_dispatch_)
+        worker_.defer(this);
 }
 
 void Connection::flush() {
@@ -370,7 +423,14 @@ void Connection::flush() {
         ev_timer_stop(worker_.loop(), &timer_);
     }
     if (state_ == State::exchange) {
-        if (response_ended_) {
+        if (response_ended_ && tunnel_) {
+            // The server's side of the tunnel is over: FIN, while the client's may go on.
+            if (!tunnel_write_shut_) {
+                tunnel_write_shut_ = true;
+                transport_->shutdown_write();
+            }
+            maybe_finish_tunnel();
+        } else if (response_ended_) {
             if (body_done_ || !keep_alive_)
                 worker_.defer(this); // complete outside the handler's stack
         } else if (writable_wanted_ && writable_cb_) {

@@ -99,8 +99,9 @@ bool Connection::create_session() {
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_window_size},
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, h2.max_frame_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(h2.max_header_list_size)},
-        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},  // bounds the HPACK decoder's memory
-        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1}, // RFC 9218 scheduling, no priority tree
+        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},    // bounds the HPACK decoder's memory
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},   // RFC 9218 scheduling, no priority tree
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, // RFC 8441: WebSockets over HTTP/2
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
     // The connection window (RFC 9113 §6.9.2) is not a SETTINGS value: WINDOW_UPDATE on 0.

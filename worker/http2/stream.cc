@@ -96,6 +96,10 @@ bool Stream::on_header(std::string_view name, std::string_view value, bool trail
             req_.scheme = arena_.copy(value);
         } else if (name == ":authority") {
             req_.authority = arena_.copy(value);
+        } else if (name == ":protocol") {
+            // nghttp2 accepts it only on a CONNECT, and only because we sent
+            // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §4).
+            req_.upgrade = arena_.copy(value);
         } else if (name == ":path") {
             if (value.size() > http.max_request_target) {
                 head_error_ = 414;
@@ -160,6 +164,7 @@ void Stream::start() {
     }
     req_.host = host_of(req_.authority, arena_);
     req_.has_body = !body_done_ && req_.content_length != 0;
+    tunnel_ = req_.extended_connect();
     head_request_ = req_.method_id == Method::head;
     clock_gettime(CLOCK_REALTIME, &req_.start);
     req_.start_mono_us = monotonic_us();
@@ -185,7 +190,7 @@ void Stream::on_body_chunk(const uint8_t* data, size_t len) {
         conn_.want_flush();
         return;
     }
-    if (body_received_ > conn_.worker().config().http.client_max_body_size) {
+    if (body_received_ > conn_.worker().config().http.client_max_body_size && !tunnel_) {
         body_too_large_ = true;
         body_failed_ = true;
         nghttp2_session_consume(conn_.session(), id_, len);
@@ -329,8 +334,8 @@ void Stream::on_body_timeout() {
 
 void Stream::on_end_stream_sent() {
     end_stream_sent_ = true;
-    if (body_done_ || closed_)
-        return;
+    if (body_done_ || closed_ || tunnel_open_)
+        return; // a tunnel's client side runs on until the client ends it (half-close)
     if (body_timed_out_)
         return submit_rst(NGHTTP2_NO_ERROR);
     // RFC 9113 §8.1: the response is complete, so a client still sending its body is asked to
@@ -365,7 +370,7 @@ void Stream::finish() {
                 dcb();
         }
         Callback cb = std::move(abort_cb_);
-        if (cb && !response_ended_)
+        if (cb && (!response_ended_ || tunnel_open_)) // a tunnel's handler reads on after its end
             cb();
     }
     aborted_ = true;
@@ -375,6 +380,7 @@ void Stream::finish() {
     ExchangeSummary s;
     s.status = status_ ? status_ : 499;
     s.body_bytes = body_bytes_;
+    s.request_bytes = body_received_;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     s.aborted = !complete;
     finish_exchange(conn_.worker(), req_, s);
@@ -414,6 +420,10 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     const bool has_body = status_has_body(head.status);
     body_expected_ = has_body ? head.content_length : 0;
     body_allowed_ = has_body && !head_request_;
+    // RFC 8441 §5: a 2xx to an extended CONNECT opens the tunnel; its DATA has no length.
+    tunnel_open_ = tunnel_ && head.status >= 200 && head.status < 300 && !end_stream;
+    if (tunnel_open_)
+        body_expected_ = -1;
 
     Worker& worker = conn_.worker();
     const std::string& server = worker.config().http.server_header;
@@ -436,7 +446,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
             continue; // framing is ours (RFC 9113 §8.2.2)
         nva[i++] = make_nv(h.name, h.value);
     }
-    if (has_body && head.status != 304 && head.content_length >= 0) {
+    if (has_body && head.status != 304 && head.content_length >= 0 && !tunnel_open_) {
         char* len = static_cast<char*>(arena_.alloc(24, 1));
         auto w = std::to_chars(len, len + 24, head.content_length);
         nva[i++] = make_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
@@ -559,7 +569,7 @@ void Stream::end_response() {
         submit_rst(NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    if (!body_done_)
+    if (!body_done_ && !tunnel_open_)
         discard();
 }
 

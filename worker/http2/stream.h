@@ -54,7 +54,7 @@ public:
     // The exchange runs and wants request body bytes the client has not sent.
     bool waiting_for_body() const {
         return started_ && !closed_ && !aborted_ && !body_done_ && !body_discarding_ &&
-               !body_paused_;
+               !body_paused_ && !tunnel_;
     }
     // http.body_timeout passed without a byte: 408 (or a reset once the response started).
     void on_body_timeout();
@@ -155,6 +155,8 @@ private:
     bool data_deferred_ = false;   // the data source said DEFERRED; resume_data on more
     bool writable_wanted_ = false; // the producer was told `blocked`
     bool reset_sent_ = false;
+    bool tunnel_ = false;      // an extended CONNECT (RFC 8441): DATA is a byte stream
+    bool tunnel_open_ = false; // its 2xx went out: both directions run and end on their own
 
     // Lifecycle.
     bool head_complete_ = false;

@@ -589,6 +589,7 @@ bool Connection::setup_http3() {
     settings.qpack_max_dtable_capacity = cfg.qpack_table_size;
     settings.qpack_blocked_streams = cfg.qpack_blocked_streams;
     settings.max_field_section_size = worker().config().http.max_header_size;
+    settings.enable_connect_protocol = 1; // RFC 9220: WebSockets over HTTP/3
     if (int rv = nghttp3_conn_server_new(&http_, http_callbacks(), &settings, nghttp3_mem_default(),
                                          this);
         rv != 0) {

@@ -118,7 +118,10 @@ void Stream::on_header(int32_t token, std::string_view name, std::string_view va
         return;
     }
     case NGHTTP3_QPACK_TOKEN__PROTOCOL:
-        return; // extended CONNECT is not offered (no SETTINGS_ENABLE_CONNECT_PROTOCOL)
+        // nghttp3 accepts it only on a CONNECT, and only because our SETTINGS enabled it
+        // (RFC 9220 §3).
+        req_.upgrade = arena_.copy(value);
+        return;
     default:
         break;
     }
@@ -167,6 +170,7 @@ void Stream::start() {
         head_error_ = 400; // RFC 9114 §4.3.1: Host must agree with :authority
     req_.host = host_of(req_.authority, arena_);
     req_.has_body = !body_done_ && req_.content_length != 0;
+    tunnel_ = req_.extended_connect();
     head_request_ = req_.method_id == Method::head;
     clock_gettime(CLOCK_REALTIME, &req_.start);
     req_.start_mono_us = monotonic_us();
@@ -195,7 +199,7 @@ void Stream::on_body(const uint8_t* data, size_t len) {
         conn_.consumed(id_, len);
         return;
     }
-    if (body_received_ > conn_.worker().config().http.client_max_body_size) {
+    if (body_received_ > conn_.worker().config().http.client_max_body_size && !tunnel_) {
         body_too_large_ = true;
         body_failed_ = true;
         conn_.consumed(id_, len);
@@ -322,7 +326,7 @@ void Stream::finish() {
                 dcb();
         }
         Callback cb = std::move(abort_cb_);
-        if (cb && !response_ended_)
+        if (cb && (!response_ended_ || tunnel_open_)) // a tunnel's handler reads on after its end
             cb();
     }
     aborted_ = true;
@@ -332,6 +336,7 @@ void Stream::finish() {
     ExchangeSummary s;
     s.status = status_ ? status_ : 499;
     s.body_bytes = body_bytes_;
+    s.request_bytes = body_received_;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     s.aborted = !complete;
     finish_exchange(conn_.worker(), req_, s);
@@ -363,6 +368,10 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     const bool has_body = status_has_body(head.status);
     body_expected_ = has_body ? head.content_length : 0;
     body_allowed_ = has_body && !head_request_;
+    // RFC 9220 §3 (RFC 8441 §5): a 2xx to an extended CONNECT opens the tunnel.
+    tunnel_open_ = tunnel_ && head.status >= 200 && head.status < 300 && !end_stream;
+    if (tunnel_open_)
+        body_expected_ = -1;
 
     Worker& worker = conn_.worker();
     const std::string& server = worker.config().http.server_header;
@@ -383,7 +392,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
             continue; // framing is ours (RFC 9114 §4.2)
         nva[i++] = make_nv(h.name, h.value);
     }
-    if (has_body && head.status != 304 && head.content_length >= 0) {
+    if (has_body && head.status != 304 && head.content_length >= 0 && !tunnel_open_) {
         char* len = static_cast<char*>(arena_.alloc(24, 1));
         auto w = std::to_chars(len, len + 24, head.content_length);
         nva[i++] = make_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
@@ -505,7 +514,7 @@ void Stream::end_response() {
         shutdown(NGHTTP3_H3_INTERNAL_ERROR);
         return;
     }
-    if (!body_done_)
+    if (!body_done_ && !tunnel_open_)
         discard();
 }
 

@@ -152,6 +152,8 @@ private:
     bool data_blocked_ = false;   // read_data said WOULDBLOCK: resume on more
     bool writable_wanted_ = false;
     bool reset_sent_ = false;
+    bool tunnel_ = false;      // an extended CONNECT (RFC 9220): DATA is a byte stream
+    bool tunnel_open_ = false; // its 2xx went out: both directions run and end on their own
 
     // Lifecycle.
     bool started_ = false;
