@@ -83,11 +83,19 @@ void Connection::start() {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     set_io(EV_READ);
+    want_buffered_read(); // the request may have come with the end of the TLS handshake
     // The first request gets header_timeout, not the (longer) keep-alive timeout.
     arm(worker_.config().http.header_timeout);
 }
 
 // ---- event plumbing ------------------------------------------------------------------------
+
+void Connection::want_buffered_read() {
+    if (!read_pending_ && transport_->buffered() > 0) {
+        read_pending_ = true;
+        worker_.defer(this);
+    }
+}
 
 void Connection::set_io(int events) {
     if (events == io_events_)
@@ -241,6 +249,7 @@ void Connection::handle_readable() {
             return;
         if (rlen_ == 0)
             return;
+        want_buffered_read();
         if (state_ == State::idle) {
             state_ = State::head;
             idle_released_ = false;
@@ -702,6 +711,12 @@ void Connection::run_deferred() {
     }
     bool read_pending = read_pending_;
     read_pending_ = false;
+    if (read_pending && (state_ == State::idle || state_ == State::head)) {
+        // The transport held bytes no socket event announces (TLS read-ahead): go on with
+        // the next request head.
+        handle_readable();
+        return;
+    }
     if (state_ != State::exchange)
         return;
     if (read_pending && body_wants_data()) {
@@ -763,6 +778,7 @@ void Connection::complete_exchange() {
     }
     state_ = State::idle;
     set_io(EV_READ);
+    want_buffered_read(); // a next request the TLS layer already read
     // Nothing buffered: the read buffer goes back to the pool until the next request.
     put_read_buffer();
     if (draining_ || worker_.draining()) {

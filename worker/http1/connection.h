@@ -120,6 +120,9 @@ private:
     void destroy();
     void arm(Duration d);
     void set_io(int events);
+    // The transport holds readable bytes no socket event will announce: read from the
+    // deferred work.
+    void want_buffered_read();
 
     Worker& worker_;
     const ListenConfig& listen_;

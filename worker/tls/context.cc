@@ -361,9 +361,14 @@ SSL* TlsContexts::new_ssl(size_t listener_index) const {
     if (!default_ctx_)
         return nullptr;
     SSL* ssl = SSL_new(default_ctx_);
-    if (ssl)
+    if (ssl) {
         SSL_set_ex_data(ssl, listener_index_slot(),
                         const_cast<TlsListener*>(&listeners_[listener_index]));
+        // One read(2) takes everything that has arrived, not a record header and then its
+        // body: one system call per request instead of two. Protocols then ask buffered()
+        // before waiting for the socket.
+        SSL_set_read_ahead(ssl, 1);
+    }
     return ssl;
 }
 

@@ -248,7 +248,10 @@ void TlsTransport::describe(ConnectionInfo& info) const {
 }
 
 size_t TlsTransport::buffered() const {
-    return static_cast<size_t>(SSL_pending(ssl_));
+    // Decrypted bytes of the current record, or (read-ahead) records read from the socket and
+    // not yet processed: either way readable without a socket event.
+    size_t n = static_cast<size_t>(SSL_pending(ssl_));
+    return n ? n : SSL_has_pending(ssl_) ? 1 : 0;
 }
 
 } // namespace wraith::tls
