@@ -215,6 +215,9 @@ private:
                     TableReader sr(*st, diag_, "upstream." + name + ".servers");
                     address = sr.node("address");
                     s.weight = static_cast<int>(sr.integer("weight", 1, 1, 1000));
+                    s.max_conns = static_cast<uint32_t>(sr.integer("max_conns", 0, 0, 1000000));
+                    s.backup = sr.boolean("backup", false);
+                    s.down = sr.boolean("down", false);
                     sr.finish();
                     if (!address) {
                         diag_.error(&item, where + "address: required, e.g. { address = "
@@ -241,17 +244,33 @@ private:
             diag_.error(r.table_pos(), "upstream." + name + ".servers: required, e.g. servers "
                                                             "= [\"127.0.0.1:9000\"]");
         }
-        if (std::optional<std::string> balance = r.string("balance")) {
-            if (*balance == "round_robin")
-                up->balance = *balance;
-            else if (*balance == "least_conn" || *balance == "random2" || *balance == "hash" ||
-                     *balance == "ip_hash")
-                r.error("balance", in_quotes(*balance) + " is not supported by this version yet "
-                                                         "(use \"round_robin\")");
+        up->balance = r.choice("balance", "round_robin",
+                               {"round_robin", "least_conn", "random_two", "hash"});
+        if (std::optional<std::string> key = r.string("hash_key")) {
+            bool ok = *key == "client_ip" || *key == "uri" ||
+                      (key->rfind("header:", 0) == 0 && key->size() > 7) ||
+                      (key->rfind("cookie:", 0) == 0 && key->size() > 7);
+            if (!ok)
+                r.error("hash_key", "expected \"client_ip\", \"uri\", \"header:NAME\" or "
+                                    "\"cookie:NAME\", got " +
+                                        in_quotes(*key));
             else
-                r.error("balance", "unknown balancing method " + in_quotes(*balance) +
-                                       " (expected \"round_robin\")");
+                up->hash_key = *key;
+            if (up->balance != "hash")
+                r.error("hash_key", "applies to balance = \"hash\"");
         }
+        up->hash_method = r.choice("hash_method", "ring", {"ring", "maglev"});
+        if (r.has("hash_method") && up->balance != "hash")
+            r.error("hash_method", "applies to balance = \"hash\"");
+        if (!up->servers.empty() &&
+            std::all_of(up->servers.begin(), up->servers.end(),
+                        [](const UpstreamServer& s) { return s.down || s.backup; }))
+            r.error("servers", "needs at least one server that is neither down nor backup");
+        up->max_fails = static_cast<uint32_t>(r.integer("max_fails", up->max_fails, 0, 1000));
+        positive(r, "fail_timeout", up->fail_timeout);
+        up->retries = static_cast<uint32_t>(r.integer("retries", up->retries, 0, 10));
+        up->retry_budget = static_cast<uint32_t>(r.integer("retry_budget", up->retry_budget, 0, 100));
+        up->retry_non_idempotent = r.boolean("retry_non_idempotent", false);
         up->keepalive = static_cast<uint32_t>(r.integer("keepalive", up->keepalive, 0, 100000));
         positive(r, "keepalive_timeout", up->keepalive_timeout);
         positive(r, "connect_timeout", up->connect_timeout);

@@ -166,7 +166,10 @@ struct UpstreamServer {
     std::string address;             // as written, "127.0.0.1:9000" or "[::1]:9001"
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    int weight = 1;                  // share of requests under round_robin
+    int weight = 1;                  // share of requests (round_robin, hashing, random_two)
+    uint32_t max_conns = 0;          // connections per worker at once; 0 = no limit
+    bool backup = false;             // used only when no primary server is usable
+    bool down = false;               // never used (kept for hash placement)
 };
 
 // A named pool of servers ([upstream.NAME]) or the implicit one-server pool of a route's
@@ -175,7 +178,20 @@ struct UpstreamConfig {
     SourcePos pos;
     std::string name;
     std::vector<UpstreamServer> servers;
-    std::string balance = "round_robin";
+    std::string balance = "round_robin"; // round_robin, least_conn, random_two, hash
+    std::string hash_key = "client_ip";  // hash: client_ip, uri, header:NAME, cookie:NAME
+    std::string hash_method = "ring";    // hash: ring (ketama) or maglev
+    // Passive health: max_fails failures (connect errors, timeouts, 502/503/504 answers)
+    // within fail_timeout take a server out for fail_timeout, doubling on each repeat (up to
+    // 8x) while it keeps failing. Counted across all workers. max_fails = 0: never.
+    uint32_t max_fails = 1;
+    Duration fail_timeout{10000};
+    // Retries to another server: only before any response byte, only for idempotent methods
+    // (or all with retry_non_idempotent), at most `retries` per request, and within a budget
+    // of retry_budget percent of this worker's requests to the upstream.
+    uint32_t retries = 1;
+    uint32_t retry_budget = 20;
+    bool retry_non_idempotent = false;
     uint32_t keepalive = 32;             // idle connections kept per worker
     Duration keepalive_timeout{60000};   // an idle connection is closed after this
     Duration connect_timeout{5000};

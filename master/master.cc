@@ -22,6 +22,7 @@
 #include "common/quic_cid.h"
 #include "master/handover.h"
 #include "master/notify.h"
+#include "modules/proxy/health.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
 #include "worker/tls/context.h"
@@ -274,6 +275,8 @@ int Master::run() {
         return 1;
     }
     status_table_ = new (shm) WorkerStatus[kMaxWorkerStatus];
+    // Upstream passive health, shared by every worker of every generation.
+    proxy::Health::create_shared();
     signal(SIGPIPE, SIG_IGN);
     started_ = ev_time();
 

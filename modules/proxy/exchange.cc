@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "modules/module.h"
+#include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
 #include "modules/proxy/websocket.h"
@@ -77,6 +78,56 @@ ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyRead
 ProxyExchange::~ProxyExchange() {
     finished_ = true;
     close_upstream();
+    if (holding_)
+        UpstreamPool::instance().release(handler_.upstream(), server_);
+}
+
+void ProxyExchange::note_failure(const std::string& why) {
+    const UpstreamConfig& up = handler_.upstream();
+    if (up.servers.size() == 1)
+        return; // as NGINX: a lone server is never taken out (nothing to send requests to)
+    uint64_t key = Health::key(up.name, up.servers[server_].address);
+    if (Health::table().failure(key, up.max_fails, static_cast<uint64_t>(up.fail_timeout.count()),
+                                monotonic_ms()))
+        ErrorLog::limited(LogLevel::warn,
+                          "proxy: upstream \"%s\" server %s taken out of service for %llu ms "
+                          "after %u failure(s): %s",
+                          up.name.c_str(), up.servers[server_].address.c_str(),
+                          (unsigned long long)(Health::table().ejected_for(key, monotonic_ms())),
+                          up.max_fails, why.c_str());
+}
+
+bool ProxyExchange::retry_elsewhere(const std::string& why) {
+    note_failure(why);
+    if (finished_ || out_.headers_sent() || head_done_ || got_bytes_ || body_consumed_ > 0)
+        return false; // something of this exchange cannot be replayed
+    const UpstreamConfig& up = handler_.upstream();
+    Method m = req_.method_id;
+    bool idempotent = m == Method::get || m == Method::head || m == Method::options ||
+                      m == Method::put || m == Method::del || m == Method::trace;
+    if (tries_ >= up.retries || (!idempotent && !up.retry_non_idempotent))
+        return false;
+    UpstreamPool& pool = UpstreamPool::instance();
+    tried_[server_] = true;
+    int next = pool.pick(up, req_, tried_);
+    if (next < 0 || !pool.take_retry(up))
+        return false;
+    ErrorLog::limited(LogLevel::info, "proxy: %s; retrying on %s", why.c_str(),
+                      up.servers[next].address.c_str());
+    ++tries_;
+    close_upstream();
+    pool.release(up, server_);
+    server_ = static_cast<size_t>(next);
+    pool.acquire(up, server_);
+    send_off_ = 0;
+    recv_buf_.clear();
+    recv_off_ = 0;
+    if (!connect_upstream(true))
+        return true; // it failed (and answered, or retried) inside
+    if (!connecting_)
+        write_ready();
+    update_io();
+    return true;
 }
 
 std::string ProxyExchange::describe() const {
@@ -85,7 +136,23 @@ std::string ProxyExchange::describe() const {
 
 void ProxyExchange::start() {
     const UpstreamConfig& up = handler_.upstream();
-    server_ = UpstreamPool::instance().pick(up);
+    UpstreamPool& pool = UpstreamPool::instance();
+    pool.count_request(up);
+    tried_.assign(up.servers.size(), false);
+    int pick = pool.pick(up, req_, tried_);
+    if (pick < 0) {
+        // Every server is down, out of service after failures, or at max_conns: say so at
+        // once instead of queueing the client.
+        finished_ = true;
+        body_.discard();
+        ErrorLog::limited(LogLevel::warn, "proxy: upstream \"%s\" has no server available",
+                          up.name.c_str());
+        return send_error(req_, out_, 503,
+                          "proxy: no server of upstream \"" + up.name + "\" is available");
+    }
+    server_ = static_cast<size_t>(pick);
+    pool.acquire(up, server_);
+    holding_ = true;
     out_.on_abort([this] { client_aborted(); });
     if (!req_.upgrade.empty()) {
         const bool websocket = req_.extended_connect() ? iequals(req_.upgrade, "websocket")
@@ -291,7 +358,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
     }
     int fd = socket(server.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fail(502, "proxy: socket for " + describe() + ": " + std::strerror(errno));
+        fail(502, "proxy: socket for " + describe() + ": " + std::strerror(errno)); // ours
         return false;
     }
     int one = 1;
@@ -302,7 +369,9 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
         return true;
     }
     if (errno != EINPROGRESS) {
-        fail(502, "proxy: connect to " + describe() + ": " + std::strerror(errno));
+        std::string why = "connect to " + describe() + ": " + std::strerror(errno);
+        if (!retry_elsewhere(why))
+            fail(502, "proxy: " + why);
         return false;
     }
     connecting_ = true;
@@ -314,8 +383,12 @@ void ProxyExchange::connected() {
     socklen_t len = sizeof err;
     if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
-    if (err != 0)
-        return fail(502, "proxy: connect to " + describe() + ": " + std::strerror(err));
+    if (err != 0) {
+        std::string why = "connect to " + describe() + ": " + std::strerror(err);
+        if (!retry_elsewhere(why))
+            fail(502, "proxy: " + why);
+        return;
+    }
     connecting_ = false;
 }
 
@@ -519,6 +592,8 @@ bool ProxyExchange::handle_head(size_t head_len) {
     if (response_.status < 200)
         return true; // 1xx: RFC 9110 §15.2, the final response follows
     head_done_ = true;
+    Health::table().success(
+        Health::key(handler_.upstream().name, handler_.upstream().servers[server_].address));
 
     auto* head_out = req_.arena->make<ResponseHead>();
     head_out->status = response_.status;
@@ -655,8 +730,11 @@ void ProxyExchange::upstream_closed(int err) {
             update_io();
             return;
         }
-        return fail(502, "proxy: upstream " + describe() + ": " + why +
-                             " before a complete response head");
+        std::string what = "upstream " + describe() + ": " + why +
+                           " before a complete response head";
+        if (!retry_elsewhere(what))
+            fail(502, "proxy: " + what);
+        return;
     }
     if (err == 0 && decoder_.framing() == Framing::close) {
         close_upstream(); // the end of a close-delimited body
@@ -768,8 +846,18 @@ void ProxyExchange::timed_out() {
     if (tunnel_open_)
         return close_tunnel("proxy: tunnel to " + describe() + " idle for " +
                             std::to_string(handler_.tunnel_timeout().count()) + " ms");
-    if (connecting_)
-        return fail(504, "proxy: connect to " + describe() + " timed out");
+    if (connecting_) {
+        std::string why = "connect to " + describe() + " timed out";
+        if (!retry_elsewhere(why))
+            fail(504, "proxy: " + why);
+        return;
+    }
+    if (!head_done_ && !got_bytes_ && send_off_ == send_buf_.size()) {
+        std::string why = "upstream " + describe() + " timed out before responding";
+        if (!retry_elsewhere(why))
+            fail(504, "proxy: " + why);
+        return;
+    }
     if (send_off_ < send_buf_.size())
         return fail(504, "proxy: sending to upstream " + describe() + " timed out");
     fail(504, "proxy: upstream " + describe() + " timed out " +

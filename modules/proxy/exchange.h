@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/http.h"
 #include "modules/proxy/response_parser.h"
@@ -59,6 +60,11 @@ private:
     void arm_timer();
     void timed_out();
     std::string describe() const; // "127.0.0.1:9000" for messages
+    // Connecting to or hearing from the server failed before any response byte: passive
+    // health counts it, and an idempotent request goes to another server when the upstream's
+    // retries and retry budget allow. False: no retry (the caller answers the client).
+    bool retry_elsewhere(const std::string& why);
+    void note_failure(const std::string& why);
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
@@ -68,6 +74,9 @@ private:
     ResponseWriter& out_;
     struct ev_loop* loop_;
     size_t server_ = 0;
+    bool holding_ = false;       // counted in the pool's active connections of server_
+    std::vector<bool> tried_;    // servers this request tried (retries go elsewhere)
+    uint32_t tries_ = 0;
     int fd_ = -1;
     ev_io io_;
     ev_timer timer_;

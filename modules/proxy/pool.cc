@@ -1,5 +1,7 @@
 #include "modules/proxy/pool.h"
 
+#include "modules/proxy/health.h"
+
 #include <cerrno>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,23 +15,109 @@ UpstreamPool& UpstreamPool::instance() {
 
 UpstreamPool::State& UpstreamPool::state(const UpstreamConfig& up) {
     State& s = states_[&up];
-    if (s.current.size() != up.servers.size())
-        s.current.assign(up.servers.size(), 0);
+    if (!s.balancer) {
+        size_t n = up.servers.size();
+        s.active.assign(n, 0);
+        s.views.resize(n);
+        for (size_t i = 0; i < n; ++i) {
+            s.health_keys.push_back(Health::key(up.name, up.servers[i].address));
+            s.views[i].identity = up.servers[i].address;
+            s.views[i].weight = static_cast<uint32_t>(up.servers[i].weight);
+            s.views[i].backup = up.servers[i].backup;
+        }
+        Balancer::Method m = up.balance == "least_conn"   ? Balancer::Method::least_conn
+                             : up.balance == "random_two" ? Balancer::Method::random_two
+                             : up.balance == "hash"
+                                 ? (up.hash_method == "maglev" ? Balancer::Method::hash_maglev
+                                                               : Balancer::Method::hash_ring)
+                                 : Balancer::Method::round_robin;
+        s.balancer = Balancer::make(m, s.views);
+    }
     return s;
 }
 
-size_t UpstreamPool::pick(const UpstreamConfig& up) {
-    State& s = state(up);
-    int total = 0;
-    size_t best = 0;
-    for (size_t i = 0; i < up.servers.size(); ++i) {
-        s.current[i] += up.servers[i].weight;
-        total += up.servers[i].weight;
-        if (s.current[i] > s.current[best])
-            best = i;
+namespace {
+
+// The request's hash key (balance = "hash"): client address, target, a header or a cookie.
+uint64_t request_key(const UpstreamConfig& up, const Request& req) {
+    std::string_view key;
+    const std::string& k = up.hash_key;
+    if (k == "client_ip") {
+        key = req.conn ? req.conn->peer_ip : std::string_view{};
+    } else if (k == "uri") {
+        key = req.target;
+    } else if (k.rfind("header:", 0) == 0) {
+        std::string name = k.substr(7);
+        for (char& c : name)
+            c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        key = req.headers.get(name);
+    } else if (k.rfind("cookie:", 0) == 0) {
+        std::string_view cookies = req.headers.get("cookie");
+        std::string_view want = std::string_view(k).substr(7);
+        while (!cookies.empty()) {
+            size_t semi = cookies.find(';');
+            std::string_view item = cookies.substr(0, semi);
+            while (!item.empty() && item.front() == ' ')
+                item.remove_prefix(1);
+            if (item.size() > want.size() && item.substr(0, want.size()) == want &&
+                item[want.size()] == '=') {
+                key = item.substr(want.size() + 1);
+                break;
+            }
+            if (semi == std::string_view::npos)
+                break;
+            cookies.remove_prefix(semi + 1);
+        }
     }
-    s.current[best] -= total;
-    return best;
+    return hash_key(key);
+}
+
+} // namespace
+
+int UpstreamPool::pick(const UpstreamConfig& up, const Request& req,
+                       const std::vector<bool>& tried) {
+    State& s = state(up);
+    const uint64_t now = monotonic_ms();
+    Health& health = Health::table();
+    for (size_t i = 0; i < up.servers.size(); ++i) {
+        const UpstreamServer& server = up.servers[i];
+        ServerView& v = s.views[i];
+        v.active = s.active[i];
+        v.usable = !server.down && (server.max_conns == 0 || s.active[i] < server.max_conns) &&
+                   health.available(s.health_keys[i], now);
+    }
+    uint64_t key = up.balance == "hash" ? request_key(up, req) : 0;
+    return s.balancer->pick(s.views, key, tried);
+}
+
+void UpstreamPool::acquire(const UpstreamConfig& up, size_t server) {
+    ++state(up).active[server];
+}
+
+void UpstreamPool::release(const UpstreamConfig& up, size_t server) {
+    State& s = state(up);
+    if (s.active[server])
+        --s.active[server];
+}
+
+void UpstreamPool::count_request(const UpstreamConfig& up) {
+    State& s = state(up);
+    uint64_t now = monotonic_ms();
+    if (now - s.budget_window_ms > 10000) {
+        s.budget_window_ms = now;
+        s.budget_requests = 0;
+        s.budget_retries = 0;
+    }
+    ++s.budget_requests;
+}
+
+bool UpstreamPool::take_retry(const UpstreamConfig& up) {
+    State& s = state(up);
+    uint64_t allowed = uint64_t(s.budget_requests) * up.retry_budget / 100 + 3;
+    if (s.budget_retries >= allowed)
+        return false;
+    ++s.budget_retries;
+    return true;
 }
 
 int UpstreamPool::take(const UpstreamConfig& up, size_t server) {

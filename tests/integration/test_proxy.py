@@ -570,10 +570,25 @@ class ProxyConfigTest(WraithTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("host names are not supported by this version yet", r.stderr)
 
-    def test_other_balance_not_supported_yet(self):
-        r = self.check('[upstream.app]\nservers = ["127.0.0.1:80"]\nbalance = "least_conn"\n')
+    def test_balance_methods_and_their_mistakes(self):
+        site = ('[[site]]\nhosts = ["*"]\n  [[site.route]]\n  path = "/"\n'
+                '  proxy = { upstream = "app" }\n')
+        for method in ("round_robin", "least_conn", "random_two", "hash"):
+            r = self.check(f'[upstream.app]\nservers = ["127.0.0.1:80", "127.0.0.1:81"]\n'
+                           f'balance = "{method}"\n\n' + site)
+            self.assertEqual(r.returncode, 0, method + r.stderr)
+        r = self.check('[upstream.app]\nservers = ["127.0.0.1:80"]\nbalance = "fastest"\n')
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("not supported by this version yet", r.stderr)
+        self.assertRegex(r.stderr, r"\.toml:\d+:\d+: upstream\.app\.balance: expected one of "
+                                   r"\"round_robin\", \"least_conn\", \"random_two\", \"hash\"")
+        r = self.check('[upstream.app]\nservers = ["127.0.0.1:80"]\nhash_key = "uri"\n')
+        self.assertIn('applies to balance = "hash"', r.stderr)
+        r = self.check('[upstream.app]\nservers = ["127.0.0.1:80"]\nbalance = "hash"\n'
+                       'hash_key = "body"\n')
+        self.assertIn("header:NAME", r.stderr)
+        r = self.check('[upstream.app]\nservers = [{ address = "127.0.0.1:80", down = true },'
+                       ' { address = "127.0.0.1:81", backup = true }]\n')
+        self.assertIn("neither down nor backup", r.stderr)
 
 
 if __name__ == "__main__":

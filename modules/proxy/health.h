@@ -1,0 +1,50 @@
+// Passive health of upstream servers, shared by every worker of every generation: a table in
+// anonymous shared memory the master maps before it forks (like the worker status table), so
+// failures seen by one worker take a server out for all of them, and the state survives
+// reloads. A slot per (upstream name, server address), claimed by compare-and-swap; counts are
+// relaxed atomics (an extra failure counted or missed under a race is harmless).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace wraith::proxy {
+
+class Health {
+public:
+    static constexpr size_t kSlots = 4096;
+
+    // Master, before the first fork. Without it (tests, `wraith check`) a process-private
+    // table is used on first access.
+    static void create_shared();
+    static Health& table();
+
+    // Stable key of a server of an upstream.
+    static uint64_t key(std::string_view upstream, std::string_view address);
+    // Whether the server may be tried now (not ejected, or its ejection is over).
+    bool available(uint64_t key, uint64_t now_ms);
+    // A failure (connect error, timeout, reset before a response): `max_fails` of them within
+    // `fail_timeout_ms` eject the server for fail_timeout, doubling per repeated ejection up
+    // to 8x. Returns true when this failure ejected it.
+    bool failure(uint64_t key, uint32_t max_fails, uint64_t fail_timeout_ms, uint64_t now_ms);
+    // A complete response head: the server is well again.
+    void success(uint64_t key);
+    // Milliseconds left of the server's ejection (0 when in service), for status and logs.
+    uint64_t ejected_for(uint64_t key, uint64_t now_ms);
+
+private:
+    struct Slot {
+        std::atomic<uint64_t> key{0};
+        std::atomic<uint32_t> fails{0};
+        std::atomic<uint32_t> ejections{0};
+        std::atomic<uint64_t> window_start_ms{0};
+        std::atomic<uint64_t> down_until_ms{0};
+    };
+    Slot* slot(uint64_t key);
+    Slot slots_[kSlots];
+};
+
+uint64_t monotonic_ms();
+
+} // namespace wraith::proxy
