@@ -64,9 +64,37 @@ std::string parse_upstream_address(std::string_view text, UpstreamServer& out) {
         bool name_like = std::any_of(host.begin(), host.end(), [](char c) {
             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
         });
-        if (name_like)
-            return in_quotes(text) + ": host names are not supported by this version yet; use an "
-                                     "IP address (\"127.0.0.1:9000\", \"[::1]:9000\")";
+        if (name_like) {
+            // RFC 1123 host name: labels of letters, digits and hyphens, at most 253 bytes.
+            if (colon == std::string_view::npos)
+                return "expected \"HOST:PORT\", e.g. \"app.internal:9000\", got " +
+                       in_quotes(text);
+            std::string_view port = text.substr(colon + 1);
+            unsigned long p = 0;
+            bool port_ok = !port.empty() && port.size() <= 5 &&
+                           std::all_of(port.begin(), port.end(), [](char c) {
+                               return c >= '0' && c <= '9';
+                           });
+            if (port_ok)
+                p = std::stoul(std::string(port));
+            if (!port_ok || p == 0 || p > 65535)
+                return "bad port in " + in_quotes(text);
+            bool name_ok = host.size() <= 253 && host.front() != '.' && host.back() != '.' &&
+                           host.front() != '-' &&
+                           std::all_of(host.begin(), host.end(), [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                      (c >= '0' && c <= '9') || c == '-' || c == '.';
+                           }) &&
+                           host.find("..") == std::string_view::npos;
+            if (!name_ok)
+                return "bad host name in " + in_quotes(text);
+            out.address = std::string(text);
+            out.host = std::string(host);
+            for (char& c : out.host)
+                c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            out.port = static_cast<uint16_t>(p);
+            return {};
+        }
     }
     // A bare port would mean [::] here, which is no address to connect to.
     if (text.find(':') == std::string_view::npos)
@@ -271,6 +299,8 @@ private:
         up->retries = static_cast<uint32_t>(r.integer("retries", up->retries, 0, 10));
         up->retry_budget = static_cast<uint32_t>(r.integer("retry_budget", up->retry_budget, 0, 100));
         up->retry_non_idempotent = r.boolean("retry_non_idempotent", false);
+        if (std::optional<std::string> resolver = r.string("resolver"))
+            up->resolver = *resolver; // checked by c-ares when a worker first resolves
         up->keepalive = static_cast<uint32_t>(r.integer("keepalive", up->keepalive, 0, 100000));
         positive(r, "keepalive_timeout", up->keepalive_timeout);
         positive(r, "connect_timeout", up->connect_timeout);

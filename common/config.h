@@ -163,9 +163,11 @@ struct Site {
 
 // One server of an [upstream.NAME] table: an IP literal and port (host names come later).
 struct UpstreamServer {
-    std::string address;             // as written, "127.0.0.1:9000" or "[::1]:9001"
-    sockaddr_storage addr{};
+    std::string address;             // as written, "127.0.0.1:9000", "[::1]:9001", "app:80"
+    sockaddr_storage addr{};         // an IP literal's address; unset for a host name
     socklen_t addr_len = 0;
+    std::string host;                // a host name, resolved by each worker (DNS TTLs)
+    uint16_t port = 0;
     int weight = 1;                  // share of requests (round_robin, hashing, random_two)
     uint32_t max_conns = 0;          // connections per worker at once; 0 = no limit
     bool backup = false;             // used only when no primary server is usable
@@ -192,6 +194,7 @@ struct UpstreamConfig {
     uint32_t retries = 1;
     uint32_t retry_budget = 20;
     bool retry_non_idempotent = false;
+    std::string resolver;                // "ip:port,..." for host names; "" = resolv.conf
     uint32_t keepalive = 32;             // idle connections kept per worker
     Duration keepalive_timeout{60000};   // an idle connection is closed after this
     Duration connect_timeout{5000};
@@ -199,7 +202,8 @@ struct UpstreamConfig {
     Duration send_timeout{60000};        // between two writes that make progress
 };
 
-// "127.0.0.1:9000" or "[::1]:9001" -> out.addr; "" on success, else the message for the user.
+// "127.0.0.1:9000", "[::1]:9001" -> out.addr, or "app.internal:9000" -> out.host/port; "" on
+// success, else the message for the user.
 std::string parse_upstream_address(std::string_view text, UpstreamServer& out);
 
 struct Config {

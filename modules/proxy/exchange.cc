@@ -77,6 +77,9 @@ ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyRead
 
 ProxyExchange::~ProxyExchange() {
     finished_ = true;
+    if (dns_wait_)
+        UpstreamPool::instance().cancel_wait(handler_.upstream(), server_, dns_wait_);
+    connector_.reset(); // closes attempts in flight
     close_upstream();
     if (holding_)
         UpstreamPool::instance().release(handler_.upstream(), server_);
@@ -347,6 +350,14 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
     const UpstreamServer& server = up.servers[server_];
     reused_ = false;
     got_bytes_ = false;
+    if (allow_reuse && !server.host.empty()) {
+        // A pooled connection may serve, but a stale DNS answer is refreshed now (in the
+        // background): when the name has moved, the pool drops connections to the old place.
+        uint64_t unused = 0;
+        UpstreamPool::instance().addresses(loop_, up, server_, nullptr, &unused);
+        if (unused)
+            UpstreamPool::instance().cancel_wait(up, server_, unused);
+    }
     if (allow_reuse) {
         int fd = UpstreamPool::instance().take(up, server_);
         if (fd >= 0) {
@@ -356,39 +367,63 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
             return true;
         }
     }
-    int fd = socket(server.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fail(502, "proxy: socket for " + describe() + ": " + std::strerror(errno)); // ours
-        return false;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    fd_ = fd;
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&server.addr), server.addr_len) == 0) {
-        connecting_ = false;
-        return true;
-    }
-    if (errno != EINPROGRESS) {
-        std::string why = "connect to " + describe() + ": " + std::strerror(errno);
-        if (!retry_elsewhere(why))
-            fail(502, "proxy: " + why);
-        return false;
-    }
     connecting_ = true;
-    return true;
+    if (server.host.empty()) {
+        start_connect({server.addr});
+        return !finished_;
+    }
+    const std::vector<sockaddr_storage>* addrs = UpstreamPool::instance().addresses(
+        loop_, up, server_,
+        [this](const std::string& error) {
+            dns_wait_ = 0;
+            if (finished_)
+                return;
+            if (!error.empty()) {
+                std::string why = "cannot resolve " + describe() + ": " + error;
+                if (!retry_elsewhere(why))
+                    fail(502, "proxy: " + why);
+                return;
+            }
+            const UpstreamConfig& u = handler_.upstream();
+            uint64_t unused = 0;
+            auto* list = UpstreamPool::instance().addresses(loop_, u, server_, nullptr, &unused);
+            start_connect(list ? *list : std::vector<sockaddr_storage>{});
+        },
+        &dns_wait_);
+    if (addrs)
+        start_connect(*addrs);
+    return !finished_;
+}
+
+void ProxyExchange::start_connect(const std::vector<sockaddr_storage>& addrs) {
+    if (!connector_)
+        connector_ = std::make_unique<Connector>(loop_);
+    const double timeout =
+        static_cast<double>(handler_.upstream().connect_timeout.count()) / 1000.0;
+    connector_->start(addrs, timeout,
+                      [this](int fd, const std::string& error) { connector_done(fd, error); });
+}
+
+void ProxyExchange::connector_done(int fd, const std::string& error) {
+    if (finished_) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (fd < 0) {
+        std::string why = "connect to " + describe() + ": " + error;
+        if (!retry_elsewhere(why))
+            fail(error.rfind("timed out", 0) == 0 ? 504 : 502, "proxy: " + why);
+        return;
+    }
+    fd_ = fd;
+    connecting_ = false;
+    write_ready();
+    update_io();
 }
 
 void ProxyExchange::connected() {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err != 0) {
-        std::string why = "connect to " + describe() + ": " + std::strerror(err);
-        if (!retry_elsewhere(why))
-            fail(502, "proxy: " + why);
-        return;
-    }
+    // Connections come finished from the Connector; nothing is pending on fd_ here.
     connecting_ = false;
 }
 

@@ -12,10 +12,12 @@
 #include <ev.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/http.h"
+#include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
 
 namespace wraith::proxy {
@@ -73,6 +75,12 @@ private:
     BodyReader& body_;
     ResponseWriter& out_;
     struct ev_loop* loop_;
+    // Connecting: a host name's addresses may first come from DNS, then Happy Eyeballs.
+    void start_connect(const std::vector<sockaddr_storage>& addrs);
+    void connector_done(int fd, const std::string& error);
+    std::unique_ptr<Connector> connector_;
+    uint64_t dns_wait_ = 0; // non-zero: waiting for the server's first DNS answer
+
     size_t server_ = 0;
     bool holding_ = false;       // counted in the pool's active connections of server_
     std::vector<bool> tried_;    // servers this request tried (retries go elsewhere)

@@ -1,10 +1,13 @@
 #include "modules/proxy/pool.h"
 
-#include "modules/proxy/health.h"
-
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "common/log.h"
+#include "modules/proxy/health.h"
 
 namespace wraith::proxy {
 
@@ -118,6 +121,89 @@ bool UpstreamPool::take_retry(const UpstreamConfig& up) {
         return false;
     ++s.budget_retries;
     return true;
+}
+
+Resolver& UpstreamPool::resolver(struct ev_loop* loop, const std::string& servers) {
+    auto& r = resolvers_[servers];
+    if (!r)
+        r = std::make_unique<Resolver>(loop, servers, 2000);
+    return *r;
+}
+
+const std::vector<sockaddr_storage>* UpstreamPool::addresses(struct ev_loop* loop,
+                                                             const UpstreamConfig& up,
+                                                             size_t server, Ready ready,
+                                                             uint64_t* wait_id) {
+    State& s = state(up);
+    if (s.dns.size() != up.servers.size())
+        s.dns.resize(up.servers.size());
+    Dns& d = s.dns[server];
+    uint64_t now = monotonic_ms();
+    if (!d.addrs.empty()) {
+        if (now >= d.expires_ms && !d.resolving)
+            resolve(loop, up, server); // stale: refresh in the background, use it meanwhile
+        return &d.addrs;
+    }
+    *wait_id = ++next_wait_id_;
+    d.waiters.emplace(*wait_id, std::move(ready));
+    if (!d.resolving)
+        resolve(loop, up, server);
+    return nullptr;
+}
+
+void UpstreamPool::cancel_wait(const UpstreamConfig& up, size_t server, uint64_t wait_id) {
+    auto it = states_.find(&up);
+    if (it != states_.end() && server < it->second.dns.size())
+        it->second.dns[server].waiters.erase(wait_id);
+}
+
+void UpstreamPool::resolve(struct ev_loop* loop, const UpstreamConfig& up, size_t server) {
+    Dns& d = state(up).dns[server];
+    d.resolving = true;
+    const UpstreamServer& srv = up.servers[server];
+    const UpstreamConfig* key = &up;
+    resolver(loop, up.resolver).resolve(srv.host, srv.port, [this, key, server](const Resolver::Result& r) {
+        auto it = states_.find(key);
+        if (it == states_.end() || server >= it->second.dns.size())
+            return;
+        Dns& d = it->second.dns[server];
+        d.resolving = false;
+        uint64_t now = monotonic_ms();
+        if (r.ok) {
+            auto same = [](const std::vector<sockaddr_storage>& x,
+                           const std::vector<sockaddr_storage>& y) {
+                return x.size() == y.size() &&
+                       std::equal(x.begin(), x.end(), y.begin(), [](const auto& a, const auto& b) {
+                           return std::memcmp(&a, &b, sizeof(a)) == 0;
+                       });
+            };
+            if (!d.addrs.empty() && !same(d.addrs, r.addrs)) {
+                // The name moved: kept connections go to the old addresses; drop them.
+                State& st = it->second;
+                for (auto i = st.idle.begin(); i != st.idle.end();) {
+                    Idle* idle = (i++)->get();
+                    if (idle->server == server)
+                        drop(idle);
+                }
+            }
+            d.addrs = r.addrs;
+            // TTL bounds: at least 1 s (no query storm), at most 1 h.
+            uint64_t ttl = std::clamp<uint64_t>(r.ttl, 1, 3600);
+            d.expires_ms = now + ttl * 1000;
+            d.error.clear();
+        } else {
+            d.error = r.error;
+            d.expires_ms = now + 5000; // keep the last good answer; ask again in 5 s
+            ErrorLog::limited(LogLevel::warn, "proxy: cannot resolve %s (upstream \"%s\"): %s",
+                              key->servers[server].host.c_str(), key->name.c_str(),
+                              r.error.c_str());
+        }
+        std::map<uint64_t, Ready> waiters;
+        waiters.swap(d.waiters);
+        std::string error = d.addrs.empty() ? (r.ok ? "no address" : r.error) : std::string();
+        for (auto& [id, ready] : waiters)
+            ready(error);
+    });
 }
 
 int UpstreamPool::take(const UpstreamConfig& up, size_t server) {

@@ -7,7 +7,10 @@
 #include <ev.h>
 
 #include <cstddef>
+#include <functional>
 #include <list>
+#include <map>
+#include <string>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "modules/proxy/balancer.h"
+#include "modules/proxy/resolver.h"
 
 namespace wraith::proxy {
 
@@ -33,6 +37,16 @@ public:
     // up.retry_budget percent of the requests of the last 10 seconds (plus 3).
     void count_request(const UpstreamConfig& up);
     bool take_retry(const UpstreamConfig& up);
+    // The addresses to connect to for server `server` of `up`: an IP literal's, or a host
+    // name's last DNS answer (re-resolved in the background once its TTL passed, the old
+    // answer used meanwhile). Returns the list when known; otherwise nullptr, and
+    // `ready(error)` runs on the loop when the first answer (or failure, error not empty)
+    // arrives. `*wait_id` identifies the wait for cancel_wait().
+    using Ready = std::function<void(const std::string& error)>;
+    const std::vector<sockaddr_storage>* addresses(struct ev_loop* loop,
+                                                   const UpstreamConfig& up, size_t server,
+                                                   Ready ready, uint64_t* wait_id);
+    void cancel_wait(const UpstreamConfig& up, size_t server, uint64_t wait_id);
     // An idle connection to server `server` of `up`, or -1. The caller owns the fd.
     int take(const UpstreamConfig& up, size_t server);
     // Keeps `fd` for reuse (closes it if the pool for `up` is full or keepalive is 0).
@@ -49,7 +63,15 @@ private:
         ev_timer timer; // keepalive_timeout
         std::list<std::unique_ptr<Idle>>::iterator self;
     };
+    struct Dns {
+        std::vector<sockaddr_storage> addrs; // last good answer (Happy Eyeballs order)
+        uint64_t expires_ms = 0;
+        bool resolving = false;
+        std::string error;                   // of the last failed lookup
+        std::map<uint64_t, Ready> waiters;   // requests waiting for a first answer
+    };
     struct State {
+        std::vector<Dns> dns; // per server (host names only)
         std::unique_ptr<Balancer> balancer;
         std::vector<uint32_t> active;           // open connections per server
         std::vector<uint64_t> health_keys;      // Health::key per server
@@ -64,7 +86,12 @@ private:
     static void on_idle_event(struct ev_loop* loop, ev_io* w, int revents);
     static void on_idle_timeout(struct ev_loop* loop, ev_timer* w, int revents);
 
+    Resolver& resolver(struct ev_loop* loop, const std::string& servers);
+    void resolve(struct ev_loop* loop, const UpstreamConfig& up, size_t server);
+
     std::unordered_map<const UpstreamConfig*, State> states_;
+    std::map<std::string, std::unique_ptr<Resolver>> resolvers_; // by resolver address list
+    uint64_t next_wait_id_ = 0;
 };
 
 } // namespace wraith::proxy

@@ -565,10 +565,13 @@ class ProxyConfigTest(WraithTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('unknown upstream "nope"', r.stderr)
 
-    def test_host_names_not_supported_yet(self):
-        r = self.check('[upstream.app]\nservers = ["backend.example:80"]\n')
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("host names are not supported by this version yet", r.stderr)
+    def test_bad_host_names_are_reported(self):
+        for bad, what in (('"backend..example:80"', "bad host name"),
+                          ('"backend.example"', 'expected "HOST:PORT"'),
+                          ('"backend.example:99999"', "bad port")):
+            r = self.check(f'[upstream.app]\nservers = [{bad}]\n')
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(what, r.stderr)
 
     def test_balance_methods_and_their_mistakes(self):
         site = ('[[site]]\nhosts = ["*"]\n  [[site.route]]\n  path = "/"\n'
