@@ -74,6 +74,7 @@ run: build
 bench: build
 	bash bench/run.sh
 	bash bench/h3.sh
+	bash bench/reload.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith

@@ -398,11 +398,16 @@ void Master::update_quic_steering() {
         Generation& g = **it;
         if (g.draining || &g == pending_)
             continue;
-        std::vector<uint8_t> serving;
+        std::vector<uint8_t> serving, live;
         for (auto& w : g.workers)
             if (w->quic_index >= 0)
                 serving.push_back(static_cast<uint8_t>(w->quic_index));
-        quic_.steer(serving);
+        // Every index in use: our workers of every generation, and an old master's (binary
+        // upgrade) while it lives.
+        for (size_t i = 0; i < quic_index_used_.size(); ++i)
+            if (quic_index_used_[i])
+                live.push_back(static_cast<uint8_t>(i));
+        quic_.steer(serving, live);
         return;
     }
 }
@@ -1022,6 +1027,7 @@ void Master::on_parent_check(struct ev_loop* loop, ev_timer* w, int) {
     self->reserved_indices_.clear();
     WLOG_INFO("binary upgrade: the old master (pid %d) is gone", self->handover_parent_);
     self->handover_parent_ = 0;
+    self->update_quic_steering(); // its indices are no longer live
 }
 
 } // namespace wraith

@@ -32,10 +32,16 @@ public:
             if (f.label != label)
                 continue;
             uint32_t off = static_cast<uint32_t>(insns_.size() - f.insn - 1);
+            if (off > 255)
+                overflow_ = true; // classic BPF jumps are 8 bits
             (f.true_branch ? insns_[f.insn].jt : insns_[f.insn].jf) = static_cast<uint8_t>(off);
         }
     }
-    std::vector<sock_filter> take() { return std::move(insns_); }
+    std::vector<sock_filter> take() {
+        if (overflow_)
+            insns_.clear();
+        return std::move(insns_);
+    }
 
 private:
     void jumps(uint16_t code, uint32_t k, int yes, int no) {
@@ -54,12 +60,14 @@ private:
     std::vector<sock_filter> insns_;
     std::vector<Fixup> fixups_;
     int next_label_ = 0;
+    bool overflow_ = false;
 };
 
 } // namespace
 
 std::vector<sock_filter> quic_steering_program(uint8_t marker,
-                                               const std::vector<uint8_t>& serving) {
+                                               const std::vector<uint8_t>& serving,
+                                               const std::vector<uint8_t>& live) {
     using namespace quic_cid;
     // Offsets are into the UDP payload (the kernel pulls the UDP header first).
     constexpr uint32_t kShortDcid = 1;     // after the first byte (RFC 9000 §17.3)
@@ -75,8 +83,40 @@ std::vector<sock_filter> quic_steering_program(uint8_t marker,
     // Short header: the DCID is ours if it carries the marker.
     p.emit(BPF_LD | BPF_B | BPF_ABS, kShortDcid + kMarkerOffset);
     p.jump_unless(BPF_JMP | BPF_JEQ | BPF_K, marker, pick);
-    p.emit(BPF_LD | BPF_B | BPF_ABS, kShortDcid + kIndexOffset);
-    p.emit(BPF_RET | BPF_A, 0); // an index past the group falls back to the kernel's hash
+    // The index must name a socket some worker reads: a client's random DCID can carry the
+    // marker by chance (1 in 256), and a dead worker's index has no reader. Checked against
+    // a bitmap of live indices, 8 words of 32 bits as immediates.
+    uint32_t bitmap[8] = {};
+    for (uint8_t i : live)
+        bitmap[i >> 5] |= 1u << (i & 31);
+    auto return_if_live = [&](uint32_t index_offset) {
+        int words[8], test = p.label();
+        p.emit(BPF_LD | BPF_B | BPF_ABS, index_offset);
+        p.emit(BPF_MISC | BPF_TAX, 0);
+        p.emit(BPF_ALU | BPF_RSH | BPF_K, 5);
+        for (int w = 0; w < 8; ++w) {
+            words[w] = p.label();
+            p.jump_if(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(w), words[w]);
+        }
+        p.jump_if(BPF_JMP | BPF_JGE | BPF_K, 0, pick); // not reached: an index is < 256
+        for (int w = 0; w < 8; ++w) {
+            p.place(words[w]);
+            p.emit(BPF_LD | BPF_IMM, bitmap[w]);
+            p.jump_if(BPF_JMP | BPF_JGE | BPF_K, 0, test); // always
+        }
+        p.place(test);
+        p.emit(BPF_ST, 0);              // M[0] = the bitmap word
+        p.emit(BPF_MISC | BPF_TXA, 0);  // A = index
+        p.emit(BPF_ALU | BPF_AND | BPF_K, 31);
+        p.emit(BPF_MISC | BPF_TAX, 0);  // X = bit in the word
+        p.emit(BPF_LD | BPF_MEM, 0);
+        p.emit(BPF_ALU | BPF_RSH | BPF_X, 0);
+        p.emit(BPF_ALU | BPF_AND | BPF_K, 1);
+        p.jump_unless(BPF_JMP | BPF_JEQ | BPF_K, 1, pick);
+        p.emit(BPF_LD | BPF_B | BPF_ABS, index_offset);
+        p.emit(BPF_RET | BPF_A, 0);
+    };
+    return_if_live(kShortDcid + kIndexOffset);
 
     p.place(long_header);
     p.emit(BPF_LD | BPF_W | BPF_LEN, 0);
@@ -85,8 +125,7 @@ std::vector<sock_filter> quic_steering_program(uint8_t marker,
     p.jump_unless(BPF_JMP | BPF_JEQ | BPF_K, kLength, pick);
     p.emit(BPF_LD | BPF_B | BPF_ABS, kLongDcid + kMarkerOffset);
     p.jump_unless(BPF_JMP | BPF_JEQ | BPF_K, marker, pick);
-    p.emit(BPF_LD | BPF_B | BPF_ABS, kLongDcid + kIndexOffset);
-    p.emit(BPF_RET | BPF_A, 0);
+    return_if_live(kLongDcid + kIndexOffset);
 
     // Not ours (a new connection, or garbage): a serving socket chosen by the client's DCID,
     // which stays the same for every Initial and 0-RTT packet of one connection attempt.
@@ -216,7 +255,7 @@ bool QuicSockets::acquire(const Config& config, size_t count, std::string* error
             g.fds.push_back(fd);
         }
         if (fresh && !serving_.empty())
-            steer(serving_);
+            steer(serving_, live_);
     }
     return true;
 }
@@ -231,9 +270,15 @@ std::vector<int> QuicSockets::fds_for(const Config& config, uint8_t index) const
     return fds;
 }
 
-void QuicSockets::steer(const std::vector<uint8_t>& serving) {
+void QuicSockets::steer(const std::vector<uint8_t>& serving, const std::vector<uint8_t>& live) {
     serving_ = serving;
-    std::vector<sock_filter> prog = quic_steering_program(marker_, serving);
+    live_ = live;
+    std::vector<sock_filter> prog = quic_steering_program(marker_, serving, live);
+    if (prog.empty()) {
+        WLOG_ERROR("QUIC steering program too large for %zu serving sockets; not attached",
+                   serving.size());
+        return;
+    }
     sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
     for (auto& [k, g] : groups_) {
         if (g.fds.empty())

@@ -22,8 +22,10 @@
 namespace wraith {
 
 // The steering program for a group: `serving` lists the socket indices new connections go to
-// (the current generation's workers), `marker` is byte 1 of every CID this master issues.
-std::vector<sock_filter> quic_steering_program(uint8_t marker, const std::vector<uint8_t>& serving);
+// (the current generation's workers), `live` every index a worker reads (all generations),
+// `marker` is byte 1 of every CID this master issues. Empty if it cannot be expressed.
+std::vector<sock_filter> quic_steering_program(uint8_t marker, const std::vector<uint8_t>& serving,
+                                               const std::vector<uint8_t>& live);
 
 class QuicSockets {
 public:
@@ -40,7 +42,7 @@ public:
     // listener has no QUIC).
     std::vector<int> fds_for(const Config& config, uint8_t index) const;
     // Attaches the steering program to every group.
-    void steer(const std::vector<uint8_t>& serving);
+    void steer(const std::vector<uint8_t>& serving, const std::vector<uint8_t>& live);
     // Closes the groups of listeners no config in `in_use` has.
     void release_unused(const std::vector<const Config*>& in_use);
     std::vector<int> all_fds() const;
@@ -56,6 +58,7 @@ private:
     std::map<std::string, Group> groups_;
     uint8_t marker_;
     std::vector<uint8_t> serving_;
+    std::vector<uint8_t> live_;
 };
 
 } // namespace wraith

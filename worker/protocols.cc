@@ -17,11 +17,13 @@ void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
         auto* c = new http2::Connection(worker, std::move(transport), peer, listen, already_read);
         worker.add_connection(c);
         c->start();
+        if (worker.draining())
+            c->drain(); // a handshake that ended during a drain: serve what came, then GOAWAY
         return;
     }
     auto* c = new http1::Connection(worker, std::move(transport), peer, listen);
     worker.add_connection(c);
-    c->start();
+    c->start(); // HTTP/1 closes after its first response while the worker drains
 }
 
 } // namespace wraith

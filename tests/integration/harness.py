@@ -451,10 +451,13 @@ class Wraith:
     tls_listen: also listen with `tls = true` on 127.0.0.1:TLS_PORT; the text holds that
     [[listen]] table's other keys (e.g. 'protocols = ["http/1.1"]'), "" for none. The plain
     listener stays: start() waits for it.
+    binary: the executable `serve` runs (default WRAITH_BIN); the CLI helpers always use
+    WRAITH_BIN.
     """
 
     def __init__(self, sites, workers=2, http=None, server=None, access_log=None,
-                 listen6=False, tmpdir=None, raw_config=None, tls_listen=None):
+                 listen6=False, tmpdir=None, raw_config=None, tls_listen=None, binary=None):
+        self.binary = binary
         self.dir = tmpdir or tempfile.mkdtemp(prefix="wraith-itest-")
         os.chmod(self.dir, 0o755)
         self.owns_dir = tmpdir is None
@@ -542,7 +545,7 @@ class Wraith:
     def start(self, wait=True):
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen([WRAITH_BIN, "serve", "-c", self.conf],
+        self.proc = subprocess.Popen([self.binary or WRAITH_BIN, "serve", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self._stdout,
                                      stderr=self._stderr, start_new_session=True)
         if wait:

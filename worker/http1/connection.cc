@@ -782,7 +782,9 @@ void Connection::complete_exchange() {
     // Nothing buffered: the read buffer goes back to the pool until the next request.
     put_read_buffer();
     if (draining_ || worker_.draining()) {
-        begin_close(false);
+        // Lingering close: a request already on its way gets a FIN after our close, not an
+        // RST that would lose the response the client is waiting for.
+        begin_close(true);
         return;
     }
     auto ka = worker_.config().http.keepalive_timeout;
@@ -849,7 +851,7 @@ void Connection::drain() {
         int pending = 0;
         if (ioctl(fd_, FIONREAD, &pending) == 0 && pending > 0)
             return;
-        begin_close(false);
+        begin_close(true); // lingering: a request arriving now must not meet an RST
     }
 }
 

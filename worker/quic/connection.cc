@@ -26,6 +26,8 @@ Connection::Connection(Endpoint& ep, Endpoint::Socket& sock) : ep_(ep), sock_(&s
     owner_.ref.user_data = this;
     ev_init(&timer_, on_timer);
     timer_.data = this;
+    ev_init(&goaway_timer_, on_goaway_timer);
+    goaway_timer_.data = this;
 }
 
 Connection::~Connection() {
@@ -491,18 +493,35 @@ void Connection::drain() {
     if (draining_ || closing_ || dead_)
         return;
     draining_ = true;
-    if (http_) {
-        // RFC 9114 §5.2: GOAWAY with the first stream id we will not serve; streams below
-        // it finish.
-        nghttp3_conn_shutdown(http_);
-        want_write();
-    } else {
-        fail_transport(0);
-    }
+    // A handshake in progress finishes first (the client may have sent requests in 0-RTT or
+    // right behind it); setup_http3() then starts the GOAWAY.
+    if (http_)
+        start_goaway();
+}
+
+void Connection::start_goaway() {
+    // RFC 9114 §5.2, in two steps as for HTTP/2: a GOAWAY that announces the end but refuses
+    // nothing, then (two PTOs later, when requests already on the wire arrived) the GOAWAY with
+    // the first stream id we will not serve; streams below it finish.
+    nghttp3_conn_submit_shutdown_notice(http_);
+    want_write();
+    double pto = static_cast<double>(ngtcp2_conn_get_pto(conn_)) / NGTCP2_SECONDS;
+    ev_timer_set(&goaway_timer_, std::max(0.05, 2 * pto), 0.);
+    ev_timer_start(worker().loop(), &goaway_timer_);
+}
+
+void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* c = static_cast<Connection*>(w->data);
+    if (c->closing_ || c->dead_ || !c->http_)
+        return;
+    c->final_goaway_ = true;
+    nghttp3_conn_shutdown(c->http_);
+    c->want_write();
+    c->maybe_finish_drain();
 }
 
 void Connection::maybe_finish_drain() {
-    if (!draining_ || closing_ || dead_)
+    if (!draining_ || !final_goaway_ || closing_ || dead_)
         return;
     if (streams_ == nullptr) {
         ngtcp2_connection_close_error_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR,
@@ -527,6 +546,7 @@ void Connection::destroy() {
         return;
     dead_ = true;
     ev_timer_stop(worker().loop(), &timer_);
+    ev_timer_stop(worker().loop(), &goaway_timer_);
     // Streams still open end now: handlers see an abort, logs a 499.
     for (Stream* s = streams_; s; s = s->next_)
         if (!s->closed())
@@ -607,6 +627,8 @@ bool Connection::setup_http3() {
         WLOG_ERROR("http3: cannot open the control and QPACK streams");
         return false;
     }
+    if (draining_)
+        start_goaway();
     return true;
 }
 
@@ -670,7 +692,7 @@ int Connection::on_acked_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, 
 
 int Connection::on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user) {
     auto* c = static_cast<Connection*>(user);
-    if (ngtcp2_is_bidi_stream(stream_id) && c->draining_) {
+    if (ngtcp2_is_bidi_stream(stream_id) && c->final_goaway_) {
         // Past our GOAWAY: refuse it (RFC 9114 §5.2); the client retries elsewhere.
         ngtcp2_conn_shutdown_stream(c->conn_, stream_id, NGHTTP3_H3_REQUEST_REJECTED);
     }

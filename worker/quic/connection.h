@@ -112,6 +112,7 @@ private:
                                void* user, void* stream_user);
 
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_goaway_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
     void service();   // pending stream work, then write, until quiet
     void write();     // builds and sends packets while ngtcp2 and nghttp3 have any
@@ -124,6 +125,7 @@ private:
     void start_draining();                     // the peer closed: linger silently
     void linger();
     void maybe_finish_drain();
+    void start_goaway();
     void destroy();                            // deleted from the deferred queue
     void reap_streams();
 
@@ -156,7 +158,9 @@ private:
     bool write_wanted_ = false;
     bool in_service_ = false;
     bool handshake_done_ = false;
-    bool draining_ = false;  // worker drain: GOAWAY sent
+    ev_timer goaway_timer_;  // from the shutdown notice to the final GOAWAY
+    bool draining_ = false;  // worker drain: shutdown notice sent
+    bool final_goaway_ = false; // GOAWAY with the last stream id sent
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
 };

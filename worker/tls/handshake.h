@@ -24,7 +24,9 @@ public:
     ~Handshake() override;
     void start();
 
-    void drain() override { close_now(); } // nothing was asked yet: nothing to finish
+    // A TLS 1.3 client may already have sent its requests behind its Finished: let the
+    // handshake end; the protocol then sees the worker draining and finishes them.
+    void drain() override {}
     void close_now() override;
     void run_deferred() override;
 

@@ -87,7 +87,7 @@ TEST_CASE("QUIC steering: our CIDs reach the socket they name, whatever the sour
     Group g;
     make_group(g, 4);
     const uint8_t marker = 0x5a;
-    std::vector<sock_filter> prog = quic_steering_program(marker, {2, 3});
+    std::vector<sock_filter> prog = quic_steering_program(marker, {2, 3}, {0, 1, 2, 3});
     sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
     REQUIRE(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) ==
             0);
@@ -109,7 +109,7 @@ TEST_CASE("QUIC steering: new connections go to serving sockets, the same one pe
     Group g;
     make_group(g, 4);
     const uint8_t marker = 0x5a;
-    std::vector<sock_filter> prog = quic_steering_program(marker, {1, 3});
+    std::vector<sock_filter> prog = quic_steering_program(marker, {1, 3}, {0, 1, 2, 3});
     sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
     REQUIRE(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) ==
             0);
@@ -132,4 +132,32 @@ TEST_CASE("QUIC steering: new connections go to serving sockets, the same one pe
     // A too-short datagram is still delivered somewhere serving, never dropped by the program.
     to = deliver(g, {0x40, 1, 2});
     CHECK((to == 1 || to == 3));
+}
+
+TEST_CASE("QUIC steering: a CID naming no live socket goes to a serving one") {
+    Group g;
+    make_group(g, 4);
+    const uint8_t marker = 0x5a;
+    // Socket 0's worker is gone (index free); sockets 1..3 are read; 2 and 3 serve.
+    std::vector<sock_filter> prog = quic_steering_program(marker, {2, 3}, {1, 2, 3});
+    sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
+    REQUIRE(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) ==
+            0);
+    CHECK(deliver(g, short_packet(1, marker, 9)) == 1); // live: its owner
+    for (uint8_t salt = 1; salt <= 6; ++salt) {
+        int to = deliver(g, short_packet(0, marker, salt)); // dead: a serving socket resets it
+        CHECK((to == 2 || to == 3));
+        to = deliver(g, short_packet(200, marker, salt)); // never used at all
+        CHECK((to == 2 || to == 3));
+    }
+    // A client's first Initial whose random 18-byte DCID happens to carry the marker and a
+    // dead index: treated as new, not sent to nobody.
+    std::vector<uint8_t> cid(quic_cid::kLength, 0x33);
+    cid[quic_cid::kMarkerOffset] = marker;
+    cid[quic_cid::kIndexOffset] = 0;
+    int to = deliver(g, long_packet(0, cid));
+    CHECK((to == 2 || to == 3));
+    // Indices 32 and up use the other bitmap words.
+    std::vector<sock_filter> prog2 = quic_steering_program(marker, {3}, {3, 40, 255});
+    CHECK_FALSE(prog2.empty());
 }
