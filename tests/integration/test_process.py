@@ -262,6 +262,63 @@ class ProcessTest(WraithTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(self.body(srv), (200, b"generation two\n"))
 
+    def test_reload_changes_worker_count_user_and_listeners(self):
+        srv = self.start(workers=2)
+        old = srv.wait_workers(2)
+        # More workers.
+        srv.workers = 3
+        srv.write_config()
+        r = srv.reload()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        three = srv.wait_workers(3, exclude=old)
+        self.assertEqual(len(three), 3)
+        wait_for(lambda: not any(pid_alive(p) for p in old), 20, what="the old workers to exit")
+        # A listener added on reload serves at once; one removed stops taking connections.
+        extra = harness.free_port(ipv6_too=False)
+        text = srv.render()
+        srv.write_config(text=text + f'\n[[listen]]\naddress = "127.0.0.1:{extra}"\n')
+        r = srv.reload()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        status, _, body = http_get(extra, "/", headers={"Host": "proc.test"})
+        self.assertEqual((status, body), (200, b"generation one\n"))
+        srv.write_config(text=text)
+        r = srv.reload()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", extra), timeout=2).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        wait_for(refused, 20, what="the removed listener to refuse connections")
+        self.assertEqual(self.body(srv), (200, b"generation one\n"))
+        # Fewer workers, and (as root) another user.
+        srv.workers = 1
+        if IS_ROOT:
+            srv.server["user"] = '"nobody"'
+        srv.write_config()
+        before = srv.record_children()
+        r = srv.reload()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        (one,) = srv.wait_workers(1, exclude=before)
+        if IS_ROOT:
+            import pwd
+            nobody = pwd.getpwnam("nobody").pw_uid
+            self.assertEqual(proc_uid(one), [nobody] * 4)  # real, effective, saved, fs
+        self.assertEqual(self.body(srv), (200, b"generation one\n"))
+
+    def test_reload_refuses_a_change_that_needs_a_restart(self):
+        srv = self.start(workers=1)
+        old = srv.wait_workers(1)
+        text = srv.render().replace(srv.pid_file, srv.pid_file + ".other")
+        write_file(srv.conf, text)
+        r = srv.reload()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("cannot change on reload; restart wraith", r.stderr)
+        self.assertEqual(srv.record_children(), old)
+        self.assertEqual(self.body(srv), (200, b"generation one\n"))
+
     def test_reload_keeps_connections(self):
         """A keep-alive connection to the old generation gets its in-flight answer."""
         srv = self.start(workers=1)
