@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "worker/exchange_util.h"
 #include "worker/protocols.h"
 #include "worker/pipeline.h"
 #include "worker/peer.h"
@@ -24,13 +25,6 @@ namespace {
 
 constexpr Duration kLingerTimeout{2000};
 constexpr Duration kIdleRelease{1000};       // idle this long: give buffers back to the pool
-
-uint64_t monotonic_us() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
-
 
 } // namespace
 

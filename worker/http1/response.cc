@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "worker/exchange_util.h"
 #include "worker/worker.h"
 
 namespace wraith::http1 {
@@ -38,10 +39,6 @@ void append_decimal(std::string& out, uint64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof(buf), v); // no locale, no format parsing
     out.append(buf, static_cast<size_t>(r.ptr - buf));
-}
-
-bool status_has_body(int status) {
-    return status >= 200 && status != 204 && status != 304;
 }
 
 } // namespace

@@ -9,45 +9,13 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "worker/pipeline.h"
+#include "worker/exchange_util.h"
 #include "worker/quic/connection.h"
 #include "worker/worker.h"
 
 namespace wraith::quic {
 
 namespace {
-
-uint64_t monotonic_us() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
-
-bool status_has_body(int status) {
-    return status >= 200 && status != 204 && status != 304;
-}
-
-// RFC 9114 §4.2: connection-specific fields are malformed in HTTP/3.
-bool connection_specific(std::string_view name) {
-    return name == "connection" || name == "keep-alive" || name == "transfer-encoding" ||
-           name == "upgrade" || name == "proxy-connection";
-}
-
-// "Example.COM:8443" -> "example.com"; "[::1]:443" -> "[::1]".
-std::string_view host_of(std::string_view authority, Arena& arena) {
-    std::string_view host = authority;
-    if (!host.empty() && host.front() == '[') {
-        size_t close = host.find(']');
-        host = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
-    } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-        host = host.substr(0, colon);
-    }
-    host = arena.copy(host);
-    char* p = const_cast<char*>(host.data());
-    for (size_t i = 0; i < host.size(); ++i)
-        if (p[i] >= 'A' && p[i] <= 'Z')
-            p[i] = static_cast<char>(p[i] + 32);
-    return host;
-}
 
 nghttp3_nv make_nv(std::string_view name, std::string_view value) {
     // nghttp3 copies names and values when a header block is submitted.
