@@ -36,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,12 @@ from urllib.parse import unquote
 
 import harness
 import test_websocket as wsmod
+
+try:
+    import hpack
+except ImportError:  # Debian's python3-hpack, when python3 is not the system one
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import hpack
 import tlsutil
 from harness import (Wraith, WraithTestCase, children_of, pid_alive, proc_starttime, toml_str,
                      wait_for, write_file)
@@ -189,6 +196,110 @@ def sites(backend_port, swapped, cert=None, ws_port=None):
             + ws_route + route("/a/", a) + route("/b/", b) + route("/", "static"))
 
 
+class RawH2Tunnel:
+    """A WebSocket over an RFC 8441 extended CONNECT stream on h2c, written and read frame by
+    frame. Unlike python3-h2 it goes on after a GOAWAY, which is what a client may do: a
+    graceful GOAWAY keeps the streams below its id alive (RFC 9113 §6.8)."""
+
+    DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW = 0, 1, 3, 4, 6, 7, 8
+
+    def __init__(self, port, path):
+        self.sock = harness.connect(port, timeout=30)
+        self.enc, self.dec = hpack.Encoder(), hpack.Decoder()
+        self.buf = b""
+        self.data = bytearray()
+        self.settings = {}
+        self.status = None
+        self.ended = False
+        self.reset = None
+        self.goaways = 0
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                          self.frame(self.SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 24)) +
+                          self.frame(self.WINDOW, 0, 0, struct.pack(">I", 1 << 30)))
+        deadline = time.monotonic() + 10
+        while 8 not in self.settings and time.monotonic() < deadline:
+            self._pump(0.5)
+        if self.settings.get(8) != 1:
+            raise AssertionError(f"no SETTINGS_ENABLE_CONNECT_PROTOCOL: {self.settings}")
+        block = self.enc.encode([(":method", "CONNECT"), (":protocol", "websocket"),
+                                 (":scheme", "http"), (":path", path), (":authority", "ws.test"),
+                                 ("sec-websocket-version", "13")])
+        self.sock.sendall(self.frame(self.HEADERS, 0x4, 1, block))
+        while self.status is None and self.reset is None and time.monotonic() < deadline:
+            self._pump(0.5)
+        if self.status is None:
+            raise AssertionError(f"no answer to the extended CONNECT (reset {self.reset})")
+
+    @staticmethod
+    def frame(ftype, flags, sid, payload=b""):
+        return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+            struct.pack(">I", sid) + payload
+
+    def _pump(self, timeout):
+        self.sock.settimeout(max(timeout, 0.01))
+        try:
+            chunk = self.sock.recv(1 << 18)
+        except socket.timeout:
+            return
+        if not chunk:
+            self.ended = True
+            return
+        self.buf += chunk
+        out = b""
+        while len(self.buf) >= 9:
+            n = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + n:
+                break
+            ftype, flags = self.buf[3], self.buf[4]
+            sid = int.from_bytes(self.buf[5:9], "big") & 0x7fffffff
+            payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+            if ftype == self.SETTINGS and not flags & 1:
+                for i in range(0, len(payload), 6):
+                    k, v = struct.unpack(">HI", payload[i:i + 6])
+                    self.settings[k] = v
+                out += self.frame(self.SETTINGS, 1, 0)
+            elif ftype == self.PING and not flags & 1:
+                out += self.frame(self.PING, 1, 0, payload)
+            elif ftype == self.HEADERS and sid == 1:
+                self.status = int(dict(self.dec.decode(payload))[":status"])
+            elif ftype == self.DATA and sid == 1:
+                self.data += payload
+                if payload:
+                    inc = struct.pack(">I", len(payload))
+                    out += self.frame(self.WINDOW, 0, 1, inc) + self.frame(self.WINDOW, 0, 0, inc)
+                if flags & 1:
+                    self.ended = True
+            elif ftype == self.RST and sid == 1:
+                self.reset = int.from_bytes(payload, "big")
+                self.ended = True
+            elif ftype == self.GOAWAY:
+                self.goaways += 1  # graceful: our stream 1 is below any last-stream-id sent
+        if out:
+            self.sock.sendall(out)
+
+    def write(self, data):
+        for i in range(0, len(data), 16384):
+            self.sock.sendall(self.frame(self.DATA, 0, 1, data[i:i + 16384]))
+
+    def read(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.data and not self.ended and time.monotonic() < deadline:
+            self._pump(deadline - time.monotonic())
+        if self.data:
+            out = bytes(self.data)
+            self.data.clear()
+            return out
+        if self.ended:
+            return b""
+        raise socket.timeout("nothing from the h2 stream")
+
+    def close_write(self):
+        self.sock.sendall(self.frame(self.DATA, 1, 1))
+
+    def close(self):
+        self.sock.close()
+
+
 class ZdServer(Wraith):
     """A Wraith with a plain listener (HTTP/1.1) and a TLS listener (h3, h2, http/1.1 on the
     same TCP and UDP port), the sites of `sites()`, @DIR@/www filled by the test."""
@@ -199,6 +310,12 @@ class ZdServer(Wraith):
         self.swapped = False
         super().__init__(sites(backend_port, False, ws_port=ws_port), workers=2, tls_listen="",
                          server={"drain_timeout": toml_str(drain_timeout)}, **kw)
+
+    def render(self, sites=None):
+        # h2c on the plain listener too: the WebSocket over HTTP/2 (RFC 8441) uses it.
+        listen = f'address = "127.0.0.1:{self.port}"'
+        return super().render(sites).replace(listen,
+                                             listen + '\nprotocols = ["http/1.1", "h2c"]', 1)
 
     def use(self, swapped):
         """Writes the config with the routes the given way round."""
@@ -618,6 +735,9 @@ class ZeroDowntimeBase(WraithTestCase):
                 srv.tls_port if tls else srv.port, "/ws/echo", tls=tls)
             self.assertEqual(status, 101, f"{name}: {fields}")
             sockets.append((name, transport, wsmod.WsClient(transport)))
+        h2 = RawH2Tunnel(srv.port, "/ws/echo")
+        self.assertEqual(h2.status, 200)
+        sockets.append(("HTTP/2", h2, wsmod.WsClient(h2)))
         t = wsmod.H3Tunnel(srv, "/ws/echo")
         self.assertEqual(t.status, 200, t.headers)
         sockets.append(("HTTP/3", t, wsmod.WsClient(t)))
@@ -687,8 +807,8 @@ class ZeroDowntimeUnderLoad(ZeroDowntimeBase):
                      what=f"the {dl.name} download to start")
             self.assertTrue(dl.in_flight(), f"{dl.name} ended at once:\n{dl.stderr}")
         # WebSockets through the proxy, opened before the first reload and used after each:
-        # over HTTP/1.1, over HTTP/1.1 with TLS, and over HTTP/3 (RFC 9220). (HTTP/2 is left
-        # out: python3-h2 stops sending on a connection once it got a GOAWAY.)
+        # over HTTP/1.1, over HTTP/1.1 with TLS, over HTTP/2 (RFC 8441) and over HTTP/3
+        # (RFC 9220).
         sockets = self.open_websockets(srv)
         echoes = 0
 
@@ -726,8 +846,11 @@ class ZeroDowntimeUnderLoad(ZeroDowntimeBase):
         # The old workers drain; the WebSockets they hold still work, then end cleanly.
         echoes += self.echo_all(sockets, "after the old master's QUIT")
         self.close_websockets(sockets)
-        say(f"WebSockets: {len(sockets)} tunnels (HTTP/1.1, HTTP/1.1+TLS, HTTP/3) held across "
-            f"{RELOADS} reloads and the upgrade, {echoes} echoes, all closed cleanly")
+        h2_goaways = next(t.goaways for name, t, _ in sockets if name == "HTTP/2")
+        say(f"WebSockets: {len(sockets)} tunnels (HTTP/1.1, HTTP/1.1+TLS, HTTP/2, HTTP/3) held "
+            f"across {RELOADS} reloads and the upgrade, {echoes} echoes, all closed cleanly; "
+            f"the HTTP/2 one went on past {h2_goaways} GOAWAY frame(s)")
+        self.assertGreater(h2_goaways, 0, "the HTTP/2 tunnel's worker never drained")
         held = [dl.name for dl in downloads if dl.in_flight()]
         self.assertEqual(len(held), 3, "a download ended before the old master was told to "
                          "QUIT; the test proves less than it should")
