@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -227,12 +228,44 @@ int UpstreamPool::take(const UpstreamConfig& up, size_t server) {
     return -1;
 }
 
+namespace {
+
+bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
+    if (a.ss_family != b.ss_family)
+        return false;
+    if (a.ss_family == AF_INET) {
+        auto& x = reinterpret_cast<const sockaddr_in&>(a);
+        auto& y = reinterpret_cast<const sockaddr_in&>(b);
+        return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+    }
+    auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port &&
+           std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof(x.sin6_addr)) == 0;
+}
+
+} // namespace
+
 void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t server, int fd) {
     if (up.keepalive == 0 || !loop) {
         close(fd);
         return;
     }
     State& s = state(up);
+    if (!up.servers[server].host.empty() && server < s.dns.size() &&
+        !s.dns[server].addrs.empty()) {
+        // A connection made before the name moved (it was busy when the answer changed)
+        // is not kept: the next request goes to where the name points now.
+        sockaddr_storage peer{};
+        socklen_t len = sizeof(peer);
+        const auto& addrs = s.dns[server].addrs;
+        if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+            std::none_of(addrs.begin(), addrs.end(),
+                         [&](const sockaddr_storage& a) { return same_endpoint(a, peer); })) {
+            close(fd);
+            return;
+        }
+    }
     while (s.idle.size() >= up.keepalive)
         drop(s.idle.front().get());
     auto idle = std::make_unique<Idle>();
