@@ -15,6 +15,7 @@
 #include "worker/channel.h"
 #include "worker/protocols.h"
 #include "worker/quic/endpoint.h"
+#include "worker/quic/mem.h"
 #include "worker/tls/context.h"
 #include "worker/tls/handshake.h"
 #include "worker/transport.h"
@@ -143,6 +144,9 @@ void Worker::on_housekeeping(struct ev_loop*, ev_timer* w, int) {
     // Closed connections (a burst of clients leaving) free memory malloc keeps by default.
     bool many_closed = self->connection_count_ + 256 < self->connections_at_last_tick_;
     self->connections_at_last_tick_ = self->connection_count_;
+    // QUIC's small-block lists (worker/quic/mem.h) go back too once the connections are gone.
+    if (self->quic_ && (self->connection_count_ == 0 || many_closed) && quic::trim_mem() > 0)
+        many_closed = true;
     if (after < before || many_closed)
         malloc_trim(0);
 }

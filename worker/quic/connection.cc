@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/quic_cid.h"
+#include "worker/quic/mem.h"
 #include "worker/quic/stream.h"
 #include "worker/worker.h"
 
@@ -105,7 +106,8 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     ngtcp2_path p = path;
     p.user_data = sock_;
     int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &p, hd.version,
-                                    transport_callbacks(), &settings, &params, nullptr, this);
+                                    transport_callbacks(), &settings, &params, transport_mem(),
+                                    this);
     if (rv != 0) {
         WLOG_ERROR("quic: ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
         return false;
@@ -610,8 +612,7 @@ bool Connection::setup_http3() {
     settings.qpack_blocked_streams = cfg.qpack_blocked_streams;
     settings.max_field_section_size = worker().config().http.max_header_size;
     settings.enable_connect_protocol = 1; // RFC 9220: WebSockets over HTTP/3
-    if (int rv = nghttp3_conn_server_new(&http_, http_callbacks(), &settings, nghttp3_mem_default(),
-                                         this);
+    if (int rv = nghttp3_conn_server_new(&http_, http_callbacks(), &settings, http3_mem(), this);
         rv != 0) {
         WLOG_ERROR("http3: nghttp3_conn_server_new: %s", nghttp3_strerror(rv));
         return false;
