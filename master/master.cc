@@ -1003,6 +1003,9 @@ void Master::on_upgrade_ready(struct ev_loop* loop, ev_io* w, int) {
     WLOG_INFO("binary upgrade: new master pid %d serves; send QUIT to this master (pid %d) to "
               "drain it",
               self->upgrade_pid_, getpid());
+    // Under systemd the service now follows the new master.
+    notify::main_pid(self->upgrade_pid_, "upgraded: new master " +
+                                             std::to_string(self->upgrade_pid_) + " serving");
     std::vector<ControlClient*> waiting;
     for (auto& cl : self->clients_)
         if (cl->waiting_upgrade)

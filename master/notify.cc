@@ -36,4 +36,10 @@ void status(const std::string& text) {
     send("STATUS=" + text);
 }
 
+void main_pid(int pid, const std::string& text) {
+    // Sent by the old main process, which systemd still listens to (NotifyAccess=main); after
+    // it, the new master's own notifications count and its exit would end the service.
+    send("MAINPID=" + std::to_string(pid) + "\nSTATUS=" + text);
+}
+
 } // namespace wraith::notify

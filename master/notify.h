@@ -11,5 +11,7 @@ void ready(const std::string& status);
 void reloading();
 void stopping();
 void status(const std::string& status);
+// Binary upgrade: the new master is the service's main process from now on.
+void main_pid(int pid, const std::string& status);
 
 } // namespace wraith::notify

@@ -10,7 +10,8 @@ import tempfile
 import time
 import unittest
 
-from harness import Wraith, WraithTestCase, wait_for
+import harness
+from harness import Wraith, WraithTestCase, http_get, wait_for
 
 SITES = '''
 [[site]]
@@ -72,7 +73,6 @@ class Notify(WraithTestCase):
         ready = ns.messages[n - 1]
         self.assertRegex(ready, r"STATUS=serving generation 1")
         # READY came after the workers could answer: a request works now.
-        from harness import http_get
         self.assertEqual(http_get(srv.port)[0], 200)
 
         out = srv.reload()
@@ -97,6 +97,31 @@ class Notify(WraithTestCase):
         out = srv.cli_stop()
         ns.wait_for_field("STOPPING=1", after=n)
         srv.wait_exit()
+
+
+    def test_binary_upgrade_hands_the_service_to_the_new_master(self):
+        ns = NotifySocket()
+        self.addCleanup(ns.close)
+        srv = Wraith(SITES, workers=1)
+        self.servers.append(srv)
+        os.environ["NOTIFY_SOCKET"] = ns.path
+        try:
+            srv.start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        n = ns.wait_for_field("READY=1")
+        old = srv.pid
+        up = srv.cli("upgrade")
+        self.assertEqual(up.returncode, 0, up.stdout + up.stderr)
+        with open(srv.pid_file) as f:
+            new = int(f.read())
+        self.addCleanup(lambda: os.kill(new, signal.SIGTERM) if harness.pid_alive(new) else None)
+        # The old master (the service's main process) names the new one.
+        self.assertNotEqual(new, old)
+        ns.wait_for_field(f"MAINPID={new}", after=n)
+        os.kill(old, signal.SIGQUIT)
+        srv.wait_exit()
+        self.assertEqual(http_get(srv.port)[0], 200)  # the new master serves on
 
 
 if __name__ == "__main__":
