@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
@@ -56,6 +59,24 @@ std::string in_quotes(std::string_view s) {
 }
 
 std::string parse_upstream_address(std::string_view text, UpstreamServer& out) {
+    if (text.substr(0, 5) == "unix:") {
+        std::string_view path = text.substr(5);
+        sockaddr_un un{};
+        if (path.empty() || path.front() != '/')
+            return "expected an absolute socket path after unix:, e.g. \"unix:/run/app.sock\", "
+                   "got " + in_quotes(text);
+        if (path.size() >= sizeof(un.sun_path))
+            return "socket path too long (at most " + std::to_string(sizeof(un.sun_path) - 1) +
+                   " bytes): " + in_quotes(text);
+        if (path.find('\0') != std::string_view::npos)
+            return "socket path contains a NUL byte";
+        un.sun_family = AF_UNIX;
+        std::memcpy(un.sun_path, path.data(), path.size());
+        std::memcpy(&out.addr, &un, sizeof un);
+        out.addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+        out.address = std::string(text);
+        return {};
+    }
     std::string_view host = text;
     if (!host.empty() && host.front() != '[') {
         size_t colon = host.rfind(':');
@@ -306,10 +327,134 @@ private:
         positive(r, "connect_timeout", up->connect_timeout);
         positive(r, "read_timeout", up->read_timeout);
         positive(r, "send_timeout", up->send_timeout);
+        if (r.has("first_byte_timeout"))
+            positive(r, "first_byte_timeout", up->first_byte_timeout);
+        if (r.has("total_timeout"))
+            positive(r, "total_timeout", up->total_timeout);
+        if (const toml::table* hc = r.table("health_check"))
+            load_health_check(name, *hc, up->health_check);
+        if (const toml::table* st = r.table("sticky"))
+            load_sticky(name, *st, up->sticky);
+        if (!up->sticky.cookie.empty() && up->balance == "hash")
+            r.error("sticky", "cannot be combined with balance = \"hash\" (both decide the "
+                              "server; hash_key = \"cookie:NAME\" is the stateless form)");
         r.finish();
         if (diag_.count() != errors_before)
             return nullptr;
         return up;
+    }
+
+    // [upstream.NAME.health_check]
+    void load_health_check(const std::string& name, const toml::table& t, HealthCheckConfig& hc) {
+        TableReader r(t, diag_, "upstream." + name + ".health_check");
+        r.set_heading("[upstream." + name + ".health_check]");
+        hc.enabled = r.boolean("enabled", true);
+        hc.http = r.choice("type", "http", {"http", "tcp"}) == "http";
+        if (std::optional<std::string> path = r.string("path")) {
+            if (path->empty() || path->front() != '/' ||
+                path->find_first_of(" \r\n\t#") != std::string::npos)
+                r.error("path", "expected a request target starting with \"/\" without spaces "
+                                "or '#', e.g. \"/healthz\", got " + in_quotes(*path));
+            else
+                hc.path = *path;
+        }
+        if (std::optional<std::string> host = r.string("host")) {
+            if (host->empty() || !is_field_value(*host) || host->find(' ') != std::string::npos)
+                r.error("host", "expected a host name such as \"app.example.com\", got " +
+                                    in_quotes(*host));
+            else
+                hc.host = *host;
+        }
+        if (const toml::node* n = r.node("status")) {
+            std::vector<std::pair<int, int>> ranges;
+            std::string err = parse_status_ranges(*n, ranges);
+            if (!err.empty())
+                diag_.error(n, "upstream." + name + ".health_check.status: " + err);
+            else
+                hc.statuses = std::move(ranges);
+        }
+        if (std::optional<std::string> body = r.string("body")) {
+            if (body->size() > 4096)
+                r.error("body", "at most 4096 bytes (the first 64 KiB of an answer are searched)");
+            else
+                hc.body = *body;
+        }
+        positive(r, "interval", hc.interval);
+        positive(r, "timeout", hc.timeout);
+        hc.rise = static_cast<uint32_t>(r.integer("rise", hc.rise, 1, 100));
+        hc.fall = static_cast<uint32_t>(r.integer("fall", hc.fall, 1, 100));
+        if (!hc.http) {
+            for (std::string_view key : {"path", "host", "status", "body"})
+                if (r.has(key))
+                    r.error(key, "applies to type = \"http\" checks only");
+        }
+        r.finish();
+    }
+
+    // 200, "200-299", [200, "300-399"] -> inclusive ranges of 100..599.
+    static std::string parse_status_ranges(const toml::node& n,
+                                           std::vector<std::pair<int, int>>& out) {
+        auto one = [&](const toml::node& item) -> std::string {
+            if (const auto* i = item.as_integer()) {
+                if (i->get() < 100 || i->get() > 599)
+                    return "status codes are 100 to 599, got " + std::to_string(i->get());
+                out.emplace_back(static_cast<int>(i->get()), static_cast<int>(i->get()));
+                return {};
+            }
+            const auto* str = item.as_string();
+            int lo = 0, hi = 0;
+            char tail = 0;
+            if (!str || std::sscanf(str->get().c_str(), "%d-%d%c", &lo, &hi, &tail) != 2 ||
+                lo < 100 || hi > 599 || lo > hi)
+                return "expected a status such as 200, a range such as \"200-399\", or a list "
+                       "of them, got " + describe_value(item);
+            out.emplace_back(lo, hi);
+            return {};
+        };
+        if (const auto* arr = n.as_array()) {
+            if (arr->empty())
+                return "needs at least one status or range";
+            for (const toml::node& item : *arr)
+                if (std::string err = one(item); !err.empty())
+                    return err;
+            return {};
+        }
+        return one(n);
+    }
+
+    // [upstream.NAME] sticky = { cookie = "srv", ... }
+    void load_sticky(const std::string& name, const toml::table& t, StickyConfig& st) {
+        TableReader r(t, diag_, "upstream." + name + ".sticky");
+        if (std::optional<std::string> cookie = r.string("cookie")) {
+            if (cookie->empty() || !is_token(*cookie))
+                r.error("cookie", "expected a cookie name (letters, digits and "
+                                  "!#$%&'*+-.^_`|~), got " + in_quotes(*cookie));
+            else
+                st.cookie = *cookie;
+        } else if (!r.has("cookie")) {
+            diag_.error(&t, "upstream." + name + ".sticky.cookie: required, e.g. sticky = { "
+                            "cookie = \"srv_id\" }");
+        }
+        if (std::optional<std::string> path = r.string("path")) {
+            if (path->empty() || path->front() != '/' ||
+                path->find_first_of(" ;\r\n\t") != std::string::npos)
+                r.error("path", "expected a path starting with \"/\" without spaces or ';'");
+            else
+                st.path = *path;
+        }
+        if (std::optional<Duration> age = r.duration("max_age")) {
+            if (age->count() < 1000)
+                r.error("max_age", "at least 1s (leave it out for a session cookie)");
+            else
+                st.max_age = *age;
+        }
+        st.secure = r.boolean("secure", false);
+        st.http_only = r.boolean("http_only", true);
+        std::string same = r.choice("same_site", "Lax", {"Strict", "Lax", "None", ""});
+        st.same_site = same;
+        if (same == "None" && !st.secure)
+            r.error("same_site", "SameSite=None needs secure = true (browsers drop it otherwise)");
+        r.finish();
     }
 
     void load_server(const toml::table& t) {

@@ -163,8 +163,10 @@ struct Site {
 
 // One server of an [upstream.NAME] table: an IP literal and port (host names come later).
 struct UpstreamServer {
-    std::string address;             // as written, "127.0.0.1:9000", "[::1]:9001", "app:80"
-    sockaddr_storage addr{};         // an IP literal's address; unset for a host name
+    std::string address;             // as written: "127.0.0.1:9000", "[::1]:9001", "app:80",
+                                     // "unix:/run/app.sock"
+    sockaddr_storage addr{};         // an IP literal's or a Unix socket's address; unset for a
+                                     // host name
     socklen_t addr_len = 0;
     std::string host;                // a host name, resolved by each worker (DNS TTLs)
     uint16_t port = 0;
@@ -172,6 +174,34 @@ struct UpstreamServer {
     uint32_t max_conns = 0;          // connections per worker at once; 0 = no limit
     bool backup = false;             // used only when no primary server is usable
     bool down = false;               // never used (kept for hash placement)
+};
+
+// Active health checks of an upstream's servers ([upstream.NAME.health_check]): one worker
+// probes every server each `interval`; `fall` failures in a row take a server out of
+// service for every worker, `rise` successes in a row bring it back.
+struct HealthCheckConfig {
+    bool enabled = false;
+    bool http = true;             // type = "http" (a GET whose answer is judged) or "tcp"
+    std::string path = "/";       // http: the request target
+    std::string host;             // http: Host header; "" = the server's host (or address)
+    std::vector<std::pair<int, int>> statuses{{200, 399}}; // http: accepted ranges
+    std::string body;             // http: the answer must contain this ("" = any)
+    Duration interval{5000};
+    Duration timeout{2000};       // connect + answer
+    uint32_t rise = 2;
+    uint32_t fall = 3;
+};
+
+// Sticky sessions ([upstream.NAME] sticky = { cookie = "NAME", ... }): a client that carries
+// the cookie goes back to the server it names while that server is usable; otherwise the
+// balancer picks and the response sets the cookie.
+struct StickyConfig {
+    std::string cookie;           // "" = off
+    std::string path = "/";
+    Duration max_age{0};          // 0: a session cookie
+    bool secure = false;          // also set automatically for requests that came over TLS
+    bool http_only = true;
+    std::string same_site = "Lax"; // Strict, Lax, None, or "" to leave it out
 };
 
 // A named pool of servers ([upstream.NAME]) or the implicit one-server pool of a route's
@@ -200,10 +230,14 @@ struct UpstreamConfig {
     Duration connect_timeout{5000};
     Duration read_timeout{60000};        // to the first response byte and between reads
     Duration send_timeout{60000};        // between two writes that make progress
+    Duration first_byte_timeout{0};      // to the first response byte; 0 = read_timeout
+    Duration total_timeout{0};           // the whole exchange (not tunnels); 0 = no limit
+    HealthCheckConfig health_check;
+    StickyConfig sticky;
 };
 
-// "127.0.0.1:9000", "[::1]:9001" -> out.addr, or "app.internal:9000" -> out.host/port; "" on
-// success, else the message for the user.
+// "127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock" -> out.addr, or "app.internal:9000" ->
+// out.host/port; "" on success, else the message for the user.
 std::string parse_upstream_address(std::string_view text, UpstreamServer& out);
 
 struct Config {

@@ -2,6 +2,25 @@
 
 namespace wraith {
 
+bool is_token(std::string_view s) {
+    if (s.empty())
+        return false;
+    for (char c : s) {
+        bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        if (!tchar)
+            return false;
+    }
+    return true;
+}
+
+bool is_field_value(std::string_view s) {
+    for (char c : s)
+        if (c == '\r' || c == '\n' || c == '\0')
+            return false;
+    return true;
+}
+
 Method method_from(std::string_view m) {
     switch (m.size()) {
     case 3:

@@ -69,6 +69,11 @@ private:
 enum class Method : uint8_t { other, get, head, post, put, del, options, connect, trace, patch };
 Method method_from(std::string_view token);
 
+// RFC 9110 token (a field name, a method, a cookie name).
+bool is_token(std::string_view s);
+// A field value we may send: no CR, LF or NUL.
+bool is_field_value(std::string_view s);
+
 // Who is on the other end of the connection a request arrived on.
 struct ConnectionInfo {
     sockaddr_storage peer{};

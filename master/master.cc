@@ -460,6 +460,7 @@ bool Master::spawn(Generation& gen, int slot) {
     setup.tls = gen.tls;
     setup.quic_tls = gen.quic_tls;
     setup.slot = slot;
+    setup.workers = worker_count(*gen.config);
     setup.generation = gen.id;
     setup.channel_fd = sv[1];
     setup.listen_fds = gen.listen_fds;

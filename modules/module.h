@@ -64,6 +64,15 @@ struct BuildContext {
     Diagnostics& diag;
 };
 
+// What a module's per-worker hooks see.
+struct WorkerContext {
+    struct ev_loop* loop;
+    std::shared_ptr<const Config> config; // the worker's generation
+    int slot;                             // this worker's index in it, 0..workers-1
+    int workers;                          // how many workers it has
+    uint32_t generation;
+};
+
 struct ModuleSpec {
     std::string_view key;     // route key that enables the module: "static", "compress"
     bool is_handler = false;  // a route has exactly one handler module
@@ -77,6 +86,11 @@ struct ModuleSpec {
     // key is absent. In that implicit build only, returning nullptr without reporting a problem
     // means "nothing to do on this route" and is not an error. `key = false` turns it off.
     bool default_on = false;
+    // Per-worker background work (active health checks, later ACME renewals, shared-state
+    // sync): worker_start runs on the worker's loop once it serves, worker_stop when it
+    // starts to drain (its background work must not hold the drain open) or exits.
+    void (*worker_start)(const WorkerContext& ctx) = nullptr;
+    void (*worker_stop)() = nullptr;
 };
 
 // Sends a complete error response for `status`: the site's custom page (error_pages) when it

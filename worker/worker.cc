@@ -12,6 +12,7 @@
 
 #include "common/http_date.h"
 #include "common/log.h"
+#include "modules/module.h"
 #include "worker/channel.h"
 #include "worker/protocols.h"
 #include "worker/quic/endpoint.h"
@@ -276,6 +277,7 @@ void Worker::start_drain() {
         return;
     draining_ = true;
     pause_accept();
+    stop_module_work();
     if (quic_)
         quic_->drain();
     // Connection tracking outlives accept: closing our copies of the listening sockets is
@@ -356,12 +358,31 @@ int Worker::run() {
     access_logs_.open(loop_, *config_);
     resume_accept();
     setup_.status->state.store(WorkerState::serving);
+    start_module_work();
     char ready = channel::kReady;
     if (::send(setup_.channel_fd, &ready, 1, MSG_NOSIGNAL) < 0)
         WLOG_WARN("cannot tell the master we are ready: %s", std::strerror(errno));
     ev_run(loop_, 0);
+    stop_module_work();
     access_logs_.flush_all();
     return 0;
+}
+
+void Worker::start_module_work() {
+    WorkerContext ctx{loop_, config_, setup_.slot, setup_.workers, setup_.generation};
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.worker_start)
+            m.worker_start(ctx);
+    module_work_ = true;
+}
+
+void Worker::stop_module_work() {
+    if (!module_work_)
+        return;
+    module_work_ = false;
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.worker_stop)
+            m.worker_stop();
 }
 
 int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {

@@ -31,6 +31,7 @@ struct WorkerSetup {
     std::shared_ptr<const TlsContexts> tls; // null when no listener has tls = true
     std::shared_ptr<const quic::TlsContext> quic_tls; // null when no listener has "h3"
     int slot = 0;
+    int workers = 1; // in this generation
     uint32_t generation = 0;
     int channel_fd = -1;         // SOCK_SEQPACKET to the master (worker/channel.h)
     std::vector<int> listen_fds; // parallel to config->listeners
@@ -72,6 +73,9 @@ public:
     // really reads its UDP socket, else empty.
     std::string_view alt_svc(const ListenConfig& listen) const;
     uint64_t next_connection_id() { return ++connection_ids_; }
+    // Modules' per-worker background work (ModuleSpec::worker_start / worker_stop).
+    void start_module_work();
+    void stop_module_work();
 
     void add_connection(Connection* c);
     void remove_connection(Connection* c); // the connection deletes itself after this
@@ -96,6 +100,7 @@ private:
 
     struct ev_loop* loop_;
     std::shared_ptr<const Config> config_;
+    bool module_work_ = false; // modules' worker_start ran and worker_stop did not yet
     Router router_;
     WorkerSetup setup_;
     AccessLogs access_logs_;

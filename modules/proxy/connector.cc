@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,8 @@
 namespace wraith::proxy {
 
 std::string address_text(const sockaddr_storage& a) {
+    if (a.ss_family == AF_UNIX)
+        return "unix:" + std::string(reinterpret_cast<const sockaddr_un&>(a).sun_path);
     char ip[INET6_ADDRSTRLEN] = "?";
     if (a.ss_family == AF_INET6) {
         auto& s = reinterpret_cast<const sockaddr_in6&>(a);
@@ -78,8 +81,11 @@ void Connector::next() {
             continue;
         }
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        socklen_t len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+        if (addr.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        socklen_t len = addr.ss_family == AF_INET6  ? sizeof(sockaddr_in6)
+                        : addr.ss_family == AF_UNIX ? sizeof(sockaddr_un)
+                                                    : sizeof(sockaddr_in);
         if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0)
             return finish(fd, {});
         if (errno != EINPROGRESS) {

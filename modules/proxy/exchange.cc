@@ -73,10 +73,14 @@ ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyRead
     io_.data = this;
     ev_init(&timer_, on_timer);
     timer_.data = this;
+    ev_init(&total_timer_, on_total_timer);
+    total_timer_.data = this;
 }
 
 ProxyExchange::~ProxyExchange() {
     finished_ = true;
+    if (loop_)
+        ev_timer_stop(loop_, &total_timer_);
     if (dns_wait_)
         UpstreamPool::instance().cancel_wait(handler_.upstream(), server_, dns_wait_);
     connector_.reset(); // closes attempts in flight
@@ -170,6 +174,11 @@ void ProxyExchange::start() {
         if (!tunnel_)
             req_.upgrade = {}; // another HTTP/1.1 Upgrade (h2c, ...): a plain request
     }
+    if (up.total_timeout.count() > 0 && !tunnel_) {
+        // Bounds everything, retries included; a tunnel has tunnel_timeout instead.
+        ev_timer_set(&total_timer_, static_cast<double>(up.total_timeout.count()) / 1000.0, 0.);
+        ev_timer_start(loop_, &total_timer_);
+    }
     // A tunnel's client bytes are read only once the upstream switched (open_tunnel()).
     if (req_.has_body && !tunnel_) {
         body_state_ = BodyState::streaming;
@@ -242,8 +251,11 @@ void ProxyExchange::build_request_head() {
 
     std::vector<Header> hs;
     hs.reserve(req_.headers.size() + 8);
-    std::string host_buf =
-        opts.preserve_host && !req_.authority.empty() ? std::string(req_.authority) : describe();
+    // A Unix socket has no host to name: "localhost", as NGINX sends.
+    const bool unix_socket = handler_.upstream().servers[server_].addr.ss_family == AF_UNIX;
+    std::string host_buf = opts.preserve_host && !req_.authority.empty() ? std::string(req_.authority)
+                           : unix_socket                                ? std::string("localhost")
+                                                                        : describe();
     hs.push_back({"host", host_buf});
     std::string forwarded_for, forwarded, via;
     std::string_view in_proto, in_host;
@@ -663,6 +675,23 @@ void ProxyExchange::apply_response_rules(ResponseHead& head) {
         head.headers.add(name, value);
     if (!request_id_.empty())
         head.headers.set("x-request-id", request_id_);
+    const StickyConfig& sticky = handler_.upstream().sticky;
+    if (!sticky.cookie.empty()) {
+        // The client goes back to this server next time (unless its cookie says so already).
+        std::string_view id = UpstreamPool::instance().sticky_id(handler_.upstream(), server_);
+        if (cookie_value(req_, sticky.cookie) != id) {
+            std::string c = sticky.cookie + "=" + std::string(id) + "; Path=" + sticky.path;
+            if (sticky.max_age.count() > 0)
+                c += "; Max-Age=" + std::to_string(sticky.max_age.count() / 1000);
+            if (sticky.secure || (req_.conn && req_.conn->tls))
+                c += "; Secure";
+            if (sticky.http_only)
+                c += "; HttpOnly";
+            if (!sticky.same_site.empty())
+                c += "; SameSite=" + sticky.same_site;
+            head.headers.add("set-cookie", req_.arena->copy(c));
+        }
+    }
 }
 
 // RFC 6455 §4.1: the 101 must name websocket in Upgrade and upgrade in Connection; for a key
@@ -866,6 +895,8 @@ void ProxyExchange::arm_timer() {
         d = up.send_timeout;
     else if (client_blocked_ || (body_state_ == BodyState::streaming && !got_bytes_))
         d = Duration{0}; // waiting on the client, whose own timeouts apply
+    else if (!got_bytes_ && up.first_byte_timeout.count() > 0)
+        d = up.first_byte_timeout;
     else
         d = up.read_timeout;
     ev_timer_stop(loop_, &timer_);
@@ -912,6 +943,16 @@ void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
     if ((revents & EV_READ) && !self->finished_)
         self->read_ready();
     self->update_io();
+}
+
+void ProxyExchange::on_total_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->finished_ || self->tunnel_open_)
+        return;
+    const UpstreamConfig& up = self->handler_.upstream();
+    self->fail(504, "proxy: upstream \"" + up.name + "\" (" + self->describe() +
+                        ") did not finish within total_timeout (" +
+                        std::to_string(up.total_timeout.count()) + " ms)");
 }
 
 void ProxyExchange::on_timer(struct ev_loop*, ev_timer* w, int) {

@@ -69,6 +69,7 @@ private:
     void note_failure(const std::string& why);
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_total_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
     const ProxyHandler& handler_;
     Request& req_;
@@ -88,6 +89,7 @@ private:
     int fd_ = -1;
     ev_io io_;
     ev_timer timer_;
+    ev_timer total_timer_; // upstream.total_timeout
     int io_events_ = 0;
     bool connecting_ = false;
     bool reused_ = false; // fd_ came from the pool (may be stale: one retry allowed)

@@ -87,12 +87,6 @@ bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& ss) {
 
 namespace {
 
-bool tchar(char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
-}
-
 // xoshiro256** per thread of each process, seeded lazily from getrandom on first use, which
 // happens in a worker after fork (the master never proxies). No syscall per request.
 struct Prng {
@@ -137,22 +131,6 @@ struct Prng {
 thread_local Prng prng;
 
 } // namespace
-
-bool is_token(std::string_view s) {
-    if (s.empty())
-        return false;
-    for (char c : s)
-        if (!tchar(c))
-            return false;
-    return true;
-}
-
-bool is_field_value(std::string_view s) {
-    for (char c : s)
-        if (c == '\r' || c == '\n' || c == '\0')
-            return false;
-    return true;
-}
 
 bool valid_request_id(std::string_view id) {
     if (id.empty() || id.size() > 200)

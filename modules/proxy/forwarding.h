@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/http.h"
+
 namespace wraith::proxy {
 
 // One CIDR block: "10.0.0.0/8", "::1/128", or a bare address (a /32 or /128).
@@ -24,11 +26,6 @@ struct Cidr {
 std::string parse_cidr(std::string_view text, Cidr& out);
 // True when `addr` (IPv4, IPv6, or an IPv4-mapped IPv6 address) lies in any block of `list`.
 bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& addr);
-
-// RFC 9110 token (header field name).
-bool is_token(std::string_view s);
-// A field value we may send: no CR, LF or NUL.
-bool is_field_value(std::string_view s);
 
 // 1..200 chars of [A-Za-z0-9._-].
 bool valid_request_id(std::string_view id);

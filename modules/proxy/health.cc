@@ -95,4 +95,19 @@ void Health::success(uint64_t key) {
         s->ejections.store(0, std::memory_order_relaxed);
 }
 
+void Health::set_active(uint64_t key, bool up, uint64_t now_ms) {
+    if (Slot* s = slot(key)) {
+        s->active_down.store(up ? 0 : 1, std::memory_order_relaxed);
+        s->active_checked_ms.store(now_ms, std::memory_order_relaxed);
+    }
+}
+
+bool Health::active_up(uint64_t key, uint64_t now_ms, uint64_t stale_ms) {
+    Slot* s = slot(key);
+    if (!s || !s->active_down.load(std::memory_order_relaxed))
+        return true;
+    uint64_t at = s->active_checked_ms.load(std::memory_order_relaxed);
+    return at < now_ms && now_ms - at > stale_ms; // another process's clock read may be newer
+}
+
 } // namespace wraith::proxy

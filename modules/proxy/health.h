@@ -33,6 +33,13 @@ public:
     // Milliseconds left of the server's ejection (0 when in service), for status and logs.
     uint64_t ejected_for(uint64_t key, uint64_t now_ms);
 
+    // Active checks: the checking worker records each verdict (up after `rise` successes,
+    // down after `fall` failures). Readers honour a "down" only while it is fresher than
+    // `stale_ms`, so a checker that died or a check removed by a reload cannot keep a server
+    // out for ever.
+    void set_active(uint64_t key, bool up, uint64_t now_ms);
+    bool active_up(uint64_t key, uint64_t now_ms, uint64_t stale_ms);
+
 private:
     struct Slot {
         std::atomic<uint64_t> key{0};
@@ -40,6 +47,8 @@ private:
         std::atomic<uint32_t> ejections{0};
         std::atomic<uint64_t> window_start_ms{0};
         std::atomic<uint64_t> down_until_ms{0};
+        std::atomic<uint32_t> active_down{0};
+        std::atomic<uint64_t> active_checked_ms{0};
     };
     Slot* slot(uint64_t key);
     Slot slots_[kSlots];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 
 #include "common/log.h"
 #include "modules/proxy/health.h"
+#include "modules/proxy/health_check.h"
 
 namespace wraith::proxy {
 
@@ -28,6 +30,11 @@ UpstreamPool::State& UpstreamPool::state(const UpstreamConfig& up) {
             s.views[i].identity = up.servers[i].address;
             s.views[i].weight = static_cast<uint32_t>(up.servers[i].weight);
             s.views[i].backup = up.servers[i].backup;
+            // Sticky cookies name a server by a hash of its address, not the address itself.
+            char id[17];
+            snprintf(id, sizeof id, "%016llx",
+                     (unsigned long long)hash_key("wraith-sticky\n" + up.servers[i].address));
+            s.sticky_ids.emplace_back(id);
         }
         Balancer::Method m = up.balance == "least_conn"   ? Balancer::Method::least_conn
                              : up.balance == "random_two" ? Balancer::Method::random_two
@@ -38,6 +45,28 @@ UpstreamPool::State& UpstreamPool::state(const UpstreamConfig& up) {
         s.balancer = Balancer::make(m, s.views);
     }
     return s;
+}
+
+std::string_view cookie_value(const Request& req, std::string_view name) {
+    // Every Cookie field (HTTP/2 and HTTP/3 clients may split them, RFC 9113 §8.2.3).
+    for (const Header& h : req.headers) {
+        if (h.name != "cookie")
+            continue;
+        std::string_view cookies = h.value;
+        while (!cookies.empty()) {
+            size_t semi = cookies.find(';');
+            std::string_view item = cookies.substr(0, semi);
+            while (!item.empty() && item.front() == ' ')
+                item.remove_prefix(1);
+            if (item.size() > name.size() && item.substr(0, name.size()) == name &&
+                item[name.size()] == '=')
+                return item.substr(name.size() + 1);
+            if (semi == std::string_view::npos)
+                break;
+            cookies.remove_prefix(semi + 1);
+        }
+    }
+    return {};
 }
 
 namespace {
@@ -56,22 +85,7 @@ uint64_t request_key(const UpstreamConfig& up, const Request& req) {
             c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
         key = req.headers.get(name);
     } else if (k.rfind("cookie:", 0) == 0) {
-        std::string_view cookies = req.headers.get("cookie");
-        std::string_view want = std::string_view(k).substr(7);
-        while (!cookies.empty()) {
-            size_t semi = cookies.find(';');
-            std::string_view item = cookies.substr(0, semi);
-            while (!item.empty() && item.front() == ' ')
-                item.remove_prefix(1);
-            if (item.size() > want.size() && item.substr(0, want.size()) == want &&
-                item[want.size()] == '=') {
-                key = item.substr(want.size() + 1);
-                break;
-            }
-            if (semi == std::string_view::npos)
-                break;
-            cookies.remove_prefix(semi + 1);
-        }
+        key = cookie_value(req, std::string_view(k).substr(7));
     }
     return hash_key(key);
 }
@@ -83,15 +97,29 @@ int UpstreamPool::pick(const UpstreamConfig& up, const Request& req,
     State& s = state(up);
     const uint64_t now = monotonic_ms();
     Health& health = Health::table();
+    const bool checked = up.health_check.enabled;
+    const uint64_t stale = checked ? active_stale_ms(up.health_check) : 0;
     for (size_t i = 0; i < up.servers.size(); ++i) {
         const UpstreamServer& server = up.servers[i];
         ServerView& v = s.views[i];
         v.active = s.active[i];
         v.usable = !server.down && (server.max_conns == 0 || s.active[i] < server.max_conns) &&
-                   health.available(s.health_keys[i], now);
+                   health.available(s.health_keys[i], now) &&
+                   (!checked || health.active_up(s.health_keys[i], now, stale));
+    }
+    if (!up.sticky.cookie.empty()) {
+        // The server the client's cookie names, while it is usable and not tried already.
+        std::string_view want = cookie_value(req, up.sticky.cookie);
+        for (size_t i = 0; !want.empty() && i < s.sticky_ids.size(); ++i)
+            if (s.sticky_ids[i] == want && s.views[i].usable && !(i < tried.size() && tried[i]))
+                return static_cast<int>(i);
     }
     uint64_t key = up.balance == "hash" ? request_key(up, req) : 0;
     return s.balancer->pick(s.views, key, tried);
+}
+
+std::string_view UpstreamPool::sticky_id(const UpstreamConfig& up, size_t server) {
+    return state(up).sticky_ids[server];
 }
 
 void UpstreamPool::acquire(const UpstreamConfig& up, size_t server) {

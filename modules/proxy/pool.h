@@ -22,6 +22,9 @@
 
 namespace wraith::proxy {
 
+// The value of cookie `name` in the request's Cookie fields, or empty.
+std::string_view cookie_value(const Request& req, std::string_view name);
+
 class UpstreamPool {
 public:
     static UpstreamPool& instance();
@@ -30,6 +33,8 @@ public:
     // not ejected by passive health, below max_conns and not in `tried`; backups only when no
     // primary is left. -1: none is usable.
     int pick(const UpstreamConfig& up, const Request& req, const std::vector<bool>& tried);
+    // The value of the sticky cookie that names server `server` of `up`.
+    std::string_view sticky_id(const UpstreamConfig& up, size_t server);
     // Connections this worker has open to a server (least_conn, random_two, max_conns).
     void acquire(const UpstreamConfig& up, size_t server);
     void release(const UpstreamConfig& up, size_t server);
@@ -76,6 +81,7 @@ private:
         std::vector<uint32_t> active;           // open connections per server
         std::vector<uint64_t> health_keys;      // Health::key per server
         std::vector<ServerView> views;          // scratch for pick()
+        std::vector<std::string> sticky_ids;    // per server: its sticky cookie value
         std::list<std::unique_ptr<Idle>> idle;  // oldest first
         uint64_t budget_window_ms = 0;
         uint32_t budget_requests = 0;

@@ -4,6 +4,7 @@
 
 #include "common/config_reader.h"
 #include "modules/proxy/exchange.h"
+#include "modules/proxy/health_check.h"
 
 namespace wraith::proxy {
 
@@ -33,6 +34,16 @@ std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
     if (url.substr(0, http.size()) != http)
         return "expected a URL like \"http://127.0.0.1:9000\", got \"" + std::string(url) + "\"";
     std::string_view rest = url.substr(http.size());
+    if (rest.substr(0, 5) == "unix:") {
+        // "http://unix:/run/app.sock", or NGINX's "http://unix:/run/app.sock:/".
+        if (rest.size() > 2 && rest.substr(rest.size() - 2) == ":/")
+            rest.remove_suffix(2);
+        UpstreamServer server;
+        if (std::string err = parse_upstream_address(rest, server); !err.empty())
+            return err;
+        out.servers.push_back(std::move(server));
+        return {};
+    }
     size_t slash = rest.find('/');
     if (slash != std::string_view::npos) {
         if (rest.substr(slash) != "/")
@@ -199,6 +210,7 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
 
 WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,
                        .summary = "forward requests (and WebSockets) to an upstream over HTTP/1.1",
-                       .build_handler = build_proxy);
+                       .build_handler = build_proxy, .worker_start = start_health_checks,
+                       .worker_stop = stop_health_checks);
 
 } // namespace wraith::proxy

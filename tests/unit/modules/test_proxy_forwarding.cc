@@ -107,9 +107,9 @@ TEST_CASE("Forwarded node and value quoting", "[proxy][forwarded]") {
     CHECK(forwarded_value("example.com") == "example.com");
     CHECK(forwarded_value("example.com:8080") == "\"example.com:8080\"");
     CHECK(forwarded_value("a\"b") == "\"a\\\"b\"");
-    CHECK(is_token("x-a"));
-    CHECK_FALSE(is_token("x a"));
-    CHECK_FALSE(is_token(""));
-    CHECK(is_field_value("fine value"));
-    CHECK_FALSE(is_field_value("bad\r\nvalue"));
+    CHECK(wraith::is_token("x-a"));
+    CHECK_FALSE(wraith::is_token("x a"));
+    CHECK_FALSE(wraith::is_token(""));
+    CHECK(wraith::is_field_value("fine value"));
+    CHECK_FALSE(wraith::is_field_value("bad\r\nvalue"));
 }
