@@ -106,7 +106,8 @@ void ProxyExchange::note_failure(const std::string& why) {
 
 bool ProxyExchange::retry_elsewhere(const std::string& why) {
     note_failure(why);
-    if (finished_ || out_.headers_sent() || head_done_ || got_bytes_ || body_consumed_ > 0)
+    if (finished_ || out_.headers_sent() || head_done_ || got_bytes_ ||
+        (body_consumed_ > 0 && !spool_))
         return false; // something of this exchange cannot be replayed
     const UpstreamConfig& up = handler_.upstream();
     Method m = req_.method_id;
@@ -126,15 +127,28 @@ bool ProxyExchange::retry_elsewhere(const std::string& why) {
     pool.release(up, server_);
     server_ = static_cast<size_t>(next);
     pool.acquire(up, server_);
-    send_off_ = 0;
-    recv_buf_.clear();
-    recv_off_ = 0;
+    restart_request();
     if (!connect_upstream(true))
         return true; // it failed (and answered, or retried) inside
     if (!connecting_)
         write_ready();
     update_io();
     return true;
+}
+
+// The request goes out again from its first byte (another server, or a fresh connection):
+// the head was dropped from send_buf_ once written, so it is made again (for the new server's
+// Host), and a spooled body is sent again from its start.
+void ProxyExchange::restart_request() {
+    send_buf_.clear();
+    send_off_ = 0;
+    recv_buf_.clear();
+    recv_off_ = 0;
+    if (spool_) {
+        body_state_ = BodyState::spooled;
+        spool_sent_ = 0;
+    }
+    build_request_head();
 }
 
 std::string ProxyExchange::describe() const {
@@ -180,17 +194,49 @@ void ProxyExchange::start() {
         ev_timer_start(loop_, &total_timer_);
     }
     // A tunnel's client bytes are read only once the upstream switched (open_tunnel()).
+    if (req_.has_body && !tunnel_ && handler_.options().buffer_request_body) {
+        body_state_ = BodyState::spooling;
+        const char* tmp = std::getenv("TMPDIR");
+        spool_ = std::make_unique<BodySpool>(tmp && *tmp == '/' ? tmp : "/tmp");
+        body_.on_data([this] { spool_more(); });
+        return spool_more();
+    }
     if (req_.has_body && !tunnel_) {
         body_state_ = BodyState::streaming;
         body_chunked_ = req_.content_length < 0;
         watch_body();
     }
+    send_request();
+}
+
+void ProxyExchange::send_request() {
     build_request_head();
     if (!connect_upstream(true))
         return;
     if (!connecting_)
         write_ready();
     update_io();
+}
+
+void ProxyExchange::spool_more() {
+    if (finished_)
+        return;
+    if (body_.failed())
+        return client_aborted();
+    std::string error;
+    for (std::string_view data = body_.peek(); !data.empty(); data = body_.peek()) {
+        if (!spool_->append(data, error)) {
+            body_.on_data(nullptr);
+            return fail(500, "proxy: buffer_request_body: " + error);
+        }
+        body_.consume(data.size());
+    }
+    if (!body_.finished())
+        return;
+    body_.on_data(nullptr);
+    body_state_ = BodyState::spooled;
+    body_chunked_ = false;
+    send_request();
 }
 
 void ProxyExchange::watch_body() {
@@ -213,7 +259,8 @@ void ProxyExchange::build_request_head() {
     // X-Request-ID: a trusted client's well-formed one is kept, else ours. It is stored on the
     // request (arena copy) so the upstream, the response and the access log all see it.
     std::string_view incoming_id = req_.headers.get("x-request-id");
-    if (!(trusted && valid_request_id(incoming_id)) || req_.headers.count("x-request-id") != 1) {
+    if (request_id_.empty() &&
+        (!(trusted && valid_request_id(incoming_id)) || req_.headers.count("x-request-id") != 1)) {
         char* id = static_cast<char*>(req_.arena->alloc(32, 1));
         generate_request_id(id);
         req_.headers.set("x-request-id", std::string_view(id, 32));
@@ -257,6 +304,10 @@ void ProxyExchange::build_request_head() {
                            : unix_socket                                ? std::string("localhost")
                                                                         : describe();
     hs.push_back({"host", host_buf});
+    // TE is hop-by-hop, but a client that takes trailers (gRPC's "te: trailers") gets them
+    // from us, so the upstream may send them.
+    if (list_contains(req_.headers.get("te"), "trailers"))
+        hs.push_back({"te", "trailers"});
     std::string forwarded_for, forwarded, via;
     std::string_view in_proto, in_host;
     for (const Header& h : req_.headers) {
@@ -346,7 +397,9 @@ void ProxyExchange::build_request_head() {
         o.append("\r\n");
         return;
     }
-    if (req_.has_body && !body_chunked_)
+    if (spool_)
+        append_header(o, "content-length", std::to_string(spool_->size()));
+    else if (req_.has_body && !body_chunked_)
         append_header(o, "content-length", std::to_string(req_.content_length));
     else if (req_.has_body)
         append_header(o, "transfer-encoding", "chunked");
@@ -484,6 +537,16 @@ void ProxyExchange::write_ready() {
 }
 
 void ProxyExchange::pull_body() {
+    if (body_state_ == BodyState::spooled) {
+        std::string error;
+        size_t before = send_buf_.size();
+        if (!spool_->read(spool_sent_, kBodyPull, send_buf_, error))
+            return fail(500, "proxy: " + error);
+        spool_sent_ += send_buf_.size() - before;
+        if (spool_sent_ >= spool_->size())
+            body_state_ = BodyState::done;
+        return;
+    }
     if (body_state_ != BodyState::streaming)
         return;
     if (body_.failed())
@@ -584,15 +647,17 @@ void ProxyExchange::process_input() {
             return fail(502, "proxy: upstream " + describe() +
                                  " sent a malformed body: " + decoder_.error());
         case BodyDecoder::Result::done:
-            out_.send_body({}, true);
+            send_last({});
             return complete();
         case BodyDecoder::Result::data: {
             bool last = decoder_.done();
             if (payload.empty() && !last)
                 continue;
-            ResponseWriter::Result w = out_.send_body(payload, last);
-            if (last)
+            if (last) {
+                send_last(payload);
                 return complete();
+            }
+            ResponseWriter::Result w = out_.send_body(payload, false);
             if (w == ResponseWriter::Result::closed)
                 return client_aborted();
             if (w == ResponseWriter::Result::blocked)
@@ -601,6 +666,31 @@ void ProxyExchange::process_input() {
         }
         }
     }
+}
+
+// The end of the upstream's body, with the trailer fields of a chunked one passed on where
+// the client's protocol carries them (HTTP/1.1 chunked, HTTP/2, HTTP/3), minus those that
+// must not be trailers (RFC 9110 §6.5.1: framing, routing, content metadata, hop-by-hop).
+void ProxyExchange::send_last(std::string_view payload) {
+    const Headers& trailers = decoder_.trailers();
+    auto allowed = [](std::string_view n) {
+        return !hop_by_hop(n) && n != "content-length" && n != "host" && n != "content-type" &&
+               n != "content-encoding" && n != "content-range" && n != "set-cookie" &&
+               n != "authorization" && n != "cache-control" && n != "expect";
+    };
+    if (trailers.size() == 0 ||
+        std::none_of(trailers.begin(), trailers.end(),
+                     [&](const Header& h) { return allowed(h.name); })) {
+        out_.send_body(payload, true);
+        return;
+    }
+    if (!payload.empty())
+        out_.send_body(payload, false);
+    auto* pass = req_.arena->make<Headers>(); // values point into decoder_, which outlives it
+    for (const Header& h : trailers)
+        if (allowed(h.name))
+            pass->add(h.name, h.value);
+    out_.send_trailers(*pass);
 }
 
 // The client's writer is full: stop reading the upstream until it drained.
@@ -781,12 +871,10 @@ void ProxyExchange::upstream_closed(int err) {
     if (!head_done_) {
         // A pooled connection the upstream closed meanwhile: try once on a fresh one, as long
         // as no request body was taken from the client (it could not be sent again).
-        if (reused_ && !got_bytes_ && !retried_ && body_consumed_ == 0) {
+        if (reused_ && !got_bytes_ && !retried_ && (body_consumed_ == 0 || spool_)) {
             retried_ = true;
             close_upstream();
-            send_off_ = 0;
-            recv_buf_.clear();
-            recv_off_ = 0;
+            restart_request();
             if (!connect_upstream(false))
                 return;
             if (!connecting_)

@@ -19,6 +19,7 @@
 #include "common/http.h"
 #include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
+#include "modules/proxy/spool.h"
 
 namespace wraith::proxy {
 
@@ -34,9 +35,14 @@ public:
     void start();
 
 private:
-    enum class BodyState { none, streaming, done };
+    // streaming: the client's body goes up as it arrives; spooling: it is being read whole
+    // (buffer_request_body), spooled: it was, and goes up from the spool.
+    enum class BodyState { none, streaming, spooling, spooled, done };
 
     void watch_body(); // the client's body wakes write_ready()
+    void spool_more();  // buffer_request_body: reads what arrived into the spool
+    void send_request(); // builds the head and connects (once the body is spooled, if it is)
+    void restart_request(); // a retry or a fresh connection: the request from its start
     void build_request_head();
     bool connect_upstream(bool allow_reuse);
     void connected();
@@ -45,6 +51,7 @@ private:
     void read_ready();
     void process_input();
     void wait_for_client();
+    void send_last(std::string_view payload); // the body's last bytes, then its trailers
     bool handle_head(size_t head_len);
     void apply_response_rules(ResponseHead& head);
     void upstream_closed(int err);
@@ -106,6 +113,8 @@ private:
     bool upstream_write_shut_ = false;
     BodyState body_state_ = BodyState::none;
     uint64_t body_consumed_ = 0;
+    std::unique_ptr<BodySpool> spool_; // buffer_request_body
+    uint64_t spool_sent_ = 0;          // bytes of the spool put into send_buf_
     std::string send_buf_; // request bytes not yet written to the upstream
     size_t send_off_ = 0;
     std::string recv_buf_; // response bytes not yet processed

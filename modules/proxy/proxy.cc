@@ -200,6 +200,7 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
         else
             opts.tunnel_timeout = *d;
     }
+    opts.buffer_request_body = t.boolean("buffer_request_body", false);
     read_trusted_proxies(t, opts.trusted_proxies);
     read_header_rules(t, "request_headers", opts.request_headers);
     read_header_rules(t, "response_headers", opts.response_headers);

@@ -6,7 +6,8 @@
 // trusted_proxies (CIDR list: whose X-Forwarded-*, Forwarded and X-Request-ID are kept), and
 // request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }, and
 // tunnel_timeout (a WebSocket tunnel idle that long in both directions is closed; default the
-// upstream's read_timeout).
+// upstream's read_timeout), and buffer_request_body (read the client's body whole, in memory
+// and a temporary file, before connecting; sent with Content-Length, replayable on retries).
 #pragma once
 
 #include <memory>
@@ -27,6 +28,7 @@ struct ProxyOptions {
     HeaderRules request_headers;
     HeaderRules response_headers;
     Duration tunnel_timeout{0}; // 0: the upstream's read_timeout
+    bool buffer_request_body = false; // read the body whole first, send it with Content-Length
 };
 
 class ProxyHandler : public Handler {

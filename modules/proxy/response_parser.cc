@@ -194,6 +194,8 @@ HeadStatus parse_response_head(char* head, size_t len, bool request_was_head, Pa
 }
 
 void BodyDecoder::start(Framing framing, uint64_t content_length) {
+    trailers_.clear();
+    trailer_text_.clear();
     framing_ = framing;
     error_ = "";
     left_ = content_length;
@@ -292,7 +294,8 @@ BodyDecoder::Result BodyDecoder::next(std::string_view in, size_t& consumed,
         return Result::data;
     }
     case State::trailers: {
-        // Trailer fields are read and dropped in this version; the empty line ends the body.
+        // Trailer fields are kept (copied: the input moves on) for trailers(); the empty line
+        // ends the body.
         size_t eol = in.find("\r\n");
         if (eol == std::string_view::npos) {
             if (in.size() > kMaxLine) {
@@ -305,6 +308,7 @@ BodyDecoder::Result BodyDecoder::next(std::string_view in, size_t& consumed,
         consumed = eol + 2;
         if (line.empty()) {
             state_ = State::done;
+            index_trailers();
             return Result::done;
         }
         size_t colon = line.find(':');
@@ -317,10 +321,37 @@ BodyDecoder::Result BodyDecoder::next(std::string_view in, size_t& consumed,
                 error_ = "malformed trailer field";
                 return Result::error;
             }
+        if (trailer_text_.size() + line.size() > kMaxTrailers) {
+            error_ = "trailer section too large";
+            return Result::error;
+        }
+        for (size_t k = 0; k < colon; ++k) {
+            char c = line[k];
+            trailer_text_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+        }
+        trailer_text_.append(line.substr(colon));
+        trailer_text_.push_back('\n');
         return Result::data;
     }
     }
     return Result::error;
+}
+
+void BodyDecoder::index_trailers() {
+    // "name:value\n" lines -> fields; values trimmed of optional whitespace (RFC 9110 §5.5).
+    std::string_view text = trailer_text_;
+    while (!text.empty()) {
+        size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl + 1);
+        size_t colon = line.find(':');
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+            value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+            value.remove_suffix(1);
+        trailers_.add(line.substr(0, colon), value);
+    }
 }
 
 } // namespace wraith::proxy

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/http.h"
@@ -65,13 +66,20 @@ public:
     bool done() const { return state_ == State::done; }
     Framing framing() const { return framing_; }
     const char* error() const { return error_; }
+    // A chunked body's trailer fields (names lower-cased), once done(); views into this
+    // decoder, valid until the next start().
+    const Headers& trailers() const { return trailers_; }
+    static constexpr size_t kMaxTrailers = 16 * 1024;
 
 private:
+    void index_trailers();
     enum class State { size_line, data, data_crlf, trailers, done };
     Framing framing_ = Framing::none;
     State state_ = State::done;
     uint64_t left_ = 0; // bytes left of the body (length) or of the current chunk
     const char* error_ = "";
+    std::string trailer_text_; // "name:value\n" per field
+    Headers trailers_;
 };
 
 } // namespace wraith::proxy

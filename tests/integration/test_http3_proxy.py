@@ -2,7 +2,8 @@
 
 The proxy works over HTTP/3 through the shared request type like over HTTP/1.1 and HTTP/2: a
 GET, a multi-megabyte upload streamed to the backend (its SHA-256 computed by the backend), a
-download streamed from the backend, and a dead backend answered 502. A 1 GiB static download
+download streamed from the backend, trailer fields of a chunked response passed on, and a
+dead backend answered 502. A 1 GiB static download
 whose client stops reading halfway does not pile up in the worker: the response waits in
 QUIC flow control, not in memory."""
 
@@ -45,6 +46,11 @@ class Backend(BaseHTTPRequestHandler):
             for _ in range(STREAMED // len(block)):
                 self.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/trailers":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nhello\n\r\n0\r\nX-Checksum: sha=1\r\nContent-Length: 9\r\n\r\n")
         else:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -140,6 +146,12 @@ class Http3ProxyTest(WraithTestCase):
         expected = hashlib.sha256(bytes(range(256)) * 256 * (STREAMED // 65536)).hexdigest()
         self.assertEqual((line["status"], int(line["bytes"]), line["sha"]),
                          ("200", STREAMED, expected))
+
+    def test_upstream_trailers_reach_the_client(self):
+        r = h3.h3get(self, self.srv, ["/app/trailers"], "-i")
+        self.assertEqual(r.returncode, 0, r)
+        # h3get -i prints trailer fields after the body; content-length is no trailer.
+        self.assertTrue(r.stdout.endswith(b"\r\n\r\nhello\nx-checksum: sha=1\r\n"), r.stdout)
 
     def test_dead_backend_is_502(self):
         r = h3.h3get(self, self.srv, ["/dead/x"], "-i")

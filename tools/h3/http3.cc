@@ -117,6 +117,7 @@ struct HttpCallbacks {
         cb.recv_data = recv_data;
         cb.deferred_consume = deferred_consume;
         cb.recv_header = recv_header;
+        cb.recv_trailer = recv_header; // trailer fields reach on_header after the body
         cb.end_headers = end_headers;
         cb.stop_sending = stop_sending;
         cb.end_stream = end_stream;
