@@ -169,3 +169,39 @@ TEST_CASE("body: close-delimited ends at EOF", "[proxy]") {
     CHECK(decode(Framing::close, 0, "all of it", 4, true) == "all of it");
     CHECK(decode(Framing::none, 0, "", 4) == "");
 }
+
+TEST_CASE("body: a chunked body's trailer fields are kept, names lower-cased", "[proxy]") {
+    for (size_t step : {1, 3, 100}) {
+        BodyDecoder d;
+        d.start(Framing::chunked, 0);
+        std::string wire = "2\r\nok\r\n0\r\nX-Checksum:  sha=1 \r\ngrpc-status: 0\r\n\r\n";
+        std::string buffered;
+        size_t fed = 0;
+        BodyDecoder::Result r = BodyDecoder::Result::need_more;
+        while (r != BodyDecoder::Result::done) {
+            size_t consumed = 0;
+            std::string_view payload;
+            r = d.next(buffered, consumed, payload);
+            REQUIRE(r != BodyDecoder::Result::error);
+            buffered.erase(0, consumed);
+            if (r == BodyDecoder::Result::need_more) {
+                REQUIRE(fed < wire.size());
+                buffered.append(wire, fed, std::min(step, wire.size() - fed));
+                fed += std::min(step, wire.size() - fed);
+            }
+        }
+        REQUIRE(d.trailers().size() == 2);
+        CHECK(d.trailers().get("x-checksum") == "sha=1");
+        CHECK(d.trailers().get("grpc-status") == "0");
+        d.start(Framing::chunked, 0); // a new body forgets them
+        CHECK(d.trailers().size() == 0);
+    }
+}
+
+TEST_CASE("body: an oversized trailer section is an error", "[proxy]") {
+    std::string wire = "0\r\n";
+    for (int i = 0; i < 40; ++i)
+        wire += "x-field-" + std::to_string(i) + ": " + std::string(1000, 'v') + "\r\n";
+    wire += "\r\n";
+    CHECK(decode(Framing::chunked, 0, wire, 4096) == "ERROR");
+}
