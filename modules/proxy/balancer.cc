@@ -62,32 +62,46 @@ private:
     std::vector<int64_t> current_;
 };
 
-// Fewest active connections relative to weight; ties go round the servers so equal loads
-// spread instead of piling onto the first.
+// Fewest active connections relative to weight; ties (idle servers, equal loads) are broken
+// by smooth weighted round robin among the tied servers, as NGINX does, so weights still
+// count when every server is idle.
 class LeastConn final : public Balancer {
 public:
     int pick(std::span<const ServerView> servers, uint64_t,
              const std::vector<bool>& exclude) override {
+        if (current_.size() != servers.size())
+            current_.assign(servers.size(), 0);
         return primaries_then_backups([&](bool backup) {
-            int best = -1;
-            size_t n = servers.size();
-            for (size_t k = 0; k < n; ++k) {
-                size_t i = (start_ + k) % n;
+            int least = -1;
+            for (size_t i = 0; i < servers.size(); ++i) {
                 if (!eligible(servers[i], backup, i, exclude))
                     continue;
-                // active/weight < best.active/best.weight, without division.
-                if (best < 0 || uint64_t(servers[i].active) * servers[best].weight <
-                                    uint64_t(servers[best].active) * servers[i].weight)
+                // active/weight < least.active/least.weight, without division.
+                if (least < 0 || uint64_t(servers[i].active) * servers[least].weight <
+                                     uint64_t(servers[least].active) * servers[i].weight)
+                    least = static_cast<int>(i);
+            }
+            if (least < 0)
+                return -1;
+            const ServerView& l = servers[least];
+            int best = -1;
+            int64_t total = 0;
+            for (size_t i = 0; i < servers.size(); ++i) {
+                if (!eligible(servers[i], backup, i, exclude) ||
+                    uint64_t(servers[i].active) * l.weight != uint64_t(l.active) * servers[i].weight)
+                    continue;
+                current_[i] += servers[i].weight;
+                total += servers[i].weight;
+                if (best < 0 || current_[i] > current_[best])
                     best = static_cast<int>(i);
             }
-            if (best >= 0)
-                start_ = static_cast<size_t>(best) + 1;
+            current_[best] -= total;
             return best;
         });
     }
 
 private:
-    size_t start_ = 0;
+    std::vector<int64_t> current_;
 };
 
 // Power of two random choices: two servers drawn by weight, the less loaded one wins.
