@@ -77,6 +77,10 @@ struct ModuleSpec {
     // key is absent. In that implicit build only, returning nullptr without reporting a problem
     // means "nothing to do on this route" and is not an error. `key = false` turns it off.
     bool default_on = false;
+    // For the module that serves [upstream.NAME] tables (proxy): readies what an upstream
+    // needs at run time beyond its settings (the TLS context of `tls`), reporting problems to
+    // `diag`. The loader calls it for each table it read without errors.
+    void (*prepare_upstream)(UpstreamConfig& upstream, Diagnostics& diag) = nullptr;
 };
 
 // Sends a complete error response for `status`: the site's custom page (error_pages) when it
