@@ -230,15 +230,21 @@ UpstreamTlsContext::~UpstreamTlsContext() {
 std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const UpstreamConfig& up,
                                                                     Diagnostics& diag) {
     const UpstreamTls& tls = *up.tls;
-    const std::string where = up.name.rfind("http", 0) == 0 ? "proxy.pass: " // implicit
-                                                           : "upstream." + up.name + ".tls: ";
+    // "upstream.NAME.tls.KEY: ...", or for pass = "https://..." (no table) "proxy.pass: ...".
+    const bool implicit = up.name.rfind("https://", 0) == 0;
+    auto bad = [&](const SourcePos& pos, std::string_view key, const std::string& what) {
+        std::string where = implicit ? "proxy.pass" : "upstream." + up.name + ".tls";
+        if (!implicit && !key.empty())
+            where += "." + std::string(key);
+        diag.error(pos, where + ": " + what);
+    };
     std::shared_ptr<UpstreamTlsContext> c(new UpstreamTlsContext());
     c->verify_ = tls.verify;
     c->session_reuse_ = tls.session_reuse;
     c->server_name_ = tls.server_name;
     SSL_CTX* ctx = c->ctx_ = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        diag.error(tls.pos, where + "cannot create a TLS context: " + openssl_reason());
+        bad(tls.pos, "", "cannot create a TLS context: " + openssl_reason());
         return nullptr;
     }
     bool ok = true;
@@ -252,8 +258,8 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
     SSL_CTX_set_verify(ctx, tls.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
     if (!tls.ca.empty()) {
         if (SSL_CTX_load_verify_file(ctx, tls.ca.c_str()) != 1) {
-            diag.error(tls.ca_pos, where + "ca: cannot load CA certificates from " + tls.ca +
-                                       ": " + openssl_reason());
+            bad(tls.ca_pos, "ca", "cannot load CA certificates from " + tls.ca + ": " +
+                                      openssl_reason());
             ok = false;
         }
     } else if (tls.verify) {
@@ -262,25 +268,26 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
         const char* env = std::getenv(X509_get_default_cert_file_env());
         std::string bundle = env && *env ? env : X509_get_default_cert_file();
         if (SSL_CTX_load_verify_file(ctx, bundle.c_str()) != 1) {
-            diag.error(tls.pos, where + "no ca given and the system CA bundle " + bundle +
-                                    " cannot be loaded (" + openssl_reason() +
-                                    "): set ca, or install ca-certificates");
+            bad(tls.pos, "", "no ca given and the system CA bundle " + bundle +
+                                 " cannot be loaded (" + openssl_reason() +
+                                 "): set ca, or install ca-certificates");
             ok = false;
         }
     }
     if (!tls.cert.empty()) {
         if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert.c_str()) != 1) {
-            diag.error(tls.cert_pos, where + "cert: cannot load certificate chain " + tls.cert +
-                                         ": " + openssl_reason());
+            bad(tls.cert_pos, "cert", "cannot load certificate chain " + tls.cert + ": " +
+                                          openssl_reason());
             ok = false;
-        } else if (SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-            diag.error(tls.cert_pos, where + "key: cannot load private key " + tls.key + ": " +
+        } else if (SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1 &&
+                   ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
+            bad(tls.cert_pos, "key", "cannot load private key " + tls.key + ": " +
                                          openssl_reason());
             ok = false;
         } else if (SSL_CTX_check_private_key(ctx) != 1) {
             ERR_clear_error();
-            diag.error(tls.cert_pos, where + "key: private key " + tls.key +
-                                         " does not match certificate " + tls.cert);
+            bad(tls.cert_pos, "key", "private key " + tls.key + " does not match certificate " +
+                                         tls.cert);
             ok = false;
         }
     }
