@@ -235,7 +235,7 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
     auto bad = [&](const SourcePos& pos, std::string_view key, const std::string& what) {
         std::string where = implicit ? "proxy.pass" : "upstream." + up.name + ".tls";
         if (!implicit && !key.empty())
-            where += "." + std::string(key);
+            where.append(".").append(key);
         diag.error(pos, where + ": " + what);
     };
     std::shared_ptr<UpstreamTlsContext> c(new UpstreamTlsContext());
