@@ -107,8 +107,8 @@ public:
         } else {
             error_ = openssl_reason();
         }
-        if (sessions_ && SSL_session_reused(ssl_))
-            sessions_->keep(nullptr); // the next attempt starts afresh
+        if (sessions_)
+            sessions_->keep(nullptr); // the next attempt starts afresh (no stale session)
         return -1;
     }
 
