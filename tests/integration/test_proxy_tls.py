@@ -4,10 +4,11 @@ wrapped in `ssl` on 127.0.0.1, with a test CA made here (tlsutil).
 What is pinned down: a verified connection with `ca`; a server certificate from another CA
 and one for another name both answer 502 with a log line naming the upstream, the server and
 the verify error (counted as a failure: the other server of a pair takes over); verify = false
-connects anyway; SNI is server_name, or nothing for an IP literal; a backend that requires a
+connects anyway; tls = true and pass = "https://..." verify against the system bundle
+(SSL_CERT_FILE, pointed at the test CA here); SNI is server_name, or nothing for an IP literal; a backend that requires a
 client certificate gets ours from cert/key and refuses the connection without one; keep-alive
 reuse over TLS (many requests, few connections); a new connection resumes the last session;
-20 MiB bodies both ways (sha256) over HTTP/1.1 and h2 clients; a WebSocket tunnelled over TLS
+20 MiB bodies both ways (sha256) over HTTP/1.1 and h2 clients, and to a slow client; a WebSocket tunnelled over TLS
 with close_notify carrying the client's half-close; a TLS handshake that never completes is
 bounded by connect_timeout (504); `wraith check` reports a missing CA file, a CA file with no
 certificate and a key that is not the certificate's as FILE:LINE:COL.
@@ -348,18 +349,31 @@ hosts = ["*"]
   path = "/{name}/"
   proxy = {{ upstream = "{name}", strip_prefix = "/{name}" }}
 '''
+        sites += f'''  [[site.route]]
+  path = "/pass/"
+  proxy = {{ pass = "https://127.0.0.1:{g}", strip_prefix = "/pass" }}
+'''
         sites += '''  [[site.route]]
   path = "/"
   respond = { status = 200, body = "ok" }
 '''
         cls.srv = H2Server(sites, workers=1, http={"client_max_body_size": '"64m"'})
         cls.class_servers = [cls.srv]
+        # The "system" bundle of this server is the test CA (OpenSSL's SSL_CERT_FILE), so
+        # tls = true and pass = "https://..." can be tried against the test backend.
+        saved = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = PKI.ca.cert
         try:
             cls.srv.start()
         except BaseException:
             sys.stderr.write(cls.srv.diagnostics())
             cls.srv.cleanup()
             raise
+        finally:
+            if saved is None:
+                del os.environ["SSL_CERT_FILE"]
+            else:
+                os.environ["SSL_CERT_FILE"] = saved
 
     @classmethod
     def tearDownClass(cls):
@@ -414,9 +428,13 @@ hosts = ["*"]
         self.wait_error_log('upstream "wrongname" server 127.0.0.1:%d failed: certificate verify '
                             'failed: hostname mismatch (expected other.test)' % self.good.port)
 
-    def test_system_store_does_not_trust_the_test_ca(self):
-        status, _ = self.request("GET", "/systemca/x")
-        self.assertEqual(status, 502)
+    def test_tls_true_verifies_against_the_system_bundle(self):
+        self.assertEqual(self.get_json("/systemca/x")["server"], "good")
+
+    def test_pass_https_verifies_the_ip_address(self):
+        info = self.get_json("/pass/x")
+        self.assertEqual((info["server"], info["path"]), ("good", "/x"))
+        self.assertEqual(info["host"], f"127.0.0.1:{self.good.port}")
 
     def test_verify_false_connects_anyway(self):
         self.assertEqual(self.get_json("/noverify/x")["server"], "foreign")
@@ -492,6 +510,13 @@ hosts = ["*"]
         status, body = self.request("GET", "/verified/big")
         self.assertEqual(status, 200)
         self.assertEqual(hashlib.sha256(body).hexdigest(), BIG_SHA)
+
+    def test_20mib_download_to_a_slow_client(self):
+        # Backpressure over TLS: upstream reads stop while the client's writer is full and
+        # resume when it drains (records read ahead meanwhile are read then too).
+        r = curl("--limit-rate", "8M", "-o", "-", f"http://127.0.0.1:{self.srv.port}/verified/big")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), BIG_SHA)
 
     def test_20mib_both_ways(self):
         status, body = self.request("POST", "/verified/mirror", body=BIG)
