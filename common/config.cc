@@ -332,8 +332,10 @@ private:
             return on->get() ? tls : nullptr;
         const toml::table* t = value.as_table();
         if (!t) {
-            diag_.error(&value, where + ": expected true or a table { ca = \"ca.pem\", ... }, "
-                                        "got " + describe_value(value));
+            diag_.error(&value, where +
+                                    ": expected true or a table { ca = \"ca.pem\", ... }, "
+                                    "got " +
+                                    describe_value(value));
             return nullptr;
         }
         TableReader r(*t, diag_, where);
@@ -355,10 +357,11 @@ private:
             bool ip = inet_pton(AF_INET, n.c_str(), addr) == 1 ||
                       inet_pton(AF_INET6, n.c_str(), addr) == 1;
             UpstreamServer probe; // a host name is checked as one in an address would be
-            if (n.empty() || (!ip && (!parse_upstream_address(n + ":1", probe).empty() ||
-                                      probe.host.empty())))
+            if (n.empty() ||
+                (!ip && (!parse_upstream_address(n + ":1", probe).empty() || probe.host.empty())))
                 r.error("server_name", "expected a host name such as \"app.internal\" or an "
-                                       "IP address, got " + in_quotes(*name));
+                                       "IP address, got " +
+                                           in_quotes(*name));
             else
                 tls->server_name = n;
         }

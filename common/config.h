@@ -181,17 +181,17 @@ class UpstreamTlsContext; // modules/proxy/upstream_tls.h: the SSL_CTX built fro
 // HTTPS to an upstream ([upstream.NAME] tls = true | { ... }, or pass = "https://...").
 // Paths are resolved against server.cert_dir, like a site's.
 struct UpstreamTls {
-    SourcePos pos;            // of the tls value, for messages
-    bool verify = true;       // check the server's certificate chain and name
-    std::string ca;           // PEM bundle of trusted CAs; "" = the system store
+    SourcePos pos;      // of the tls value, for messages
+    bool verify = true; // check the server's certificate chain and name
+    std::string ca;     // PEM bundle of trusted CAs; "" = the system store
     SourcePos ca_pos;
     // The name sent as SNI and checked against the certificate; "" = each server's host name
     // (an IP literal server is checked against its IP SANs and gets no SNI).
     std::string server_name;
-    std::string cert;         // client certificate chain (mTLS to the upstream); "" = none
-    std::string key;          // its private key
+    std::string cert; // client certificate chain (mTLS to the upstream); "" = none
+    std::string key;  // its private key
     SourcePos cert_pos;
-    int min_version = 0x0303; // TLS1_2_VERSION or TLS1_3_VERSION
+    int min_version = 0x0303;  // TLS1_2_VERSION or TLS1_3_VERSION
     bool session_reuse = true; // resume the last session per server and worker
     // Built at load time by the proxy module (before workers fork); shared by every worker.
     std::shared_ptr<const proxy::UpstreamTlsContext> context;

@@ -911,8 +911,10 @@ void ProxyExchange::timed_out() {
         return close_tunnel("proxy: tunnel to " + describe() + " idle for " +
                             std::to_string(handler_.tunnel_timeout().count()) + " ms");
     if (connecting_) {
-        std::string why = (conn_ && conn_->tls() ? "TLS handshake with " : "connect to ") +
-                          describe() + " timed out";
+        std::string why = conn_ && conn_->tls()
+                              ? "TLS handshake with upstream \"" + handler_.upstream().name +
+                                    "\" server " + describe() + " timed out"
+                              : "connect to " + describe() + " timed out";
         if (!retry_elsewhere(why))
             fail(504, "proxy: " + why);
         return;

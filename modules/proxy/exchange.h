@@ -95,7 +95,7 @@ private:
     ev_timer timer_;
     int io_events_ = 0;
     bool connecting_ = false; // TCP connect or TLS handshake under way
-    bool reused_ = false; // conn_ came from the pool (may be stale: one retry allowed)
+    bool reused_ = false;     // conn_ came from the pool (may be stale: one retry allowed)
     bool retried_ = false;
     bool finished_ = false;       // response ended, failed or aborted: no more client calls
     bool client_blocked_ = false; // the writer said `blocked`: stop reading the upstream

@@ -52,7 +52,8 @@ std::string ip_text(const sockaddr_storage& a) {
 
 bool is_ip_literal(const std::string& name) {
     unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+    return inet_pton(AF_INET, name.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
 // TLS over a connected socket, as a client. Reads fill the caller's buffer from as many
@@ -97,8 +98,8 @@ public:
         long verify = SSL_get_verify_result(ssl_);
         if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
             verify != X509_V_OK) {
-            error_ = std::string("certificate verify failed: ") +
-                     X509_verify_cert_error_string(verify);
+            error_ =
+                std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
             if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
                 error_ += " (expected " + name_ + ")";
             ERR_clear_error();
@@ -114,6 +115,7 @@ public:
 
     ssize_t read(char* buf, size_t len) override {
         size_t total = 0;
+        read_want_ = 0;
         while (total < len) {
             ERR_clear_error();
             size_t n = 0;
@@ -199,8 +201,8 @@ private:
     std::string name_;         // the name or IP checked, for messages
     int read_want_ = 0;        // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
     int write_want_ = 0;
-    bool ready_ = false;       // the handshake completed
-    bool broken_ = false;      // a fatal error: no close_notify
+    bool ready_ = false;  // the handshake completed
+    bool broken_ = false; // a fatal error: no close_notify
     bool write_shut_ = false;
 };
 
@@ -258,8 +260,8 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
     SSL_CTX_set_verify(ctx, tls.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
     if (!tls.ca.empty()) {
         if (SSL_CTX_load_verify_file(ctx, tls.ca.c_str()) != 1) {
-            bad(tls.ca_pos, "ca", "cannot load CA certificates from " + tls.ca + ": " +
-                                      openssl_reason());
+            bad(tls.ca_pos, "ca",
+                "cannot load CA certificates from " + tls.ca + ": " + openssl_reason());
             ok = false;
         }
     } else if (tls.verify) {
@@ -268,33 +270,33 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
         const char* env = std::getenv(X509_get_default_cert_file_env());
         std::string bundle = env && *env ? env : X509_get_default_cert_file();
         if (SSL_CTX_load_verify_file(ctx, bundle.c_str()) != 1) {
-            bad(tls.pos, "", "no ca given and the system CA bundle " + bundle +
-                                 " cannot be loaded (" + openssl_reason() +
-                                 "): set ca, or install ca-certificates");
+            bad(tls.pos, "",
+                "no ca given and the system CA bundle " + bundle + " cannot be loaded (" +
+                    openssl_reason() + "): set ca, or install ca-certificates");
             ok = false;
         }
     }
     if (!tls.cert.empty()) {
         if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert.c_str()) != 1) {
-            bad(tls.cert_pos, "cert", "cannot load certificate chain " + tls.cert + ": " +
-                                          openssl_reason());
+            bad(tls.cert_pos, "cert",
+                "cannot load certificate chain " + tls.cert + ": " + openssl_reason());
             ok = false;
         } else if (SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1 &&
                    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
-            bad(tls.cert_pos, "key", "cannot load private key " + tls.key + ": " +
-                                         openssl_reason());
+            bad(tls.cert_pos, "key",
+                "cannot load private key " + tls.key + ": " + openssl_reason());
             ok = false;
         } else if (SSL_CTX_check_private_key(ctx) != 1) {
             ERR_clear_error();
-            bad(tls.cert_pos, "key", "private key " + tls.key + " does not match certificate " +
-                                         tls.cert);
+            bad(tls.cert_pos, "key",
+                "private key " + tls.key + " does not match certificate " + tls.cert);
             ok = false;
         }
     }
     if (tls.session_reuse) {
         // Sessions are kept per server by the pool, not in the context's own cache.
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-                                                SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -313,9 +315,9 @@ std::unique_ptr<UpstreamTransport> UpstreamTlsContext::connect(int fd, const Ups
         ::close(fd);
         return nullptr;
     }
-    std::string name = !server_name_.empty()      ? server_name_
-                       : !server.host.empty()     ? server.host
-                                                  : ip_text(server.addr);
+    std::string name = !server_name_.empty()  ? server_name_
+                       : !server.host.empty() ? server.host
+                                              : ip_text(server.addr);
     const bool ip = is_ip_literal(name);
     // RFC 6066 §3: no IP literals in SNI.
     bool ok = ip || SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;

@@ -501,7 +501,7 @@ hosts = ["*"]
         status, _ = self.request("GET", "/mute/x")
         self.assertEqual(status, 504)
         self.assertLess(time.monotonic() - start, 5)
-        self.wait_error_log("TLS handshake with 127.0.0.1:%d timed out"
+        self.wait_error_log('TLS handshake with upstream "mute" server 127.0.0.1:%d timed out'
                             % self.mute.getsockname()[1])
 
     # -- bodies

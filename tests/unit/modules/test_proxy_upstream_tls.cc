@@ -184,11 +184,13 @@ TEST_CASE("upstream tls: CA files and key pairs are checked when the context is 
     load(config("tls = { ca = " + toml_string(pki.garbage) + " }"), errors);
     REQUIRE(!errors.empty());
     CHECK(errors[0].rfind("test.toml:3:14: upstream.app.tls.ca: cannot load CA certificates "
-                          "from " + pki.garbage + ": ",
+                          "from " +
+                              pki.garbage + ": ",
                           0) == 0);
 
     errors.clear();
-    load(config("tls = { cert = " + toml_string(pki.cert) + ", key = " + toml_string(pki.other_key) + " }"),
+    load(config("tls = { cert = " + toml_string(pki.cert) +
+                ", key = " + toml_string(pki.other_key) + " }"),
          errors);
     REQUIRE(!errors.empty());
     CHECK(errors[0] == "test.toml:3:16: upstream.app.tls.key: private key " + pki.other_key +
