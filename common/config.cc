@@ -338,7 +338,17 @@ private:
         if (!up->sticky.cookie.empty() && up->balance == "hash")
             r.error("sticky", "cannot be combined with balance = \"hash\" (both decide the "
                               "server; hash_key = \"cookie:NAME\" is the stateless form)");
+        if (const toml::node* tls = r.node("tls"))
+            up->tls = read_upstream_tls(*tls, "upstream." + name + ".tls");
         r.finish();
+        if (diag_.count() != errors_before)
+            return nullptr;
+        // The module serving upstreams builds what runs them (a TLS context) now, so its
+        // problems (a CA file that holds no certificate, a key that is not the
+        // certificate's) are reported with the rest.
+        for (const ModuleSpec& spec : ModuleRegistry::instance().all())
+            if (spec.prepare_upstream)
+                spec.prepare_upstream(*up, diag_);
         if (diag_.count() != errors_before)
             return nullptr;
         return up;
@@ -455,6 +465,75 @@ private:
         if (same == "None" && !st.secure)
             r.error("same_site", "SameSite=None needs secure = true (browsers drop it otherwise)");
         r.finish();
+    }
+
+    // `tls = true`, or `tls = { verify, ca, server_name, cert, key, min_version,
+    // session_reuse }`; false or absent: plain HTTP (null).
+    std::shared_ptr<UpstreamTls> read_upstream_tls(const toml::node& value,
+                                                   const std::string& where) {
+        auto tls = std::make_shared<UpstreamTls>();
+        tls->pos = diag_.pos(&value);
+        if (const auto* on = value.as_boolean())
+            return on->get() ? tls : nullptr;
+        const toml::table* t = value.as_table();
+        if (!t) {
+            diag_.error(&value, where +
+                                    ": expected true or a table { ca = \"ca.pem\", ... }, "
+                                    "got " +
+                                    describe_value(value));
+            return nullptr;
+        }
+        TableReader r(*t, diag_, where);
+        tls->verify = r.boolean("verify", true);
+        if (std::optional<std::string> ca = r.string("ca")) {
+            tls->ca_pos = r.pos("ca");
+            if (ca->empty())
+                r.error("ca", "must not be empty (leave it out for the system CA bundle)");
+            else
+                tls->ca = readable_file(r, "ca", *ca);
+        }
+        if (std::optional<std::string> name = r.string("server_name")) {
+            std::string n = *name;
+            if (n.size() > 2 && n.front() == '[' && n.back() == ']')
+                n = n.substr(1, n.size() - 2); // an IPv6 literal as written in an address
+            for (char& c : n)
+                c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            unsigned char addr[sizeof(in6_addr)];
+            bool ip = inet_pton(AF_INET, n.c_str(), addr) == 1 ||
+                      inet_pton(AF_INET6, n.c_str(), addr) == 1;
+            UpstreamServer probe; // a host name is checked as one in an address would be
+            if (n.empty() ||
+                (!ip && (!parse_upstream_address(n + ":1", probe).empty() || probe.host.empty())))
+                r.error("server_name", "expected a host name such as \"app.internal\" or an "
+                                       "IP address, got " +
+                                           in_quotes(*name));
+            else
+                tls->server_name = n;
+        }
+        std::optional<std::string> cert = r.string("cert");
+        std::optional<std::string> key = r.string("key");
+        tls->cert_pos = r.pos(cert ? "cert" : "key");
+        if (cert && !key)
+            r.error("cert", "needs key: the private key (PEM) of the client certificate");
+        else if (key && !cert)
+            r.error("key", "needs cert: the client certificate chain (PEM) it belongs to");
+        if (cert) {
+            if (cert->empty())
+                r.error("cert", "must not be empty");
+            else
+                tls->cert = readable_file(r, "cert", *cert);
+        }
+        if (key) {
+            if (key->empty())
+                r.error("key", "must not be empty");
+            else
+                tls->key = readable_file(r, "key", *key);
+        }
+        std::string v = r.choice("min_version", "1.2", {"1.2", "1.3"});
+        tls->min_version = v == "1.3" ? 0x0304 : 0x0303;
+        tls->session_reuse = r.boolean("session_reuse", true);
+        r.finish();
+        return tls;
     }
 
     void load_server(const toml::table& t) {

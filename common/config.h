@@ -204,6 +204,29 @@ struct StickyConfig {
     std::string same_site = "Lax"; // Strict, Lax, None, or "" to leave it out
 };
 
+namespace proxy {
+class UpstreamTlsContext; // modules/proxy/upstream_tls.h: the SSL_CTX built from UpstreamTls
+}
+
+// HTTPS to an upstream ([upstream.NAME] tls = true | { ... }, or pass = "https://...").
+// Paths are resolved against server.cert_dir, like a site's.
+struct UpstreamTls {
+    SourcePos pos;      // of the tls value, for messages
+    bool verify = true; // check the server's certificate chain and name
+    std::string ca;     // PEM bundle of trusted CAs; "" = the system store
+    SourcePos ca_pos;
+    // The name sent as SNI and checked against the certificate; "" = each server's host name
+    // (an IP literal server is checked against its IP SANs and gets no SNI).
+    std::string server_name;
+    std::string cert; // client certificate chain (mTLS to the upstream); "" = none
+    std::string key;  // its private key
+    SourcePos cert_pos;
+    int min_version = 0x0303;  // TLS1_2_VERSION or TLS1_3_VERSION
+    bool session_reuse = true; // resume the last session per server and worker
+    // Built at load time by the proxy module (before workers fork); shared by every worker.
+    std::shared_ptr<const proxy::UpstreamTlsContext> context;
+};
+
 // A named pool of servers ([upstream.NAME]) or the implicit one-server pool of a route's
 // proxy = { pass = "http://..." }. Connection pools are per worker and keyed by this object.
 struct UpstreamConfig {
@@ -234,6 +257,7 @@ struct UpstreamConfig {
     Duration total_timeout{0};           // the whole exchange (not tunnels); 0 = no limit
     HealthCheckConfig health_check;
     StickyConfig sticky;
+    std::shared_ptr<UpstreamTls> tls;    // null: plain HTTP
 };
 
 // "127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock" -> out.addr, or "app.internal:9000" ->

@@ -91,6 +91,10 @@ struct ModuleSpec {
     // starts to drain (its background work must not hold the drain open) or exits.
     void (*worker_start)(const WorkerContext& ctx) = nullptr;
     void (*worker_stop)() = nullptr;
+    // For the module that serves [upstream.NAME] tables (proxy): readies what an upstream
+    // needs at run time beyond its settings (the TLS context of `tls`), reporting problems to
+    // `diag`. The loader calls it for each table it read without errors.
+    void (*prepare_upstream)(UpstreamConfig& upstream, Diagnostics& diag) = nullptr;
 };
 
 // Sends a complete error response for `status`: the site's custom page (error_pages) when it

@@ -2,6 +2,7 @@
 
 #include "common/strings.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
+#include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/websocket.h"
 
 namespace wraith::proxy {
@@ -245,7 +247,7 @@ void ProxyExchange::watch_body() {
             return;
         if (body_.failed())
             return client_aborted();
-        if (!connecting_ && fd_ >= 0) {
+        if (!connecting_ && conn_) {
             write_ready();
             update_io();
         }
@@ -424,9 +426,8 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
             UpstreamPool::instance().cancel_wait(up, server_, unused);
     }
     if (allow_reuse) {
-        int fd = UpstreamPool::instance().take(up, server_);
-        if (fd >= 0) {
-            fd_ = fd;
+        if (auto conn = UpstreamPool::instance().take(up, server_)) {
+            conn_ = std::move(conn);
             reused_ = true;
             connecting_ = false;
             return true;
@@ -465,6 +466,7 @@ void ProxyExchange::start_connect(const std::vector<sockaddr_storage>& addrs) {
         connector_ = std::make_unique<Connector>(loop_);
     const double timeout =
         static_cast<double>(handler_.upstream().connect_timeout.count()) / 1000.0;
+    connect_deadline_ = ev_now(loop_) + timeout;
     connector_->start(addrs, timeout,
                       [this](int fd, const std::string& error) { connector_done(fd, error); });
 }
@@ -481,20 +483,47 @@ void ProxyExchange::connector_done(int fd, const std::string& error) {
             fail(error.rfind("timed out", 0) == 0 ? 504 : 502, "proxy: " + why);
         return;
     }
-    fd_ = fd;
-    connecting_ = false;
-    write_ready();
+    const UpstreamConfig& up = handler_.upstream();
+    if (up.tls) {
+        conn_ = up.tls->context->connect(fd, up.servers[server_],
+                                         UpstreamPool::instance().tls_session(up, server_));
+        if (!conn_)
+            return fail(502, "proxy: cannot start TLS to " + describe() + ": out of memory");
+    } else {
+        conn_ = std::make_unique<UpstreamTransport>(fd);
+    }
+    if (handshake_step())
+        write_ready();
     update_io();
 }
 
-void ProxyExchange::connected() {
-    // Connections come finished from the Connector; nothing is pending on fd_ here.
+bool ProxyExchange::handshake_step() {
+    int r = conn_->handshake();
+    if (r == 0)
+        return false; // update_io() waits for what it asked for, within the connect deadline
+    if (r < 0) {
+        handshake_failed();
+        return false;
+    }
     connecting_ = false;
+    arm_timer();
+    return true;
+}
+
+// A handshake that failed (the certificate did not verify, no protocol in common, a reset) is
+// the server's failure: passive health counts it, another server may be tried, else 502.
+void ProxyExchange::handshake_failed() {
+    const UpstreamConfig& up = handler_.upstream();
+    std::string why = "TLS handshake with upstream \"" + up.name + "\" server " + describe() +
+                      " failed: " + conn_->error();
+    close_upstream();
+    if (!retry_elsewhere(why))
+        fail(502, "proxy: " + why);
 }
 
 // Writes what is queued, pulling more request body whenever the queue empties.
 void ProxyExchange::write_ready() {
-    while (!finished_ && fd_ >= 0) {
+    while (!finished_ && conn_) {
         if (send_off_ == send_buf_.size()) {
             send_buf_.clear();
             send_off_ = 0;
@@ -503,17 +532,14 @@ void ProxyExchange::write_ready() {
                 if (tunnel_open_ && body_state_ == BodyState::done && !upstream_write_shut_) {
                     // The client ended its side: so do we, towards the upstream (half-close).
                     upstream_write_shut_ = true;
-                    ::shutdown(fd_, SHUT_WR);
+                    conn_->shutdown_write();
                     maybe_finish_tunnel();
                 }
                 return;
             }
         }
-        ssize_t n =
-            send(fd_, send_buf_.data() + send_off_, send_buf_.size() - send_off_, MSG_NOSIGNAL);
+        ssize_t n = conn_->write(send_buf_.data() + send_off_, send_buf_.size() - send_off_);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 // The upstream's socket is full: stop taking body from the client.
                 if (body_state_ == BodyState::streaming && !body_paused_) {
@@ -575,7 +601,7 @@ void ProxyExchange::pull_body() {
 }
 
 void ProxyExchange::read_ready() {
-    while (!finished_ && fd_ >= 0 && !client_blocked_) {
+    while (!finished_ && conn_ && !client_blocked_) {
         if (recv_off_ > 0 && recv_off_ == recv_buf_.size()) {
             recv_buf_.clear();
             recv_off_ = 0;
@@ -585,11 +611,9 @@ void ProxyExchange::read_ready() {
         }
         size_t have = recv_buf_.size();
         recv_buf_.resize(have + kReadChunk);
-        ssize_t n = recv(fd_, recv_buf_.data() + have, kReadChunk, 0);
+        ssize_t n = conn_->read(recv_buf_.data() + have, kReadChunk);
         if (n < 0) {
             recv_buf_.resize(have);
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
             return upstream_closed(errno);
@@ -701,6 +725,9 @@ void ProxyExchange::wait_for_client() {
             return;
         client_blocked_ = false;
         process_input();
+        // TLS records read ahead while the client was full: no socket event will tell.
+        if (!finished_ && !client_blocked_ && conn_ && conn_->buffered())
+            read_ready();
         update_io();
         arm_timer();
     });
@@ -858,6 +885,8 @@ void ProxyExchange::upstream_closed(int err) {
     if (finished_)
         return;
     std::string why = err ? std::strerror(err) : "connection closed";
+    if (err == EPROTO && conn_ && !conn_->error().empty())
+        why = "TLS error: " + conn_->error();
     if (tunnel_open_) {
         if (err != 0)
             return close_tunnel("proxy: upstream " + describe() + " tunnel: " + why);
@@ -899,8 +928,9 @@ void ProxyExchange::upstream_closed(int err) {
 // The response went out whole: pool the connection when both sides allow another request.
 void ProxyExchange::complete() {
     finished_ = true;
-    bool reusable = fd_ >= 0 && response_.keep_alive && body_state_ != BodyState::streaming &&
-                    send_off_ == send_buf_.size() && recv_off_ == recv_buf_.size() && !tunnel_;
+    bool reusable = conn_ && response_.keep_alive && body_state_ != BodyState::streaming &&
+                    send_off_ == send_buf_.size() && recv_off_ == recv_buf_.size() && !tunnel_ &&
+                    !conn_->buffered();
     if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
         body_.discard(); // the upstream answered early; the client's connection stays usable
@@ -909,8 +939,7 @@ void ProxyExchange::complete() {
         ev_io_stop(loop_, &io_);
         ev_timer_stop(loop_, &timer_);
         io_events_ = 0;
-        UpstreamPool::instance().put(loop_, handler_.upstream(), server_, fd_);
-        fd_ = -1;
+        UpstreamPool::instance().put(loop_, handler_.upstream(), server_, std::move(conn_));
     }
     close_upstream();
 }
@@ -945,23 +974,22 @@ void ProxyExchange::close_upstream() {
         ev_timer_stop(loop_, &timer_);
     }
     io_events_ = 0;
-    if (fd_ >= 0) {
-        close(fd_);
-        fd_ = -1;
-    }
+    conn_.reset();
 }
 
 void ProxyExchange::update_io() {
-    if (finished_ || fd_ < 0)
+    if (finished_ || !conn_)
         return;
     int events = 0;
-    if (connecting_ || send_off_ < send_buf_.size())
-        events |= EV_WRITE;
+    if (connecting_)
+        events = conn_->wait_events(true); // what the handshake waits for
+    if (!connecting_ && send_off_ < send_buf_.size())
+        events |= conn_->wait_events(false);
     if (!connecting_ && !client_blocked_ && !upstream_eof_)
-        events |= EV_READ;
+        events |= conn_->wait_events(true);
     if (events != io_events_) {
         ev_io_stop(loop_, &io_);
-        ev_io_set(&io_, fd_, events);
+        ev_io_set(&io_, conn_->fd(), events);
         if (events)
             ev_io_start(loop_, &io_);
         io_events_ = events;
@@ -971,14 +999,15 @@ void ProxyExchange::update_io() {
 }
 
 void ProxyExchange::arm_timer() {
-    if (finished_ || fd_ < 0)
+    if (finished_ || !conn_)
         return;
     const UpstreamConfig& up = handler_.upstream();
     Duration d{0};
     if (tunnel_open_)
         d = handler_.tunnel_timeout(); // idle in both directions; any byte restarts it
-    else if (connecting_)
-        d = up.connect_timeout;
+    else if (connecting_) // what is left of it: the handshake shares the connect's time
+        d = Duration{std::max<int64_t>(
+            1, static_cast<int64_t>((connect_deadline_ - ev_now(loop_)) * 1000.0))};
     else if (send_off_ < send_buf_.size())
         d = up.send_timeout;
     else if (client_blocked_ || (body_state_ == BodyState::streaming && !got_bytes_))
@@ -1001,7 +1030,10 @@ void ProxyExchange::timed_out() {
         return close_tunnel("proxy: tunnel to " + describe() + " idle for " +
                             std::to_string(handler_.tunnel_timeout().count()) + " ms");
     if (connecting_) {
-        std::string why = "connect to " + describe() + " timed out";
+        std::string why = conn_ && conn_->tls()
+                              ? "TLS handshake with upstream \"" + handler_.upstream().name +
+                                    "\" server " + describe() + " timed out"
+                              : "connect to " + describe() + " timed out";
         if (!retry_elsewhere(why))
             fail(504, "proxy: " + why);
         return;
@@ -1021,14 +1053,15 @@ void ProxyExchange::timed_out() {
 void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
     auto* self = static_cast<ProxyExchange*>(w->data);
     if (self->connecting_) {
-        self->connected();
-        if (self->finished_)
-            return;
-        self->arm_timer();
+        if (self->handshake_step())
+            self->write_ready();
+        self->update_io();
+        return;
     }
-    if (revents & EV_WRITE)
+    // TLS may wait for the other direction than the operation's own (a handshake message).
+    if (self->conn_ && (revents & self->conn_->wait_events(false)))
         self->write_ready();
-    if ((revents & EV_READ) && !self->finished_)
+    if (self->conn_ && (revents & self->conn_->wait_events(true)) && !self->finished_)
         self->read_ready();
     self->update_io();
 }

@@ -20,6 +20,7 @@
 #include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
 #include "modules/proxy/spool.h"
+#include "modules/proxy/upstream_transport.h"
 
 namespace wraith::proxy {
 
@@ -45,7 +46,10 @@ private:
     void restart_request(); // a retry or a fresh connection: the request from its start
     void build_request_head();
     bool connect_upstream(bool allow_reuse);
-    void connected();
+    // One step of readying a new connection (the TLS handshake; a plain one is ready at once):
+    // true when requests may go, false while it waits or after it failed.
+    bool handshake_step();
+    void handshake_failed();
     void write_ready();
     void pull_body();
     void read_ready();
@@ -88,18 +92,19 @@ private:
     void connector_done(int fd, const std::string& error);
     std::unique_ptr<Connector> connector_;
     uint64_t dns_wait_ = 0; // non-zero: waiting for the server's first DNS answer
+    ev_tstamp connect_deadline_ = 0; // connect_timeout covers the TCP connect and TLS handshake
 
     size_t server_ = 0;
     bool holding_ = false;       // counted in the pool's active connections of server_
     std::vector<bool> tried_;    // servers this request tried (retries go elsewhere)
     uint32_t tries_ = 0;
-    int fd_ = -1;
+    std::unique_ptr<UpstreamTransport> conn_; // plain TCP or TLS; null while connecting
     ev_io io_;
     ev_timer timer_;
     ev_timer total_timer_; // upstream.total_timeout
     int io_events_ = 0;
-    bool connecting_ = false;
-    bool reused_ = false; // fd_ came from the pool (may be stale: one retry allowed)
+    bool connecting_ = false; // TCP connect or TLS handshake under way
+    bool reused_ = false;     // conn_ came from the pool (may be stale: one retry allowed)
     bool retried_ = false;
     bool finished_ = false;       // response ended, failed or aborted: no more client calls
     bool client_blocked_ = false; // the writer said `blocked`: stop reading the upstream

@@ -1,6 +1,7 @@
 #include "modules/proxy/health_check.h"
 
 #include <sys/socket.h>
+#include <ev.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +15,8 @@
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/response_parser.h"
+#include "modules/proxy/upstream_tls.h"
+#include "modules/proxy/upstream_transport.h"
 
 namespace wraith::proxy {
 
@@ -45,7 +48,8 @@ struct HealthChecker::Probe {
     uint32_t streak = 0;   // results in a row that disagree with it
     Connector connector;
     uint64_t dns_wait = 0;
-    int fd = -1;
+    std::unique_ptr<UpstreamTransport> conn; // TLS for a TLS upstream: checks speak its language
+    bool handshaking = false;
     ev_io io{};
     ev_timer interval_timer{};
     ev_timer deadline{};
@@ -87,11 +91,11 @@ struct HealthChecker::Probe {
             UpstreamPool::instance().cancel_wait(up, server, dns_wait);
             dns_wait = 0;
         }
-        if (fd >= 0) {
+        if (conn) {
             ev_io_stop(loop, &io);
-            ::close(fd);
-            fd = -1;
+            conn.reset();
         }
+        handshaking = false;
         ev_timer_stop(loop, &deadline);
         request.clear();
         sent = 0;
@@ -107,12 +111,21 @@ struct HealthChecker::Probe {
         auto* p = static_cast<Probe*>(w->data);
         p->verdict(false, "timed out after " + std::to_string(p->hc.timeout.count()) + " ms");
     }
-    static void on_io(struct ev_loop*, ev_io* w, int revents) {
+    static void on_io(struct ev_loop*, ev_io* w, int) {
         auto* p = static_cast<Probe*>(w->data);
-        if (revents & EV_WRITE)
+        if (p->handshaking)
+            p->handshake();
+        else if (p->sent < p->request.size())
             p->send_more();
-        else if (revents & EV_READ)
+        else
             p->receive();
+    }
+
+    // Waits for what the transport asked for (TLS may read while writing, and the reverse).
+    void wait(int events) {
+        ev_io_stop(loop, &io);
+        ev_io_set(&io, conn->fd(), events);
+        ev_io_start(loop, &io);
     }
 
     void begin() {
@@ -143,13 +156,29 @@ struct HealthChecker::Probe {
         connector.start(addrs, timeout, [this](int f, const std::string& error) {
             if (f < 0)
                 return verdict(false, error);
-            fd = f;
             if (!hc.http)
-                return verdict(true, {});
+                return ::close(f), verdict(true, {});
+            const UpstreamServer& s = up.servers[server];
+            if (up.tls && up.tls->context)
+                conn = up.tls->context->connect(f, s, nullptr);
+            else
+                conn = std::make_unique<UpstreamTransport>(f);
+            if (!conn)
+                return verdict(false, "out of memory");
             build_request();
-            ev_io_set(&io, fd, EV_WRITE);
-            ev_io_start(loop, &io);
+            handshaking = true;
+            handshake();
         });
+    }
+
+    void handshake() {
+        int r = conn->handshake();
+        if (r < 0)
+            return verdict(false, "TLS handshake failed: " + conn->error());
+        if (r == 0)
+            return wait(conn->wait_events(true) | conn->wait_events(false));
+        handshaking = false;
+        send_more();
     }
 
     void build_request() {
@@ -164,30 +193,28 @@ struct HealthChecker::Probe {
 
     void send_more() {
         while (sent < request.size()) {
-            ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = conn->write(request.data() + sent, request.size() - sent);
             if (n < 0 && errno == EAGAIN)
-                return;
+                return wait(conn->wait_events(false));
             if (n < 0)
-                return verdict(false, std::string("send: ") + std::strerror(errno));
+                return verdict(false, "send: " + (conn->error().empty()
+                                                       ? std::string(std::strerror(errno))
+                                                       : conn->error()));
             sent += static_cast<size_t>(n);
         }
-        ev_io_stop(loop, &io);
-        ev_io_set(&io, fd, EV_READ);
-        ev_io_start(loop, &io);
+        receive();
     }
 
     void receive() {
         char buf[16384];
         for (;;) {
-            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = conn->read(buf, sizeof buf);
             if (n < 0 && errno == EAGAIN)
-                return;
+                return wait(conn->wait_events(true));
             if (n < 0)
-                return verdict(false, std::string("read: ") + std::strerror(errno));
+                return verdict(false, "read: " + (conn->error().empty()
+                                                      ? std::string(std::strerror(errno))
+                                                      : conn->error()));
             if (n == 0)
                 return end_of_answer();
             answer.append(buf, static_cast<size_t>(n));

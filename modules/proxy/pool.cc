@@ -25,6 +25,7 @@ UpstreamPool::State& UpstreamPool::state(const UpstreamConfig& up) {
         size_t n = up.servers.size();
         s.active.assign(n, 0);
         s.views.resize(n);
+        s.tls_sessions.resize(up.tls ? n : 0);
         for (size_t i = 0; i < n; ++i) {
             s.health_keys.push_back(Health::key(up.name, up.servers[i].address));
             s.views[i].identity = up.servers[i].address;
@@ -235,25 +236,29 @@ void UpstreamPool::resolve(struct ev_loop* loop, const UpstreamConfig& up, size_
     });
 }
 
-int UpstreamPool::take(const UpstreamConfig& up, size_t server) {
+std::unique_ptr<UpstreamTransport> UpstreamPool::take(const UpstreamConfig& up, size_t server) {
     State& s = state(up);
     // Newest first: the least likely to have been closed by the upstream's idle timer.
     for (auto it = s.idle.rbegin(); it != s.idle.rend(); ++it) {
         Idle* idle = it->get();
         if (idle->server != server)
             continue;
-        int fd = idle->fd;
-        idle->fd = -1;
+        std::unique_ptr<UpstreamTransport> conn = std::move(idle->conn);
         drop(idle);
-        // A connection the upstream closed since the last loop iteration reads EOF here.
+        // A connection the upstream closed since the last loop iteration reads EOF here (a
+        // TLS one its close_notify: any byte while idle makes it unusable).
         char byte;
-        ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = recv(conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return fd;
-        close(fd);
+            return conn;
         return take(up, server);
     }
-    return -1;
+    return nullptr;
+}
+
+TlsSessionSlot* UpstreamPool::tls_session(const UpstreamConfig& up, size_t server) {
+    State& s = state(up);
+    return server < s.tls_sessions.size() ? &s.tls_sessions[server] : nullptr;
 }
 
 namespace {
@@ -274,11 +279,11 @@ bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
 
 } // namespace
 
-void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t server, int fd) {
-    if (up.keepalive == 0 || !loop) {
-        close(fd);
-        return;
-    }
+void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t server,
+                       std::unique_ptr<UpstreamTransport> conn) {
+    if (up.keepalive == 0 || !loop)
+        return; // closed by conn's destructor
+    const int fd = conn->fd();
     State& s = state(up);
     if (!up.servers[server].host.empty() && server < s.dns.size() &&
         !s.dns[server].addrs.empty()) {
@@ -289,10 +294,8 @@ void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t se
         const auto& addrs = s.dns[server].addrs;
         if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
             std::none_of(addrs.begin(), addrs.end(),
-                         [&](const sockaddr_storage& a) { return same_endpoint(a, peer); })) {
-            close(fd);
+                         [&](const sockaddr_storage& a) { return same_endpoint(a, peer); }))
             return;
-        }
     }
     while (s.idle.size() >= up.keepalive)
         drop(s.idle.front().get());
@@ -301,7 +304,7 @@ void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t se
     p->pool = this;
     p->up = &up;
     p->server = server;
-    p->fd = fd;
+    p->conn = std::move(conn);
     p->loop = loop;
     s.idle.push_back(std::move(idle));
     p->self = std::prev(s.idle.end());
@@ -322,8 +325,6 @@ void UpstreamPool::drop(Idle* idle) {
     ev_ref(idle->loop);
     ev_io_stop(idle->loop, &idle->io);
     ev_timer_stop(idle->loop, &idle->timer);
-    if (idle->fd >= 0)
-        close(idle->fd);
     State& s = states_[idle->up];
     s.idle.erase(idle->self); // deletes idle
 }

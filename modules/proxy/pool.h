@@ -19,6 +19,8 @@
 #include "common/http.h"
 #include "modules/proxy/balancer.h"
 #include "modules/proxy/resolver.h"
+#include "modules/proxy/upstream_tls.h"
+#include "modules/proxy/upstream_transport.h"
 
 namespace wraith::proxy {
 
@@ -52,17 +54,20 @@ public:
                                                    const UpstreamConfig& up, size_t server,
                                                    Ready ready, uint64_t* wait_id);
     void cancel_wait(const UpstreamConfig& up, size_t server, uint64_t wait_id);
-    // An idle connection to server `server` of `up`, or -1. The caller owns the fd.
-    int take(const UpstreamConfig& up, size_t server);
-    // Keeps `fd` for reuse (closes it if the pool for `up` is full or keepalive is 0).
-    void put(struct ev_loop* loop, const UpstreamConfig& up, size_t server, int fd);
+    // An idle connection to server `server` of `up`, or null.
+    std::unique_ptr<UpstreamTransport> take(const UpstreamConfig& up, size_t server);
+    // Keeps `conn` for reuse (closes it if the pool for `up` is full or keepalive is 0).
+    void put(struct ev_loop* loop, const UpstreamConfig& up, size_t server,
+             std::unique_ptr<UpstreamTransport> conn);
+    // The TLS session this worker last got from server `server` of `up` (HTTPS upstreams).
+    TlsSessionSlot* tls_session(const UpstreamConfig& up, size_t server);
 
 private:
     struct Idle {
         UpstreamPool* pool;
         const UpstreamConfig* up;
         size_t server;
-        int fd;
+        std::unique_ptr<UpstreamTransport> conn; // plain or TLS, with its SSL state
         struct ev_loop* loop;
         ev_io io;       // readable while idle: the upstream closed it or sent garbage
         ev_timer timer; // keepalive_timeout
@@ -83,6 +88,7 @@ private:
         std::vector<ServerView> views;          // scratch for pick()
         std::vector<std::string> sticky_ids;    // per server: its sticky cookie value
         std::list<std::unique_ptr<Idle>> idle;  // oldest first
+        std::vector<TlsSessionSlot> tls_sessions; // per server (HTTPS upstreams)
         uint64_t budget_window_ms = 0;
         uint32_t budget_requests = 0;
         uint32_t budget_retries = 0;

@@ -5,6 +5,7 @@
 #include "common/config_reader.h"
 #include "modules/proxy/exchange.h"
 #include "modules/proxy/health_check.h"
+#include "modules/proxy/upstream_tls.h"
 
 namespace wraith::proxy {
 
@@ -29,12 +30,13 @@ void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) c
 
 std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
     constexpr std::string_view http = "http://";
-    if (url.substr(0, 8) == "https://")
-        return "https:// upstreams are not supported by this version yet";
-    if (url.substr(0, http.size()) != http)
-        return "expected a URL like \"http://127.0.0.1:9000\", got \"" + std::string(url) + "\"";
-    std::string_view rest = url.substr(http.size());
-    if (rest.substr(0, 5) == "unix:") {
+    constexpr std::string_view https = "https://";
+    const bool tls = url.substr(0, https.size()) == https;
+    if (!tls && url.substr(0, http.size()) != http)
+        return "expected a URL like \"http://127.0.0.1:9000\" or \"https://app.internal\", got \"" +
+               std::string(url) + "\"";
+    std::string_view rest = url.substr(tls ? https.size() : http.size());
+    if (!tls && rest.substr(0, 5) == "unix:") {
         // "http://unix:/run/app.sock", or NGINX's "http://unix:/run/app.sock:/".
         if (rest.size() > 2 && rest.substr(rest.size() - 2) == ":/")
             rest.remove_suffix(2);
@@ -55,11 +57,13 @@ std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
         !rest.empty() && (rest.front() == '[' ? rest.find("]:") != std::string_view::npos
                                               : rest.find(':') != std::string_view::npos);
     if (!has_port)
-        address += ":80";
+        address += tls ? ":443" : ":80";
     UpstreamServer server;
     if (std::string err = parse_upstream_address(address, server); !err.empty())
         return err;
     out.servers.push_back(std::move(server));
+    if (tls)
+        out.tls = std::make_shared<UpstreamTls>(); // the defaults: verified, system CAs
     return {};
 }
 
@@ -172,10 +176,17 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
         auto implicit = std::make_shared<UpstreamConfig>();
         implicit->name = *pass;
         implicit->pos = t.pos("pass");
-        if (std::string err = parse_pass_url(*pass, *implicit); !err.empty())
+        const size_t before = t.diag().count();
+        if (std::string err = parse_pass_url(*pass, *implicit); !err.empty()) {
             t.error("pass", err);
-        else
-            upstream = std::move(implicit);
+        } else {
+            if (implicit->tls) {
+                implicit->tls->pos = t.pos("pass");
+                prepare_upstream_tls(*implicit, t.diag());
+            }
+            if (t.diag().count() == before)
+                upstream = std::move(implicit);
+        }
     } else if (t.diag().count() == errors_before) {
         t.error("upstream", "a proxy route needs upstream = \"NAME\" or pass = "
                             "\"http://127.0.0.1:9000\"");
@@ -210,8 +221,9 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
 }
 
 WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,
-                       .summary = "forward requests (and WebSockets) to an upstream over HTTP/1.1",
+                       .summary = "forward requests (and WebSockets) to an upstream over "
+                                  "HTTP/1.1 or HTTPS",
                        .build_handler = build_proxy, .worker_start = start_health_checks,
-                       .worker_stop = stop_health_checks);
+                       .worker_stop = stop_health_checks, .prepare_upstream = prepare_upstream_tls);
 
 } // namespace wraith::proxy

@@ -1,7 +1,8 @@
-// The `proxy` route handler: forwards a request to an upstream over HTTP/1.1 and streams the
-// answer back, with backpressure both ways (see DESIGN.md §2). Config:
+// The `proxy` route handler: forwards a request to an upstream over HTTP/1.1 (plain or TLS)
+// and streams the answer back, with backpressure both ways (see DESIGN.md §2). Config:
 //   proxy = { upstream = "NAME" }                 a [upstream.NAME] table
 //   proxy = { pass = "http://127.0.0.1:9000" }    an implicit one-server upstream
+//   proxy = { pass = "https://app.internal" }     the same over TLS (verified, system CAs)
 // plus preserve_host (default false: Host names the upstream), strip_prefix and replace_prefix,
 // trusted_proxies (CIDR list: whose X-Forwarded-*, Forwarded and X-Request-ID are kept), and
 // request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }, and
@@ -54,7 +55,8 @@ private:
     ProxyOptions opts_;
 };
 
-// "http://127.0.0.1:9000" -> a one-server upstream; "" on success, else the message.
+// "http://127.0.0.1:9000" or "https://..." (tls with the defaults, port 443) -> a one-server
+// upstream; "" on success, else the message.
 std::string parse_pass_url(std::string_view url, UpstreamConfig& out);
 
 } // namespace wraith::proxy
