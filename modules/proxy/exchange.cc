@@ -16,6 +16,7 @@
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
+#include "modules/proxy/upstream_request.h"
 #include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/websocket.h"
 
@@ -26,38 +27,6 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kBodyPull = 64 * 1024; // request body bytes buffered towards the upstream
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
-}
-
-// RFC 9110 §7.6.1: connection-specific fields are not forwarded.
-bool hop_by_hop(std::string_view name) {
-    return name == "connection" || name == "keep-alive" || name == "te" || name == "trailer" ||
-           name == "transfer-encoding" || name == "upgrade" || starts_with(name, "proxy-");
-}
-
-// True when `name` is listed in any Connection field of `headers` (also hop-by-hop).
-bool named_by_connection(const Headers& headers, std::string_view name) {
-    for (const Header& h : headers) {
-        if (h.name != "connection")
-            continue;
-        std::string_view v = h.value;
-        while (!v.empty()) {
-            size_t comma = v.find(',');
-            std::string_view item = v.substr(0, comma);
-            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-                item.remove_prefix(1);
-            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-                item.remove_suffix(1);
-            if (iequals(item, name))
-                return true;
-            if (comma == std::string_view::npos)
-                break;
-            v.remove_prefix(comma + 1);
-        }
-    }
-    return false;
-}
 
 void append_header(std::string& o, std::string_view name, std::string_view value) {
     o.append(name);
@@ -255,135 +224,18 @@ void ProxyExchange::watch_body() {
 }
 
 void ProxyExchange::build_request_head() {
-    const ProxyOptions& opts = handler_.options();
-    const bool trusted = req_.conn && cidr_match(opts.trusted_proxies, req_.conn->peer);
-
-    // X-Request-ID: a trusted client's well-formed one is kept, else ours. It is stored on the
-    // request (arena copy) so the upstream, the response and the access log all see it.
-    std::string_view incoming_id = req_.headers.get("x-request-id");
-    if (request_id_.empty() &&
-        (!(trusted && valid_request_id(incoming_id)) || req_.headers.count("x-request-id") != 1)) {
-        char* id = static_cast<char*>(req_.arena->alloc(32, 1));
-        generate_request_id(id);
-        req_.headers.set("x-request-id", std::string_view(id, 32));
-    }
-    request_id_ = req_.headers.get("x-request-id");
-
+    if (request_id_.empty())
+        request_id_ = assign_request_id(handler_, req_);
+    UpstreamRequest r;
+    build_upstream_request(handler_, req_, server_, tunnel_, r);
     std::string& o = send_buf_;
     o.reserve(1024);
-    // RFC 8441 §5: the extended CONNECT of an h2/h3 WebSocket is a GET Upgrade on HTTP/1.1.
-    o.append(req_.extended_connect() ? std::string_view("GET") : req_.method);
+    o.append(r.method);
     o.push_back(' ');
-    std::string_view path = req_.path.empty() ? req_.target : req_.path;
-    const std::string& strip = opts.strip_prefix;
-    bool stripped = false;
-    if (!strip.empty() && starts_with(path, strip)) {
-        path.remove_prefix(strip.size());
-        stripped = true;
-    }
-    if (stripped && !opts.replace_prefix.empty()) {
-        const std::string& rep = opts.replace_prefix;
-        o.append(rep);
-        if (rep.back() == '/' && !path.empty() && path.front() == '/')
-            path.remove_prefix(1);
-        else if (rep.back() != '/' && !path.empty() && path.front() != '/')
-            o.push_back('/');
-    } else if (stripped && (path.empty() || path.front() != '/')) {
-        o.push_back('/');
-    }
-    o.append(path);
-    if (!req_.query.empty()) {
-        o.push_back('?');
-        o.append(req_.query);
-    }
+    o.append(r.target);
     o.append(" HTTP/1.1\r\n");
-
-    std::vector<Header> hs;
-    hs.reserve(req_.headers.size() + 8);
-    // A Unix socket has no host to name: "localhost", as NGINX sends.
-    const bool unix_socket = handler_.upstream().servers[server_].addr.ss_family == AF_UNIX;
-    std::string host_buf = opts.preserve_host && !req_.authority.empty() ? std::string(req_.authority)
-                           : unix_socket                                ? std::string("localhost")
-                                                                        : describe();
-    hs.push_back({"host", host_buf});
-    // TE is hop-by-hop, but a client that takes trailers (gRPC's "te: trailers") gets them
-    // from us, so the upstream may send them.
-    if (list_contains(req_.headers.get("te"), "trailers"))
-        hs.push_back({"te", "trailers"});
-    std::string forwarded_for, forwarded, via;
-    std::string_view in_proto, in_host;
-    for (const Header& h : req_.headers) {
-        // Expect: 100-continue was the client protocol's business (answered before the body
-        // was read); the upstream gets the body without waiting.
-        if (hop_by_hop(h.name) || h.name == "host" || h.name == "content-length" ||
-            h.name == "expect" || named_by_connection(req_.headers, h.name))
-            continue;
-        // RFC 8441 §5: an extended CONNECT has no key; we make the upstream's (below).
-        if (tunnel_ && req_.extended_connect() && h.name == "sec-websocket-key")
-            continue;
-        // Forwarding fields from an untrusted client are dropped and replaced by ours.
-        if (h.name == "x-forwarded-for") {
-            if (trusted)
-                forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(h.value);
-            continue;
-        }
-        if (h.name == "forwarded") {
-            if (trusted)
-                forwarded.append(forwarded.empty() ? "" : ", ").append(h.value);
-            continue;
-        }
-        if (h.name == "x-forwarded-proto") {
-            if (trusted && in_proto.empty())
-                in_proto = h.value;
-            continue;
-        }
-        if (h.name == "x-forwarded-host") {
-            if (trusted && in_host.empty())
-                in_host = h.value;
-            continue;
-        }
-        if (h.name == "via") {
-            via.append(via.empty() ? "" : ", ").append(h.value);
-            continue;
-        }
-        hs.push_back(h);
-    }
-    std::string_view proto = req_.scheme.empty() ? std::string_view("http") : req_.scheme;
-    std::string_view peer_ip = req_.conn ? req_.conn->peer_ip : std::string_view{};
-    if (!peer_ip.empty())
-        forwarded_for.append(forwarded_for.empty() ? "" : ", ").append(peer_ip);
-    if (!forwarded_for.empty())
-        hs.push_back({"x-forwarded-for", forwarded_for});
-    hs.push_back({"x-forwarded-proto", in_proto.empty() ? proto : in_proto});
-    if (!in_host.empty())
-        hs.push_back({"x-forwarded-host", in_host});
-    else if (!req_.authority.empty())
-        hs.push_back({"x-forwarded-host", req_.authority});
-    // RFC 7239: for=...;proto=...;host=..., one element per hop.
-    forwarded.append(forwarded.empty() ? "" : ", ")
-        .append("for=")
-        .append(peer_ip.empty() ? std::string("unknown") : forwarded_node(peer_ip))
-        .append(";proto=")
-        .append(proto);
-    if (!req_.authority.empty())
-        forwarded.append(";host=").append(forwarded_value(req_.authority));
-    hs.push_back({"forwarded", forwarded});
-    via.append(via.empty() ? "" : ", ").append("1.1 wraith");
-    hs.push_back({"via", via});
-
-    const HeaderRules& rules = opts.request_headers;
-    if (!rules.empty()) {
-        for (const std::string& name : rules.remove)
-            std::erase_if(hs, [&](const Header& h) { return h.name == name; });
-        for (const auto& rule : rules.set) {
-            std::string_view name = rule.first; // structured bindings cannot be captured (clang 14)
-            std::erase_if(hs, [&](const Header& h) { return h.name == name; });
-            hs.push_back({name, rule.second});
-        }
-        for (const auto& [name, value] : rules.add)
-            hs.push_back({name, value});
-    }
-    for (const Header& h : hs)
+    append_header(o, "host", r.host);
+    for (const Header& h : r.fields)
         append_header(o, h.name, h.value);
 
     if (tunnel_) {
@@ -697,11 +549,7 @@ void ProxyExchange::process_input() {
 // must not be trailers (RFC 9110 §6.5.1: framing, routing, content metadata, hop-by-hop).
 void ProxyExchange::send_last(std::string_view payload) {
     const Headers& trailers = decoder_.trailers();
-    auto allowed = [](std::string_view n) {
-        return !hop_by_hop(n) && n != "content-length" && n != "host" && n != "content-type" &&
-               n != "content-encoding" && n != "content-range" && n != "set-cookie" &&
-               n != "authorization" && n != "cache-control" && n != "expect";
-    };
+    auto allowed = trailer_allowed;
     if (trailers.size() == 0 ||
         std::none_of(trailers.begin(), trailers.end(),
                      [&](const Header& h) { return allowed(h.name); })) {
@@ -761,13 +609,7 @@ bool ProxyExchange::handle_head(size_t head_len) {
 
     auto* head_out = req_.arena->make<ResponseHead>();
     head_out->status = response_.status;
-    for (const Header& h : response_.headers) {
-        if (hop_by_hop(h.name) || h.name == "content-length" || h.name == "date" ||
-            h.name == "server" || named_by_connection(response_.headers, h.name))
-            continue;
-        head_out->headers.add(h.name, h.value);
-    }
-    apply_response_rules(*head_out);
+    build_client_head(handler_, req_, server_, request_id_, response_.headers, *head_out);
     if (response_.framing == Framing::length ||
         (response_.framing == Framing::none && response_.has_content_length))
         head_out->content_length = static_cast<int64_t>(response_.content_length);
@@ -779,36 +621,6 @@ bool ProxyExchange::handle_head(size_t head_len) {
     }
     out_.send_headers(*head_out, false);
     return true;
-}
-
-// The route's response_headers rules, then our X-Request-ID.
-void ProxyExchange::apply_response_rules(ResponseHead& head) {
-    const HeaderRules& rules = handler_.options().response_headers;
-    for (const std::string& name : rules.remove)
-        head.headers.remove(name);
-    for (const auto& [name, value] : rules.set)
-        head.headers.set(name, value);
-    for (const auto& [name, value] : rules.add)
-        head.headers.add(name, value);
-    if (!request_id_.empty())
-        head.headers.set("x-request-id", request_id_);
-    const StickyConfig& sticky = handler_.upstream().sticky;
-    if (!sticky.cookie.empty()) {
-        // The client goes back to this server next time (unless its cookie says so already).
-        std::string_view id = UpstreamPool::instance().sticky_id(handler_.upstream(), server_);
-        if (cookie_value(req_, sticky.cookie) != id) {
-            std::string c = sticky.cookie + "=" + std::string(id) + "; Path=" + sticky.path;
-            if (sticky.max_age.count() > 0)
-                c += "; Max-Age=" + std::to_string(sticky.max_age.count() / 1000);
-            if (sticky.secure || (req_.conn && req_.conn->tls))
-                c += "; Secure";
-            if (sticky.http_only)
-                c += "; HttpOnly";
-            if (!sticky.same_site.empty())
-                c += "; SameSite=" + sticky.same_site;
-            head.headers.add("set-cookie", req_.arena->copy(c));
-        }
-    }
 }
 
 // RFC 6455 §4.1: the 101 must name websocket in Upgrade and upgrade in Connection; for a key
@@ -834,16 +646,11 @@ bool ProxyExchange::open_tunnel() {
     auto* head_out = req_.arena->make<ResponseHead>();
     // RFC 8441 §5: the h2/h3 client's success is a 2xx; no accept value travels there.
     head_out->status = h1 ? 101 : 200;
-    for (const Header& f : h) {
-        if (hop_by_hop(f.name) || f.name == "content-length" || f.name == "date" ||
-            f.name == "server" || named_by_connection(h, f.name) ||
-            (!h1 && f.name == "sec-websocket-accept"))
-            continue;
-        head_out->headers.add(f.name, f.value);
-    }
-    if (h1)
+    build_client_head(handler_, req_, server_, request_id_, h, *head_out);
+    if (!h1)
+        head_out->headers.remove("sec-websocket-accept");
+    else
         head_out->headers.add("upgrade", "websocket");
-    apply_response_rules(*head_out);
     head_out->content_length = -1;
     out_.send_headers(*head_out, false);
     if (!out_.headers_sent()) {

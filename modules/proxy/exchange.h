@@ -57,7 +57,6 @@ private:
     void wait_for_client();
     void send_last(std::string_view payload); // the body's last bytes, then its trailers
     bool handle_head(size_t head_len);
-    void apply_response_rules(ResponseHead& head);
     void upstream_closed(int err);
     void complete();
     // The upstream said 101: checks the handshake and opens the tunnel; false when it failed.
