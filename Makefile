@@ -12,7 +12,7 @@ PREFIX     ?= /usr/local
 # Debian 12 packages, exactly as listed in DESIGN.md §4.
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
-       libnghttp2-dev nghttp2-client python3-h2 libssl-dev openssl testssl.sh \
+       libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
        libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
        chromium libsystemd-dev libc-ares-dev ca-certificates
 

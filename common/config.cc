@@ -340,6 +340,10 @@ private:
                               "server; hash_key = \"cookie:NAME\" is the stateless form)");
         if (const toml::node* tls = r.node("tls"))
             up->tls = read_upstream_tls(*tls, "upstream." + name + ".tls");
+        up->http2 = r.choice("protocol", "http/1.1", {"http/1.1", "h2"}) == "h2";
+        if (up->http2 && up->health_check.enabled && up->health_check.http)
+            r.error("protocol", "HTTP health checks speak HTTP/1.1; an HTTP/2 upstream needs "
+                                "health_check.type = \"tcp\"");
         r.finish();
         if (diag_.count() != errors_before)
             return nullptr;

@@ -258,6 +258,7 @@ struct UpstreamConfig {
     HealthCheckConfig health_check;
     StickyConfig sticky;
     std::shared_ptr<UpstreamTls> tls;    // null: plain HTTP
+    bool http2 = false;                  // protocol = "h2": h2 over TLS (ALPN), else h2c
 };
 
 // "127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock" -> out.addr, or "app.internal:9000" ->

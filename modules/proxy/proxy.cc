@@ -4,6 +4,7 @@
 
 #include "common/config_reader.h"
 #include "modules/proxy/exchange.h"
+#include "modules/proxy/h2_upstream.h"
 #include "modules/proxy/health_check.h"
 #include "modules/proxy/upstream_tls.h"
 
@@ -25,17 +26,35 @@ void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) c
             body.discard();
         return send_error(req, out, 500, "proxy: no event loop for this request");
     }
-    req.arena->make<ProxyExchange>(*this, req, body, out)->start();
+    if (upstream_->http2)
+        req.arena->make<H2Exchange>(*this, req, body, out)->start();
+    else
+        req.arena->make<ProxyExchange>(*this, req, body, out)->start();
 }
 
 std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
-    constexpr std::string_view http = "http://";
-    constexpr std::string_view https = "https://";
-    const bool tls = url.substr(0, https.size()) == https;
-    if (!tls && url.substr(0, http.size()) != http)
-        return "expected a URL like \"http://127.0.0.1:9000\" or \"https://app.internal\", got \"" +
+    // HTTP/1.1 (http, https), or HTTP/2: cleartext with prior knowledge (h2c, grpc, as
+    // NGINX's grpc_pass) or over TLS (grpcs).
+    struct Scheme {
+        std::string_view prefix;
+        bool tls, http2;
+    };
+    static constexpr Scheme kSchemes[] = {{"http://", false, false},
+                                          {"https://", true, false},
+                                          {"h2c://", false, true},
+                                          {"grpc://", false, true},
+                                          {"grpcs://", true, true}};
+    const Scheme* scheme = nullptr;
+    for (const Scheme& s : kSchemes)
+        if (url.substr(0, s.prefix.size()) == s.prefix)
+            scheme = &s;
+    if (!scheme)
+        return "expected a URL like \"http://127.0.0.1:9000\", \"https://app.internal\" or "
+               "\"grpc://127.0.0.1:50051\", got \"" +
                std::string(url) + "\"";
-    std::string_view rest = url.substr(tls ? https.size() : http.size());
+    const bool tls = scheme->tls;
+    out.http2 = scheme->http2;
+    std::string_view rest = url.substr(scheme->prefix.size());
     if (!tls && rest.substr(0, 5) == "unix:") {
         // "http://unix:/run/app.sock", or NGINX's "http://unix:/run/app.sock:/".
         if (rest.size() > 2 && rest.substr(rest.size() - 2) == ":/")
@@ -222,7 +241,7 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
 
 WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,
                        .summary = "forward requests (and WebSockets) to an upstream over "
-                                  "HTTP/1.1 or HTTPS",
+                                  "HTTP/1.1 or HTTP/2, in clear or TLS",
                        .build_handler = build_proxy, .worker_start = start_health_checks,
                        .worker_stop = stop_health_checks, .prepare_upstream = prepare_upstream_tls);
 

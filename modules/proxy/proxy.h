@@ -1,8 +1,10 @@
-// The `proxy` route handler: forwards a request to an upstream over HTTP/1.1 (plain or TLS)
-// and streams the answer back, with backpressure both ways (see DESIGN.md §2). Config:
+// The `proxy` route handler: forwards a request to an upstream over HTTP/1.1 (exchange.h) or
+// HTTP/2 (h2_upstream.h), plain or TLS, and streams the answer back, with backpressure both
+// ways (see DESIGN.md §2). Config:
 //   proxy = { upstream = "NAME" }                 a [upstream.NAME] table
 //   proxy = { pass = "http://127.0.0.1:9000" }    an implicit one-server upstream
 //   proxy = { pass = "https://app.internal" }     the same over TLS (verified, system CAs)
+//   proxy = { pass = "grpc://127.0.0.1:50051" }   HTTP/2 with prior knowledge (grpcs: TLS)
 // plus preserve_host (default false: Host names the upstream), strip_prefix and replace_prefix,
 // trusted_proxies (CIDR list: whose X-Forwarded-*, Forwarded and X-Request-ID are kept), and
 // request_headers / response_headers = { set = {..}, add = {..}, remove = [..] }, and

@@ -19,7 +19,8 @@ namespace wraith::proxy {
 
 namespace {
 
-constexpr unsigned char kAlpn[] = "\x08http/1.1"; // the only protocol spoken upstream
+constexpr unsigned char kAlpnH1[] = "\x08http/1.1";
+constexpr unsigned char kAlpnH2[] = "\x02h2"; // protocol = "h2": nothing else will do
 
 // "error:0A000086:SSL routines::certificate verify failed" -> "certificate verify failed"
 std::string openssl_reason() {
@@ -60,8 +61,10 @@ bool is_ip_literal(const std::string& name) {
 // records as are ready, so a large body is read in 64 KiB steps, not one record per event.
 class TlsUpstreamTransport final : public UpstreamTransport {
 public:
-    TlsUpstreamTransport(int fd, SSL* ssl, TlsSessionSlot* sessions, std::string name)
-        : UpstreamTransport(fd), ssl_(ssl), sessions_(sessions), name_(std::move(name)) {
+    TlsUpstreamTransport(int fd, SSL* ssl, bool http2, TlsSessionSlot* sessions,
+                         std::string name)
+        : UpstreamTransport(fd), ssl_(ssl), http2_(http2), sessions_(sessions),
+          name_(std::move(name)) {
         SSL_set_fd(ssl_, fd);
         SSL_set_connect_state(ssl_);
         SSL_set_ex_data(ssl_, transport_slot(), this);
@@ -84,6 +87,11 @@ public:
     int handshake() override {
         ERR_clear_error();
         int r = SSL_connect(ssl_);
+        if (r == 1 && http2_ && !alpn_is_h2()) {
+            broken_ = true;
+            error_ = "the server did not agree to HTTP/2 (ALPN h2)";
+            return -1;
+        }
         if (r == 1) {
             ready_ = true;
             read_want_ = write_want_ = 0;
@@ -197,6 +205,14 @@ private:
     }
 
     SSL* ssl_;
+    bool alpn_is_h2() const {
+        const unsigned char* p = nullptr;
+        unsigned len = 0;
+        SSL_get0_alpn_selected(ssl_, &p, &len);
+        return len == 2 && p[0] == 'h' && p[1] == '2';
+    }
+
+    bool http2_;               // ALPN h2 offered and required
     TlsSessionSlot* sessions_; // the pool's slot for this server (this worker), or null
     std::string name_;         // the name or IP checked, for messages
     int read_want_ = 0;        // EV_READ or EV_WRITE after WANT_READ / WANT_WRITE
@@ -244,6 +260,7 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
     c->verify_ = tls.verify;
     c->session_reuse_ = tls.session_reuse;
     c->server_name_ = tls.server_name;
+    c->http2_ = up.http2;
     SSL_CTX* ctx = c->ctx_ = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         bad(tls.pos, "", "cannot create a TLS context: " + openssl_reason());
@@ -330,7 +347,8 @@ std::unique_ptr<UpstreamTransport> UpstreamTlsContext::connect(int fd, const Ups
             ok = SSL_set1_host(ssl, name.c_str()) == 1;
         }
     }
-    ok = ok && SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn - 1) == 0;
+    ok = ok && (http2_ ? SSL_set_alpn_protos(ssl, kAlpnH2, sizeof kAlpnH2 - 1)
+                       : SSL_set_alpn_protos(ssl, kAlpnH1, sizeof kAlpnH1 - 1)) == 0;
     if (!ok) {
         ERR_clear_error();
         SSL_free(ssl);
@@ -339,7 +357,7 @@ std::unique_ptr<UpstreamTransport> UpstreamTlsContext::connect(int fd, const Ups
     }
     // Records read ahead of the one asked for: fewer read(2) calls for a large body.
     SSL_set_read_ahead(ssl, 1);
-    return std::make_unique<TlsUpstreamTransport>(fd, ssl, session_reuse_ ? sessions : nullptr,
+    return std::make_unique<TlsUpstreamTransport>(fd, ssl, http2_, session_reuse_ ? sessions : nullptr,
                                                   std::move(name));
 }
 

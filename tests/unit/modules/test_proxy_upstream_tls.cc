@@ -218,8 +218,22 @@ TEST_CASE("pass = \"https://...\": TLS with the defaults, port 443", "[proxy][tl
 
     UpstreamConfig bad;
     CHECK(parse_pass_url("ftp://x", bad) ==
-          "expected a URL like \"http://127.0.0.1:9000\" or \"https://app.internal\", got "
-          "\"ftp://x\"");
+          "expected a URL like \"http://127.0.0.1:9000\", \"https://app.internal\" or "
+          "\"grpc://127.0.0.1:50051\", got \"ftp://x\"");
+
+    // HTTP/2: cleartext (h2c, grpc) or TLS (grpcs); Unix sockets for the cleartext ones.
+    for (const char* url : {"h2c://127.0.0.1:50051", "grpc://127.0.0.1:50051"}) {
+        UpstreamConfig h2;
+        CHECK(parse_pass_url(url, h2).empty());
+        CHECK(h2.http2);
+        CHECK_FALSE(h2.tls);
+    }
+    UpstreamConfig grpcs;
+    CHECK(parse_pass_url("grpcs://app.internal", grpcs).empty());
+    CHECK((grpcs.http2 && grpcs.tls && grpcs.servers[0].port == 443));
+    UpstreamConfig unix_h2;
+    CHECK(parse_pass_url("grpc://unix:/run/app.sock", unix_h2).empty());
+    CHECK(unix_h2.servers[0].addr.ss_family == AF_UNIX);
 
     std::vector<std::string> errors;
     auto cfg = load(config("", "pass = \"https://127.0.0.1:9443\""), errors);
