@@ -54,6 +54,16 @@ std::string decode(const ParsedResponse& r, std::string_view body, size_t step, 
         pending.erase(0, consumed);
         if (res == BodyDecoder::Result::done) {
             *complete = true;
+            // Trailer fields: bounded, names lower-case tokens, values without CR/LF.
+            size_t bytes = 0;
+            for (const wraith::Header& h : d.trailers()) {
+                CHECK(!h.name.empty());
+                for (char c : h.name)
+                    CHECK(!(c >= 'A' && c <= 'Z'));
+                CHECK(h.value.find_first_of("\r\n") == std::string_view::npos);
+                bytes += h.name.size() + h.value.size();
+            }
+            CHECK(bytes <= BodyDecoder::kMaxTrailers);
             break;
         }
         if (res == BodyDecoder::Result::need_more && fed == body.size())
