@@ -9,12 +9,12 @@ CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
 PREFIX     ?= /usr/local
 
-# Debian 12 packages, exactly as listed in DESIGN.md §4.
+# Debian 12 packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
        libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
-       chromium libsystemd-dev libc-ares-dev ca-certificates
+       chromium libsystemd-dev libc-ares-dev ca-certificates nginx-light
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -74,6 +74,7 @@ run: build
 bench: build
 	bash bench/run.sh
 	bash bench/h3.sh
+	bash bench/proxy.sh
 	bash bench/reload.sh
 
 install: build
