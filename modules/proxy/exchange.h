@@ -121,8 +121,9 @@ private:
     uint64_t spool_sent_ = 0;          // bytes of the spool put into send_buf_
     std::string send_buf_; // request bytes not yet written to the upstream
     size_t send_off_ = 0;
-    std::string recv_buf_; // response bytes not yet processed
-    size_t recv_off_ = 0;
+    char* recv_buf_ = nullptr; // response bytes (a pooled 64 KiB buffer, taken on first read)
+    size_t recv_len_ = 0;      // bytes in it
+    size_t recv_off_ = 0;      // of which processed
     bool head_done_ = false;
     bool got_bytes_ = false;      // the upstream answered something on this connection
     std::string_view request_id_; // X-Request-ID sent upstream and returned (request arena)
