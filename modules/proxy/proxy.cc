@@ -231,6 +231,7 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
             opts.tunnel_timeout = *d;
     }
     opts.buffer_request_body = t.boolean("buffer_request_body", false);
+    opts.redirect_rewrite = t.boolean("redirect_rewrite", true);
     read_trusted_proxies(t, opts.trusted_proxies);
     read_header_rules(t, "request_headers", opts.request_headers);
     read_header_rules(t, "response_headers", opts.response_headers);

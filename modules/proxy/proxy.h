@@ -32,6 +32,7 @@ struct ProxyOptions {
     HeaderRules response_headers;
     Duration tunnel_timeout{0}; // 0: the upstream's read_timeout
     bool buffer_request_body = false; // read the body whole first, send it with Content-Length
+    bool redirect_rewrite = true;     // Location naming the upstream -> the client's view
 };
 
 class ProxyHandler : public Handler {

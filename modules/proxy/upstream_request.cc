@@ -191,12 +191,66 @@ void build_upstream_request(const ProxyHandler& handler, Request& req, size_t se
     std::erase_if(hs, [](const Header& h) { return h.name == "host"; });
 }
 
+std::string rewrite_location(const ProxyHandler& handler, const Request& req, size_t server,
+                             std::string_view location) {
+    const ProxyOptions& opts = handler.options();
+    if (!opts.redirect_rewrite || opts.preserve_host || req.authority.empty())
+        return {};
+    const UpstreamServer& srv = handler.upstream().servers[server];
+    const std::string_view host =
+        srv.addr.ss_family == AF_UNIX ? std::string_view("localhost") : srv.address;
+    std::string_view rest;
+    bool named = false;
+    for (std::string_view scheme : {"http://", "https://"}) {
+        if (location.size() >= scheme.size() + host.size() &&
+            iequals(location.substr(0, scheme.size()), scheme) &&
+            iequals(location.substr(scheme.size(), host.size()), host)) {
+            rest = location.substr(scheme.size() + host.size());
+            named = rest.empty() || rest.front() == '/' || rest.front() == '?' ||
+                    rest.front() == '#';
+            if (named)
+                break;
+        }
+    }
+    if (!named)
+        return {};
+    // The path back through the route's prefix rewriting (what strip_prefix and
+    // replace_prefix did to the request, undone).
+    std::string path(rest.empty() || rest.front() != '/' ? "/" + std::string(rest) : rest);
+    if (!opts.strip_prefix.empty()) {
+        const std::string& rep = opts.replace_prefix;
+        std::string strip = opts.strip_prefix;
+        if (!rep.empty() && starts_with(path, rep)) {
+            std::string tail = path.substr(rep.size());
+            if (!strip.empty() && strip.back() == '/' && !tail.empty() && tail.front() == '/')
+                tail.erase(0, 1);
+            else if (!strip.empty() && strip.back() != '/' && !tail.empty() &&
+                     tail.front() != '/' && tail.front() != '?' && tail.front() != '#')
+                strip.push_back('/');
+            path = strip + tail;
+        } else if (rep.empty()) {
+            if (strip.back() == '/')
+                strip.pop_back();
+            path = strip + path;
+        }
+    }
+    std::string_view scheme = req.scheme.empty() ? std::string_view("http") : req.scheme;
+    return std::string(scheme) + "://" + std::string(req.authority) + path;
+}
+
 void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
                        std::string_view request_id, const Headers& upstream, ResponseHead& out) {
     for (const Header& h : upstream) {
         if (hop_by_hop(h.name) || h.name == "content-length" || h.name == "date" ||
             h.name == "server" || named_by_connection(upstream, h.name))
             continue;
+        if (h.name == "location" || h.name == "content-location") {
+            std::string moved = rewrite_location(handler, req, server, h.value);
+            if (!moved.empty()) {
+                out.headers.add(h.name, req.arena->copy(moved));
+                continue;
+            }
+        }
         out.headers.add(h.name, h.value);
     }
     const HeaderRules& rules = handler.options().response_headers;

@@ -41,6 +41,12 @@ std::string_view assign_request_id(const ProxyHandler& handler, Request& req);
 void build_upstream_request(const ProxyHandler& handler, Request& req, size_t server, bool tunnel,
                             UpstreamRequest& out);
 
+// NGINX's `proxy_redirect default`: a Location naming the upstream as the proxy addressed it
+// (http(s)://SERVER/...) becomes the client's scheme and authority, its path mapped back
+// through strip_prefix/replace_prefix. "" when it names anything else (left as it is).
+std::string rewrite_location(const ProxyHandler& handler, const Request& req, size_t server,
+                             std::string_view location);
+
 // The client's response head from the upstream's fields (`upstream`, lower-case names).
 void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
                        std::string_view request_id, const Headers& upstream, ResponseHead& out);

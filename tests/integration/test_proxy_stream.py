@@ -28,6 +28,22 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if self.path == "/api/redirect":
+            self.send_response(301)
+            self.send_header("Location", f"http://{self.headers['Host']}/api/login")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/redirect"):
+            # An absolute Location built from the Host the proxy sent (the upstream's address),
+            # and one to somewhere else.
+            target = (f"http://{self.headers['Host']}/login?next=1" if self.path == "/redirect"
+                      else "https://other.example/x")
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/trailers":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -178,6 +194,12 @@ hosts = ["*"]
   path = "/noreplay/"
   proxy = {{ upstream = "replay", strip_prefix = "/noreplay" }}
   [[site.route]]
+  path = "/raw/"
+  proxy = {{ upstream = "live", strip_prefix = "/raw", redirect_rewrite = false }}
+  [[site.route]]
+  path = "/v1/"
+  proxy = {{ upstream = "live", strip_prefix = "/v1", replace_prefix = "/api" }}
+  [[site.route]]
   path = "/think/"
   proxy = {{ upstream = "think", strip_prefix = "/think" }}
 '''
@@ -274,6 +296,31 @@ hosts = ["*"]
         status, _ = self.put("/noreplay/x", body)
         self.assertEqual(status, 502)
         self.assertIn("before a complete response head", self.srv.error_log_text())
+
+    # ---- redirects
+
+    def location(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=20)
+        try:
+            c.request("GET", path, headers={"Host": "www.example.test"})
+            r = c.getresponse()
+            r.read()
+            return r.status, r.getheader("Location")
+        finally:
+            c.close()
+
+    def test_a_location_naming_the_upstream_is_rewritten(self):
+        live = f"127.0.0.1:{self.live.port}"
+        # As NGINX's proxy_redirect default: the client's host, the route's prefix back.
+        self.assertEqual(self.location("/stream/redirect"),
+                         (302, "http://www.example.test/stream/login?next=1"))
+        # A Location elsewhere is left alone; redirect_rewrite = false leaves all.
+        self.assertEqual(self.location("/stream/redirect-away"),
+                         (302, "https://other.example/x"))
+        self.assertEqual(self.location("/raw/redirect"),
+                         (302, f"http://{live}/login?next=1"))
+        # replace_prefix undone: the backend's /api/login is the client's /v1/login.
+        self.assertEqual(self.location("/v1/redirect"), (301, "http://www.example.test/v1/login"))
 
     # ---- retries after the head was sent
 
