@@ -323,6 +323,19 @@ private:
         if (std::optional<std::string> resolver = r.string("resolver"))
             up->resolver = *resolver; // checked by c-ares when a worker first resolves
         up->keepalive = static_cast<uint32_t>(r.integer("keepalive", up->keepalive, 0, 100000));
+        up->keepalive_requests = static_cast<uint32_t>(
+            r.integer("keepalive_requests", up->keepalive_requests, 1, 100000000));
+        if (const toml::array* list = r.array("fail_statuses")) {
+            for (const toml::node& n : *list) {
+                const auto* v = n.as_integer();
+                if (!v || v->get() < 400 || v->get() > 599)
+                    diag_.error(&n, "upstream." + name + ".fail_statuses: expected statuses "
+                                    "from 400 to 599 such as [502, 503, 504], got " +
+                                    describe_value(n));
+                else
+                    up->fail_statuses.push_back(static_cast<int>(v->get()));
+            }
+        }
         positive(r, "keepalive_timeout", up->keepalive_timeout);
         positive(r, "connect_timeout", up->connect_timeout);
         positive(r, "read_timeout", up->read_timeout);

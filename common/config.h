@@ -236,7 +236,7 @@ struct UpstreamConfig {
     std::string balance = "round_robin"; // round_robin, least_conn, random_two, hash
     std::string hash_key = "client_ip";  // hash: client_ip, uri, header:NAME, cookie:NAME
     std::string hash_method = "ring";    // hash: ring (ketama) or maglev
-    // Passive health: max_fails failures (connect errors, timeouts, 502/503/504 answers)
+    // Passive health: max_fails failures (connect errors, timeouts, fail_statuses answers)
     // within fail_timeout take a server out for fail_timeout, doubling on each repeat (up to
     // 8x) while it keeps failing. Counted across all workers. max_fails = 0: never.
     uint32_t max_fails = 1;
@@ -249,6 +249,10 @@ struct UpstreamConfig {
     bool retry_non_idempotent = false;
     std::string resolver;                // "ip:port,..." for host names; "" = resolv.conf
     uint32_t keepalive = 32;             // idle connections kept per worker
+    uint32_t keepalive_requests = 1000;  // requests per upstream connection, then it closes
+    // Answers that count as the server's failure (passive health) and are retried elsewhere
+    // when the request can be (NGINX's proxy_next_upstream http_502 ...); empty: none.
+    std::vector<int> fail_statuses;
     Duration keepalive_timeout{60000};   // an idle connection is closed after this
     Duration connect_timeout{5000};
     Duration read_timeout{60000};        // to the first response byte and between reads

@@ -102,9 +102,9 @@ void ProxyExchange::note_failure(const std::string& why) {
                           up.max_fails, why.c_str());
 }
 
-bool ProxyExchange::retry_elsewhere(const std::string& why) {
+bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
     note_failure(why);
-    if (finished_ || out_.headers_sent() || head_done_ || got_bytes_ ||
+    if (finished_ || out_.headers_sent() || head_done_ || (got_bytes_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
         return false; // something of this exchange cannot be replayed
     const UpstreamConfig& up = handler_.upstream();
@@ -633,6 +633,15 @@ bool ProxyExchange::handle_head(size_t head_len) {
     }
     if (response_.status < 200)
         return true; // 1xx: RFC 9110 §15.2, the final response follows
+    const UpstreamConfig& up = handler_.upstream();
+    if (std::find(up.fail_statuses.begin(), up.fail_statuses.end(), response_.status) !=
+        up.fail_statuses.end()) {
+        // A failure by configuration: another server, if the request can go again; else the
+        // answer is passed on (as NGINX passes the last one).
+        std::string why = "upstream " + describe() + " answered " + std::to_string(response_.status);
+        if (retry_elsewhere(why, true))
+            return false;
+    }
     head_done_ = true;
     Health::table().success(
         Health::key(handler_.upstream().name, handler_.upstream().servers[server_].address));
@@ -767,7 +776,8 @@ void ProxyExchange::complete() {
     finished_ = true;
     bool reusable = conn_ && response_.keep_alive && body_state_ != BodyState::streaming &&
                     send_off_ == send_buf_.size() && recv_off_ == recv_len_ && !tunnel_ &&
-                    !conn_->buffered();
+                    !conn_->buffered() &&
+                    ++conn_->requests < handler_.upstream().keepalive_requests;
     if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
         body_.discard(); // the upstream answered early; the client's connection stays usable

@@ -75,7 +75,8 @@ private:
     // Connecting to or hearing from the server failed before any response byte: passive
     // health counts it, and an idempotent request goes to another server when the upstream's
     // retries and retry budget allow. False: no retry (the caller answers the client).
-    bool retry_elsewhere(const std::string& why);
+    // `answered`: the server answered a status of fail_statuses (its bytes are discarded).
+    bool retry_elsewhere(const std::string& why, bool answered = false);
     void note_failure(const std::string& why);
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);

@@ -114,6 +114,9 @@ public:
         if (id < 0)
             return -1;
         open_[id] = x;
+        // keepalive_requests: this session takes no more; it closes once they are done.
+        if (++streams_opened_ >= up_.keepalive_requests)
+            goaway_ = true;
         schedule_flush();
         return id;
     }
@@ -461,7 +464,8 @@ private:
     std::unordered_map<int32_t, H2Exchange*> open_; // null: cancelled, its frames dropped
     std::string pending_;
     size_t pending_off_ = 0;
-    bool goaway_ = false;
+    bool goaway_ = false;  // the server's GOAWAY, or keepalive_requests reached
+    uint32_t streams_opened_ = 0;
     bool settled_ = false; // the server's SETTINGS arrived
     bool in_io_ = false; // inside nghttp2: writes wait for the end of the callback
 };
@@ -694,6 +698,20 @@ void H2Exchange::on_headers_end(bool end_stream) {
         status_ = 0;
         return;
     }
+    const UpstreamConfig& up = handler_.upstream();
+    if (std::find(up.fail_statuses.begin(), up.fail_statuses.end(), status_) !=
+        up.fail_statuses.end()) {
+        // A failure by configuration: another server if the request can go again, else the
+        // answer is passed on.
+        const int32_t stream = stream_;
+        H2Session* session = session_;
+        if (retry_elsewhere("upstream " + describe() + " answered " + std::to_string(status_),
+                            true)) {
+            if (session && stream >= 0)
+                session->cancel(stream);
+            return;
+        }
+    }
     head_done_ = true;
     Health::table().success(Health::key(handler_.upstream().name, describe()));
     auto* head = req_.arena->make<ResponseHead>();
@@ -834,9 +852,10 @@ void H2Exchange::note_failure(const std::string& why) {
                           up.max_fails, why.c_str());
 }
 
-bool H2Exchange::retry_elsewhere(const std::string& why) {
+bool H2Exchange::retry_elsewhere(const std::string& why, bool answered) {
     note_failure(why);
-    if (finished_ || out_.headers_sent() || got_response_ || (body_consumed_ > 0 && !spool_))
+    if (finished_ || out_.headers_sent() || (got_response_ && !answered) ||
+        (body_consumed_ > 0 && !spool_))
         return false;
     const UpstreamConfig& up = handler_.upstream();
     Method m = req_.method_id;
@@ -856,6 +875,9 @@ bool H2Exchange::retry_elsewhere(const std::string& why) {
     spool_sent_ = 0;
     fields_.clear();
     status_ = 0;
+    got_response_ = false;
+    session_ = nullptr; // the old stream, if any, is the caller's to cancel
+    stream_ = -1;
     pick_and_go();
     return true;
 }

@@ -55,7 +55,7 @@ public:
 private:
     void pick_and_go();
     void spool_more();
-    bool retry_elsewhere(const std::string& why);
+    bool retry_elsewhere(const std::string& why, bool answered = false);
     void note_failure(const std::string& why);
     void fail(int status, const std::string& reason);
     void finish_ok();

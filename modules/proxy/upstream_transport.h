@@ -37,6 +37,8 @@ public:
     // inside the library): readable without a socket event, and not reusable as it is.
     virtual bool buffered() const { return false; }
     const std::string& error() const { return error_; }
+    // Requests this connection carried (upstream keepalive_requests).
+    uint32_t requests = 0;
 
 protected:
     int fd_;

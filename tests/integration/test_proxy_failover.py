@@ -181,6 +181,34 @@ class FailoverTest(WraithTestCase):
             self.assertEqual(Counter(get(srv.port, "/name")[1] for _ in range(20)),
                              Counter(want), servers)
 
+    def test_fail_statuses_are_retried_elsewhere_and_counted(self):
+        a, b = self.backend("a"), self.backend("b")
+        a.health_body, b.health_body = b"a-ok", b"b-broken"
+        b.health_status = 503
+        srv = self.server(f'[upstream.app]\nservers = ["{a.addr()}", "{b.addr()}"]\n'
+                          'fail_statuses = [503]\nmax_fails = 0\nretry_budget = 100\n'
+                          f'[upstream.lone]\nservers = ["{b.addr()}"]\nfail_statuses = [503]\n',
+                          workers=1, sites=SITE + '  [[site.route]]\n  path = "/lone/"\n'
+                          '  proxy = { upstream = "lone", strip_prefix = "/lone" }\n')
+        got = Counter(get(srv.port, "/healthz") for _ in range(10))
+        self.assertEqual(got, Counter({(200, "a-ok"): 10}))
+        self.assertIn(f"upstream {b.addr()} answered 503; retrying on {a.addr()}",
+                      srv.error_log_text())
+        # Nowhere else to go: the upstream's own answer is passed on, not an error page.
+        self.assertEqual(get(srv.port, "/lone/healthz"), (503, "b-broken"))
+
+    def test_keepalive_requests_bounds_a_connections_requests(self):
+        a = self.backend("a")
+        srv = self.server(f'[upstream.app]\nservers = ["{a.addr()}"]\nkeepalive_requests = 5\n',
+                          workers=1)
+        before = len(a.open)
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+        for _ in range(20):
+            c.request("GET", "/name")
+            self.assertEqual(c.getresponse().read(), b"a")
+        c.close()
+        self.assertEqual(len(a.open) - before, 4)  # 20 requests, 5 per upstream connection
+
     def test_over_long_response_head_is_502(self):
         raw = RawBackend(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"v" * 40000 + b"\r\n\r\nok")
         self.backends.append(raw)
