@@ -360,6 +360,7 @@ protocols = ["h2c"]
 [upstream.backend]
 servers = ["127.0.0.1:$BACKEND_PORT"]
 keepalive = $KEEPALIVE
+keepalive_requests = 100000000
 
 [[site]]
 hosts = ["*"]

@@ -87,40 +87,16 @@ ProxyExchange::~ProxyExchange() {
         UpstreamPool::instance().release(handler_.upstream(), server_);
 }
 
-void ProxyExchange::note_failure(const std::string& why) {
-    const UpstreamConfig& up = handler_.upstream();
-    if (up.servers.size() == 1)
-        return; // as NGINX: a lone server is never taken out (nothing to send requests to)
-    uint64_t key = Health::key(up.name, up.servers[server_].address);
-    if (Health::table().failure(key, up.max_fails, static_cast<uint64_t>(up.fail_timeout.count()),
-                                monotonic_ms()))
-        ErrorLog::limited(LogLevel::warn,
-                          "proxy: upstream \"%s\" server %s taken out of service for %llu ms "
-                          "after %u failure(s): %s",
-                          up.name.c_str(), up.servers[server_].address.c_str(),
-                          (unsigned long long)(Health::table().ejected_for(key, monotonic_ms())),
-                          up.max_fails, why.c_str());
-}
-
 bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
-    note_failure(why);
+    const UpstreamConfig& up = handler_.upstream();
+    UpstreamPool& pool = UpstreamPool::instance();
+    pool.note_failure(up, server_, why);
     if (finished_ || out_.headers_sent() || head_done_ || (got_bytes_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
         return false; // something of this exchange cannot be replayed
-    const UpstreamConfig& up = handler_.upstream();
-    Method m = req_.method_id;
-    bool idempotent = m == Method::get || m == Method::head || m == Method::options ||
-                      m == Method::put || m == Method::del || m == Method::trace;
-    if (tries_ >= up.retries || (!idempotent && !up.retry_non_idempotent))
+    int next = pool.retry_server(up, req_, server_, tried_, &tries_, why);
+    if (next < 0)
         return false;
-    UpstreamPool& pool = UpstreamPool::instance();
-    tried_[server_] = true;
-    int next = pool.pick(up, req_, tried_);
-    if (next < 0 || !pool.take_retry(up))
-        return false;
-    ErrorLog::limited(LogLevel::info, "proxy: %s; retrying on %s", why.c_str(),
-                      up.servers[next].address.c_str());
-    ++tries_;
     close_upstream();
     pool.release(up, server_);
     server_ = static_cast<size_t>(next);
@@ -222,16 +198,12 @@ void ProxyExchange::spool_more() {
     if (body_.failed())
         return client_aborted();
     std::string error;
-    for (std::string_view data = body_.peek(); !data.empty(); data = body_.peek()) {
-        if (!spool_->append(data, error)) {
-            body_.on_data(nullptr);
-            return fail(500, "proxy: buffer_request_body: " + error);
-        }
-        body_.consume(data.size());
-    }
-    if (!body_.finished())
+    BodySpool::Fill step = spool_->fill(body_, error);
+    if (step == BodySpool::Fill::more)
         return;
     body_.on_data(nullptr);
+    if (step == BodySpool::Fill::failed)
+        return fail(500, "proxy: buffer_request_body: " + error);
     body_state_ = BodyState::spooled;
     body_chunked_ = false;
     send_request();

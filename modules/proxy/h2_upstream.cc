@@ -582,24 +582,20 @@ void H2Exchange::spool_more() {
     if (body_.failed())
         return client_aborted();
     std::string error;
-    for (std::string_view data = body_.peek(); !data.empty(); data = body_.peek()) {
-        if (!spool_->append(data, error)) {
-            body_.on_data(nullptr);
-            return fail(500, "proxy: buffer_request_body: " + error);
-        }
-        body_.consume(data.size());
-    }
-    if (!body_.finished())
+    BodySpool::Fill step = spool_->fill(body_, error);
+    if (step == BodySpool::Fill::more)
         return;
     body_.on_data(nullptr);
+    if (step == BodySpool::Fill::failed)
+        return fail(500, "proxy: buffer_request_body: " + error);
     spooling_ = false;
     pick_and_go();
 }
 
-void H2Exchange::pick_and_go() {
+void H2Exchange::pick_and_go(int chosen) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = UpstreamPool::instance();
-    int pick = pool.pick(up, req_, tried_);
+    int pick = chosen >= 0 ? chosen : pool.pick(up, req_, tried_);
     if (pick < 0) {
         finished_ = true;
         if (!spool_)
@@ -837,48 +833,23 @@ long H2Exchange::read_body(uint8_t* buf, size_t len, uint32_t* flags) {
     return n ? static_cast<long>(n) : static_cast<long>(NGHTTP2_ERR_DEFERRED);
 }
 
-void H2Exchange::note_failure(const std::string& why) {
-    const UpstreamConfig& up = handler_.upstream();
-    if (up.servers.size() == 1)
-        return; // as NGINX: a lone server is never taken out
-    uint64_t key = Health::key(up.name, describe());
-    if (Health::table().failure(key, up.max_fails, static_cast<uint64_t>(up.fail_timeout.count()),
-                                monotonic_ms()))
-        ErrorLog::limited(LogLevel::warn,
-                          "proxy: upstream \"%s\" server %s taken out of service for %llu ms "
-                          "after %u failure(s): %s",
-                          up.name.c_str(), describe().c_str(),
-                          (unsigned long long)(Health::table().ejected_for(key, monotonic_ms())),
-                          up.max_fails, why.c_str());
-}
-
 bool H2Exchange::retry_elsewhere(const std::string& why, bool answered) {
-    note_failure(why);
+    const UpstreamConfig& up = handler_.upstream();
+    UpstreamPool& pool = UpstreamPool::instance();
+    pool.note_failure(up, server_, why);
     if (finished_ || out_.headers_sent() || (got_response_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
         return false;
-    const UpstreamConfig& up = handler_.upstream();
-    Method m = req_.method_id;
-    bool idempotent = m == Method::get || m == Method::head || m == Method::options ||
-                      m == Method::put || m == Method::del || m == Method::trace;
-    if (tries_ >= up.retries || (!idempotent && !up.retry_non_idempotent))
+    int next = pool.retry_server(up, req_, server_, tried_, &tries_, why);
+    if (next < 0)
         return false;
-    tried_[server_] = true;
-    UpstreamPool& pool = UpstreamPool::instance();
-    std::vector<bool> tried = tried_;
-    int next = pool.pick(up, req_, tried);
-    if (next < 0 || !pool.take_retry(up))
-        return false;
-    ErrorLog::limited(LogLevel::info, "proxy: %s; retrying on %s", why.c_str(),
-                      up.servers[next].address.c_str());
-    ++tries_;
     spool_sent_ = 0;
     fields_.clear();
     status_ = 0;
     got_response_ = false;
     session_ = nullptr; // the old stream, if any, is the caller's to cancel
     stream_ = -1;
-    pick_and_go();
+    pick_and_go(next);
     return true;
 }
 

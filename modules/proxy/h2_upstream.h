@@ -53,10 +53,9 @@ public:
     long read_body(uint8_t* buf, size_t len, uint32_t* flags);
 
 private:
-    void pick_and_go();
+    void pick_and_go(int chosen = -1); // a server (the balancer's, or `chosen`), a session
     void spool_more();
     bool retry_elsewhere(const std::string& why, bool answered = false);
-    void note_failure(const std::string& why);
     void fail(int status, const std::string& reason);
     void finish_ok();
     void client_aborted();

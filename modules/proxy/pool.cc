@@ -153,6 +153,38 @@ bool UpstreamPool::take_retry(const UpstreamConfig& up) {
     return true;
 }
 
+void UpstreamPool::note_failure(const UpstreamConfig& up, size_t server, const std::string& why) {
+    if (up.servers.size() == 1)
+        return; // nothing else to send requests to
+    uint64_t key = Health::key(up.name, up.servers[server].address);
+    Health& health = Health::table();
+    if (health.failure(key, up.max_fails, static_cast<uint64_t>(up.fail_timeout.count()),
+                       monotonic_ms()))
+        ErrorLog::limited(LogLevel::warn,
+                          "proxy: upstream \"%s\" server %s taken out of service for %llu ms "
+                          "after %u failure(s): %s",
+                          up.name.c_str(), up.servers[server].address.c_str(),
+                          (unsigned long long)health.ejected_for(key, monotonic_ms()),
+                          up.max_fails, why.c_str());
+}
+
+int UpstreamPool::retry_server(const UpstreamConfig& up, const Request& req, size_t server,
+                               std::vector<bool>& tried, uint32_t* tries, const std::string& why) {
+    Method m = req.method_id;
+    bool idempotent = m == Method::get || m == Method::head || m == Method::options ||
+                      m == Method::put || m == Method::del || m == Method::trace;
+    if (*tries >= up.retries || (!idempotent && !up.retry_non_idempotent))
+        return -1;
+    tried[server] = true;
+    int next = pick(up, req, tried);
+    if (next < 0 || !take_retry(up))
+        return -1;
+    ErrorLog::limited(LogLevel::info, "proxy: %s; retrying on %s", why.c_str(),
+                      up.servers[next].address.c_str());
+    ++*tries;
+    return next;
+}
+
 Resolver& UpstreamPool::resolver(struct ev_loop* loop, const std::string& servers) {
     auto& r = resolvers_[servers];
     if (!r)

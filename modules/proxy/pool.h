@@ -44,6 +44,15 @@ public:
     // up.retry_budget percent of the requests of the last 10 seconds (plus 3).
     void count_request(const UpstreamConfig& up);
     bool take_retry(const UpstreamConfig& up);
+    // A server failed a request (`why`): passive health counts it (a lone server is never
+    // taken out, as NGINX), and the ejection is logged.
+    void note_failure(const UpstreamConfig& up, size_t server, const std::string& why);
+    // Another server for a request that failed on `server` before anything reached the
+    // client: only for idempotent methods (or retry_non_idempotent), while `*tries` is below
+    // the upstream's retries and the retry budget allows; marks `server` tried, counts the
+    // try and logs it. -1: no retry.
+    int retry_server(const UpstreamConfig& up, const Request& req, size_t server,
+                     std::vector<bool>& tried, uint32_t* tries, const std::string& why);
     // The addresses to connect to for server `server` of `up`: an IP literal's, or a host
     // name's last DNS answer (re-resolved in the background once its TTL passed, the old
     // answer used meanwhile). Returns the list when known; otherwise nullptr, and

@@ -44,6 +44,15 @@ bool BodySpool::append(std::string_view data, std::string& error) {
     return true;
 }
 
+BodySpool::Fill BodySpool::fill(BodyReader& body, std::string& error) {
+    for (std::string_view data = body.peek(); !data.empty(); data = body.peek()) {
+        if (!append(data, error))
+            return Fill::failed;
+        body.consume(data.size());
+    }
+    return body.finished() ? Fill::done : Fill::more;
+}
+
 bool BodySpool::read(uint64_t offset, size_t max, std::string& out, std::string& error) const {
     if (offset < memory_.size()) {
         size_t n = std::min<uint64_t>(max, memory_.size() - offset);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/http.h"
+
 namespace wraith::proxy {
 
 class BodySpool {
@@ -23,6 +25,10 @@ public:
     // False with `error` set when the temporary file cannot be made or written.
     bool append(std::string_view data, std::string& error);
     uint64_t size() const { return size_; }
+    // Takes what the client's body has delivered: `more` (not finished yet), `done` (all of it
+    // is here), or `failed` (`error` says why).
+    enum class Fill { more, done, failed };
+    Fill fill(BodyReader& body, std::string& error);
     // Appends up to `max` bytes from `offset` to `out`.
     bool read(uint64_t offset, size_t max, std::string& out, std::string& error) const;
 
