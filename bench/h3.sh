@@ -14,6 +14,8 @@
 #   BENCH_H3_IDLE      idle connections for the memory test      (default: 1000; 0 skips)
 #   BENCH_H3_DOWNLOAD  MiB of the download test                  (default: 100)
 #   BENCH_CLIENT_CPU / BENCH_SERVER_CPU                          (default: 0 / 1)
+#   BENCH_H3_SERVERS   which servers to measure (default: "caddy gtlsserver wraith"; the
+#                      report shows n/a for the ones left out)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -174,10 +176,12 @@ num() { grep -oE "$1" | head -1 | grep -oE '[0-9.]+' | head -1; }
 
 # --- measure --------------------------------------------------------------------------------
 
-SERVERS=(caddy gtlsserver wraith)
-start_caddy; start_gtlsserver; start_wraith
+read -ra SERVERS <<<"${BENCH_H3_SERVERS:-caddy gtlsserver wraith}"
+for s in "${SERVERS[@]}"; do
+    case $s in caddy | gtlsserver | wraith) "start_$s" ;; *) die "unknown server $s" ;; esac
+done
 for s in "${SERVERS[@]}"; do wait_up "$s"; done
-log "servers up: caddy :${PORT[caddy]}, gtlsserver :${PORT[gtlsserver]}, wraith :${PORT[wraith]}"
+log "servers up: $(for s in "${SERVERS[@]}"; do printf '%s :%s ' "$s" "${PORT[$s]}"; done)"
 
 declare -A RPS=() P99=() GBPS=() PERCONN=()
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -245,6 +249,10 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
     ok = (op == ">=") ? (v >= t) : (v <= t); print (ok ? "PASS" : "MISS") }'; }
+
+for s in caddy gtlsserver wraith; do
+    [[ -v "RPS[$s]" ]] || { RPS[$s]=n/a; P99[$s]=n/a; GBPS[$s]=n/a; PERCONN[$s]=n/a; }
+done
 
 echo
 echo "### HTTP/3 (h3load -c$CONNS -m$STREAMS -D ${DURATION}s, 1 KiB file; ${DOWNLOAD_MIB} MiB download; $IDLE idle connections)"

@@ -692,6 +692,16 @@ class Http3StaticTest(WraithTestCase):
         self.assertEqual((line["proto"], line["status"]), ("HTTP/3.0", "404"))
         self.assertEqual(line["ua"], "nghttp3/ngtcp2 client")
 
+    def test_client_key_update_before_the_request(self):
+        # RFC 9001 §6: the client moves to the next key phase 100 ms after the handshake and
+        # only then asks; the server (which freed its TLS session after the handshake)
+        # follows with keys derived from its own copy of the secrets.
+        r = gtlsclient(self, self.srv, ["/big.bin"], "--key-update=100ms",
+                       "--delay-stream=300ms", verbose=True)
+        self.assertIn("key update confirmed", r.log, r)
+        self.assertRegex(r.log, r"pkt rx .*type=1RTT k=1", "nothing arrived in key phase 1")
+        self.assertEqual(sha256(r.body("big.bin") or b""), sha256(self.files["big.bin"]), r)
+
     # ---- h3get
 
     def test_h3get_summary_of_small_large_and_missing(self):

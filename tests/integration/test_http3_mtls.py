@@ -1,8 +1,10 @@
 """Client certificates over HTTP/3: a site with client_auth = "require" serves a QUIC client
 that presents a certificate from its client_ca, and nothing to one with no certificate or a
 certificate from another issuer (the handshake fails; the worker stays up); "optional" serves
-with or without one. Client: Debian's gtlsclient (--key/--cert)."""
+with or without one. The access log names the client certificate, which the connection keeps
+after it frees its TLS session. Client: Debian's gtlsclient (--key/--cert)."""
 
+import json
 import os
 import unittest
 
@@ -30,6 +32,8 @@ class Http3ClientCertificateTest(WraithTestCase):
     def start(self, mode):
         site = h3.static_site(tls_extra=f', client_auth = "{mode}", '
                                         f'client_ca = {toml_str(self.client_ca.cert)}')
+        site = site.replace("default = true\n", "default = true\naccess_log = { path = "
+                            "\"@DIR@/access.json\", format = \"json\" }\n")
         srv = h3.H3Server(site, workers=1)
         self.servers.append(srv)
         write_file(os.path.join(make_dir(srv.path("www")), "s.txt"), b"members only\n")
@@ -44,6 +48,12 @@ class Http3ClientCertificateTest(WraithTestCase):
         srv = self.start("require")
         (worker,) = srv.wait_workers(1)
         self.assertEqual(self.fetch(srv, self.alice), b"members only\n")
+        line = srv.wait_log_line(lambda l: '"client_subject"' in l,
+                                 path=srv.path("access.json"), what="JSON line with the client")
+        entry = json.loads(line)
+        self.assertEqual(entry["protocol"], "HTTP/3.0")
+        self.assertIn("CN=alice", entry["client_subject"])
+        self.assertRegex(entry["client_fingerprint"], r"^[0-9a-f]{64}$")
         self.assertIn(self.fetch(srv), (None, b""))            # no certificate: no response
         self.assertIn(self.fetch(srv, self.mallory), (None, b""))  # another issuer: none
         self.assertEqual(srv.wait_workers(1), [worker])        # the worker stayed up

@@ -190,7 +190,36 @@ void Connection::on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint
             return;
         }
     }
+    if (handshake_done_ && tls_)
+        release_tls();
     want_write();
+}
+
+// The server's TLS work ends with the handshake: its ticket and every later key update come
+// from what ngtcp2 already holds. GnuTLS keeps ~16 KB per session (record state, handshake
+// hashes, extension data) that an idle connection would otherwise carry for its lifetime.
+void Connection::release_tls() {
+    TlsContext::describe_peer(tls_, &peer_tls_);
+    peer_.info.sni = peer_tls_.sni;
+    peer_.info.client_subject = peer_tls_.client_subject;
+    peer_.info.client_sans = peer_tls_.client_sans;
+    peer_.info.client_fingerprint = peer_tls_.client_fingerprint;
+    ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
+    gnutls_deinit(tls_);
+    tls_ = nullptr;
+}
+
+// CRYPTO data after the handshake: RFC 9001 gives a client no TLS message to send then (no
+// KeyUpdate, no post-handshake authentication), so it is an unexpected message.
+int Connection::on_recv_crypto_data(ngtcp2_conn* conn, ngtcp2_crypto_level level,
+                                    uint64_t offset, const uint8_t* data, size_t len,
+                                    void* user) {
+    auto* c = static_cast<Connection*>(user);
+    if (!c->tls_) {
+        ngtcp2_conn_set_tls_alert(conn, GNUTLS_A_UNEXPECTED_MESSAGE);
+        return NGTCP2_ERR_CRYPTO;
+    }
+    return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, len, user);
 }
 
 // ---- packets out ---------------------------------------------------------------------------
@@ -888,7 +917,7 @@ const ngtcp2_callbacks* Connection::transport_callbacks() {
     static const ngtcp2_callbacks cb = [] {
         ngtcp2_callbacks c{};
         c.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-        c.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+        c.recv_crypto_data = on_recv_crypto_data;
         c.handshake_completed = on_handshake_completed;
         c.encrypt = ngtcp2_crypto_encrypt_cb;
         c.decrypt = ngtcp2_crypto_decrypt_cb;

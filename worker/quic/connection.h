@@ -66,6 +66,8 @@ private:
     static const nghttp3_callbacks* http_callbacks();
     // ngtcp2 callbacks.
     static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
+    static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_crypto_level level, uint64_t offset,
+                                   const uint8_t* data, size_t len, void* user);
     static int on_handshake_completed(ngtcp2_conn*, void* user);
     static int on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
                                    uint64_t offset, const uint8_t* data, size_t len, void* user,
@@ -128,13 +130,15 @@ private:
     void start_goaway();
     void destroy();                            // deleted from the deferred queue
     void reap_streams();
+    void release_tls(); // the handshake is over: keep what it said, free the session
 
     Endpoint& ep_;
     Endpoint::Socket* sock_;
     ngtcp2_conn* conn_ = nullptr;
     nghttp3_conn* http_ = nullptr;
-    gnutls_session_t tls_ = nullptr;
+    gnutls_session_t tls_ = nullptr; // until the handshake is over
     SessionOwner owner_;
+    TlsContext::PeerTls peer_tls_;
     Peer peer_;
     ev_timer timer_;
     ngtcp2_connection_close_error last_error_{};

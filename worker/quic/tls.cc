@@ -214,4 +214,54 @@ int TlsContext::verify_client(gnutls_session_t session) {
     return 0;
 }
 
+void TlsContext::describe_peer(gnutls_session_t session, PeerTls* out) {
+    char name[256];
+    size_t len = sizeof(name);
+    unsigned type = 0;
+    if (gnutls_server_name_get(session, name, &len, &type, 0) == 0 && type == GNUTLS_NAME_DNS)
+        out->sni.assign(name, strnlen(name, len));
+    // A certificate is only here when verify_client accepted it (or none was asked for).
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+    if (!chain || count == 0)
+        return;
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0) {
+        gnutls_datum_t dn{};
+        if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+            out->client_subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+            gnutls_free(dn.data);
+        }
+        for (unsigned i = 0; i < 64; ++i) {
+            char value[512];
+            size_t vlen = sizeof(value);
+            int kind = gnutls_x509_crt_get_subject_alt_name(crt, i, value, &vlen, nullptr);
+            if (kind == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                break;
+            const char* prefix = kind == GNUTLS_SAN_DNSNAME      ? "DNS:"
+                                 : kind == GNUTLS_SAN_RFC822NAME ? "email:"
+                                 : kind == GNUTLS_SAN_URI        ? "URI:"
+                                                                 : nullptr;
+            if (!prefix) // another kind, or one too long for the buffer
+                continue;
+            if (!out->client_sans.empty())
+                out->client_sans += ", ";
+            out->client_sans += prefix;
+            out->client_sans.append(value, vlen);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    unsigned char md[32];
+    size_t md_len = sizeof(md);
+    if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &chain[0], md, &md_len) == 0) {
+        static const char hex[] = "0123456789abcdef";
+        for (size_t i = 0; i < md_len; ++i) {
+            out->client_fingerprint += hex[md[i] >> 4];
+            out->client_fingerprint += hex[md[i] & 15];
+        }
+    }
+}
+
 } // namespace wraith::quic

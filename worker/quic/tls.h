@@ -44,6 +44,16 @@ public:
                       const std::array<uint8_t, 32>& secret, std::string* error) const;
     bool early_data_enabled() const { return any_early_data_; }
 
+    // What a finished handshake says about the client, kept by the connection for logs and
+    // handlers once the session is gone (the same forms as the TCP listeners).
+    struct PeerTls {
+        std::string sni;
+        std::string client_subject;     // RFC 4514, "CN=alice,O=Example"
+        std::string client_sans;        // "DNS:a.example, email:alice@example.com"
+        std::string client_fingerprint; // SHA-256 of the DER certificate, lower-case hex
+    };
+    static void describe_peer(gnutls_session_t session, PeerTls* out);
+
 private:
     explicit TlsContext(const Config& config) : config_(config), router_(config) {}
     static int on_client_hello(gnutls_session_t session);
