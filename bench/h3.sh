@@ -186,9 +186,11 @@ log "servers up: $(for s in "${SERVERS[@]}"; do printf '%s :%s ' "$s" "${PORT[$s
 declare -A RPS=() P99=() GBPS=() PERCONN=()
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-for s in "${SERVERS[@]}"; do
-    rps_list=() p99_list=()
-    for r in $(seq 1 "$ROUNDS"); do
+# Request rounds interleave the servers (round 1 of each, then round 2 of each, ...), so a
+# drift of the machine's speed during the run does not favour whichever server goes first.
+declare -A RPS_LIST=() P99_LIST=()
+for r in $(seq 1 "$ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
         out=$(h3load "$s" -c "$CONNS" -m "$STREAMS" -D "$DURATION" --warm-up "$WARMUP" \
             "https://localhost:${PORT[$s]}/1k.bin" 2>&1) || true
         echo "$out" >"$WORK/$s-rps-$r.txt"
@@ -201,11 +203,14 @@ for s in "${SERVERS[@]}"; do
             *s) p99=$(echo "${p99#p99 }" | tr -d 's' | awk '{print $1*1000}') ;;
         esac
         [[ ${failed:-1} == 0 ]] || log "$s: round $r had failed requests: $(echo "$out" | grep requests:)"
-        rps_list+=("${rps:-0}"); p99_list+=("${p99:-0}")
+        RPS_LIST[$s]+="${rps:-0} "; P99_LIST[$s]+="${p99:-0} "
         log "$s round $r: ${rps:-?} req/s, p99 ${p99:-?} ms"
     done
-    RPS[$s]=$(printf '%s\n' "${rps_list[@]}" | median)
-    P99[$s]=$(printf '%s\n' "${p99_list[@]}" | median)
+done
+
+for s in "${SERVERS[@]}"; do
+    RPS[$s]=$(printf '%s\n' ${RPS_LIST[$s]} | median)
+    P99[$s]=$(printf '%s\n' ${P99_LIST[$s]} | median)
 
     out=$(h3load "$s" -c 1 -m 1 -n 3 "https://localhost:${PORT[$s]}/big.bin" 2>&1) || true
     echo "$out" >"$WORK/$s-download.txt"

@@ -3,7 +3,9 @@
 // types; nothing here knows about sockets or framing.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <ctime>
 #include <functional>
 #include <string_view>
@@ -28,13 +30,53 @@ struct Header {
     std::string_view value;
 };
 
-// An ordered header list. Storage is reused across requests on a connection.
+// An ordered header list. The first kInline fields live in the object itself, so a typical
+// request or response head costs no allocation; longer lists move to the heap, and a list
+// reused across requests on a connection keeps that storage.
 class Headers {
 public:
-    void add(std::string_view name, std::string_view value) { list_.push_back({name, value}); }
+    static constexpr size_t kInline = 16;
+
+    Headers() = default;
+    Headers(const Headers& other) { *this = other; }
+    Headers& operator=(const Headers& other) {
+        if (this != &other) {
+            clear();
+            reserve(other.size_);
+            std::copy(other.begin(), other.end(), data_);
+            size_ = other.size_;
+        }
+        return *this;
+    }
+    Headers(Headers&& other) noexcept { *this = std::move(other); }
+    Headers& operator=(Headers&& other) noexcept {
+        if (this == &other)
+            return *this;
+        if (other.data_ == other.inline_) {
+            std::copy(other.begin(), other.end(), data_ == heap_.get() ? heap_.get() : inline_);
+            if (data_ != heap_.get())
+                data_ = inline_;
+            size_ = other.size_;
+        } else {
+            heap_ = std::move(other.heap_);
+            data_ = heap_.get();
+            cap_ = other.cap_;
+            size_ = other.size_;
+            other.data_ = other.inline_;
+            other.cap_ = kInline;
+        }
+        other.size_ = 0;
+        return *this;
+    }
+
+    void add(std::string_view name, std::string_view value) {
+        if (size_ == cap_)
+            reserve(cap_ * 2);
+        data_[size_++] = Header{name, value};
+    }
     // First value of `name` (lower-case), or empty view with found == false.
     const Header* find(std::string_view name) const {
-        for (const auto& h : list_)
+        for (const auto& h : *this)
             if (h.name == name)
                 return &h;
         return nullptr;
@@ -45,7 +87,7 @@ public:
     }
     size_t count(std::string_view name) const {
         size_t n = 0;
-        for (const auto& h : list_)
+        for (const auto& h : *this)
             n += h.name == name;
         return n;
     }
@@ -55,15 +97,31 @@ public:
         add(name, value);
     }
     void remove(std::string_view name) {
-        std::erase_if(list_, [&](const Header& h) { return h.name == name; });
+        Header* end = std::remove_if(data_, data_ + size_,
+                                     [&](const Header& h) { return h.name == name; });
+        size_ = static_cast<size_t>(end - data_);
     }
-    void clear() { list_.clear(); }
-    size_t size() const { return list_.size(); }
-    auto begin() const { return list_.begin(); }
-    auto end() const { return list_.end(); }
+    void clear() { size_ = 0; }
+    size_t size() const { return size_; }
+    const Header* begin() const { return data_; }
+    const Header* end() const { return data_ + size_; }
 
 private:
-    std::vector<Header> list_;
+    void reserve(size_t n) {
+        if (n <= cap_)
+            return;
+        auto bigger = std::make_unique<Header[]>(n);
+        std::copy(data_, data_ + size_, bigger.get());
+        heap_ = std::move(bigger);
+        data_ = heap_.get();
+        cap_ = n;
+    }
+
+    Header inline_[kInline];
+    Header* data_ = inline_;
+    size_t size_ = 0;
+    size_t cap_ = kInline;
+    std::unique_ptr<Header[]> heap_;
 };
 
 enum class Method : uint8_t { other, get, head, post, put, del, options, connect, trace, patch };

@@ -36,13 +36,34 @@ bool safe_method(Method m) {
 
 } // namespace
 
+namespace {
+// Freed streams' memory, reused by the next ones (a worker is one thread).
+constexpr size_t kKeptStreams = 128;
+void* g_kept_streams[kKeptStreams];
+size_t g_kept_count = 0;
+} // namespace
+
+void* Stream::operator new(size_t size) {
+    if (size == sizeof(Stream) && g_kept_count > 0)
+        return g_kept_streams[--g_kept_count];
+    return ::operator new(size);
+}
+
+void Stream::operator delete(void* p, size_t size) {
+    if (size == sizeof(Stream) && g_kept_count < kKeptStreams) {
+        g_kept_streams[g_kept_count++] = p;
+        return;
+    }
+    ::operator delete(p);
+}
+
 Stream::Stream(Connection& conn, int64_t id)
     : conn_(conn), id_(id), arena_(&conn.worker().arena_blocks()) {}
 
 Stream::~Stream() {
     BufferPool& pool = conn_.worker().read_buffers();
-    for (char* b : blocks_)
-        pool.put(b);
+    for (size_t i = 0; i < blocks_.size(); ++i)
+        pool.put(blocks_[i]);
 }
 
 void Stream::schedule() {
@@ -579,8 +600,8 @@ void Stream::on_acked(uint64_t n) {
     }
     if (blocks_.empty() || (acked_ == written_ && acked_ == handed_)) {
         // Everything sent was acknowledged: start the next block from its beginning.
-        for (char* b : blocks_)
-            pool.put(b);
+        for (size_t i = 0; i < blocks_.size(); ++i)
+            pool.put(blocks_[i]);
         blocks_.clear();
         chain_base_ = written_;
     }

@@ -10,7 +10,7 @@
 #include <nghttp3/nghttp3.h>
 
 #include <cstdint>
-#include <deque>
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +28,9 @@ public:
     ~Stream() override;
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
+    // A stream per request: their memory is recycled within the worker, not malloc'd each time.
+    static void* operator new(size_t size);
+    static void operator delete(void* p, size_t size);
 
     int64_t id() const { return id_; }
     bool closed() const { return closed_; }
@@ -83,6 +86,48 @@ private:
     static constexpr size_t kReadAhead = 64 * 1024; // file bytes read before they are sent
     static constexpr size_t kMaxQueuedFiles = 8;
 
+    // The response's blocks in stream order. A response in flight rarely spans more than a
+    // few 16 KiB blocks, so the first few slots are inline: no allocation per stream.
+    class BlockQueue {
+    public:
+        bool empty() const { return size_ == 0; }
+        size_t size() const { return size_; }
+        char* operator[](size_t i) const { return data()[head_ + i]; }
+        char* front() const { return data()[head_]; }
+        char* back() const { return data()[head_ + size_ - 1]; }
+        void push_back(char* block) {
+            if (head_ + size_ == capacity())
+                make_room();
+            data()[head_ + size_++] = block;
+        }
+        void pop_front() {
+            ++head_;
+            if (--size_ == 0)
+                head_ = 0;
+        }
+        void clear() { head_ = size_ = 0; }
+
+    private:
+        static constexpr size_t kInline = 4;
+        char** data() { return heap_.empty() ? inline_ : heap_.data(); }
+        char* const* data() const { return heap_.empty() ? inline_ : heap_.data(); }
+        size_t capacity() const { return heap_.empty() ? kInline : heap_.size(); }
+        void make_room() {
+            if (head_ > 0) { // slide to the front
+                std::copy(data() + head_, data() + head_ + size_, data());
+                head_ = 0;
+                return;
+            }
+            std::vector<char*> bigger(capacity() * 2);
+            std::copy(data(), data() + size_, bigger.begin());
+            heap_ = std::move(bigger);
+        }
+        char* inline_[kInline];
+        std::vector<char*> heap_;
+        size_t head_ = 0;
+        size_t size_ = 0;
+    };
+
     // A queued piece of body not yet in the block chain: a file range, or bytes that had to
     // wait behind one.
     struct Segment {
@@ -128,7 +173,7 @@ private:
 
     // Response bytes: blocks cover stream body offsets [chain_base_, written_); nghttp3 holds
     // pointers to [acked_, handed_) until the peer acknowledges them.
-    std::deque<char*> blocks_;
+    BlockQueue blocks_;
     uint64_t chain_base_ = 0;
     uint64_t acked_ = 0;
     uint64_t handed_ = 0;
