@@ -58,6 +58,7 @@ constexpr const char* kUsage =
     "      --raw-control-stream HEX  our control stream is 0x00 then HEX (no SETTINGS)\n"
     "      --raw-uni TYPE:HEX    open a unidirectional stream of TYPE carrying HEX\n"
     "      --raw-qpack-encoder HEX  append HEX on our QPACK encoder stream\n"
+    "      --raw-crypto HEX      send HEX in 1-RTT CRYPTO frames once the handshake is confirmed\n"
     "      --connect-protocol P  extended CONNECT with :protocol P (RFC 9220): stdin is\n"
     "                            streamed as the request body, the response body to stdout\n"
     "  -m, --max-time SECONDS    give up after SECONDS (default 30)\n"

@@ -1445,6 +1445,7 @@ class Http3MalformedInputTest(WraithTestCase):
     def setUpClass(cls):
         srv = H3Server(static_site(), workers=2)
         write_file(srv.path("www", "index.html"), b"still serving\n")
+        write_file(srv.path("www", "long.bin"), os.urandom(8 << 20))
         start_class_server(cls, srv)
 
     def request_headers(self, path="/index.html", extra=(), drop=()):
@@ -1501,6 +1502,17 @@ class Http3MalformedInputTest(WraithTestCase):
 
     def unique(self):
         return f"/index.html?m{random.getrandbits(48):012x}"
+
+    def test_crypto_data_after_the_handshake_is_an_unexpected_message(self):
+        # RFC 9001 leaves a client no TLS message to send after the handshake (no KeyUpdate,
+        # no post-handshake authentication). The server, which frees its TLS session then,
+        # closes with CRYPTO_ERROR carrying unexpected_message (0x100 + 10). A TLS KeyUpdate
+        # goes out as soon as the handshake is confirmed, in the middle of an 8 MiB download.
+        r = h3get(self, self.srv, ["/long.bin"], "--max-time", "10", "--raw-crypto",
+                  "1800000100")
+        m = re.search(r"^closed: (0x[0-9a-f]+) CRYPTO_ERROR", r.stderr, re.M)
+        self.assertEqual(m.group(1) if m else "no CONNECTION_CLOSE", "0x10a", r)
+        self.assertSurvived(r)
 
     # ---- the raw mode itself
 

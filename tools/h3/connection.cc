@@ -502,6 +502,10 @@ void Connection::after_event() {
     if (!closing_ && migration_requested_ && handshake_confirmed_) {
         perform_migration();
     }
+    if (!closing_ && raw_ && handshake_confirmed_ && !raw_->send_crypto()) {
+        fail("ngtcp2 refused --raw-crypto");
+        return;
+    }
     if (!closing_ && can_open_stream()) {
         handler_.on_stream_credit(*this);
     }

@@ -114,6 +114,8 @@ int read_raw_option(const std::string& arg, ArgReader& args, RawOptions& o, std:
         o.plan.replace_control = true;
     } else if (arg == "--raw-qpack-encoder") {
         target = &o.plan.qpack_encoder;
+    } else if (arg == "--raw-crypto") {
+        target = &o.plan.crypto;
     } else if (arg != "--raw-uni") {
         error = "unknown option " + arg;
         return -1;
@@ -234,6 +236,15 @@ bool RawStreams::open(int64_t control, int64_t encoder) {
         }
     }
     return true;
+}
+
+bool RawStreams::send_crypto() {
+    if (crypto_sent_ || plan_.crypto.empty()) {
+        return true;
+    }
+    crypto_sent_ = true;
+    return ngtcp2_conn_submit_crypto_data(conn_.conn_, NGTCP2_CRYPTO_LEVEL_APPLICATION,
+                                          plan_.crypto.data(), plan_.crypto.size()) == 0;
 }
 
 bool RawStreams::add_request(int64_t stream_id, std::span<const uint8_t> bytes, bool fin,

@@ -31,6 +31,8 @@ struct RawPlan {
     std::vector<uint8_t> control_stream;
     std::vector<uint8_t> qpack_encoder; // `qpack_encoder` follows on our QPACK encoder stream.
     std::vector<UniStream> uni;         // `uni` are opened after the HTTP/3 streams.
+    std::vector<uint8_t> crypto; // `crypto` goes in 1-RTT CRYPTO frames once the handshake is
+                                 // confirmed (a TLS message no client may send then).
 };
 
 // h3get's --raw-* options.
@@ -76,6 +78,8 @@ public:
     // Attaches the appends to nghttp3's control (-1 if replaced) and encoder streams, then
     // opens the extra unidirectional streams.
     bool open(int64_t control, int64_t encoder);
+    // Submits plan.crypto as 1-RTT CRYPTO data, once; false if ngtcp2 refused it.
+    bool send_crypto();
     // Opens nothing: `stream_id` (just opened) becomes a raw request stream.
     bool add_request(int64_t stream_id, std::span<const uint8_t> bytes, bool fin, void* user);
 
@@ -135,6 +139,7 @@ private:
 
     Connection& conn_;
     const RawPlan& plan_;
+    bool crypto_sent_ = false;
     std::vector<Out> outs_; // `outs_` in the order they go out.
     std::vector<std::unique_ptr<Response>> responses_;
     nghttp3_qpack_decoder* decoder_ = nullptr; // `decoder_` has no dynamic table.
