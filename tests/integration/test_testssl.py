@@ -56,12 +56,14 @@ class TestSslTest(WraithTestCase):
             return json.load(f)
 
     def test_no_weak_protocol_cipher_or_vulnerability(self):
-        findings = self.scan(1)
         # On a loaded machine one of testssl's many reconnects can time out on its side
         # ("check failed because of connect problem"): that is no verdict about the server,
-        # so the scan runs once more. A second one would count as a finding.
-        if any("connect problem" in f["finding"] for f in findings):
-            findings = self.scan(2)
+        # so the scan runs again, up to three times in all (CI runs this beside the HTTP/3
+        # downloads on two cores). A third one counts as a finding.
+        for attempt in (1, 2, 3):
+            findings = self.scan(attempt)
+            if not any("connect problem" in f["finding"] for f in findings):
+                break
         ids = {f["id"] for f in findings}
         # The scan really ran: protocols, ciphers and vulnerabilities were all tested.
         for expected in ("SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_NULL",
