@@ -31,6 +31,7 @@ Worker::Worker(WorkerSetup setup)
     : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)),
       config_(setup.config), router_(*config_), setup_(std::move(setup)), read_buffers_(16384, 64),
       large_read_buffers_(config_->http.max_header_size + 16384, 4), arena_blocks_(4096, 256) {
+    order_io(loop_, ready_);
     accept_watchers_.resize(setup_.listen_fds.size());
     if (setup_.quic_tls && setup_.quic_index >= 0) {
         quic_ = std::make_unique<quic::Endpoint>(*this, setup_);

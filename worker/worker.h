@@ -12,6 +12,7 @@
 
 #include "common/buffer_pool.h"
 #include "common/config.h"
+#include "common/loop.h"
 #include "common/status.h"
 #include "modules/router/router.h"
 #include "worker/access_log.h"
@@ -114,6 +115,7 @@ private:
     ev_signal sigterm_, sigint_, sigquit_, sighup_, sigusr1_;
     static constexpr size_t kDeferredRunsPerPass = 10000;
     ev_prepare prepare_;
+    ReadyQueue ready_; // connections' I/O in readiness order (common/loop.h)
     ev_idle idle_; // active while deferred work is left over: the loop polls, not blocks
     ev_timer housekeeping_timer_; // gives pooled memory back after bursts
     std::unique_ptr<quic::Endpoint> quic_; // null without "h3" listeners

@@ -65,8 +65,7 @@ void append_header(std::string& o, std::string_view name, std::string_view value
 ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body,
                              ResponseWriter& out)
     : handler_(handler), req_(req), body_(body), out_(out), loop_(req.loop) {
-    ev_init(&io_, on_io);
-    io_.data = this;
+    io_init(io_, on_io, this);
     ev_init(&timer_, on_timer);
     timer_.data = this;
     ev_init(&total_timer_, on_total_timer);
@@ -755,7 +754,7 @@ void ProxyExchange::complete() {
         body_.discard(); // the upstream answered early; the client's connection stays usable
     }
     if (reusable) {
-        ev_io_stop(loop_, &io_);
+        io_stop(loop_, io_);
         ev_timer_stop(loop_, &timer_);
         io_events_ = 0;
         UpstreamPool::instance().put(loop_, handler_.upstream(), server_, std::move(conn_));
@@ -789,7 +788,7 @@ void ProxyExchange::client_aborted() {
 
 void ProxyExchange::close_upstream() {
     if (loop_) {
-        ev_io_stop(loop_, &io_);
+        io_stop(loop_, io_);
         ev_timer_stop(loop_, &timer_);
     }
     io_events_ = 0;
@@ -807,10 +806,7 @@ void ProxyExchange::update_io() {
     if (!connecting_ && !client_blocked_ && !upstream_eof_)
         events |= conn_->wait_events(true);
     if (events != io_events_) {
-        ev_io_stop(loop_, &io_);
-        ev_io_set(&io_, conn_->fd(), events);
-        if (events)
-            ev_io_start(loop_, &io_);
+        io_set(loop_, io_, conn_->fd(), events);
         io_events_ = events;
     }
     if (!ev_is_active(&timer_))

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/loop.h"
 #include "common/http.h"
 #include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
@@ -98,7 +99,7 @@ private:
     std::vector<bool> tried_;    // servers this request tried (retries go elsewhere)
     uint32_t tries_ = 0;
     std::unique_ptr<UpstreamTransport> conn_; // plain TCP or TLS; null while connecting
-    ev_io io_;
+    OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     ev_timer total_timer_; // upstream.total_timeout
     int io_events_ = 0;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/loop.h"
 #include "modules/module.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
@@ -37,8 +38,7 @@ class H2Session {
 public:
     H2Session(struct ev_loop* loop, const UpstreamConfig& up, size_t server)
         : up_(up), server_(server), loop_(loop), connector_(loop) {
-        ev_init(&io_, on_io);
-        io_.data = this;
+        io_init(io_, on_io, this);
         ev_init(&timer_, on_timer);
         timer_.data = this;
     }
@@ -47,7 +47,7 @@ public:
         connector_.cancel();
         if (dns_wait_)
             UpstreamPool::instance().cancel_wait(up_, server_, dns_wait_);
-        ev_io_stop(loop_, &io_);
+        io_stop(loop_, io_);
         ev_timer_stop(loop_, &timer_);
         if (h2_)
             nghttp2_session_del(h2_);
@@ -211,14 +211,13 @@ private:
     }
 
     void watch(int events) {
-        if (events == io_events_ && ev_is_active(&io_))
+        if (events == io_events_ && ev_is_active(&io_.io))
             return;
-        ev_io_stop(loop_, &io_);
         io_events_ = events;
-        if (events && conn_) {
-            ev_io_set(&io_, conn_->fd(), events);
-            ev_io_start(loop_, &io_);
-        }
+        if (conn_)
+            io_set(loop_, io_, conn_->fd(), events);
+        else
+            io_stop(loop_, io_);
     }
 
     static void on_io(struct ev_loop*, ev_io* w, int revents) {
@@ -374,7 +373,7 @@ private:
             return;
         state_ = State::dead;
         connector_.cancel();
-        ev_io_stop(loop_, &io_);
+        io_stop(loop_, io_);
         ev_timer_stop(loop_, &timer_);
         std::vector<H2Exchange*> waiting = std::move(waiting_);
         waiting_.clear();
@@ -457,7 +456,7 @@ private:
     uint64_t dns_wait_ = 0;
     std::unique_ptr<UpstreamTransport> conn_;
     nghttp2_session* h2_ = nullptr;
-    ev_io io_;
+    OrderedIo io_; // common/loop.h: served in readiness order
     int io_events_ = 0;
     ev_timer timer_; // the connect deadline, then the idle timeout
     std::vector<H2Exchange*> waiting_;

@@ -34,14 +34,13 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
       fd_(transport_->fd()), arena_(&worker.arena_blocks()) {
     peer_.init(peer, *transport_, worker.next_connection_id());
     peer_.info.alt_svc = worker.alt_svc(listen);
-    ev_io_init(&io_, on_io, fd_, 0);
-    io_.data = this;
+    io_init(io_, on_io, this);
     ev_init(&timer_, on_timer);
     timer_.data = this;
 }
 
 Connection::~Connection() {
-    ev_io_stop(worker_.loop(), &io_);
+    io_stop(worker_.loop(), io_);
     ev_timer_stop(worker_.loop(), &timer_);
     put_read_buffer(); // the transport closes the socket
 }
@@ -94,12 +93,8 @@ void Connection::want_buffered_read() {
 void Connection::set_io(int events) {
     if (events == io_events_)
         return;
-    ev_io_stop(worker_.loop(), &io_);
     io_events_ = events;
-    if (events) {
-        ev_io_set(&io_, fd_, events);
-        ev_io_start(worker_.loop(), &io_);
-    }
+    io_set(worker_.loop(), io_, fd_, events);
 }
 
 void Connection::arm(Duration d) {

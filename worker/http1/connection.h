@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <vector>
 
+#include "common/loop.h"
 #include "common/arena.h"
 #include "common/config.h"
 #include "common/http.h"
@@ -128,7 +129,7 @@ private:
     const ListenConfig& listen_;
     std::unique_ptr<Transport> transport_;
     int fd_; // transport_->fd(), for the watchers
-    ev_io io_;
+    OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     int io_events_ = 0;
     State state_ = State::idle;

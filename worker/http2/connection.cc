@@ -35,8 +35,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
       already_read_(already_read) {
     peer_.init(peer, *transport_, worker.next_connection_id());
     peer_.info.alt_svc = worker.alt_svc(listen);
-    ev_io_init(&io_, on_io, fd_, 0);
-    io_.data = this;
+    io_init(io_, on_io, this);
     ev_init(&timer_, on_timer);
     timer_.data = this;
     ev_init(&drain_timer_, on_drain_timer);
@@ -44,7 +43,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
 }
 
 Connection::~Connection() {
-    ev_io_stop(worker_.loop(), &io_);
+    io_stop(worker_.loop(), io_);
     ev_timer_stop(worker_.loop(), &timer_);
     ev_timer_stop(worker_.loop(), &drain_timer_);
     close_streams(); // normally done by destroy()
@@ -473,12 +472,8 @@ void Connection::reap_closed() {
 void Connection::set_io_events(int events) {
     if (events == io_events_)
         return;
-    ev_io_stop(worker_.loop(), &io_);
     io_events_ = events;
-    if (events) {
-        ev_io_set(&io_, fd_, events);
-        ev_io_start(worker_.loop(), &io_);
-    }
+    io_set(worker_.loop(), io_, fd_, events);
 }
 
 void Connection::update_io() {

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <vector>
 
+#include "common/loop.h"
 #include "common/config.h"
 #include "common/http.h"
 #include "worker/connection.h"
@@ -106,7 +107,7 @@ private:
     const ListenConfig& listen_;
     std::unique_ptr<Transport> transport_;
     int fd_;
-    ev_io io_;
+    OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     ev_timer drain_timer_; // bounds the wait for the drain PING's ack
     int io_events_ = 0;

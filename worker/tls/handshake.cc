@@ -14,14 +14,13 @@ Handshake::Handshake(Worker& worker, std::unique_ptr<TlsTransport> transport,
                      const sockaddr_storage& peer, const ListenConfig& listen)
     : worker_(worker), transport_(std::move(transport)), listen_(listen) {
     peer_.init(peer, *transport_, 0); // for log lines; the protocol numbers the connection
-    ev_io_init(&io_, on_io, transport_->fd(), EV_READ);
-    io_.data = this;
+    io_init(io_, on_io, this);
     ev_timer_init(&timer_, on_timeout, worker.config().http.header_timeout.count() / 1000.0, 0.);
     timer_.data = this;
 }
 
 Handshake::~Handshake() {
-    ev_io_stop(worker_.loop(), &io_);
+    io_stop(worker_.loop(), io_);
     ev_timer_stop(worker_.loop(), &timer_);
 }
 
@@ -78,9 +77,7 @@ void Handshake::step() {
     int r = transport_->handshake();
     if (r == 0) {
         int events = transport_->wait_events(true);
-        ev_io_stop(worker_.loop(), &io_);
-        ev_io_set(&io_, transport_->fd(), events);
-        ev_io_start(worker_.loop(), &io_);
+        io_set(worker_.loop(), io_, transport_->fd(), events);
         return;
     }
     if (r < 0)
@@ -91,7 +88,7 @@ void Handshake::step() {
 
 void Handshake::finish(bool ok) {
     done_ = true;
-    ev_io_stop(worker_.loop(), &io_);
+    io_stop(worker_.loop(), io_);
     ev_timer_stop(worker_.loop(), &timer_);
     worker_.remove_connection(this);
     if (ok) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <sys/socket.h>
 
+#include "common/loop.h"
 #include "common/config.h"
 #include "worker/connection.h"
 #include "worker/peer.h"
@@ -41,7 +42,7 @@ private:
     std::unique_ptr<TlsTransport> transport_;
     Peer peer_; // the client, for log lines and the protocol that follows
     const ListenConfig& listen_;
-    ev_io io_;
+    OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     bool done_ = false;
     bool checked_first_byte_ = false;
