@@ -468,7 +468,7 @@ void ProxyExchange::read_ready() {
         ssize_t n = conn_->read(recv_buf_ + recv_len_, room);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+                return drop_drained_buffer();
             return upstream_closed(errno);
         }
         recv_len_ += static_cast<size_t>(n);
@@ -479,7 +479,17 @@ void ProxyExchange::read_ready() {
         process_input();
         // One read per event when the body is large keeps other connections served fairly.
         if (static_cast<size_t>(n) < room)
-            return;
+            return drop_drained_buffer();
+    }
+}
+
+// Everything read was passed on: the buffer goes back to the pool until the upstream has
+// more, so an exchange waiting on its client or the upstream holds no 64 KiB.
+void ProxyExchange::drop_drained_buffer() {
+    if (recv_buf_ && recv_off_ == recv_len_) {
+        give_read_buffer(recv_buf_);
+        recv_buf_ = nullptr;
+        recv_off_ = recv_len_ = 0;
     }
 }
 

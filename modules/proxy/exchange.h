@@ -78,6 +78,7 @@ private:
     // retries and retry budget allow. False: no retry (the caller answers the client).
     // `answered`: the server answered a status of fail_statuses (its bytes are discarded).
     bool retry_elsewhere(const std::string& why, bool answered = false);
+    void drop_drained_buffer();
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
     static void on_total_timer(struct ev_loop* loop, ev_timer* w, int revents);
