@@ -199,19 +199,6 @@ def soak_figures(soak, length=None):
             "dirty_mid": mid[2], "dirty_end": end[2]}
 
 
-def report_number(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def fmt(value, digits=0):
-    if value is None:
-        return "n/a"
-    return f"{value:,.{digits}f}"
-
-
 def table(results, flat_kib):
     runs = load_runs(results)
     metrics = load_metrics(results)
@@ -261,32 +248,32 @@ def table(results, flat_kib):
     rows = []
     for proto, name in PROTOS.items():
         w, n = median(proto, "wraith", "rps"), median(proto, "nginx", "rps")
-        rows.append((f"req/s {name}, {clients[proto]}", fmt(w), fmt(n), ratio(w, n), "≥ 1.0×",
+        rows.append((f"req/s {name}, {clients[proto]}", report.fmt(w), report.fmt(n), ratio(w, n), "≥ 1.0×",
                      verdict(w / n >= 1.0 if w is not None and n else None)))
     for proto, name in PROTOS.items():
         w, n = median(proto, "wraith", "p99_ms"), median(proto, "nginx", "p99_ms")
         ok = (w <= n and w < P99_LIMIT_MS) if w is not None and n is not None else None
-        rows.append((f"p99 ms {name}", fmt(w, 2), fmt(n, 2), ratio(w, n),
+        rows.append((f"p99 ms {name}", report.fmt(w, 2), report.fmt(n, 2), ratio(w, n),
                      f"≤ nginx, < {P99_LIMIT_MS:.0f} ms", verdict(ok)))
     for proto, name in PROTOS.items():
         w, n = median(proto, "wraith", "cpu_us_per_req"), median(proto, "nginx", "cpu_us_per_req")
-        rows.append((f"proxy CPU µs/request {name}", fmt(w, 2), fmt(n, 2), ratio(w, n),
+        rows.append((f"proxy CPU µs/request {name}", report.fmt(w, 2), report.fmt(n, 2), ratio(w, n),
                      "(lower is better)", ""))
     for proto, name in PROTOS.items():
         cells = []
         for server in SERVERS:
-            cells.append(f"{fmt(median(proto, server, 'cpu_busy'))}"
-                         f" ({fmt(median(proto, server, 'backend_busy'))},"
-                         f" {fmt(median(proto, server, 'client_busy'))})")
+            cells.append(f"{report.fmt(median(proto, server, 'cpu_busy'))}"
+                         f" ({report.fmt(median(proto, server, 'backend_busy'))},"
+                         f" {report.fmt(median(proto, server, 'client_busy'))})")
         rows.append((f"proxy CPU busy % {name} (backend's, client's)", *cells, "",
                      "proxy ~100 = proxy-bound", ""))
 
     soaks = {server: load_soak(results, server) for server in SERVERS}
-    figures = {server: soak_figures(s, report_number(metrics.get((server, "soak_seconds"))))
+    figures = {server: soak_figures(s, report.number(metrics.get((server, "soak_seconds"))))
                for server, s in soaks.items() if s}
     for server, f in figures.items():
-        f["rss_after"] = report_number(metrics.get((server, "rss_after_soak_kib")))
-        f["fds_after"] = report_number(metrics.get((server, "fds_after_soak")))
+        f["rss_after"] = report.number(metrics.get((server, "rss_after_soak_kib")))
+        f["fds_after"] = report.number(metrics.get((server, "fds_after_soak")))
     if figures:
         length = max(f["length"] for f in figures.values())
 
@@ -298,7 +285,7 @@ def table(results, flat_kib):
                          verdict(ok) if target else ""))
 
         soak_row(f"worker RSS KiB over a {length} s soak: idle start / settled / middle / end"
-                 " / max", lambda f: " / ".join(fmt(f[k]) for k in
+                 " / max", lambda f: " / ".join(report.fmt(f[k]) for k in
                                                 ("start", "settled", "mid", "end", "max")))
         wraith = figures.get("wraith")
         soak_row("worker RSS growth KiB: peak of the second half − peak of the first"
@@ -308,15 +295,15 @@ def table(results, flat_kib):
         soak_row("worker RSS trend after settling (KiB/min, least squares)",
                  lambda f: f"{f['slope']:+,.1f}" if f["slope"] is not None else "n/a")
         soak_row("worker Private_Dirty KiB: middle / end",
-                 lambda f: f"{fmt(f['dirty_mid'])} / {fmt(f['dirty_end'])}")
+                 lambda f: f"{report.fmt(f['dirty_mid'])} / {report.fmt(f['dirty_end'])}")
         soak_row("worker open fds: idle start / end of the load / 1 s after it",
-                 lambda f: f"{f['fds_start']} / {f['fds_end']} / {fmt(f['fds_after'])}")
+                 lambda f: f"{f['fds_start']} / {f['fds_end']} / {report.fmt(f['fds_after'])}")
         soak_row("worker RSS KiB 1 s after the soak's load",
-                 lambda f: fmt(f["rss_after"]))
+                 lambda f: report.fmt(f["rss_after"]))
 
         def soak_load(f_server):
             s = soaks[f_server]
-            return (f"{fmt(s.get('h1_rps'))} + {fmt(s.get('h2_rps'))}"
+            return (f"{report.fmt(s.get('h1_rps'))} + {report.fmt(s.get('h2_rps'))}"
                     f" ({s.get('h1_errors', 0)} + {s.get('h2_errors', 0)} errors)")
         rows.append(("soak req/s h1 + h2 (errors), both clients at once",
                      soak_load("wraith") if soaks.get("wraith") else "n/a",

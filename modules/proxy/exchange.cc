@@ -777,18 +777,12 @@ void ProxyExchange::fail(int status, const std::string& reason) {
         return;
     finished_ = true;
     close_upstream();
-    if (body_state_ == BodyState::streaming)
+    if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
-    if (!out_.headers_sent()) {
-        if (body_state_ == BodyState::streaming)
+        if (!out_.headers_sent())
             body_.discard();
-        send_error(req_, out_, status, reason);
-        return;
     }
-    // The status line is gone: all that is left is to cut the client's stream short.
-    WLOG_ERROR("%s (after %llu body bytes to the client)", reason.c_str(),
-               static_cast<unsigned long long>(out_.body_bytes_sent()));
-    out_.reset();
+    fail_response(req_, out_, status, reason);
 }
 
 void ProxyExchange::client_aborted() {

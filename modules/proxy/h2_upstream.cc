@@ -859,17 +859,12 @@ void H2Exchange::fail(int status, const std::string& reason) {
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
-    if (req_.has_body && !spool_)
+    if (req_.has_body && !spool_) {
         body_.on_data(nullptr);
-    if (!out_.headers_sent()) {
-        if (req_.has_body && !spool_ && !body_done_)
+        if (!out_.headers_sent() && !body_done_)
             body_.discard();
-        send_error(req_, out_, status, reason);
-        return;
     }
-    WLOG_ERROR("%s (after %llu body bytes to the client)", reason.c_str(),
-               static_cast<unsigned long long>(out_.body_bytes_sent()));
-    out_.reset();
+    fail_response(req_, out_, status, reason);
 }
 
 void H2Exchange::client_aborted() {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "common/log.h"
 #include "common/strings.h"
+#include "modules/module.h"
 #include "modules/proxy/forwarding.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
@@ -279,6 +281,14 @@ void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
             out.headers.add("set-cookie", req.arena->copy(c));
         }
     }
+}
+
+void fail_response(Request& req, ResponseWriter& out, int status, const std::string& reason) {
+    if (!out.headers_sent())
+        return send_error(req, out, status, reason);
+    WLOG_ERROR("%s (after %llu body bytes to the client)", reason.c_str(),
+               static_cast<unsigned long long>(out.body_bytes_sent()));
+    out.reset();
 }
 
 } // namespace wraith::proxy

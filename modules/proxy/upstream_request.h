@@ -51,4 +51,8 @@ std::string rewrite_location(const ProxyHandler& handler, const Request& req, si
 void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
                        std::string_view request_id, const Headers& upstream, ResponseHead& out);
 
+// An exchange that failed: the client gets `status` with `reason` logged while its response
+// has not started; after that, all that is left is to cut the response short (logged).
+void fail_response(Request& req, ResponseWriter& out, int status, const std::string& reason);
+
 } // namespace wraith::proxy
