@@ -27,7 +27,7 @@ Arena::Block* Arena::new_block(size_t min_size) {
     return b;
 }
 
-void* Arena::alloc(size_t n, size_t align) {
+void* Arena::alloc_slow(size_t n, size_t align) {
     if (!head_) {
         if (!first_) {
             if (pool_ && n + align <= first_size_) {

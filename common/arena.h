@@ -22,7 +22,18 @@ public:
     Arena(const Arena&) = delete;
     Arena& operator=(const Arena&) = delete;
 
-    void* alloc(size_t n, size_t align = alignof(std::max_align_t));
+    void* alloc(size_t n, size_t align = alignof(std::max_align_t)) {
+        // The common case inline: room in the current block (align is a power of two).
+        if (head_) {
+            size_t off = (head_->used + align - 1) & ~(align - 1);
+            if (off + n <= head_->size) {
+                head_->used = off + n;
+                used_total_ += n;
+                return head_->data + off;
+            }
+        }
+        return alloc_slow(n, align);
+    }
 
     std::string_view copy(std::string_view s) {
         if (s.empty())
@@ -65,6 +76,7 @@ private:
         Cleanup* next;
     };
     Block* new_block(size_t min_size);
+    void* alloc_slow(size_t n, size_t align);
 
     Block* head_ = nullptr;  // current block (blocks chain back to the first)
     Block* first_ = nullptr; // kept across reset()

@@ -234,6 +234,12 @@ public:
     virtual void send_headers(ResponseHead& head, bool end_stream) = 0;
     // Queues a copy of `data`.
     virtual Result send_body(std::string_view data, bool end_stream) = 0;
+    // Like send_body, but the caller keeps `data` alive and unchanged until the exchange ends
+    // (Arena::defer), so a writer may send from it without a copy: HTTP/3 hands a small
+    // file's cached content to nghttp3 as it is. Writers that copy anyway need not override.
+    virtual Result send_shared_body(std::string_view data, bool end_stream) {
+        return send_body(data, end_stream);
+    }
     // Queues `len` bytes of `fd` from `offset`. The caller keeps fd open until the exchange
     // ends (Arena::defer). Plain TCP uses sendfile(2); other transports copy.
     virtual Result send_file(int fd, off_t offset, size_t len, bool end_stream) = 0;

@@ -141,6 +141,25 @@ void MimeTypes::seal() {
         unique.push_back(std::move(entries_[i]));
     }
     entries_ = std::move(unique);
+    // An open-addressing index (power-of-two size, at most half full) over the extensions,
+    // so a lookup per response is a short hash and one compare, not a binary search.
+    size_t n = 8;
+    while (n < entries_.size() * 2)
+        n *= 2;
+    slots_.assign(n, 0);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        size_t at = ext_hash(entries_[i].ext) & (n - 1);
+        while (slots_[at] != 0)
+            at = (at + 1) & (n - 1);
+        slots_[at] = static_cast<uint32_t>(i + 1);
+    }
+}
+
+uint32_t MimeTypes::ext_hash(std::string_view lower_ext) {
+    uint32_t h = 2166136261u; // FNV-1a
+    for (char c : lower_ext)
+        h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    return h;
 }
 
 std::shared_ptr<const MimeTypes> MimeTypes::parse(std::string_view text, const std::string& name,
@@ -268,11 +287,15 @@ std::string_view MimeTypes::lookup(std::string_view ext) const {
     for (size_t i = 0; i < ext.size(); ++i)
         lower[i] = ascii_lower(ext[i]);
     std::string_view key(lower, ext.size());
-    auto it = std::lower_bound(entries_.begin(), entries_.end(), key,
-                               [](const Entry& e, std::string_view k) { return e.ext < k; });
-    if (it == entries_.end() || it->ext != key)
+    if (slots_.empty())
         return default_type;
-    return it->type;
+    const size_t mask = slots_.size() - 1;
+    for (size_t at = ext_hash(key) & mask; slots_[at] != 0; at = (at + 1) & mask) {
+        const Entry& e = entries_[slots_[at] - 1];
+        if (e.ext == key)
+            return e.type;
+    }
+    return default_type;
 }
 
 std::string_view MimeTypes::for_path(std::string_view path) const {

@@ -1,6 +1,7 @@
 // File extension -> media type, from an nginx-format mime.types file or a built-in table.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,8 @@ private:
         std::string type;
     };
     std::vector<Entry> entries_; // sorted by ext, unique
+    std::vector<uint32_t> slots_; // entries_ index + 1 by ext_hash, 0 empty (seal builds it)
+    static uint32_t ext_hash(std::string_view lower_ext);
 
     void add(std::string_view type, std::string_view ext);
     void seal(); // sorts; for duplicate extensions keeps the last one added

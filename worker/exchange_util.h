@@ -18,6 +18,25 @@ inline uint64_t monotonic_us() {
            static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 
+// Stamps the start of an exchange (Request::start, Request::start_mono_us) with one clock
+// read: the wall-clock time is the monotonic one plus an offset read again at most once a
+// second, so a stepped system clock shows in the logs within a second.
+inline void stamp_start(timespec& wall, uint64_t& mono_us) {
+    static uint64_t synced_us = 0;  // when the offset was taken (monotonic), 0: never
+    static int64_t offset_us = 0;   // realtime - monotonic
+    mono_us = monotonic_us();
+    if (synced_us == 0 || mono_us - synced_us >= 1000000) {
+        timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        offset_us = static_cast<int64_t>(rt.tv_sec) * 1000000 + rt.tv_nsec / 1000 -
+                    static_cast<int64_t>(mono_us);
+        synced_us = mono_us;
+    }
+    int64_t us = static_cast<int64_t>(mono_us) + offset_us;
+    wall.tv_sec = static_cast<time_t>(us / 1000000);
+    wall.tv_nsec = static_cast<long>(us % 1000000) * 1000;
+}
+
 // RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content.
 inline bool status_has_body(int status) {
     return status >= 200 && status != 204 && status != 304;

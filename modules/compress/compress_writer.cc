@@ -282,6 +282,12 @@ Result CompressWriter::encode(std::string_view data, bool end, bool pausable) {
     }
 }
 
+Result CompressWriter::send_shared_body(std::string_view data, bool end_stream) {
+    if (mode_ == Mode::pass)
+        return next_.send_shared_body(data, end_stream);
+    return send_body(data, end_stream);
+}
+
 Result CompressWriter::send_body(std::string_view data, bool end_stream) {
     switch (mode_) {
     case Mode::undecided: // body before headers is the caller's bug; let next judge it

@@ -24,6 +24,7 @@ public:
     void send_informational(int status, const Headers& headers) override;
     void send_headers(ResponseHead& head, bool end_stream) override;
     Result send_body(std::string_view data, bool end_stream) override;
+    Result send_shared_body(std::string_view data, bool end_stream) override;
     Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
     Result send_trailers(const Headers& trailers) override;
     void on_writable(Callback cb) override;

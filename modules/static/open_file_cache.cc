@@ -7,7 +7,9 @@
 
 #include <unistd.h>
 
+#include "common/http_date.h"
 #include "modules/static/root_dir.h"
+#include "modules/static/validators.h"
 
 namespace wraith::static_files {
 
@@ -70,6 +72,26 @@ std::string_view OpenFile::content() {
         }
     }
     return {content_.get(), content_len_};
+}
+
+std::string_view OpenFile::etag(std::string_view suffix) {
+    static_assert(sizeof etag_ == etag_size && etag_size < 256);
+    // The cached tag was made with a suffix of this length whose bytes (just before the
+    // closing quote) are these: the same suffix.
+    if (etag_len_ == 0 || etag_suffix_len_ != suffix.size() ||
+        std::memcmp(etag_ + etag_len_ - 1 - suffix.size(), suffix.data(), suffix.size()) != 0) {
+        etag_len_ = static_cast<uint8_t>(make_etag(st_, suffix, etag_));
+        etag_suffix_len_ = static_cast<uint8_t>(suffix.size());
+    }
+    return {etag_, etag_len_};
+}
+
+std::string_view OpenFile::last_modified() {
+    static_assert(sizeof last_modified_ == http_date_size);
+    if (last_modified_len_ == 0)
+        last_modified_len_ =
+            static_cast<uint8_t>(format_http_date(st_.st_mtim.tv_sec, last_modified_));
+    return {last_modified_, last_modified_len_};
 }
 
 void OpenFile::release(void* file) {

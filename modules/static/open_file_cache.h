@@ -49,6 +49,11 @@ public:
     // QUIC): they skip a pread per response. It matches stat() (the same open file).
     static constexpr size_t kMaxContent = 32 * 1024;
     std::string_view content();
+    // The file's validators, made once from stat() rather than per response: its strong
+    // ETag (make_etag; `suffix` marks a precompressed variant, and a file is always served
+    // with the same one) and its Last-Modified date.
+    std::string_view etag(std::string_view suffix);
+    std::string_view last_modified();
     // OpenFile objects alive in this process (tests check that descriptors are closed).
     static size_t live_count();
 
@@ -64,6 +69,11 @@ private:
     std::unique_ptr<char[]> content_;
     size_t content_len_ = 0;
     bool content_tried_ = false;
+    uint8_t etag_len_ = 0; // 0: not made yet
+    uint8_t etag_suffix_len_ = 0;
+    uint8_t last_modified_len_ = 0;
+    char etag_[80];          // static_files::etag_size
+    char last_modified_[32]; // http_date_size
 };
 
 // What a lookup found. `file` is a reference the caller owns (OpenFile::release), set for

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <string>
+#include <unordered_map>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -221,7 +224,13 @@ private:
     void serve_listing(Request& req, ResponseWriter& out, std::string_view path) const;
     void send_open_error(Request& req, ResponseWriter& out, int err) const;
     void send_redirect(Request& req, ResponseWriter& out, std::string_view path) const;
-    std::string_view content_type(std::string_view path, Arena& arena) const;
+    // The type a file is served as (with the route's charset when textual) and whether it is
+    // compressible: worked out once per type, not per response.
+    struct TypeInfo {
+        std::string_view type;
+        bool compressible = false;
+    };
+    const TypeInfo& type_for(std::string_view path) const;
     void add_cache_control(ResponseHead& head) const {
         if (opt_.cache_control)
             head.headers.add("cache-control", *opt_.cache_control);
@@ -230,6 +239,10 @@ private:
     StaticOptions opt_;
     std::unique_ptr<RootDir> root_;
     std::shared_ptr<const MimeTypes> mime_;
+    // By the type's own characters (MimeTypes' entries and kOctetStream do not move), so a
+    // lookup is a pointer hash. Filled in each worker after the fork; a worker is one thread.
+    mutable std::unordered_map<const char*, TypeInfo> types_;
+    mutable std::deque<std::string> type_strings_; // the charset variants TypeInfo points at
 };
 
 void StaticHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
@@ -438,11 +451,19 @@ void StaticHandler::serve_listing(Request& req, ResponseWriter& out, std::string
     out.send_body(html, true);
 }
 
-std::string_view StaticHandler::content_type(std::string_view path, Arena& arena) const {
+const StaticHandler::TypeInfo& StaticHandler::type_for(std::string_view path) const {
     std::string_view type = mime_ ? mime_->for_path(path) : std::string_view{};
     if (type.empty())
         type = kOctetStream;
-    return with_charset(type, opt_.charset, arena);
+    auto [it, added] = types_.try_emplace(type.data());
+    if (added) {
+        Arena scratch(256);
+        std::string_view served = with_charset(type, opt_.charset, scratch);
+        if (served.data() != type.data())
+            served = type_strings_.emplace_back(served);
+        it->second = TypeInfo{served, is_compressible_type(served)};
+    }
+    return it->second;
 }
 
 void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult file,
@@ -454,8 +475,9 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
     const Header* range_field = req.headers.find("range");
     const bool wants_range = range_field && is_get && !overridden;
 
-    std::string_view type = content_type(path, arena);
-    const bool compressible = is_compressible_type(type);
+    const TypeInfo& type_info = type_for(path);
+    const std::string_view type = type_info.type;
+    const bool compressible = type_info.compressible;
 
     // Precompressed sidecar: the best coding the client accepts that has a regular file.
     // Range requests are answered from the identity file, so that byte positions always
@@ -492,15 +514,13 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
 
     const uint64_t size = static_cast<uint64_t>(file.st.st_size);
     const time_t mtime = file.st.st_mtim.tv_sec;
+    // The open file outlives the exchange's use of these (release_at_end above).
     std::string_view etag;
     std::string_view last_modified;
     if (!overridden) {
-        if (opt_.etag) {
-            char tag[etag_size];
-            etag = arena.copy(std::string_view(tag, make_etag(file.st, etag_suffix, tag)));
-        }
-        char date[http_date_size];
-        last_modified = arena.copy(std::string_view(date, format_http_date(mtime, date)));
+        if (opt_.etag)
+            etag = file.file->etag(etag_suffix);
+        last_modified = file.file->last_modified();
     }
 
     ResponseHead head;
@@ -599,7 +619,7 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
     // of a pread per response. Plain TCP keeps sendfile (no copy at all).
     if (req.conn && req.conn->tls)
         if (std::string_view bytes = file.file->content(); bytes.size() == size) {
-            out.send_body(bytes, true);
+            out.send_shared_body(bytes, true); // the open file outlives the exchange
             return;
         }
     out.send_file(fd, 0, static_cast<size_t>(size), true);

@@ -342,8 +342,7 @@ void Connection::reject(int status, const char* reason) {
     req_.method = {};
     req_.target = arena_.copy(line);
     req_.version = 11;
-    clock_gettime(CLOCK_REALTIME, &req_.start);
-    req_.start_mono_us = monotonic_us();
+    stamp_start(req_.start, req_.start_mono_us);
     state_ = State::exchange;
     keep_alive_ = false;
     head_request_ = false;
@@ -387,8 +386,7 @@ void Connection::start_exchange(const RequestHead& head) {
                          (head.framing == BodyFraming::content_length && head.content_length == 0))
             ? req_.headers.get("upgrade")
             : std::string_view{};
-    clock_gettime(CLOCK_REALTIME, &req_.start);
-    req_.start_mono_us = monotonic_us();
+    stamp_start(req_.start, req_.start_mono_us);
 
     // Host without port, lower-case (the buffer is ours to edit).
     std::string_view host = head.authority;

@@ -134,8 +134,7 @@ void Stream::start() {
     req_.has_body = !body_done_ && req_.content_length != 0;
     tunnel_ = req_.extended_connect();
     head_request_ = req_.method_id == Method::head;
-    clock_gettime(CLOCK_REALTIME, &req_.start);
-    req_.start_mono_us = monotonic_us();
+    stamp_start(req_.start, req_.start_mono_us);
 
     if (head_error_) {
         const char* why = head_error_ == 431   ? "request header fields too large"

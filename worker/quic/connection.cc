@@ -876,7 +876,8 @@ int Connection::h3_recv_header(nghttp3_conn*, int64_t, int32_t token, nghttp3_rc
         nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
         nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
         s->on_header(token, {reinterpret_cast<const char*>(n.base), n.len},
-                     {reinterpret_cast<const char*>(v.base), v.len});
+                     {reinterpret_cast<const char*>(v.base), v.len},
+                     nghttp3_rcbuf_is_static(name) != 0);
     }
     return 0;
 }

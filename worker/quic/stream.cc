@@ -17,11 +17,23 @@ namespace wraith::quic {
 
 namespace {
 
-nghttp3_nv make_nv(std::string_view name, std::string_view value) {
-    // nghttp3 copies names and values when a header block is submitted.
+// A field nghttp3 does not copy: it holds the pointers until it encodes the header block, in
+// a later write pass. Names must be lower case (RFC 9114 §4.2), and both must outlive the
+// stream's queued frames: constants, or copies in the stream's arena (kept_nv).
+nghttp3_nv ref_nv(std::string_view name, std::string_view value) {
     return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-            NGHTTP3_NV_FLAG_NONE};
+            NGHTTP3_NV_FLAG_NO_COPY_NAME | NGHTTP3_NV_FLAG_NO_COPY_VALUE};
+}
+
+// Copies a handler's field into `arena`, the name lower-cased on the way: one pass of ours
+// instead of nghttp3's copy and its byte-by-byte downcase.
+nghttp3_nv kept_nv(Arena& arena, std::string_view name, std::string_view value) {
+    char* p = static_cast<char*>(arena.alloc(name.size() + value.size(), 1));
+    copy_ascii_lower(p, name.data(), name.size());
+    if (!value.empty())
+        std::memcpy(p + name.size(), value.data(), value.size());
+    return ref_nv({p, name.size()}, {p + name.size(), value.size()});
 }
 
 nghttp3_ssize read_callback(nghttp3_conn*, int64_t, nghttp3_vec* vec, size_t veccnt,
@@ -73,7 +85,8 @@ void Stream::schedule() {
 
 // ---- request head --------------------------------------------------------------------------
 
-void Stream::on_header(int32_t token, std::string_view name, std::string_view value) {
+void Stream::on_header(int32_t token, std::string_view name, std::string_view value,
+                       bool static_name) {
     const HttpConfig& http = conn_.worker().config().http;
     header_bytes_ += name.size() + value.size() + 32;
     ++header_count_;
@@ -114,7 +127,7 @@ void Stream::on_header(int32_t token, std::string_view name, std::string_view va
     default:
         break;
     }
-    if (name == "cookie") {
+    if (token == NGHTTP3_QPACK_TOKEN_COOKIE) {
         // RFC 9114 §4.2.1: crumbs may come as separate fields; handlers see one.
         if (const Header* h = req_.headers.find("cookie")) {
             size_t n = h->value.size() + 2 + value.size();
@@ -125,15 +138,16 @@ void Stream::on_header(int32_t token, std::string_view name, std::string_view va
             req_.headers.set("cookie", {joined, n});
             return;
         }
-    } else if (name == "host") {
+    } else if (token == NGHTTP3_QPACK_TOKEN_HOST) {
         host_field_ = arena_.copy(value);
-    } else if (name == "content-length") {
+    } else if (token == NGHTTP3_QPACK_TOKEN_CONTENT_LENGTH) {
         uint64_t v = 0;
         auto r = std::from_chars(value.data(), value.data() + value.size(), v);
         if (r.ec == std::errc{} && r.ptr == value.data() + value.size())
             req_.content_length = static_cast<int64_t>(v);
     }
-    req_.headers.add(arena_.copy(name), arena_.copy(value));
+    // A name from QPACK's static table is nghttp3's constant: no copy.
+    req_.headers.add(static_name ? name : arena_.copy(name), arena_.copy(value));
 }
 
 void Stream::on_head_complete(bool fin, bool early) {
@@ -161,8 +175,7 @@ void Stream::start() {
     req_.has_body = !body_done_ && req_.content_length != 0;
     tunnel_ = req_.extended_connect();
     head_request_ = req_.method_id == Method::head;
-    clock_gettime(CLOCK_REALTIME, &req_.start);
-    req_.start_mono_us = monotonic_us();
+    stamp_start(req_.start, req_.start_mono_us);
 
     if (head_error_) {
         const char* why = head_error_ == 431   ? "request header fields too large"
@@ -341,10 +354,10 @@ void Stream::send_informational(int status, const Headers& headers) {
     char* code = static_cast<char*>(arena_.alloc(4, 1));
     std::snprintf(code, 4, "%d", status);
     size_t i = 0;
-    nva[i++] = make_nv(":status", {code, 3});
+    nva[i++] = ref_nv(":status", {code, 3});
     for (const Header& h : headers)
         if (!connection_specific(h.name))
-            nva[i++] = make_nv(h.name, h.value);
+            nva[i++] = kept_nv(arena_, h.name, h.value);
     nghttp3_conn_submit_info(conn_.http(), id_, nva, i);
     conn_.want_write();
 }
@@ -372,19 +385,19 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     code[1] = static_cast<char>('0' + status / 10 % 10);
     code[2] = static_cast<char>('0' + status % 10);
     size_t i = 0;
-    nva[i++] = make_nv(":status", {code, 3});
+    nva[i++] = ref_nv(":status", {code, 3});
     if (!server.empty())
-        nva[i++] = make_nv("server", server);
-    nva[i++] = make_nv("date", worker.http_date());
+        nva[i++] = ref_nv("server", server); // the worker's configuration outlives its streams
+    nva[i++] = ref_nv("date", arena_.copy(worker.http_date())); // rewritten every second
     for (const Header& h : head.headers) {
         if (connection_specific(h.name) || h.name == "content-length")
             continue; // framing is ours (RFC 9114 §4.2)
-        nva[i++] = make_nv(h.name, h.value);
+        nva[i++] = kept_nv(arena_, h.name, h.value);
     }
     if (has_body && head.status != 304 && head.content_length >= 0 && !tunnel_open_) {
         char* len = static_cast<char*>(arena_.alloc(24, 1));
         auto w = std::to_chars(len, len + 24, head.content_length);
-        nva[i++] = make_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
+        nva[i++] = ref_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
     }
     nghttp3_data_reader reader{read_callback};
     if (end_stream)
@@ -416,6 +429,22 @@ ResponseWriter::Result Stream::writer_state() {
         return Result::blocked;
     }
     return Result::ok;
+}
+
+// A small file's cached content is the whole body, and stays alive until the stream is gone
+// (the handler's reference to the open file is an arena cleanup of this stream): nghttp3 reads
+// it in place. Anything else, or anything queued before it, takes the copying path.
+ResponseWriter::Result Stream::send_shared_body(std::string_view data, bool end_stream) {
+    if (!end_stream || data.empty() || closed_ || aborted_ || !headers_sent_ ||
+        response_ended_ || !body_allowed_ || written_ != 0 || seg_head_ != segs_.size() ||
+        (body_expected_ >= 0 && data.size() != static_cast<uint64_t>(body_expected_)))
+        return send_body(data, end_stream);
+    shared_ = data.data();
+    written_ = data.size();
+    body_queued_ = data.size();
+    end_response();
+    kick();
+    return writer_state();
 }
 
 void Stream::append(const char* data, size_t len) {
@@ -485,7 +514,7 @@ ResponseWriter::Result Stream::send_trailers(const Headers& trailers) {
         for (const Header& h : trailers) {
             if (connection_specific(h.name))
                 continue;
-            trailers_[trailer_count_++] = make_nv(arena_.copy(h.name), arena_.copy(h.value));
+            trailers_[trailer_count_++] = kept_nv(arena_, h.name, h.value);
         }
     }
     end_response();
@@ -563,6 +592,12 @@ nghttp3_ssize Stream::read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags
         materialise();
     size_t n = 0;
     uint64_t pos = handed_;
+    if (shared_ && pos < written_ && veccnt > 0) {
+        vec[n].base = reinterpret_cast<uint8_t*>(const_cast<char*>(shared_ + pos));
+        vec[n].len = static_cast<size_t>(written_ - pos);
+        ++n;
+        pos = written_;
+    }
     while (pos < written_ && n < veccnt) {
         size_t block = static_cast<size_t>((pos - chain_base_) / kBlockSize);
         size_t in = static_cast<size_t>((pos - chain_base_) % kBlockSize);

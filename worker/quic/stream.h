@@ -36,7 +36,9 @@ public:
     bool closed() const { return closed_; }
 
     // ---- fed by the connection's nghttp3 callbacks (no handler code runs here)
-    void on_header(int32_t token, std::string_view name, std::string_view value);
+    // `static_name`: the name is nghttp3's own constant (QPACK's static table), kept as is.
+    void on_header(int32_t token, std::string_view name, std::string_view value,
+                   bool static_name);
     void on_head_complete(bool fin, bool early);
     void on_body(const uint8_t* data, size_t len);
     void on_body_end();
@@ -67,6 +69,7 @@ public:
     void send_informational(int status, const Headers& headers) override;
     void send_headers(ResponseHead& head, bool end_stream) override;
     Result send_body(std::string_view data, bool end_stream) override;
+    Result send_shared_body(std::string_view data, bool end_stream) override;
     Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
     Result send_trailers(const Headers& trailers) override;
     void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
@@ -174,6 +177,9 @@ private:
     // Response bytes: blocks cover stream body offsets [chain_base_, written_); nghttp3 holds
     // pointers to [acked_, handed_) until the peer acknowledges them.
     BlockQueue blocks_;
+    // A whole body the handler keeps alive (send_shared_body): [0, written_) is shared_'s
+    // bytes, handed to nghttp3 in place; blocks_ stays empty.
+    const char* shared_ = nullptr;
     uint64_t chain_base_ = 0;
     uint64_t acked_ = 0;
     uint64_t handed_ = 0;
