@@ -14,9 +14,29 @@ int hex_value(char c) {
     return -1;
 }
 
+// Already canonical, as nearly every request path is: absolute, nothing to decode or reject,
+// no empty, "." or ".." segment (any segment starting with '.' takes the full path), and no
+// trailing slash to keep or drop differently.
+bool canonical(std::string_view p) {
+    if (p.empty() || p[0] != '/')
+        return false;
+    for (size_t i = 0; i < p.size(); ++i) {
+        char c = p[i];
+        if (c == '%' || c == '\\' || c == '\0')
+            return false;
+        if (c == '/' && i + 1 < p.size() && (p[i + 1] == '/' || p[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
 } // namespace
 
 bool normalize_path(std::string_view raw_path, Arena& arena, std::string_view& out) {
+    if (canonical(raw_path)) {
+        out = arena.copy(raw_path);
+        return true;
+    }
     // Decoding never lengthens the path; +1 for the leading '/' a relative input gets.
     const size_t cap = raw_path.size() + 1;
     char* decoded = static_cast<char*>(arena.alloc(cap, 1));

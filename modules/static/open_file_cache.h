@@ -72,7 +72,7 @@ private:
     uint8_t etag_len_ = 0; // 0: not made yet
     uint8_t etag_suffix_len_ = 0;
     uint8_t last_modified_len_ = 0;
-    char etag_[80];          // static_files::etag_size
+    char etag_[32];          // static_files::etag_size
     char last_modified_[32]; // http_date_size
 };
 

@@ -9,17 +9,12 @@ namespace wraith::static_files {
 
 namespace {
 
-char* put_hex(char* p, uint64_t v) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = kHex[v & 15];
-        v >>= 4;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+// splitmix64's finaliser: every input bit moves about half the output bits.
+uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
 }
 
 bool is_ows(char c) {
@@ -63,16 +58,19 @@ std::optional<time_t> first_date(const Headers& headers, std::string_view name) 
 size_t make_etag(const struct stat& st, std::string_view suffix, char out[etag_size]) {
     const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
                               static_cast<uint64_t>(st.st_mtim.tv_nsec);
+    uint64_t h = mix(static_cast<uint64_t>(st.st_ino));
+    h = mix(h ^ mtime_ns);
+    h = mix(h ^ static_cast<uint64_t>(st.st_size));
+    // Lower-case base32: tools that lower-case header text (wrongly, ETags are
+    // case-sensitive) still match, and QPACK/HPACK Huffman codes these digits short.
+    static constexpr char kDigits[] = "abcdefghijklmnopqrstuvwxyz234567";
     char* p = out;
     *p++ = '"';
-    p = put_hex(p, static_cast<uint64_t>(st.st_ino));
-    *p++ = '-';
-    p = put_hex(p, mtime_ns);
-    *p++ = '-';
-    p = put_hex(p, static_cast<uint64_t>(st.st_size));
-    // 3 x 16 hex digits + 2 dashes + 2 quotes = 52; the suffix is short ("-zst").
-    if (suffix.size() > etag_size - 54)
-        suffix = suffix.substr(0, etag_size - 54);
+    for (int shift = 60; shift >= 0; shift -= 5) // 13 digits of 5 bits, the first of 4
+        *p++ = kDigits[(h >> shift) & 31];
+    // 13 digits + 2 quotes; the suffix is short ("-zst").
+    if (suffix.size() > etag_size - 16)
+        suffix = suffix.substr(0, etag_size - 16);
     for (char c : suffix)
         *p++ = c;
     *p++ = '"';

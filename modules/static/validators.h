@@ -14,10 +14,12 @@
 namespace wraith::static_files {
 
 // Longest ETag make_etag writes, quotes and suffix included, plus a NUL.
-inline constexpr size_t etag_size = 80;
+inline constexpr size_t etag_size = 32;
 
-// Strong ETag "\"<inode>-<mtime ns>-<size><suffix>\"" in hex; `suffix` (e.g. "-br") marks a
-// precompressed variant. Returns the length written into `out`.
+// Strong ETag "\"<13 base32 digits><suffix>\"": a 64-bit hash of the inode, the
+// modification time in nanoseconds and the size, so it changes with any of them; short, as
+// it goes out with every response (HTTP/2 and HTTP/3 send it as a literal each time).
+// `suffix` (e.g. "-br") marks a precompressed variant. Returns the length written into `out`.
 size_t make_etag(const struct stat& st, std::string_view suffix, char out[etag_size]);
 
 // Whether any entity-tag in the list `field` (a "#entity-tag" value, or "*") matches `etag`.
