@@ -9,6 +9,7 @@
 #include <ctime>
 #include <functional>
 #include <string_view>
+#include <type_traits>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <vector>
@@ -29,6 +30,7 @@ struct Header {
     std::string_view name;
     std::string_view value;
 };
+static_assert(std::is_trivially_copyable_v<Header> && std::is_trivially_destructible_v<Header>);
 
 // An ordered header list. The first kInline fields live in the object itself, so a typical
 // request or response head costs no allocation; longer lists move to the heap, and a list
@@ -52,17 +54,18 @@ public:
     Headers& operator=(Headers&& other) noexcept {
         if (this == &other)
             return *this;
-        if (other.data_ == other.inline_) {
-            std::copy(other.begin(), other.end(), data_ == heap_.get() ? heap_.get() : inline_);
+        if (other.data_ == other.inline_fields()) {
+            std::copy(other.begin(), other.end(),
+                      data_ == heap_.get() ? heap_.get() : inline_fields());
             if (data_ != heap_.get())
-                data_ = inline_;
+                data_ = inline_fields();
             size_ = other.size_;
         } else {
             heap_ = std::move(other.heap_);
             data_ = heap_.get();
             cap_ = other.cap_;
             size_ = other.size_;
-            other.data_ = other.inline_;
+            other.data_ = other.inline_fields();
             other.cap_ = kInline;
         }
         other.size_ = 0;
@@ -117,8 +120,12 @@ private:
         cap_ = n;
     }
 
-    Header inline_[kInline];
-    Header* data_ = inline_;
+    Header* inline_fields() { return reinterpret_cast<Header*>(inline_); }
+    // Raw bytes, not Header[kInline]: a Headers is made for every request and response, and
+    // constructing sixteen empty fields each time was 512 bytes of stores for nothing. A
+    // field comes to life when it is added (Header is an aggregate of two views).
+    alignas(Header) unsigned char inline_[sizeof(Header) * kInline];
+    Header* data_ = inline_fields();
     size_t size_ = 0;
     size_t cap_ = kInline;
     std::unique_ptr<Header[]> heap_;

@@ -44,10 +44,6 @@ Connection::~Connection() {
         gnutls_deinit(tls_);
 }
 
-Worker& Connection::worker() const {
-    return ep_.worker();
-}
-
 Connection* Connection::create(Endpoint& ep, Endpoint::Socket& sock, const ngtcp2_path& path,
                                const ngtcp2_pkt_hd& hd, const ngtcp2_cid* original_dcid,
                                bool address_validated) {

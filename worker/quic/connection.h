@@ -46,7 +46,7 @@ public:
     void run_deferred() override;
 
     // For streams.
-    Worker& worker() const;
+    Worker& worker() const { return ep_.worker(); }
     const ConnectionInfo& info() const { return peer_.info; }
     nghttp3_conn* http() const { return http_; }
     void schedule(Stream* s);

@@ -101,22 +101,14 @@ Header* page_block(size_t pages) {
     return h;
 }
 
-void* alloc(size_t n, bool whole) {
-    if (n == 0)
-        n = 1;
+// alloc() when the small class's list is empty, or the block is not small.
+[[gnu::noinline]] void* alloc_slow(size_t n, bool whole) {
     if (n <= kMaxSmall) {
         uint32_t cls = static_cast<uint32_t>((n + kAlign - 1) / kAlign);
-        Header* h;
-        if (FreeBlock* b = g_free[cls]) {
-            g_free[cls] = b->next;
-            --g_kept[cls];
-            h = header_of(b);
-        } else {
-            h = static_cast<Header*>(std::malloc(sizeof(Header) + cls * kAlign));
-            if (!h)
-                return nullptr;
-            h->cls = cls;
-        }
+        auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + cls * kAlign));
+        if (!h)
+            return nullptr;
+        h->cls = cls;
         return h + 1;
     }
     size_t page = page_size();
@@ -135,13 +127,26 @@ void* alloc(size_t n, bool whole) {
     return h ? h + 1 : nullptr;
 }
 
-void release(void* p) {
-    if (!p)
-        return;
-    Header* h = static_cast<Header*>(p) - 1;
+void* alloc(size_t n, bool whole) {
+    if (n == 0)
+        n = 1;
+    if (n <= kMaxSmall) {
+        uint32_t cls = static_cast<uint32_t>((n + kAlign - 1) / kAlign);
+        if (FreeBlock* b = g_free[cls]) {
+            g_free[cls] = b->next;
+            --g_kept[cls];
+            return b; // its header still names its class
+        }
+    }
+    return alloc_slow(n, whole);
+}
+
+// What release() does for blocks other than a small class with room on its list; out of
+// line, so the common case needs no saved registers.
+[[gnu::noinline, gnu::cold]] void release_slow(Header* h) {
     uint32_t cls = h->cls;
-    auto* b = static_cast<FreeBlock*>(p);
     if (cls & kPageTag) {
+        auto* b = reinterpret_cast<FreeBlock*>(h + 1);
         size_t pages = cls & ~kPageTag;
         b->next = g_dirty[pages];
         g_dirty[pages] = b;
@@ -151,10 +156,17 @@ void release(void* p) {
         munmap(h, (cls & ~kMappedTag) * page_size());
         return;
     }
-    if (cls == 0 || g_kept[cls] >= kKeepPerClass) {
-        std::free(h);
+    std::free(h);
+}
+
+void release(void* p) {
+    if (!p)
         return;
-    }
+    Header* h = static_cast<Header*>(p) - 1;
+    uint32_t cls = h->cls;
+    if (cls - 1 >= kClasses - 1 || g_kept[cls] >= kKeepPerClass) // 0 and the tags wrap high
+        return release_slow(h);
+    auto* b = static_cast<FreeBlock*>(p);
     b->next = g_free[cls];
     g_free[cls] = b;
     ++g_kept[cls];

@@ -377,27 +377,45 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
 
     Worker& worker = conn_.worker();
     const std::string& server = worker.config().http.server_header;
-    size_t n = 4 + head.headers.size();
-    auto* nva = static_cast<nghttp3_nv*>(arena_.alloc(n * sizeof(nghttp3_nv)));
-    char* code = static_cast<char*>(arena_.alloc(3, 1));
+    const std::string_view date = worker.http_date();
+    // One arena block for the field array and every byte nghttp3 will read from it later:
+    // the status digits, the date (rewritten every second), the content-length digits and a
+    // copy of each handler field (names lower-cased on the way).
+    const size_t n = 4 + head.headers.size();
+    size_t bytes = 3 + date.size() + 24;
+    for (const Header& h : head.headers)
+        bytes += h.name.size() + h.value.size();
+    auto* nva = static_cast<nghttp3_nv*>(
+        arena_.alloc(n * sizeof(nghttp3_nv) + bytes, alignof(nghttp3_nv)));
+    char* p = reinterpret_cast<char*>(nva + n);
+    auto keep = [&p](std::string_view s, bool lower) -> std::string_view {
+        char* at = p;
+        if (lower)
+            copy_ascii_lower(at, s.data(), s.size());
+        else if (!s.empty())
+            std::memcpy(at, s.data(), s.size());
+        p += s.size();
+        return {at, s.size()};
+    };
     unsigned status = static_cast<unsigned>(head.status) % 1000;
-    code[0] = static_cast<char>('0' + status / 100);
-    code[1] = static_cast<char>('0' + status / 10 % 10);
-    code[2] = static_cast<char>('0' + status % 10);
+    p[0] = static_cast<char>('0' + status / 100);
+    p[1] = static_cast<char>('0' + status / 10 % 10);
+    p[2] = static_cast<char>('0' + status % 10);
     size_t i = 0;
-    nva[i++] = ref_nv(":status", {code, 3});
+    nva[i++] = ref_nv(":status", {p, 3});
+    p += 3;
     if (!server.empty())
         nva[i++] = ref_nv("server", server); // the worker's configuration outlives its streams
-    nva[i++] = ref_nv("date", arena_.copy(worker.http_date())); // rewritten every second
+    nva[i++] = ref_nv("date", keep(date, false));
     for (const Header& h : head.headers) {
         if (connection_specific(h.name) || h.name == "content-length")
             continue; // framing is ours (RFC 9114 §4.2)
-        nva[i++] = kept_nv(arena_, h.name, h.value);
+        std::string_view name = keep(h.name, true);
+        nva[i++] = ref_nv(name, keep(h.value, false));
     }
     if (has_body && head.status != 304 && head.content_length >= 0 && !tunnel_open_) {
-        char* len = static_cast<char*>(arena_.alloc(24, 1));
-        auto w = std::to_chars(len, len + 24, head.content_length);
-        nva[i++] = ref_nv("content-length", {len, static_cast<size_t>(w.ptr - len)});
+        auto w = std::to_chars(p, p + 24, head.content_length);
+        nva[i++] = ref_nv("content-length", {p, static_cast<size_t>(w.ptr - p)});
     }
     nghttp3_data_reader reader{read_callback};
     if (end_stream)
