@@ -21,26 +21,62 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-// Copies `n` bytes from `src` to `dst` with ASCII A-Z lower-cased, eight bytes at a time:
-// field names on the way out of every response (HTTP/2 and HTTP/3 want lower case).
-inline void copy_ascii_lower(char* dst, const char* src, size_t n) {
-    constexpr uint64_t ones = 0x0101010101010101ull;
-    constexpr uint64_t high = 0x8080808080808080ull;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+namespace detail {
+// Lower-cases the ASCII A-Z bytes of a word. Per byte b < 0x80: bit 7 of b + (0x80 - 'A') is
+// set when b >= 'A', and of b + (0x7f - 'Z') when b > 'Z'; bytes >= 0x80 are left alone.
+template <class W> constexpr W lower_word(W w) {
+    constexpr W ones = static_cast<W>(~W{0}) / 0xff;
+    constexpr W high = ones * 0x80;
+    W low7 = w & ~high;
+    W ge_a = low7 + (0x80 - 'A') * ones;
+    W gt_z = low7 + (0x7f - 'Z') * ones;
+    W upper = (ge_a ^ gt_z) & ~w & high;
+    return w | (upper >> 2); // 0x80 >> 2 == 0x20, the case bit
+}
+
+// Copies n bytes word by word, the last word overlapping the one before it (so no byte
+// tail), applying fn to each word: fn is the identity or lower_word, which may safely
+// see a byte twice.
+template <class Fn> inline void copy_words(char* dst, const char* src, size_t n, Fn fn) {
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            uint64_t w;
+            std::memcpy(&w, src + i, 8);
+            w = fn(w);
+            std::memcpy(dst + i, &w, 8);
+        }
         uint64_t w;
-        std::memcpy(&w, src + i, 8);
-        // Per byte b < 0x80: bit 7 of b + (0x80 - 'A') is set when b >= 'A', and of
-        // b + (0x7f - 'Z') when b > 'Z'; bytes >= 0x80 are left alone.
-        uint64_t low7 = w & ~high;
-        uint64_t ge_a = low7 + (0x80 - 'A') * ones;
-        uint64_t gt_z = low7 + (0x7f - 'Z') * ones;
-        uint64_t upper = (ge_a ^ gt_z) & ~w & high;
-        w |= upper >> 2; // 0x80 >> 2 == 0x20, the case bit
-        std::memcpy(dst + i, &w, 8);
+        std::memcpy(&w, src + n - 8, 8);
+        w = fn(w);
+        std::memcpy(dst + n - 8, &w, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        std::memcpy(&a, src, 4);
+        std::memcpy(&b, src + n - 4, 4);
+        a = static_cast<uint32_t>(fn(uint64_t{a}));
+        b = static_cast<uint32_t>(fn(uint64_t{b}));
+        std::memcpy(dst, &a, 4);
+        std::memcpy(dst + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; ++i)
+            dst[i] = static_cast<char>(fn(uint64_t{static_cast<unsigned char>(src[i])}));
     }
-    for (; i < n; ++i)
-        dst[i] = ascii_lower(src[i]);
+}
+} // namespace detail
+
+// Copies `n` bytes from `src` to `dst` (not overlapping) with ASCII A-Z lower-cased, eight
+// bytes at a time: field names on the way out of a response (HTTP/3 wants lower case).
+inline void copy_ascii_lower(char* dst, const char* src, size_t n) {
+    detail::copy_words(dst, src, n, [](uint64_t w) { return detail::lower_word(w); });
+}
+
+// memcpy for the short strings of header fields, inline: no call for a 10-byte value.
+inline void copy_short(char* dst, const char* src, size_t n) {
+    if (n > 64) {
+        std::memcpy(dst, src, n);
+        return;
+    }
+    detail::copy_words(dst, src, n, [](uint64_t w) { return w; });
 }
 
 } // namespace wraith

@@ -54,6 +54,15 @@ public:
     // with the same one) and its Last-Modified date.
     std::string_view etag(std::string_view suffix);
     std::string_view last_modified();
+    // One slot for what the handler serving the file works out from its path (the static
+    // handler: the served type), tagged with that handler. A file served by one handler is
+    // the common case; another handler overwrites the slot. A handler's files are all below
+    // its own root, whose entries it drops when destroyed (OpenFileCache::forget_root).
+    const void* memo(const void* owner) const { return memo_owner_ == owner ? memo_ : nullptr; }
+    void set_memo(const void* owner, const void* value) {
+        memo_owner_ = owner;
+        memo_ = value;
+    }
     // OpenFile objects alive in this process (tests check that descriptors are closed).
     static size_t live_count();
 
@@ -69,6 +78,8 @@ private:
     std::unique_ptr<char[]> content_;
     size_t content_len_ = 0;
     bool content_tried_ = false;
+    const void* memo_owner_ = nullptr;
+    const void* memo_ = nullptr;
     uint8_t etag_len_ = 0; // 0: not made yet
     uint8_t etag_suffix_len_ = 0;
     uint8_t last_modified_len_ = 0;

@@ -475,7 +475,14 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
     const Header* range_field = req.headers.find("range");
     const bool wants_range = range_field && is_get && !overridden;
 
-    const TypeInfo& type_info = type_for(path);
+    // The type comes from the path; an open file is reached by one path, so it is kept with
+    // the file.
+    const auto* known = static_cast<const TypeInfo*>(file.file->memo(this));
+    if (!known) {
+        known = &type_for(path);
+        file.file->set_memo(this, known);
+    }
+    const TypeInfo& type_info = *known;
     const std::string_view type = type_info.type;
     const bool compressible = type_info.compressible;
 

@@ -31,8 +31,7 @@ nghttp3_nv ref_nv(std::string_view name, std::string_view value) {
 nghttp3_nv kept_nv(Arena& arena, std::string_view name, std::string_view value) {
     char* p = static_cast<char*>(arena.alloc(name.size() + value.size(), 1));
     copy_ascii_lower(p, name.data(), name.size());
-    if (!value.empty())
-        std::memcpy(p + name.size(), value.data(), value.size());
+    copy_short(p + name.size(), value.data(), value.size());
     return ref_nv({p, name.size()}, {p + name.size(), value.size()});
 }
 
@@ -392,8 +391,8 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
         char* at = p;
         if (lower)
             copy_ascii_lower(at, s.data(), s.size());
-        else if (!s.empty())
-            std::memcpy(at, s.data(), s.size());
+        else
+            copy_short(at, s.data(), s.size());
         p += s.size();
         return {at, s.size()};
     };

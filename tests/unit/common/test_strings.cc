@@ -5,6 +5,7 @@
 #include "common/strings.h"
 
 using wraith::copy_ascii_lower;
+using wraith::copy_short;
 
 namespace {
 
@@ -42,4 +43,26 @@ TEST_CASE("copy_ascii_lower on field names") {
     CHECK(lowered("Strict-Transport-Security") == "strict-transport-security");
     CHECK(lowered("@[`{") == "@[`{"); // the neighbours of A-Z stay
     CHECK(lowered("\xc3\x89T\xc3\xa9") == "\xc3\x89t\xc3\xa9"); // bytes >= 0x80 stay
+}
+
+TEST_CASE("copy_short copies every length exactly, touching nothing past the end") {
+    std::string src;
+    for (int i = 0; i < 200; ++i)
+        src.push_back(static_cast<char>('A' + i % 50));
+    for (size_t n = 0; n <= 150; ++n) {
+        std::string dst(n + 8, '#');
+        copy_short(dst.data(), src.data(), n);
+        REQUIRE(dst.substr(0, n) == src.substr(0, n));
+        REQUIRE(dst.substr(n) == std::string(8, '#'));
+    }
+}
+
+TEST_CASE("copy_ascii_lower touches nothing past the end") {
+    for (size_t n = 0; n <= 40; ++n) {
+        std::string src(n, 'Q');
+        std::string dst(n + 8, '#');
+        copy_ascii_lower(dst.data(), src.data(), n);
+        REQUIRE(dst.substr(0, n) == std::string(n, 'q'));
+        REQUIRE(dst.substr(n) == std::string(8, '#'));
+    }
 }
