@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/strings.h"
+
 namespace wraith {
 
 class BufferPool;
@@ -39,7 +41,7 @@ public:
         if (s.empty())
             return {};
         char* p = static_cast<char*>(alloc(s.size(), 1));
-        std::memcpy(p, s.data(), s.size());
+        copy_short(p, s.data(), s.size()); // field names and values: short, inline
         return {p, s.size()};
     }
 

@@ -1,4 +1,5 @@
 #include "modules/compress/accept_encoding.h"
+#include "common/strings.h"
 
 #include <array>
 
@@ -51,19 +52,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && is_ows(s.back()))
         s.remove_suffix(1);
     return s;
-}
-
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i]))
-            return false;
-    return true;
 }
 
 // Splits `s` at the first `sep` that is not inside a quoted string. Returns the part before

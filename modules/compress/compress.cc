@@ -1,4 +1,5 @@
 #include "modules/compress/compress.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -21,15 +22,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
         s.remove_suffix(1);
     return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i]))
-            return false;
-    return true;
 }
 
 // Whether `s` is "type/subtype", "type/*" or "*/*" made of token characters.

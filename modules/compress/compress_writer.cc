@@ -1,4 +1,5 @@
 #include "modules/compress/compress_writer.h"
+#include "common/strings.h"
 
 #include <cerrno>
 #include <cstring>
@@ -18,19 +19,6 @@ Result worse(Result a, Result b) {
     if (a == Result::blocked || b == Result::blocked)
         return Result::blocked;
     return Result::ok;
-}
-
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i]))
-            return false;
-    return true;
 }
 
 std::string_view trim(std::string_view s) {

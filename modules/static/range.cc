@@ -1,4 +1,5 @@
 #include "modules/static/range.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <charconv>
@@ -25,19 +26,6 @@ bool read_number(std::string_view s, size_t& i, uint64_t& v) {
     if (ec != std::errc())
         return false;
     i += static_cast<size_t>(p - begin);
-    return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char c = a[i];
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-        if (c != b[i])
-            return false;
-    }
     return true;
 }
 
