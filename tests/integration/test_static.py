@@ -91,6 +91,12 @@ hosts = ["auto.test"]
   static = { root = "@DIR@/www", autoindex = true }
 
 [[site]]
+hosts = ["plain.test"]
+  [[site.route]]
+  path = "/"
+  static = { root = "@DIR@/www", charset = "" }
+
+[[site]]
 hosts = ["cached.test"]
   [[site.route]]
   path = "/"
@@ -189,6 +195,19 @@ class StaticTest(WraithTestCase):
                 status, headers, _ = self.req(path)
                 self.assertEqual(status, 200)
                 self.assertRegex(headers.get("Content-Type", ""), re.compile(pattern, re.I))
+
+    def test_each_route_serves_its_own_type_for_the_same_file(self):
+        # Two routes over one directory, with and without a charset: each answers with its
+        # own Content-Type however the requests interleave (a file's served type is
+        # remembered per route, and the open-file cache keeps one entry per route's root).
+        for _ in range(3):
+            for host, want in (("static.test", "text/css; charset=utf-8"),
+                               ("plain.test", "text/css")):
+                status, headers, body = self.req("/style.css", host=host)
+                self.assertEqual(status, 200)
+                self.assertEqual(headers.get("Content-Type", "").lower().replace("; ", ";"),
+                                 want.replace("; ", ";"), host)
+                self.assertTrue(body)
 
     # ---- validators and conditionals
 
