@@ -31,7 +31,7 @@ Stream* stream_of(nghttp2_session* session, int32_t id) {
 Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
                        const sockaddr_storage& peer, const ListenConfig& listen,
                        std::string_view already_read)
-    : worker_(worker), listen_(listen), transport_(std::move(transport)), fd_(transport_->fd()),
+    : worker_(worker), transport_(std::move(transport)), fd_(transport_->fd()),
       already_read_(already_read) {
     peer_.init(peer, *transport_, worker.next_connection_id());
     peer_.info.alt_svc = worker.alt_svc(listen);

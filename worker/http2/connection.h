@@ -104,7 +104,6 @@ private:
     void unlink(Stream* s);
 
     Worker& worker_;
-    const ListenConfig& listen_;
     std::unique_ptr<Transport> transport_;
     int fd_;
     OrderedIo io_; // common/loop.h: served in readiness order
