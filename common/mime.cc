@@ -7,13 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/hash.h"
+#include "common/strings.h"
+
 namespace wraith {
 
 namespace {
-
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
 
 struct Token {
     enum class Kind { word, open, close, semicolon, end };
@@ -156,10 +155,7 @@ void MimeTypes::seal() {
 }
 
 uint32_t MimeTypes::ext_hash(std::string_view lower_ext) {
-    uint32_t h = 2166136261u; // FNV-1a
-    for (char c : lower_ext)
-        h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-    return h;
+    return static_cast<uint32_t>(fnv1a64(lower_ext));
 }
 
 std::shared_ptr<const MimeTypes> MimeTypes::parse(std::string_view text, const std::string& name,
@@ -284,8 +280,7 @@ std::string_view MimeTypes::lookup(std::string_view ext) const {
     char lower[32];
     if (ext.empty() || ext.size() > sizeof lower)
         return default_type;
-    for (size_t i = 0; i < ext.size(); ++i)
-        lower[i] = ascii_lower(ext[i]);
+    copy_ascii_lower(lower, ext.data(), ext.size());
     std::string_view key(lower, ext.size());
     if (slots_.empty())
         return default_type;

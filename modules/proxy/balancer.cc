@@ -3,21 +3,12 @@
 #include <algorithm>
 #include <random>
 
+#include "common/hash.h"
+
 namespace wraith::proxy {
 
 uint64_t hash_key(std::string_view s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    // splitmix64 finaliser: FNV's low bits are weak for short keys.
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
+    return mix64(fnv1a64(s));
 }
 
 namespace {

@@ -4,17 +4,15 @@
 #include <optional>
 
 #include "common/http_date.h"
+#include "common/hash.h"
 
 namespace wraith::static_files {
 
 namespace {
 
-// splitmix64's finaliser: every input bit moves about half the output bits.
+// One splitmix64 step: the golden-ratio increment, then the finaliser.
 uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    return mix64(x + 0x9e3779b97f4a7c15ull);
 }
 
 bool is_ows(char c) {

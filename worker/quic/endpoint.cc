@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "common/hash.h"
 #include "common/quic_cid.h"
 #include "worker/quic/connection.h"
 #include "worker/quic/tls.h"
@@ -34,12 +35,8 @@ CidKey::CidKey(const uint8_t* p, size_t n) {
 
 size_t CidHash::operator()(const CidKey& k) const {
     // FNV-1a over the bytes; CIDs are random, and foreign ones cannot pick our buckets far.
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < k.len; ++i) {
-        h ^= k.data[i];
-        h *= 1099511628211ull;
-    }
-    return static_cast<size_t>(h);
+    return static_cast<size_t>(
+        fnv1a64({reinterpret_cast<const char*>(k.data.data()), k.len}));
 }
 
 namespace {

@@ -143,7 +143,7 @@ void* alloc(size_t n, bool whole) {
 
 // What release() does for blocks other than a small class with room on its list; out of
 // line, so the common case needs no saved registers.
-[[gnu::noinline, gnu::cold]] void release_slow(Header* h) {
+[[gnu::noinline]] void release_slow(Header* h) {
     uint32_t cls = h->cls;
     if (cls & kPageTag) {
         auto* b = reinterpret_cast<FreeBlock*>(h + 1);

@@ -19,21 +19,71 @@ namespace {
 
 // A field nghttp3 does not copy: it holds the pointers until it encodes the header block, in
 // a later write pass. Names must be lower case (RFC 9114 §4.2), and both must outlive the
-// stream's queued frames: constants, or copies in the stream's arena (kept_nv).
+// stream's queued frames: constants, or bytes in a FieldBlock.
 nghttp3_nv ref_nv(std::string_view name, std::string_view value) {
     return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
             NGHTTP3_NV_FLAG_NO_COPY_NAME | NGHTTP3_NV_FLAG_NO_COPY_VALUE};
 }
 
-// Copies a handler's field into `arena`, the name lower-cased on the way: one pass of ours
-// instead of nghttp3's copy and its byte-by-byte downcase.
-nghttp3_nv kept_nv(Arena& arena, std::string_view name, std::string_view value) {
-    char* p = static_cast<char*>(arena.alloc(name.size() + value.size(), 1));
-    copy_ascii_lower(p, name.data(), name.size());
-    copy_short(p + name.size(), value.data(), value.size());
-    return ref_nv({p, name.size()}, {p + name.size(), value.size()});
-}
+// A header block for nghttp3 in one allocation from the stream's arena: the field array and
+// every byte it points at that is not a constant. Handler fields are copied in with their
+// names lower-cased on the way: one pass of ours instead of nghttp3's copy and its
+// byte-by-byte downcase.
+class FieldBlock {
+public:
+    // Room for `fields` fields and `bytes` bytes: bytes_of() the handler fields copied in,
+    // plus whatever the caller writes with room() or keep().
+    FieldBlock(Arena& arena, size_t fields, size_t bytes)
+        : nva_(static_cast<nghttp3_nv*>(
+              arena.alloc(fields * sizeof(nghttp3_nv) + bytes, alignof(nghttp3_nv)))),
+          p_(reinterpret_cast<char*>(nva_ + fields)) {}
+
+    static size_t bytes_of(const Headers& headers) {
+        size_t n = 0;
+        for (const Header& h : headers)
+            n += h.name.size() + h.value.size();
+        return n;
+    }
+
+    // `n` bytes for the caller to fill (used only as far as it writes).
+    char* room(size_t n) {
+        char* at = p_;
+        p_ += n;
+        return at;
+    }
+    std::string_view keep(std::string_view s, bool lower = false) {
+        char* at = room(s.size());
+        if (lower)
+            copy_ascii_lower(at, s.data(), s.size());
+        else
+            copy_short(at, s.data(), s.size());
+        return {at, s.size()};
+    }
+    // The :status field, its three digits in the block.
+    void add_status(int status) {
+        unsigned code = static_cast<unsigned>(status) % 1000;
+        char* d = room(3);
+        d[0] = static_cast<char>('0' + code / 100);
+        d[1] = static_cast<char>('0' + code / 10 % 10);
+        d[2] = static_cast<char>('0' + code % 10);
+        add(":status", {d, 3});
+    }
+    // `name` and `value` are constants or already in the block.
+    void add(std::string_view name, std::string_view value) { nva_[n_++] = ref_nv(name, value); }
+    // Inlined: it runs for every field of every response.
+    [[gnu::always_inline]] void add_copy(const Header& h) {
+        add(keep(h.name, true), keep(h.value));
+    }
+
+    nghttp3_nv* fields() const { return nva_; }
+    size_t size() const { return n_; }
+
+private:
+    nghttp3_nv* nva_;
+    char* p_;
+    size_t n_ = 0;
+};
 
 nghttp3_ssize read_callback(nghttp3_conn*, int64_t, nghttp3_vec* vec, size_t veccnt,
                             uint32_t* flags, void*, void* stream_user_data) {
@@ -348,16 +398,12 @@ void Stream::finish() {
 void Stream::send_informational(int status, const Headers& headers) {
     if (headers_sent_ || closed_ || aborted_ || status < 100 || status > 199 || status == 101)
         return;
-    size_t n = 1 + headers.size();
-    auto* nva = static_cast<nghttp3_nv*>(arena_.alloc(n * sizeof(nghttp3_nv)));
-    char* code = static_cast<char*>(arena_.alloc(4, 1));
-    std::snprintf(code, 4, "%d", status);
-    size_t i = 0;
-    nva[i++] = ref_nv(":status", {code, 3});
+    FieldBlock block(arena_, 1 + headers.size(), 3 + FieldBlock::bytes_of(headers));
+    block.add_status(status);
     for (const Header& h : headers)
         if (!connection_specific(h.name))
-            nva[i++] = kept_nv(arena_, h.name, h.value);
-    nghttp3_conn_submit_info(conn_.http(), id_, nva, i);
+            block.add_copy(h);
+    nghttp3_conn_submit_info(conn_.http(), id_, block.fields(), block.size());
     conn_.want_write();
 }
 
@@ -377,49 +423,27 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     Worker& worker = conn_.worker();
     const std::string& server = worker.config().http.server_header;
     const std::string_view date = worker.http_date();
-    // One arena block for the field array and every byte nghttp3 will read from it later:
-    // the status digits, the date (rewritten every second), the content-length digits and a
-    // copy of each handler field (names lower-cased on the way).
-    const size_t n = 4 + head.headers.size();
-    size_t bytes = 3 + date.size() + 24;
-    for (const Header& h : head.headers)
-        bytes += h.name.size() + h.value.size();
-    auto* nva = static_cast<nghttp3_nv*>(
-        arena_.alloc(n * sizeof(nghttp3_nv) + bytes, alignof(nghttp3_nv)));
-    char* p = reinterpret_cast<char*>(nva + n);
-    auto keep = [&p](std::string_view s, bool lower) -> std::string_view {
-        char* at = p;
-        if (lower)
-            copy_ascii_lower(at, s.data(), s.size());
-        else
-            copy_short(at, s.data(), s.size());
-        p += s.size();
-        return {at, s.size()};
-    };
-    unsigned status = static_cast<unsigned>(head.status) % 1000;
-    p[0] = static_cast<char>('0' + status / 100);
-    p[1] = static_cast<char>('0' + status / 10 % 10);
-    p[2] = static_cast<char>('0' + status % 10);
-    size_t i = 0;
-    nva[i++] = ref_nv(":status", {p, 3});
-    p += 3;
+    // The date is rewritten every second, so it is copied too; 24 bytes for content-length.
+    FieldBlock block(arena_, 4 + head.headers.size(),
+                     3 + date.size() + 24 + FieldBlock::bytes_of(head.headers));
+    block.add_status(head.status);
     if (!server.empty())
-        nva[i++] = ref_nv("server", server); // the worker's configuration outlives its streams
-    nva[i++] = ref_nv("date", keep(date, false));
+        block.add("server", server); // the worker's configuration outlives its streams
+    block.add("date", block.keep(date));
     for (const Header& h : head.headers) {
         if (connection_specific(h.name) || h.name == "content-length")
             continue; // framing is ours (RFC 9114 §4.2)
-        std::string_view name = keep(h.name, true);
-        nva[i++] = ref_nv(name, keep(h.value, false));
+        block.add_copy(h);
     }
     if (has_body && head.status != 304 && head.content_length >= 0 && !tunnel_open_) {
-        auto w = std::to_chars(p, p + 24, head.content_length);
-        nva[i++] = ref_nv("content-length", {p, static_cast<size_t>(w.ptr - p)});
+        char* digits = block.room(24);
+        auto w = std::to_chars(digits, digits + 24, head.content_length);
+        block.add("content-length", {digits, static_cast<size_t>(w.ptr - digits)});
     }
     nghttp3_data_reader reader{read_callback};
     if (end_stream)
         response_ended_ = true;
-    int rv = nghttp3_conn_submit_response(conn_.http(), id_, nva, i,
+    int rv = nghttp3_conn_submit_response(conn_.http(), id_, block.fields(), block.size(),
                                           end_stream ? nullptr : &reader);
     if (rv != 0) {
         WLOG_ERROR("http3: cannot submit a response on stream %lld: %s", (long long)id_,
@@ -527,12 +551,12 @@ ResponseWriter::Result Stream::send_trailers(const Headers& trailers) {
     if (closed_ || aborted_ || !headers_sent_ || response_ended_)
         return Result::closed;
     if (body_allowed_ && trailers.size() > 0) {
-        trailers_ = static_cast<nghttp3_nv*>(arena_.alloc(trailers.size() * sizeof(nghttp3_nv)));
-        for (const Header& h : trailers) {
-            if (connection_specific(h.name))
-                continue;
-            trailers_[trailer_count_++] = kept_nv(arena_, h.name, h.value);
-        }
+        FieldBlock block(arena_, trailers.size(), FieldBlock::bytes_of(trailers));
+        for (const Header& h : trailers)
+            if (!connection_specific(h.name))
+                block.add_copy(h);
+        trailers_ = block.fields();
+        trailer_count_ = block.size();
     }
     end_response();
     kick();
