@@ -22,6 +22,7 @@
 #include "common/quic_cid.h"
 #include "master/handover.h"
 #include "master/notify.h"
+#include "master/ocsp_fetcher.h"
 #include "modules/proxy/health.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
@@ -361,7 +362,7 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     gen->tls = std::move(loaded.tls);
     gen->quic_tls = std::move(loaded.quic_tls);
     if (ocsp_fetcher_)
-        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspFetcher::Job>{});
+        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspJob>{});
     gen->listen_fds = std::move(fds);
     int n = worker_count(*gen->config);
     gen->crash_count.assign(n, 0);
