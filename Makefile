@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 BUILD      ?= build
 FUZZ_BUILD ?= build-fuzz
+SAN_BUILD  ?= build-sanitize
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
@@ -18,7 +19,8 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test unit fuzz run bench install format clean
+.PHONY: all deps build test unit fuzz sanitize sanitize-build check-system run bench install \
+        format clean
 
 all: build
 
@@ -44,6 +46,24 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2
 	$(MAKE) --no-print-directory fuzz
+
+# The memory-safety gate: a second tree built by clang with ASan + UBSan (-fno-sanitize-recover),
+# the unit tests and every integration suite run against it; a sanitizer report from any process
+# (server, workers, CLI, h3get/h3load) fails the test that saw it. docs/decisions.md, "Sanitizers".
+sanitize: sanitize-build
+	cd $(SAN_BUILD) && ctest --output-on-failure -j2
+
+sanitize-build: deps
+	@[ -f $(SAN_BUILD)/CMakeCache.txt ] || CXX=clang++ cmake -S . -B $(SAN_BUILD) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRAITH_SANITIZE=ON >/dev/null
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+
+# Heavy system tests, not part of `make test` (README, "Testing"): the leak soak runs mixed
+# HTTP/1.1, HTTP/2 and HTTP/3 load with reloads against the sanitizer build (SOAK_SECONDS,
+# default 300), and every process's exit-time leak check must stay silent.
+check-system: sanitize-build
+	WRAITH_BIN=$(SAN_BUILD)/wraith WRAITH_SANITIZE=1 WRAITH_SOURCE_DIR=$(CURDIR) \
+	    python3 tests/system/soak_sanitize.py
 
 unit: build
 	$(BUILD)/wraith_unit
@@ -92,4 +112,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD)

@@ -19,6 +19,7 @@
 
 #include "common/accounts.h"
 #include "common/log.h"
+#include "common/sanitizer.h"
 #include "common/quic_cid.h"
 #include "master/handover.h"
 #include "master/notify.h"
@@ -519,6 +520,7 @@ bool Master::spawn(Generation& gen, int slot) {
             ev_child_stop(loop_, &child_watcher_);
         ev_loop_destroy(loop_);
         int rc = worker_main(std::move(setup), close_fds);
+        leak_check_before_exit();
         _exit(rc);
     }
     ::close(sv[1]);
