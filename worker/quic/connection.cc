@@ -549,6 +549,12 @@ void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
     auto* c = static_cast<Connection*>(w->data);
     if (c->closing_ || c->dead_ || !c->http_)
         return;
+    if (c->final_goaway_) {
+        // The quiet period of maybe_finish_drain() is over.
+        c->close_when_idle_ = true;
+        c->maybe_finish_drain();
+        return;
+    }
     c->final_goaway_ = true;
     nghttp3_conn_shutdown(c->http_);
     c->want_write();
@@ -558,9 +564,27 @@ void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
 void Connection::maybe_finish_drain() {
     if (!draining_ || !final_goaway_ || closing_ || dead_)
         return;
-    if (streams_ == nullptr) {
+    if (streams_ != nullptr) {
+        // A stream below the GOAWAY id still arrived: the quiet period starts again after it.
+        close_when_idle_ = false;
+        ev_timer_stop(worker().loop(), &goaway_timer_);
+        return;
+    }
+    if (close_when_idle_) {
         ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
         start_closing();
+        return;
+    }
+    // The last stream just ended, its final bytes from the client (the FIN closing a tunnel)
+    // perhaps not acknowledged yet: ngtcp2 delays that ACK (RFC 9000 §13.2.1), and
+    // CONNECTION_CLOSE carries none, so closing now would cut the client's stream short on its
+    // side. Our ACK delay plus one PTO lets the ACK go out and reach the client first; a client
+    // done with the connection usually closes it itself in that time.
+    if (!ev_is_active(&goaway_timer_)) {
+        const ngtcp2_duration wait = ngtcp2_conn_get_local_transport_params(conn_)->max_ack_delay +
+                                     ngtcp2_conn_get_pto(conn_);
+        ev_timer_set(&goaway_timer_, static_cast<double>(wait) / NGTCP2_SECONDS, 0.);
+        ev_timer_start(worker().loop(), &goaway_timer_);
     }
 }
 
@@ -698,8 +722,8 @@ int Connection::on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream
         return NGTCP2_ERR_CALLBACK_FAILURE;
     const bool fin = flags & NGTCP2_STREAM_DATA_FLAG_FIN;
     nghttp3_ssize n = nghttp3_conn_read_stream(c->http_, stream_id, data, len, fin);
-    // nghttp3 0.8 calls a frame type cut short by the end of a request stream a general
-    // protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
+    // nghttp3 (0.8, still 1.8) calls a frame type cut short by the end of a request stream a
+    // general protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
     if (n == NGHTTP3_ERR_H3_GENERAL_PROTOCOL_ERROR && fin && ngtcp2_is_bidi_stream(stream_id))
         n = NGHTTP3_ERR_H3_FRAME_ERROR;
     if (n < 0) {

@@ -170,9 +170,12 @@ private:
     bool write_wanted_ = false;
     bool in_service_ = false;
     bool handshake_done_ = false;
-    ev_timer goaway_timer_;  // from the shutdown notice to the final GOAWAY
+    // From the shutdown notice to the final GOAWAY, then from the last stream's end to the
+    // close (maybe_finish_drain).
+    ev_timer goaway_timer_;
     bool draining_ = false;  // worker drain: shutdown notice sent
     bool final_goaway_ = false; // GOAWAY with the last stream id sent
+    bool close_when_idle_ = false; // the quiet period after the last stream is over
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
