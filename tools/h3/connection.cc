@@ -138,9 +138,8 @@ struct QuicCallbacks {
         return 0;
     }
 
-    static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path,
-                               const ngtcp2_path*, ngtcp2_path_validation_result result,
-                               void* user) {
+    static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path, const ngtcp2_path*,
+                               ngtcp2_path_validation_result result, void* user) {
         of(user)->on_path_validation(path, result == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS);
         return 0;
     }

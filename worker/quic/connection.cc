@@ -177,8 +177,8 @@ void Connection::on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint
             return;
         case NGTCP2_ERR_CRYPTO:
             if (!last_error_.error_code)
-                ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_),
-                                           nullptr, 0);
+                ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr,
+                                           0);
             ErrorLog::limited(LogLevel::info, "quic: handshake with %.*s failed: %s",
                               (int)peer_.info.peer_text.size(), peer_.info.peer_text.data(),
                               ngtcp2_strerror(rv));
@@ -216,8 +216,7 @@ void Connection::release_tls() {
 // CRYPTO data after the handshake: RFC 9001 gives a client no TLS message to send then (no
 // KeyUpdate, no post-handshake authentication), so it is an unexpected message.
 int Connection::on_recv_crypto_data(ngtcp2_conn* conn, ngtcp2_encryption_level level,
-                                    uint64_t offset, const uint8_t* data, size_t len,
-                                    void* user) {
+                                    uint64_t offset, const uint8_t* data, size_t len, void* user) {
     auto* c = static_cast<Connection*>(user);
     if (!c->tls_) {
         ngtcp2_conn_set_tls_alert(conn, GNUTLS_A_UNEXPECTED_MESSAGE);
@@ -708,9 +707,9 @@ int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
 
 void Connection::submit_address_token(const ngtcp2_path& path) {
     uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
-    ngtcp2_ssize len = ngtcp2_crypto_generate_regular_token(
-        token, ep_.secret().data(), ep_.secret().size(), path.remote.addr, path.remote.addrlen,
-        now_ns());
+    ngtcp2_ssize len =
+        ngtcp2_crypto_generate_regular_token(token, ep_.secret().data(), ep_.secret().size(),
+                                             path.remote.addr, path.remote.addrlen, now_ns());
     if (len > 0)
         ngtcp2_conn_submit_new_token(conn_, token, static_cast<size_t>(len));
 }

@@ -70,8 +70,8 @@ private:
     static const nghttp3_callbacks* http_callbacks();
     // ngtcp2 callbacks.
     static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
-    static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_encryption_level level,
-                                   uint64_t offset, const uint8_t* data, size_t len, void* user);
+    static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_encryption_level level, uint64_t offset,
+                                   const uint8_t* data, size_t len, void* user);
     static int on_handshake_completed(ngtcp2_conn*, void* user);
     static int on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
                                    uint64_t offset, const uint8_t* data, size_t len, void* user,

@@ -272,10 +272,9 @@ void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8
             odcid = &original_dcid;
             token_type = NGTCP2_TOKEN_TYPE_RETRY;
         } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
-                   ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, secret_.data(),
-                                                      secret_.size(), path.remote.addr,
-                                                      path.remote.addrlen, 3600 * NGTCP2_SECONDS,
-                                                      ts) == 0) {
+                   ngtcp2_crypto_verify_regular_token(
+                       hd.token, hd.tokenlen, secret_.data(), secret_.size(), path.remote.addr,
+                       path.remote.addrlen, 3600 * NGTCP2_SECONDS, ts) == 0) {
             token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN; // from an earlier connection
         }
         // Anything else is unknown or stale: as if absent (RFC 9000 §8.1.3).
