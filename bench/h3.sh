@@ -262,8 +262,11 @@ done
 
 # --- report ---------------------------------------------------------------------------------
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
+# n/a (a server left out) compares as no number, not as 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    if (v !~ /^[0-9.]+$/) { print "n/a"; exit }
     ok = (op == ">=") ? (v >= t) : (v <= t); print (ok ? "PASS" : "MISS") }'; }
 
 for s in caddy gtlsserver wraith; do
