@@ -10,12 +10,23 @@ CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
 PREFIX     ?= /usr/local
 
-# Debian 12 packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
+# Debian packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
-       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
-       chromium libsystemd-dev libc-ares-dev ca-certificates nginx-light
+       libgnutls28-dev chromium libsystemd-dev libc-ares-dev ca-certificates nginx-light
+# The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
+# 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
+# bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables
+# with a sources file of its own when no backports entry exists yet.
+QUIC_DEPS = libngtcp2-dev:1.11 libngtcp2-crypto-gnutls-dev:1.11 libnghttp3-dev:1.8 \
+            ngtcp2-client:1.11
+# DRY_RUN=1: print what `make deps` would write and run, change nothing. APT_ETC and OS_RELEASE
+# let a dry run play another machine (a copy of /etc/apt without backports, Debian 13).
+DRY_RUN ?=
+APT_ETC ?= /etc/apt
+OS_RELEASE ?= /etc/os-release
+BACKPORTS_SOURCES = $(APT_ETC)/sources.list.d/wraith-bookworm-backports.sources
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -24,16 +35,52 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
+# Installs what is missing (or, for QUIC_DEPS, older than its minimum); does nothing when all
+# is there, so `make build` and `make test` can depend on it.
 deps:
-	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS) 2>/dev/null \
-	    | awk '$$1 == "ii" { print $$2 }' | sort > /tmp/.wraith-have.$$$$; \
-	    for p in $(DEPS); do grep -qx "$$p" /tmp/.wraith-have.$$$$ || echo $$p; done; \
-	    rm -f /tmp/.wraith-have.$$$$); \
+	@set -e; \
+	run() { if [ -n "$(DRY_RUN)" ]; then echo "make deps would run: $$*"; else "$$@"; fi; }; \
+	. $(OS_RELEASE); \
+	missing=""; \
+	for p in $(DEPS); do \
+	    dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || \
+	        missing="$$missing $$p"; \
+	done; \
+	quic=""; \
+	for pv in $(QUIC_DEPS); do \
+	    p=$${pv%%:*}; min=$${pv#*:}; \
+	    have=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Version}' "$$p" 2>/dev/null | \
+	            awk '$$1 == "ii" { print $$2 }'); \
+	    if [ -z "$$have" ] || ! dpkg --compare-versions "$$have" ge "$$min"; then \
+	        quic="$$quic $$p"; \
+	    fi; \
+	done; \
+	[ -n "$$missing$$quic" ] || exit 0; \
+	target=""; \
+	if [ -n "$$quic" ] && [ "$$VERSION_CODENAME" = bookworm ]; then \
+	    target="-t bookworm-backports"; \
+	    if ! grep -qsE '^[^#]*bookworm-backports' $(APT_ETC)/sources.list \
+	            $(APT_ETC)/sources.list.d/*.list $(APT_ETC)/sources.list.d/*.sources; then \
+	        echo "make deps: enabling bookworm-backports ($(BACKPORTS_SOURCES))"; \
+	        entry="Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"; \
+	        if [ -n "$(DRY_RUN)" ]; then printf "$$entry" | sed 's/^/    /'; \
+	        else printf "$$entry" | $(SUDO) tee $(BACKPORTS_SOURCES) >/dev/null; fi; \
+	    fi; \
+	fi; \
+	echo "make deps: installing$$missing$$quic$${target:+ (QUIC from bookworm-backports)}"; \
+	run $(SUDO) apt-get update -qq; \
 	if [ -n "$$missing" ]; then \
-	    echo "make deps: installing" $$missing; \
-	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	    run $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi; \
+	if [ -n "$$quic" ]; then \
+	    run $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$target $$quic; \
+	fi; \
+	[ -n "$(DRY_RUN)" ] || for pv in $(QUIC_DEPS); do \
+	    have=$$(dpkg-query -W -f='$${Version}' "$${pv%%:*}"); \
+	    dpkg --compare-versions "$$have" ge "$${pv#*:}" || { \
+	        echo "make deps: $${pv%%:*} $$have is older than $${pv#*:}: Debian 12 with" \
+	             "bookworm-backports, or Debian 13, has it"; exit 1; }; \
+	done
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
