@@ -21,6 +21,13 @@ bool is_field_value(std::string_view s) {
     return true;
 }
 
+bool is_clean_field_value(std::string_view s) {
+    for (unsigned char c : s)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    return true;
+}
+
 Method method_from(std::string_view m) {
     switch (m.size()) {
     case 3:

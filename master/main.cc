@@ -15,6 +15,7 @@
 #include "master/control_path.h"
 #include "master/generate_certs.h"
 #include "master/master.h"
+#include "modules/modules.h"
 
 namespace {
 
@@ -162,6 +163,7 @@ int check(const std::string& config_path) {
 } // namespace
 
 int main(int argc, char** argv) {
+    wraith::register_builtin_modules();
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) {
         fputs(kUsage, stderr);

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "modules/module.h"
+#include "common/module.h"
 
 namespace wraith {
 

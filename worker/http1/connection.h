@@ -10,11 +10,11 @@
 #include <sys/socket.h>
 #include <vector>
 
-#include "common/loop.h"
 #include "common/arena.h"
 #include "common/config.h"
 #include "common/http.h"
-#include "modules/module.h"
+#include "common/loop.h"
+#include "common/module.h"
 #include "worker/connection.h"
 #include "worker/http1/parser.h"
 #include "worker/peer.h"
@@ -128,7 +128,7 @@ private:
     Worker& worker_;
     const ListenConfig& listen_;
     std::unique_ptr<Transport> transport_;
-    int fd_; // transport_->fd(), for the watchers
+    int fd_;       // transport_->fd(), for the watchers
     OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     int io_events_ = 0;
