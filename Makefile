@@ -8,6 +8,9 @@ JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
 PREFIX     ?= /usr/local
+DEB_OUT    ?= build-deb
+# Packages `make deb` needs besides DEPS (the Build-Depends are all in DEPS).
+DEB_TOOLS  = dpkg-dev debhelper fakeroot lintian
 
 # Debian 12 packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
@@ -18,7 +21,7 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test unit fuzz run bench install format clean
+.PHONY: all deps build test unit fuzz run bench install format clean deb check-system image
 
 all: build
 
@@ -88,8 +91,23 @@ install: build
 	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || \
 	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml
 
+# Debian package from a clean export of the tracked files (uncommitted edits included,
+# untracked files and build directories never), with packaging/debian as debian/, then
+# lintian: any error or warning fails (docs/decisions.md, "Debian package").
+# DEB_VERSION=0.1.0+1 builds another version (a changelog entry is added to the export).
+deb: deps
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS)"
+	rm -rf $(DEB_OUT)
+	mkdir -p $(DEB_OUT)/src
+	git ls-files -z | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $(DEB_OUT)/src
+	cp -r packaging/debian $(DEB_OUT)/src/debian
+	@if [ -n "$(DEB_VERSION)" ]; then bash packaging/deb-version.sh $(DEB_OUT)/src "$(DEB_VERSION)"; fi
+	cd $(DEB_OUT)/src && DEB_BUILD_OPTIONS="parallel=$(JOBS) nocheck" dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning --info $(DEB_OUT)/*.changes
+	@ls -l $(DEB_OUT)/*.deb
+
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(DEB_OUT)

@@ -23,6 +23,7 @@
 
 #include "common/accounts.h"
 #include "common/config_values.h"
+#include "common/config_overrides.h"
 #include "common/mime.h"
 #include "modules/module.h"
 
@@ -1219,7 +1220,7 @@ private:
 
 std::shared_ptr<const Config> load(std::string_view text, const std::string& name,
                                    const std::string& path, const std::string& dir,
-                                   Diagnostics& diag) {
+                                   Diagnostics& diag, std::string_view overrides = {}) {
     diag.set_file(name);
     size_t errors_before = diag.count();
     toml::table doc;
@@ -1232,6 +1233,8 @@ std::shared_ptr<const Config> load(std::string_view text, const std::string& nam
                    std::string(e.description()));
         return nullptr;
     }
+    if (!merge_config_overrides(doc, overrides, diag))
+        return nullptr;
     auto cfg = std::make_shared<Config>();
     cfg->path = path;
     cfg->dir = dir;
@@ -1255,7 +1258,8 @@ std::string absolute_dir(const std::string& dir) {
 
 } // namespace
 
-std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag) {
+std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag,
+                                          std::string_view overrides) {
     diag.set_file(path);
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
@@ -1274,7 +1278,8 @@ std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& 
     if (!path.empty() && path.front() == '/')
         absolute = path;
     absolute = absolute.lexically_normal();
-    return load(text.str(), path, absolute.string(), absolute.parent_path().string(), diag);
+    return load(text.str(), path, absolute.string(), absolute.parent_path().string(), diag,
+                overrides);
 }
 
 std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,
