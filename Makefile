@@ -11,13 +11,18 @@ PREFIX     ?= /usr/local
 DEB_OUT    ?= build-deb
 # Packages `make deb` needs besides DEPS (the Build-Depends are all in DEPS).
 DEB_TOOLS  = dpkg-dev debhelper fakeroot lintian
+# `make check-system` and `make image`: a Debian root booted by systemd, and OCI images.
+SYSTEM_TOOLS = mmdebstrap systemd-container buildah podman runc uidmap
+DEB_BASE_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null)
+DEB_ARCH   = $(shell dpkg --print-architecture)
+IMAGE      ?= wraith:$(DEB_BASE_VERSION)
 
 # Debian 12 packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
        libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
-       chromium libsystemd-dev libc-ares-dev ca-certificates nginx-light
+       chromium libc-ares-dev ca-certificates nginx-light
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -105,6 +110,24 @@ deb: deps
 	cd $(DEB_OUT)/src && DEB_BUILD_OPTIONS="parallel=$(JOBS) nocheck" dpkg-buildpackage -b -us -uc
 	lintian --fail-on error,warning --info $(DEB_OUT)/*.changes
 	@ls -l $(DEB_OUT)/*.deb
+
+# Heavy system tests, not part of `make test`: the package installed, reloaded, broken,
+# upgraded (binary upgrade) and purged in a Debian 12 root booted by systemd-nspawn
+# (tests/system/check_system.py), then the OCI image run under podman (check_image.sh).
+check-system: build
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS) $(SYSTEM_TOOLS)"
+	$(MAKE) --no-print-directory deb
+	bash packaging/deb-rebuild.sh $(DEB_OUT) $(DEB_BASE_VERSION)+systest1
+	python3 tests/system/check_system.py --deb $(DEB_OUT)/wraith_$(DEB_BASE_VERSION)_$(DEB_ARCH).deb \
+	    --newer $(DEB_OUT)/wraith_$(DEB_BASE_VERSION)+systest1_$(DEB_ARCH).deb
+	$(MAKE) --no-print-directory image
+	bash tests/system/check_image.sh $(IMAGE)
+
+# Minimal OCI image from Debian packages (packaging/image.sh): the binary, its shared-library
+# closure, CA certificates, a non-root user and the default config.
+image: build
+	@$(MAKE) --no-print-directory deps DEPS="$(SYSTEM_TOOLS)"
+	bash packaging/image.sh $(BUILD)/wraith $(IMAGE)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
