@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "convert/convert.h"
 #include "master/control_client.h"
 #include "master/generate_certs.h"
 #include "master/master.h"
@@ -30,6 +31,7 @@ const char* kUsage =
     "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
     "  upgrade [-c FILE]            start the (new) binary beside the running one (USR2)\n"
     "  generate certs ...           development CA and certificate for TLS (help generate)\n"
+    "  convert [-o OUT] NGINX_CONF  translate an NGINX configuration into wraith.toml\n"
     "  help [COMMAND]               explain a command\n"
     "\n"
     "options:\n"
@@ -88,6 +90,7 @@ const CommandHelp kHelp[] = {
      "kill -QUIT $(cat PIDFILE.oldbin) and its workers drain. If the new binary fails to\n"
      "start, the old master keeps serving, the error is printed and the exit code is 1.\n"},
     {"generate", wraith::kGenerateCertsHelp},
+    {"convert", wraith::convert::kConvertHelp},
     {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
 };
 
@@ -158,6 +161,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
+        // `convert` takes its own options.
+        if (command == "convert") {
+            positional.push_back(a);
+            continue;
+        }
         // `generate certs` has options of its own; only -c is shared.
         if (command == "generate" && a != "-c" && a != "--config" && a.rfind("--config=", 0) != 0) {
             positional.push_back(a);
@@ -205,6 +213,8 @@ int main(int argc, char** argv) {
             }
         return usage_error("no such command: " + positional[0]);
     }
+    if (command == "convert")
+        return wraith::convert::convert_main(positional);
     if (command == "generate") {
         if (!positional.empty() && (positional[0] == "-h" || positional[0] == "--help")) {
             fputs(wraith::kGenerateCertsHelp, stdout);
