@@ -98,6 +98,10 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
             type += "; charset=" + s.charset;
         out.options += ", body = " + Converter::quote(r.text) +
                        ", content_type = " + Converter::quote(type);
+        if (path.find('.') != std::string::npos)
+            out.comments.push_back("approximation: NGINX took the Content-Type from the "
+                                   "URI's extension (mime.types) before default_type; "
+                                   "Wraith sends " + type);
     }
     out.options += " }";
     if (r.text.empty() && r.status >= 400)

@@ -93,7 +93,7 @@ def make_root(deb, workdir):
     tarball = os.path.join(CACHE, f"bookworm-{key}.tar")
     if not os.path.exists(tarball) or os.environ.get("SYSTEST_REFRESH"):
         say(f"mmdebstrap bookworm with {len(include)} packages (cached as {tarball})")
-        tmp = tarball + ".part"
+        tmp = tarball[:-len(".tar")] + ".part.tar"  # mmdebstrap picks the format by suffix
         run(["nice", "mmdebstrap", "--variant=apt", "--include=" + ",".join(include),
              "bookworm", tmp, MIRROR])
         os.rename(tmp, tarball)
