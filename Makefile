@@ -93,8 +93,12 @@ install: build
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' packaging/wraith.service \
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/wraith.service
-	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || \
-	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml
+	# The packaged default runs workers as `wraith`, a user only the Debian package creates.
+	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || { \
+	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml && \
+	    sed -i 's/^user = "wraith"/user = "www-data"/' $(DESTDIR)/etc/wraith/wraith.toml; }
+	[ -f $(DESTDIR)/etc/wraith/certs/localhost.pem ] || $(BUILD)/wraith generate certs \
+	    --self-signed --dir $(DESTDIR)/etc/wraith/certs >/dev/null
 
 # Debian package from a clean export of the tracked files (uncommitted edits included,
 # untracked files and build directories never), with packaging/debian as debian/, then
