@@ -262,7 +262,7 @@ def step_install(c, deb):
     check("install: unit Type=notify with hardening",
           "Type=notify" in hard and "NoNewPrivileges=yes" in hard and
           "ProtectSystem=full" in hard and "cap_net_bind_service" in hard and
-          "cap_sys_admin" not in hard, hard)
+          "cap_sys_admin" not in hard and "cap_net_admin" not in hard, hard)
     st = c.sh("grep -c 'Welcome\\|GET / ' /var/log/wraith/access.log; "
               "mv /var/log/wraith/access.log /var/log/wraith/access.log.1; "
               "logrotate -f /etc/logrotate.d/wraith; sleep 1; ls /var/log/wraith",
