@@ -8,15 +8,17 @@ namespace wraith {
 
 namespace {
 
-void merge(toml::table& into, const toml::table& from) {
-    for (const auto& [key, value] : from) {
+// Values are moved, not copied: a copied toml++ node forgets its source position, and
+// messages about an override must point into the -g text.
+void merge(toml::table& into, toml::table& from) {
+    for (auto&& [key, value] : from) {
         auto* sub_from = value.as_table();
         auto* sub_into = into.get_as<toml::table>(key.str());
         if (sub_from && sub_into && !sub_from->is_inline()) {
             merge(*sub_into, *sub_from);
             continue;
         }
-        into.insert_or_assign(key.str(), value);
+        into.insert_or_assign(key.str(), std::move(value));
     }
 }
 
