@@ -162,8 +162,13 @@ void h_charset(Converter& c, Scope& s, const NginxDirective& d) {
 }
 
 void h_default_type(Converter& c, Scope& s, const NginxDirective& d) {
-    if (c.check_args(d, 1, 1))
-        s.default_type = d.args[0];
+    if (!c.check_args(d, 1, 1))
+        return;
+    s.default_type = d.args[0];
+    if (c.context != kLocation && d.args[0] != "application/octet-stream")
+        c.approx(d.at, "default_type " + d.args[0] + ": Wraith serves files of unknown type "
+                                                     "as application/octet-stream; this type "
+                                                     "is used for return bodies");
 }
 
 void h_expires(Converter& c, Scope& s, const NginxDirective& d) {
