@@ -421,9 +421,11 @@ void Converter::walk_upstream(const NginxDirective& up) {
             u.lines.push_back(Line{"balance", "\"random_two\"", d.at.text()});
             if (d.args.empty() || d.args[0] != "two")
                 approx(d.at, "random: Wraith picks the less busy of two random servers");
-        } else if (d.name == "keepalive" && d.args.size() == 1) {
+        } else if (d.name == "keepalive" && d.args.size() == 1 && all_digits(d.args[0]) &&
+                   d.args[0].size() < 7) {
             u.lines.push_back(Line{"keepalive", d.args[0], d.at.text()});
-        } else if (d.name == "keepalive_requests" && d.args.size() == 1) {
+        } else if (d.name == "keepalive_requests" && d.args.size() == 1 &&
+                   all_digits(d.args[0]) && d.args[0].size() < 10) {
             u.lines.push_back(Line{"keepalive_requests", d.args[0], d.at.text()});
         } else if (d.name == "keepalive_timeout" && d.args.size() == 1) {
             if (auto ms = parse_time(d.args[0]))
@@ -439,7 +441,7 @@ void Converter::walk_upstream(const NginxDirective& up) {
         return;
     }
     u.lines.insert(u.lines.begin(), Line{"servers", servers + "]", up.at.text()});
-    if (!max_fails.empty() && max_fails != "1")
+    if (all_digits(max_fails) && max_fails.size() < 5 && max_fails != "1")
         u.lines.push_back(Line{"max_fails", max_fails, ""});
     if (!fail_timeout.empty())
         if (auto ms = parse_time(fail_timeout); ms && *ms != 10000)
@@ -582,14 +584,12 @@ ServerInfo Converter::read_server(const NginxDirective& server, const Scope& htt
         if (d.name == "http3" && !d.block && !d.args.empty())
             http3 = d.args[0] == "on";
     }
-    bool named = false;
     for (const auto& d : server.children) {
         if (d.block)
             continue;
         if (d.name == "listen") {
             read_listen(info, d, http2, http3);
         } else if (d.name == "server_name") {
-            named = true;
             read_server_name(info, d);
         } else if (d.name == "http2" || d.name == "http3" || d.name == "quic_retry" ||
                    d.name == "ssl") {
@@ -607,8 +607,6 @@ ServerInfo Converter::read_server(const NginxDirective& server, const Scope& htt
         fake.at = server.at;
         read_listen(info, fake, http2, http3);
     }
-    if (info.hosts.empty() && !named)
-        info.hosts.clear();
     return info;
 }
 
@@ -619,8 +617,8 @@ void Converter::emit_site(ServerInfo& info) {
     site.comments.push_back("server at " + info.block->at.text());
     if (info.hosts.empty()) {
         // A server without a name (or "_"): NGINX reaches it as a default server only.
-        static int unnamed = 0;
-        site.hosts.push_back(unnamed++ == 0 ? "~^$" : "~^$(?:" + std::to_string(unnamed) + ")?");
+        int n = unnamed_sites_++;
+        site.hosts.push_back(n == 0 ? "~^$" : "~^$(?:" + std::to_string(n) + ")?");
         site.comments.push_back("no server_name: matches only requests without a host name; "
                                 "reached as the default site");
     } else {

@@ -224,6 +224,7 @@ private:
     std::string conf_dir_;
     AccessLogSetting http_access_log_;
     int implicit_upstreams_ = 0;
+    int unnamed_sites_ = 0; // servers without a name get distinct never-matching patterns
 
     void walk_main(const std::vector<NginxDirective>& top);
     void walk_http(const NginxDirective& http);

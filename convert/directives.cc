@@ -15,6 +15,18 @@ namespace {
 
 bool is_on(const NginxDirective& d) { return !d.args.empty() && d.args[0] == "on"; }
 
+// A decimal integer argument (nothing else may reach the TOML as a number).
+bool integer_arg(Converter& c, const NginxDirective& d, size_t max_digits) {
+    if (!c.check_args(d, 1, 1))
+        return false;
+    const std::string& v = d.args[0];
+    if (v.empty() || v.size() > max_digits || !std::all_of(v.begin(), v.end(), ::isdigit)) {
+        c.not_converted(d, "expected a number");
+        return false;
+    }
+    return true;
+}
+
 // nginx sizes ("10m", "512k", "1g", "1024") are wraith's syntax too.
 std::string size_value(const std::string& s) {
     std::string v = s;
@@ -106,7 +118,7 @@ void h_error_log(Converter& c, Scope&, const NginxDirective& d) {
 }
 
 void h_worker_connections(Converter& c, Scope&, const NginxDirective& d) {
-    if (!c.check_args(d, 1, 1))
+    if (!integer_arg(c, d, 7))
         return;
     c.server["max_connections"] =
         Line{"max_connections", d.args[0],
@@ -284,7 +296,7 @@ void h_client_body_timeout(Converter& c, Scope&, const NginxDirective& d) {
 }
 
 void h_keepalive_requests(Converter& c, Scope&, const NginxDirective& d) {
-    if (c.check_args(d, 1, 1))
+    if (integer_arg(c, d, 9))
         c.http["keepalive_requests"] = Line{"keepalive_requests", d.args[0], d.at.text()};
 }
 
