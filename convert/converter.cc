@@ -216,9 +216,12 @@ void Converter::walk_http(const NginxDirective& http) {
     hs.level = 0;
     std::vector<const NginxDirective*> servers;
     // Non-block directives first: at http level NGINX applies them wherever they stand.
+    size_t approx_before = result_.approximations.size();
     for (const auto& d : http.children)
         if (!d.block)
             apply(hs, d, kHttp);
+    for (size_t i = approx_before; i < result_.approximations.size(); ++i)
+        header_comments_.push_back("approximation: " + result_.approximations[i]);
     for (const auto& d : http.children) {
         if (!d.block)
             continue;
@@ -288,8 +291,12 @@ void Converter::walk_http(const NginxDirective& http) {
         }
         infos[i].hosts = kept;
     }
-    for (auto& info : infos)
-        emit_site(info);
+    for (size_t i = 0; i < infos.size(); ++i) {
+        emit_site(infos[i]);
+        // What reading this server's own directives approximated, as comments on its site.
+        for (const auto& a : infos[i].approximations)
+            sites_.back().comments.push_back("approximation: " + a);
+    }
     std::set<std::string> union_keys;
     for (const auto& l : listens_)
         union_keys.insert(l.address);
@@ -572,6 +579,7 @@ void Converter::read_server_name(ServerInfo& info, const NginxDirective& d) {
 }
 
 ServerInfo Converter::read_server(const NginxDirective& server, const Scope& http_scope) {
+    size_t approx_before = result_.approximations.size();
     ServerInfo info;
     info.block = &server;
     info.scope = http_scope;
@@ -607,6 +615,8 @@ ServerInfo Converter::read_server(const NginxDirective& server, const Scope& htt
         fake.at = server.at;
         read_listen(info, fake, http2, http3);
     }
+    info.approximations.assign(result_.approximations.begin() + approx_before,
+                               result_.approximations.end());
     return info;
 }
 

@@ -161,6 +161,7 @@ struct ServerInfo {
     bool has_tls_listener = false;
     bool has_plain_listener = false;
     bool is_default = false;
+    std::vector<std::string> approximations; // noted while its own directives were read
 };
 
 class Converter;
@@ -192,6 +193,9 @@ public:
     static std::string quote(const std::string& s);
     static std::string quote_list(const std::vector<std::string>& v);
     bool check_args(const NginxDirective& d, size_t lo, size_t hi);
+    // Approximations noted so far; those noted while a block was read are also written as
+    // comments on what it became (route, site).
+    const std::vector<std::string>& approximations() const { return result_.approximations; }
 
     std::map<std::string, Line> server;  // [server] key -> line
     std::map<std::string, Line> http;    // [http]

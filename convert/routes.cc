@@ -460,6 +460,7 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
                            "fallbacks, which Wraith has not");
         return;
     }
+    size_t approx_before = c.approximations().size();
     Scope s = parent;
     s.level = level;
     s.ret.reset();
@@ -522,6 +523,8 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
             route->comments.push_back("case-insensitive (~*): letters matched as [xX]");
         if (level >= 3)
             route->comments.push_back("approximation: nested location, flattened");
+        for (size_t i = approx_before; i < c.approximations().size(); ++i)
+            route->comments.push_back("approximation: " + c.approximations()[i]);
         if (path == "/")
             x.has_root = true;
         x.site.routes.push_back(std::move(*route));
