@@ -13,9 +13,9 @@
 namespace wraith::convert {
 
 struct ConvertResult {
-    bool ok = false;                   // false: the input could not be read or parsed
-    std::string toml;                  // the wraith.toml text
-    std::vector<std::string> errors;   // "FILE:LINE: message" when !ok
+    bool ok = false;                         // false: the input could not be read or parsed
+    std::string toml;                        // the wraith.toml text
+    std::vector<std::string> errors;         // "FILE:LINE: message" when !ok
     std::vector<std::string> not_converted;  // "FILE:LINE: directive ...: why"
     std::vector<std::string> approximations; // "FILE:LINE: what differs"
 };

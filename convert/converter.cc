@@ -82,15 +82,15 @@ std::optional<uint64_t> Converter::parse_time(const std::string& text) const {
         std::string unit;
         while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
             unit += text[i++];
-        uint64_t mult = unit == "ms" ? 1
+        uint64_t mult = unit == "ms"                ? 1
                         : unit == "" || unit == "s" ? 1000
-                        : unit == "m" ? 60000
-                        : unit == "h" ? 3600000
-                        : unit == "d" ? 86400000
-                        : unit == "w" ? 604800000ull
-                        : unit == "M" ? 2592000000ull
-                        : unit == "y" ? 31536000000ull
-                                      : 0;
+                        : unit == "m"               ? 60000
+                        : unit == "h"               ? 3600000
+                        : unit == "d"               ? 86400000
+                        : unit == "w"               ? 604800000ull
+                        : unit == "M"               ? 2592000000ull
+                        : unit == "y"               ? 31536000000ull
+                                                    : 0;
         if (!mult || n > (1ull << 40))
             return std::nullopt;
         total += n * mult;
@@ -322,8 +322,7 @@ void Converter::set_upstream(UpstreamOut& u, const std::string& key, const std::
     u.lines.push_back(Line{key, value, at.text()});
 }
 
-std::string Converter::implicit_upstream(const std::string& server, bool tls,
-                                         const SourceRef& at) {
+std::string Converter::implicit_upstream(const std::string& server, bool tls, const SourceRef& at) {
     UpstreamOut u;
     u.name = "route_" + std::to_string(++implicit_upstreams_);
     u.comments.push_back("made for proxy_pass at " + at.text());
@@ -361,7 +360,8 @@ void Converter::walk_upstream(const NginxDirective& up) {
             for (size_t i = 1; i < d.args.size(); ++i) {
                 const std::string& a = d.args[i];
                 auto eq = a.find('=');
-                std::string k = a.substr(0, eq), v = eq == std::string::npos ? "" : a.substr(eq + 1);
+                std::string k = a.substr(0, eq),
+                            v = eq == std::string::npos ? "" : a.substr(eq + 1);
                 if (k == "weight" && all_digits(v))
                     opts.push_back("weight = " + v);
                 else if (k == "max_conns" && all_digits(v))
@@ -372,14 +372,14 @@ void Converter::walk_upstream(const NginxDirective& up) {
                     opts.push_back("down = true");
                 else if (k == "max_fails") {
                     if (!max_fails.empty() && max_fails != v)
-                        approx(d.at, "max_fails is per upstream in Wraith: " + max_fails +
-                                         " is used");
+                        approx(d.at,
+                               "max_fails is per upstream in Wraith: " + max_fails + " is used");
                     if (max_fails.empty())
                         max_fails = v;
                 } else if (k == "fail_timeout") {
                     if (!fail_timeout.empty() && fail_timeout != v)
-                        approx(d.at, "fail_timeout is per upstream in Wraith: " +
-                                         fail_timeout + " is used");
+                        approx(d.at, "fail_timeout is per upstream in Wraith: " + fail_timeout +
+                                         " is used");
                     if (fail_timeout.empty())
                         fail_timeout = v;
                 } else {
@@ -414,8 +414,9 @@ void Converter::walk_upstream(const NginxDirective& up) {
             else if (k.rfind("$cookie_", 0) == 0)
                 key = "cookie:" + k.substr(8);
             if (key.empty()) {
-                not_converted(d, "hash key " + k + ": Wraith hashes the client address, the "
-                                 "URI, a header or a cookie");
+                not_converted(d, "hash key " + k +
+                                     ": Wraith hashes the client address, the "
+                                     "URI, a header or a cookie");
                 continue;
             }
             if (key.rfind("header:", 0) == 0)
@@ -431,8 +432,8 @@ void Converter::walk_upstream(const NginxDirective& up) {
         } else if (d.name == "keepalive" && d.args.size() == 1 && all_digits(d.args[0]) &&
                    d.args[0].size() < 7) {
             u.lines.push_back(Line{"keepalive", d.args[0], d.at.text()});
-        } else if (d.name == "keepalive_requests" && d.args.size() == 1 &&
-                   all_digits(d.args[0]) && d.args[0].size() < 10) {
+        } else if (d.name == "keepalive_requests" && d.args.size() == 1 && all_digits(d.args[0]) &&
+                   d.args[0].size() < 10) {
             u.lines.push_back(Line{"keepalive_requests", d.args[0], d.at.text()});
         } else if (d.name == "keepalive_timeout" && d.args.size() == 1) {
             if (auto ms = parse_time(d.args[0]))
@@ -512,8 +513,9 @@ void Converter::read_listen(ServerInfo& info, const NginxDirective& d, bool http
             l.ipv6_only = false;
         else if (o.rfind("backlog=", 0) == 0 && all_digits(o.substr(8)))
             l.backlog = std::stoi(o.substr(8));
-        else if (o == "reuseport" || o == "deferred" || o == "bind" || o.rfind("so_keepalive", 0) == 0 ||
-                 o.rfind("rcvbuf=", 0) == 0 || o.rfind("sndbuf=", 0) == 0 || o == "fastopen")
+        else if (o == "reuseport" || o == "deferred" || o == "bind" ||
+                 o.rfind("so_keepalive", 0) == 0 || o.rfind("rcvbuf=", 0) == 0 ||
+                 o.rfind("sndbuf=", 0) == 0 || o == "fastopen")
             l.comments.push_back(o + ": not needed (the master binds every socket once)");
         else if (o == "proxy_protocol")
             not_converted(d, "proxy_protocol: no Wraith equivalent yet");
@@ -649,16 +651,15 @@ void Converter::emit_site(ServerInfo& info) {
             } else {
                 t += "certificates = [";
                 for (size_t i = 0; i < n; ++i)
-                    t += std::string(i ? ", " : "") + "{ cert = " +
-                         quote(conf_path(s.ssl_certificate[i])) +
+                    t += std::string(i ? ", " : "") +
+                         "{ cert = " + quote(conf_path(s.ssl_certificate[i])) +
                          ", key = " + quote(conf_path(s.ssl_certificate_key[i])) + " }";
                 t += "]";
             }
             if (s.tls_min_version == "1.3")
                 t += ", min_version = \"1.3\"";
             if (!s.verify_client.empty()) {
-                t += ", client_auth = " +
-                     quote(s.verify_client == "on" ? "require" : "optional");
+                t += ", client_auth = " + quote(s.verify_client == "on" ? "require" : "optional");
                 if (!s.client_ca.empty())
                     t += ", client_ca = " + quote(conf_path(s.client_ca));
                 if (!s.crl.empty())
@@ -695,6 +696,5 @@ void Converter::emit_site(ServerInfo& info) {
                                    ", format = " + quote(s.access_log.format) + " }";
     }
 }
-
 
 } // namespace wraith::convert

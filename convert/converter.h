@@ -28,8 +28,7 @@ enum Ctx : unsigned {
 
 // An NGINX "array" directive (add_header, proxy_set_header, error_page): a level inherits its
 // parent's entries only when it sets none itself.
-template <class T>
-struct Inherited {
+template <class T> struct Inherited {
     T value{};
     int level = -1; // the level whose entries `value` holds
     T& at(int l) {
@@ -103,9 +102,9 @@ struct Scope {
     std::vector<std::pair<std::string, std::string>> certificates; // cert, key
     std::vector<std::string> ssl_certificate, ssl_certificate_key;
     SourceRef ssl_at;
-    std::string tls_min_version;  // "" default, "1.2", "1.3"
+    std::string tls_min_version; // "" default, "1.2", "1.3"
     std::string client_ca, crl, ocsp_staple;
-    std::string verify_client;    // "", "on", "optional"
+    std::string verify_client; // "", "on", "optional"
     bool stapling = false;
     // logs
     AccessLogSetting access_log;
@@ -197,10 +196,10 @@ public:
     // comments on what it became (route, site).
     const std::vector<std::string>& approximations() const { return result_.approximations; }
 
-    std::map<std::string, Line> server;  // [server] key -> line
-    std::map<std::string, Line> http;    // [http]
+    std::map<std::string, Line> server;             // [server] key -> line
+    std::map<std::string, Line> http;               // [http]
     std::map<std::string, std::string> log_formats; // name -> format text
-    std::string mime_types;              // the file a types {} block came from
+    std::string mime_types;                         // the file a types {} block came from
     SourceRef mime_types_at;
     std::vector<UpstreamOut> upstreams;
     std::map<std::string, size_t> upstream_index;

@@ -13,7 +13,9 @@ namespace wraith::convert {
 
 namespace {
 
-bool is_on(const NginxDirective& d) { return !d.args.empty() && d.args[0] == "on"; }
+bool is_on(const NginxDirective& d) {
+    return !d.args.empty() && d.args[0] == "on";
+}
 
 // A decimal integer argument (nothing else may reach the TOML as a number).
 bool integer_arg(Converter& c, const NginxDirective& d, size_t max_digits) {
@@ -47,7 +49,7 @@ void set_time(Converter& c, const NginxDirective& d, std::map<std::string, Line>
         c.approx(d.at, d.name + ": the second value (a Keep-Alive header) is not sent");
     if (c.context != kHttp)
         c.approx(d.at, d.name + " is one value for every site in Wraith ([http]); this "
-                               "block's value is used for all");
+                                "block's value is used for all");
     table[key] = Line{key, Converter::duration(*ms), d.at.text() + ": " + d.name};
 }
 
@@ -178,9 +180,10 @@ void h_default_type(Converter& c, Scope& s, const NginxDirective& d) {
         return;
     s.default_type = d.args[0];
     if (c.context != kLocation && d.args[0] != "application/octet-stream")
-        c.approx(d.at, "default_type " + d.args[0] + ": Wraith serves files of unknown type "
-                                                     "as application/octet-stream; this type "
-                                                     "is used for return bodies");
+        c.approx(d.at, "default_type " + d.args[0] +
+                           ": Wraith serves files of unknown type "
+                           "as application/octet-stream; this type "
+                           "is used for return bodies");
 }
 
 void h_expires(Converter& c, Scope& s, const NginxDirective& d) {
@@ -267,8 +270,7 @@ void h_return(Converter& c, Scope& s, const NginxDirective& d) {
 void h_rewrite(Converter& c, Scope& s, const NginxDirective& d) {
     if (!c.check_args(d, 2, 3))
         return;
-    s.rewrites.push_back(Rewrite{d.args[0], d.args[1], d.args.size() == 3 ? d.args[2] : "",
-                                 d.at});
+    s.rewrites.push_back(Rewrite{d.args[0], d.args[1], d.args.size() == 3 ? d.args[2] : "", d.at});
 }
 
 void h_client_max_body_size(Converter& c, Scope&, const NginxDirective& d) {
@@ -459,8 +461,9 @@ void h_proxy_next_upstream(Converter& c, Scope& s, const NginxDirective& d) {
         if (a.rfind("http_", 0) == 0 && a.size() == 8)
             s.proxy_next_upstream_statuses.push_back(std::atoi(a.c_str() + 5));
         else if (a != "error" && a != "timeout" && a != "off")
-            c.approx(d.at, "proxy_next_upstream " + a + ": Wraith retries on errors, "
-                                                        "timeouts and fail_statuses");
+            c.approx(d.at, "proxy_next_upstream " + a +
+                               ": Wraith retries on errors, "
+                               "timeouts and fail_statuses");
     }
 }
 void h_proxy_next_upstream_tries(Converter& c, Scope& s, const NginxDirective& d) {
@@ -493,8 +496,8 @@ void h_access_log(Converter& c, Scope& s, const NginxDirective& d) {
         auto it = c.log_formats.find(format);
         bool json = it != c.log_formats.end() && it->second.find("escape=json") == 0;
         a.format = json ? "json" : "combined";
-        c.approx(d.at, "log_format " + format + " has no Wraith equivalent yet: the \"" +
-                           a.format + "\" format is used");
+        c.approx(d.at, "log_format " + format + " has no Wraith equivalent yet: the \"" + a.format +
+                           "\" format is used");
     }
     if (d.args.size() > 2)
         c.approx(d.at, "access_log buffer/flush/gzip/if options: Wraith buffers and writes "
@@ -539,16 +542,14 @@ const DirectiveSpec kDirectives[] = {
     {"multi_accept", kEvents, nullptr, nullptr, "Wraith's workers accept as they need"},
     {"use", kEvents, nullptr, nullptr, "Wraith uses epoll"},
     {"accept_mutex", kEvents, nullptr, nullptr, "the kernel spreads accepts"},
-    {"worker_rlimit_nofile", kMain, nullptr, nullptr,
-     "the systemd unit sets LimitNOFILE=65536"},
+    {"worker_rlimit_nofile", kMain, nullptr, nullptr, "the systemd unit sets LimitNOFILE=65536"},
     {"daemon", kMain, nullptr, nullptr, "systemd runs wraith in the foreground"},
     {"master_process", kMain, nullptr, nullptr, "Wraith always has a master"},
     {"pcre_jit", kMain, nullptr, nullptr, "Wraith's regular expressions are ECMAScript"},
     {"load_module", kMain, nullptr, "dynamic nginx modules have no Wraith equivalent", nullptr},
     {"env", kMain, nullptr, nullptr, "not needed"},
     {"worker_cpu_affinity", kMain, nullptr, "CPU affinity: not configurable in Wraith", nullptr},
-    {"worker_priority", kMain, nullptr, "process priority: not configurable in Wraith",
-     nullptr},
+    {"worker_priority", kMain, nullptr, "process priority: not configurable in Wraith", nullptr},
     {"thread_pool", kMain, nullptr, nullptr, "Wraith sizes its own"},
     // static content
     {"root", kAnyHttp, h_root, nullptr, nullptr},
@@ -557,8 +558,7 @@ const DirectiveSpec kDirectives[] = {
     {"autoindex", kAnyHttp, h_autoindex, nullptr, nullptr},
     {"try_files", kServer | kLocation, h_try_files, nullptr, nullptr},
     {"charset", kAnyHttp, h_charset, nullptr, nullptr},
-    {"charset_types", kAnyHttp, nullptr, nullptr,
-     "Wraith adds the charset to every textual type"},
+    {"charset_types", kAnyHttp, nullptr, nullptr, "Wraith adds the charset to every textual type"},
     {"source_charset", kAnyHttp, nullptr, "charset conversion: no Wraith equivalent", nullptr},
     {"default_type", kAnyHttp, h_default_type, nullptr, nullptr},
     {"expires", kAnyHttp, h_expires, nullptr, nullptr},
@@ -585,8 +585,9 @@ const DirectiveSpec kDirectives[] = {
     {"output_buffers", kAnyHttp, nullptr, nullptr, "not needed"},
     {"aio", kAnyHttp, nullptr, nullptr, "not needed"},
     {"directio", kAnyHttp, nullptr, nullptr, "not needed"},
-    {"reset_timedout_connection", kAnyHttp, nullptr, nullptr, "Wraith closes timed out "
-                                                              "connections"},
+    {"reset_timedout_connection", kAnyHttp, nullptr, nullptr,
+     "Wraith closes timed out "
+     "connections"},
     {"keepalive_disable", kAnyHttp, nullptr, nullptr, "not needed"},
     {"msie_padding", kAnyHttp, nullptr, nullptr, "not needed"},
     {"server_name_in_redirect", kAnyHttp, nullptr, nullptr, "Wraith redirects relatively"},
@@ -636,8 +637,7 @@ const DirectiveSpec kDirectives[] = {
     {"ssl_session_tickets", kHttp | kServer, nullptr, nullptr,
      "Wraith's ticket keys are made at start and rotated every 12 hours"},
     {"ssl_dhparam", kHttp | kServer, nullptr, nullptr, "Wraith uses ECDHE only"},
-    {"ssl_ecdh_curve", kHttp | kServer, nullptr, nullptr,
-     "Wraith offers X25519, P-256 and P-384"},
+    {"ssl_ecdh_curve", kHttp | kServer, nullptr, nullptr, "Wraith offers X25519, P-256 and P-384"},
     {"ssl_buffer_size", kHttp | kServer, nullptr, nullptr, "not needed"},
     {"ssl_verify_depth", kHttp | kServer, nullptr, nullptr, "not needed"},
     // proxy
@@ -658,16 +658,17 @@ const DirectiveSpec kDirectives[] = {
     {"proxy_buffer_size", kAnyHttp, nullptr, nullptr, "Wraith streams with its own buffers"},
     {"proxy_busy_buffers_size", kAnyHttp, nullptr, nullptr, "not needed"},
     {"proxy_max_temp_file_size", kAnyHttp, nullptr, nullptr, "not needed"},
-    {"proxy_ssl_server_name", kAnyHttp, nullptr, nullptr,
-     "Wraith sends the server's name as SNI"},
+    {"proxy_ssl_server_name", kAnyHttp, nullptr, nullptr, "Wraith sends the server's name as SNI"},
     {"proxy_cache", kAnyHttp, nullptr, kCache, nullptr},
     {"proxy_cache_path", kHttp, nullptr, kCache, nullptr},
     {"proxy_cache_valid", kAnyHttp, nullptr, kCache, nullptr},
     {"proxy_cache_key", kAnyHttp, nullptr, kCache, nullptr},
     {"proxy_intercept_errors", kAnyHttp, nullptr,
      "proxy_intercept_errors: Wraith passes upstream errors on", nullptr},
-    {"proxy_pass_header", kAnyHttp, nullptr, "proxy_pass_header: Wraith sends its own Date "
-                                             "and Server", nullptr},
+    {"proxy_pass_header", kAnyHttp, nullptr,
+     "proxy_pass_header: Wraith sends its own Date "
+     "and Server",
+     nullptr},
     // logs
     {"access_log", kAnyHttp, h_access_log, nullptr, nullptr},
     {"log_format", kHttp, h_log_format, nullptr, nullptr},
@@ -723,8 +724,7 @@ const DirectiveSpec* find_directive(const std::string& name) {
         if (name == d.name)
             return &d;
     // Any other Lua/Perl/njs directive is scripting too.
-    static const DirectiveSpec kLua{"*_by_lua*", kAnyHttp | kMain, nullptr, kScripting,
-                                    nullptr};
+    static const DirectiveSpec kLua{"*_by_lua*", kAnyHttp | kMain, nullptr, kScripting, nullptr};
     if (name.find("_by_lua") != std::string::npos || name.rfind("lua_", 0) == 0 ||
         name.rfind("perl_", 0) == 0 || name.rfind("js_", 0) == 0)
         return &kLua;

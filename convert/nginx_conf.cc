@@ -20,7 +20,9 @@ struct Token {
     int line = 0;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // NGINX's escapes, in words and strings alike (ngx_conf_read_token): \" \' \\ \t \r \n; any
 // other backslash stays with the character after it (regular expressions keep theirs).
@@ -55,7 +57,7 @@ public:
         char c = text_[pos_];
         if (c == ';' || c == '{' || c == '}') {
             ++pos_;
-            t.kind = c == ';' ? TokenKind::semicolon
+            t.kind = c == ';'   ? TokenKind::semicolon
                      : c == '{' ? TokenKind::open
                                 : TokenKind::close;
             return t;

@@ -23,27 +23,27 @@ struct SourceRef {
 
 struct NginxDirective {
     std::string name;
-    std::vector<std::string> args;   // unescaped
+    std::vector<std::string> args; // unescaped
     SourceRef at;
-    bool block = false;              // followed by { ... }
+    bool block = false; // followed by { ... }
     std::vector<NginxDirective> children;
-    std::string included_from;       // the file whose `include` brought it in, "" for the main
+    std::string included_from; // the file whose `include` brought it in, "" for the main
 };
 
 struct NginxLimits {
     size_t max_file_size = 16 << 20;
     size_t max_token = 64 << 10;
     size_t max_args = 1024;
-    size_t max_depth = 64;           // nested blocks
+    size_t max_depth = 64; // nested blocks
     size_t max_include_depth = 16;
     size_t max_files = 1024;
     size_t max_directives = 200000;
 };
 
 struct NginxConf {
-    std::vector<NginxDirective> top;     // the main context
-    std::vector<std::string> files;      // every file read, main first
-    std::vector<std::string> errors;     // "FILE:LINE: message"
+    std::vector<NginxDirective> top; // the main context
+    std::vector<std::string> files;  // every file read, main first
+    std::vector<std::string> errors; // "FILE:LINE: message"
     bool ok() const { return errors.empty(); }
 };
 

@@ -63,8 +63,8 @@ std::string Converter::render() const {
     }
     if (http_access_log_.set) {
         out += "\n[access_log]   # " + clean(http_access_log_.at.text()) + "\n";
-        out += "path = " + quote(http_access_log_.path == "off" ? "off"
-                                                                : prefix_path(http_access_log_.path)) +
+        out += "path = " +
+               quote(http_access_log_.path == "off" ? "off" : prefix_path(http_access_log_.path)) +
                "\n";
         if (http_access_log_.path != "off")
             out += "format = " + quote(http_access_log_.format) + "\n";
@@ -187,8 +187,7 @@ int convert_main(const std::vector<std::string>& args) {
     if (!r.ok) {
         for (const auto& e : r.errors)
             fprintf(stderr, "%s\n", e.c_str());
-        fprintf(stderr, "wraith: convert: %s could not be read; nothing written\n",
-                input.c_str());
+        fprintf(stderr, "wraith: convert: %s could not be read; nothing written\n", input.c_str());
         return 1;
     }
     if (output.empty()) {
@@ -201,8 +200,9 @@ int convert_main(const std::vector<std::string>& args) {
             return 1;
         }
     }
-    fprintf(stderr, "wraith: convert: %s: %zu file(s) read, %zu approximation(s), %zu not "
-                    "converted%s\n",
+    fprintf(stderr,
+            "wraith: convert: %s: %zu file(s) read, %zu approximation(s), %zu not "
+            "converted%s\n",
             input.c_str(), conf.files.size(), r.approximations.size(), r.not_converted.size(),
             r.not_converted.empty() ? "" : ":");
     for (const auto& n : r.not_converted)

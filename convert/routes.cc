@@ -14,7 +14,9 @@ std::string lower(std::string s) {
     return s;
 }
 
-bool is_letter(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
+bool is_letter(char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) != 0;
+}
 
 char other_case(char c) {
     return std::islower(static_cast<unsigned char>(c))
@@ -65,8 +67,9 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
         std::string to, unknown;
         if (!map_redirect_variables(r.text, x.server_name, &to, &unknown)) {
             x.c.not_converted_at(r.at, "return " + std::to_string(r.status) + " " + r.text,
-                                 "variable " + unknown + " has no Wraith equivalent in "
-                                                          "redirects");
+                                 "variable " + unknown +
+                                     " has no Wraith equivalent in "
+                                     "redirects");
             return std::nullopt;
         }
         if (to.find_first_of(" \t") != std::string::npos || to.empty()) {
@@ -74,8 +77,8 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
             return std::nullopt;
         }
         out.handler = "redirect";
-        out.options = "{ to = " + Converter::quote(to) +
-                      ", status = " + std::to_string(r.status) + " }";
+        out.options =
+            "{ to = " + Converter::quote(to) + ", status = " + std::to_string(r.status) + " }";
         return out;
     }
     if (r.status == 444 || r.status < 200 || r.status > 599) {
@@ -96,12 +99,13 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
         std::string type = s.default_type;
         if (!s.charset.empty() && type.rfind("text/", 0) == 0)
             type += "; charset=" + s.charset;
-        out.options += ", body = " + Converter::quote(r.text) +
-                       ", content_type = " + Converter::quote(type);
+        out.options +=
+            ", body = " + Converter::quote(r.text) + ", content_type = " + Converter::quote(type);
         if (path.find('.') != std::string::npos)
             out.comments.push_back("approximation: NGINX took the Content-Type from the "
                                    "URI's extension (mime.types) before default_type; "
-                                   "Wraith sends " + type);
+                                   "Wraith sends " +
+                                   type);
     }
     out.options += " }";
     if (r.text.empty() && r.status >= 400)
@@ -117,8 +121,9 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
     const std::string& url = s.proxy_pass;
     const SourceRef& at = s.proxy_pass_at;
     if (url.find('$') != std::string::npos) {
-        c.not_converted_at(at, "proxy_pass " + url, "variables in proxy_pass: no Wraith "
-                                                    "equivalent yet");
+        c.not_converted_at(at, "proxy_pass " + url,
+                           "variables in proxy_pass: no Wraith "
+                           "equivalent yet");
         return std::nullopt;
     }
     size_t sep = url.find("://");
@@ -167,8 +172,8 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
     } else {
         std::string server = hostport;
         bool is_unix = server.rfind("unix:", 0) == 0;
-        if (!is_unix && (server.empty() || server.back() == ']' ||
-                         server.find(':') == std::string::npos))
+        if (!is_unix &&
+            (server.empty() || server.back() == ']' || server.find(':') == std::string::npos))
             server += tls ? ":443" : ":80";
         if (tls || needs_upstream)
             upstream = c.implicit_upstream(server, tls, at);
@@ -185,8 +190,7 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
                 opts.push_back("replace_prefix = " + Converter::quote(uri));
             }
         } else {
-            c.not_converted_at(at, "proxy_pass " + url,
-                               "a URI in proxy_pass of a regex location");
+            c.not_converted_at(at, "proxy_pass " + url, "a URI in proxy_pass of a regex location");
             return std::nullopt;
         }
     }
@@ -327,8 +331,7 @@ std::optional<RouteOut> static_route(Context& x, const Scope& s, const std::stri
             }
             bool ok = e == "$uri" || e == "$uri/" ||
                       (e.rfind("$uri", 0) == 0 && e.find('$', 1) == std::string::npos) ||
-                      (e[0] == '/' && e.find('$') == std::string::npos) ||
-                      (last && e[0] == '=');
+                      (e[0] == '/' && e.find('$') == std::string::npos) || (last && e[0] == '=');
             if (!ok) {
                 c.approx(s.try_files_at, "try_files entry " + e + " left out (variables)");
                 continue;
@@ -348,8 +351,8 @@ std::optional<RouteOut> static_route(Context& x, const Scope& s, const std::stri
         std::string names;
         for (const auto& h : s.add_headers.value)
             names += (names.empty() ? "" : ", ") + h.first;
-        c.not_converted_at(s.add_header_at, "add_header " + names + " (static files at " +
-                                                path + ")",
+        c.not_converted_at(s.add_header_at,
+                           "add_header " + names + " (static files at " + path + ")",
                            "response header rules for static files: no Wraith equivalent yet");
     }
     out.options = "{ ";
@@ -379,13 +382,15 @@ void rewrite_routes(Context& x, const Scope& s) {
             status = 302;
         std::string what = "rewrite " + rw.regex + " " + rw.replacement + " " + rw.flag;
         if (!status) {
-            x.c.not_converted_at(rw.at, what, "internal rewrites: no Wraith equivalent yet "
-                                              "(only redirects convert)");
+            x.c.not_converted_at(rw.at, what,
+                                 "internal rewrites: no Wraith equivalent yet "
+                                 "(only redirects convert)");
             continue;
         }
         if (std::regex_search(rw.replacement, std::regex("\\$[0-9]"))) {
-            x.c.not_converted_at(rw.at, what, "captures in the replacement: no Wraith "
-                                              "equivalent yet");
+            x.c.not_converted_at(rw.at, what,
+                                 "captures in the replacement: no Wraith "
+                                 "equivalent yet");
             continue;
         }
         std::string replacement = rw.replacement, to, unknown;
@@ -408,8 +413,8 @@ void rewrite_routes(Context& x, const Scope& s) {
         RouteOut out;
         out.path = path;
         out.handler = "redirect";
-        out.options = "{ to = " + Converter::quote(to) + ", status = " + std::to_string(status) +
-                      " }";
+        out.options =
+            "{ to = " + Converter::quote(to) + ", status = " + std::to_string(status) + " }";
         out.compress = compress_value(s);
         out.comments.push_back("from " + rw.at.text() + ": " + what);
         if (keep_args && to.find("$request_uri") == std::string::npos &&
@@ -505,17 +510,18 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
         if (it == x.pages.end()) {
             x.pages[code] = uri;
             if (level >= 2 && s.error_pages.level == level)
-                c.approx(d.at, "error_page " + std::to_string(code) + " of this location "
-                                                                      "applies to the whole "
-                                                                      "site in Wraith");
+                c.approx(d.at, "error_page " + std::to_string(code) +
+                                   " of this location "
+                                   "applies to the whole "
+                                   "site in Wraith");
         }
     }
     rewrite_routes(x, s);
     auto route = content_route(x, s, path, m);
     if (route) {
-        route->comments.insert(route->comments.begin(), "location " +
-                                                            (m.modifier.empty() ? "" : m.modifier + " ") +
-                                                            m.pattern + " at " + d.at.text());
+        route->comments.insert(route->comments.begin(),
+                               "location " + (m.modifier.empty() ? "" : m.modifier + " ") +
+                                   m.pattern + " at " + d.at.text());
         if (m.modifier == "^~" && x.any_regex)
             route->comments.push_back("approximation: ^~ is a plain prefix in Wraith; a "
                                       "regex route may take requests NGINX gave to it");
@@ -549,8 +555,8 @@ bool has_regex_locations(const std::vector<NginxDirective>& children) {
 
 } // namespace
 
-bool map_redirect_variables(const std::string& in, const std::string& server_name,
-                            std::string* out, std::string* unknown) {
+bool map_redirect_variables(const std::string& in, const std::string& server_name, std::string* out,
+                            std::string* unknown) {
     out->clear();
     for (size_t i = 0; i < in.size();) {
         if (in[i] != '$') {

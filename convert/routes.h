@@ -14,8 +14,8 @@ void make_routes(Converter& c, ServerInfo& info, SiteOut& site, std::map<int, st
 
 // NGINX variables in a redirect target as Wraith's ($scheme, $host, $request_uri, $uri,
 // $query); false when one has no equivalent. `server_name` stands in for $server_name.
-bool map_redirect_variables(const std::string& in, const std::string& server_name,
-                            std::string* out, std::string* unknown);
+bool map_redirect_variables(const std::string& in, const std::string& server_name, std::string* out,
+                            std::string* unknown);
 
 // A case-insensitive PCRE pattern (location ~*) as a case-sensitive ECMAScript one:
 // letters become [aA] classes, letter ranges in classes get their other case.

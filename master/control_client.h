@@ -7,10 +7,10 @@
 namespace wraith {
 
 struct ControlAnswer {
-    bool reached = false;   // connected and sent the command
-    std::string socket;     // the socket path tried
-    std::string error;      // why not reached (or the config could not be read)
-    std::string text;       // the master's answer
+    bool reached = false; // connected and sent the command
+    std::string socket;   // the socket path tried
+    std::string error;    // why not reached (or the config could not be read)
+    std::string text;     // the master's answer
     // An answer whose first or any later line starts with "error" is a failure.
     bool failed() const;
 };

@@ -51,9 +51,13 @@ const char kNginxUsage[] =
     "Without -t, -T, -s, -v or -V the server starts (detached unless -g 'daemon off;').\n"
     "Native commands: wraith help.\n";
 
-void say(const std::string& line) { fprintf(stderr, "wraith: %s\n", line.c_str()); }
+void say(const std::string& line) {
+    fprintf(stderr, "wraith: %s\n", line.c_str());
+}
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string quoted(const std::string& s) {
+    return "\"" + s + "\"";
+}
 
 std::string toml_string(const std::string& s) {
     std::string out = "\"";
@@ -308,8 +312,8 @@ int send_signal(const Options& o, const std::string& config, const NginxGlobals&
     }
     if (kill(static_cast<pid_t>(pid), m->sig) != 0) {
         int e = errno;
-        say("[alert] kill(" + std::to_string(pid) + ", " + std::to_string(m->sig) +
-            ") failed (" + std::to_string(e) + ": " + std::strerror(e) + ")");
+        say("[alert] kill(" + std::to_string(pid) + ", " + std::to_string(m->sig) + ") failed (" +
+            std::to_string(e) + ": " + std::strerror(e) + ")");
         return 1;
     }
     return 0;
@@ -332,8 +336,8 @@ bool is_nginx_command_line(const std::vector<std::string>& args) {
     return true;
 }
 
-bool parse_nginx_globals(const std::string& text, const std::string& base_dir,
-                         NginxGlobals* out, std::string* error) {
+bool parse_nginx_globals(const std::string& text, const std::string& base_dir, NginxGlobals* out,
+                         std::string* error) {
     std::vector<std::vector<std::string>> directives;
     if (!split_directives(text, &directives, error))
         return false;
@@ -344,8 +348,8 @@ bool parse_nginx_globals(const std::string& text, const std::string& base_dir,
         auto arg_count = [&](size_t lo, size_t hi) {
             if (args >= lo && args <= hi)
                 return true;
-            *error = "invalid number of arguments in " + quoted(name) +
-                     " directive in command line";
+            *error =
+                "invalid number of arguments in " + quoted(name) + " directive in command line";
             return false;
         };
         auto on_off = [&](bool* into) {

@@ -11,9 +11,9 @@ namespace wraith {
 
 // What main.cc knows only at its own compile time (it alone sees the package version).
 struct BuildInfo {
-    const char* version;          // "0.1.0"
-    const char* package_version;  // "0.1.0-1", "" outside a distribution package
-    const char* build_type;       // CMake's build type
+    const char* version;         // "0.1.0"
+    const char* package_version; // "0.1.0-1", "" outside a distribution package
+    const char* build_type;      // CMake's build type
 };
 
 // True when `args` are NGINX-style: not empty, and every argument is a single-dash option or
@@ -34,8 +34,8 @@ struct NginxGlobals {
 // Parses `text` ("daemon off; worker_processes 2;"); relative paths resolve against
 // `base_dir`. False with an NGINX-shaped message in *error ("unknown directive \"x\" in
 // command line").
-bool parse_nginx_globals(const std::string& text, const std::string& base_dir,
-                         NginxGlobals* out, std::string* error);
+bool parse_nginx_globals(const std::string& text, const std::string& base_dir, NginxGlobals* out,
+                         std::string* error);
 
 // `wraith -V`: the version, the package version, compiler and library versions.
 std::string nginx_version_text(const BuildInfo& build, bool with_build);

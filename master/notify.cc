@@ -31,8 +31,8 @@ void send(const std::string& text) {
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return;
-    socklen_t addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len +
-                                                (path[0] == '@' ? 0 : 1));
+    socklen_t addr_len =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
     ::sendto(fd, text.data(), text.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
              addr_len);
     ::close(fd);
