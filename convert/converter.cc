@@ -21,6 +21,12 @@ bool all_digits(const std::string& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit);
 }
 
+// Digits as a TOML integer: no leading zeros ("045" is not TOML).
+std::string number(const std::string& digits) {
+    size_t first = digits.find_first_not_of('0');
+    return first == std::string::npos ? "0" : digits.substr(first);
+}
+
 std::string regex_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
@@ -29,6 +35,73 @@ std::string regex_escape(const std::string& s) {
         out += c;
     }
     return out;
+}
+
+} // namespace
+
+bool valid_utf8(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (!len || i + len > s.size())
+            return false;
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; ++k) {
+            unsigned char cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false; // overlong, out of range, surrogate
+        i += len;
+    }
+    return true;
+}
+
+std::string utf8_or_replaced(std::string_view s) {
+    if (valid_utf8(s))
+        return std::string(s);
+    std::string out;
+    for (size_t i = 0; i < s.size();) {
+        // Keep a valid sequence, replace each byte that starts none.
+        size_t len = 4;
+        while (len > 0 && !(i + len <= s.size() && valid_utf8(s.substr(i, len))))
+            --len;
+        if (len == 0) {
+            out += "\xef\xbf\xbd"; // U+FFFD
+            ++i;
+        } else {
+            out.append(s.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// TOML files are UTF-8, and NGINX takes any bytes: a directive whose name or arguments are not
+// UTF-8 is reported and left out (with its block) before anything else looks at it.
+void drop_non_utf8(std::vector<NginxDirective>& list, Converter& c) {
+    for (auto it = list.begin(); it != list.end();) {
+        bool ok = valid_utf8(it->name);
+        for (const auto& a : it->args)
+            ok = ok && valid_utf8(a);
+        if (!ok) {
+            NginxDirective shown = *it;
+            shown.name = utf8_or_replaced(shown.name);
+            for (auto& a : shown.args)
+                a = utf8_or_replaced(a);
+            c.not_converted(shown, "not valid UTF-8: a wraith.toml cannot hold it");
+            it = list.erase(it);
+            continue;
+        }
+        drop_non_utf8(it->children, c);
+        ++it;
+    }
 }
 
 } // namespace
@@ -76,7 +149,7 @@ std::optional<uint64_t> Converter::parse_time(const std::string& text) const {
         size_t start = i;
         while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
             ++i;
-        if (i == start)
+        if (i == start || i - start > 12)
             return std::nullopt;
         uint64_t n = std::stoull(text.substr(start, i - start));
         std::string unit;
@@ -106,7 +179,8 @@ std::string Converter::duration(uint64_t ms) {
     return quote(std::to_string(ms) + "ms");
 }
 
-std::string Converter::quote(const std::string& s) {
+std::string Converter::quote(const std::string& raw) {
+    std::string s = utf8_or_replaced(raw);
     std::string out = "\"";
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') {
@@ -161,7 +235,9 @@ ConvertResult Converter::run(const NginxConf& conf, const std::string& main_file
         result_.errors = conf.errors;
         return result_;
     }
-    walk_main(conf.top);
+    std::vector<NginxDirective> top = conf.top;
+    drop_non_utf8(top, *this);
+    walk_main(top);
     result_.toml = render();
     result_.ok = true;
     return result_;
@@ -363,9 +439,9 @@ void Converter::walk_upstream(const NginxDirective& up) {
                 std::string k = a.substr(0, eq),
                             v = eq == std::string::npos ? "" : a.substr(eq + 1);
                 if (k == "weight" && all_digits(v))
-                    opts.push_back("weight = " + v);
+                    opts.push_back("weight = " + number(v));
                 else if (k == "max_conns" && all_digits(v))
-                    opts.push_back("max_conns = " + v);
+                    opts.push_back("max_conns = " + number(v));
                 else if (k == "backup")
                     opts.push_back("backup = true");
                 else if (k == "down")
@@ -431,10 +507,10 @@ void Converter::walk_upstream(const NginxDirective& up) {
                 approx(d.at, "random: Wraith picks the less busy of two random servers");
         } else if (d.name == "keepalive" && d.args.size() == 1 && all_digits(d.args[0]) &&
                    d.args[0].size() < 7) {
-            u.lines.push_back(Line{"keepalive", d.args[0], d.at.text()});
+            u.lines.push_back(Line{"keepalive", number(d.args[0]), d.at.text()});
         } else if (d.name == "keepalive_requests" && d.args.size() == 1 && all_digits(d.args[0]) &&
                    d.args[0].size() < 10) {
-            u.lines.push_back(Line{"keepalive_requests", d.args[0], d.at.text()});
+            u.lines.push_back(Line{"keepalive_requests", number(d.args[0]), d.at.text()});
         } else if (d.name == "keepalive_timeout" && d.args.size() == 1) {
             if (auto ms = parse_time(d.args[0]))
                 u.lines.push_back(Line{"keepalive_timeout", duration(*ms), d.at.text()});
@@ -450,7 +526,7 @@ void Converter::walk_upstream(const NginxDirective& up) {
     }
     u.lines.insert(u.lines.begin(), Line{"servers", servers + "]", up.at.text()});
     if (all_digits(max_fails) && max_fails.size() < 5 && max_fails != "1")
-        u.lines.push_back(Line{"max_fails", max_fails, ""});
+        u.lines.push_back(Line{"max_fails", number(max_fails), ""});
     if (!fail_timeout.empty())
         if (auto ms = parse_time(fail_timeout); ms && *ms != 10000)
             u.lines.push_back(Line{"fail_timeout", duration(*ms), ""});
@@ -511,8 +587,8 @@ void Converter::read_listen(ServerInfo& info, const NginxDirective& d, bool http
             l.ipv6_only = true;
         else if (o == "ipv6only=off")
             l.ipv6_only = false;
-        else if (o.rfind("backlog=", 0) == 0 && all_digits(o.substr(8)))
-            l.backlog = std::stoi(o.substr(8));
+        else if (o.rfind("backlog=", 0) == 0 && all_digits(o.substr(8)) && o.size() <= 13)
+            l.backlog = std::clamp(std::stoi(o.substr(8)), 1, 65535);
         else if (o == "reuseport" || o == "deferred" || o == "bind" ||
                  o.rfind("so_keepalive", 0) == 0 || o.rfind("rcvbuf=", 0) == 0 ||
                  o.rfind("sndbuf=", 0) == 0 || o == "fastopen")

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -173,6 +174,10 @@ struct DirectiveSpec {
     const char* not_yet; // no Wraith equivalent yet: the reason, reported with FILE:LINE
     const char* ignored; // nothing to do in Wraith: why (a comment, not an approximation)
 };
+
+// UTF-8 checks: TOML text must be UTF-8; NGINX's files need not be.
+bool valid_utf8(std::string_view s);
+std::string utf8_or_replaced(std::string_view s); // invalid bytes become U+FFFD
 
 // The table of every directive the converter knows (directives.cc).
 const DirectiveSpec* find_directive(const std::string& name);

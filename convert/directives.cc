@@ -17,6 +17,13 @@ bool is_on(const NginxDirective& d) {
     return !d.args.empty() && d.args[0] == "on";
 }
 
+// A small decimal number, or `fallback` (never undefined behaviour on long digit runs).
+int small_number(const std::string& s, int fallback) {
+    if (s.empty() || s.size() > 6 || !std::all_of(s.begin(), s.end(), ::isdigit))
+        return fallback;
+    return std::stoi(s);
+}
+
 // A decimal integer argument (nothing else may reach the TOML as a number).
 bool integer_arg(Converter& c, const NginxDirective& d, size_t max_digits) {
     if (!c.check_args(d, 1, 1))
@@ -78,7 +85,7 @@ void h_worker_processes(Converter& c, Scope&, const NginxDirective& d) {
         c.server["workers"] = Line{"workers", "\"auto\"", d.at.text()};
     } else if (!v.empty() && v.size() < 4 && std::all_of(v.begin(), v.end(), ::isdigit) &&
                std::stoi(v) >= 1 && std::stoi(v) <= 256) {
-        c.server["workers"] = Line{"workers", v, d.at.text()};
+        c.server["workers"] = Line{"workers", std::to_string(std::stoi(v)), d.at.text()};
     } else {
         c.not_converted(d, "workers must be \"auto\" or 1 to 256");
     }
@@ -123,7 +130,7 @@ void h_worker_connections(Converter& c, Scope&, const NginxDirective& d) {
     if (!integer_arg(c, d, 7))
         return;
     c.server["max_connections"] =
-        Line{"max_connections", d.args[0],
+        Line{"max_connections", std::to_string(std::stoull(d.args[0])),
              d.at.text() + ": approximation: nginx counts upstream connections too, Wraith "
                            "only client connections"};
 }
@@ -299,7 +306,8 @@ void h_client_body_timeout(Converter& c, Scope&, const NginxDirective& d) {
 
 void h_keepalive_requests(Converter& c, Scope&, const NginxDirective& d) {
     if (integer_arg(c, d, 9))
-        c.http["keepalive_requests"] = Line{"keepalive_requests", d.args[0], d.at.text()};
+        c.http["keepalive_requests"] =
+            Line{"keepalive_requests", std::to_string(std::stoull(d.args[0])), d.at.text()};
 }
 
 void h_gzip(Converter& c, Scope& s, const NginxDirective& d) {
@@ -308,7 +316,7 @@ void h_gzip(Converter& c, Scope& s, const NginxDirective& d) {
 }
 void h_gzip_comp_level(Converter& c, Scope& s, const NginxDirective& d) {
     if (c.check_args(d, 1, 1))
-        s.gzip_level = std::clamp(std::atoi(d.args[0].c_str()), 1, 9);
+        s.gzip_level = std::clamp(small_number(d.args[0], 1), 1, 9);
 }
 void h_gzip_min_length(Converter& c, Scope& s, const NginxDirective& d) {
     if (c.check_args(d, 1, 1))
@@ -458,8 +466,9 @@ void h_proxy_redirect(Converter& c, Scope& s, const NginxDirective& d) {
 void h_proxy_next_upstream(Converter& c, Scope& s, const NginxDirective& d) {
     s.proxy_next_upstream_statuses.clear();
     for (const auto& a : d.args) {
-        if (a.rfind("http_", 0) == 0 && a.size() == 8)
-            s.proxy_next_upstream_statuses.push_back(std::atoi(a.c_str() + 5));
+        int status = a.rfind("http_", 0) == 0 && a.size() == 8 ? small_number(a.substr(5), 0) : 0;
+        if (status >= 400 && status <= 599)
+            s.proxy_next_upstream_statuses.push_back(status);
         else if (a != "error" && a != "timeout" && a != "off")
             c.approx(d.at, "proxy_next_upstream " + a +
                                ": Wraith retries on errors, "
@@ -468,7 +477,7 @@ void h_proxy_next_upstream(Converter& c, Scope& s, const NginxDirective& d) {
 }
 void h_proxy_next_upstream_tries(Converter& c, Scope& s, const NginxDirective& d) {
     if (c.check_args(d, 1, 1))
-        s.proxy_next_upstream_tries = std::atoi(d.args[0].c_str());
+        s.proxy_next_upstream_tries = small_number(d.args[0], 0);
 }
 
 void h_access_log(Converter& c, Scope& s, const NginxDirective& d) {

@@ -10,7 +10,8 @@ namespace wraith::convert {
 namespace {
 
 // One line of comment text: no line breaks or control characters.
-std::string clean(const std::string& s) {
+std::string clean(const std::string& raw) {
+    std::string s = utf8_or_replaced(raw);
     std::string out;
     for (unsigned char c : s)
         out += c < 0x20 || c == 0x7f ? ' ' : static_cast<char>(c);
@@ -84,7 +85,10 @@ std::string Converter::render() const {
     for (const auto& u : upstreams) {
         out += "\n[upstream." + key(u.name) + "]\n";
         comment_block(out, u.comments);
+        std::set<std::string> keys; // a directive given twice (least_conn; ip_hash;): first wins
         for (const auto& l : u.lines) {
+            if (!keys.insert(l.key).second)
+                continue;
             out += key(l.key) + " = " + l.value;
             if (!l.comment.empty())
                 out += "   # " + clean(l.comment);

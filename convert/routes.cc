@@ -24,6 +24,21 @@ char other_case(char c) {
                : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 }
 
+// "{ a = 1, b = 2 }" from "key = value" items; a key given twice keeps its first value
+// (proxy_set_header Host twice, say), which TOML requires.
+std::string inline_table(const std::vector<std::string>& items) {
+    std::string out = "{ ";
+    std::vector<std::string> keys;
+    for (const auto& item : items) {
+        std::string key = item.substr(0, item.find(" = "));
+        if (std::find(keys.begin(), keys.end(), key) != keys.end())
+            continue;
+        out += (keys.empty() ? "" : ", ") + item;
+        keys.push_back(key);
+    }
+    return out + " }";
+}
+
 std::string compress_value(const Scope& s) {
     if (!s.gzip)
         return "false";
@@ -227,22 +242,15 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
                                "variables in header values: no Wraith equivalent yet");
         }
     }
-    if (!set_headers.empty()) {
-        std::string t = "request_headers = { set = { ";
-        for (size_t i = 0; i < set_headers.size(); ++i)
-            t += (i ? ", " : "") + set_headers[i];
-        opts.push_back(t + " } }");
-    }
+    if (!set_headers.empty())
+        opts.push_back("request_headers = { set = " + inline_table(set_headers) + " }");
     // Response headers.
     std::string resp;
     if (!s.add_headers.value.empty()) {
-        resp += "add = { ";
-        bool first = true;
-        for (const auto& [name, value] : s.add_headers.value) {
-            resp += (first ? "" : ", ") + Converter::quote(name) + " = " + Converter::quote(value);
-            first = false;
-        }
-        resp += " }";
+        std::vector<std::string> add;
+        for (const auto& [name, value] : s.add_headers.value)
+            add.push_back(Converter::quote(name) + " = " + Converter::quote(value));
+        resp += "add = " + inline_table(add);
         out.comments.push_back("approximation: add_header applied to every answer (NGINX: "
                                "2xx and 3xx unless \"always\")");
     }
@@ -273,10 +281,7 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
             c.set_upstream(u, "retries",
                            std::to_string(std::min(10, *s.proxy_next_upstream_tries - 1)), at);
     }
-    out.options = "{ ";
-    for (size_t i = 0; i < opts.size(); ++i)
-        out.options += (i ? ", " : "") + opts[i];
-    out.options += " }";
+    out.options = inline_table(opts);
     return out;
 }
 
@@ -355,10 +360,7 @@ std::optional<RouteOut> static_route(Context& x, const Scope& s, const std::stri
                            "add_header " + names + " (static files at " + path + ")",
                            "response header rules for static files: no Wraith equivalent yet");
     }
-    out.options = "{ ";
-    for (size_t i = 0; i < opts.size(); ++i)
-        out.options += (i ? ", " : "") + opts[i];
-    out.options += " }";
+    out.options = inline_table(opts);
     return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "convert/convert.h"
+#include "convert/converter.h"
 #include "convert/routes.h"
 
 using namespace wraith::convert;
@@ -179,4 +180,17 @@ TEST_CASE("convert: redirect variables and case folding", "[convert]") {
     CHECK(fold_case("\\.(php|Js)$") == "\\.([pP][hH][pP]|[Jj][sS])$");
     CHECK(fold_case("[a-c0-9_]x") == "[a-cA-C0-9_][xX]");
     CHECK(fold_case("[^x]") == "[^xX]");
+}
+
+TEST_CASE("convert: bytes that are not UTF-8 are reported, the output stays UTF-8 TOML",
+          "[convert]") {
+    ConvertResult r = convert("http { server { listen 80;\n location / { root /srv/\xff\xfe; }\n"
+                              " location /ok { root /srv/caf\xc3\xa9; } } }");
+    CHECK(reported(r, "/etc/nginx/nginx.conf:2: root /srv/\xef\xbf\xbd\xef\xbf\xbd; -- not "
+                      "valid UTF-8"));
+    CHECK(has(r.toml, "root = \"/srv/caf\xc3\xa9\""));
+    CHECK_NOTHROW((void)toml::parse(r.toml));
+    CHECK_FALSE(wraith::convert::valid_utf8("\xc0\xaf"));     // overlong
+    CHECK_FALSE(wraith::convert::valid_utf8("\xed\xa0\x80")); // surrogate
+    CHECK(wraith::convert::valid_utf8("\xf0\x9f\x98\x80"));
 }
