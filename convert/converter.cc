@@ -400,7 +400,9 @@ void Converter::set_upstream(UpstreamOut& u, const std::string& key, const std::
 
 std::string Converter::implicit_upstream(const std::string& server, bool tls, const SourceRef& at) {
     UpstreamOut u;
-    u.name = "route_" + std::to_string(++implicit_upstreams_);
+    do
+        u.name = "route_" + std::to_string(++implicit_upstreams_);
+    while (upstream_index.count(u.name));
     u.comments.push_back("made for proxy_pass at " + at.text());
     u.lines.push_back(Line{"servers", quote_list({server}), ""});
     if (tls)
@@ -415,6 +417,10 @@ std::string Converter::implicit_upstream(const std::string& server, bool tls, co
 void Converter::walk_upstream(const NginxDirective& up) {
     if (up.args.size() != 1) {
         not_converted(up, "invalid upstream");
+        return;
+    }
+    if (upstream_index.count(up.args[0])) {
+        not_converted(up, "a second upstream of that name (NGINX refuses it too)");
         return;
     }
     UpstreamOut u;

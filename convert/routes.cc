@@ -63,7 +63,14 @@ struct Context {
     std::string server_name; // for $server_name
 };
 
+// libstdc++'s std::regex (the server's dialect) recurses per character: a pattern longer than
+// any real location's is reported as not converted instead of being compiled here (and by
+// the server at load).
+constexpr size_t kMaxRegex = 1024;
+
 bool valid_wraith_regex(const std::string& re) {
+    if (re.size() > kMaxRegex)
+        return false;
     try {
         std::regex r(re, std::regex::ECMAScript);
         return true;
