@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 BUILD      ?= build
 FUZZ_BUILD ?= build-fuzz
+SAN_BUILD  ?= build-sanitize
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
@@ -17,29 +18,77 @@ DEB_BASE_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S 
 DEB_ARCH   = $(shell dpkg --print-architecture)
 IMAGE      ?= wraith:$(DEB_BASE_VERSION)
 
-# Debian 12 packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
+# Debian packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
-       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
-       chromium libc-ares-dev ca-certificates nginx-light
+       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light
+# The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
+# 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
+# bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables
+# with a sources file of its own when no backports entry exists yet.
+QUIC_DEPS = libngtcp2-dev:1.11 libngtcp2-crypto-gnutls-dev:1.11 libnghttp3-dev:1.8 \
+            ngtcp2-client:1.11
+# DRY_RUN=1: print what `make deps` would write and run, change nothing. APT_ETC and OS_RELEASE
+# let a dry run play another machine (a copy of /etc/apt without backports, Debian 13).
+DRY_RUN ?=
+APT_ETC ?= /etc/apt
+OS_RELEASE ?= /etc/os-release
+BACKPORTS_SOURCES = $(APT_ETC)/sources.list.d/wraith-bookworm-backports.sources
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test unit fuzz run bench install format clean deb check-system image
+.PHONY: all deps build test unit fuzz sanitize sanitize-build check-system check-soak run bench install \
+        format clean deb image
 
 all: build
 
+# Installs what is missing (or, for QUIC_DEPS, older than its minimum); does nothing when all
+# is there, so `make build` and `make test` can depend on it.
 deps:
-	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEPS) 2>/dev/null \
-	    | awk '$$1 == "ii" { print $$2 }' | sort > /tmp/.wraith-have.$$$$; \
-	    for p in $(DEPS); do grep -qx "$$p" /tmp/.wraith-have.$$$$ || echo $$p; done; \
-	    rm -f /tmp/.wraith-have.$$$$); \
+	@set -e; \
+	run() { if [ -n "$(DRY_RUN)" ]; then echo "make deps would run: $$*"; else "$$@"; fi; }; \
+	. $(OS_RELEASE); \
+	missing=""; \
+	for p in $(DEPS); do \
+	    dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || \
+	        missing="$$missing $$p"; \
+	done; \
+	quic=""; \
+	for pv in $(QUIC_DEPS); do \
+	    p=$${pv%%:*}; min=$${pv#*:}; \
+	    have=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Version}' "$$p" 2>/dev/null | \
+	            awk '$$1 == "ii" { print $$2 }'); \
+	    if [ -z "$$have" ] || ! dpkg --compare-versions "$$have" ge "$$min"; then \
+	        quic="$$quic $$p"; \
+	    fi; \
+	done; \
+	[ -n "$$missing$$quic" ] || exit 0; \
+	target=""; \
+	if [ -n "$$quic" ] && [ "$$VERSION_CODENAME" = bookworm ]; then \
+	    target="-t bookworm-backports"; \
+	    if ! grep -qsE '^[^#]*bookworm-backports' $(APT_ETC)/sources.list \
+	            $(APT_ETC)/sources.list.d/*.list $(APT_ETC)/sources.list.d/*.sources; then \
+	        echo "make deps: enabling bookworm-backports ($(BACKPORTS_SOURCES))"; \
+	        entry="Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"; \
+	        if [ -n "$(DRY_RUN)" ]; then printf "$$entry" | sed 's/^/    /'; \
+	        else printf "$$entry" | $(SUDO) tee $(BACKPORTS_SOURCES) >/dev/null; fi; \
+	    fi; \
+	fi; \
+	echo "make deps: installing$$missing$$quic$${target:+ (QUIC from bookworm-backports)}"; \
+	run $(SUDO) apt-get update -qq; \
 	if [ -n "$$missing" ]; then \
-	    echo "make deps: installing" $$missing; \
-	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	    run $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi; \
+	if [ -n "$$quic" ]; then \
+	    run $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$target $$quic; \
+	fi; \
+	[ -n "$(DRY_RUN)" ] || for pv in $(QUIC_DEPS); do \
+	    have=$$(dpkg-query -W -f='$${Version}' "$${pv%%:*}"); \
+	    dpkg --compare-versions "$$have" ge "$${pv#*:}" || { \
+	        echo "make deps: $${pv%%:*} $$have is older than $${pv#*:}: Debian 12 with" \
+	             "bookworm-backports, or Debian 13, has it"; exit 1; }; \
+	done
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -52,6 +101,24 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2
 	$(MAKE) --no-print-directory fuzz
+
+# The memory-safety gate: a second tree built by clang with ASan + UBSan (-fno-sanitize-recover),
+# the unit tests and every integration suite run against it; a sanitizer report from any process
+# (server, workers, CLI, h3get/h3load) fails the test that saw it. docs/decisions.md, "Sanitizers".
+sanitize: sanitize-build
+	cd $(SAN_BUILD) && ctest --output-on-failure -j2
+
+sanitize-build: deps
+	@[ -f $(SAN_BUILD)/CMakeCache.txt ] || CXX=clang++ cmake -S . -B $(SAN_BUILD) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRAITH_SANITIZE=ON >/dev/null
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+
+# The leak soak (part of check-system): mixed HTTP/1.1, HTTP/2 and HTTP/3 load with reloads
+# against the sanitizer build (SOAK_SECONDS, default 300); every process's exit-time leak
+# check must stay silent.
+check-soak: sanitize-build
+	WRAITH_BIN=$(SAN_BUILD)/wraith WRAITH_SANITIZE=1 WRAITH_SOURCE_DIR=$(CURDIR) \
+	    python3 tests/system/soak_sanitize.py
 
 unit: build
 	$(BUILD)/wraith_unit
@@ -117,7 +184,8 @@ deb: deps
 
 # Heavy system tests, not part of `make test`: the package installed, reloaded, broken,
 # upgraded (binary upgrade) and purged in a Debian 12 root booted by systemd-nspawn
-# (tests/system/check_system.py), then the OCI image run under podman (check_image.sh).
+# (tests/system/check_system.py), the OCI image run under podman (check_image.sh), then the
+# leak soak under the sanitizers (check-soak).
 check-system: build
 	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS) $(SYSTEM_TOOLS)"
 	$(MAKE) --no-print-directory deb
@@ -126,6 +194,7 @@ check-system: build
 	    --newer $(DEB_OUT)/wraith_$(DEB_BASE_VERSION)+systest1_$(DEB_ARCH).deb
 	$(MAKE) --no-print-directory image
 	bash tests/system/check_image.sh $(IMAGE)
+	$(MAKE) --no-print-directory check-soak
 
 # Minimal OCI image from Debian packages (packaging/image.sh): the binary, its shared-library
 # closure, CA certificates, a non-root user and the default config.
@@ -137,4 +206,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) $(DEB_OUT)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD) $(DEB_OUT)

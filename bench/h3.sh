@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # HTTP/3 section of `make bench`: Wraith against Caddy (Debian `caddy`, quic-go) and ngtcp2's
-# example server (`gtlsserver`, Debian `ngtcp2-server`) on the same files and certificate,
-# one worker / GOMAXPROCS=1 each, servers pinned to one core and the load generator
-# (bench/h3load, built with the tree) to the other. Prints a Markdown table with ratios and
-# PASS/MISS against the targets of the QUIC issue. See bench/README.md.
+# example server (`gtlsserver`, Debian `ngtcp2-server` 1.11, the version Wraith builds on) on
+# the same files and certificate, one worker / GOMAXPROCS=1 each, servers pinned to one core
+# and the load generator (bench/h3load, built with the tree) to the other. Prints a Markdown
+# table with ratios and PASS/MISS against the targets of the QUIC issue. See bench/README.md.
 #
 # Knobs (environment):
 #   WRAITH_BIN, H3LOAD_BIN   binaries (default: build/wraith, build/h3load)
@@ -15,7 +15,8 @@
 #   BENCH_H3_DOWNLOAD  MiB of the download test                  (default: 100)
 #   BENCH_CLIENT_CPU / BENCH_SERVER_CPU                          (default: 0 / 1)
 #   BENCH_H3_SERVERS   which servers to measure (default: "caddy gtlsserver wraith"; the
-#                      report shows n/a for the ones left out)
+#                      report shows n/a for the ones left out, and only the peers measured
+#                      are installed when missing)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,11 +37,22 @@ log() { printf 'bench-h3: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 PATH=$PATH:/usr/sbin:/sbin
+read -ra SERVERS <<<"${BENCH_H3_SERVERS:-caddy gtlsserver wraith}"
 missing=()
-command -v caddy >/dev/null || missing+=(caddy)
-command -v gtlsserver >/dev/null || missing+=(ngtcp2-server)
+for s in "${SERVERS[@]}"; do
+    case $s in
+        caddy) command -v caddy >/dev/null || missing+=(caddy) ;;
+    esac
+done
 command -v openssl >/dev/null || missing+=(openssl)
 command -v taskset >/dev/null || missing+=(util-linux)
+if [[ " ${SERVERS[*]} " == *" gtlsserver "* ]] && ! command -v gtlsserver >/dev/null; then
+    # The 1.11 of Wraith's own QUIC stack: on Debian 12 from bookworm-backports, as make deps
+    # does it (Debian 12's own ngtcp2-server is 0.12).
+    log "installing ngtcp2-server (make deps)"
+    make -C "$ROOT" --no-print-directory deps QUIC_DEPS=ngtcp2-server:1.11 ||
+        die "cannot install ngtcp2-server 1.11"
+fi
 if ((${#missing[@]})); then
     [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
     log "installing ${missing[*]}"
@@ -176,7 +188,6 @@ num() { grep -oE "$1" | head -1 | grep -oE '[0-9.]+' | head -1; }
 
 # --- measure --------------------------------------------------------------------------------
 
-read -ra SERVERS <<<"${BENCH_H3_SERVERS:-caddy gtlsserver wraith}"
 for s in "${SERVERS[@]}"; do
     case $s in caddy | gtlsserver | wraith) "start_$s" ;; *) die "unknown server $s" ;; esac
 done
@@ -251,8 +262,11 @@ done
 
 # --- report ---------------------------------------------------------------------------------
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
+# n/a (a server left out) compares as no number, not as 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    if (v !~ /^[0-9.]+$/) { print "n/a"; exit }
     ok = (op == ">=") ? (v >= t) : (v <= t); print (ok ? "PASS" : "MISS") }'; }
 
 for s in caddy gtlsserver wraith; do

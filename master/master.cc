@@ -19,9 +19,11 @@
 
 #include "common/accounts.h"
 #include "common/log.h"
+#include "common/sanitizer.h"
 #include "common/quic_cid.h"
 #include "master/handover.h"
 #include "master/notify.h"
+#include "master/ocsp_fetcher.h"
 #include "modules/proxy/health.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
@@ -362,7 +364,7 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     gen->tls = std::move(loaded.tls);
     gen->quic_tls = std::move(loaded.quic_tls);
     if (ocsp_fetcher_)
-        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspFetcher::Job>{});
+        ocsp_fetcher_->set_jobs(gen->tls ? gen->tls->ocsp_jobs() : std::vector<OcspJob>{});
     gen->listen_fds = std::move(fds);
     int n = worker_count(*gen->config);
     gen->crash_count.assign(n, 0);
@@ -519,6 +521,7 @@ bool Master::spawn(Generation& gen, int slot) {
             ev_child_stop(loop_, &child_watcher_);
         ev_loop_destroy(loop_);
         int rc = worker_main(std::move(setup), close_fds);
+        leak_check_before_exit();
         _exit(rc);
     }
     ::close(sv[1]);

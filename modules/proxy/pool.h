@@ -18,7 +18,7 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "modules/proxy/balancer.h"
-#include "modules/proxy/resolver.h"
+#include "common/resolver.h"
 #include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/upstream_transport.h"
 

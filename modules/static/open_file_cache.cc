@@ -77,9 +77,10 @@ std::string_view OpenFile::content() {
 std::string_view OpenFile::etag(std::string_view suffix) {
     static_assert(sizeof etag_ == etag_size && etag_size < 256);
     // The cached tag was made with a suffix of this length whose bytes (just before the
-    // closing quote) are these: the same suffix.
+    // closing quote) are these: the same suffix. (A string_view comparison, not memcmp: an
+    // empty suffix's data() may be null, and memcmp with null is undefined even for 0 bytes.)
     if (etag_len_ == 0 || etag_suffix_len_ != suffix.size() ||
-        std::memcmp(etag_ + etag_len_ - 1 - suffix.size(), suffix.data(), suffix.size()) != 0) {
+        std::string_view(etag_ + etag_len_ - 1 - suffix.size(), suffix.size()) != suffix) {
         etag_len_ = static_cast<uint8_t>(make_etag(st_, suffix, etag_));
         etag_suffix_len_ = static_cast<uint8_t>(suffix.size());
     }

@@ -110,4 +110,4 @@ tls = {{ cert = {toml_str(self.cert.chain)}, key = {toml_str(self.cert.key)} }}
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -10,6 +10,7 @@ import unittest
 
 import test_http3 as h3
 import tlsutil
+import harness
 from harness import WraithTestCase, make_dir, toml_str, write_file
 
 
@@ -69,4 +70,4 @@ class Http3ClientCertificateTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -204,4 +204,4 @@ class Http3StalledDownloadMemoryTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

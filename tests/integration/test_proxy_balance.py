@@ -149,4 +149,4 @@ class BalanceTest(WraithTestCase):
         self.assertIn('no server of upstream "app" is available', srv.read(srv.error_log))
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -118,4 +118,4 @@ class HostNameTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

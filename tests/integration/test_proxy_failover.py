@@ -239,4 +239,4 @@ class FailoverTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -310,4 +310,4 @@ hosts = ["*"]
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

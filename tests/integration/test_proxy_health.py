@@ -395,4 +395,4 @@ class HealthTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

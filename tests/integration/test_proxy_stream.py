@@ -336,4 +336,4 @@ hosts = ["*"]
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -125,4 +125,4 @@ class Notify(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -81,4 +81,4 @@ class TestSslTest(WraithTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -54,7 +54,7 @@ H3GET = os.environ.get("H3GET_BIN") or os.path.join(
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-IO_TIMEOUT = 15.0
+IO_TIMEOUT = 15.0 * harness.TIME_SCALE
 MIB = 1 << 20
 
 PKI = None  # set by setUpModule: a CA and the leaf the HTTP/3 listener uses

@@ -14,15 +14,15 @@ namespace h3 {
 
 namespace {
 
-std::string describe_peer_close(const ngtcp2_connection_close_error& error) {
+std::string describe_peer_close(const ngtcp2_ccerr& error) {
     std::string text = "the server closed the connection: ";
     switch (error.type) {
-    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
+    case NGTCP2_CCERR_TYPE_APPLICATION:
         text += application_error_name(error.error_code);
         break;
-    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_VERSION_NEGOTIATION:
+    case NGTCP2_CCERR_TYPE_VERSION_NEGOTIATION:
         return "the server does not support QUIC version 1";
-    case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE:
+    case NGTCP2_CCERR_TYPE_IDLE_CLOSE:
         return "idle timeout";
     default:
         text += transport_error_name(error.error_code);
@@ -138,16 +138,16 @@ struct QuicCallbacks {
         return 0;
     }
 
-    static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path,
+    static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path, const ngtcp2_path*,
                                ngtcp2_path_validation_result result, void* user) {
         of(user)->on_path_validation(path, result == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS);
         return 0;
     }
 
     // 1-RTT keys: HTTP/3 can start, unless it already runs over 0-RTT.
-    static int recv_rx_key(ngtcp2_conn*, ngtcp2_crypto_level level, void* user) {
+    static int recv_rx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user) {
         auto* c = of(user);
-        if (level != NGTCP2_CRYPTO_LEVEL_APPLICATION || c->early_data_) {
+        if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT || c->early_data_) {
             return 0;
         }
         return c->setup_http() ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
@@ -190,7 +190,7 @@ struct QuicCallbacks {
         cb.stream_stop_sending = stop_sending;
         cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
         cb.recv_rx_key = recv_rx_key;
-        cb.early_data_rejected = early_data_rejected;
+        cb.tls_early_data_rejected = early_data_rejected;
         return cb;
     }
 };
@@ -202,13 +202,12 @@ Connection::Connection(struct ev_loop* loop, PacketIo& io, const ClientSettings&
     write_watcher_.data = this;
     ev_timer_init(&timer_, timer_cb, 0., 0.);
     timer_.data = this;
-    ngtcp2_connection_close_error_default(&last_error_);
+    ngtcp2_ccerr_default(&last_error_);
 }
 
 Connection::~Connection() {
     if (conn_ && !closed_) {
-        ngtcp2_connection_close_error_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR,
-                                                            nullptr, 0);
+        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
         send_connection_close();
     }
     ev_io_stop(loop_, &write_watcher_);
@@ -354,12 +353,9 @@ void Connection::use_session(const ConnectTarget& target) {
         return;
     }
     // 0-RTT obeys the limits the server announced last time (RFC 9000 §7.4.1).
-    ngtcp2_transport_params params;
-    if (ngtcp2_decode_transport_params(&params, NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS,
-                                       saved.data(), saved.size()) != 0) {
+    if (ngtcp2_conn_decode_and_set_0rtt_transport_params(conn_, saved.data(), saved.size()) != 0) {
         return;
     }
-    ngtcp2_conn_set_early_remote_transport_params(conn_, &params);
     early_data_ = true;
     if (!setup_http()) {
         early_data_ = false;
@@ -487,8 +483,7 @@ void Connection::timer_cb(struct ev_loop*, ev_timer* w, int) {
             c->fail("handshake timed out");
         } else {
             c->send_close_ = true;
-            ngtcp2_connection_close_error_set_transport_error_liberr(&c->last_error_, rv, nullptr,
-                                                                     0);
+            ngtcp2_ccerr_set_liberr(&c->last_error_, rv, nullptr, 0);
             c->fail(std::string("QUIC error: ") + ngtcp2_strerror(rv));
         }
     }
@@ -510,8 +505,7 @@ void Connection::after_event() {
         handler_.on_stream_credit(*this);
     }
     if (!closing_ && close_requested_) {
-        ngtcp2_connection_close_error_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR,
-                                                            nullptr, 0);
+        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
         fail("closed by the client");
     }
     if (!closing_) {
@@ -532,7 +526,7 @@ void Connection::fail(std::string reason) {
 }
 
 void Connection::set_app_error(int nghttp3_error) {
-    ngtcp2_connection_close_error_set_application_error(
+    ngtcp2_ccerr_set_application_error(
         &last_error_, nghttp3_err_infer_quic_app_error_code(nghttp3_error), nullptr, 0);
     if (close_reason_.empty()) {
         close_reason_ = std::string("HTTP/3 error: ") + nghttp3_strerror(nghttp3_error);
@@ -542,10 +536,9 @@ void Connection::set_app_error(int nghttp3_error) {
 void Connection::fail_read(int liberr) {
     switch (liberr) {
     case NGTCP2_ERR_DRAINING: {
-        ngtcp2_connection_close_error error;
-        ngtcp2_conn_get_connection_close_error(conn_, &error);
+        const ngtcp2_ccerr& error = *ngtcp2_conn_get_ccerr(conn_);
         peer_close_.received = true;
-        peer_close_.application = error.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+        peer_close_.application = error.type == NGTCP2_CCERR_TYPE_APPLICATION;
         peer_close_.code = error.error_code;
         send_close_ = false;
         fail(describe_peer_close(error));
@@ -565,8 +558,7 @@ void Connection::fail_read(int liberr) {
         return;
     case NGTCP2_ERR_CRYPTO: {
         auto alert = ngtcp2_conn_get_tls_alert(conn_);
-        ngtcp2_connection_close_error_set_transport_error_tls_alert(&last_error_, alert, nullptr,
-                                                                    0);
+        ngtcp2_ccerr_set_tls_alert(&last_error_, alert, nullptr, 0);
         if (settings_.tls->verify() && gnutls_session_get_verify_cert_status(tls_) != 0) {
             fail(describe_verify_failure(tls_));
         } else {
@@ -577,10 +569,8 @@ void Connection::fail_read(int liberr) {
         return;
     }
     default:
-        if (last_error_.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
-            last_error_.error_code == 0) {
-            ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, liberr, nullptr,
-                                                                     0);
+        if (last_error_.type == NGTCP2_CCERR_TYPE_TRANSPORT && last_error_.error_code == 0) {
+            ngtcp2_ccerr_set_liberr(&last_error_, liberr, nullptr, 0);
         }
         fail(std::string("QUIC error: ") + ngtcp2_strerror(liberr));
     }
@@ -600,8 +590,9 @@ void Connection::finish_close() {
 int Connection::on_handshake_completed() {
     handshake_completed_ = true;
     if (early_data_ && !(gnutls_session_get_flags(tls_) & GNUTLS_SFLAGS_EARLY_DATA)) {
-        // GnuTLS learns of the rejection only now; ngtcp2 drops the 0-RTT streams.
-        if (ngtcp2_conn_early_data_rejected(conn_) != 0) {
+        // GnuTLS learns of the rejection only now; ngtcp2 drops the 0-RTT streams (and calls
+        // tls_early_data_rejected, which tears HTTP/3 down).
+        if (ngtcp2_conn_tls_early_data_rejected(conn_) != 0) {
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
         reject_early_data();
@@ -610,10 +601,9 @@ int Connection::on_handshake_completed() {
         }
     }
     if (settings_.keep_session) {
-        const auto* params = ngtcp2_conn_get_remote_transport_params(conn_);
+        // The server's limits that 0-RTT must obey next time (RFC 9000 §7.4.1).
         uint8_t encoded[512];
-        auto n = ngtcp2_encode_transport_params(
-            encoded, sizeof(encoded), NGTCP2_TRANSPORT_PARAMS_TYPE_ENCRYPTED_EXTENSIONS, params);
+        auto n = ngtcp2_conn_encode_0rtt_transport_params(conn_, encoded, sizeof(encoded));
         if (n > 0) {
             session_.transport_params.assign(encoded, encoded + n);
         }

@@ -258,7 +258,7 @@ private:
     ev_io write_watcher_;                      // `write_watcher_` resumes sending (and kicks off).
     ev_timer timer_;                           // `timer_` fires at ngtcp2's expiry.
     std::vector<Unsent> unsent_;               // `unsent_` is empty unless the socket filled up.
-    ngtcp2_connection_close_error last_error_; // `last_error_` goes into CONNECTION_CLOSE.
+    ngtcp2_ccerr last_error_;                  // `last_error_` goes into CONNECTION_CLOSE.
     std::string close_reason_;
     PeerClose peer_close_;
     SessionData session_; // `session_` is the latest ticket (keep_session).

@@ -152,8 +152,7 @@ bool Connection::write_packets() {
                 }
                 continue;
             }
-            ngtcp2_connection_close_error_set_transport_error_liberr(
-                &last_error_, static_cast<int>(n), nullptr, 0);
+            ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
             fail(std::string("QUIC error: ") + ngtcp2_strerror(static_cast<int>(n)));
             return false;
         }
@@ -292,8 +291,8 @@ std::string Connection::refused_reason() const {
 }
 
 void Connection::send_connection_close() {
-    if (!send_close_ || !conn_ || ngtcp2_conn_is_in_closing_period(conn_) ||
-        ngtcp2_conn_is_in_draining_period(conn_)) {
+    if (!send_close_ || !conn_ || ngtcp2_conn_in_closing_period(conn_) ||
+        ngtcp2_conn_in_draining_period(conn_)) {
         return;
     }
     send_close_ = false;

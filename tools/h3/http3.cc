@@ -59,14 +59,14 @@ struct HttpCallbacks {
     static int stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error, void* user,
                             void*) {
         auto* c = of(user);
-        int rv = ngtcp2_conn_shutdown_stream_read(c->conn_, stream_id, app_error);
+        int rv = ngtcp2_conn_shutdown_stream_read(c->conn_, 0, stream_id, app_error);
         return rv == 0 || rv == NGTCP2_ERR_STREAM_NOT_FOUND ? 0 : NGHTTP3_ERR_CALLBACK_FAILURE;
     }
 
     static int reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error, void* user,
                             void*) {
         auto* c = of(user);
-        int rv = ngtcp2_conn_shutdown_stream_write(c->conn_, stream_id, app_error);
+        int rv = ngtcp2_conn_shutdown_stream_write(c->conn_, 0, stream_id, app_error);
         return rv == 0 || rv == NGTCP2_ERR_STREAM_NOT_FOUND ? 0 : NGHTTP3_ERR_CALLBACK_FAILURE;
     }
 
@@ -131,7 +131,7 @@ bool Connection::setup_http() {
     if (http_) {
         return true;
     }
-    if (!settings_.raw && ngtcp2_conn_get_max_local_streams_uni(conn_) < 3) {
+    if (!settings_.raw && ngtcp2_conn_get_streams_uni_left(conn_) < 3) {
         fail("the server allows fewer than the 3 unidirectional streams HTTP/3 needs");
         return false;
     }

@@ -243,7 +243,7 @@ bool RawStreams::send_crypto() {
         return true;
     }
     crypto_sent_ = true;
-    return ngtcp2_conn_submit_crypto_data(conn_.conn_, NGTCP2_CRYPTO_LEVEL_APPLICATION,
+    return ngtcp2_conn_submit_crypto_data(conn_.conn_, NGTCP2_ENCRYPTION_LEVEL_1RTT,
                                           plan_.crypto.data(), plan_.crypto.size()) == 0;
 }
 
@@ -553,8 +553,8 @@ bool Connection::setup_raw_streams() {
     bool own_control = !settings_.raw->replace_control;
     // nghttp3's control stream (unless replaced) and QPACK encoder stream, then ours.
     uint64_t needed = (own_control ? 1 : 0) + 1 + raw_->own_uni_streams();
-    if (ngtcp2_conn_get_max_local_streams_uni(conn_) < needed) {
-        fail("the server allows " + std::to_string(ngtcp2_conn_get_max_local_streams_uni(conn_)) +
+    if (ngtcp2_conn_get_streams_uni_left(conn_) < needed) {
+        fail("the server allows " + std::to_string(ngtcp2_conn_get_streams_uni_left(conn_)) +
              " unidirectional streams; the raw plan needs " + std::to_string(needed));
         return false;
     }

@@ -29,6 +29,7 @@ Connection::Connection(Endpoint& ep, Endpoint::Socket& sock) : ep_(ep), sock_(&s
     timer_.data = this;
     ev_init(&goaway_timer_, on_goaway_timer);
     goaway_timer_.data = this;
+    ngtcp2_ccerr_default(&last_error_);
 }
 
 Connection::~Connection() {
@@ -46,9 +47,9 @@ Connection::~Connection() {
 
 Connection* Connection::create(Endpoint& ep, Endpoint::Socket& sock, const ngtcp2_path& path,
                                const ngtcp2_pkt_hd& hd, const ngtcp2_cid* original_dcid,
-                               bool address_validated) {
+                               ngtcp2_token_type token_type) {
     auto* c = new Connection(ep, sock);
-    if (!c->init(path, hd, original_dcid, address_validated)) {
+    if (!c->init(path, hd, original_dcid, token_type)) {
         delete c;
         return nullptr;
     }
@@ -56,7 +57,7 @@ Connection* Connection::create(Endpoint& ep, Endpoint::Socket& sock, const ngtcp
 }
 
 bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
-                      const ngtcp2_cid* original_dcid, bool address_validated) {
+                      const ngtcp2_cid* original_dcid, ngtcp2_token_type token_type) {
     const Http3Config& cfg = ep_.settings();
     ngtcp2_cid scid;
     uint8_t reset_token[NGTCP2_STATELESS_RESET_TOKENLEN];
@@ -72,8 +73,12 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     // Receive windows grow with the client's sending rate up to these (auto-tuning).
     settings.max_stream_window = std::max<uint64_t>(cfg.stream_window, 6 << 20);
     settings.max_window = std::max<uint64_t>(cfg.connection_window, 15 << 20);
-    if (address_validated && hd.token.len) {
+    if (token_type != NGTCP2_TOKEN_TYPE_UNKNOWN && hd.tokenlen) {
+        // A validated address: no anti-amplification limit (RFC 9000 §8). ngtcp2 also wants
+        // every later Initial of the attempt to carry the same token.
         settings.token = hd.token;
+        settings.tokenlen = hd.tokenlen;
+        settings.token_type = token_type;
     }
 
     ngtcp2_transport_params params;
@@ -98,6 +103,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     } else {
         params.original_dcid = hd.dcid;
     }
+    params.original_dcid_present = 1;
 
     ngtcp2_path p = path;
     p.user_data = sock_;
@@ -166,10 +172,13 @@ void Connection::on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint
             destroy();
             return;
         case NGTCP2_ERR_RETRY:
+            wants_retry_ = true;
+            destroy();
+            return;
         case NGTCP2_ERR_CRYPTO:
             if (!last_error_.error_code)
-                ngtcp2_connection_close_error_set_transport_error_tls_alert(
-                    &last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+                ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr,
+                                           0);
             ErrorLog::limited(LogLevel::info, "quic: handshake with %.*s failed: %s",
                               (int)peer_.info.peer_text.size(), peer_.info.peer_text.data(),
                               ngtcp2_strerror(rv));
@@ -177,8 +186,7 @@ void Connection::on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint
             return;
         default:
             if (!last_error_.error_code)
-                ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, rv,
-                                                                         nullptr, 0);
+                ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
             ErrorLog::limited(LogLevel::info, "quic: closing connection from %.*s: %s",
                               (int)peer_.info.peer_text.size(), peer_.info.peer_text.data(),
                               ngtcp2_strerror(rv));
@@ -207,9 +215,8 @@ void Connection::release_tls() {
 
 // CRYPTO data after the handshake: RFC 9001 gives a client no TLS message to send then (no
 // KeyUpdate, no post-handshake authentication), so it is an unexpected message.
-int Connection::on_recv_crypto_data(ngtcp2_conn* conn, ngtcp2_crypto_level level,
-                                    uint64_t offset, const uint8_t* data, size_t len,
-                                    void* user) {
+int Connection::on_recv_crypto_data(ngtcp2_conn* conn, ngtcp2_encryption_level level,
+                                    uint64_t offset, const uint8_t* data, size_t len, void* user) {
     auto* c = static_cast<Connection*>(user);
     if (!c->tls_) {
         ngtcp2_conn_set_tls_alert(conn, GNUTLS_A_UNEXPECTED_MESSAGE);
@@ -464,12 +471,12 @@ void Connection::handle_expiry() {
 
 void Connection::fail_transport(int liberr) {
     if (!last_error_.error_code)
-        ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, liberr, nullptr, 0);
+        ngtcp2_ccerr_set_liberr(&last_error_, liberr, nullptr, 0);
     start_closing();
 }
 
 void Connection::fail_application(uint64_t h3_error) {
-    ngtcp2_connection_close_error_set_application_error(&last_error_, h3_error, nullptr, 0);
+    ngtcp2_ccerr_set_application_error(&last_error_, h3_error, nullptr, 0);
     start_closing();
 }
 
@@ -487,8 +494,8 @@ void Connection::start_closing() {
     if (closing_ || dead_)
         return;
     closing_ = true;
-    if (ngtcp2_conn_is_in_closing_period(conn_) || ngtcp2_conn_is_in_draining_period(conn_) ||
-        last_error_.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE) {
+    if (ngtcp2_conn_in_closing_period(conn_) || ngtcp2_conn_in_draining_period(conn_) ||
+        last_error_.type == NGTCP2_CCERR_TYPE_IDLE_CLOSE) {
         linger();
         return;
     }
@@ -541,6 +548,12 @@ void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
     auto* c = static_cast<Connection*>(w->data);
     if (c->closing_ || c->dead_ || !c->http_)
         return;
+    if (c->final_goaway_) {
+        // The quiet period of maybe_finish_drain() is over.
+        c->close_when_idle_ = true;
+        c->maybe_finish_drain();
+        return;
+    }
     c->final_goaway_ = true;
     nghttp3_conn_shutdown(c->http_);
     c->want_write();
@@ -550,10 +563,27 @@ void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
 void Connection::maybe_finish_drain() {
     if (!draining_ || !final_goaway_ || closing_ || dead_)
         return;
-    if (streams_ == nullptr) {
-        ngtcp2_connection_close_error_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR,
-                                                            nullptr, 0);
+    if (streams_ != nullptr) {
+        // A stream below the GOAWAY id still arrived: the quiet period starts again after it.
+        close_when_idle_ = false;
+        ev_timer_stop(worker().loop(), &goaway_timer_);
+        return;
+    }
+    if (close_when_idle_) {
+        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
         start_closing();
+        return;
+    }
+    // The last stream just ended, its final bytes from the client (the FIN closing a tunnel)
+    // perhaps not acknowledged yet: ngtcp2 delays that ACK (RFC 9000 §13.2.1), and
+    // CONNECTION_CLOSE carries none, so closing now would cut the client's stream short on its
+    // side. Our ACK delay plus one PTO lets the ACK go out and reach the client first; a client
+    // done with the connection usually closes it itself in that time.
+    if (!ev_is_active(&goaway_timer_)) {
+        const ngtcp2_duration wait = ngtcp2_conn_get_local_transport_params(conn_)->max_ack_delay +
+                                     ngtcp2_conn_get_pto(conn_);
+        ev_timer_set(&goaway_timer_, static_cast<double>(wait) / NGTCP2_SECONDS, 0.);
+        ev_timer_start(worker().loop(), &goaway_timer_);
     }
 }
 
@@ -561,8 +591,7 @@ void Connection::close_now() {
     if (dead_)
         return;
     if (!closing_) {
-        ngtcp2_connection_close_error_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR,
-                                                            nullptr, 0);
+        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
         start_closing();
     }
     destroy();
@@ -615,7 +644,7 @@ void Connection::consumed(int64_t stream_id, size_t n) {
 void Connection::reset_stream(int64_t stream_id, uint64_t app_error_code) {
     if (closing_ || dead_)
         return;
-    ngtcp2_conn_shutdown_stream(conn_, stream_id, app_error_code);
+    ngtcp2_conn_shutdown_stream(conn_, 0, stream_id, app_error_code);
     want_write();
 }
 
@@ -628,7 +657,7 @@ bool Connection::early_data_allowed() const {
 bool Connection::setup_http3() {
     if (http_)
         return true;
-    if (ngtcp2_conn_get_max_local_streams_uni(conn_) < 3)
+    if (ngtcp2_conn_get_streams_uni_left(conn_) < 3)
         return false;
     const Http3Config& cfg = ep_.settings();
     nghttp3_settings settings;
@@ -658,9 +687,9 @@ bool Connection::setup_http3() {
     return true;
 }
 
-int Connection::on_recv_tx_key(ngtcp2_conn*, ngtcp2_crypto_level level, void* user) {
+int Connection::on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user) {
     // 1-RTT keys (or 0-RTT accepted): HTTP/3 can start; the control streams go out first.
-    if (level != NGTCP2_CRYPTO_LEVEL_APPLICATION)
+    if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT)
         return 0;
     auto* c = static_cast<Connection*>(user);
     return c->setup_http3() ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
@@ -672,14 +701,17 @@ int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     // A ticket for resumption (and 0-RTT where a site allows it) and an address token so the
     // client skips address validation next time (RFC 9000 §8.1.3).
     gnutls_session_ticket_send(c->tls_, 1, 0);
-    const ngtcp2_path* path = ngtcp2_conn_get_path(conn);
-    uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
-    ngtcp2_ssize len = ngtcp2_crypto_generate_regular_token(
-        token, c->ep_.secret().data(), c->ep_.secret().size(), path->remote.addr,
-        path->remote.addrlen, now_ns());
-    if (len > 0)
-        ngtcp2_conn_submit_new_token(conn, token, static_cast<size_t>(len));
+    c->submit_address_token(*ngtcp2_conn_get_path(conn));
     return 0;
+}
+
+void Connection::submit_address_token(const ngtcp2_path& path) {
+    uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+    ngtcp2_ssize len =
+        ngtcp2_crypto_generate_regular_token(token, ep_.secret().data(), ep_.secret().size(),
+                                             path.remote.addr, path.remote.addrlen, now_ns());
+    if (len > 0)
+        ngtcp2_conn_submit_new_token(conn_, token, static_cast<size_t>(len));
 }
 
 int Connection::on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
@@ -689,15 +721,15 @@ int Connection::on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream
         return NGTCP2_ERR_CALLBACK_FAILURE;
     const bool fin = flags & NGTCP2_STREAM_DATA_FLAG_FIN;
     nghttp3_ssize n = nghttp3_conn_read_stream(c->http_, stream_id, data, len, fin);
-    // nghttp3 0.8 calls a frame type cut short by the end of a request stream a general
-    // protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
+    // nghttp3 (0.8, still 1.8) calls a frame type cut short by the end of a request stream a
+    // general protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
     if (n == NGHTTP3_ERR_H3_GENERAL_PROTOCOL_ERROR && fin && ngtcp2_is_bidi_stream(stream_id))
         n = NGHTTP3_ERR_H3_FRAME_ERROR;
     if (n < 0) {
         ErrorLog::limited(LogLevel::info, "http3: bad input from %.*s: %s",
                           (int)c->peer_.info.peer_text.size(), c->peer_.info.peer_text.data(),
                           nghttp3_strerror(static_cast<int>(n)));
-        ngtcp2_connection_close_error_set_application_error(
+        ngtcp2_ccerr_set_application_error(
             &c->last_error_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(n)), nullptr,
             0);
         return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -720,7 +752,7 @@ int Connection::on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user) {
     auto* c = static_cast<Connection*>(user);
     if (ngtcp2_is_bidi_stream(stream_id) && c->final_goaway_) {
         // Past our GOAWAY: refuse it (RFC 9114 §5.2); the client retries elsewhere.
-        ngtcp2_conn_shutdown_stream(c->conn_, stream_id, NGHTTP3_H3_REQUEST_REJECTED);
+        ngtcp2_conn_shutdown_stream(c->conn_, 0, stream_id, NGHTTP3_H3_REQUEST_REJECTED);
     }
     return 0;
 }
@@ -736,7 +768,7 @@ int Connection::on_stream_close(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
             if (ngtcp2_is_bidi_stream(stream_id))
                 ngtcp2_conn_extend_max_streams_bidi(c->conn_, 1);
         } else {
-            ngtcp2_connection_close_error_set_application_error(
+            ngtcp2_ccerr_set_application_error(
                 &c->last_error_, nghttp3_err_infer_quic_app_error_code(rv), nullptr, 0);
             return NGTCP2_ERR_CALLBACK_FAILURE;
         }
@@ -804,10 +836,14 @@ int Connection::on_remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, voi
 }
 
 int Connection::on_path_validation(ngtcp2_conn*, uint32_t flags, const ngtcp2_path* path,
-                                   ngtcp2_path_validation_result res, void* user) {
+                                   const ngtcp2_path*, ngtcp2_path_validation_result res,
+                                   void* user) {
     auto* c = static_cast<Connection*>(user);
     if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS)
         return 0;
+    // A token for the new address: ngtcp2 asks once the client's new path is validated.
+    if (flags & NGTCP2_PATH_VALIDATION_FLAG_NEW_TOKEN)
+        c->submit_address_token(*path);
     // The client moved (RFC 9000 §9): logs and X-Forwarded-For follow it.
     sockaddr_storage peer{};
     std::memcpy(&peer, path->remote.addr, path->remote.addrlen);
@@ -894,7 +930,7 @@ int Connection::h3_end_stream(nghttp3_conn*, int64_t, void*, void* stream_user) 
 int Connection::h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
                                 void* user, void* stream_user) {
     auto* c = static_cast<Connection*>(user);
-    ngtcp2_conn_shutdown_stream_read(c->conn_, stream_id, app_error_code);
+    ngtcp2_conn_shutdown_stream_read(c->conn_, 0, stream_id, app_error_code);
     return 0;
 }
 
@@ -906,7 +942,7 @@ int Connection::h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_e
     if (Stream* s = stream_of(stream_user))
         s->reset_with(app_error_code);
     else
-        ngtcp2_conn_shutdown_stream_write(c->conn_, stream_id, app_error_code);
+        ngtcp2_conn_shutdown_stream_write(c->conn_, 0, stream_id, app_error_code);
     return 0;
 }
 

@@ -29,15 +29,19 @@ class Stream;
 
 class Connection final : public wraith::Connection {
 public:
-    // A connection for a client's first Initial packet; false (and deleted) on failure.
+    // A connection for a client's first Initial packet; nullptr (and deleted) on failure.
+    // `token_type`: what validated the client's address (hd.token), or UNKNOWN for nothing.
     static Connection* create(Endpoint& ep, Endpoint::Socket& sock, const ngtcp2_path& path,
                               const ngtcp2_pkt_hd& hd, const ngtcp2_cid* original_dcid,
-                              bool address_validated);
+                              ngtcp2_token_type token_type);
     ~Connection() override;
 
     // A datagram for this connection. False: the connection is gone (do not touch it).
     void on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint32_t ecn,
                    const uint8_t* data, size_t len);
+    // The first packet asked for address validation (ngtcp2's NGTCP2_ERR_RETRY: 0-RTT came
+    // before a ClientHello it could use): the endpoint sends a Retry; this connection is gone.
+    bool wants_retry() const { return wants_retry_; }
     void on_send_ready();
 
     // wraith::Connection
@@ -59,14 +63,14 @@ public:
 private:
     Connection(Endpoint& ep, Endpoint::Socket& sock);
     bool init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd, const ngtcp2_cid* original_dcid,
-              bool address_validated);
+              ngtcp2_token_type token_type);
     bool setup_http3();
 
     static const ngtcp2_callbacks* transport_callbacks();
     static const nghttp3_callbacks* http_callbacks();
     // ngtcp2 callbacks.
     static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
-    static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_crypto_level level, uint64_t offset,
+    static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_encryption_level level, uint64_t offset,
                                    const uint8_t* data, size_t len, void* user);
     static int on_handshake_completed(ngtcp2_conn*, void* user);
     static int on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
@@ -89,8 +93,9 @@ private:
                                         size_t cidlen, void* user);
     static int on_remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* user);
     static int on_path_validation(ngtcp2_conn*, uint32_t flags, const ngtcp2_path* path,
+                                  const ngtcp2_path* fallback_path,
                                   ngtcp2_path_validation_result res, void* user);
-    static int on_recv_tx_key(ngtcp2_conn*, ngtcp2_crypto_level level, void* user);
+    static int on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user);
 
     // nghttp3 callbacks.
     static int h3_acked_stream_data(nghttp3_conn*, int64_t stream_id, uint64_t len, void* user,
@@ -131,6 +136,9 @@ private:
     void destroy();                            // deleted from the deferred queue
     void reap_streams();
     void release_tls(); // the handshake is over: keep what it said, free the session
+    // A NEW_TOKEN for the client's current address (RFC 9000 §8.1.3): its next connection
+    // from there skips address validation.
+    void submit_address_token(const ngtcp2_path& path);
 
     Endpoint& ep_;
     Endpoint::Socket* sock_;
@@ -141,7 +149,7 @@ private:
     TlsContext::PeerTls peer_tls_;
     Peer peer_;
     ev_timer timer_;
-    ngtcp2_connection_close_error last_error_{};
+    ngtcp2_ccerr last_error_{};
     std::vector<ngtcp2_cid> cids_; // every CID registered for us at the endpoint
 
     Stream* streams_ = nullptr; // every stream not yet reaped
@@ -162,11 +170,15 @@ private:
     bool write_wanted_ = false;
     bool in_service_ = false;
     bool handshake_done_ = false;
-    ev_timer goaway_timer_;  // from the shutdown notice to the final GOAWAY
+    // From the shutdown notice to the final GOAWAY, then from the last stream's end to the
+    // close (maybe_finish_drain).
+    ev_timer goaway_timer_;
     bool draining_ = false;  // worker drain: shutdown notice sent
     bool final_goaway_ = false; // GOAWAY with the last stream id sent
+    bool close_when_idle_ = false; // the quiet period after the last stream is over
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
+    bool wants_retry_ = false; // see wants_retry()
 };
 
 } // namespace wraith::quic

@@ -257,10 +257,10 @@ void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8
     const uint64_t ts = now_ns();
     ngtcp2_cid original_dcid;
     const ngtcp2_cid* odcid = nullptr;
-    bool validated = false;
-    if (hd.token.len > 0) {
-        if (hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-            if (ngtcp2_crypto_verify_retry_token(&original_dcid, hd.token.base, hd.token.len,
+    ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
+    if (hd.tokenlen > 0) {
+        if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+            if (ngtcp2_crypto_verify_retry_token(&original_dcid, hd.token, hd.tokenlen,
                                                  secret_.data(), secret_.size(), hd.version,
                                                  path.remote.addr, path.remote.addrlen, &hd.dcid,
                                                  10 * NGTCP2_SECONDS, ts) != 0) {
@@ -270,29 +270,32 @@ void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8
                 return;
             }
             odcid = &original_dcid;
-            validated = true;
-        } else if (hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
-                   ngtcp2_crypto_verify_regular_token(hd.token.base, hd.token.len, secret_.data(),
-                                                      secret_.size(), path.remote.addr,
-                                                      path.remote.addrlen, 3600 * NGTCP2_SECONDS,
-                                                      ts) == 0) {
-            validated = true; // a NEW_TOKEN from an earlier connection
-        } else {
-            hd.token.base = nullptr; // unknown or stale: as if absent (§8.1.3)
-            hd.token.len = 0;
+            token_type = NGTCP2_TOKEN_TYPE_RETRY;
+        } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
+                   ngtcp2_crypto_verify_regular_token(
+                       hd.token, hd.tokenlen, secret_.data(), secret_.size(), path.remote.addr,
+                       path.remote.addrlen, 3600 * NGTCP2_SECONDS, ts) == 0) {
+            token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN; // from an earlier connection
         }
+        // Anything else is unknown or stale: as if absent (RFC 9000 §8.1.3).
     }
-    if (!validated && should_retry()) {
-        send_retry(sock, path, hd, len);
-        return;
+    if (token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
+        if (should_retry()) {
+            send_retry(sock, path, hd, len);
+            return;
+        }
+        hd.token = nullptr;
+        hd.tokenlen = 0;
     }
-    if (!validated)
-        hd.token = {nullptr, 0};
-    Connection* c = Connection::create(*this, sock, path, hd, odcid, validated);
+    Connection* c = Connection::create(*this, sock, path, hd, odcid, token_type);
     if (!c)
         return;
     ++connection_count_;
     c->on_packet(sock, path, ecn, data, len);
+    // ngtcp2 could not use this first packet without a validated address: Retry, and the
+    // client's next Initial (with the token) starts a fresh connection.
+    if (c->wants_retry() && token_type == NGTCP2_TOKEN_TYPE_UNKNOWN)
+        send_retry(sock, path, hd, len);
 }
 
 bool Endpoint::should_retry() {

@@ -109,8 +109,8 @@ TlsContexts::~TlsContexts() {
     }
 }
 
-std::vector<OcspFetcher::Job> TlsContexts::ocsp_jobs() const {
-    std::vector<OcspFetcher::Job> out = jobs_;
+std::vector<OcspJob> TlsContexts::ocsp_jobs() const {
+    std::vector<OcspJob> out = jobs_;
     for (auto& j : out) {
         X509_up_ref(j.leaf);
         X509_up_ref(j.issuer);

@@ -58,7 +58,7 @@ public:
     build(const Config& config, Diagnostics& diag, TicketKeys* keys, OcspCache* ocsp, bool* failed);
 
     // What the master's OcspFetcher should fetch for this generation (references taken).
-    std::vector<OcspFetcher::Job> ocsp_jobs() const;
+    std::vector<OcspJob> ocsp_jobs() const;
 
     // A server SSL for a connection accepted on `listener_index`; nullptr if out of memory.
     SSL* new_ssl(size_t listener_index) const;
@@ -91,7 +91,7 @@ private:
         int slot = -1;                  // else: fetched responses arrive in this OcspCache slot
     };
     OcspCache* ocsp_ = nullptr;
-    std::vector<OcspFetcher::Job> jobs_;
+    std::vector<OcspJob> jobs_;
     std::map<SSL_CTX*, Staple> staples_;
 };
 

@@ -1,7 +1,7 @@
-// Asynchronous DNS for upstream host names: c-ares on the worker's libev loop (A and AAAA at
-// once, never getaddrinfo on the loop), with the answer's TTL so the caller can re-resolve in
-// the background, and the addresses ordered for Happy Eyeballs (RFC 8305 §4: IPv6 first,
-// then alternating families).
+// Asynchronous DNS (upstream host names, the master's OCSP fetches): c-ares on a libev loop (A
+// and AAAA at once, never getaddrinfo on the loop), with the answer's TTL so the caller can
+// re-resolve in the background, and the addresses ordered for Happy Eyeballs (RFC 8305 §4:
+// IPv6 first, then alternating families).
 #pragma once
 
 #include <ares.h>
@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <vector>
 
-namespace wraith::proxy {
+namespace wraith {
 
 class Resolver {
 public:
@@ -68,4 +68,4 @@ private:
     bool destroying_ = false;
 };
 
-} // namespace wraith::proxy
+} // namespace wraith

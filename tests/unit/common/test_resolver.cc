@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "modules/proxy/resolver.h"
+#include "common/resolver.h"
 
-using wraith::proxy::Resolver;
+using wraith::Resolver;
 
 namespace {
 

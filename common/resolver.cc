@@ -1,4 +1,4 @@
-#include "modules/proxy/resolver.h"
+#include "common/resolver.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -6,7 +6,7 @@
 #include <climits>
 #include <cstring>
 
-namespace wraith::proxy {
+namespace wraith {
 
 struct Resolver::Query {
     Resolver* self;
@@ -223,4 +223,4 @@ void Resolver::rearm_timer() {
     ev_timer_start(loop_, &timer_);
 }
 
-} // namespace wraith::proxy
+} // namespace wraith
