@@ -210,6 +210,19 @@ std::string Converter::quote_list(const std::vector<std::string>& v) {
     return out + "]";
 }
 
+std::string Converter::inline_table(const std::vector<std::string>& items) {
+    std::string out = "{ ";
+    std::vector<std::string> keys;
+    for (const auto& item : items) {
+        std::string key = item.substr(0, item.find(" = "));
+        if (std::find(keys.begin(), keys.end(), key) != keys.end())
+            continue;
+        out += (keys.empty() ? "" : ", ") + item;
+        keys.push_back(key);
+    }
+    return out + " }";
+}
+
 void Converter::apply(Scope& scope, const NginxDirective& d, unsigned ctx) {
     context = ctx;
     const DirectiveSpec* spec = find_directive(d.name);
@@ -472,10 +485,8 @@ void Converter::walk_upstream(const NginxDirective& up) {
             if (opts.empty()) {
                 servers += quote(addr);
             } else {
-                servers += "{ address = " + quote(addr);
-                for (const auto& o : opts)
-                    servers += ", " + o;
-                servers += " }";
+                opts.insert(opts.begin(), "address = " + quote(addr));
+                servers += inline_table(opts);
             }
         } else if (d.name == "least_conn") {
             u.lines.push_back(Line{"balance", "\"least_conn\"", d.at.text()});

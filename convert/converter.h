@@ -196,6 +196,9 @@ public:
     static std::string duration(uint64_t ms);
     static std::string quote(const std::string& s);
     static std::string quote_list(const std::vector<std::string>& v);
+    // "{ a = 1, b = 2 }" from "key = value" items; a key given twice keeps its first value
+    // (proxy_set_header Host twice, weight=1 weight=2), which TOML requires.
+    static std::string inline_table(const std::vector<std::string>& items);
     bool check_args(const NginxDirective& d, size_t lo, size_t hi);
     // Approximations noted so far; those noted while a block was read are also written as
     // comments on what it became (route, site).

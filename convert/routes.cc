@@ -24,21 +24,6 @@ char other_case(char c) {
                : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 }
 
-// "{ a = 1, b = 2 }" from "key = value" items; a key given twice keeps its first value
-// (proxy_set_header Host twice, say), which TOML requires.
-std::string inline_table(const std::vector<std::string>& items) {
-    std::string out = "{ ";
-    std::vector<std::string> keys;
-    for (const auto& item : items) {
-        std::string key = item.substr(0, item.find(" = "));
-        if (std::find(keys.begin(), keys.end(), key) != keys.end())
-            continue;
-        out += (keys.empty() ? "" : ", ") + item;
-        keys.push_back(key);
-    }
-    return out + " }";
-}
-
 std::string compress_value(const Scope& s) {
     if (!s.gzip)
         return "false";
@@ -250,14 +235,14 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
         }
     }
     if (!set_headers.empty())
-        opts.push_back("request_headers = { set = " + inline_table(set_headers) + " }");
+        opts.push_back("request_headers = { set = " + Converter::inline_table(set_headers) + " }");
     // Response headers.
     std::string resp;
     if (!s.add_headers.value.empty()) {
         std::vector<std::string> add;
         for (const auto& [name, value] : s.add_headers.value)
             add.push_back(Converter::quote(name) + " = " + Converter::quote(value));
-        resp += "add = " + inline_table(add);
+        resp += "add = " + Converter::inline_table(add);
         out.comments.push_back("approximation: add_header applied to every answer (NGINX: "
                                "2xx and 3xx unless \"always\")");
     }
@@ -288,7 +273,7 @@ std::optional<RouteOut> proxy_route(Context& x, const Scope& s, const std::strin
             c.set_upstream(u, "retries",
                            std::to_string(std::min(10, *s.proxy_next_upstream_tries - 1)), at);
     }
-    out.options = inline_table(opts);
+    out.options = Converter::inline_table(opts);
     return out;
 }
 
@@ -367,7 +352,7 @@ std::optional<RouteOut> static_route(Context& x, const Scope& s, const std::stri
                            "add_header " + names + " (static files at " + path + ")",
                            "response header rules for static files: no Wraith equivalent yet");
     }
-    out.options = inline_table(opts);
+    out.options = Converter::inline_table(opts);
     return out;
 }
 
