@@ -20,7 +20,8 @@ Steps (issue 20):
   5. apt purge: no wraith process, user, group, file or directory left (file lists of the
      whole root compared before install and after purge).
 
-The root's package list is cached as a tarball in build-system/ (keyed by the list); each run
+The root (bookworm with bookworm-backports, where Debian 12 has the QUIC libraries the package
+depends on) is cached as a tarball in build-system/ (keyed by its package list); each run
 extracts a fresh root from it. SYSTEST_REFRESH=1 downloads anew.
 
 Prints one line per check and ends with "N passed, N failed"; exit 1 if any failed."""
@@ -96,8 +97,12 @@ def make_root(deb, workdir):
     if not os.path.exists(tarball) or os.environ.get("SYSTEST_REFRESH"):
         say(f"mmdebstrap bookworm with {len(include)} packages (cached as {tarball})")
         tmp = tarball[:-len(".tar")] + ".part.tar"  # mmdebstrap picks the format by suffix
+        # bookworm-backports too: on Debian 12 the package depends on its ngtcp2 1.11 and
+        # nghttp3 1.8 libraries (make deps), which apt takes from there as nothing else has
+        # them.
         run(["nice", "mmdebstrap", "--variant=apt", "--include=" + ",".join(include),
-             "bookworm", tmp, MIRROR])
+             "bookworm", tmp, f"deb {MIRROR} bookworm main",
+             f"deb {MIRROR} bookworm-backports main"])
         os.rename(tmp, tarball)
     root = os.path.join(workdir, "root")
     os.makedirs(root)
