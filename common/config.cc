@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "common/config_loader.h"
+#include "common/config_overrides.h"
 #include "common/mime.h"
 #include "common/module.h"
 
@@ -134,7 +135,7 @@ namespace {
 
 std::shared_ptr<const Config> load(std::string_view text, const std::string& name,
                                    const std::string& path, const std::string& dir,
-                                   Diagnostics& diag) {
+                                   Diagnostics& diag, std::string_view overrides = {}) {
     diag.set_file(name);
     size_t errors_before = diag.count();
     toml::table doc;
@@ -147,6 +148,8 @@ std::shared_ptr<const Config> load(std::string_view text, const std::string& nam
                    std::string(e.description()));
         return nullptr;
     }
+    if (!merge_config_overrides(doc, overrides, diag))
+        return nullptr;
     auto cfg = std::make_shared<Config>();
     cfg->path = path;
     cfg->dir = dir;
@@ -174,7 +177,8 @@ std::string absolute_dir(const std::string& dir) {
 
 namespace fs = std::filesystem;
 
-std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag) {
+std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag,
+                                          std::string_view overrides) {
     diag.set_file(path);
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
@@ -193,8 +197,8 @@ std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& 
     if (!path.empty() && path.front() == '/')
         absolute = path;
     absolute = absolute.lexically_normal();
-    return config_loader::load(text.str(), path, absolute.string(), absolute.parent_path().string(),
-                               diag);
+    return config_loader::load(text.str(), path, absolute.string(),
+                               absolute.parent_path().string(), diag, overrides);
 }
 
 std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,

@@ -213,7 +213,9 @@ struct Config {
 };
 
 // Loads and validates `path`. On failure returns nullptr and fills diag with every problem.
-std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag);
+// `overrides`: TOML whose keys replace the file's (command-line -g; common/config_overrides.h).
+std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& diag,
+                                          std::string_view overrides = {});
 // Same, from text (tests); `name` stands in for the file name in messages.
 std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,
                                                const std::string& dir, Diagnostics& diag);

@@ -79,9 +79,9 @@ void mkdir_parent(const std::string& path) {
 }
 
 LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
-                              OcspCache* ocsp) {
+                              OcspCache* ocsp, std::string_view overrides) {
     LoadedConfig out;
-    auto config = load_config(path, diag);
+    auto config = load_config(path, diag, overrides);
     if (!config)
         return out;
     bool failed = false;
@@ -215,7 +215,8 @@ int Master::run() {
     ocsp_cache_ = core_zones_.view.get<OcspCache>(kOcspZone);
     ticket_keys_->rotate();
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_,
+                                           options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         for (const auto& d : diag.list())
@@ -763,7 +764,8 @@ void Master::reload(ControlClient* requester) {
         return;
     }
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_,
+                                           options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         std::string text;
@@ -984,7 +986,9 @@ bool Master::start_upgrade(ControlClient* requester, std::string* error) {
         for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD})
             signal(sig, SIG_DFL);
         std::string config = options_.config_path;
-        const char* argv[] = {self_exe_.c_str(), "serve", "-c", config.c_str(), nullptr};
+        std::string globals = options_.globals;
+        const char* argv[] = {self_exe_.c_str(), "serve", "-c", config.c_str(),
+                              globals.empty() ? nullptr : "-g", globals.c_str(), nullptr};
         execv(self_exe_.c_str(), const_cast<char* const*>(argv));
         fprintf(stderr, "wraith: binary upgrade: cannot execute %s: %s\n", self_exe_.c_str(),
                 std::strerror(errno));

@@ -35,7 +35,7 @@ struct LoadedConfig {
     std::shared_ptr<const quic::TlsContext> quic_tls; // null without "h3" listeners
 };
 LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
-                              OcspCache* ocsp);
+                              OcspCache* ocsp, std::string_view overrides = {});
 
 // Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
 void mkdir_parent(const std::string& path);
@@ -43,6 +43,10 @@ void mkdir_parent(const std::string& path);
 struct MasterOptions {
     std::string config_path; // absolute
     bool daemon = false;
+    // Command-line settings (NGINX's -g): the TOML merged over the file at every load, and
+    // the -g text itself, passed on to the new binary of a binary upgrade.
+    std::string overrides;
+    std::string globals;
 };
 
 class Master {
