@@ -197,6 +197,14 @@ struct Request {
                                           // site's, else the server's
     ModuleWorkers* modules = nullptr;     // the worker's per-module state (common/module.h)
 
+    // The client's address for everything that judges or records it (logs, limits, geo, the
+    // proxy's X-Forwarded-For): the peer's, unless a request-head filter (real_ip) learnt the
+    // address behind trusted proxies. Set by the pipeline before the request-head phase.
+    std::string_view client_ip;
+    // This exchange's id ($request_id, X-Request-ID upstream): made on first use
+    // (request_id_of()), or taken from a trusted proxy's X-Request-ID.
+    mutable std::string_view request_id;
+
     // RFC 8441 §4 / RFC 9220: a CONNECT carrying :protocol (its success status is 2xx, not 101).
     bool extended_connect() const { return method_id == Method::connect && !upgrade.empty(); }
 
@@ -277,5 +285,18 @@ public:
 };
 
 const char* status_reason(int status);
+
+// The client's address: Request::client_ip, else the peer's (a request rejected before the
+// pipeline ran has only the connection).
+inline std::string_view client_ip_of(const Request& req) {
+    return !req.client_ip.empty() ? req.client_ip
+           : req.conn             ? req.conn->peer_ip
+                                  : std::string_view{};
+}
+
+// The request's id, made on first use: 32 random hex digits in its arena.
+std::string_view request_id_of(const Request& req);
+// 32 random hex digits (a per-process generator seeded from the kernel).
+void generate_request_id(char out[32]);
 
 } // namespace wraith

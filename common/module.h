@@ -42,7 +42,8 @@ public:
 // The phases of an exchange, in the order they run (worker/pipeline.h is the engine).
 enum class Phase : uint8_t {
     accept,       // per connection, before TLS: IP allow/deny, connection limits
-    access,       // the request head is complete: may answer, or pause and resume later
+    request_head, // [server] filters, before routing: the client address (real_ip), ids
+    access,       // the route is known: may answer, or pause and resume later
     request_body, // wraps the request body the handler reads
     response,     // wraps the response writer (headers, compression)
     log,          // sees the finished exchange
@@ -96,6 +97,12 @@ public:
     virtual bool accept(const ConnectionInfo& conn) const { return true; }
     // accept: a connection this filter accepted is gone.
     virtual void connection_closed(const ConnectionInfo& conn) const {}
+    // request_head: before the site and route are chosen, so what it sets (Request::client_ip,
+    // fields) is what routing conditions and every later phase see. `next` or `answered`
+    // (`paused` is not allowed here). Only [server]-level filters run here.
+    virtual AccessVerdict request_head(Request& req, ResponseWriter& out) const {
+        return AccessVerdict::next;
+    }
     // access: decide about the request head. See AccessVerdict and AccessResume.
     virtual AccessVerdict access(Request& req, ResponseWriter& out, AccessResume& resume) const {
         return AccessVerdict::next;

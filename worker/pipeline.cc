@@ -137,9 +137,13 @@ Pipeline::Pipeline(const Config& config, const Router& router, AccessLogs* logs,
 }
 
 void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
-    ++requests_;
     req.modules = modules_;
     req.filters = &config_.filters;
+    if (req.client_ip.empty() && req.conn)
+        req.client_ip = req.conn->peer_ip;
+    for (const Filter* f : config_.filters.chain)
+        if (runs_in(f, Phase::request_head) && f->request_head(req, out) != AccessVerdict::next)
+            return; // answered
     req.site = router_.site_for(req.host);
 
     if (req.path == "*") {

@@ -1,9 +1,10 @@
 // The phase engine: one exchange's way from a complete request head to its handler, and the
 // log phase at its end; plus the accept phase of a new connection. Read top to bottom in
-// pipeline.cc: site → path → route (the whole request: conditions) → access filters (may
-// answer, or pause and resume) → tunnel checks → request-body filters → response filters
-// wrapped around the writer → handler; at the end log filters and the access log. Filters of
-// the server, the site and the route run as one chain (common/config.h, FilterScope).
+// pipeline.cc: request-head filters ([server]: the client address) → site → path → route
+// (the whole request: conditions) → access filters (may answer, or pause and resume) → tunnel
+// checks → request-body filters → response filters wrapped around the writer → handler; at the end
+// log filters and the access log. Filters of the server, the site and the route run as one chain
+// (common/config.h, FilterScope).
 //
 // Protocols (worker/http1, worker/http2, worker/http3) call run() and finish() and nothing
 // else of the module machinery. The engine needs no running worker: unit tests drive it with
@@ -41,14 +42,11 @@ public:
     // Whether any [server] filter runs in the accept phase (connections skip it otherwise).
     bool has_accept_filters() const { return has_accept_; }
 
-    uint64_t requests() const { return requests_; }
-
 private:
     const Config& config_;
     const Router& router_;
     AccessLogs* logs_;
     ModuleWorkers* modules_;
-    uint64_t requests_ = 0;
     bool has_accept_ = false;
 };
 

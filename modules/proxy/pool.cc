@@ -72,7 +72,7 @@ uint64_t request_key(const UpstreamConfig& up, const Request& req) {
     std::string_view key;
     const std::string& k = up.hash_key;
     if (k == "client_ip") {
-        key = req.conn ? req.conn->peer_ip : std::string_view{};
+        key = client_ip_of(req);
     } else if (k == "uri") {
         key = req.target;
     } else if (k.rfind("header:", 0) == 0) {

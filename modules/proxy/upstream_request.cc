@@ -59,11 +59,11 @@ bool trailer_allowed(std::string_view n) {
 std::string_view assign_request_id(const ProxyHandler& handler, Request& req) {
     const bool trusted = req.conn && cidr_match(handler.options().trusted_proxies, req.conn->peer);
     std::string_view incoming = req.headers.get("x-request-id");
-    if (!(trusted && valid_request_id(incoming)) || req.headers.count("x-request-id") != 1) {
-        char* id = static_cast<char*>(req.arena->alloc(32, 1));
-        generate_request_id(id);
-        req.headers.set("x-request-id", std::string_view(id, 32));
-    }
+    if (trusted && valid_request_id(incoming) && req.headers.count("x-request-id") == 1 &&
+        req.request_id.empty())
+        req.request_id = incoming; // the trusted proxy's id names the exchange in our logs too
+    else
+        req.headers.set("x-request-id", request_id_of(req));
     return req.headers.get("x-request-id");
 }
 
