@@ -7,6 +7,7 @@
 #include <array>
 #include <ev.h>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -20,6 +21,8 @@
 namespace wraith {
 
 class TlsContexts;
+struct Handover;
+struct WorkerSetup;
 namespace quic {
 class TlsContext;
 }
@@ -39,6 +42,9 @@ LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, Ticket
 
 // Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
 void mkdir_parent(const std::string& path);
+
+// "exited with code 1", "killed by signal 11 (Segmentation fault), core dumped".
+std::string describe_exit(int status);
 
 struct MasterOptions {
     std::string config_path; // absolute
@@ -94,8 +100,20 @@ private:
         bool waiting_upgrade = false;
     };
 
+    // master.cc: starting and stopping.
+    static std::vector<ZoneSpec> core_zone_specs();
+    bool take_identity(const std::optional<Handover>& handover, std::string* error);
+    int start_failed(const std::string& error);
+    bool daemonize(const Config& config);
+    void start_watchers();
+    // workers.cc: generations and their workers.
     bool start_generation(LoadedConfig loaded, std::string* error);
     bool spawn(Generation& gen, int slot);
+    bool fill_setup(Generation& gen, int slot, int quic_index, WorkerStatus& status, int channel_fd,
+                    WorkerSetup& setup);
+    [[noreturn]] void become_worker(Generation& gen, WorkerSetup setup, int master_end);
+    void replace_worker(Generation& gen, int slot, double lived);
+    void finish_generation(size_t index);
     void drain_generation(Generation& gen);
     void check_generation_ready(Generation& gen);
     void reap();
@@ -116,8 +134,12 @@ private:
     bool write_pid_file(std::string* error);
     void schedule_respawn_timer();
     int allocate_quic_index();
-    // Binary upgrade: start the binary at self_exe_ with our sockets (master/handover.h).
+    // upgrade.cc: start the binary at self_exe_ with our sockets (master/handover.h); the
+    // new side adopts them and watches the old master.
     bool start_upgrade(ControlClient* requester, std::string* error);
+    void upgrade_exited(int status);
+    void adopt_handover(const Handover& h);
+    void watch_old_master();
     static void on_upgrade_ready(struct ev_loop*, ev_io* w, int);
     static void on_parent_check(struct ev_loop*, ev_timer* w, int);
     // Points new QUIC connections at the serving generation's sockets.
