@@ -49,7 +49,6 @@ void* Arena::alloc_slow(size_t n, size_t align) {
         off = 0;
     }
     head_->used = off + n;
-    used_total_ += n;
     return head_->data + off;
 }
 
@@ -74,7 +73,6 @@ void Arena::reset() {
     if (first_)
         first_->used = 0;
     head_ = nullptr;
-    used_total_ = 0;
 }
 
 void Arena::release() {

@@ -30,7 +30,6 @@ public:
             size_t off = (head_->used + align - 1) & ~(align - 1);
             if (off + n <= head_->size) {
                 head_->used = off + n;
-                used_total_ += n;
                 return head_->data + off;
             }
         }
@@ -63,8 +62,6 @@ public:
     // reset(), and also gives the first block back (an idle connection keeps no memory).
     void release();
 
-    size_t bytes_used() const { return used_total_; }
-
 private:
     struct Block {
         Block* next;
@@ -85,7 +82,6 @@ private:
     Cleanup* cleanups_ = nullptr;
     size_t first_size_;
     BufferPool* pool_ = nullptr; // source of the first block, if any
-    size_t used_total_ = 0;
 };
 
 } // namespace wraith

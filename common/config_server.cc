@@ -395,9 +395,10 @@ void Loader::read_streams(const toml::table& t, TableReader& r, ListenConfig& l)
     // A stream module's key on a listener that does not carry it is a mistake worth naming.
     for (const auto& [key, value] : t) {
         const ModuleSpec* spec = ModuleRegistry::instance().find(key.str());
+        std::string_view name_view = key.str(); // clang 14 cannot capture a structured binding
         if (spec && spec->build_stream &&
             std::none_of(l.streams.begin(), l.streams.end(),
-                         [&](const ListenStream& ls) { return ls.protocol == key.str(); })) {
+                         [&](const ListenStream& ls) { return ls.protocol == name_view; })) {
             r.node(key.str());
             std::string name(key.str());
             diag_.error(&value, "listen." + name + ": the listener does not carry " +

@@ -73,7 +73,7 @@ ProxyExchange::ProxyExchange(const ProxyHandler& handler, ProxyWorker& worker, R
 }
 
 ProxyExchange::~ProxyExchange() {
-    finished_ = true;
+    stage_ = Stage::finished;
     if (recv_buf_)
         give_read_buffer(recv_buf_);
     if (loop_)
@@ -90,7 +90,7 @@ bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
     pool.note_failure(up, server_, why);
-    if (finished_ || out_.headers_sent() || head_done_ || (got_bytes_ && !answered) ||
+    if (finished() || out_.headers_sent() || head_done() || (got_bytes_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
         return false; // something of this exchange cannot be replayed
     int next = pool.retry_server(up, req_, server_, tried_, &tries_, why);
@@ -103,7 +103,7 @@ bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
     restart_request();
     if (!connect_upstream(true))
         return true; // it failed (and answered, or retried) inside
-    if (!connecting_)
+    if (stage_ != Stage::connecting)
         write_ready();
     update_io();
     return true;
@@ -137,7 +137,7 @@ void ProxyExchange::start() {
     if (pick < 0) {
         // Every server is down, out of service after failures, or at max_conns: say so at
         // once instead of queueing the client.
-        finished_ = true;
+        stage_ = Stage::finished;
         body_.discard();
         ErrorLog::limited(LogLevel::warn, "proxy: upstream \"%s\" has no server available",
                           up.name.c_str());
@@ -152,7 +152,7 @@ void ProxyExchange::start() {
         const bool websocket = req_.extended_connect() ? iequals(req_.upgrade, "websocket")
                                                        : list_contains(req_.upgrade, "websocket");
         if (req_.extended_connect() && !websocket) {
-            finished_ = true;
+            stage_ = Stage::finished;
             body_.discard();
             return send_error(req_, out_, 501,
                               "proxy: extended CONNECT for a protocol other than websocket");
@@ -186,13 +186,13 @@ void ProxyExchange::send_request() {
     build_request_head();
     if (!connect_upstream(true))
         return;
-    if (!connecting_)
+    if (stage_ != Stage::connecting)
         write_ready();
     update_io();
 }
 
 void ProxyExchange::spool_more() {
-    if (finished_)
+    if (finished())
         return;
     if (body_.failed())
         return client_aborted();
@@ -210,11 +210,11 @@ void ProxyExchange::spool_more() {
 
 void ProxyExchange::watch_body() {
     body_.on_data([this] {
-        if (finished_)
+        if (finished())
             return;
         if (body_.failed())
             return client_aborted();
-        if (!connecting_ && conn_) {
+        if (stage_ != Stage::connecting && conn_) {
             write_ready();
             update_io();
         }
@@ -279,20 +279,20 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
         if (auto conn = worker_.pool().take(up, server_)) {
             conn_ = std::move(conn);
             reused_ = true;
-            connecting_ = false;
+            stage_ = Stage::request;
             return true;
         }
     }
-    connecting_ = true;
+    stage_ = Stage::connecting;
     if (server.host.empty()) {
         start_connect({server.addr});
-        return !finished_;
+        return !finished();
     }
     const std::vector<sockaddr_storage>* addrs = worker_.pool().addresses(
         loop_, up, server_,
         [this](const std::string& error) {
             dns_wait_ = 0;
-            if (finished_)
+            if (finished())
                 return;
             if (!error.empty()) {
                 std::string why = "cannot resolve " + describe() + ": " + error;
@@ -308,7 +308,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
         &dns_wait_);
     if (addrs)
         start_connect(*addrs);
-    return !finished_;
+    return !finished();
 }
 
 void ProxyExchange::start_connect(const std::vector<sockaddr_storage>& addrs) {
@@ -322,7 +322,7 @@ void ProxyExchange::start_connect(const std::vector<sockaddr_storage>& addrs) {
 }
 
 void ProxyExchange::connector_done(int fd, const std::string& error) {
-    if (finished_) {
+    if (finished()) {
         if (fd >= 0)
             close(fd);
         return;
@@ -355,7 +355,7 @@ bool ProxyExchange::handshake_step() {
         handshake_failed();
         return false;
     }
-    connecting_ = false;
+    stage_ = Stage::request;
     arm_timer();
     return true;
 }
@@ -373,13 +373,14 @@ void ProxyExchange::handshake_failed() {
 
 // Writes what is queued, pulling more request body whenever the queue empties.
 void ProxyExchange::write_ready() {
-    while (!finished_ && conn_) {
+    while (!finished() && conn_) {
         if (send_off_ == send_buf_.size()) {
             send_buf_.clear();
             send_off_ = 0;
             pull_body();
             if (send_buf_.empty()) {
-                if (tunnel_open_ && body_state_ == BodyState::done && !upstream_write_shut_) {
+                if (stage_ == Stage::tunnel && body_state_ == BodyState::done &&
+                    !upstream_write_shut_) {
                     // The client ended its side: so do we, towards the upstream (half-close).
                     upstream_write_shut_ = true;
                     conn_->shutdown_write();
@@ -398,7 +399,7 @@ void ProxyExchange::write_ready() {
                 }
                 return;
             }
-            if (tunnel_open_)
+            if (stage_ == Stage::tunnel)
                 return close_tunnel("proxy: upstream " + describe() + " stopped reading the " +
                                     "tunnel: " + std::strerror(errno));
             return upstream_closed(errno);
@@ -451,7 +452,7 @@ void ProxyExchange::pull_body() {
 }
 
 void ProxyExchange::read_ready() {
-    while (!finished_ && conn_ && !client_blocked_) {
+    while (!finished() && conn_ && !client_blocked_) {
         if (!recv_buf_)
             recv_buf_ = take_read_buffer();
         if (recv_off_ == recv_len_) {
@@ -494,9 +495,9 @@ void ProxyExchange::drop_drained_buffer() {
 }
 
 void ProxyExchange::process_input() {
-    while (!finished_ && !client_blocked_) {
+    while (!finished() && !client_blocked_) {
         std::string_view in(recv_buf_ + recv_off_, recv_len_ - recv_off_);
-        if (tunnel_open_) {
+        if (stage_ == Stage::tunnel) {
             // Tunnel: the upstream's bytes are the response body, as they come.
             if (in.empty())
                 return;
@@ -508,7 +509,7 @@ void ProxyExchange::process_input() {
                 wait_for_client();
             return;
         }
-        if (!head_done_) {
+        if (!head_done()) {
             size_t head_len = response_head_length(in);
             if (head_len == 0) {
                 if (in.size() > kMaxResponseHead)
@@ -579,12 +580,12 @@ void ProxyExchange::send_last(std::string_view payload) {
 void ProxyExchange::wait_for_client() {
     client_blocked_ = true;
     out_.on_writable([this] {
-        if (finished_)
+        if (finished())
             return;
         client_blocked_ = false;
         process_input();
         // TLS records read ahead while the client was full: no socket event will tell.
-        if (!finished_ && !client_blocked_ && conn_ && conn_->buffered())
+        if (!finished() && !client_blocked_ && conn_ && conn_->buffered())
             read_ready();
         update_io();
         arm_timer();
@@ -623,7 +624,7 @@ bool ProxyExchange::handle_head(size_t head_len) {
         if (retry_elsewhere(why, true))
             return false;
     }
-    head_done_ = true;
+    stage_ = Stage::response;
     worker_.health().success(
         Health::key(handler_.upstream().name, handler_.upstream().servers[server_].address));
 
@@ -662,8 +663,7 @@ bool ProxyExchange::open_tunnel() {
                       "Sec-WebSocket-Accept");
         return false;
     }
-    head_done_ = true;
-    tunnel_open_ = true;
+    stage_ = Stage::tunnel;
 
     auto* head_out = req_.arena->make<ResponseHead>();
     // RFC 8441 §5: the h2/h3 client's success is a 2xx; no accept value travels there.
@@ -687,22 +687,22 @@ bool ProxyExchange::open_tunnel() {
     watch_body();
     write_ready(); // bytes the client sent right behind its request
     arm_timer();
-    return !finished_;
+    return !finished();
 }
 
 void ProxyExchange::maybe_finish_tunnel() {
-    if (finished_ || !upstream_eof_ || !upstream_write_shut_)
+    if (finished() || !upstream_eof_ || !upstream_write_shut_)
         return;
     // Both directions ended: the upstream connection is spent (never pooled).
-    finished_ = true;
+    stage_ = Stage::finished;
     body_.on_data(nullptr);
     close_upstream();
 }
 
 void ProxyExchange::close_tunnel(const std::string& reason) {
-    if (finished_)
+    if (finished())
         return;
-    finished_ = true;
+    stage_ = Stage::finished;
     ErrorLog::limited(LogLevel::info, "%s; closing the client's side, client: %.*s", reason.c_str(),
                       req_.conn ? (int)req_.conn->peer_text.size() : 0,
                       req_.conn ? req_.conn->peer_text.data() : "");
@@ -713,12 +713,12 @@ void ProxyExchange::close_tunnel(const std::string& reason) {
 }
 
 void ProxyExchange::upstream_closed(int err) {
-    if (finished_)
+    if (finished())
         return;
     std::string why = err ? std::strerror(err) : "connection closed";
     if (err == EPROTO && conn_ && !conn_->error().empty())
         why = "TLS error: " + conn_->error();
-    if (tunnel_open_) {
+    if (stage_ == Stage::tunnel) {
         if (err != 0)
             return close_tunnel("proxy: upstream " + describe() + " tunnel: " + why);
         // The upstream ended its side: end the client's stream (FIN, END_STREAM), let the
@@ -728,7 +728,7 @@ void ProxyExchange::upstream_closed(int err) {
             return client_aborted();
         return maybe_finish_tunnel();
     }
-    if (!head_done_) {
+    if (!head_done()) {
         // A pooled connection the upstream closed meanwhile: try once on a fresh one, as long
         // as no request body was taken from the client (it could not be sent again).
         if (reused_ && !got_bytes_ && !retried_ && (body_consumed_ == 0 || spool_)) {
@@ -737,7 +737,7 @@ void ProxyExchange::upstream_closed(int err) {
             restart_request();
             if (!connect_upstream(false))
                 return;
-            if (!connecting_)
+            if (stage_ != Stage::connecting)
                 write_ready();
             update_io();
             return;
@@ -758,7 +758,7 @@ void ProxyExchange::upstream_closed(int err) {
 
 // The response went out whole: pool the connection when both sides allow another request.
 void ProxyExchange::complete() {
-    finished_ = true;
+    stage_ = Stage::finished;
     bool reusable = conn_ && response_.keep_alive && body_state_ != BodyState::streaming &&
                     send_off_ == send_buf_.size() && recv_off_ == recv_len_ && !tunnel_ &&
                     !conn_->buffered() &&
@@ -777,9 +777,9 @@ void ProxyExchange::complete() {
 }
 
 void ProxyExchange::fail(int status, const std::string& reason) {
-    if (finished_)
+    if (finished())
         return;
-    finished_ = true;
+    stage_ = Stage::finished;
     close_upstream();
     if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
@@ -790,7 +790,7 @@ void ProxyExchange::fail(int status, const std::string& reason) {
 }
 
 void ProxyExchange::client_aborted() {
-    finished_ = true;
+    stage_ = Stage::finished;
     close_upstream();
 }
 
@@ -804,14 +804,14 @@ void ProxyExchange::close_upstream() {
 }
 
 void ProxyExchange::update_io() {
-    if (finished_ || !conn_)
+    if (finished() || !conn_)
         return;
     int events = 0;
-    if (connecting_)
+    if (stage_ == Stage::connecting)
         events = conn_->wait_events(true); // what the handshake waits for
-    if (!connecting_ && send_off_ < send_buf_.size())
+    if (stage_ != Stage::connecting && send_off_ < send_buf_.size())
         events |= conn_->wait_events(false);
-    if (!connecting_ && !client_blocked_ && !upstream_eof_)
+    if (stage_ != Stage::connecting && !client_blocked_ && !upstream_eof_)
         events |= conn_->wait_events(true);
     if (events != io_events_) {
         io_set(loop_, io_, conn_->fd(), events);
@@ -822,13 +822,14 @@ void ProxyExchange::update_io() {
 }
 
 void ProxyExchange::arm_timer() {
-    if (finished_ || !conn_)
+    if (finished() || !conn_)
         return;
     const UpstreamConfig& up = handler_.upstream();
     Duration d{0};
-    if (tunnel_open_)
+    if (stage_ == Stage::tunnel)
         d = handler_.tunnel_timeout(); // idle in both directions; any byte restarts it
-    else if (connecting_) // what is left of it: the handshake shares the connect's time
+    else if (stage_ ==
+             Stage::connecting) // what is left of it: the handshake shares the connect's time
         d = Duration{std::max<int64_t>(
             1, static_cast<int64_t>((connect_deadline_ - ev_now(loop_)) * 1000.0))};
     else if (send_off_ < send_buf_.size())
@@ -847,12 +848,12 @@ void ProxyExchange::arm_timer() {
 }
 
 void ProxyExchange::timed_out() {
-    if (finished_)
+    if (finished())
         return;
-    if (tunnel_open_)
+    if (stage_ == Stage::tunnel)
         return close_tunnel("proxy: tunnel to " + describe() + " idle for " +
                             std::to_string(handler_.tunnel_timeout().count()) + " ms");
-    if (connecting_) {
+    if (stage_ == Stage::connecting) {
         std::string why = conn_ && conn_->tls()
                               ? "TLS handshake with upstream \"" + handler_.upstream().name +
                                     "\" server " + describe() + " timed out"
@@ -861,7 +862,7 @@ void ProxyExchange::timed_out() {
             fail(504, "proxy: " + why);
         return;
     }
-    if (!head_done_ && !got_bytes_ && send_off_ == send_buf_.size()) {
+    if (!head_done() && !got_bytes_ && send_off_ == send_buf_.size()) {
         std::string why = "upstream " + describe() + " timed out before responding";
         if (!retry_elsewhere(why))
             fail(504, "proxy: " + why);
@@ -870,12 +871,12 @@ void ProxyExchange::timed_out() {
     if (send_off_ < send_buf_.size())
         return fail(504, "proxy: sending to upstream " + describe() + " timed out");
     fail(504, "proxy: upstream " + describe() + " timed out " +
-                  (head_done_ ? "in the middle of the body" : "before responding"));
+                  (head_done() ? "in the middle of the body" : "before responding"));
 }
 
 void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
     auto* self = static_cast<ProxyExchange*>(w->data);
-    if (self->connecting_) {
+    if (self->stage_ == Stage::connecting) {
         if (self->handshake_step())
             self->write_ready();
         self->update_io();
@@ -884,14 +885,14 @@ void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
     // TLS may wait for the other direction than the operation's own (a handshake message).
     if (self->conn_ && (revents & self->conn_->wait_events(false)))
         self->write_ready();
-    if (self->conn_ && (revents & self->conn_->wait_events(true)) && !self->finished_)
+    if (self->conn_ && (revents & self->conn_->wait_events(true)) && !self->finished())
         self->read_ready();
     self->update_io();
 }
 
 void ProxyExchange::on_total_timer(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ProxyExchange*>(w->data);
-    if (self->finished_ || self->tunnel_open_)
+    if (self->finished() || self->stage_ == Stage::tunnel)
         return;
     const UpstreamConfig& up = self->handler_.upstream();
     self->fail(504, "proxy: upstream \"" + up.name + "\" (" + self->describe() +

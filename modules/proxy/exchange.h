@@ -39,6 +39,19 @@ public:
     void start();
 
 private:
+    // Where the exchange is. It starts at `request`, goes through `connecting` whenever it
+    // needs a new connection (a retry goes back there), and leaves `request` for `response`
+    // or `tunnel` when the upstream's head came; `finished` is the end of every path.
+    enum class Stage {
+        request,    // no connection yet, or the request goes up and no final head came
+        connecting, // DNS, the TCP connect (Happy Eyeballs) or the TLS handshake
+        response,   // the head went to the client; its body follows
+        tunnel,     // the upstream said 101: raw bytes both ways
+        finished,   // the response ended, failed or was aborted: no more client calls
+    };
+    bool finished() const { return stage_ == Stage::finished; }
+    bool head_done() const { return stage_ == Stage::response || stage_ == Stage::tunnel; }
+
     // streaming: the client's body goes up as it arrives; spooling: it is being read whole
     // (buffer_request_body), spooled: it was, and goes up from the spool.
     enum class BodyState { none, streaming, spooling, spooled, done };
@@ -107,15 +120,13 @@ private:
     ev_timer timer_;
     ev_timer total_timer_; // upstream.total_timeout
     int io_events_ = 0;
-    bool connecting_ = false; // TCP connect or TLS handshake under way
-    bool reused_ = false;     // conn_ came from the pool (may be stale: one retry allowed)
+    Stage stage_ = Stage::request;
+    bool reused_ = false; // conn_ came from the pool (may be stale: one retry allowed)
     bool retried_ = false;
-    bool finished_ = false;       // response ended, failed or aborted: no more client calls
     bool client_blocked_ = false; // the writer said `blocked`: stop reading the upstream
     bool body_paused_ = false;    // we paused the client's body (upstream socket full)
     bool body_chunked_ = false;   // request body re-encoded as chunked
     bool tunnel_ = false;         // a WebSocket handshake was asked of the upstream
-    bool tunnel_open_ = false;    // it answered 101: raw bytes both ways
     // Tunnel: the upstream's side ended (so did the response); the client's side ended (so
     // did our writing to the upstream: FIN sent). Both: the tunnel is over.
     bool upstream_eof_ = false;
@@ -126,10 +137,9 @@ private:
     uint64_t spool_sent_ = 0;          // bytes of the spool put into send_buf_
     std::string send_buf_;             // request bytes not yet written to the upstream
     size_t send_off_ = 0;
-    char* recv_buf_ = nullptr; // response bytes (a pooled 64 KiB buffer, taken on first read)
-    size_t recv_len_ = 0;      // bytes in it
-    size_t recv_off_ = 0;      // of which processed
-    bool head_done_ = false;
+    char* recv_buf_ = nullptr;    // response bytes (a pooled 64 KiB buffer, taken on first read)
+    size_t recv_len_ = 0;         // bytes in it
+    size_t recv_off_ = 0;         // of which processed
     bool got_bytes_ = false;      // the upstream answered something on this connection
     std::string_view request_id_; // X-Request-ID sent upstream and returned (request arena)
     std::string ws_key_; // Sec-WebSocket-Key we made for an h2/h3 client (checked on the 101)
