@@ -2,12 +2,17 @@
 
 #include "worker/http1/connection.h"
 #include "worker/http2/connection.h"
+#include "worker/http3/session.h"
 #include "worker/worker.h"
 
 namespace wraith {
 
 bool protocol_implemented(std::string_view name) {
     return name == "http/1.1" || name == "h2";
+}
+
+void register_quic_protocols() {
+    quic::register_application({"h3", http3::Session::create, NGHTTP3_H3_NO_ERROR});
 }
 
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,

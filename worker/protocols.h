@@ -1,5 +1,6 @@
 // Where a ready transport (plain TCP, or TLS after its handshake) meets its HTTP protocol:
-// ALPN "h2" (or the h2c preface) → HTTP/2, anything else → HTTP/1.1.
+// ALPN "h2" (or the h2c preface) → HTTP/2, anything else → HTTP/1.1. For QUIC, the same
+// choice is the application registry (worker/quic/application.h): "h3" → HTTP/3.
 #pragma once
 
 #include <memory>
@@ -15,6 +16,10 @@ class Worker;
 
 // Whether this build speaks `alpn_name` ("http/1.1", "h2"); ALPN offers only these.
 bool protocol_implemented(std::string_view alpn_name);
+
+// Registers the QUIC applications this build implements ("h3"); the worker calls it before its
+// QUIC endpoint takes connections.
+void register_quic_protocols();
 
 // Creates, registers and starts the protocol connection. `already_read` holds bytes consumed
 // from the transport before the protocol was known (the h2c preface).

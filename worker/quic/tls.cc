@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "worker/quic/application.h"
 
 namespace wraith::quic {
 
@@ -19,7 +20,8 @@ constexpr const char* kPriority =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
     "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
 
-constexpr unsigned char kAlpnH3[] = "h3";
+// At most this many applications are offered in ALPN.
+constexpr size_t kMaxAlpn = 8;
 
 // 0-RTT replay window: a ClientHello seen once in this worker is refused a second time. Replays
 // that reach another worker are not caught here; only safe methods are served from early
@@ -168,8 +170,17 @@ bool TlsContext::init_session(gnutls_session_t* out, SessionOwner* owner,
     gnutls_session_set_ptr(s, owner);
     if (int rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, default_->creds); rv < 0)
         return fail("gnutls_credentials_set", rv);
-    gnutls_datum_t alpn{const_cast<unsigned char*>(kAlpnH3), 2};
-    gnutls_alpn_set_protocols(s, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
+    // Every registered application, in registration order (the server's preference). With
+    // MANDATORY, a client that offers none of them gets no_application_protocol (RFC 9001 §8.1).
+    gnutls_datum_t alpn[kMaxAlpn];
+    unsigned nalpn = 0;
+    for (const ApplicationSpec& a : applications()) {
+        if (nalpn == kMaxAlpn)
+            break;
+        alpn[nalpn++] = {reinterpret_cast<unsigned char*>(const_cast<char*>(a.alpn.data())),
+                         static_cast<unsigned>(a.alpn.size())};
+    }
+    gnutls_alpn_set_protocols(s, alpn, nalpn, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
     *out = s;
     return true;
 }
@@ -193,10 +204,11 @@ int TlsContext::on_client_hello(gnutls_session_t session) {
     }
     // RFC 9001 §8.1: without ALPN agreement the handshake fails (no_application_protocol).
     gnutls_datum_t alpn;
-    if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0 || alpn.size != 2 ||
-        std::memcmp(alpn.data, kAlpnH3, 2) != 0)
+    if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
         return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    return 0;
+    owner->application =
+        find_application({reinterpret_cast<const char*>(alpn.data), alpn.size});
+    return owner->application ? 0 : GNUTLS_E_NO_APPLICATION_PROTOCOL;
 }
 
 // Client certificates: chain to client_ca (and not revoked by the CRL). No certificate is fine
