@@ -742,6 +742,31 @@ private:
             else
                 h.alt_svc_max_age = *d;
         }
+        if (const toml::array* list = r.array("versions")) {
+            std::vector<uint32_t> versions;
+            for (const toml::node& n : *list) {
+                const auto* v = n.as_string();
+                uint32_t version = !v                ? 0
+                                   : v->get() == "v1" ? Http3Config::kVersion1
+                                   : v->get() == "v2" ? Http3Config::kVersion2
+                                                      : 0;
+                if (!version)
+                    diag_.error(&n, "http3.versions: expected \"v1\" or \"v2\", got " +
+                                        describe_value(n));
+                else if (std::find(versions.begin(), versions.end(), version) != versions.end())
+                    diag_.error(&n, "http3.versions: " + v->get() + " is listed twice");
+                else
+                    versions.push_back(version);
+            }
+            if (list->empty())
+                r.error("versions", "must name at least one version, such as [\"v1\"]");
+            else if (!versions.empty())
+                h.versions = std::move(versions);
+        }
+        h.udp_buffer_size = r.size("udp_buffer_size", h.udp_buffer_size);
+        if (h.udp_buffer_size < 65536 || h.udp_buffer_size > (1ull << 30))
+            r.error("udp_buffer_size", "must be between 64k and 1g, got " +
+                                           std::to_string(h.udp_buffer_size));
         r.finish();
     }
 

@@ -2,13 +2,13 @@
 
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
-#include <sys/random.h>
 
 #include <cstring>
 
 #include "common/log.h"
 #include "common/quic_cid.h"
 #include "worker/quic/mem.h"
+#include "worker/quic/random.h"
 #include "worker/worker.h"
 
 namespace wraith::quic {
@@ -54,6 +54,10 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     settings.max_tx_udp_payload_size = cfg.max_udp_payload_size;
     settings.handshake_timeout = static_cast<uint64_t>(cfg.handshake_timeout.count()) *
                                  NGTCP2_MILLISECONDS;
+    // RFC 9368: a client that lists a version we prefer in its version_information moves to
+    // it (compatible version negotiation); these are also our Fully-Deployed Versions.
+    settings.preferred_versions = cfg.versions.data();
+    settings.preferred_versionslen = cfg.versions.size();
     // Receive windows grow with the client's sending rate up to these (auto-tuning).
     settings.max_stream_window = std::max<uint64_t>(cfg.stream_window, 6 << 20);
     settings.max_window = std::max<uint64_t>(cfg.connection_window, 15 << 20);
@@ -714,13 +718,7 @@ int Connection::on_extend_max_stream_data(ngtcp2_conn*, int64_t stream_id, uint6
 
 void Connection::on_rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) {
     // Packet padding and PATH_CHALLENGE data: unpredictable, not secret keys.
-    while (len) {
-        ssize_t n = getrandom(dest, len, 0);
-        if (n <= 0)
-            break;
-        dest += n;
-        len -= static_cast<size_t>(n);
-    }
+    fill_random(dest, len);
 }
 
 int Connection::on_get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t,
