@@ -87,6 +87,12 @@ void triage_unknown(const TriagePolicy& policy, const uint8_t* data, size_t len,
         }
         // Anything else is unknown or stale: as if absent (RFC 9000 §8.1.3).
     }
+    // RFC 9000 §7.2: a DCID the client chose (no Retry before) is at least 8 bytes. ngtcp2_accept
+    // checks that only for an Initial without a token, and a token we do not accept is no
+    // token (found by tests/fuzz/fuzz_quic_datagram.cc: such a packet passed, and a Retry for
+    // it could not be built).
+    if (out->token_type != NGTCP2_TOKEN_TYPE_RETRY && hd.dcid.datalen < NGTCP2_MIN_INITIAL_DCIDLEN)
+        return;
     if (out->token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
         hd.token = nullptr;
         hd.tokenlen = 0;
@@ -111,6 +117,10 @@ size_t write_version_negotiation(uint8_t* buf, size_t cap, std::span<const uint3
 size_t write_retry(uint8_t* buf, size_t cap, const std::array<uint8_t, 32>& secret,
                    const ngtcp2_pkt_hd& hd, const ngtcp2_cid& scid, const sockaddr* remote,
                    socklen_t remote_len, uint64_t now) {
+    // RFC 9000 §7.3: the Retry's SCID must differ from the DCID the client chose (ngtcp2
+    // asserts it); a fresh random CID equals it only if the client guessed 144 random bits.
+    if (ngtcp2_cid_eq(&scid, &hd.dcid))
+        return 0;
     uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
     ngtcp2_ssize toklen =
         ngtcp2_crypto_generate_retry_token(token, secret.data(), secret.size(), hd.version,
