@@ -763,6 +763,23 @@ private:
             else if (!versions.empty())
                 h.versions = std::move(versions);
         }
+        if (const toml::array* list = r.array("cipher_suites")) {
+            static const char* const known[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                                "TLS_CHACHA20_POLY1305_SHA256"};
+            for (const toml::node& n : *list) {
+                const auto* v = n.as_string();
+                if (!v || std::find_if(std::begin(known), std::end(known), [&](const char* k) {
+                              return v->get() == k;
+                          }) == std::end(known))
+                    diag_.error(&n, "http3.cipher_suites: expected TLS_AES_128_GCM_SHA256, "
+                                    "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, "
+                                    "got " + describe_value(n));
+                else
+                    h.cipher_suites.push_back(v->get());
+            }
+            if (list->empty())
+                r.error("cipher_suites", "must name at least one cipher suite");
+        }
         h.udp_buffer_size = r.size("udp_buffer_size", h.udp_buffer_size);
         if (h.udp_buffer_size < 65536 || h.udp_buffer_size > (1ull << 30))
             r.error("udp_buffer_size", "must be between 64k and 1g, got " +

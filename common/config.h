@@ -86,6 +86,9 @@ struct Http3Config {
     static constexpr uint32_t kVersion2 = 0x6b3343cf;
     std::vector<uint32_t> versions{kVersion2, kVersion1};
     uint64_t udp_buffer_size = 8 << 20;        // SO_RCVBUF / SO_SNDBUF asked for each socket
+    // TLS 1.3 cipher suites QUIC handshakes may pick (RFC 9001 §5.3), by IANA name;
+    // empty means all three.
+    std::vector<std::string> cipher_suites;
 };
 
 struct ListenConfig {

@@ -629,11 +629,42 @@ int Connection::on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void
 int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->handshake_done_ = true;
+    if (ErrorLog::enabled(LogLevel::debug)) {
+        // What was negotiated, for operators and the interop tests (test_interop.py).
+        const unsigned flags = gnutls_session_get_flags(c->tls_);
+        WLOG_DEBUG("quic: connection %llu from %.*s: handshake done, version 0x%08x, %s, "
+                   "ALPN %.*s, resumed %s, early data %s",
+                   (unsigned long long)c->peer_.info.id, (int)c->peer_.info.peer_text.size(),
+                   c->peer_.info.peer_text.data(), ngtcp2_conn_get_negotiated_version(conn),
+                   gnutls_cipher_get_name(gnutls_cipher_get(c->tls_)),
+                   c->owner_.application ? (int)c->owner_.application->alpn.size() : 0,
+                   c->owner_.application ? c->owner_.application->alpn.data() : "",
+                   gnutls_session_is_resumed(c->tls_) ? "yes" : "no",
+                   flags & GNUTLS_SFLAGS_EARLY_DATA ? "accepted" : "no");
+    }
     // A ticket for resumption (and 0-RTT where a site allows it) and an address token so the
     // client skips address validation next time (RFC 9000 §8.1.3).
     gnutls_session_ticket_send(c->tls_, 1, 0);
     c->submit_address_token(*ngtcp2_conn_get_path(conn));
     return 0;
+}
+
+int Connection::on_update_key(ngtcp2_conn* conn, uint8_t* rx_secret, uint8_t* tx_secret,
+                              ngtcp2_crypto_aead_ctx* rx_aead_ctx, uint8_t* rx_iv,
+                              ngtcp2_crypto_aead_ctx* tx_aead_ctx, uint8_t* tx_iv,
+                              const uint8_t* current_rx_secret, const uint8_t* current_tx_secret,
+                              size_t secretlen, void* user) {
+    // ngtcp2 derives the next keys once the handshake is confirmed and again after every key
+    // update (RFC 9001 §6), so each call past the first is one update done.
+    auto* c = static_cast<Connection*>(user);
+    if (c->key_phases_ < UINT16_MAX)
+        ++c->key_phases_;
+    if (c->key_phases_ > 1)
+        WLOG_DEBUG("quic: connection %llu: key update %u", (unsigned long long)c->peer_.info.id,
+                   c->key_phases_ - 1u);
+    return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
+                                       tx_aead_ctx, tx_iv, current_rx_secret, current_tx_secret,
+                                       secretlen, user);
 }
 
 void Connection::submit_address_token(const ngtcp2_path& path) {
@@ -773,7 +804,7 @@ const ngtcp2_callbacks* Connection::transport_callbacks() {
         c.rand = on_rand;
         c.get_new_connection_id = on_get_new_connection_id;
         c.remove_connection_id = on_remove_connection_id;
-        c.update_key = ngtcp2_crypto_update_key_cb;
+        c.update_key = on_update_key;
         c.path_validation = on_path_validation;
         c.stream_reset = on_stream_reset;
         c.extend_max_remote_streams_bidi = on_extend_max_remote_streams_bidi;

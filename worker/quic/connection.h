@@ -117,6 +117,11 @@ private:
                                   const ngtcp2_path* fallback_path,
                                   ngtcp2_path_validation_result res, void* user);
     static int on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user);
+    static int on_update_key(ngtcp2_conn*, uint8_t* rx_secret, uint8_t* tx_secret,
+                             ngtcp2_crypto_aead_ctx* rx_aead_ctx, uint8_t* rx_iv,
+                             ngtcp2_crypto_aead_ctx* tx_aead_ctx, uint8_t* tx_iv,
+                             const uint8_t* current_rx_secret, const uint8_t* current_tx_secret,
+                             size_t secretlen, void* user);
 
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
@@ -164,6 +169,7 @@ private:
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
+    uint16_t key_phases_ = 0;  // 1-RTT key generations derived (on_update_key)
 };
 
 } // namespace wraith::quic

@@ -4,6 +4,7 @@
 #include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
@@ -15,10 +16,22 @@ namespace wraith::quic {
 
 namespace {
 
-// RFC 9001 §4.2: TLS 1.3 only. AEADs ngtcp2_crypto_gnutls implements, the same groups as TCP.
-constexpr const char* kPriority =
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
-    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+// RFC 9001 §4.2: TLS 1.3 only; AEADs ngtcp2_crypto_gnutls implements (http3.cipher_suites
+// may narrow them), the same groups as TCP.
+std::string priority_for(const Http3Config& http3) {
+    std::string ciphers;
+    auto add = [&](std::string_view iana, const char* gnutls) {
+        if (http3.cipher_suites.empty() ||
+            std::find(http3.cipher_suites.begin(), http3.cipher_suites.end(), iana) !=
+                http3.cipher_suites.end())
+            ciphers += gnutls;
+    };
+    add("TLS_AES_128_GCM_SHA256", ":+AES-128-GCM");
+    add("TLS_AES_256_GCM_SHA384", ":+AES-256-GCM");
+    add("TLS_CHACHA20_POLY1305_SHA256", ":+CHACHA20-POLY1305");
+    return "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL" + ciphers +
+           ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+}
 
 // At most this many applications are offered in ALPN.
 constexpr size_t kMaxAlpn = 8;
@@ -61,7 +74,8 @@ std::shared_ptr<const TlsContext> TlsContext::build(const Config& config, Diagno
         return nullptr;
     std::shared_ptr<TlsContext> ctx(new TlsContext(config));
     const char* where = nullptr;
-    if (int rv = gnutls_priority_init(&ctx->priority_, kPriority, &where); rv < 0) {
+    if (int rv = gnutls_priority_init(&ctx->priority_, priority_for(config.http3).c_str(), &where);
+        rv < 0) {
         diag.error(config.listeners.front().pos,
                    std::string("QUIC TLS priority rejected by GnuTLS: ") + gnutls_strerror(rv));
         *failed = true;

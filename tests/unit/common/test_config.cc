@@ -1163,3 +1163,12 @@ TEST_CASE("http3.udp_buffer_size is 64k..1g", "[config]") {
     CHECK(errors(with_tail("[http3]\nudp_buffer_size = \"1k\"\n")) ==
           one("test.toml:2:19: http3.udp_buffer_size: must be between 64k and 1g, got 1024"));
 }
+
+TEST_CASE("http3.cipher_suites takes the TLS 1.3 suites by IANA name", "[config]") {
+    CHECK(load(with_tail("")).config->http3.cipher_suites.empty());
+    CHECK(load(with_tail("[http3]\ncipher_suites = [\"TLS_CHACHA20_POLY1305_SHA256\"]\n"))
+              .config->http3.cipher_suites == std::vector<std::string>{"TLS_CHACHA20_POLY1305_SHA256"});
+    CHECK(errors(with_tail("[http3]\ncipher_suites = [\"AES128-GCM\"]\n")) ==
+          one("test.toml:2:18: http3.cipher_suites: expected TLS_AES_128_GCM_SHA256, "
+              "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, got \"AES128-GCM\""));
+}
