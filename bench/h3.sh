@@ -240,7 +240,11 @@ for s in "${SERVERS[@]}"; do
 
     if ((IDLE > 0)); then
         before=$(server_rss_kib "$s")
-        h3load "$s" --idle "$IDLE" --hold 600 "https://localhost:${PORT[$s]}/1k.bin" \
+        # Started directly, not through the h3load function: `kill $!` must reach h3load
+        # itself (a function in the background is a subshell whose child would outlive it
+        # and keep 1000 connections busy through the next server's measurements).
+        taskset -c "$CLIENT_CPU" "$H3LOAD_BIN" -k --resolve "localhost:${PORT[$s]}:127.0.0.1" \
+            --idle "$IDLE" --hold 600 "https://localhost:${PORT[$s]}/1k.bin" \
             >"$WORK/$s-idle.txt" 2>&1 &
         idle_pid=$!
         for _ in $(seq 1 600); do

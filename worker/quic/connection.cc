@@ -118,8 +118,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     // Packets for the client's first DCID and for ours both reach this connection.
     ep_.associate(hd.dcid, this);
     ep_.associate(scid, this);
-    cids_.push_back(hd.dcid);
-    cids_.push_back(scid);
+    client_dcid_ = hd.dcid;
     worker().add_connection(this);
     return true;
 }
@@ -531,9 +530,21 @@ void Connection::destroy() {
     ev_timer_stop(worker().loop(), &timer_);
     if (app_)
         app_->abort();
-    for (const ngtcp2_cid& cid : cids_)
-        ep_.dissociate(cid);
-    cids_.clear();
+    // Our CIDs are the ones ngtcp2 still holds: each one it dropped went through
+    // on_remove_connection_id. The client's first DCID is the one more we registered.
+    ep_.dissociate(client_dcid_);
+    ngtcp2_cid scids[kMaxScids];
+    size_t n = ngtcp2_conn_get_scid(conn_, nullptr);
+    if (n <= kMaxScids) {
+        n = ngtcp2_conn_get_scid(conn_, scids);
+        for (size_t i = 0; i < n; ++i)
+            ep_.dissociate(scids[i]);
+    } else {
+        std::vector<ngtcp2_cid> many(n); // not with ngtcp2's pool of 8; kept correct anyway
+        n = ngtcp2_conn_get_scid(conn_, many.data());
+        for (size_t i = 0; i < n; ++i)
+            ep_.dissociate(many[i]);
+    }
     ep_.forget(this);
     worker().remove_connection(this);
     worker().defer(this);
@@ -757,14 +768,12 @@ int Connection::on_get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t*
     auto* c = static_cast<Connection*>(user);
     c->ep_.new_cid(cid, token);
     c->ep_.associate(*cid, c);
-    c->cids_.push_back(*cid);
     return 0;
 }
 
 int Connection::on_remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->ep_.dissociate(*cid);
-    std::erase_if(c->cids_, [&](const ngtcp2_cid& x) { return ngtcp2_cid_eq(&x, cid); });
     return 0;
 }
 

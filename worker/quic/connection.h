@@ -150,7 +150,10 @@ private:
     Peer peer_;
     ev_timer timer_;
     ngtcp2_ccerr last_error_{};
-    std::vector<ngtcp2_cid> cids_; // every CID registered for us at the endpoint
+    // The endpoint routes our CIDs (ngtcp2_conn_get_scid lists them) and the client's first
+    // DCID here; no copy of the list is kept per connection.
+    ngtcp2_cid client_dcid_{};
+    static constexpr size_t kMaxScids = 16; // ngtcp2 issues at most 8 (NGTCP2_MAX_SCID_POOL_SIZE)
 
     // A batch the socket refused (EAGAIN), resent before anything new.
     std::string pending_tx_;
