@@ -9,12 +9,20 @@ JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/wraith.toml
 FUZZ_SECONDS ?= 30
 PREFIX     ?= /usr/local
+DEB_OUT    ?= build-deb
+# Packages `make deb` needs besides DEPS (the Build-Depends are all in DEPS).
+DEB_TOOLS  = dpkg-dev debhelper fakeroot lintian
+# `make check-system` and `make image`: a Debian root booted by systemd, and OCI images.
+SYSTEM_TOOLS = mmdebstrap systemd-container buildah podman runc uidmap
+DEB_BASE_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null)
+DEB_ARCH   = $(shell dpkg --print-architecture)
+IMAGE      ?= wraith:$(DEB_BASE_VERSION)
 
 # Debian packages: DESIGN.md §4 and docs/decisions.md ("Dependencies").
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
-       libgnutls28-dev chromium libsystemd-dev libc-ares-dev ca-certificates nginx-light \
+       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk \
        golang-go golang-github-lucas-clemente-quic-go-dev
 # The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
 # 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
@@ -31,8 +39,8 @@ BACKPORTS_SOURCES = $(APT_ETC)/sources.list.d/wraith-bookworm-backports.sources
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test unit fuzz sanitize sanitize-build check-system run bench install \
-        format clean
+.PHONY: all deps build test unit fuzz sanitize sanitize-build check-system check-soak run bench install \
+        format clean deb image
 
 all: build
 
@@ -106,10 +114,10 @@ sanitize-build: deps
 	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRAITH_SANITIZE=ON >/dev/null
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 
-# Heavy system tests, not part of `make test` (README, "Testing"): the leak soak runs mixed
-# HTTP/1.1, HTTP/2 and HTTP/3 load with reloads against the sanitizer build (SOAK_SECONDS,
-# default 300), and every process's exit-time leak check must stay silent.
-check-system: sanitize-build
+# The leak soak (part of check-system): mixed HTTP/1.1, HTTP/2 and HTTP/3 load with reloads
+# against the sanitizer build (SOAK_SECONDS, default 300); every process's exit-time leak
+# check must stay silent.
+check-soak: sanitize-build
 	WRAITH_BIN=$(SAN_BUILD)/wraith WRAITH_SANITIZE=1 WRAITH_SOURCE_DIR=$(CURDIR) \
 	    python3 tests/system/soak_sanitize.py
 
@@ -153,11 +161,50 @@ install: build
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' packaging/wraith.service \
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/wraith.service
-	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || \
-	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml
+	# The packaged default runs workers as `wraith`, a user only the Debian package creates.
+	[ -f $(DESTDIR)/etc/wraith/wraith.toml ] || { \
+	    install -D -m 0644 packaging/wraith.toml $(DESTDIR)/etc/wraith/wraith.toml && \
+	    sed -i 's/^user = "wraith"/user = "www-data"/' $(DESTDIR)/etc/wraith/wraith.toml; }
+	[ -f $(DESTDIR)/etc/wraith/certs/localhost.pem ] || $(BUILD)/wraith generate certs \
+	    --self-signed --dir $(DESTDIR)/etc/wraith/certs >/dev/null
+
+# Debian package from a clean export of the tracked files (uncommitted edits included,
+# untracked files and build directories never), with packaging/debian as debian/, then
+# lintian: any error or warning fails (docs/decisions.md, "Debian package").
+# DEB_VERSION=0.1.0+1 builds another version (a changelog entry is added to the export).
+deb: deps
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS)"
+	rm -rf $(DEB_OUT)
+	mkdir -p $(DEB_OUT)/src
+	git ls-files -z | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $(DEB_OUT)/src
+	cp -r packaging/debian $(DEB_OUT)/src/debian
+	@if [ -n "$(DEB_VERSION)" ]; then bash packaging/deb-version.sh $(DEB_OUT)/src "$(DEB_VERSION)"; fi
+	cd $(DEB_OUT)/src && DEB_BUILD_OPTIONS="parallel=$(JOBS) nocheck" dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning --info $(DEB_OUT)/*.changes
+	@ls -l $(DEB_OUT)/*.deb
+
+# Heavy system tests, not part of `make test`: the package installed, reloaded, broken,
+# upgraded (binary upgrade) and purged in a Debian 12 root booted by systemd-nspawn
+# (tests/system/check_system.py), the OCI image run under podman (check_image.sh), then the
+# leak soak under the sanitizers (check-soak).
+check-system: build
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS) $(SYSTEM_TOOLS)"
+	$(MAKE) --no-print-directory deb
+	bash packaging/deb-rebuild.sh $(DEB_OUT) $(DEB_BASE_VERSION)+systest1
+	python3 tests/system/check_system.py --deb $(DEB_OUT)/wraith_$(DEB_BASE_VERSION)_$(DEB_ARCH).deb \
+	    --newer $(DEB_OUT)/wraith_$(DEB_BASE_VERSION)+systest1_$(DEB_ARCH).deb
+	$(MAKE) --no-print-directory image
+	bash tests/system/check_image.sh $(IMAGE)
+	$(MAKE) --no-print-directory check-soak
+
+# Minimal OCI image from Debian packages (packaging/image.sh): the binary, its shared-library
+# closure, CA certificates, a non-root user and the default config.
+image: build
+	@$(MAKE) --no-print-directory deps DEPS="$(SYSTEM_TOOLS)"
+	bash packaging/image.sh $(BUILD)/wraith $(IMAGE)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD) $(DEB_OUT)

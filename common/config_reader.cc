@@ -2,8 +2,12 @@
 #include "common/config_reader.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <limits>
 #include <sstream>
+#include <unistd.h>
 
 #include <toml++/toml.h>
 
@@ -405,6 +409,37 @@ void TableReader::finish() {
             p = diag_.pos(&value);
         diag_.error(p, std::move(message));
     }
+}
+
+std::string in_quotes(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
+
+std::string pos_text(const SourcePos& p) {
+    return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+void read_positive(TableReader& r, std::string_view key, Duration& out) {
+    if (std::optional<Duration> d = r.duration(key)) {
+        if (d->count() <= 0)
+            r.error(key, "must be longer than 0");
+        else
+            out = *d;
+    }
+}
+
+std::string resolve_path(const std::string& base_dir, const std::string& p) {
+    if (p.empty() || p.front() == '/' || base_dir.empty())
+        return p;
+    return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+std::string readable_file(TableReader& r, std::string_view key, const std::string& value,
+                          const std::string& base_dir) {
+    std::string path = resolve_path(base_dir, value);
+    if (::access(path.c_str(), R_OK) != 0)
+        r.error(key, "cannot read " + in_quotes(path) + ": " + std::strerror(errno));
+    return path;
 }
 
 } // namespace wraith

@@ -66,6 +66,11 @@ std::optional<uint64_t> parse_size(std::string_view s);
 // written, "a table" / "an array" / "a date" for the rest.
 std::string describe_value(const toml::node& node);
 
+// "\"text\"": how messages quote a value.
+std::string in_quotes(std::string_view s);
+// "FILE:LINE:COL", for messages that point at another place ("... already listed at ...").
+std::string pos_text(const SourcePos& p);
+
 // Reads one TOML table. Every getter marks its key as known; finish() reports the others as
 // "unknown key". `where` names the table in messages ("server", "site.route"): a problem with
 // key K reads "WHERE.K: ..." (just "K: ..." when `where` is empty).
@@ -124,5 +129,17 @@ private:
     std::string name(std::string_view key) const; // "WHERE.KEY"
     void type_error(std::string_view key, const toml::node& n, std::string_view expected);
 };
+
+// A duration that must be longer than 0: read into `out`, left as it is when absent or wrong.
+void read_positive(TableReader& r, std::string_view key, Duration& out);
+
+// A file the server reads at start (certificates, keys, CA bundles), resolved against
+// `base_dir`: it must be readable now, so `wraith check` refuses a config that would fail to
+// start. Returns the resolved path (reported when unreadable).
+std::string readable_file(TableReader& r, std::string_view key, const std::string& value,
+                          const std::string& base_dir);
+
+// Resolves `p` against `base_dir` unless it is absolute.
+std::string resolve_path(const std::string& base_dir, const std::string& p);
 
 } // namespace wraith

@@ -1,5 +1,9 @@
 #include "common/http.h"
 
+#include <chrono>
+#include <sys/random.h>
+#include <unistd.h>
+
 namespace wraith {
 
 bool is_token(std::string_view s) {
@@ -17,6 +21,13 @@ bool is_token(std::string_view s) {
 bool is_field_value(std::string_view s) {
     for (char c : s)
         if (c == '\r' || c == '\n' || c == '\0')
+            return false;
+    return true;
+}
+
+bool is_clean_field_value(std::string_view s) {
+    for (unsigned char c : s)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
     return true;
 }
@@ -146,6 +157,75 @@ const char* status_reason(int status) {
                : status < 500 ? "Client Error"
                               : "Server Error";
     }
+}
+
+namespace {
+
+// xoshiro256** per thread of each process, seeded lazily from getrandom on first use, which
+// happens in a worker after fork. No syscall per request.
+struct Prng {
+    uint64_t s[4]{};
+    pid_t pid = 0;
+
+    static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+    void seed() {
+        pid = getpid();
+        size_t got = 0;
+        auto* p = reinterpret_cast<unsigned char*>(s);
+        while (got < sizeof s) {
+            ssize_t n = getrandom(p + got, sizeof s - got, 0);
+            if (n <= 0)
+                break;
+            got += static_cast<size_t>(n);
+        }
+        if (got < sizeof s) { // should not happen; mix time and pid rather than fail
+            uint64_t t =
+                static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+            s[0] ^= t;
+            s[1] ^= static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull;
+            s[2] ^= ~t;
+            s[3] ^= 0x2545f4914f6cdd1dull;
+        }
+        if (!(s[0] | s[1] | s[2] | s[3]))
+            s[0] = 1;
+    }
+    uint64_t next() {
+        const uint64_t result = rotl(s[1] * 5, 7) * 9;
+        const uint64_t t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = rotl(s[3], 45);
+        return result;
+    }
+};
+
+thread_local Prng prng;
+
+} // namespace
+
+void generate_request_id(char out[32]) {
+    if (prng.pid == 0)
+        prng.seed();
+    static const char hex[] = "0123456789abcdef";
+    for (int half = 0; half < 2; ++half) {
+        uint64_t v = prng.next();
+        for (int i = 0; i < 16; ++i) {
+            out[half * 16 + i] = hex[v & 15];
+            v >>= 4;
+        }
+    }
+}
+
+std::string_view request_id_of(const Request& req) {
+    if (req.request_id.empty() && req.arena) {
+        char* id = static_cast<char*>(req.arena->alloc(32, 1));
+        generate_request_id(id);
+        req.request_id = {id, 32};
+    }
+    return req.request_id;
 }
 
 } // namespace wraith

@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <string_view>
-#include <type_traits>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <type_traits>
 #include <vector>
 
 #include "common/arena.h"
@@ -22,6 +22,8 @@ namespace wraith {
 
 struct Site;
 struct Route;
+struct FilterScope;
+class ModuleWorkers;
 
 // A header field. Names are lower-case (HTTP/2 and /3 require it; HTTP/1 is normalised on
 // parse). Both views point into memory that lives as long as the request (read buffer or
@@ -100,8 +102,8 @@ public:
         add(name, value);
     }
     void remove(std::string_view name) {
-        Header* end = std::remove_if(data_, data_ + size_,
-                                     [&](const Header& h) { return h.name == name; });
+        Header* end =
+            std::remove_if(data_, data_ + size_, [&](const Header& h) { return h.name == name; });
         size_ = static_cast<size_t>(end - data_);
     }
     void clear() { size_ = 0; }
@@ -138,17 +140,20 @@ Method method_from(std::string_view token);
 bool is_token(std::string_view s);
 // A field value we may send: no CR, LF or NUL.
 bool is_field_value(std::string_view s);
+// A field value an operator configured: no control characters at all but tab (RFC 9110
+// §5.5 obs-text aside), so nothing odd reaches clients from a config file.
+bool is_clean_field_value(std::string_view s);
 
 // Who is on the other end of the connection a request arrived on.
 struct ConnectionInfo {
     sockaddr_storage peer{};
     sockaddr_storage local{};
-    uint64_t id = 0;             // worker-unique connection number, for logs
-    bool tls = false;            // set by TLS transports
-    std::string_view sni;        // TLS server name, when any
-    std::string_view alpn;       // negotiated protocol, when any
-    std::string_view peer_text;  // "[::1]:54321" or "127.0.0.1:5432", for logs
-    std::string_view peer_ip;    // address only, for logs and X-Forwarded-For
+    uint64_t id = 0;            // worker-unique connection number, for logs
+    bool tls = false;           // set by TLS transports
+    std::string_view sni;       // TLS server name, when any
+    std::string_view alpn;      // negotiated protocol, when any
+    std::string_view peer_text; // "[::1]:54321" or "127.0.0.1:5432", for logs
+    std::string_view peer_ip;   // address only, for logs and X-Forwarded-For
     // A verified TLS client certificate (mTLS); all empty without one.
     std::string_view client_subject;     // RFC 2253 form, "CN=alice,O=Example"
     std::string_view client_sans;        // "DNS:a.example, email:alice@example.com"
@@ -160,15 +165,15 @@ struct ConnectionInfo {
 
 // One request. Every view is valid until the exchange ends (protocol buffers or `arena`).
 struct Request {
-    std::string_view method;     // as sent, e.g. "GET"
+    std::string_view method; // as sent, e.g. "GET"
     Method method_id = Method::other;
-    std::string_view scheme;     // "http" or "https"
-    std::string_view authority;  // host[:port] from :authority, absolute-form target, or Host
-    std::string_view host;       // authority without port, lower-cased
-    std::string_view target;     // request-target as sent (origin-form or "*")
-    std::string_view path;       // raw path of the target, not decoded ("/a%20b")
-    std::string_view query;      // after '?', without it; empty when absent
-    int version = 11;            // 10, 11, 20 or 30
+    std::string_view scheme;    // "http" or "https"
+    std::string_view authority; // host[:port] from :authority, absolute-form target, or Host
+    std::string_view host;      // authority without port, lower-cased
+    std::string_view target;    // request-target as sent (origin-form or "*")
+    std::string_view path;      // raw path of the target, not decoded ("/a%20b")
+    std::string_view query;     // after '?', without it; empty when absent
+    int version = 11;           // 10, 11, 20 or 30
     Headers headers;
     int64_t content_length = -1; // -1: unknown (chunked / streaming) or none
     bool has_body = false;       // a body follows (Content-Length > 0, chunked, or h2/h3 DATA)
@@ -181,13 +186,24 @@ struct Request {
     const ConnectionInfo* conn = nullptr;
     Arena* arena = nullptr;
     struct ev_loop* loop = nullptr; // the worker's loop, for handlers that wait on sockets
-    timespec start{};            // when the request head was complete (CLOCK_REALTIME)
-    uint64_t start_mono_us = 0;  // monotonic, for durations in logs
+    timespec start{};               // when the request head was complete (CLOCK_REALTIME)
+    uint64_t start_mono_us = 0;     // monotonic, for durations in logs
 
-    // Filled by the router.
+    // Filled by the pipeline (worker/pipeline.h) and the router.
     const Site* site = nullptr;
     const Route* route = nullptr;
     std::string_view decoded_path; // percent-decoded, normalised; never contains ".." segments
+    const FilterScope* filters = nullptr; // the chain this exchange runs: its route's, else its
+                                          // site's, else the server's
+    ModuleWorkers* modules = nullptr;     // the worker's per-module state (common/module.h)
+
+    // The client's address for everything that judges or records it (logs, limits, geo, the
+    // proxy's X-Forwarded-For): the peer's, unless a request-head filter (real_ip) learnt the
+    // address behind trusted proxies. Set by the pipeline before the request-head phase.
+    std::string_view client_ip;
+    // This exchange's id ($request_id, X-Request-ID upstream): made on first use
+    // (request_id_of()), or taken from a trusted proxy's X-Request-ID.
+    mutable std::string_view request_id;
 
     // RFC 8441 §4 / RFC 9220: a CONNECT carrying :protocol (its success status is 2xx, not 101).
     bool extended_connect() const { return method_id == Method::connect && !upgrade.empty(); }
@@ -269,5 +285,18 @@ public:
 };
 
 const char* status_reason(int status);
+
+// The client's address: Request::client_ip, else the peer's (a request rejected before the
+// pipeline ran has only the connection).
+inline std::string_view client_ip_of(const Request& req) {
+    return !req.client_ip.empty() ? req.client_ip
+           : req.conn             ? req.conn->peer_ip
+                                  : std::string_view{};
+}
+
+// The request's id, made on first use: 32 random hex digits in its arena.
+std::string_view request_id_of(const Request& req);
+// 32 random hex digits (a per-process generator seeded from the kernel).
+void generate_request_id(char out[32]);
 
 } // namespace wraith

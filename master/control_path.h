@@ -9,4 +9,9 @@ namespace wraith {
 
 bool control_socket_path(const std::string& config_path, std::string* path, std::string* error);
 
+// The same for server.pid_file (NGINX's `-s SIGNAL` falls back to signalling that pid).
+// `configured` non-empty (a -g pid override) wins over the file.
+bool pid_file_path(const std::string& config_path, const std::string& configured,
+                   std::string* path, std::string* error);
+
 } // namespace wraith

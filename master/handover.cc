@@ -42,8 +42,8 @@ bool is_socket(int fd) {
 } // namespace
 
 std::string Handover::encode() const {
-    std::string out = "v1|parent=" + std::to_string(parent) + "|marker=" + std::to_string(marker) +
-                      "|secret=";
+    std::string out =
+        "v1|parent=" + std::to_string(parent) + "|marker=" + std::to_string(marker) + "|secret=";
     char hex[3];
     for (uint8_t b : secret) {
         std::snprintf(hex, sizeof(hex), "%02x", b);
@@ -60,6 +60,9 @@ std::string Handover::encode() const {
         for (size_t i = 0; i < fds.size(); ++i)
             out += (i ? "," : "") + std::to_string(fds[i]);
     }
+    for (const auto& [name, z] : zones)
+        out += "|zone=" + name + "@" + std::to_string(z.fd) + "," + std::to_string(z.size) + "," +
+               std::to_string(z.version);
     return out;
 }
 
@@ -96,8 +99,8 @@ std::optional<Handover> Handover::from_env(std::string* error) {
             if (value.size() != 64)
                 return bad("bad secret");
             for (size_t k = 0; k < 32; ++k)
-                h.secret[k] = static_cast<uint8_t>(std::strtoul(value.substr(2 * k, 2).c_str(),
-                                                                nullptr, 16));
+                h.secret[k] =
+                    static_cast<uint8_t>(std::strtoul(value.substr(2 * k, 2).c_str(), nullptr, 16));
         } else if (name == "ready") {
             if (!parse_int(value, -1, 1 << 20, &v))
                 return bad("bad ready descriptor " + value);
@@ -109,6 +112,16 @@ std::optional<Handover> Handover::from_env(std::string* error) {
                         return bad("bad index " + n);
                     h.used_indices.push_back(static_cast<uint8_t>(v));
                 }
+        } else if (name == "zone") {
+            size_t at = value.rfind('@');
+            std::vector<std::string> f = at == std::string::npos ? std::vector<std::string>{}
+                                                                 : split(value.substr(at + 1), ',');
+            long fd = 0, size = 0, version = 0;
+            if (f.size() != 3 || !parse_int(f[0], 3, 1 << 20, &fd) ||
+                !parse_int(f[1], 1, 1L << 40, &size) || !parse_int(f[2], 0, 1L << 31, &version))
+                return bad("malformed zone entry " + value);
+            h.zones[value.substr(0, at)] = ZoneManager::Inherited{
+                static_cast<int>(fd), static_cast<size_t>(size), static_cast<uint32_t>(version)};
         } else if (name == "tcp" || name == "udp") {
             size_t at = value.rfind('@');
             if (at == std::string::npos)
@@ -140,6 +153,8 @@ std::vector<int> Handover::all_fds() const {
         out.push_back(fd);
     for (const auto& [k, fds] : udp)
         out.insert(out.end(), fds.begin(), fds.end());
+    for (const auto& [k, z] : zones)
+        out.push_back(z.fd);
     return out;
 }
 

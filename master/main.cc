@@ -6,15 +6,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <vector>
 
 #include "common/config.h"
-#include "master/control_path.h"
+#include "convert/convert.h"
+#include "master/control_client.h"
 #include "master/generate_certs.h"
 #include "master/master.h"
+#include "master/nginx_cli.h"
+#include "modules/modules.h"
 
 namespace {
 
@@ -31,6 +32,7 @@ const char* kUsage =
     "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
     "  upgrade [-c FILE]            start the (new) binary beside the running one (USR2)\n"
     "  generate certs ...           development CA and certificate for TLS (help generate)\n"
+    "  convert [-o OUT] NGINX_CONF  translate an NGINX configuration into wraith.toml\n"
     "  help [COMMAND]               explain a command\n"
     "\n"
     "options:\n"
@@ -38,6 +40,11 @@ const char* kUsage =
     "  -h, --help                   this text\n"
     "  -V, --version                print the version\n"
     "  -d, --daemon                 (serve) detach from the terminal once listening\n"
+    "  -g DIRECTIVES                (serve, check) NGINX-style global settings, e.g.\n"
+    "                               'worker_processes 2; pid /run/w.pid;' (wraith -h)\n"
+    "\n"
+    "NGINX's command line works too: wraith -t, -T, -s reload|reopen|quit|stop, -v, -V,\n"
+    "-q, -p PREFIX, -c FILE, -g DIRECTIVES (wraith -h lists them).\n"
     "\n"
     "See wraith(8) and wraith.toml(5).\n";
 
@@ -84,6 +91,7 @@ const CommandHelp kHelp[] = {
      "kill -QUIT $(cat PIDFILE.oldbin) and its workers drain. If the new binary fails to\n"
      "start, the old master keeps serving, the error is printed and the exit code is 1.\n"},
     {"generate", wraith::kGenerateCertsHelp},
+    {"convert", wraith::convert::kConvertHelp},
     {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
 };
 
@@ -104,51 +112,27 @@ std::string absolute(const std::string& p) {
 // Sends one command line to the master and copies its answer to stdout (or stderr for
 // lines starting with "error"). Returns the exit code.
 int control(const std::string& config_path, const std::string& command) {
-    std::string path, err;
-    if (!wraith::control_socket_path(config_path, &path, &err)) {
-        fprintf(stderr, "wraith: %s\n", err.c_str());
+    wraith::ControlAnswer answer = wraith::control_request(config_path, command);
+    if (!answer.reached) {
+        if (answer.socket.empty())
+            fprintf(stderr, "wraith: %s\n", answer.error.c_str());
+        else
+            fprintf(stderr,
+                    "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
+                    answer.socket.c_str(), answer.error.c_str(), config_path.c_str());
         return 1;
     }
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(addr.sun_path)) {
-        fprintf(stderr, "wraith: control socket path too long: %s\n", path.c_str());
+    if (answer.failed()) {
+        fputs(answer.text.c_str(), stderr);
         return 1;
     }
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        fprintf(stderr,
-                "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
-                path.c_str(), strerror(errno), config_path.c_str());
-        close(fd);
-        return 1;
-    }
-    std::string line = command + "\n";
-    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        fprintf(stderr, "wraith: cannot send to %s: %s\n", path.c_str(), strerror(errno));
-        close(fd);
-        return 1;
-    }
-    std::string answer;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        answer.append(buf, n);
-    close(fd);
-    bool failed = answer.find("error") != std::string::npos &&
-                  (answer.rfind("error", 0) == 0 || answer.find("\nerror") != std::string::npos);
-    if (failed) {
-        fputs(answer.c_str(), stderr);
-        return 1;
-    }
-    fputs(answer.c_str(), stdout);
+    fputs(answer.text.c_str(), stdout);
     return 0;
 }
 
-int check(const std::string& config_path) {
+int check(const std::string& config_path, const std::string& overrides) {
     wraith::Diagnostics diag;
-    auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr).config;
+    auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr, overrides).config;
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
@@ -162,17 +146,28 @@ int check(const std::string& config_path) {
 } // namespace
 
 int main(int argc, char** argv) {
+    wraith::register_builtin_modules();
     std::vector<std::string> args(argv + 1, argv + argc);
+    if (wraith::is_nginx_command_line(args)) {
+        wraith::BuildInfo build{WRAITH_VERSION, WRAITH_PACKAGE_VERSION, WRAITH_BUILD_TYPE};
+        return wraith::nginx_main(args, build);
+    }
     if (args.empty()) {
         fputs(kUsage, stderr);
         return 2;
     }
     std::string command;
     std::string config_path = kDefaultConfig;
+    std::string globals;
     bool daemon = false, fast = false;
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
+        // `convert` takes its own options.
+        if (command == "convert") {
+            positional.push_back(a);
+            continue;
+        }
         // `generate certs` has options of its own; only -c is shared.
         if (command == "generate" && a != "-c" && a != "--config" && a.rfind("--config=", 0) != 0) {
             positional.push_back(a);
@@ -192,6 +187,10 @@ int main(int argc, char** argv) {
             config_path = args[++i];
         } else if (a.rfind("--config=", 0) == 0) {
             config_path = a.substr(9);
+        } else if (a == "-g") {
+            if (i + 1 >= args.size())
+                return usage_error(a + " needs directives");
+            globals += (globals.empty() ? "" : " ") + args[++i];
         } else if (a == "--daemon" || a == "-d") {
             daemon = true;
         } else if (a == "--fast") {
@@ -216,6 +215,8 @@ int main(int argc, char** argv) {
             }
         return usage_error("no such command: " + positional[0]);
     }
+    if (command == "convert")
+        return wraith::convert::convert_main(positional);
     if (command == "generate") {
         if (!positional.empty() && (positional[0] == "-h" || positional[0] == "--help")) {
             fputs(wraith::kGenerateCertsHelp, stdout);
@@ -228,18 +229,27 @@ int main(int argc, char** argv) {
     }
     if (!positional.empty())
         return usage_error("unexpected argument " + positional[0]);
-    if ((daemon && command != "serve") || (fast && command != "stop"))
+    if ((daemon && command != "serve") || (fast && command != "stop") ||
+        (!globals.empty() && command != "serve" && command != "check"))
         return usage_error("option not valid for '" + command + "'");
     config_path = absolute(config_path);
+    wraith::NginxGlobals nginx_globals;
+    std::string globals_error;
+    if (!wraith::parse_nginx_globals(globals, absolute("."), &nginx_globals, &globals_error)) {
+        fprintf(stderr, "wraith: -g: %s\n", globals_error.c_str());
+        return 2;
+    }
     if (command == "serve") {
         wraith::MasterOptions opts;
         opts.config_path = config_path;
         opts.daemon = daemon;
+        opts.overrides = nginx_globals.toml;
+        opts.globals = globals;
         wraith::Master master(opts);
         return master.run();
     }
     if (command == "check")
-        return check(config_path);
+        return check(config_path, nginx_globals.toml);
     if (command == "status")
         return control(config_path, "status");
     if (command == "reload")

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <grp.h>
+#include <optional>
 #include <pwd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -13,18 +14,17 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <optional>
 #include <thread>
 #include <unistd.h>
 
 #include "common/accounts.h"
 #include "common/log.h"
-#include "common/sanitizer.h"
+#include "common/module.h"
 #include "common/quic_cid.h"
+#include "common/sanitizer.h"
 #include "master/handover.h"
 #include "master/notify.h"
 #include "master/ocsp_fetcher.h"
-#include "modules/proxy/health.h"
 #include "worker/channel.h"
 #include "worker/quic/tls.h"
 #include "worker/tls/context.h"
@@ -37,6 +37,21 @@ namespace {
 
 constexpr double kReadyTimeout = 10.0; // a new generation must be serving within this
 constexpr double kStopGrace = 5.0;     // fast stop: then SIGKILL
+
+constexpr std::string_view kStatusZone = "master.status";
+constexpr std::string_view kTicketKeysZone = "tls.ticket_keys";
+constexpr std::string_view kOcspZone = "tls.ocsp";
+
+// Zones every config has. None is handed to a new master on binary upgrade: each master
+// writes its own status table, rotates its own ticket keys and fetches its own staples.
+std::vector<ZoneSpec> core_zone_specs() {
+    return {{std::string(kStatusZone), sizeof(WorkerStatus) * kMaxWorkerStatus, 1,
+             [](void* mem, size_t) { new (mem) WorkerStatus[kMaxWorkerStatus]; }, false},
+            {std::string(kTicketKeysZone), sizeof(TicketKeys), 1,
+             [](void* mem, size_t) { new (mem) TicketKeys(); }, false},
+            {std::string(kOcspZone), sizeof(OcspCache), 1,
+             [](void* mem, size_t) { new (mem) OcspCache(); }, false}};
+}
 
 std::string describe_exit(int status) {
     if (WIFEXITED(status))
@@ -64,9 +79,9 @@ void mkdir_parent(const std::string& path) {
 }
 
 LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
-                              OcspCache* ocsp) {
+                              OcspCache* ocsp, std::string_view overrides) {
     LoadedConfig out;
-    auto config = load_config(path, diag);
+    auto config = load_config(path, diag, overrides);
     if (!config)
         return out;
     bool failed = false;
@@ -83,10 +98,7 @@ LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, Ticket
 Master::Master(MasterOptions options)
     : options_(std::move(options)), loop_(ev_default_loop(EVFLAG_AUTO)) {}
 
-Master::~Master() {
-    if (status_table_)
-        munmap(status_table_, sizeof(WorkerStatus) * kMaxWorkerStatus);
-}
+Master::~Master() = default;
 
 int Master::worker_count(const Config& config) const {
     if (config.server.workers > 0)
@@ -165,15 +177,6 @@ bool Master::write_pid_file(std::string* error) {
 
 int Master::run() {
     ErrorLog::set_identity("master");
-    // Session ticket keys live in shared memory made before any fork, so every worker of
-    // every generation encrypts and decrypts tickets with the same keys.
-    void* keys_mem = mmap(nullptr, sizeof(TicketKeys), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (keys_mem == MAP_FAILED) {
-        fprintf(stderr, "wraith: mmap: %s\n", std::strerror(errno));
-        return 1;
-    }
-    ticket_keys_ = new (keys_mem) TicketKeys();
     char exe[4096];
     ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (exe_len > 0)
@@ -199,16 +202,21 @@ int Master::run() {
         fprintf(stderr, "wraith: getrandom: %s\n", std::strerror(errno));
         return 1;
     }
-    ticket_keys_->rotate();
-    void* ocsp_mem =
-        mmap(nullptr, sizeof(OcspCache), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (ocsp_mem == MAP_FAILED) {
-        fprintf(stderr, "wraith: mmap: %s\n", std::strerror(errno));
+    // The master's own zones (the status table, TLS ticket keys, OCSP staples) exist before
+    // any config is loaded: the TLS contexts a config builds point into them.
+    std::string zone_error;
+    if ((handover && !zones_.adopt(handover->zones, &zone_error)) ||
+        !zones_.prepare(core_zone_specs(), core_zones_, &zone_error)) {
+        fprintf(stderr, "wraith: %s\n", zone_error.c_str());
         return 1;
     }
-    ocsp_cache_ = new (ocsp_mem) OcspCache();
+    status_table_ = core_zones_.view.get<WorkerStatus>(kStatusZone);
+    ticket_keys_ = core_zones_.view.get<TicketKeys>(kTicketKeysZone);
+    ocsp_cache_ = core_zones_.view.get<OcspCache>(kOcspZone);
+    ticket_keys_->rotate();
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_,
+                                           options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         for (const auto& d : diag.list())
@@ -270,20 +278,9 @@ int Master::run() {
         ::unlink(pid_path_.c_str());
         return 1;
     }
-    void* shm = mmap(nullptr, sizeof(WorkerStatus) * kMaxWorkerStatus, PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shm == MAP_FAILED) {
-        WLOG_ERROR("mmap status table: %s", std::strerror(errno));
-        return 1;
-    }
-    status_table_ = new (shm) WorkerStatus[kMaxWorkerStatus];
-    // Upstream passive health, shared by every worker of every generation.
-    proxy::Health::create_shared();
     signal(SIGPIPE, SIG_IGN);
     started_ = ev_time();
 
-    // Created after daemonising (threads do not survive fork) and before the first workers;
-    // its thread touches no OpenSSL state, so the forks below stay safe.
     ocsp_fetcher_ = std::make_unique<OcspFetcher>(loop_, ocsp_cache_);
     if (!start_generation(loaded, &err)) {
         WLOG_ERROR("%s", err.c_str());
@@ -358,6 +355,14 @@ bool Master::start_generation(LoadedConfig loaded, std::string* error) {
     if (!quic_.acquire(*loaded.config, quic_needed, error))
         return false;
     auto gen = std::make_unique<Generation>();
+    // The zones this config needs: the master's own, and the modules' (kept when unchanged).
+    std::vector<ZoneSpec> zone_specs = core_zone_specs();
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.zones)
+            m.zones(*loaded.config, zone_specs);
+    if (!zones_.prepare(zone_specs, gen->zones, error))
+        return false;
+    zones_.forget_inherited(); // handed-over zones this config does not use
     gen->id = next_generation_++;
     gen->config = std::move(loaded.config);
     gen->tls = std::move(loaded.tls);
@@ -466,6 +471,7 @@ bool Master::spawn(Generation& gen, int slot) {
     setup.generation = gen.id;
     setup.channel_fd = sv[1];
     setup.listen_fds = gen.listen_fds;
+    setup.zones = gen.zones.view;
     setup.status = &st;
     if (geteuid() == 0) {
         const ServerConfig& s = gen.config->server;
@@ -511,6 +517,8 @@ bool Master::spawn(Generation& gen, int slot) {
         for (int fd : quic_.all_fds())
             if (std::find(setup.quic_fds.begin(), setup.quic_fds.end(), fd) == setup.quic_fds.end())
                 close_fds.push_back(fd);
+        for (int fd : zones_.fds())
+            close_fds.push_back(fd);
         // The master's loop is not the worker's: detach its signal and child watchers (libev
         // binds a signal to one loop per process) and drop it.
         for (auto& sw : signals_)
@@ -636,9 +644,10 @@ void Master::reap() {
             if (c->waiting_upgrade)
                 waiting.push_back(c.get());
         for (ControlClient* c : waiting)
-            answer(c, "error: the new binary exited (" + describe_exit(status) +
-                          ") before serving; see the error log. The running master (pid " +
-                          std::to_string(getpid()) + ") keeps serving.\n",
+            answer(c,
+                   "error: the new binary exited (" + describe_exit(status) +
+                       ") before serving; see the error log. The running master (pid " +
+                       std::to_string(getpid()) + ") keeps serving.\n",
                    true);
         update_quic_steering();
         return;
@@ -755,7 +764,8 @@ void Master::reload(ControlClient* requester) {
         return;
     }
     Diagnostics diag;
-    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_);
+    LoadedConfig loaded = load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_,
+                                           options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
     if (!config) {
         std::string text;
@@ -914,8 +924,8 @@ namespace wraith {
 
 bool Master::start_upgrade(ControlClient* requester, std::string* error) {
     if (upgrade_pid_) {
-        *error = "an upgrade is already running (new master pid " + std::to_string(upgrade_pid_) +
-                 ")";
+        *error =
+            "an upgrade is already running (new master pid " + std::to_string(upgrade_pid_) + ")";
         return false;
     }
     if (stopping_) {
@@ -944,6 +954,7 @@ bool Master::start_upgrade(ControlClient* requester, std::string* error) {
             h.used_indices.push_back(static_cast<uint8_t>(i));
     h.tcp = listeners_.by_key();
     h.udp = quic_.groups();
+    h.zones = zones_.handover();
     h.ready_fd = ready[1];
     std::string env = h.encode();
     std::string old_pid_path = pid_path_ + ".oldbin";
@@ -975,7 +986,9 @@ bool Master::start_upgrade(ControlClient* requester, std::string* error) {
         for (int sig : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD})
             signal(sig, SIG_DFL);
         std::string config = options_.config_path;
-        const char* argv[] = {self_exe_.c_str(), "serve", "-c", config.c_str(), nullptr};
+        std::string globals = options_.globals;
+        const char* argv[] = {self_exe_.c_str(), "serve", "-c", config.c_str(),
+                              globals.empty() ? nullptr : "-g", globals.c_str(), nullptr};
         execv(self_exe_.c_str(), const_cast<char* const*>(argv));
         fprintf(stderr, "wraith: binary upgrade: cannot execute %s: %s\n", self_exe_.c_str(),
                 std::strerror(errno));
@@ -1008,8 +1021,8 @@ void Master::on_upgrade_ready(struct ev_loop* loop, ev_io* w, int) {
               "drain it",
               self->upgrade_pid_, getpid());
     // Under systemd the service now follows the new master.
-    notify::main_pid(self->upgrade_pid_, "upgraded: new master " +
-                                             std::to_string(self->upgrade_pid_) + " serving");
+    notify::main_pid(self->upgrade_pid_,
+                     "upgraded: new master " + std::to_string(self->upgrade_pid_) + " serving");
     std::vector<ControlClient*> waiting;
     for (auto& cl : self->clients_)
         if (cl->waiting_upgrade)

@@ -8,13 +8,14 @@
 #include <ev.h>
 #include <memory>
 #include <string>
-#include <vector>
 #include <sys/types.h>
+#include <vector>
 
 #include "common/config.h"
 #include "common/status.h"
 #include "master/listeners.h"
 #include "master/quic_sockets.h"
+#include "master/zones.h"
 
 namespace wraith {
 
@@ -34,7 +35,7 @@ struct LoadedConfig {
     std::shared_ptr<const quic::TlsContext> quic_tls; // null without "h3" listeners
 };
 LoadedConfig load_full_config(const std::string& path, Diagnostics& diag, TicketKeys* keys,
-                              OcspCache* ocsp);
+                              OcspCache* ocsp, std::string_view overrides = {});
 
 // Creates the directories above `path` (mode 0755), for pid files, sockets and logs.
 void mkdir_parent(const std::string& path);
@@ -42,6 +43,10 @@ void mkdir_parent(const std::string& path);
 struct MasterOptions {
     std::string config_path; // absolute
     bool daemon = false;
+    // Command-line settings (NGINX's -g): the TOML merged over the file at every load, and
+    // the -g text itself, passed on to the new binary of a binary upgrade.
+    std::string overrides;
+    std::string globals;
 };
 
 class Master {
@@ -71,6 +76,7 @@ private:
         std::shared_ptr<const TlsContexts> tls;
         std::shared_ptr<const quic::TlsContext> quic_tls;
         std::vector<int> listen_fds;
+        ZoneManager::ZoneSet zones; // shared memory its workers map (master/zones.h)
         std::vector<std::unique_ptr<WorkerProc>> workers;
         std::vector<int> crash_count;      // per slot, for respawn back-off
         std::vector<ev_tstamp> respawn_at; // per slot; 0 = no respawn pending
@@ -135,12 +141,12 @@ private:
     std::array<bool, 256> quic_index_used_{};
     std::array<uint8_t, 32> quic_secret_{}; // stateless resets and tokens; survives reloads
     // Binary upgrade, old side: the new master we started and its readiness pipe.
-    std::string self_exe_;       // our binary's path at start (a package may replace it)
+    std::string self_exe_; // our binary's path at start (a package may replace it)
     pid_t upgrade_pid_ = 0;
-    bool upgraded_ = false;      // a new master serves beside us: it owns QUIC steering
+    bool upgraded_ = false; // a new master serves beside us: it owns QUIC steering
     ev_io upgrade_watcher_{};
-    std::string pid_path_live_;  // where our pid file is now (".oldbin" after an upgrade)
-    ino_t control_ino_ = 0;      // our control socket file, so we never unlink the new one's
+    std::string pid_path_live_; // where our pid file is now (".oldbin" after an upgrade)
+    ino_t control_ino_ = 0;     // our control socket file, so we never unlink the new one's
     // New side: the old master's socket indices stay reserved while it lives.
     pid_t handover_parent_ = 0;
     int handover_ready_fd_ = -1;
@@ -149,9 +155,11 @@ private:
     std::vector<std::unique_ptr<Generation>> generations_; // oldest first; back() is current
     Generation* pending_ = nullptr;                        // a reload's generation not yet ready
     uint32_t next_generation_ = 1;
-    WorkerStatus* status_table_ = nullptr;
-    TicketKeys* ticket_keys_ = nullptr; // shared with every worker; survives reloads
-    OcspCache* ocsp_cache_ = nullptr;   // fetched OCSP staples, shared likewise
+    ZoneManager zones_;
+    ZoneManager::ZoneSet core_zones_;      // the master's own: status table, TLS state
+    WorkerStatus* status_table_ = nullptr; // in core_zones_
+    TicketKeys* ticket_keys_ = nullptr;    // shared with every worker; survives reloads
+    OcspCache* ocsp_cache_ = nullptr;      // fetched OCSP staples, shared likewise
     std::unique_ptr<OcspFetcher> ocsp_fetcher_;
     ev_timer ticket_timer_{};
     int control_fd_ = -1;

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "modules/module.h"
+#include "common/module.h"
 
 namespace wraith {
 
@@ -87,7 +87,7 @@ const char* protocol_name(int version) {
 }
 
 void format_combined(std::string& out, const Request& req, const ExchangeSummary& s) {
-    out += or_dash(req.conn ? req.conn->peer_ip : std::string_view{});
+    out += or_dash(client_ip_of(req));
     out += " - - [";
     char tbuf[64];
     struct tm tm;
@@ -126,7 +126,7 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     out += "{\"time\":";
     append_json_string(out, {tbuf, n});
     out += ",\"remote_addr\":";
-    append_json_string(out, req.conn ? req.conn->peer_ip : std::string_view{});
+    append_json_string(out, client_ip_of(req));
     out += ",\"method\":";
     append_json_string(out, req.method);
     out += ",\"host\":";

@@ -1,95 +1,156 @@
 #include "worker/pipeline.h"
 
-#include <cstdio>
-
 #include "common/log.h"
 #include "common/path.h"
 #include "modules/router/router.h"
-#include "worker/worker.h"
+#include "worker/access_log.h"
 
 namespace wraith {
 
 namespace {
 
-// A body that is already over: error pages and sub-requests never read one.
-class NoBody final : public BodyReader {
+bool runs_in(const Filter* f, Phase p) {
+    return (f->phases() & phase_bit(p)) != 0;
+}
+
+// One exchange's walk from the access phase to its handler. It lives in the request's arena,
+// so it outlives a pause: a paused filter resumes it from a loop callback, or the client goes
+// away first and the filter is told through its cancel callback.
+class PhaseRun final : public AccessResume {
 public:
-    std::string_view peek() override { return {}; }
-    void consume(size_t) override {}
-    bool finished() const override { return true; }
-    bool failed() const override { return false; }
-    void on_data(Callback) override {}
-    void pause() override {}
-    void resume() override {}
-    void discard() override {}
+    PhaseRun(Request& req, BodyReader& body, ResponseWriter& out, const Handler* handler,
+             const char* missing)
+        : req_(req), body_(body), out_(out), handler_(handler), missing_(missing) {}
+
+    void run_access() {
+        const std::vector<const Filter*>& chain = req_.filters->chain;
+        while (next_ < chain.size()) {
+            const Filter* f = chain[next_];
+            if (!runs_in(f, Phase::access)) {
+                ++next_;
+                continue;
+            }
+            in_access_ = true;
+            AccessVerdict v = f->access(req_, out_, *this);
+            in_access_ = false;
+            if (v == AccessVerdict::paused) {
+                if (!resumed_inside_) {
+                    // Wait for resume(); a client that leaves first cancels the wait.
+                    state_ = State::paused;
+                    out_.on_abort([this] { cancel(); });
+                    return;
+                }
+                // The filter resumed before it returned (an answer it had at hand).
+                resumed_inside_ = false;
+                v = verdict_inside_;
+            }
+            if (v == AccessVerdict::answered) {
+                state_ = State::done;
+                return;
+            }
+            ++next_;
+        }
+        run_handler();
+    }
+
+    void resume(AccessVerdict verdict) override {
+        if (in_access_) {
+            resumed_inside_ = true;
+            verdict_inside_ = verdict;
+            return;
+        }
+        if (state_ != State::paused)
+            return; // cancelled, or resumed twice: nothing waits any more
+        state_ = State::running;
+        cancel_cb_ = nullptr;
+        out_.on_abort(nullptr);
+        if (verdict == AccessVerdict::answered) {
+            state_ = State::done;
+            return;
+        }
+        ++next_;
+        run_access();
+    }
+
+    void on_cancel(Callback cb) override { cancel_cb_ = std::move(cb); }
+
+private:
+    enum class State : uint8_t { running, paused, done };
+
+    void cancel() {
+        state_ = State::done;
+        Callback cb = std::move(cancel_cb_);
+        if (cb)
+            cb();
+    }
+
+    void run_handler() {
+        state_ = State::done;
+        if (!handler_)
+            return send_error(req_, out_, 404, missing_);
+        if (!req_.upgrade.empty() && !handler_->tunnels()) {
+            // The resource exists but cannot be a tunnel: 405 with the methods it does take
+            // (RFC 9110 §15.5.6). An HTTP/1.1 Upgrade is optional for the server: serve it
+            // plainly.
+            if (req_.extended_connect()) {
+                if (req_.has_body)
+                    body_.discard();
+                return send_error(req_, out_, 405,
+                                  "extended CONNECT to a route that cannot tunnel");
+            }
+            req_.upgrade = {};
+        }
+        const std::vector<const Filter*>& chain = req_.filters->chain;
+        // The first filter in order reads the request body nearest the client, and its
+        // response writer is the outermost: the handler writes into it first.
+        BodyReader* body = &body_;
+        for (const Filter* f : chain)
+            if (runs_in(f, Phase::request_body))
+                body = f->wrap_body(req_, *body);
+        ResponseWriter* writer = &out_;
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+            if (runs_in(*it, Phase::response))
+                writer = (*it)->wrap(req_, *writer);
+        handler_->handle(req_, *body, *writer);
+    }
+
+    Request& req_;
+    BodyReader& body_;
+    ResponseWriter& out_;
+    const Handler* handler_; // null: answer 404 with `missing_` after the access phase
+    const char* missing_;
+    Callback cancel_cb_;
+    size_t next_ = 0; // the access filter to run next
+    State state_ = State::running;
+    bool in_access_ = false;
+    bool resumed_inside_ = false;
+    AccessVerdict verdict_inside_ = AccessVerdict::next;
 };
-
-void send_builtin_error(Request& req, ResponseWriter& out, int status) {
-    char body[512];
-    const char* reason = status_reason(status);
-    int n = snprintf(body, sizeof(body),
-                     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
-                     "<body><h1>%d %s</h1><hr><p>wraith</p></body></html>\n",
-                     status, reason, status, reason);
-    ResponseHead head;
-    head.status = status;
-    head.headers.add("content-type", "text/html; charset=utf-8");
-    if (status == 405)
-        head.headers.add("allow", "GET, HEAD, OPTIONS");
-    head.content_length = n;
-    bool head_only = req.method_id == Method::head;
-    out.send_headers(head, head_only);
-    if (!head_only)
-        out.send_body({body, static_cast<size_t>(n)}, true);
-}
-
-void log_client_error(const Request& req, int status, std::string_view reason) {
-    ErrorLog::limited(
-        LogLevel::info, "%d %.*s, client: %.*s, request: \"%.*s %.*s\"", status, (int)reason.size(),
-        reason.data(), req.conn ? (int)req.conn->peer_text.size() : 0,
-        req.conn ? req.conn->peer_text.data() : "", (int)req.method.size(), req.method.data(),
-        (int)std::min<size_t>(req.target.size(), 256), req.target.data());
-}
 
 } // namespace
 
-void send_error(Request& req, ResponseWriter& out, int status, std::string_view reason) {
-    if (!reason.empty())
-        log_client_error(req, status, reason);
-    if (req.site && req.override_status == 0 && req.method_id != Method::other) {
-        auto it = req.site->error_pages.find(status);
-        if (it != req.site->error_pages.end()) {
-            const Route* route = Router::route_for(*req.site, it->second);
-            if (route && route->handler) {
-                // Serve the page as a sub-request of the same exchange.
-                Request* sub = req.arena->make<Request>(req);
-                sub->path = sub->decoded_path = sub->target = it->second;
-                sub->query = {};
-                sub->route = route;
-                sub->override_status = status;
-                if (sub->method_id != Method::head) {
-                    sub->method = "GET";
-                    sub->method_id = Method::get;
-                }
-                static NoBody no_body;
-                route->handler->handle(*sub, no_body, out);
-                return;
-            }
-        }
-    }
-    send_builtin_error(req, out, status);
+Pipeline::Pipeline(const Config& config, const Router& router, AccessLogs* logs,
+                   ModuleWorkers* modules)
+    : config_(config), router_(router), logs_(logs), modules_(modules) {
+    for (const Filter* f : config.filters.chain)
+        has_accept_ = has_accept_ || runs_in(f, Phase::accept);
 }
 
-void run_exchange(Worker& worker, Request& req, BodyReader& body, ResponseWriter& out) {
-    worker.count_request();
-    req.site = worker.router().site_for(req.host);
+void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
+    req.modules = modules_;
+    req.filters = &config_.filters;
+    if (req.client_ip.empty() && req.conn)
+        req.client_ip = req.conn->peer_ip;
+    for (const Filter* f : config_.filters.chain)
+        if (runs_in(f, Phase::request_head) && f->request_head(req, out) != AccessVerdict::next)
+            return; // answered
+    req.site = router_.site_for(req.host);
 
     if (req.path == "*") {
         // RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole.
-        ResponseHead head;
-        head.status = req.method_id == Method::options ? 200 : 400;
-        if (head.status == 400)
+        if (req.method_id != Method::options)
             return send_error(req, out, 400, "asterisk-form target without OPTIONS");
+        ResponseHead head;
         head.headers.add("allow", "GET, HEAD, OPTIONS");
         head.content_length = 0;
         out.send_headers(head, true);
@@ -97,40 +158,48 @@ void run_exchange(Worker& worker, Request& req, BodyReader& body, ResponseWriter
     }
     if (!normalize_path(req.path, *req.arena, req.decoded_path))
         return send_error(req, out, 400, "bad path encoding or traversal");
-    if (!req.site)
-        return send_error(req, out, 404, "no site");
-    req.route = Router::route_for(*req.site, req.decoded_path);
-    if (!req.route || !req.route->handler)
-        return send_error(req, out, 404, "no route");
 
-    ResponseWriter* writer = &out;
-    const auto& filters = req.route->filters;
-    for (const auto& f : filters) {
-        if (f->phase() == Phase::access && f->access(req, out) == Filter::Verdict::answered)
-            return;
+    // Server, site and route filters run as one chain: the route's when a route matched, else
+    // the site's (then 404), else the server's (then 404).
+    const char* missing = "no site";
+    if (req.site) {
+        req.filters = &req.site->filters;
+        missing = "no route";
+        req.route = Router::route_for(*req.site, req);
+        if (req.route)
+            req.filters = &req.route->filters;
     }
-    if (!req.upgrade.empty() && !req.route->handler->tunnels()) {
-        // The resource exists but cannot be a tunnel: 405 with the methods it does take
-        // (RFC 9110 §15.5.6). An HTTP/1.1 Upgrade is optional for the server: serve it plainly.
-        if (req.extended_connect()) {
-            if (req.has_body)
-                body.discard();
-            return send_error(req, out, 405, "extended CONNECT to a route that cannot tunnel");
-        }
-        req.upgrade = {};
-    }
-    for (auto it = filters.rbegin(); it != filters.rend(); ++it)
-        if ((*it)->phase() == Phase::response)
-            writer = (*it)->wrap(req, *writer);
-    req.route->handler->handle(req, body, *writer);
+    const Handler* handler = req.route ? req.route->handler.get() : nullptr;
+    req.arena->make<PhaseRun>(req, body, out, handler, missing)->run_access();
 }
 
-void finish_exchange(Worker& worker, const Request& req, const ExchangeSummary& summary) {
-    if (req.route)
-        for (const auto& f : req.route->filters)
-            if (f->phase() == Phase::log)
+void Pipeline::finish(const Request& req, const ExchangeSummary& summary) {
+    if (req.filters)
+        for (const Filter* f : req.filters->chain)
+            if (runs_in(f, Phase::log))
                 f->log(req, summary);
-    worker.access_logs().log(req, summary);
+    if (logs_)
+        logs_->log(req, summary);
+}
+
+bool Pipeline::accept(const ConnectionInfo& conn) const {
+    const std::vector<const Filter*>& chain = config_.filters.chain;
+    for (size_t i = 0; i < chain.size(); ++i) {
+        if (!runs_in(chain[i], Phase::accept) || chain[i]->accept(conn))
+            continue;
+        // Refused: the filters before it accepted and are told it is gone.
+        for (size_t j = 0; j < i; ++j)
+            if (runs_in(chain[j], Phase::accept))
+                chain[j]->connection_closed(conn);
+        return false;
+    }
+    return true;
+}
+
+void Pipeline::connection_closed(const ConnectionInfo& conn) const {
+    for (const Filter* f : config_.filters.chain)
+        if (runs_in(f, Phase::accept))
+            f->connection_closed(conn);
 }
 
 } // namespace wraith

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -14,6 +15,13 @@ namespace wraith {
 
 class Transport {
 public:
+    // Runs its destructor when the transport (the connection) goes away: how the accept phase
+    // learns that a connection it counted has ended, whichever stage or protocol held it last.
+    class CloseHook {
+    public:
+        virtual ~CloseHook() = default;
+    };
+
     explicit Transport(int fd) : fd_(fd) {}
     virtual ~Transport();
     Transport(const Transport&) = delete;
@@ -38,8 +46,11 @@ public:
     // inside the library): readable without a socket event.
     virtual size_t buffered() const { return 0; }
 
+    void set_close_hook(std::unique_ptr<CloseHook> hook) { close_hook_ = std::move(hook); }
+
 protected:
     int fd_;
+    std::unique_ptr<CloseHook> close_hook_;
 };
 
 // Plain TCP: recv, sendmsg (MSG_MORE corks headers in front of a sendfile), sendfile.

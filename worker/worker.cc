@@ -12,7 +12,7 @@
 
 #include "common/http_date.h"
 #include "common/log.h"
-#include "modules/module.h"
+#include "common/module.h"
 #include "worker/channel.h"
 #include "worker/protocols.h"
 #include "worker/quic/endpoint.h"
@@ -29,7 +29,9 @@ constexpr int kAcceptBatch = 64;
 
 Worker::Worker(WorkerSetup setup)
     : loop_(ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOSIGMASK)),
-      config_(setup.config), router_(*config_), setup_(std::move(setup)), read_buffers_(16384, 64),
+      config_(setup.config), router_(*config_), setup_(std::move(setup)),
+      modules_(ModuleRegistry::instance().all().size()),
+      pipeline_(*config_, router_, &access_logs_, &modules_), read_buffers_(16384, 64),
       large_read_buffers_(config_->http.max_header_size + 16384, 4), arena_blocks_(4096, 256) {
     order_io(loop_, ready_);
     accept_watchers_.resize(setup_.listen_fds.size());
@@ -47,8 +49,8 @@ Worker::Worker(WorkerSetup setup)
         uint16_t port = ntohs(l.addr.ss_family == AF_INET6
                                   ? reinterpret_cast<const sockaddr_in6&>(l.addr).sin6_port
                                   : reinterpret_cast<const sockaddr_in&>(l.addr).sin_port);
-        alt_svc_[i] = "h3=\":" + std::to_string(port) + "\"; ma=" +
-                      std::to_string(config_->http3.alt_svc_max_age.count() / 1000);
+        alt_svc_[i] = "h3=\":" + std::to_string(port) +
+                      "\"; ma=" + std::to_string(config_->http3.alt_svc_max_age.count() / 1000);
     }
 }
 
@@ -58,7 +60,8 @@ std::string_view Worker::alt_svc(const ListenConfig& listen) const {
 }
 
 Worker::~Worker() {
-    quic_.reset();
+    quic_.reset(); // its streams' handlers may hold module state: before the modules
+    modules_.clear();
     access_logs_.stop();
     ev_loop_destroy(loop_);
 }
@@ -137,13 +140,13 @@ void Worker::on_prepare(struct ev_loop*, ev_prepare* w, int) {
 // buffers of a burst go back to the system, so an idle worker returns to its idle size.
 void Worker::on_housekeeping(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
-    size_t before = self->read_buffers_.idle() + self->large_read_buffers_.idle() +
-                    self->arena_blocks_.idle();
+    size_t before =
+        self->read_buffers_.idle() + self->large_read_buffers_.idle() + self->arena_blocks_.idle();
     self->read_buffers_.shrink(self->connection_count_ ? 16 : 2);
     self->large_read_buffers_.shrink(0);
     self->arena_blocks_.shrink(self->connection_count_ ? 32 : 4);
-    size_t after = self->read_buffers_.idle() + self->large_read_buffers_.idle() +
-                   self->arena_blocks_.idle();
+    size_t after =
+        self->read_buffers_.idle() + self->large_read_buffers_.idle() + self->arena_blocks_.idle();
     // Closed connections (a burst of clients leaving) free memory malloc keeps by default.
     bool many_closed = self->connection_count_ + 256 < self->connections_at_last_tick_;
     self->connections_at_last_tick_ = self->connection_count_;
@@ -181,19 +184,27 @@ void Worker::accept_ready(size_t listener) {
             WLOG_ERROR("accept: %s", std::strerror(errno));
             return;
         }
+        std::unique_ptr<Transport::CloseHook> hook;
+        if (!accept_phase(fd, peer, hook)) {
+            ::close(fd);
+            continue;
+        }
         if (lc.tls) {
             SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
             if (!ssl) {
                 ErrorLog::limited(LogLevel::error, "cannot start TLS on %s", lc.address.c_str());
                 ::close(fd);
-                continue;
+                continue; // the hook tells the accept filters
             }
-            auto* h =
-                new tls::Handshake(*this, std::make_unique<tls::TlsTransport>(fd, ssl), peer, lc);
+            auto transport = std::make_unique<tls::TlsTransport>(fd, ssl);
+            transport->set_close_hook(std::move(hook));
+            auto* h = new tls::Handshake(*this, std::move(transport), peer, lc);
             add_connection(h);
             h->start();
         } else {
-            start_protocol(*this, std::make_unique<TcpTransport>(fd), peer, lc, {}, {});
+            auto transport = std::make_unique<TcpTransport>(fd);
+            transport->set_close_hook(std::move(hook));
+            start_protocol(*this, std::move(transport), peer, lc, {}, {});
         }
         if (connection_count_ >= config_->server.max_connections) {
             ErrorLog::limited(LogLevel::warn, "max_connections (%zu) reached; not accepting",
@@ -201,6 +212,37 @@ void Worker::accept_ready(size_t listener) {
             pause_accept();
         }
     }
+}
+
+namespace {
+
+// Tells the accept filters that a connection they accepted has ended.
+class AcceptedConnection final : public Transport::CloseHook {
+public:
+    AcceptedConnection(const Pipeline& pipeline, const ConnectionInfo& info)
+        : pipeline_(pipeline), info_(info) {}
+    ~AcceptedConnection() override { pipeline_.connection_closed(info_); }
+
+private:
+    const Pipeline& pipeline_;
+    ConnectionInfo info_;
+};
+
+} // namespace
+
+bool Worker::accept_phase(int fd, const sockaddr_storage& peer,
+                          std::unique_ptr<Transport::CloseHook>& hook) {
+    if (!pipeline_.has_accept_filters())
+        return true;
+    ConnectionInfo info;
+    info.peer = peer;
+    socklen_t len = sizeof(info.local);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&info.local), &len);
+    info.id = connection_ids_ + 1; // the number the connection gets next
+    if (!pipeline_.accept(info))
+        return false;
+    hook = std::make_unique<AcceptedConnection>(pipeline_, info);
+    return true;
 }
 
 void Worker::pause_accept() {
@@ -279,7 +321,7 @@ void Worker::start_drain() {
         return;
     draining_ = true;
     pause_accept();
-    stop_module_work();
+    modules_.drain_all(); // background work must not hold the drain open
     if (quic_)
         quic_->drain();
     // Connection tracking outlives accept: closing our copies of the listening sockets is
@@ -360,31 +402,23 @@ int Worker::run() {
     access_logs_.open(loop_, *config_);
     resume_accept();
     setup_.status->state.store(WorkerState::serving);
-    start_module_work();
+    start_modules();
     char ready = channel::kReady;
     if (::send(setup_.channel_fd, &ready, 1, MSG_NOSIGNAL) < 0)
         WLOG_WARN("cannot tell the master we are ready: %s", std::strerror(errno));
     ev_run(loop_, 0);
-    stop_module_work();
+    modules_.drain_all();
     access_logs_.flush_all();
     return 0;
 }
 
-void Worker::start_module_work() {
-    WorkerContext ctx{loop_, config_, setup_.slot, setup_.workers, setup_.generation};
-    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+void Worker::start_modules() {
+    WorkerContext ctx{loop_,          config_,           setup_.slot,
+                      setup_.workers, setup_.generation, &setup_.zones};
+    const ModuleRegistry& registry = ModuleRegistry::instance();
+    for (const ModuleSpec& m : registry.all())
         if (m.worker_start)
-            m.worker_start(ctx);
-    module_work_ = true;
-}
-
-void Worker::stop_module_work() {
-    if (!module_work_)
-        return;
-    module_work_ = false;
-    for (const ModuleSpec& m : ModuleRegistry::instance().all())
-        if (m.worker_stop)
-            m.worker_stop();
+            modules_.set(registry.index_of(m), m.worker_start(ctx));
 }
 
 int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {

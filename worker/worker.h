@@ -1,6 +1,7 @@
 // A worker process: one libev loop serving the listeners the master bound, for one config
-// generation. It accepts connections, hands them to the protocol (HTTP/1.1 for now), publishes
-// counters to the master and drains on request.
+// generation. It accepts connections (the accept phase may refuse them), hands them to their
+// protocol (worker/protocols.h), runs exchanges through the phase engine (worker/pipeline.h),
+// keeps the modules' per-worker state, publishes counters to the master and drains on request.
 #pragma once
 
 #include <array>
@@ -13,10 +14,13 @@
 #include "common/buffer_pool.h"
 #include "common/config.h"
 #include "common/loop.h"
+#include "common/shm.h"
 #include "common/status.h"
 #include "modules/router/router.h"
 #include "worker/access_log.h"
 #include "worker/connection.h"
+#include "worker/pipeline.h"
+#include "worker/transport.h"
 
 namespace wraith {
 
@@ -29,7 +33,7 @@ class Endpoint;
 // What the master hands a worker at fork.
 struct WorkerSetup {
     std::shared_ptr<const Config> config;
-    std::shared_ptr<const TlsContexts> tls; // null when no listener has tls = true
+    std::shared_ptr<const TlsContexts> tls;           // null when no listener has tls = true
     std::shared_ptr<const quic::TlsContext> quic_tls; // null when no listener has "h3"
     int slot = 0;
     int workers = 1; // in this generation
@@ -44,6 +48,7 @@ struct WorkerSetup {
     uint8_t quic_marker = 0;
     std::array<uint8_t, 32> quic_secret{};
     WorkerStatus* status = nullptr;
+    SharedZones zones;            // the generation's shared-memory zones (master/zones.h)
     bool drop_privileges = false; // master runs as root: switch to uid/gid below
     uid_t uid = 0;
     gid_t gid = 0;
@@ -63,6 +68,7 @@ public:
     }
     const Config& config() const { return *config_; }
     const Router& router() const { return router_; }
+    Pipeline& pipeline() { return pipeline_; }
     AccessLogs& access_logs() { return access_logs_; }
     BufferPool& read_buffers() { return read_buffers_; }
     BufferPool& large_read_buffers() { return large_read_buffers_; }
@@ -74,9 +80,6 @@ public:
     // really reads its UDP socket, else empty.
     std::string_view alt_svc(const ListenConfig& listen) const;
     uint64_t next_connection_id() { return ++connection_ids_; }
-    // Modules' per-worker background work (ModuleSpec::worker_start / worker_stop).
-    void start_module_work();
-    void stop_module_work();
 
     void add_connection(Connection* c);
     void remove_connection(Connection* c); // the connection deletes itself after this
@@ -95,16 +98,24 @@ private:
     void accept_ready(size_t listener);
     void start_drain();
     void stop_now();
+    // The modules' per-worker state (ModuleSpec::worker_start), told when draining starts.
+    void start_modules();
+    // The accept phase for a connection just accepted on `fd`: false when a filter refused it
+    // (the caller closes it); otherwise `hook` is what the transport must hold so the filters
+    // hear of its end (null when no filter runs in the accept phase).
+    bool accept_phase(int fd, const sockaddr_storage& peer,
+                      std::unique_ptr<Transport::CloseHook>& hook);
     void pause_accept();
     void resume_accept();
     void maybe_exit();
 
     struct ev_loop* loop_;
     std::shared_ptr<const Config> config_;
-    bool module_work_ = false; // modules' worker_start ran and worker_stop did not yet
     Router router_;
     WorkerSetup setup_;
     AccessLogs access_logs_;
+    ModuleWorkers modules_; // the modules' per-worker state, made once the loop serves
+    Pipeline pipeline_;
     BufferPool read_buffers_;       // connection read buffers, held only during an exchange
     BufferPool large_read_buffers_; // for request heads that outgrow a normal one
     BufferPool arena_blocks_;       // first blocks of request arenas
@@ -116,8 +127,8 @@ private:
     static constexpr size_t kDeferredRunsPerPass = 10000;
     ev_prepare prepare_;
     ReadyQueue ready_; // connections' I/O in readiness order (common/loop.h)
-    ev_idle idle_; // active while deferred work is left over: the loop polls, not blocks
-    ev_timer housekeeping_timer_; // gives pooled memory back after bursts
+    ev_idle idle_;     // active while deferred work is left over: the loop polls, not blocks
+    ev_timer housekeeping_timer_;          // gives pooled memory back after bursts
     std::unique_ptr<quic::Endpoint> quic_; // null without "h3" listeners
     std::vector<std::string> alt_svc_;     // parallel to config_->listeners
     Connection* deferred_head_ = nullptr;
@@ -132,6 +143,17 @@ private:
     char date_[32] = {};
     size_t date_len_ = 0;
 };
+
+// What a protocol calls when a request head is complete: counts it for `wraith status`, then
+// runs it through the phase engine.
+inline void run_exchange(Worker& worker, Request& req, BodyReader& body, ResponseWriter& out) {
+    worker.count_request();
+    worker.pipeline().run(req, body, out);
+}
+// ...and when the exchange ended: log phase and access log.
+inline void finish_exchange(Worker& worker, const Request& req, const ExchangeSummary& summary) {
+    worker.pipeline().finish(req, summary);
+}
 
 // Fork-side entry: drops privileges, runs the worker, returns the exit code for _exit().
 int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close);

@@ -202,8 +202,11 @@ std::unique_ptr<Filter> build_compress(TableReader& t, BuildContext& ctx) {
 }
 
 // Wraps close to the protocol (high order) so it sees headers set by other response filters.
-WRAITH_REGISTER_MODULE(compress, .key = "compress", .is_handler = false, .order = 800,
-                       .summary = "on-the-fly gzip, brotli and zstd response compression",
-                       .build_filter = build_compress, .default_on = true);
+// On-the-fly gzip, brotli and zstd response compression, on by default.
+const ModuleSpec& compress_module() {
+    static const ModuleSpec spec{
+        .key = "compress", .order = 800, .build_filter = build_compress, .default_on = true};
+    return spec;
+}
 
 } // namespace wraith

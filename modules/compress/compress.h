@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/module.h"
 #include "modules/compress/encoder.h"
-#include "modules/module.h"
 
 namespace wraith {
 
@@ -32,7 +32,7 @@ const std::vector<std::string>& default_compress_types();
 class CompressFilter final : public Filter {
 public:
     explicit CompressFilter(CompressOptions options);
-    Phase phase() const override { return Phase::response; }
+    unsigned phases() const override { return phase_bit(Phase::response); }
     ResponseWriter* wrap(Request& req, ResponseWriter& next) const override;
 
     // Whether a Content-Type value (parameters allowed) is one of `types`.

@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "common/log.h"
-#include "modules/module.h"
+#include "common/module.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
+#include "modules/proxy/proxy_worker.h"
 #include "modules/proxy/upstream_request.h"
 #include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/websocket.h"
@@ -52,7 +53,6 @@ void give_read_buffer(char* b) {
 }
 constexpr size_t kBodyPull = 64 * 1024; // request body bytes buffered towards the upstream
 
-
 void append_header(std::string& o, std::string_view name, std::string_view value) {
     o.append(name);
     o.append(": ");
@@ -62,9 +62,9 @@ void append_header(std::string& o, std::string_view name, std::string_view value
 
 } // namespace
 
-ProxyExchange::ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body,
-                             ResponseWriter& out)
-    : handler_(handler), req_(req), body_(body), out_(out), loop_(req.loop) {
+ProxyExchange::ProxyExchange(const ProxyHandler& handler, ProxyWorker& worker, Request& req,
+                             BodyReader& body, ResponseWriter& out)
+    : handler_(handler), worker_(worker), req_(req), body_(body), out_(out), loop_(req.loop) {
     io_init(io_, on_io, this);
     ev_init(&timer_, on_timer);
     timer_.data = this;
@@ -79,16 +79,16 @@ ProxyExchange::~ProxyExchange() {
     if (loop_)
         ev_timer_stop(loop_, &total_timer_);
     if (dns_wait_)
-        UpstreamPool::instance().cancel_wait(handler_.upstream(), server_, dns_wait_);
+        worker_.pool().cancel_wait(handler_.upstream(), server_, dns_wait_);
     connector_.reset(); // closes attempts in flight
     close_upstream();
     if (holding_)
-        UpstreamPool::instance().release(handler_.upstream(), server_);
+        worker_.pool().release(handler_.upstream(), server_);
 }
 
 bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
     const UpstreamConfig& up = handler_.upstream();
-    UpstreamPool& pool = UpstreamPool::instance();
+    UpstreamPool& pool = worker_.pool();
     pool.note_failure(up, server_, why);
     if (finished_ || out_.headers_sent() || head_done_ || (got_bytes_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
@@ -130,7 +130,7 @@ std::string ProxyExchange::describe() const {
 
 void ProxyExchange::start() {
     const UpstreamConfig& up = handler_.upstream();
-    UpstreamPool& pool = UpstreamPool::instance();
+    UpstreamPool& pool = worker_.pool();
     pool.count_request(up);
     tried_.assign(up.servers.size(), false);
     int pick = pool.pick(up, req_, tried_);
@@ -271,12 +271,12 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
         // A pooled connection may serve, but a stale DNS answer is refreshed now (in the
         // background): when the name has moved, the pool drops connections to the old place.
         uint64_t unused = 0;
-        UpstreamPool::instance().addresses(loop_, up, server_, nullptr, &unused);
+        worker_.pool().addresses(loop_, up, server_, nullptr, &unused);
         if (unused)
-            UpstreamPool::instance().cancel_wait(up, server_, unused);
+            worker_.pool().cancel_wait(up, server_, unused);
     }
     if (allow_reuse) {
-        if (auto conn = UpstreamPool::instance().take(up, server_)) {
+        if (auto conn = worker_.pool().take(up, server_)) {
             conn_ = std::move(conn);
             reused_ = true;
             connecting_ = false;
@@ -288,7 +288,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
         start_connect({server.addr});
         return !finished_;
     }
-    const std::vector<sockaddr_storage>* addrs = UpstreamPool::instance().addresses(
+    const std::vector<sockaddr_storage>* addrs = worker_.pool().addresses(
         loop_, up, server_,
         [this](const std::string& error) {
             dns_wait_ = 0;
@@ -302,7 +302,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
             }
             const UpstreamConfig& u = handler_.upstream();
             uint64_t unused = 0;
-            auto* list = UpstreamPool::instance().addresses(loop_, u, server_, nullptr, &unused);
+            auto* list = worker_.pool().addresses(loop_, u, server_, nullptr, &unused);
             start_connect(list ? *list : std::vector<sockaddr_storage>{});
         },
         &dns_wait_);
@@ -336,7 +336,7 @@ void ProxyExchange::connector_done(int fd, const std::string& error) {
     const UpstreamConfig& up = handler_.upstream();
     if (up.tls) {
         conn_ = up.tls->context->connect(fd, up.servers[server_],
-                                         UpstreamPool::instance().tls_session(up, server_));
+                                         worker_.pool().tls_session(up, server_));
         if (!conn_)
             return fail(502, "proxy: cannot start TLS to " + describe() + ": out of memory");
     } else {
@@ -561,9 +561,8 @@ void ProxyExchange::process_input() {
 void ProxyExchange::send_last(std::string_view payload) {
     const Headers& trailers = decoder_.trailers();
     auto allowed = trailer_allowed;
-    if (trailers.size() == 0 ||
-        std::none_of(trailers.begin(), trailers.end(),
-                     [&](const Header& h) { return allowed(h.name); })) {
+    if (trailers.size() == 0 || std::none_of(trailers.begin(), trailers.end(),
+                                             [&](const Header& h) { return allowed(h.name); })) {
         out_.send_body(payload, true);
         return;
     }
@@ -619,17 +618,20 @@ bool ProxyExchange::handle_head(size_t head_len) {
         up.fail_statuses.end()) {
         // A failure by configuration: another server, if the request can go again; else the
         // answer is passed on (as NGINX passes the last one).
-        std::string why = "upstream " + describe() + " answered " + std::to_string(response_.status);
+        std::string why =
+            "upstream " + describe() + " answered " + std::to_string(response_.status);
         if (retry_elsewhere(why, true))
             return false;
     }
     head_done_ = true;
-    Health::table().success(
+    worker_.health().success(
         Health::key(handler_.upstream().name, handler_.upstream().servers[server_].address));
 
     auto* head_out = req_.arena->make<ResponseHead>();
     head_out->status = response_.status;
-    build_client_head(handler_, req_, server_, request_id_, response_.headers, *head_out);
+    build_client_head(handler_, req_, server_,
+                      worker_.pool().sticky_id(handler_.upstream(), server_), request_id_,
+                      response_.headers, *head_out);
     if (response_.framing == Framing::length ||
         (response_.framing == Framing::none && response_.has_content_length))
         head_out->content_length = static_cast<int64_t>(response_.content_length);
@@ -666,7 +668,9 @@ bool ProxyExchange::open_tunnel() {
     auto* head_out = req_.arena->make<ResponseHead>();
     // RFC 8441 §5: the h2/h3 client's success is a 2xx; no accept value travels there.
     head_out->status = h1 ? 101 : 200;
-    build_client_head(handler_, req_, server_, request_id_, h, *head_out);
+    build_client_head(handler_, req_, server_,
+                      worker_.pool().sticky_id(handler_.upstream(), server_), request_id_, h,
+                      *head_out);
     if (!h1)
         head_out->headers.remove("sec-websocket-accept");
     else
@@ -738,8 +742,8 @@ void ProxyExchange::upstream_closed(int err) {
             update_io();
             return;
         }
-        std::string what = "upstream " + describe() + ": " + why +
-                           " before a complete response head";
+        std::string what =
+            "upstream " + describe() + ": " + why + " before a complete response head";
         if (!retry_elsewhere(what))
             fail(502, "proxy: " + what);
         return;
@@ -767,7 +771,7 @@ void ProxyExchange::complete() {
         io_stop(loop_, io_);
         ev_timer_stop(loop_, &timer_);
         io_events_ = 0;
-        UpstreamPool::instance().put(loop_, handler_.upstream(), server_, std::move(conn_));
+        worker_.pool().put(loop_, handler_.upstream(), server_, std::move(conn_));
     }
     close_upstream();
 }

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "common/loop.h"
 #include "common/http.h"
+#include "common/loop.h"
 #include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
 #include "modules/proxy/spool.h"
@@ -26,10 +26,12 @@
 namespace wraith::proxy {
 
 class ProxyHandler;
+class ProxyWorker;
 
 class ProxyExchange {
 public:
-    ProxyExchange(const ProxyHandler& handler, Request& req, BodyReader& body, ResponseWriter& out);
+    ProxyExchange(const ProxyHandler& handler, ProxyWorker& worker, Request& req, BodyReader& body,
+                  ResponseWriter& out);
     ~ProxyExchange();
     ProxyExchange(const ProxyExchange&) = delete;
     ProxyExchange& operator=(const ProxyExchange&) = delete;
@@ -41,9 +43,9 @@ private:
     // (buffer_request_body), spooled: it was, and goes up from the spool.
     enum class BodyState { none, streaming, spooling, spooled, done };
 
-    void watch_body(); // the client's body wakes write_ready()
-    void spool_more();  // buffer_request_body: reads what arrived into the spool
-    void send_request(); // builds the head and connects (once the body is spooled, if it is)
+    void watch_body();      // the client's body wakes write_ready()
+    void spool_more();      // buffer_request_body: reads what arrived into the spool
+    void send_request();    // builds the head and connects (once the body is spooled, if it is)
     void restart_request(); // a retry or a fresh connection: the request from its start
     void build_request_head();
     bool connect_upstream(bool allow_reuse);
@@ -84,6 +86,7 @@ private:
     static void on_total_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
     const ProxyHandler& handler_;
+    ProxyWorker& worker_;
     Request& req_;
     BodyReader& body_;
     ResponseWriter& out_;
@@ -92,15 +95,15 @@ private:
     void start_connect(const std::vector<sockaddr_storage>& addrs);
     void connector_done(int fd, const std::string& error);
     std::unique_ptr<Connector> connector_;
-    uint64_t dns_wait_ = 0; // non-zero: waiting for the server's first DNS answer
+    uint64_t dns_wait_ = 0;          // non-zero: waiting for the server's first DNS answer
     ev_tstamp connect_deadline_ = 0; // connect_timeout covers the TCP connect and TLS handshake
 
     size_t server_ = 0;
-    bool holding_ = false;       // counted in the pool's active connections of server_
-    std::vector<bool> tried_;    // servers this request tried (retries go elsewhere)
+    bool holding_ = false;    // counted in the pool's active connections of server_
+    std::vector<bool> tried_; // servers this request tried (retries go elsewhere)
     uint32_t tries_ = 0;
     std::unique_ptr<UpstreamTransport> conn_; // plain TCP or TLS; null while connecting
-    OrderedIo io_; // common/loop.h: served in readiness order
+    OrderedIo io_;                            // common/loop.h: served in readiness order
     ev_timer timer_;
     ev_timer total_timer_; // upstream.total_timeout
     int io_events_ = 0;
@@ -121,7 +124,7 @@ private:
     uint64_t body_consumed_ = 0;
     std::unique_ptr<BodySpool> spool_; // buffer_request_body
     uint64_t spool_sent_ = 0;          // bytes of the spool put into send_buf_
-    std::string send_buf_; // request bytes not yet written to the upstream
+    std::string send_buf_;             // request bytes not yet written to the upstream
     size_t send_off_ = 0;
     char* recv_buf_ = nullptr; // response bytes (a pooled 64 KiB buffer, taken on first read)
     size_t recv_len_ = 0;      // bytes in it

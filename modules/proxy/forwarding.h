@@ -29,8 +29,6 @@ bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& addr);
 
 // 1..200 chars of [A-Za-z0-9._-].
 bool valid_request_id(std::string_view id);
-// 32 lower-case hex digits (128 bits) from a per-process PRNG seeded once from getrandom.
-void generate_request_id(char out[32]);
 
 // RFC 7239 §4 node / value: IPv6 addresses as "[v6]" (quoted), tokens as is, else quoted.
 std::string forwarded_node(std::string_view ip);

@@ -23,6 +23,7 @@
 #include "common/http.h"
 #include "modules/proxy/connector.h"
 #include "modules/proxy/spool.h"
+#include "modules/proxy/upstream_config.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -30,11 +31,13 @@ namespace wraith::proxy {
 
 class H2Session;
 class ProxyHandler;
+class ProxyWorker;
 
 // One request proxied to an HTTP/2 upstream: one stream. Lives in the request arena.
 class H2Exchange {
 public:
-    H2Exchange(const ProxyHandler& handler, Request& req, BodyReader& body, ResponseWriter& out);
+    H2Exchange(const ProxyHandler& handler, ProxyWorker& worker, Request& req, BodyReader& body,
+               ResponseWriter& out);
     ~H2Exchange();
     H2Exchange(const H2Exchange&) = delete;
     H2Exchange& operator=(const H2Exchange&) = delete;
@@ -66,6 +69,7 @@ private:
     std::string describe() const;
 
     const ProxyHandler& handler_;
+    ProxyWorker& worker_;
     Request& req_;
     BodyReader& body_;
     ResponseWriter& out_;
@@ -74,14 +78,14 @@ private:
     bool holding_ = false;
     std::vector<bool> tried_;
     uint32_t tries_ = 0;
-    uint32_t refusals_ = 0; // REFUSED_STREAM: not processed, sent again (a few times)
+    uint32_t refusals_ = 0;        // REFUSED_STREAM: not processed, sent again (a few times)
     H2Session* session_ = nullptr; // waiting for it, or holding a stream of it
     int32_t stream_ = -1;
     bool finished_ = false;
-    bool head_done_ = false;     // the final response head arrived
-    bool got_response_ = false;  // any response HEADERS (1xx included)
+    bool head_done_ = false;    // the final response head arrived
+    bool got_response_ = false; // any response HEADERS (1xx included)
     bool client_blocked_ = false;
-    size_t owed_ = 0;            // DATA bytes given to a blocked client, not acknowledged yet
+    size_t owed_ = 0; // DATA bytes given to a blocked client, not acknowledged yet
     uint64_t body_consumed_ = 0;
     bool body_done_ = false;
     std::unique_ptr<BodySpool> spool_;
@@ -93,31 +97,6 @@ private:
     Headers trailers_; // trailer fields (arena copies)
     ev_timer timer_;
     ev_timer total_timer_;
-};
-
-// Per worker: the sessions to each server of each HTTP/2 upstream.
-class H2Sessions {
-public:
-    static H2Sessions& instance();
-    // A session with room for one more stream to server `server` of `up`, or a new one.
-    H2Session* session_for(struct ev_loop* loop, const UpstreamConfig& up, size_t server);
-    // A session that ended is destroyed here, outside its own callbacks.
-    void closed(H2Session* s);
-    size_t count() const;
-
-private:
-    static void on_reap(struct ev_loop* loop, ev_prepare* w, int revents);
-    struct Key {
-        const UpstreamConfig* up;
-        size_t server;
-        bool operator<(const Key& o) const {
-            return up != o.up ? up < o.up : server < o.server;
-        }
-    };
-    std::vector<std::pair<Key, std::unique_ptr<H2Session>>> sessions_;
-    std::vector<std::unique_ptr<H2Session>> dead_;
-    ev_prepare reaper_{};
-    struct ev_loop* loop_ = nullptr;
 };
 
 } // namespace wraith::proxy

@@ -1,7 +1,5 @@
 #include "modules/proxy/health.h"
 
-#include <sys/mman.h>
-
 #include <ctime>
 #include <new>
 
@@ -9,29 +7,10 @@
 
 namespace wraith::proxy {
 
-namespace {
-Health* g_table = nullptr;
-}
-
 uint64_t monotonic_ms() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); // the same clock in every process
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
-void Health::create_shared() {
-    if (g_table)
-        return;
-    void* mem = mmap(nullptr, sizeof(Health), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
-    if (mem != MAP_FAILED)
-        g_table = new (mem) Health();
-}
-
-Health& Health::table() {
-    if (!g_table)
-        g_table = new Health(); // private to this process: tests and tools
-    return *g_table;
 }
 
 uint64_t Health::key(std::string_view upstream, std::string_view address) {
@@ -68,8 +47,7 @@ uint64_t Health::ejected_for(uint64_t key, uint64_t now_ms) {
     return until > now_ms ? until - now_ms : 0;
 }
 
-bool Health::failure(uint64_t key, uint32_t max_fails, uint64_t fail_timeout_ms,
-                     uint64_t now_ms) {
+bool Health::failure(uint64_t key, uint32_t max_fails, uint64_t fail_timeout_ms, uint64_t now_ms) {
     if (max_fails == 0)
         return false;
     Slot* s = slot(key);

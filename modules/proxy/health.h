@@ -1,7 +1,7 @@
-// Passive health of upstream servers, shared by every worker of every generation: a table in
-// anonymous shared memory the master maps before it forks (like the worker status table), so
-// failures seen by one worker take a server out for all of them, and the state survives
-// reloads. A slot per (upstream name, server address), claimed by compare-and-swap; counts are
+// Passive and active health of upstream servers, shared by every worker of every generation:
+// a table in the shared-memory zone "proxy.health" (common/shm.h), so failures seen by one
+// worker take a server out for all of them, and the state survives reloads and binary
+// upgrades. A slot per (upstream name, server address), claimed by compare-and-swap; counts are
 // relaxed atomics (an extra failure counted or missed under a race is harmless).
 #pragma once
 
@@ -14,11 +14,9 @@ namespace wraith::proxy {
 class Health {
 public:
     static constexpr size_t kSlots = 4096;
-
-    // Master, before the first fork. Without it (tests, `wraith check`) a process-private
-    // table is used on first access.
-    static void create_shared();
-    static Health& table();
+    // The zone's layout version: bump it when Slot changes, so a binary upgrade makes a fresh
+    // zone instead of reading the old layout.
+    static constexpr uint32_t kLayoutVersion = 1;
 
     // Stable key of a server of an upstream.
     static uint64_t key(std::string_view upstream, std::string_view address);

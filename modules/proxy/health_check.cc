@@ -1,7 +1,7 @@
 #include "modules/proxy/health_check.h"
 
-#include <sys/socket.h>
 #include <ev.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,7 +9,6 @@
 #include <string>
 
 #include "common/log.h"
-#include "modules/module.h"
 #include "modules/proxy/balancer.h"
 #include "modules/proxy/connector.h"
 #include "modules/proxy/health.h"
@@ -40,12 +39,14 @@ bool status_accepted(const HealthCheckConfig& hc, int status) {
 // One server of one upstream: a check every `interval`, each bounded by `timeout`.
 struct HealthChecker::Probe {
     struct ev_loop* loop;
+    UpstreamPool& pool;
+    Health& health;
     const UpstreamConfig& up;
     size_t server;
     const HealthCheckConfig& hc;
     uint64_t key;
-    bool up_now = true;    // the verdict the workers see
-    uint32_t streak = 0;   // results in a row that disagree with it
+    bool up_now = true;  // the verdict the workers see
+    uint32_t streak = 0; // results in a row that disagree with it
     Connector connector;
     uint64_t dns_wait = 0;
     std::unique_ptr<UpstreamTransport> conn; // TLS for a TLS upstream: checks speak its language
@@ -55,18 +56,19 @@ struct HealthChecker::Probe {
     ev_timer deadline{};
     std::string request; // HTTP: what is left to send
     size_t sent = 0;
-    std::string answer;  // HTTP: what arrived
+    std::string answer; // HTTP: what arrived
     bool head_done = false;
     ParsedResponse response;
     BodyDecoder decoder;
-    std::string body;    // decoded, at most kMaxAnswer
+    std::string body;     // decoded, at most kMaxAnswer
     size_t body_from = 0; // where the body starts in `answer`
 
-    Probe(struct ev_loop* l, const UpstreamConfig& u, size_t s, double first_delay)
-        : loop(l), up(u), server(s), hc(u.health_check),
+    Probe(struct ev_loop* l, UpstreamPool& p, Health& h, const UpstreamConfig& u, size_t s,
+          double first_delay)
+        : loop(l), pool(p), health(h), up(u), server(s), hc(u.health_check),
           key(Health::key(u.name, u.servers[s].address)), connector(l) {
         // Continue from the verdict an earlier generation left (a reload must not flap).
-        up_now = Health::table().active_up(key, monotonic_ms(), stale_ms());
+        up_now = health.active_up(key, monotonic_ms(), stale_ms());
         ev_init(&io, on_io);
         io.data = this;
         ev_init(&interval_timer, on_interval);
@@ -88,7 +90,7 @@ struct HealthChecker::Probe {
     void reset() {
         connector.cancel();
         if (dns_wait) {
-            UpstreamPool::instance().cancel_wait(up, server, dns_wait);
+            pool.cancel_wait(up, server, dns_wait);
             dns_wait = 0;
         }
         if (conn) {
@@ -136,14 +138,14 @@ struct HealthChecker::Probe {
         const UpstreamServer& s = up.servers[server];
         if (s.host.empty())
             return connect({s.addr});
-        auto* addrs = UpstreamPool::instance().addresses(
+        auto* addrs = pool.addresses(
             loop, up, server,
             [this](const std::string& error) {
                 dns_wait = 0;
                 if (!error.empty())
                     return verdict(false, "cannot resolve: " + error);
                 uint64_t unused = 0;
-                auto* list = UpstreamPool::instance().addresses(loop, up, server, nullptr, &unused);
+                auto* list = pool.addresses(loop, up, server, nullptr, &unused);
                 connect(list ? *list : std::vector<sockaddr_storage>{});
             },
             &dns_wait);
@@ -183,9 +185,9 @@ struct HealthChecker::Probe {
 
     void build_request() {
         const UpstreamServer& s = up.servers[server];
-        std::string host = !hc.host.empty()                ? hc.host
-                           : s.addr.ss_family == AF_UNIX   ? std::string("localhost")
-                                                           : s.address;
+        std::string host = !hc.host.empty()              ? hc.host
+                           : s.addr.ss_family == AF_UNIX ? std::string("localhost")
+                                                         : s.address;
         request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + host +
                   "\r\nUser-Agent: wraith-health-check\r\nAccept: */*\r\n"
                   "Connection: close\r\n\r\n";
@@ -197,9 +199,9 @@ struct HealthChecker::Probe {
             if (n < 0 && errno == EAGAIN)
                 return wait(conn->wait_events(false));
             if (n < 0)
-                return verdict(false, "send: " + (conn->error().empty()
-                                                       ? std::string(std::strerror(errno))
-                                                       : conn->error()));
+                return verdict(false,
+                               "send: " + (conn->error().empty() ? std::string(std::strerror(errno))
+                                                                 : conn->error()));
             sent += static_cast<size_t>(n);
         }
         receive();
@@ -212,9 +214,9 @@ struct HealthChecker::Probe {
             if (n < 0 && errno == EAGAIN)
                 return wait(conn->wait_events(true));
             if (n < 0)
-                return verdict(false, "read: " + (conn->error().empty()
-                                                      ? std::string(std::strerror(errno))
-                                                      : conn->error()));
+                return verdict(false,
+                               "read: " + (conn->error().empty() ? std::string(std::strerror(errno))
+                                                                 : conn->error()));
             if (n == 0)
                 return end_of_answer();
             answer.append(buf, static_cast<size_t>(n));
@@ -233,8 +235,7 @@ struct HealthChecker::Probe {
                 return true;
             }
             const char* error = "";
-            if (parse_response_head(answer.data(), len, false, response, error) !=
-                HeadStatus::done)
+            if (parse_response_head(answer.data(), len, false, response, error) != HeadStatus::done)
                 return verdict(false, std::string("malformed response: ") + error), false;
             head_done = true;
             if (!status_accepted(hc, response.status))
@@ -289,19 +290,22 @@ struct HealthChecker::Probe {
                           "in a row (%s): out of service",
                           up.name.c_str(), address().c_str(), hc.fall, why.c_str());
         } else if (!ok) {
-            WLOG_DEBUG("proxy: upstream \"%s\" server %s health check failed: %s",
-                       up.name.c_str(), address().c_str(), why.c_str());
+            WLOG_DEBUG("proxy: upstream \"%s\" server %s health check failed: %s", up.name.c_str(),
+                       address().c_str(), why.c_str());
         }
-        Health::table().set_active(key, up_now, now);
+        health.set_active(key, up_now, now);
         ev_timer_set(&interval_timer, static_cast<double>(hc.interval.count()) / 1000.0, 0.);
         ev_timer_start(loop, &interval_timer);
     }
 };
 
-HealthChecker::HealthChecker(struct ev_loop* loop, std::shared_ptr<const Config> config, int slot,
-                             int workers)
+HealthChecker::HealthChecker(struct ev_loop* loop, std::shared_ptr<const Config> config,
+                             UpstreamPool& pool, Health& health, int slot, int workers)
     : loop_(loop), config_(std::move(config)) {
-    for (const auto& [name, up] : config_->upstreams) {
+    const ProxyConfig* pc = proxy_config(*config_);
+    if (!pc)
+        return;
+    for (const auto& [name, up] : pc->upstreams) {
         if (!up->health_check.enabled || !checks_upstream(name, slot, workers))
             continue;
         for (size_t i = 0; i < up->servers.size(); ++i) {
@@ -309,25 +313,11 @@ HealthChecker::HealthChecker(struct ev_loop* loop, std::shared_ptr<const Config>
                 continue;
             // The first round soon, spread a little so a big pool does not connect at once.
             double first = 0.05 + 0.01 * static_cast<double>(probes_.size() % 100);
-            probes_.push_back(std::make_unique<Probe>(loop_, *up, i, first));
+            probes_.push_back(std::make_unique<Probe>(loop_, pool, health, *up, i, first));
         }
     }
 }
 
 HealthChecker::~HealthChecker() = default;
-
-namespace {
-std::unique_ptr<HealthChecker> g_checker;
-} // namespace
-
-void start_health_checks(const WorkerContext& ctx) {
-    g_checker = std::make_unique<HealthChecker>(ctx.loop, ctx.config, ctx.slot, ctx.workers);
-    if (g_checker->probes())
-        WLOG_DEBUG("proxy: health-checking %zu server(s)", g_checker->probes());
-}
-
-void stop_health_checks() {
-    g_checker.reset();
-}
 
 } // namespace wraith::proxy

@@ -12,17 +12,17 @@
 #include <vector>
 
 #include "common/config.h"
-
-namespace wraith {
-struct WorkerContext;
-}
+#include "modules/proxy/upstream_config.h"
 
 namespace wraith::proxy {
 
+class Health;
+class UpstreamPool;
+
 class HealthChecker {
 public:
-    HealthChecker(struct ev_loop* loop, std::shared_ptr<const Config> config, int slot,
-                  int workers);
+    HealthChecker(struct ev_loop* loop, std::shared_ptr<const Config> config, UpstreamPool& pool,
+                  Health& health, int slot, int workers);
     ~HealthChecker();
     HealthChecker(const HealthChecker&) = delete;
     HealthChecker& operator=(const HealthChecker&) = delete;
@@ -36,11 +36,6 @@ private:
     std::shared_ptr<const Config> config_; // keeps every UpstreamConfig the probes point at
     std::vector<std::unique_ptr<Probe>> probes_;
 };
-
-// The proxy module's worker hooks (modules/module.h): this worker's checks start when it
-// serves and stop when it drains.
-void start_health_checks(const WorkerContext& ctx);
-void stop_health_checks();
 
 // Whether the worker `slot` of `workers` checks the upstream called `name`.
 bool checks_upstream(std::string_view name, int slot, int workers);

@@ -14,11 +14,6 @@
 
 namespace wraith::proxy {
 
-UpstreamPool& UpstreamPool::instance() {
-    static UpstreamPool pool;
-    return pool;
-}
-
 UpstreamPool::State& UpstreamPool::state(const UpstreamConfig& up) {
     State& s = states_[&up];
     if (!s.balancer) {
@@ -77,7 +72,7 @@ uint64_t request_key(const UpstreamConfig& up, const Request& req) {
     std::string_view key;
     const std::string& k = up.hash_key;
     if (k == "client_ip") {
-        key = req.conn ? req.conn->peer_ip : std::string_view{};
+        key = client_ip_of(req);
     } else if (k == "uri") {
         key = req.target;
     } else if (k.rfind("header:", 0) == 0) {
@@ -97,7 +92,7 @@ int UpstreamPool::pick(const UpstreamConfig& up, const Request& req,
                        const std::vector<bool>& tried) {
     State& s = state(up);
     const uint64_t now = monotonic_ms();
-    Health& health = Health::table();
+    Health& health = health_;
     const bool checked = up.health_check.enabled;
     const uint64_t stale = checked ? active_stale_ms(up.health_check) : 0;
     for (size_t i = 0; i < up.servers.size(); ++i) {
@@ -157,15 +152,15 @@ void UpstreamPool::note_failure(const UpstreamConfig& up, size_t server, const s
     if (up.servers.size() == 1)
         return; // nothing else to send requests to
     uint64_t key = Health::key(up.name, up.servers[server].address);
-    Health& health = Health::table();
+    Health& health = health_;
     if (health.failure(key, up.max_fails, static_cast<uint64_t>(up.fail_timeout.count()),
                        monotonic_ms()))
         ErrorLog::limited(LogLevel::warn,
                           "proxy: upstream \"%s\" server %s taken out of service for %llu ms "
                           "after %u failure(s): %s",
                           up.name.c_str(), up.servers[server].address.c_str(),
-                          (unsigned long long)health.ejected_for(key, monotonic_ms()),
-                          up.max_fails, why.c_str());
+                          (unsigned long long)health.ejected_for(key, monotonic_ms()), up.max_fails,
+                          why.c_str());
 }
 
 int UpstreamPool::retry_server(const UpstreamConfig& up, const Request& req, size_t server,
@@ -224,48 +219,50 @@ void UpstreamPool::resolve(struct ev_loop* loop, const UpstreamConfig& up, size_
     d.resolving = true;
     const UpstreamServer& srv = up.servers[server];
     const UpstreamConfig* key = &up;
-    resolver(loop, up.resolver).resolve(srv.host, srv.port, [this, key, server](const Resolver::Result& r) {
-        auto it = states_.find(key);
-        if (it == states_.end() || server >= it->second.dns.size())
-            return;
-        Dns& d = it->second.dns[server];
-        d.resolving = false;
-        uint64_t now = monotonic_ms();
-        if (r.ok) {
-            auto same = [](const std::vector<sockaddr_storage>& x,
-                           const std::vector<sockaddr_storage>& y) {
-                return x.size() == y.size() &&
-                       std::equal(x.begin(), x.end(), y.begin(), [](const auto& a, const auto& b) {
-                           return std::memcmp(&a, &b, sizeof(a)) == 0;
-                       });
-            };
-            if (!d.addrs.empty() && !same(d.addrs, r.addrs)) {
-                // The name moved: kept connections go to the old addresses; drop them.
-                State& st = it->second;
-                for (auto i = st.idle.begin(); i != st.idle.end();) {
-                    Idle* idle = (i++)->get();
-                    if (idle->server == server)
-                        drop(idle);
+    resolver(loop, up.resolver)
+        .resolve(srv.host, srv.port, [this, key, server](const Resolver::Result& r) {
+            auto it = states_.find(key);
+            if (it == states_.end() || server >= it->second.dns.size())
+                return;
+            Dns& d = it->second.dns[server];
+            d.resolving = false;
+            uint64_t now = monotonic_ms();
+            if (r.ok) {
+                auto same = [](const std::vector<sockaddr_storage>& x,
+                               const std::vector<sockaddr_storage>& y) {
+                    return x.size() == y.size() &&
+                           std::equal(x.begin(), x.end(), y.begin(),
+                                      [](const auto& a, const auto& b) {
+                                          return std::memcmp(&a, &b, sizeof(a)) == 0;
+                                      });
+                };
+                if (!d.addrs.empty() && !same(d.addrs, r.addrs)) {
+                    // The name moved: kept connections go to the old addresses; drop them.
+                    State& st = it->second;
+                    for (auto i = st.idle.begin(); i != st.idle.end();) {
+                        Idle* idle = (i++)->get();
+                        if (idle->server == server)
+                            drop(idle);
+                    }
                 }
+                d.addrs = r.addrs;
+                // TTL bounds: at least 1 s (no query storm), at most 1 h.
+                uint64_t ttl = std::clamp<uint64_t>(r.ttl, 1, 3600);
+                d.expires_ms = now + ttl * 1000;
+                d.error.clear();
+            } else {
+                d.error = r.error;
+                d.expires_ms = now + 5000; // keep the last good answer; ask again in 5 s
+                ErrorLog::limited(LogLevel::warn, "proxy: cannot resolve %s (upstream \"%s\"): %s",
+                                  key->servers[server].host.c_str(), key->name.c_str(),
+                                  r.error.c_str());
             }
-            d.addrs = r.addrs;
-            // TTL bounds: at least 1 s (no query storm), at most 1 h.
-            uint64_t ttl = std::clamp<uint64_t>(r.ttl, 1, 3600);
-            d.expires_ms = now + ttl * 1000;
-            d.error.clear();
-        } else {
-            d.error = r.error;
-            d.expires_ms = now + 5000; // keep the last good answer; ask again in 5 s
-            ErrorLog::limited(LogLevel::warn, "proxy: cannot resolve %s (upstream \"%s\"): %s",
-                              key->servers[server].host.c_str(), key->name.c_str(),
-                              r.error.c_str());
-        }
-        std::map<uint64_t, Ready> waiters;
-        waiters.swap(d.waiters);
-        std::string error = d.addrs.empty() ? (r.ok ? "no address" : r.error) : std::string();
-        for (auto& [id, ready] : waiters)
-            ready(error);
-    });
+            std::map<uint64_t, Ready> waiters;
+            waiters.swap(d.waiters);
+            std::string error = d.addrs.empty() ? (r.ok ? "no address" : r.error) : std::string();
+            for (auto& [id, ready] : waiters)
+                ready(error);
+        });
 }
 
 std::unique_ptr<UpstreamTransport> UpstreamPool::take(const UpstreamConfig& up, size_t server) {
@@ -317,8 +314,7 @@ void UpstreamPool::put(struct ev_loop* loop, const UpstreamConfig& up, size_t se
         return; // closed by conn's destructor
     const int fd = conn->fd();
     State& s = state(up);
-    if (!up.servers[server].host.empty() && server < s.dns.size() &&
-        !s.dns[server].addrs.empty()) {
+    if (!up.servers[server].host.empty() && server < s.dns.size() && !s.dns[server].addrs.empty()) {
         // A connection made before the name moved (it was busy when the answer changed)
         // is not kept: the next request goes to where the name points now.
         sockaddr_storage peer{};

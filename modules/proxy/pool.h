@@ -10,15 +10,16 @@
 #include <functional>
 #include <list>
 #include <map>
-#include <string>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/config.h"
 #include "common/http.h"
-#include "modules/proxy/balancer.h"
 #include "common/resolver.h"
+#include "modules/proxy/balancer.h"
+#include "modules/proxy/upstream_config.h"
 #include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/upstream_transport.h"
 
@@ -27,9 +28,15 @@ namespace wraith::proxy {
 // The value of cookie `name` in the request's Cookie fields, or empty.
 std::string_view cookie_value(const Request& req, std::string_view name);
 
+class Health;
+
+// This worker's view of its upstreams (part of ProxyWorker): balancing, connection counts,
+// retry budgets, DNS answers, idle keep-alive connections and TLS sessions, per upstream.
 class UpstreamPool {
 public:
-    static UpstreamPool& instance();
+    explicit UpstreamPool(Health& health) : health_(health) {}
+    UpstreamPool(const UpstreamPool&) = delete;
+    UpstreamPool& operator=(const UpstreamPool&) = delete;
 
     // A server of `up` for `req` by the upstream's balancing method, among those not down,
     // not ejected by passive health, below max_conns and not in `tried`; backups only when no
@@ -59,9 +66,8 @@ public:
     // `ready(error)` runs on the loop when the first answer (or failure, error not empty)
     // arrives. `*wait_id` identifies the wait for cancel_wait().
     using Ready = std::function<void(const std::string& error)>;
-    const std::vector<sockaddr_storage>* addresses(struct ev_loop* loop,
-                                                   const UpstreamConfig& up, size_t server,
-                                                   Ready ready, uint64_t* wait_id);
+    const std::vector<sockaddr_storage>* addresses(struct ev_loop* loop, const UpstreamConfig& up,
+                                                   size_t server, Ready ready, uint64_t* wait_id);
     void cancel_wait(const UpstreamConfig& up, size_t server, uint64_t wait_id);
     // An idle connection to server `server` of `up`, or null.
     std::unique_ptr<UpstreamTransport> take(const UpstreamConfig& up, size_t server);
@@ -86,17 +92,17 @@ private:
         std::vector<sockaddr_storage> addrs; // last good answer (Happy Eyeballs order)
         uint64_t expires_ms = 0;
         bool resolving = false;
-        std::string error;                   // of the last failed lookup
-        std::map<uint64_t, Ready> waiters;   // requests waiting for a first answer
+        std::string error;                 // of the last failed lookup
+        std::map<uint64_t, Ready> waiters; // requests waiting for a first answer
     };
     struct State {
         std::vector<Dns> dns; // per server (host names only)
         std::unique_ptr<Balancer> balancer;
-        std::vector<uint32_t> active;           // open connections per server
-        std::vector<uint64_t> health_keys;      // Health::key per server
-        std::vector<ServerView> views;          // scratch for pick()
-        std::vector<std::string> sticky_ids;    // per server: its sticky cookie value
-        std::list<std::unique_ptr<Idle>> idle;  // oldest first
+        std::vector<uint32_t> active;             // open connections per server
+        std::vector<uint64_t> health_keys;        // Health::key per server
+        std::vector<ServerView> views;            // scratch for pick()
+        std::vector<std::string> sticky_ids;      // per server: its sticky cookie value
+        std::list<std::unique_ptr<Idle>> idle;    // oldest first
         std::vector<TlsSessionSlot> tls_sessions; // per server (HTTPS upstreams)
         uint64_t budget_window_ms = 0;
         uint32_t budget_requests = 0;
@@ -110,6 +116,7 @@ private:
     Resolver& resolver(struct ev_loop* loop, const std::string& servers);
     void resolve(struct ev_loop* loop, const UpstreamConfig& up, size_t server);
 
+    Health& health_; // the shared "proxy.health" zone
     std::unordered_map<const UpstreamConfig*, State> states_;
     std::map<std::string, std::unique_ptr<Resolver>> resolvers_; // by resolver address list
     uint64_t next_wait_id_ = 0;

@@ -5,31 +5,26 @@
 #include "common/config_reader.h"
 #include "modules/proxy/exchange.h"
 #include "modules/proxy/h2_upstream.h"
-#include "modules/proxy/health_check.h"
+#include "modules/proxy/proxy_worker.h"
 #include "modules/proxy/upstream_tls.h"
 
 namespace wraith::proxy {
 
-ProxyHandler::ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, bool preserve_host,
-                           std::string strip_prefix)
-    : upstream_(std::move(upstream)) {
-    opts_.preserve_host = preserve_host;
-    opts_.strip_prefix = std::move(strip_prefix);
-}
-
-ProxyHandler::ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options)
-    : upstream_(std::move(upstream)), opts_(std::move(options)) {}
+ProxyHandler::ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options,
+                           size_t module_index)
+    : upstream_(std::move(upstream)), opts_(std::move(options)), module_index_(module_index) {}
 
 void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
-    if (!req.loop || upstream_->servers.empty()) {
+    ProxyWorker* worker = req.modules ? req.modules->get<ProxyWorker>(module_index_) : nullptr;
+    if (!req.loop || !worker || upstream_->servers.empty()) {
         if (req.has_body)
             body.discard();
-        return send_error(req, out, 500, "proxy: no event loop for this request");
+        return send_error(req, out, 500, "proxy: not running in a worker");
     }
     if (upstream_->http2)
-        req.arena->make<H2Exchange>(*this, req, body, out)->start();
+        req.arena->make<H2Exchange>(*this, *worker, req, body, out)->start();
     else
-        req.arena->make<ProxyExchange>(*this, req, body, out)->start();
+        req.arena->make<ProxyExchange>(*this, *worker, req, body, out)->start();
 }
 
 std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
@@ -185,12 +180,10 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
     if (name && pass) {
         t.error("pass", "give either upstream or pass, not both");
     } else if (name) {
-        auto it = ctx.config.upstreams.find(*name);
-        if (it == ctx.config.upstreams.end())
+        upstream = find_upstream(ctx.config, *name);
+        if (!upstream)
             t.error("upstream", "unknown upstream \"" + *name + "\" (define it with [upstream." +
                                     *name + "] servers = [...])");
-        else
-            upstream = it->second;
     } else if (pass) {
         auto implicit = std::make_shared<UpstreamConfig>();
         implicit->name = *pass;
@@ -237,13 +230,24 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
     read_header_rules(t, "response_headers", opts.response_headers);
     if (t.diag().count() != errors_before || !upstream)
         return nullptr;
-    return std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts));
+    return std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts), ctx.module_index);
 }
 
-WRAITH_REGISTER_MODULE(proxy, .key = "proxy", .is_handler = true,
-                       .summary = "forward requests (and WebSockets) to an upstream over "
-                                  "HTTP/1.1 or HTTP/2, in clear or TLS",
-                       .build_handler = build_proxy, .worker_start = start_health_checks,
-                       .worker_stop = stop_health_checks, .prepare_upstream = prepare_upstream_tls);
-
 } // namespace wraith::proxy
+
+namespace wraith {
+
+// Forwards requests (and WebSockets) to an upstream over HTTP/1.1 or HTTP/2, in clear or TLS;
+// owns the [upstream.NAME] tables.
+const ModuleSpec& proxy_module() {
+    static const ModuleSpec spec{.key = "proxy",
+                                 .is_handler = true,
+                                 .build_handler = proxy::build_proxy,
+                                 .table = "upstream",
+                                 .load_table = proxy::load_upstream_tables,
+                                 .zones = proxy::declare_proxy_zones,
+                                 .worker_start = proxy::start_proxy_worker};
+    return spec;
+}
+
+} // namespace wraith

@@ -18,8 +18,9 @@
 #include <vector>
 
 #include "common/config.h"
-#include "modules/module.h"
+#include "common/module.h"
 #include "modules/proxy/forwarding.h"
+#include "modules/proxy/upstream_config.h"
 
 namespace wraith::proxy {
 
@@ -30,16 +31,16 @@ struct ProxyOptions {
     std::vector<Cidr> trusted_proxies;
     HeaderRules request_headers;
     HeaderRules response_headers;
-    Duration tunnel_timeout{0}; // 0: the upstream's read_timeout
+    Duration tunnel_timeout{0};       // 0: the upstream's read_timeout
     bool buffer_request_body = false; // read the body whole first, send it with Content-Length
     bool redirect_rewrite = true;     // Location naming the upstream -> the client's view
 };
 
 class ProxyHandler : public Handler {
 public:
-    ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, bool preserve_host,
-                 std::string strip_prefix);
-    ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options);
+    // `module_index`: the proxy module's (BuildContext), to find this worker's ProxyWorker.
+    ProxyHandler(std::shared_ptr<const UpstreamConfig> upstream, ProxyOptions options,
+                 size_t module_index);
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
     // WebSockets: HTTP/1.1 Upgrade, and extended CONNECT on HTTP/2 and HTTP/3.
     bool tunnels() const override { return true; }
@@ -54,8 +55,9 @@ public:
     }
 
 private:
-    std::shared_ptr<const UpstreamConfig> upstream_; // shared with Config::upstreams, or ours
+    std::shared_ptr<const UpstreamConfig> upstream_; // shared with ProxyConfig, or ours
     ProxyOptions opts_;
+    size_t module_index_;
 };
 
 // "http://127.0.0.1:9000" or "https://..." (tls with the defaults, port 443) -> a one-server

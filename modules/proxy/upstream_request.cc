@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/module.h"
 #include "common/strings.h"
-#include "modules/module.h"
 #include "modules/proxy/forwarding.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/proxy.h"
@@ -57,14 +57,13 @@ bool trailer_allowed(std::string_view n) {
 }
 
 std::string_view assign_request_id(const ProxyHandler& handler, Request& req) {
-    const bool trusted =
-        req.conn && cidr_match(handler.options().trusted_proxies, req.conn->peer);
+    const bool trusted = req.conn && cidr_match(handler.options().trusted_proxies, req.conn->peer);
     std::string_view incoming = req.headers.get("x-request-id");
-    if (!(trusted && valid_request_id(incoming)) || req.headers.count("x-request-id") != 1) {
-        char* id = static_cast<char*>(req.arena->alloc(32, 1));
-        generate_request_id(id);
-        req.headers.set("x-request-id", std::string_view(id, 32));
-    }
+    if (trusted && valid_request_id(incoming) && req.headers.count("x-request-id") == 1 &&
+        req.request_id.empty())
+        req.request_id = incoming; // the trusted proxy's id names the exchange in our logs too
+    else
+        req.headers.set("x-request-id", request_id_of(req));
     return req.headers.get("x-request-id");
 }
 
@@ -185,7 +184,8 @@ void build_upstream_request(const ProxyHandler& handler, Request& req, size_t se
             hs.push_back({name, value});
     }
     // Host travels apart (the request line's companion, or HTTP/2's :authority).
-    auto host = std::find_if(hs.begin(), hs.end(), [](const Header& h) { return h.name == "host"; });
+    auto host =
+        std::find_if(hs.begin(), hs.end(), [](const Header& h) { return h.name == "host"; });
     if (host != hs.end()) {
         out.host = std::string(host->value);
         hs.erase(host);
@@ -208,8 +208,8 @@ std::string rewrite_location(const ProxyHandler& handler, const Request& req, si
             iequals(location.substr(0, scheme.size()), scheme) &&
             iequals(location.substr(scheme.size(), host.size()), host)) {
             rest = location.substr(scheme.size() + host.size());
-            named = rest.empty() || rest.front() == '/' || rest.front() == '?' ||
-                    rest.front() == '#';
+            named =
+                rest.empty() || rest.front() == '/' || rest.front() == '?' || rest.front() == '#';
             if (named)
                 break;
         }
@@ -241,7 +241,8 @@ std::string rewrite_location(const ProxyHandler& handler, const Request& req, si
 }
 
 void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
-                       std::string_view request_id, const Headers& upstream, ResponseHead& out) {
+                       std::string_view sticky_id, std::string_view request_id,
+                       const Headers& upstream, ResponseHead& out) {
     for (const Header& h : upstream) {
         if (hop_by_hop(h.name) || h.name == "content-length" || h.name == "date" ||
             h.name == "server" || named_by_connection(upstream, h.name))
@@ -267,7 +268,7 @@ void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
     const StickyConfig& sticky = handler.upstream().sticky;
     if (!sticky.cookie.empty()) {
         // The client goes back to this server next time (unless its cookie says so already).
-        std::string_view id = UpstreamPool::instance().sticky_id(handler.upstream(), server);
+        std::string_view id = sticky_id;
         if (cookie_value(req, sticky.cookie) != id) {
             std::string c = sticky.cookie + "=" + std::string(id) + "; Path=" + sticky.path;
             if (sticky.max_age.count() > 0)

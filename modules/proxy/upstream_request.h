@@ -48,8 +48,11 @@ std::string rewrite_location(const ProxyHandler& handler, const Request& req, si
                              std::string_view location);
 
 // The client's response head from the upstream's fields (`upstream`, lower-case names).
+// `sticky_id`: the sticky cookie value of `server` (UpstreamPool::sticky_id), when the upstream
+// has sticky sessions.
 void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
-                       std::string_view request_id, const Headers& upstream, ResponseHead& out);
+                       std::string_view sticky_id, std::string_view request_id,
+                       const Headers& upstream, ResponseHead& out);
 
 // An exchange that failed: the client gets `status` with `reason` logged while its response
 // has not started; after that, all that is left is to cut the response short (logged).

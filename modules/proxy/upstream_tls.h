@@ -3,13 +3,15 @@
 // CA file or a key that does not match its certificate), and the TLS transport of one
 // connection: a non-blocking SSL_connect driven by the exchange's watchers, the server's
 // certificate verified against the CA bundle and the server's name (or IP address), SNI,
-// ALPN "http/1.1" (or "h2" for HTTP/2 upstreams, then required), and the last session per server offered again so reconnects resume.
+// ALPN "http/1.1" (or "h2" for HTTP/2 upstreams, then required), and the last session per server
+// offered again so reconnects resume.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "common/config.h"
+#include "modules/proxy/upstream_config.h"
 #include "modules/proxy/upstream_transport.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -59,7 +61,7 @@ private:
     SSL_CTX* ctx_ = nullptr;
     bool verify_ = true;
     bool session_reuse_ = true;
-    bool http2_ = false; // ALPN "h2" instead of "http/1.1" (protocol = "h2")
+    bool http2_ = false;      // ALPN "h2" instead of "http/1.1" (protocol = "h2")
     std::string server_name_; // "" = each server's own
 };
 

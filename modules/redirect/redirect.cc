@@ -322,8 +322,11 @@ std::unique_ptr<Handler> build_redirect(TableReader& t, BuildContext& ctx) {
     return std::make_unique<RedirectHandler>(std::move(*to), int(status));
 }
 
-WRAITH_REGISTER_MODULE(redirect, .key = "redirect", .is_handler = true,
-                       .summary = "answer with a 301/302/303/307/308 redirect",
-                       .build_handler = build_redirect);
+// Answers with a 301/302/303/307/308 redirect.
+const ModuleSpec& redirect_module() {
+    static const ModuleSpec spec{
+        .key = "redirect", .is_handler = true, .build_handler = build_redirect};
+    return spec;
+}
 
 } // namespace wraith

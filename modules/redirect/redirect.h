@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "modules/module.h"
+#include "common/module.h"
 
 namespace wraith {
 

@@ -98,8 +98,11 @@ std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
     return handler;
 }
 
-WRAITH_REGISTER_MODULE(respond, .key = "respond", .is_handler = true,
-                       .summary = "answer with a fixed status and body",
-                       .build_handler = build_respond);
+// Answers with a fixed status and body.
+const ModuleSpec& respond_module() {
+    static const ModuleSpec spec{
+        .key = "respond", .is_handler = true, .build_handler = build_respond};
+    return spec;
+}
 
 } // namespace wraith

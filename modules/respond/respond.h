@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "modules/module.h"
+#include "common/module.h"
 
 namespace wraith {
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/module.h"
+
 namespace wraith {
 
 Router::Router(const Config& config) {
@@ -47,29 +49,38 @@ const Site* Router::site_for(std::string_view host) const {
     return default_site_;
 }
 
-const Route* Router::route_for(const Site& site, std::string_view path) {
-    const Route* prefix = nullptr;
-    size_t prefix_len = 0;
+namespace {
+
+bool conditions_hold(const Route& r, const Request& req) {
+    for (const auto& c : r.conditions)
+        if (!c->matches(req))
+            return false;
+    return true;
+}
+
+} // namespace
+
+const Route* Router::route_for(const Site& site, const Request& req) {
+    const std::string_view path = req.decoded_path;
+    bool any_regex = false;
     for (const Route& r : site.routes) {
-        switch (r.match.kind) {
-        case PathMatch::Kind::exact:
-            if (path == r.match.text)
-                return &r;
-            break;
-        case PathMatch::Kind::prefix:
-            if (path.starts_with(r.match.text) && (!prefix || r.match.text.size() > prefix_len)) {
-                prefix = &r;
-                prefix_len = r.match.text.size();
-            }
-            break;
-        case PathMatch::Kind::regex:
-            break;
-        }
-    }
-    for (const Route& r : site.routes)
-        if (r.match.kind == PathMatch::Kind::regex &&
-            std::regex_search(path.begin(), path.end(), *r.match.regex))
+        if (r.match.kind == PathMatch::Kind::exact && path == r.match.text &&
+            conditions_hold(r, req))
             return &r;
+        any_regex = any_regex || r.match.kind == PathMatch::Kind::regex;
+    }
+    if (any_regex)
+        for (const Route& r : site.routes)
+            if (r.match.kind == PathMatch::Kind::regex &&
+                std::regex_search(path.begin(), path.end(), *r.match.regex) &&
+                conditions_hold(r, req))
+                return &r;
+    // The longest prefix whose conditions hold (checked only for a longer candidate).
+    const Route* prefix = nullptr;
+    for (const Route& r : site.routes)
+        if (r.match.kind == PathMatch::Kind::prefix && path.starts_with(r.match.text) &&
+            (!prefix || r.match.text.size() > prefix->match.text.size()) && conditions_hold(r, req))
+            prefix = &r;
     return prefix;
 }
 

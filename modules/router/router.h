@@ -1,5 +1,6 @@
-// Picks the site for a request's host and the route for its path. Built once per config
-// generation; lookups allocate nothing.
+// Picks the site for a request's host and the route for the whole request: its path, then
+// the route's conditions (common/module.h RouteCondition). Built once per config generation;
+// lookups allocate nothing.
 #pragma once
 
 #include <string_view>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/http.h"
 
 namespace wraith {
 
@@ -18,10 +20,11 @@ public:
     // regex in file order, then the default site. `host` must be lower-case without port.
     const Site* site_for(std::string_view host) const;
 
-    // Path (decoded, normalised): an exact route ("=/x") wins; otherwise the longest matching
-    // prefix is remembered, then regex routes are tried in file order and the first match wins;
-    // otherwise the remembered prefix. This is NGINX's location order. nullptr: no route.
-    static const Route* route_for(const Site& site, std::string_view path);
+    // The route for `req` (its decoded_path): candidates in NGINX's location order — exact
+    // routes ("=/x"), then regex routes in file order, then prefixes from the longest — and the
+    // first whose conditions all hold wins, so a route whose conditions fail lets routing fall
+    // to the next candidate. nullptr: no route.
+    static const Route* route_for(const Site& site, const Request& req);
 
 private:
     std::unordered_map<std::string_view, const Site*> exact_;

@@ -25,9 +25,6 @@ int64_t monotonic_ms() {
 
 OpenFileCache::Clock g_clock = &monotonic_ms;
 
-// Never destroyed: handlers may outlive static destructors, and exit closes the descriptors.
-OpenFileCache* g_cache = nullptr;
-
 size_t g_live_files = 0;
 
 // Whether `now` still describes the file an entry holds. ctime catches chmod and chown, so a
@@ -105,14 +102,8 @@ size_t OpenFile::live_count() {
     return g_live_files;
 }
 
-OpenFileCache& OpenFileCache::for_worker() {
-    if (!g_cache)
-        g_cache = new OpenFileCache();
-    return *g_cache;
-}
-
-OpenFileCache* OpenFileCache::existing() {
-    return g_cache;
+OpenFileCache::~OpenFileCache() {
+    clear();
 }
 
 void OpenFileCache::set_clock_for_tests(Clock clock) {
@@ -293,16 +284,7 @@ void OpenFileCache::on_sweep_timer(struct ev_loop*, ev_timer* w, int) {
         cache->disarm_timer();
 }
 
-void OpenFileCache::forget_root(uint64_t root_id) {
-    for (auto it = lru_.begin(); it != lru_.end();) {
-        auto next = std::next(it);
-        if (it->root_id == root_id)
-            drop(it);
-        it = next;
-    }
-}
-
-void OpenFileCache::clear_for_tests() {
+void OpenFileCache::clear() {
     while (!lru_.empty())
         drop(lru_.begin());
     disarm_timer();

@@ -1,9 +1,10 @@
-// The static handler's open-file cache, one per worker process (like NGINX's open_file_cache,
-// but on by default): descriptors and stat results of files below a RootDir, and the errors of
-// paths that failed to open, so a hot file costs no path walk, fstat or close per request.
-// A hit younger than `valid` costs no system call; an older one is revalidated (fstatat where
-// RootDir can resolve the path exactly as it opens it, else a fresh open) and reopened when
-// the file changed. The worker is single-threaded, so nothing here is locked.
+// The static handler's open-file cache, one per worker (like NGINX's open_file_cache, but on
+// by default; owned by the static module's per-worker state, StaticWorker): descriptors and stat
+// results of files below a RootDir, and the errors of paths that failed to open, so a hot file
+// costs no path walk, fstat or close per request. A hit younger than `valid` costs no system call;
+// an older one is revalidated (fstatat where RootDir can resolve the path exactly as it opens it,
+// else a fresh open) and reopened when the file changed. The worker is single-threaded, so nothing
+// here is locked.
 #pragma once
 
 #include <ev.h>
@@ -57,7 +58,7 @@ public:
     // One slot for what the handler serving the file works out from its path (the static
     // handler: the served type), tagged with that handler. A file served by one handler is
     // the common case; another handler overwrites the slot. A handler's files are all below
-    // its own root, whose entries it drops when destroyed (OpenFileCache::forget_root).
+    // its own root, and a worker's cache goes before its config's handlers do.
     const void* memo(const void* owner) const { return memo_owner_ == owner ? memo_ : nullptr; }
     void set_memo(const void* owner, const void* value) {
         memo_owner_ = owner;
@@ -104,19 +105,15 @@ public:
     // Milliseconds on a monotonic clock.
     using Clock = int64_t (*)();
 
-    // The worker's cache, created on first use (after the fork, so never shared between
-    // processes) and never destroyed: process exit closes its descriptors.
-    static OpenFileCache& for_worker();
-    // The worker's cache if something used it, else null (no cache is created).
-    static OpenFileCache* existing();
+    OpenFileCache() = default;
+    ~OpenFileCache(); // releases every entry's descriptor, stops the sweep timer
+    OpenFileCache(const OpenFileCache&) = delete;
+    OpenFileCache& operator=(const OpenFileCache&) = delete;
 
     // Opens `relative` (as RootDir::open_file takes it) below `root`, from the cache when a
     // result is fresh. `loop` (may be null) gets the timer that drops inactive entries.
     OpenResult open(struct ev_loop* loop, const RootDir& root, const char* relative,
                     const OpenFileCacheOptions& options);
-
-    // Drops every entry of a root about to be closed (a handler being destroyed).
-    void forget_root(uint64_t root_id);
 
     // What the cache did, for tests and debugging.
     struct Stats {
@@ -129,13 +126,11 @@ public:
     };
     Stats stats() const;
 
-    // Tests only: replace the clock (nullptr restores the default), and drop every entry
-    // and the learnt size bound.
+    // Tests only: replace the clock (nullptr restores the default).
     static void set_clock_for_tests(Clock clock);
-    void clear_for_tests();
 
 private:
-    OpenFileCache() = default;
+    void clear();
 
     // An entry's identity: the root and the normalised relative path (which the entry owns;
     // the key views it).

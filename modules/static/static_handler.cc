@@ -205,13 +205,9 @@ bool relative_path(std::string_view path, char (&rel)[PATH_MAX]) {
 class StaticHandler final : public Handler {
 public:
     StaticHandler(const StaticOptions& options, std::unique_ptr<RootDir> root,
-                  std::shared_ptr<const MimeTypes> mime)
-        : opt_(options), root_(std::move(root)), mime_(std::move(mime)) {}
-    ~StaticHandler() override {
-        // Entries keyed by this root could never be hit again; give their descriptors back.
-        if (OpenFileCache* cache = OpenFileCache::existing())
-            cache->forget_root(root_->id());
-    }
+                  std::shared_ptr<const MimeTypes> mime, size_t module_index)
+        : opt_(options), root_(std::move(root)), mime_(std::move(mime)),
+          module_index_(module_index) {}
 
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
 
@@ -242,6 +238,7 @@ private:
     // By the type's own characters (MimeTypes' entries and kOctetStream do not move), so a
     // lookup is a pointer hash. Filled in each worker after the fork; a worker is one thread.
     mutable std::unordered_map<const char*, TypeInfo> types_;
+    size_t module_index_; // finds the worker's StaticWorker (open-file cache)
     mutable std::deque<std::string> type_strings_; // the charset variants TypeInfo points at
 };
 
@@ -339,8 +336,9 @@ OpenResult StaticHandler::open_path(Request& req, std::string_view path) const {
         r.error = ENAMETOOLONG;
         return r;
     }
-    if (opt_.open_file_cache.enabled)
-        return OpenFileCache::for_worker().open(req.loop, *root_, rel, opt_.open_file_cache);
+    if (opt_.open_file_cache.enabled && req.modules)
+        if (auto* w = req.modules->get<StaticWorker>(module_index_))
+            return w->cache.open(req.loop, *root_, rel, opt_.open_file_cache);
     return open_uncached(*root_, rel);
 }
 
@@ -695,7 +693,7 @@ std::string check_try_files(const std::vector<std::string>& try_files) {
 
 std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
                                              std::shared_ptr<const MimeTypes> mime,
-                                             std::string& error) {
+                                             std::string& error, size_t module_index) {
     if (error = check_index(options.index); !error.empty())
         return nullptr;
     if (!options.try_files.empty()) {
@@ -705,7 +703,7 @@ std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
     auto root = RootDir::open(options.root, options.follow_symlinks, error);
     if (!root)
         return nullptr;
-    return std::make_unique<StaticHandler>(options, std::move(root), std::move(mime));
+    return std::make_unique<StaticHandler>(options, std::move(root), std::move(mime), module_index);
 }
 
 } // namespace wraith::static_files

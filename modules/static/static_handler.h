@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "modules/module.h"
+#include "common/module.h"
 #include "modules/static/open_file_cache.h"
 #include "modules/static/root_dir.h"
 
@@ -40,8 +40,17 @@ std::string check_try_files(const std::vector<std::string>& try_files);
 // Builds the handler; nullptr with `error` set when an option is invalid or the root cannot
 // be opened. `mime` may be
 // null (every file is then application/octet-stream).
+// `module_index`: the static module's (BuildContext::module_index), which finds this worker's
+// open-file cache through Request::modules; a request without module state (a unit test)
+// opens files uncached.
 std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
                                              std::shared_ptr<const MimeTypes> mime,
-                                             std::string& error);
+                                             std::string& error, size_t module_index);
+
+// The static module's per-worker state: the worker's open-file cache.
+class StaticWorker final : public ModuleWorker {
+public:
+    OpenFileCache cache;
+};
 
 } // namespace wraith::static_files

@@ -5,33 +5,13 @@
 
 #include "common/config.h"
 #include "common/config_reader.h"
-#include "modules/module.h"
+#include "common/http.h"
+#include "common/module.h"
 #include "modules/static/static_handler.h"
 
 namespace wraith::static_files {
 
 namespace {
-
-// A field value may not carry control characters (they would split or corrupt the header).
-bool is_field_value(std::string_view v) {
-    for (unsigned char c : v)
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    return true;
-}
-
-bool is_token(std::string_view v) {
-    if (v.empty())
-        return false;
-    for (unsigned char c : v) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                      std::string_view::npos;
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 // `open_file_cache = false`, `= true` (the defaults) or `= { max, valid, inactive }`.
 void read_open_file_cache(TableReader& r, OpenFileCacheOptions& o) {
@@ -90,7 +70,7 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
     o.precompressed = r.boolean("precompressed", true);
     o.etag = r.boolean("etag", true);
     if (auto cc = r.string("cache_control")) {
-        if (cc->empty() || !is_field_value(*cc))
+        if (cc->empty() || !is_clean_field_value(*cc))
             r.error("cache_control", "must be a non-empty header value "
                                      "without control characters");
         o.cache_control = std::move(*cc);
@@ -101,7 +81,7 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
         return nullptr;
     o.root = resolve_path(ctx.config.dir, *root);
     std::string error;
-    auto handler = make_static_handler(o, ctx.config.mime, error);
+    auto handler = make_static_handler(o, ctx.config.mime, error, ctx.module_index);
     if (!handler) {
         r.error("root", "must be an existing directory: " + error);
         return nullptr;
@@ -115,8 +95,19 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
 
 } // namespace wraith::static_files
 
-WRAITH_REGISTER_MODULE(static_files, .key = "static", .is_handler = true,
-                       .summary = "serves files below a root: validators, conditional and range "
-                                  "requests, precompressed sidecars, index, try_files, autoindex, "
-                                  "open-file cache",
-                       .build_handler = &wraith::static_files::build);
+namespace wraith {
+
+// Serves files below a root: validators, conditional and range requests, precompressed
+// sidecars, index, try_files, autoindex, and a per-worker open-file cache.
+const ModuleSpec& static_module() {
+    static const ModuleSpec spec{
+        .key = "static",
+        .is_handler = true,
+        .build_handler = &static_files::build,
+        .worker_start = [](const WorkerContext&) -> std::unique_ptr<ModuleWorker> {
+            return std::make_unique<static_files::StaticWorker>();
+        }};
+    return spec;
+}
+
+} // namespace wraith

@@ -16,7 +16,7 @@
 
 #include "common/config.h"
 #include "common/mime.h"
-#include "modules/module.h"
+#include "common/module.h"
 
 using namespace wraith;
 
@@ -52,7 +52,7 @@ public:
     std::string name;
     Phase phase_;
     int64_t level;
-    Phase phase() const override { return phase_; }
+    unsigned phases() const override { return phase_bit(phase_); }
 };
 
 std::unique_ptr<Filter> build_response_filter(TableReader& options, BuildContext&) {
@@ -68,33 +68,29 @@ std::unique_ptr<Filter> build_access_filter(TableReader&, BuildContext&) {
 // Only for sites listing "default-on.test", so routes that other tests in this binary build
 // are left alone (an implicit default_on build may return nullptr: "not needed here").
 std::unique_ptr<Filter> build_default_filter(TableReader&, BuildContext& ctx) {
-    for (const HostMatch& h : ctx.site.hosts)
+    for (const HostMatch& h : ctx.site ? ctx.site->hosts : std::vector<HostMatch>{})
         if (h.text == "default-on.test")
             return std::make_unique<TestFilter>("test_default_filter", Phase::log, 0);
     return nullptr;
 }
 
-WRAITH_REGISTER_MODULE(test_handler, .key = "test_handler", .is_handler = true,
-                       .summary = "config tests: a handler", .build_handler = build_test_handler);
-WRAITH_REGISTER_MODULE(test_other_handler, .key = "test_other_handler", .is_handler = true,
-                       .summary = "config tests: a second handler",
-                       .build_handler = build_test_handler);
-WRAITH_REGISTER_MODULE(test_silent_handler, .key = "test_silent_handler", .is_handler = true,
-                       .summary = "config tests: a handler that fails silently",
-                       .build_handler = build_silent_handler);
-WRAITH_REGISTER_MODULE(test_filter, .key = "test_filter", .order = 20,
-                       .summary = "config tests: a response filter",
-                       .build_filter = build_response_filter);
-WRAITH_REGISTER_MODULE(test_early_filter, .key = "test_early_filter", .order = 10,
-                       .summary = "config tests: a response filter that wraps outermost",
-                       .build_filter = build_early_filter);
-WRAITH_REGISTER_MODULE(test_access_filter, .key = "test_access_filter", .order = 50,
-                       .summary = "config tests: an access filter",
-                       .build_filter = build_access_filter);
+const ModuleRegistrar test_handler_registrar{
+    ModuleSpec{.key = "test_handler", .is_handler = true, .build_handler = build_test_handler}};
+const ModuleRegistrar test_other_handler_registrar{ModuleSpec{
+    .key = "test_other_handler", .is_handler = true, .build_handler = build_test_handler}};
+const ModuleRegistrar test_silent_handler_registrar{ModuleSpec{
+    .key = "test_silent_handler", .is_handler = true, .build_handler = build_silent_handler}};
+const ModuleRegistrar test_filter_registrar{
+    ModuleSpec{.key = "test_filter", .order = 20, .build_filter = build_response_filter}};
+const ModuleRegistrar test_early_filter_registrar{
+    ModuleSpec{.key = "test_early_filter", .order = 10, .build_filter = build_early_filter}};
+const ModuleRegistrar test_access_filter_registrar{
+    ModuleSpec{.key = "test_access_filter", .order = 50, .build_filter = build_access_filter}};
 // On by default (for "default-on.test" sites) unless a route says `test_default_filter = false`.
-WRAITH_REGISTER_MODULE(test_default_filter, .key = "test_default_filter", .order = 0,
-                       .summary = "config tests: a filter on by default",
-                       .build_filter = build_default_filter, .default_on = true);
+const ModuleRegistrar test_default_filter_registrar{ModuleSpec{.key = "test_default_filter",
+                                                               .order = 0,
+                                                               .build_filter = build_default_filter,
+                                                               .default_on = true}};
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -158,13 +154,13 @@ std::string regex_error_text(const std::string& source) {
     return "(no error)";
 }
 
-const TestFilter* as_test_filter(const std::unique_ptr<Filter>& f) {
-    return dynamic_cast<const TestFilter*>(f.get());
+const TestFilter* as_test_filter(const Filter* f) {
+    return dynamic_cast<const TestFilter*>(f);
 }
 
 std::vector<std::string> test_filter_names(const Route& route) {
     std::vector<std::string> names;
-    for (const auto& f : route.filters)
+    for (const Filter* f : route.filters.chain)
         if (const TestFilter* t = as_test_filter(f))
             names.push_back(t->name);
     return names;
@@ -411,11 +407,11 @@ access_log = { format = "combined" }
     CHECK(health.match.kind == PathMatch::Kind::exact);
     CHECK(health.match.text == "/healthz");
     CHECK(dynamic_cast<const TestHandler&>(*health.handler).option == "health");
-    // access first, then response filters by order, then log.
-    CHECK(test_filter_names(health) == std::vector<std::string>{"test_access_filter",
+    // By the modules' `order` (each phase runs the chain's filters of that phase in it).
+    CHECK(test_filter_names(health) == std::vector<std::string>{"test_default_filter",
                                                                 "test_early_filter", "test_filter",
-                                                                "test_default_filter"});
-    for (const auto& f : health.filters)
+                                                                "test_access_filter"});
+    for (const Filter* f : health.filters.chain)
         if (const TestFilter* t = as_test_filter(f); t && t->name == "test_filter")
             CHECK(t->level == 7);
     const Route& php = s0.routes[1];

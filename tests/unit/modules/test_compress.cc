@@ -18,7 +18,7 @@
 #include "common/config.h"
 #include "modules/compress/compress.h"
 #include "modules/compress/compress_writer.h"
-#include "tests/unit/modules/recording_writer.h"
+#include "support/recording_writer.h"
 
 using namespace wraith;
 using namespace wraith::modtest;
@@ -704,7 +704,7 @@ std::unique_ptr<Filter> build_from(const std::string& toml_text, Diagnostics& di
     REQUIRE(t != nullptr);
     Config cfg;
     Site site;
-    BuildContext ctx{cfg, site, diag};
+    BuildContext ctx{cfg, &site, diag};
     TableReader reader(*t, diag, "compress");
     auto f = build_compress(reader, ctx);
     reader.finish();
@@ -732,7 +732,7 @@ TEST_CASE("compress options: defaults", "[compress][config]") {
     CHECK(o.brotli_level == 4);
     CHECK(o.zstd_level == 3);
     CHECK(o.types == default_compress_types());
-    CHECK(f->phase() == Phase::response);
+    CHECK(f->phases() == phase_bit(Phase::response));
 }
 
 TEST_CASE("compress options: every key", "[compress][config]") {

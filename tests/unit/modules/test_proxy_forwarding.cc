@@ -93,7 +93,7 @@ TEST_CASE("request ids", "[proxy][request-id]") {
     std::set<std::string> seen;
     for (int i = 0; i < 1000; ++i) {
         char id[32];
-        generate_request_id(id);
+        wraith::generate_request_id(id);
         std::string s(id, 32);
         CHECK(s.find_first_not_of("0123456789abcdef") == std::string::npos);
         seen.insert(s);

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/health_check.h"
+#include "modules/proxy/upstream_config.h"
 
 using namespace wraith;
 using namespace wraith::proxy;
@@ -60,7 +61,8 @@ TEST_CASE("health checks: status ranges", "[proxy]") {
 }
 
 TEST_CASE("health checks: a down verdict holds only while fresh", "[proxy]") {
-    Health& h = Health::table();
+    static Health table; // a worker-private table: this process has no shared zone
+    Health& h = table;
     uint64_t key = Health::key("unit-active", "127.0.0.1:1");
     CHECK(h.active_up(key, 1000, 500));
     h.set_active(key, false, 1000);
@@ -82,7 +84,7 @@ TEST_CASE("config: health_check, sticky, timeouts and Unix sockets", "[proxy][co
                        "timeout = \"1s\"\nrise = 4\nfall = 5\n",
                        &errors);
     REQUIRE(config);
-    const UpstreamConfig& up = *config->upstreams.at("app");
+    const UpstreamConfig& up = *proxy_config(*config)->upstreams.at("app");
     REQUIRE(up.servers[0].addr.ss_family == AF_UNIX);
     CHECK(std::string(reinterpret_cast<const sockaddr_un&>(up.servers[0].addr).sun_path) ==
           "/run/app.sock");
@@ -102,8 +104,8 @@ TEST_CASE("config: health_check, sticky, timeouts and Unix sockets", "[proxy][co
 
     auto defaults = load("[upstream.app]\nservers = [\"127.0.0.1:9000\"]\n");
     REQUIRE(defaults);
-    CHECK_FALSE(defaults->upstreams.at("app")->health_check.enabled);
-    CHECK(defaults->upstreams.at("app")->sticky.cookie.empty());
+    CHECK_FALSE(proxy_config(*defaults)->upstreams.at("app")->health_check.enabled);
+    CHECK(proxy_config(*defaults)->upstreams.at("app")->sticky.cookie.empty());
 }
 
 TEST_CASE("config: health_check and sticky errors name the key", "[proxy][config]") {

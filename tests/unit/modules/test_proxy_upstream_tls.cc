@@ -16,6 +16,7 @@
 
 #include "common/config.h"
 #include "modules/proxy/proxy.h"
+#include "modules/proxy/upstream_config.h"
 #include "modules/proxy/upstream_tls.h"
 
 using namespace wraith;
@@ -106,7 +107,7 @@ TEST_CASE("upstream tls = true: verified against the system CAs, names from the 
     std::vector<std::string> errors;
     auto cfg = load(config("tls = true"), errors);
     REQUIRE(errors.empty());
-    const UpstreamConfig& up = *cfg->upstreams.at("app");
+    const UpstreamConfig& up = *proxy_config(*cfg)->upstreams.at("app");
     REQUIRE(up.tls);
     CHECK(up.tls->verify);
     CHECK(up.tls->ca.empty());
@@ -118,7 +119,7 @@ TEST_CASE("upstream tls = true: verified against the system CAs, names from the 
     errors.clear();
     cfg = load(config("tls = false"), errors);
     REQUIRE(errors.empty());
-    CHECK(cfg->upstreams.at("app")->tls == nullptr);
+    CHECK(proxy_config(*cfg)->upstreams.at("app")->tls == nullptr);
 }
 
 TEST_CASE("upstream tls table: every key", "[proxy][tls][config]") {
@@ -130,7 +131,7 @@ TEST_CASE("upstream tls table: every key", "[proxy][tls][config]") {
                            ", min_version = \"1.3\", session_reuse = false }"),
                     errors);
     REQUIRE(errors.empty());
-    const UpstreamTls& tls = *cfg->upstreams.at("app")->tls;
+    const UpstreamTls& tls = *proxy_config(*cfg)->upstreams.at("app")->tls;
     CHECK_FALSE(tls.verify);
     CHECK(tls.ca == pki.cert);
     CHECK(tls.server_name == "app.internal");
@@ -143,7 +144,7 @@ TEST_CASE("upstream tls table: every key", "[proxy][tls][config]") {
     errors.clear();
     cfg = load(config("tls = { server_name = \"[::1]\" }"), errors);
     REQUIRE(errors.empty());
-    CHECK(cfg->upstreams.at("app")->tls->server_name == "::1");
+    CHECK(proxy_config(*cfg)->upstreams.at("app")->tls->server_name == "::1");
 }
 
 TEST_CASE("upstream tls: type, unknown keys, files, names and versions", "[proxy][tls][config]") {

@@ -8,7 +8,7 @@
 
 #include "common/config.h"
 #include "modules/redirect/redirect.h"
-#include "tests/unit/modules/recording_writer.h"
+#include "support/recording_writer.h"
 
 using namespace wraith;
 using namespace wraith::modtest;
@@ -38,7 +38,7 @@ std::unique_ptr<Handler> build_from(const std::string& toml_text, Diagnostics& d
     REQUIRE(t != nullptr);
     Config cfg;
     Site site;
-    BuildContext ctx{cfg, site, diag};
+    BuildContext ctx{cfg, &site, diag};
     TableReader reader(*t, diag, "redirect");
     auto h = build_redirect(reader, ctx);
     reader.finish();

@@ -7,7 +7,7 @@
 
 #include "common/config.h"
 #include "modules/respond/respond.h"
-#include "tests/unit/modules/recording_writer.h"
+#include "support/recording_writer.h"
 
 using namespace wraith;
 using namespace wraith::modtest;
@@ -21,7 +21,7 @@ std::unique_ptr<Handler> build_from(const std::string& toml_text, Diagnostics& d
     REQUIRE(t != nullptr);
     Config cfg;
     Site site;
-    BuildContext ctx{cfg, site, diag};
+    BuildContext ctx{cfg, &site, diag};
     TableReader reader(*t, diag, "respond");
     auto h = build_respond(reader, ctx);
     reader.finish();

@@ -147,7 +147,7 @@ StaticOptions options_for(const TempTree& t) {
 
 std::unique_ptr<Handler> make(const StaticOptions& o) {
     std::string error;
-    auto h = make_static_handler(o, MimeTypes::builtin(), error);
+    auto h = make_static_handler(o, MimeTypes::builtin(), error, 0);
     INFO(error);
     REQUIRE(h);
     return h;
@@ -614,28 +614,28 @@ TEST_CASE("static handler: invalid options are refused", "[static][handler]") {
     std::string error;
     StaticOptions o = options_for(t);
     o.try_files = {"=404", "$uri"};
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
     CHECK(error.find("last") != std::string::npos);
     o.try_files = {"$uri", "/../etc/passwd"};
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
     o.try_files = {"$uri", "$host"};
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
     o.try_files = {};
     o.index = {"../x"};
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
     o.index = {"index.html"};
     o.root = (t.dir / "missing").string();
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
     t.file("f", "x");
     o.root = (t.root() / "f").string();
-    CHECK_FALSE(make_static_handler(o, nullptr, error));
+    CHECK_FALSE(make_static_handler(o, nullptr, error, 0));
 }
 
 TEST_CASE("static handler: without mime types everything is octet-stream", "[static][handler]") {
     TempTree t;
     t.file("a.html", "x");
     std::string error;
-    auto h = make_static_handler(options_for(t), nullptr, error);
+    auto h = make_static_handler(options_for(t), nullptr, error, 0);
     REQUIRE(h);
     CHECK(run(*h, "GET", "/a.html")->out.header("content-type") == "application/octet-stream");
 }

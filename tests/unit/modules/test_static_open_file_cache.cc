@@ -21,7 +21,7 @@
 #include "common/mime.h"
 #include "modules/static/open_file_cache.h"
 #include "modules/static/static_handler.h"
-#include "recording_writer.h"
+#include "support/recording_writer.h"
 
 using namespace wraith;
 using namespace wraith::static_files;
@@ -37,19 +37,26 @@ int64_t fake_now() {
     return g_now_ms;
 }
 
-// Installs the fake clock and starts (and leaves) the worker's cache empty.
+// Installs the fake clock and a worker's static module state (an empty cache) that the
+// test's exchanges use, as a worker's requests do.
 struct CacheFixture {
+    ModuleWorkers modules{ModuleRegistry::instance().all().size()};
+    StaticWorker* worker = nullptr;
     CacheFixture() {
         g_now_ms = 1000000;
         OpenFileCache::set_clock_for_tests(&fake_now);
-        OpenFileCache::for_worker().clear_for_tests();
+        auto w = std::make_unique<StaticWorker>();
+        worker = w.get();
+        modules.set(modtest::module_index("static"), std::move(w));
+        modtest::test_modules() = &modules;
     }
     ~CacheFixture() {
-        OpenFileCache::for_worker().clear_for_tests();
+        modtest::test_modules() = nullptr;
+        modules.clear();
         OpenFileCache::set_clock_for_tests(nullptr);
     }
     void advance(int64_t ms) { g_now_ms += ms; }
-    OpenFileCache::Stats stats() const { return OpenFileCache::for_worker().stats(); }
+    OpenFileCache::Stats stats() const { return worker->cache.stats(); }
 };
 
 struct TempTree {
@@ -156,7 +163,7 @@ std::unique_ptr<Handler> make(const TempTree& t, OpenFileCacheOptions cache = {}
     o.open_file_cache = cache;
     o.follow_symlinks = symlinks;
     std::string error;
-    auto h = make_static_handler(o, MimeTypes::builtin(), error);
+    auto h = make_static_handler(o, MimeTypes::builtin(), error, modtest::module_index("static"));
     INFO(error);
     REQUIRE(h);
     return h;
@@ -331,7 +338,8 @@ TEST_CASE("open file cache: directories are cached as stat results for redirects
     o.index = {"none.html"};
     o.autoindex = true;
     std::string error;
-    auto listing = make_static_handler(o, MimeTypes::builtin(), error);
+    auto listing =
+        make_static_handler(o, MimeTypes::builtin(), error, modtest::module_index("static"));
     REQUIRE(listing);
     CHECK(get(*listing, "/docs/").body.find("index.html") != std::string::npos);
     t.file("docs/later.txt", "x");
@@ -441,17 +449,22 @@ TEST_CASE("open file cache: entries unused for inactive are dropped", "[static][
     CHECK(OpenFile::live_count() == live + 1);
 }
 
-TEST_CASE("open file cache: a destroyed handler's entries are dropped",
+TEST_CASE("open file cache: the worker's cache closes every descriptor when it goes",
           "[static][open_file_cache]") {
     CacheFixture c;
     TempTree t;
     t.file("a", "a");
+    t.file("b", "b");
     const size_t live = OpenFile::live_count();
     auto h = make(t);
     CHECK(get(*h, "/a").body == "a");
-    CHECK(OpenFile::live_count() == live + 1);
-    h.reset();
-    CHECK(c.stats().entries == 0);
+    CHECK(get(*h, "/b").body == "b");
+    CHECK(OpenFile::live_count() == live + 2);
+    // A worker's module state goes before its config's handlers (Worker::~Worker).
+    c.modules.clear();
+    CHECK(OpenFile::live_count() == live);
+    modtest::test_modules() = nullptr;
+    CHECK(get(*h, "/a").body == "a"); // no cache left: opened for this request only
     CHECK(OpenFile::live_count() == live);
 }
 

@@ -13,6 +13,7 @@
 
 #include "common/arena.h"
 #include "common/http.h"
+#include "common/module.h"
 
 namespace wraith::modtest {
 
@@ -154,11 +155,26 @@ public:
 };
 
 // A request and the arena its exchange allocates from.
+// Module state the next TestExchanges get as Request::modules (a fixture sets it), like a
+// worker's; null: none, as for a request outside any worker.
+inline ModuleWorkers*& test_modules() {
+    static ModuleWorkers* modules = nullptr;
+    return modules;
+}
+
+// A built-in module's index in the registry (BuildContext::module_index).
+inline size_t module_index(std::string_view key) {
+    const ModuleSpec* spec = ModuleRegistry::instance().find(key);
+    REQUIRE(spec);
+    return ModuleRegistry::instance().index_of(*spec);
+}
+
 struct TestExchange {
     Arena arena;
     Request req;
     explicit TestExchange(std::string_view method = "GET") {
         req.arena = &arena;
+        req.modules = test_modules();
         req.method = method;
         req.method_id = method_from_test(method);
         req.scheme = "https";

@@ -1,6 +1,7 @@
-// The module registry (see module.h). Filled by WRAITH_REGISTER_MODULE static initialisers
-// before main(); read-only afterwards, so it needs no locking.
-#include "modules/module.h"
+// The module registry (see module.h). Filled before the first config is loaded (the built-in
+// modules by register_builtin_modules(), test modules by static initialisers); read-only
+// afterwards, so it needs no locking.
+#include "common/module.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,10 +14,15 @@ ModuleRegistry& ModuleRegistry::instance() {
 }
 
 void ModuleRegistry::add(const ModuleSpec& spec) {
-    // Both are programming errors caught the first time the binary starts.
+    // All three are programming errors caught the first time the binary starts.
     if (find(spec.key)) {
         std::fprintf(stderr, "wraith: module key \"%.*s\" registered twice\n",
                      static_cast<int>(spec.key.size()), spec.key.data());
+        std::abort();
+    }
+    if (!spec.table.empty() && find_table(spec.table)) {
+        std::fprintf(stderr, "wraith: table [%.*s] registered twice\n",
+                     static_cast<int>(spec.table.size()), spec.table.data());
         std::abort();
     }
     if (count_ == std::size(specs_)) {
@@ -31,6 +37,17 @@ const ModuleSpec* ModuleRegistry::find(std::string_view key) const {
         if (specs_[i].key == key)
             return &specs_[i];
     return nullptr;
+}
+
+const ModuleSpec* ModuleRegistry::find_table(std::string_view table) const {
+    for (size_t i = 0; i < count_; ++i)
+        if (!specs_[i].table.empty() && specs_[i].table == table)
+            return &specs_[i];
+    return nullptr;
+}
+
+size_t ModuleRegistry::index_of(const ModuleSpec& spec) const {
+    return static_cast<size_t>(&spec - specs_);
 }
 
 std::span<const ModuleSpec> ModuleRegistry::all() const {

@@ -1,0 +1,249 @@
+// The module interface: the one place a module plugs into Wraith. A module owns config keys
+// (a key on routes, sites or [server] that enables it; top-level tables such as [upstream.NAME]),
+// runs in phases of an exchange, keeps per-worker state and may declare shared-memory zones.
+// Everything here is protocol-independent: handlers and filters see a Request, a BodyReader and
+// a ResponseWriter, never a socket. docs/decisions.md, "How to add a module", walks through one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/shm.h"
+
+namespace toml {
+inline namespace v3 {
+class node;
+} // namespace v3
+} // namespace toml
+
+namespace wraith {
+
+struct ModuleSpec;
+
+// Produces the response. Built once per route at config time, shared by all requests, so it
+// must be const: per-request state lives in req.arena. May answer synchronously or later from
+// loop callbacks; must call ResponseWriter with end_stream exactly once unless aborted.
+class Handler {
+public:
+    virtual ~Handler() = default;
+    virtual void handle(Request& req, BodyReader& body, ResponseWriter& out) const = 0;
+    // True if the handler accepts tunnel requests (Request::upgrade). Others never see one:
+    // the pipeline answers an extended CONNECT with 405 and serves an HTTP/1.1 Upgrade request
+    // as a plain one (RFC 9110 §7.8 lets a server ignore Upgrade).
+    virtual bool tunnels() const { return false; }
+};
+
+// The phases of an exchange, in the order they run (worker/pipeline.h is the engine).
+enum class Phase : uint8_t {
+    accept,       // per connection, before TLS: IP allow/deny, connection limits
+    request_head, // [server] filters, before routing: the client address (real_ip), ids
+    access,       // the route is known: may answer, or pause and resume later
+    request_body, // wraps the request body the handler reads
+    response,     // wraps the response writer (headers, compression)
+    log,          // sees the finished exchange
+};
+constexpr unsigned phase_bit(Phase p) {
+    return 1u << static_cast<unsigned>(p);
+}
+
+// What a log-phase filter sees of a finished exchange.
+struct ExchangeSummary {
+    int status = 0;
+    uint64_t body_bytes = 0;    // response body bytes sent
+    uint64_t request_bytes = 0; // request body bytes received (a tunnel: client-to-server bytes)
+    uint64_t duration_us = 0;
+    bool aborted = false;
+};
+
+// An access filter's answer.
+enum class AccessVerdict : uint8_t {
+    next,     // on to the next filter, then the handler
+    answered, // the filter sent a complete response through the writer
+    paused,   // the filter waits for something (a lookup, a plugin call): it resumes later
+};
+
+// How a paused access filter resumes its exchange. Valid from the moment access() returned
+// `paused` until the filter calls resume(), or until the exchange is cancelled because the
+// client went away: then the on_cancel callback runs, and the filter must forget this object
+// (it frees what it held for the exchange and never resumes). resume() must be called from a
+// loop callback, never from inside access().
+class AccessResume {
+public:
+    // `next` or `answered` (the filter sent a complete response through the writer first).
+    virtual void resume(AccessVerdict verdict) = 0;
+    // Replaces the previous callback; nullptr clears it.
+    virtual void on_cancel(Callback cb) = 0;
+
+protected:
+    ~AccessResume() = default;
+};
+
+// A filter module's object for one scope (the server, a site or a route). Built once at config
+// time and shared by every exchange and connection of its scope, so it is const; per-exchange
+// state lives in req.arena. A filter overrides the hooks of the phases it names in phases().
+class Filter {
+public:
+    virtual ~Filter() = default;
+    // Bits of phase_bit(): the phases whose hooks this filter wants called.
+    virtual unsigned phases() const = 0;
+    // accept: a new connection, before any byte is read (TLS not started: conn has the peer
+    // and local addresses only). False closes it at once. Only [server]-level filters run here.
+    virtual bool accept(const ConnectionInfo& conn) const { return true; }
+    // accept: a connection this filter accepted is gone.
+    virtual void connection_closed(const ConnectionInfo& conn) const {}
+    // request_head: before the site and route are chosen, so what it sets (Request::client_ip,
+    // fields) is what routing conditions and every later phase see. `next` or `answered`
+    // (`paused` is not allowed here). Only [server]-level filters run here.
+    virtual AccessVerdict request_head(Request& req, ResponseWriter& out) const {
+        return AccessVerdict::next;
+    }
+    // access: decide about the request head. See AccessVerdict and AccessResume.
+    virtual AccessVerdict access(Request& req, ResponseWriter& out, AccessResume& resume) const {
+        return AccessVerdict::next;
+    }
+    // request_body: a reader (arena-allocated) that wraps `next`, or &next to pass through.
+    virtual BodyReader* wrap_body(Request& req, BodyReader& next) const { return &next; }
+    // response: a writer (arena-allocated) that wraps `next`, or &next to pass through.
+    virtual ResponseWriter* wrap(Request& req, ResponseWriter& next) const { return &next; }
+    // log: called once when the exchange ends.
+    virtual void log(const Request& req, const ExchangeSummary& s) const {}
+};
+
+// A route condition beyond its path (headers, geo, cookies: the routing module adds them). A
+// route whose conditions do not all hold lets routing fall to the next candidate.
+class RouteCondition {
+public:
+    virtual ~RouteCondition() = default;
+    virtual bool matches(const Request& req) const = 0;
+};
+
+// Where a module key is being built.
+enum class Scope : uint8_t { server, site, route };
+
+// Everything a module's build function may need besides its own table.
+struct BuildContext {
+    const Config& config; // being built: server/http sections, mime types and the module
+                          // tables ([upstream.NAME] ...) are ready
+    const Site* site;     // the site being built (its routes are not complete yet); null at
+                          // server scope
+    Diagnostics& diag;
+    Scope scope = Scope::route;
+    size_t module_index = 0; // the module's index in the registry (ModuleWorkers::get)
+};
+
+// What a module's top-level table loader sees ([upstream] for the proxy module).
+struct TableContext {
+    Config& config; // being built: [server] and [http] are ready
+    Diagnostics& diag;
+};
+
+// A module's per-worker state (connection pools, health checkers, caches): made by
+// ModuleSpec::worker_start when a worker starts serving, told when the worker starts to drain
+// (background work must not hold the drain open), destroyed when the worker exits.
+class ModuleWorker {
+public:
+    virtual ~ModuleWorker() = default;
+    virtual void drain() {}
+};
+
+// The worker's ModuleWorker objects, one slot per registered module (null: none). Handlers
+// reach theirs through Request::modules with the index their BuildContext gave them.
+class ModuleWorkers {
+public:
+    explicit ModuleWorkers(size_t modules) : slots_(modules) {}
+    template <class T> T* get(size_t module_index) const {
+        return module_index < slots_.size() ? static_cast<T*>(slots_[module_index].get()) : nullptr;
+    }
+    void set(size_t module_index, std::unique_ptr<ModuleWorker> w) {
+        slots_.at(module_index) = std::move(w);
+    }
+    void drain_all() {
+        for (auto& s : slots_)
+            if (s)
+                s->drain();
+    }
+    // Destroys them in reverse registration order.
+    void clear() {
+        for (auto it = slots_.rbegin(); it != slots_.rend(); ++it)
+            it->reset();
+    }
+    ~ModuleWorkers() { clear(); }
+
+private:
+    std::vector<std::unique_ptr<ModuleWorker>> slots_;
+};
+
+// What a module's per-worker hook sees.
+struct WorkerContext {
+    struct ev_loop* loop;
+    std::shared_ptr<const Config> config; // the worker's generation
+    int slot;                             // this worker's index in it, 0..workers-1
+    int workers;                          // how many workers it has
+    uint32_t generation;
+    const SharedZones* zones; // the shared-memory zones of this generation (common/shm.h)
+};
+
+struct ModuleSpec {
+    // The key that enables the module: a route key ("static", "proxy"), or for filters a key
+    // that may also appear in [server] and [[site]] (inherited downwards, overridable;
+    // `key = false` turns an inherited or default-on filter off).
+    std::string_view key;
+    bool is_handler = false; // a route has exactly one handler module
+    int order = 0;           // among filters: lower runs first (access) / wraps outermost
+    // Builds the per-route object from `options`, the value of `key` (a table, unless the
+    // module accepts other forms via reader.node()). Return nullptr after reporting errors.
+    std::unique_ptr<Handler> (*build_handler)(TableReader& options, BuildContext& ctx) = nullptr;
+    std::unique_ptr<Filter> (*build_filter)(TableReader& options, BuildContext& ctx) = nullptr;
+    // A route condition module: routes with its key match only when the condition holds.
+    std::unique_ptr<RouteCondition> (*build_condition)(TableReader& options,
+                                                       BuildContext& ctx) = nullptr;
+    // For filter modules that are on by default: built with defaults (an empty table) on a
+    // route where no scope mentions the key. In that implicit build only, returning nullptr
+    // without reporting a problem means "nothing to do on this route" and is not an error.
+    bool default_on = false;
+    // A top-level table the module owns ("upstream" for [upstream.NAME]). Tables load after
+    // [server], [http], [http2], [http3] and before sites, so build functions can look up
+    // what they read (Config::module_config). `value` is whatever the file has under the key.
+    std::string_view table;
+    void (*load_table)(const toml::node& value, TableContext& ctx) = nullptr;
+    // Shared-memory zones the module needs for `config` (the master creates them before the
+    // workers fork; an unchanged zone survives reload and binary upgrade).
+    void (*zones)(const Config& config, std::vector<ZoneSpec>& out) = nullptr;
+    // Per-worker state and background work (see ModuleWorker); null result: none.
+    std::unique_ptr<ModuleWorker> (*worker_start)(const WorkerContext& ctx) = nullptr;
+};
+
+// Sends a complete error response for `status`: the site's custom page (error_pages) when it
+// has one, else a small built-in HTML page. `reason` (may be empty) goes to the error log,
+// rate-limited. Implemented with the router (modules/router/errors.cc).
+void send_error(Request& req, ResponseWriter& out, int status, std::string_view reason = {});
+
+// Every module of this binary, in registration order (modules/modules.cc for the built-in
+// ones). Filled before config is first loaded; read-only afterwards.
+class ModuleRegistry {
+public:
+    static ModuleRegistry& instance();
+    // A key or table registered twice is a programming error: it aborts with a message.
+    void add(const ModuleSpec& spec);
+    const ModuleSpec* find(std::string_view key) const;
+    const ModuleSpec* find_table(std::string_view table) const;
+    size_t index_of(const ModuleSpec& spec) const; // spec: a pointer this registry returned
+    std::span<const ModuleSpec> all() const;
+
+private:
+    ModuleSpec specs_[64];
+    size_t count_ = 0;
+};
+
+// For test binaries: registers a module from a static initialiser.
+struct ModuleRegistrar {
+    explicit ModuleRegistrar(const ModuleSpec& spec) { ModuleRegistry::instance().add(spec); }
+};
+
+} // namespace wraith

@@ -1,0 +1,24 @@
+// The client side of the control socket: what `wraith reload|status|stop|upgrade` and NGINX's
+// `-s SIGNAL` send to a running master (docs/decisions.md, "Control socket").
+#pragma once
+
+#include <string>
+
+namespace wraith {
+
+struct ControlAnswer {
+    bool reached = false; // connected and sent the command
+    std::string socket;   // the socket path tried
+    std::string error;    // why not reached (or the config could not be read)
+    std::string text;     // the master's answer
+    // An answer whose first or any later line starts with "error" is a failure.
+    bool failed() const;
+};
+
+// Sends `command` to the master of `config_path` (its server.control_socket) and reads the
+// answer until the master closes, or only its first line when `first_line` (for a stop,
+// which the master answers at once and closes when it has exited).
+ControlAnswer control_request(const std::string& config_path, const std::string& command,
+                              bool first_line = false);
+
+} // namespace wraith

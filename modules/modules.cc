@@ -1,0 +1,27 @@
+// The built-in modules. A module lives in its own folder and defines its ModuleSpec there;
+// this file is the only place outside that folder that names it: a declaration and a place in
+// the list. The list's order is the registry's (module indexes; filters of equal `order` run
+// in it).
+#include "modules/modules.h"
+
+#include "common/module.h"
+
+namespace wraith {
+
+const ModuleSpec& static_module();   // modules/static
+const ModuleSpec& proxy_module();    // modules/proxy
+const ModuleSpec& redirect_module(); // modules/redirect
+const ModuleSpec& respond_module();  // modules/respond
+const ModuleSpec& compress_module(); // modules/compress
+
+void register_builtin_modules() {
+    static bool done = false;
+    if (done)
+        return;
+    done = true;
+    for (const ModuleSpec* spec : {&static_module(), &proxy_module(), &redirect_module(),
+                                   &respond_module(), &compress_module()})
+        ModuleRegistry::instance().add(*spec);
+}
+
+} // namespace wraith

@@ -1,0 +1,46 @@
+// The proxy module's per-worker state (ModuleSpec::worker_start): this worker's connection
+// pools, DNS answers and balancer state (UpstreamPool), its HTTP/2 sessions (H2Sessions) and,
+// while the worker serves, the active health checks it runs. Passive and active health
+// verdicts live in the shared zone "proxy.health" (health.h), which all workers read.
+#pragma once
+
+#include <ev.h>
+
+#include <memory>
+
+#include "common/module.h"
+#include "modules/proxy/h2_session.h"
+#include "modules/proxy/health.h"
+#include "modules/proxy/health_check.h"
+#include "modules/proxy/pool.h"
+
+namespace wraith::proxy {
+
+class ProxyWorker final : public ModuleWorker {
+public:
+    ProxyWorker(const WorkerContext& ctx, Health& health);
+    ~ProxyWorker() override;
+
+    struct ev_loop* loop() const {
+        return loop_;
+    }
+    UpstreamPool& pool() { return pool_; }
+    H2Sessions& sessions() { return sessions_; }
+    Health& health() { return health_; }
+    // Draining: health checks stop (they must not hold the drain open); requests in flight
+    // keep their connections.
+    void drain() override { checker_.reset(); }
+
+private:
+    struct ev_loop* loop_;
+    Health& health_;
+    UpstreamPool pool_;
+    H2Sessions sessions_; // after pool_: sessions give their DNS waits back to it
+    std::unique_ptr<HealthChecker> checker_;
+};
+
+// ModuleSpec hooks.
+std::unique_ptr<ModuleWorker> start_proxy_worker(const WorkerContext& ctx);
+void declare_proxy_zones(const Config& config, std::vector<ZoneSpec>& out);
+
+} // namespace wraith::proxy

@@ -1,0 +1,196 @@
+// `wraith convert`: what each NGINX directive becomes, what is reported as not converted
+// (with FILE:LINE), and that the output is a configuration Wraith loads.
+#include <catch2/catch.hpp>
+
+#include <toml++/toml.h>
+
+#include "common/config.h"
+#include "convert/convert.h"
+#include "convert/converter.h"
+#include "convert/routes.h"
+
+using namespace wraith::convert;
+
+namespace {
+
+ConvertResult convert(const std::string& text) {
+    NginxConf conf = parse_nginx_conf(text, "/etc/nginx/nginx.conf", "/etc/nginx", {}, false);
+    REQUIRE(conf.ok());
+    ConvertResult r = convert_nginx(conf, "/etc/nginx/nginx.conf");
+    REQUIRE(r.ok);
+    return r;
+}
+
+bool has(const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+}
+
+bool reported(const ConvertResult& r, const std::string& needle) {
+    for (const auto& n : r.not_converted)
+        if (has(n, needle))
+            return true;
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("convert: main context and listeners", "[convert]") {
+    ConvertResult r = convert(R"(user www-data adm; worker_processes 4; pid /run/n.pid;
+error_log /var/log/n.log warn; events { worker_connections 1024; }
+http { server { listen 8080; listen [::]:8080; listen 127.0.0.1:8443 ssl http2 default_server;
+  listen [::1]:9000 ipv6only=off backlog=100; server_name example.com; root /tmp; } })");
+    CHECK(has(r.toml, "user = \"www-data\""));
+    CHECK(has(r.toml, "group = \"adm\""));
+    CHECK(has(r.toml, "workers = 4"));
+    CHECK(has(r.toml, "pid_file = \"/run/n.pid\""));
+    CHECK(has(r.toml, "log_level = \"warn\""));
+    CHECK(has(r.toml, "max_connections = 1024"));
+    CHECK(has(r.toml, "address = \"0.0.0.0:8080\""));
+    CHECK(has(r.toml, "address = \"[::]:8080\"\nprotocols = [\"http/1.1\"]\nipv6_only = true"));
+    CHECK(has(r.toml, "address = \"127.0.0.1:8443\"\ntls = true\nprotocols = [\"h2\", "
+                      "\"http/1.1\"]"));
+    CHECK(has(r.toml, "address = \"[::1]:9000\"\nprotocols = [\"http/1.1\"]\nbacklog = 100"));
+    CHECK(has(r.toml, "default = true"));
+    CHECK_NOTHROW((void)toml::parse(r.toml));
+}
+
+TEST_CASE("convert: server names", "[convert]") {
+    ConvertResult r = convert(R"(http {
+  server { server_name Example.COM .example.org www.example.* ~^api\d+\.x$ _; }
+  server { server_name example.com; } })");
+    CHECK(has(r.toml, R"(hosts = ["example.com", "example.org", "*.example.org", )"));
+    CHECK(has(r.toml, R"(~^www\\.example\\.[^.]+(\\.[^.]+)*$)"));
+    CHECK(has(r.toml, R"("~^api\\d+\\.x$")"));
+    // The second server's name is the first's: NGINX warns and ignores it, as does Wraith.
+    CHECK(reported(r, "server name example.com is also served by the server at "
+                      "/etc/nginx/nginx.conf:2"));
+}
+
+TEST_CASE("convert: locations become routes", "[convert]") {
+    ConvertResult r = convert(R"(http { gzip on; gzip_types text/css; server { root /srv;
+  location = /exact { return 204; }
+  location ^~ /static/ { expires 1h; }
+  location ~* \.(png|jpg)$ { }
+  location ~ ^/api { proxy_pass http://127.0.0.1:9000; }
+  location / { try_files $uri $uri/ /index.html; index index.htm index.html; autoindex on; }
+  location /old { return 301 https://$host$request_uri; }
+  location /q { return 302 /x?$args; }
+} })");
+    CHECK(has(r.toml, "path = \"=/exact\"\n  respond = { status = 204 }"));
+    CHECK(has(r.toml, "path = \"/static/\"\n  static = { root = \"/srv\", charset = \"\", "
+                      "precompressed = false, cache_control = \"max-age=3600\" }"));
+    CHECK(has(r.toml, R"(path = "~\\.([pP][nN][gG]|[jJ][pP][gG])$")"));
+    CHECK(has(r.toml, "proxy = { pass = \"http://127.0.0.1:9000\" }"));
+    CHECK(has(r.toml, "try_files = [\"$uri\", \"$uri/\", \"/index.html\"], autoindex = true"));
+    CHECK(has(r.toml, "index = [\"index.htm\", \"index.html\"]"));
+    CHECK(has(r.toml, "redirect = { to = \"https://$host$request_uri\", status = 301 }"));
+    CHECK(has(r.toml, "redirect = { to = \"/x?$query\", status = 302 }"));
+    CHECK(has(r.toml, "compress = { encodings = [\"gzip\"], types = [\"text/html\", "
+                      "\"text/css\"], gzip_level = 1, min_size = \"20\" }"));
+    CHECK(has(r.toml, "^~ is a plain prefix in Wraith"));
+}
+
+TEST_CASE("convert: proxy_pass, upstreams and proxy settings", "[convert]") {
+    ConvertResult r = convert(R"(http {
+  upstream app { ip_hash; server 10.0.0.1:80 weight=3 max_fails=2 fail_timeout=30s;
+                 server app2.internal backup; server unix:/run/app.sock down; keepalive 16; }
+  upstream h { hash $cookie_sid consistent; server 10.0.0.2:8080; }
+  server {
+    location /api/ { proxy_pass http://app/v2/; proxy_connect_timeout 2s;
+                     proxy_set_header Host $host; proxy_set_header X-Token abc;
+                     proxy_next_upstream error timeout http_502 http_503;
+                     proxy_hide_header X-Powered-By; proxy_redirect off; }
+    location /tls/ { proxy_pass https://10.0.0.9; }
+    location /g { grpc_pass 127.0.0.1:50051; }
+  } })");
+    CHECK(has(r.toml, "[upstream.app]\nservers = [{ address = \"10.0.0.1:80\", weight = 3 }, "
+                      "{ address = \"app2.internal:80\", backup = true }, { address = "
+                      "\"unix:/run/app.sock\", down = true }]"));
+    CHECK(has(r.toml, "balance = \"hash\""));
+    CHECK(has(r.toml, "hash_key = \"client_ip\""));
+    CHECK(has(r.toml, "hash_key = \"cookie:sid\""));
+    CHECK(has(r.toml, "keepalive = 16"));
+    CHECK(has(r.toml, "max_fails = 2"));
+    CHECK(has(r.toml, "fail_timeout = \"30s\""));
+    CHECK(has(r.toml, "connect_timeout = \"2s\""));
+    CHECK(has(r.toml, "fail_statuses = [502, 503]"));
+    CHECK(has(r.toml, "proxy = { upstream = \"app\", strip_prefix = \"/api/\", replace_prefix = "
+                      "\"/v2/\", preserve_host = true, request_headers = { set = { \"X-Token\" "
+                      "= \"abc\" } }, response_headers = { remove = [\"X-Powered-By\"] }, "
+                      "redirect_rewrite = false }"));
+    CHECK(has(r.toml, "servers = [\"10.0.0.9:443\"]"));
+    CHECK(has(r.toml, "tls = { verify = false }"));
+    CHECK(has(r.toml, "proxy = { pass = \"grpc://127.0.0.1:50051\" }"));
+}
+
+TEST_CASE("convert: TLS and client certificates", "[convert]") {
+    ConvertResult r = convert(R"(http { ssl_protocols TLSv1.3; server { listen 443 ssl;
+  ssl_certificate certs/a.pem; ssl_certificate_key /k/a.key;
+  ssl_certificate b.pem; ssl_certificate_key b.key;
+  ssl_client_certificate ca.pem; ssl_verify_client on; ssl_crl crl.pem; ssl_stapling on; } })");
+    CHECK(has(r.toml, "tls = { certificates = [{ cert = \"/etc/nginx/certs/a.pem\", key = "
+                      "\"/k/a.key\" }, { cert = \"/etc/nginx/b.pem\", key = "
+                      "\"/etc/nginx/b.key\" }], min_version = \"1.3\", client_auth = "
+                      "\"require\", client_ca = \"/etc/nginx/ca.pem\", crl = "
+                      "\"/etc/nginx/crl.pem\" }"));
+}
+
+TEST_CASE("convert: what Wraith has not yet is reported with FILE:LINE", "[convert]") {
+    ConvertResult r = convert("http {\n limit_req_zone $a zone=z:1m rate=1r/s;\n"
+                              " map $a $b { default 1; }\n"
+                              " server {\n  location / {\n   auth_basic x;\n   allow 1.2.3.4;\n"
+                              "   limit_req zone=z;\n   if ($x) { return 403; }\n"
+                              "   rewrite ^/a/(.*)$ /b/$1 last;\n   frobnicate on;\n  }\n"
+                              "  location @named { }\n }\n}\n");
+    CHECK(reported(r, "/etc/nginx/nginx.conf:2: limit_req_zone"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:3: map $a $b {...}"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:6: auth_basic x;"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:7: allow 1.2.3.4;"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:8: limit_req zone=z;"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:9: if ($x) {...}"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:10: rewrite ^/a/(.*)$ /b/$1 last"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:11: frobnicate on;"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:13: location @named {...}"));
+    // ...and listed in the file.
+    CHECK(has(r.toml, "# Not converted (9):"));
+}
+
+TEST_CASE("convert: the output loads as a Wraith configuration", "[convert]") {
+    ConvertResult r = convert(R"(user root; http { gzip on; server { listen 127.0.0.1:18080;
+  server_name a.test; root /tmp; error_page 404 /404.html;
+  location = /h { default_type text/plain; return 200 "ok\n"; }
+  location / { try_files $uri =404; } } })");
+    wraith::Diagnostics diag;
+    auto config = wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag);
+    std::string problems;
+    for (const auto& d : diag.list())
+        problems += d.text() + "\n";
+    INFO(r.toml << problems);
+    CHECK(config);
+}
+
+TEST_CASE("convert: redirect variables and case folding", "[convert]") {
+    std::string out, unknown;
+    CHECK(map_redirect_variables("https://$host${request_uri}", "", &out, &unknown));
+    CHECK(out == "https://$host$request_uri");
+    CHECK(map_redirect_variables("$scheme://$server_name/$args", "ex.com", &out, &unknown));
+    CHECK(out == "$scheme://ex.com/$query");
+    CHECK_FALSE(map_redirect_variables("/$cookie_x", "", &out, &unknown));
+    CHECK(unknown == "$cookie_x");
+    CHECK(fold_case("\\.(php|Js)$") == "\\.([pP][hH][pP]|[Jj][sS])$");
+    CHECK(fold_case("[a-c0-9_]x") == "[a-cA-C0-9_][xX]");
+    CHECK(fold_case("[^x]") == "[^xX]");
+}
+
+TEST_CASE("convert: bytes that are not UTF-8 are reported, the output stays UTF-8 TOML",
+          "[convert]") {
+    ConvertResult r = convert("http { server { listen 80;\n location / { root /srv/\xff\xfe; }\n"
+                              " location /ok { root /srv/caf\xc3\xa9; } } }");
+    CHECK(reported(r, "/etc/nginx/nginx.conf:2: root /srv/\xef\xbf\xbd\xef\xbf\xbd; -- not "
+                      "valid UTF-8"));
+    CHECK(has(r.toml, "root = \"/srv/caf\xc3\xa9\""));
+    CHECK_NOTHROW((void)toml::parse(r.toml));
+    CHECK_FALSE(wraith::convert::valid_utf8("\xc0\xaf"));     // overlong
+    CHECK_FALSE(wraith::convert::valid_utf8("\xed\xa0\x80")); // surrogate
+    CHECK(wraith::convert::valid_utf8("\xf0\x9f\x98\x80"));
+}
