@@ -35,14 +35,6 @@ Session::~Session() {
         nghttp3_conn_del(http_);
 }
 
-Worker& Session::worker() const {
-    return conn_.worker();
-}
-
-const ConnectionInfo& Session::info() const {
-    return conn_.info();
-}
-
 int Session::fail(int liberr) {
     conn_.set_application_error(nghttp3_err_infer_quic_app_error_code(liberr));
     return -1;

@@ -14,14 +14,7 @@
 
 #include "common/http.h"
 #include "worker/quic/application.h"
-
-namespace wraith {
-class Worker;
-}
-
-namespace wraith::quic {
-class Connection;
-}
+#include "worker/quic/connection.h"
 
 namespace wraith::http3 {
 
@@ -57,9 +50,9 @@ public:
     void abort() override;
     uint64_t no_error_code() const override { return NGHTTP3_H3_NO_ERROR; }
 
-    // ---- for streams
-    Worker& worker() const;
-    const ConnectionInfo& info() const;
+    // ---- for streams (inline: a request touches them dozens of times)
+    Worker& worker() const { return conn_.worker(); }
+    const ConnectionInfo& info() const { return conn_.info(); }
     nghttp3_conn* http() const { return http_; }
     void schedule(Stream* s);
     void want_write();
