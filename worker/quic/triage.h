@@ -34,6 +34,7 @@ enum class Verdict {
                          // address is not validated: token_type UNKNOWN)
 };
 
+// vc and hd point into the datagram triaged: valid as long as its bytes are.
 struct Triage {
     Verdict verdict = Verdict::drop;
     ngtcp2_version_cid vc{}; // the header's version and CIDs (all but drop)

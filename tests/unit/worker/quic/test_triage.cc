@@ -69,7 +69,8 @@ TEST_CASE("a version the config leaves out gets Version Negotiation naming the c
     static const uint32_t only_v2[] = {NGTCP2_PROTO_VER_V2};
     TriagePolicy policy;
     policy.versions = only_v2;
-    Triage t = run(initial_v1(), policy);
+    const std::vector<uint8_t> pkt = initial_v1(); // t.vc points into it
+    Triage t = run(pkt, policy);
     REQUIRE(t.verdict == Verdict::version_negotiation);
     uint8_t buf[256];
     size_t n = write_version_negotiation(buf, sizeof(buf), only_v2, t.vc);
@@ -100,7 +101,8 @@ TEST_CASE("an Initial with a token we do not accept still needs an 8-byte DCID",
 }
 
 TEST_CASE("a Retry is never built with the client's own DCID as its SCID", "[quic][triage]") {
-    Triage t = run(initial_v1());
+    const std::vector<uint8_t> pkt = initial_v1(); // t.hd points into it
+    Triage t = run(pkt);
     REQUIRE(t.verdict == Verdict::accept);
     Loopback from;
     uint8_t buf[1500];
