@@ -82,6 +82,16 @@ struct Http3Config {
     uint32_t qpack_table_size = 4096;     // SETTINGS_QPACK_MAX_TABLE_CAPACITY
     uint32_t qpack_blocked_streams = 100; // SETTINGS_QPACK_BLOCKED_STREAMS
     Duration alt_svc_max_age{86400000};   // "ma" of the Alt-Svc we announce on TCP
+    // QUIC versions accepted, most preferred first: v2 (RFC 9369), v1 (RFC 9000). A client
+    // that starts in one and lists another in version_information is moved to the most
+    // preferred one both speak (compatible version negotiation, RFC 9368).
+    static constexpr uint32_t kVersion1 = 0x00000001;
+    static constexpr uint32_t kVersion2 = 0x6b3343cf;
+    std::vector<uint32_t> versions{kVersion2, kVersion1};
+    uint64_t udp_buffer_size = 8 << 20; // SO_RCVBUF / SO_SNDBUF asked for each socket
+    // TLS 1.3 cipher suites QUIC handshakes may pick (RFC 9001 §5.3), by IANA name;
+    // empty means all three.
+    std::vector<std::string> cipher_suites;
 };
 
 // A stream (L4) protocol a listener carries (common/module.h StreamHandler).

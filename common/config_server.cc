@@ -204,6 +204,46 @@ void Loader::load_http3(const toml::table& t) {
         else
             h.alt_svc_max_age = *d;
     }
+    if (const toml::array* list = r.array("versions")) {
+        std::vector<uint32_t> versions;
+        for (const toml::node& n : *list) {
+            const auto* v = n.as_string();
+            uint32_t version = !v                 ? 0
+                               : v->get() == "v1" ? Http3Config::kVersion1
+                               : v->get() == "v2" ? Http3Config::kVersion2
+                                                  : 0;
+            if (!version)
+                diag_.error(&n, "http3.versions: expected \"v1\" or \"v2\", got " +
+                                    describe_value(n));
+            else if (std::find(versions.begin(), versions.end(), version) != versions.end())
+                diag_.error(&n, "http3.versions: " + v->get() + " is listed twice");
+            else
+                versions.push_back(version);
+        }
+        if (list->empty())
+            r.error("versions", "must name at least one version, such as [\"v1\"]");
+        else if (!versions.empty())
+            h.versions = std::move(versions);
+    }
+    if (const toml::array* list = r.array("cipher_suites")) {
+        static constexpr std::string_view known[] = {
+            "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
+        for (const toml::node& n : *list) {
+            const auto* v = n.as_string();
+            if (!v || std::find(std::begin(known), std::end(known), v->get()) == std::end(known))
+                diag_.error(&n, "http3.cipher_suites: expected TLS_AES_128_GCM_SHA256, "
+                                "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, got " +
+                                    describe_value(n));
+            else
+                h.cipher_suites.push_back(v->get());
+        }
+        if (list->empty())
+            r.error("cipher_suites", "must name at least one cipher suite");
+    }
+    h.udp_buffer_size = r.size("udp_buffer_size", h.udp_buffer_size);
+    if (h.udp_buffer_size < 65536 || h.udp_buffer_size > (1ull << 30))
+        r.error("udp_buffer_size",
+                "must be between 64k and 1g, got " + std::to_string(h.udp_buffer_size));
     r.finish();
 }
 

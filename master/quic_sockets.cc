@@ -1,6 +1,8 @@
 #include "master/quic_sockets.h"
 
 #include <arpa/inet.h>
+#include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -189,7 +191,41 @@ std::string QuicSockets::key(const ListenConfig& l) {
            (l.ipv6_only ? " v6only" : "");
 }
 
-static int bind_udp(const ListenConfig& l, std::string* error) {
+UdpBufferSizes size_udp_buffers(int fd, uint64_t size, bool privileged) {
+    int want = static_cast<int>(std::min<uint64_t>(size, INT_MAX / 2));
+    // The FORCE variants ignore net.core.rmem_max / wmem_max but need CAP_NET_ADMIN.
+    if (!privileged || setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+    if (!privileged || setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+    // The kernel reports twice what it grants (the other half is its bookkeeping, socket(7)).
+    UdpBufferSizes got;
+    socklen_t len = sizeof(got.rcv);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got.rcv, &len) == 0)
+        got.rcv /= 2;
+    len = sizeof(got.snd);
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got.snd, &len) == 0)
+        got.snd /= 2;
+    return got;
+}
+
+std::string udp_buffer_warning(uint64_t asked, UdpBufferSizes got) {
+    auto kib = [](uint64_t n) { return std::to_string(n / 1024) + " KiB"; };
+    std::string sysctls;
+    if (static_cast<uint64_t>(got.rcv) < asked)
+        sysctls += " net.core.rmem_max=" + std::to_string(asked);
+    if (static_cast<uint64_t>(got.snd) < asked)
+        sysctls += " net.core.wmem_max=" + std::to_string(asked);
+    if (sysctls.empty())
+        return {};
+    return "QUIC UDP socket buffers capped by the kernel at " + kib(got.rcv) + " receive / " +
+           kib(got.snd) + " send (http3.udp_buffer_size asks " + kib(asked) +
+           "); bursts may be dropped. Raise the limit: sysctl -w" + sysctls +
+           " (or run the master as root, which sets them with SO_RCVBUFFORCE)";
+}
+
+static int bind_udp(const ListenConfig& l, uint64_t buffer_size, std::string* warning,
+                    std::string* error) {
     int fd = ::socket(l.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *error = l.address + ": UDP socket: " + std::strerror(errno);
@@ -213,13 +249,11 @@ static int bind_udp(const ListenConfig& l, std::string* error) {
         int pmtu = IP_PMTUDISC_PROBE;
         setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
     }
-    // Bursts of Initials and ACKs must not overflow the default ~200 KiB queue; as root the
-    // limit of net.core.rmem_max does not apply.
-    int buf = 4 << 20;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    // Bursts of Initials and ACKs, and a fast sender's flight, must not overflow the default
+    // ~200 KiB queues: quic-go based servers lose packets there more often than anywhere.
+    if (std::string w = udp_buffer_warning(buffer_size, size_udp_buffers(fd, buffer_size, true));
+        !w.empty())
+        *warning = std::move(w);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.addr_len) != 0) {
         *error = l.pos.file + ":" + std::to_string(l.pos.line) + ":" +
                  std::to_string(l.pos.column) + ": cannot listen on UDP " + l.address +
@@ -243,7 +277,12 @@ bool QuicSockets::acquire(const Config& config, size_t count, std::string* error
         bool fresh = !groups_.count(k);
         Group& g = groups_[k];
         while (g.fds.size() < count) {
-            int fd = bind_udp(l, error);
+            std::string warning;
+            int fd = bind_udp(l, config.http3.udp_buffer_size, &warning, error);
+            if (!warning.empty() && !buffer_warned_) {
+                buffer_warned_ = true; // once per master: every socket gets the same answer
+                WLOG_WARN("%s", warning.c_str());
+            }
             if (fd < 0) {
                 if (fresh) {
                     for (int f : g.fds)

@@ -27,6 +27,18 @@ namespace wraith {
 std::vector<sock_filter> quic_steering_program(uint8_t marker, const std::vector<uint8_t>& serving,
                                                const std::vector<uint8_t>& live);
 
+// What the kernel granted a UDP socket's buffers, in bytes.
+struct UdpBufferSizes {
+    int rcv = 0;
+    int snd = 0;
+};
+// Asks for `size` bytes each way: SO_RCVBUFFORCE / SO_SNDBUFFORCE when `privileged` (they
+// need CAP_NET_ADMIN, and fall back), else SO_RCVBUF / SO_SNDBUF, which the kernel caps at
+// net.core.rmem_max / wmem_max. Returns what it granted.
+UdpBufferSizes size_udp_buffers(int fd, uint64_t size, bool privileged);
+// One line naming the sysctls to raise when `got` is short of `asked`; empty otherwise.
+std::string udp_buffer_warning(uint64_t asked, UdpBufferSizes got);
+
 class QuicSockets {
 public:
     QuicSockets();
@@ -59,6 +71,7 @@ private:
     uint8_t marker_;
     std::vector<uint8_t> serving_;
     std::vector<uint8_t> live_;
+    bool buffer_warned_ = false; // the capped-buffer warning went out
 };
 
 } // namespace wraith

@@ -1,4 +1,4 @@
-// Small pieces every protocol adapter (worker/http1, worker/http2, worker/quic) needs when it
+// Small pieces every protocol adapter (worker/http1, worker/http2, worker/http3) needs when it
 // maps its wire format onto the shared exchange: one definition each.
 #pragma once
 

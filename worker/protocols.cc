@@ -2,6 +2,7 @@
 
 #include "worker/http1/connection.h"
 #include "worker/http2/connection.h"
+#include "worker/http3/session.h"
 #include "worker/stream/connection.h"
 #include "worker/worker.h"
 
@@ -18,6 +19,10 @@ bool offers_alpn(const ListenConfig& listen, std::string_view name) {
         if (!s.alpn.empty() && s.alpn == name)
             return true;
     return false;
+}
+
+void register_quic_protocols() {
+    quic::register_application({"h3", http3::Session::create, NGHTTP3_H3_NO_ERROR});
 }
 
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,

@@ -1,6 +1,7 @@
 // Where a ready transport (plain TCP, or TLS after its handshake) meets its protocol: a stream
 // (L4) protocol the listener carries (by ALPN, or as its only protocol), else ALPN "h2" (or
-// the h2c preface) → HTTP/2, anything else → HTTP/1.1.
+// the h2c preface) → HTTP/2, anything else → HTTP/1.1. For QUIC, the same choice is the
+// application registry (worker/quic/application.h): "h3" → HTTP/3.
 #pragma once
 
 #include <memory>
@@ -19,6 +20,10 @@ bool protocol_implemented(std::string_view alpn_name);
 // Whether a TLS connection on `listen` may negotiate `alpn_name`: an HTTP protocol this build
 // speaks, or the ALPN id of a stream protocol the listener carries.
 bool offers_alpn(const ListenConfig& listen, std::string_view alpn_name);
+
+// Registers the QUIC applications this build implements ("h3"); the worker calls it before its
+// QUIC endpoint takes connections.
+void register_quic_protocols();
 
 // Creates, registers and starts the protocol connection. `already_read` holds bytes consumed
 // from the transport before the protocol was known (the h2c preface).

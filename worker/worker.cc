@@ -36,6 +36,7 @@ Worker::Worker(WorkerSetup setup)
     order_io(loop_, ready_);
     accept_watchers_.resize(setup_.listen_fds.size());
     if (setup_.quic_tls && setup_.quic_index >= 0) {
+        register_quic_protocols();
         quic_ = std::make_unique<quic::Endpoint>(*this, setup_);
         if (quic_->empty())
             quic_.reset();

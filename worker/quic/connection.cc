@@ -2,43 +2,27 @@
 
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
-#include <sys/random.h>
 
 #include <cstring>
 
 #include "common/log.h"
 #include "common/quic_cid.h"
 #include "worker/quic/mem.h"
-#include "worker/quic/stream.h"
+#include "worker/quic/random.h"
 #include "worker/worker.h"
 
 namespace wraith::quic {
-
-namespace {
-
-Stream* stream_of(void* p) {
-    return static_cast<Stream*>(p);
-}
-
-} // namespace
 
 Connection::Connection(Endpoint& ep, Endpoint::Socket& sock) : ep_(ep), sock_(&sock) {
     owner_.ref.get_conn = get_conn;
     owner_.ref.user_data = this;
     ev_init(&timer_, on_timer);
     timer_.data = this;
-    ev_init(&goaway_timer_, on_goaway_timer);
-    goaway_timer_.data = this;
     ngtcp2_ccerr_default(&last_error_);
 }
 
 Connection::~Connection() {
-    while (Stream* s = streams_) {
-        streams_ = s->next_;
-        delete s;
-    }
-    if (http_)
-        nghttp3_conn_del(http_);
+    app_.reset(); // its streams refer to ngtcp2's
     if (conn_)
         ngtcp2_conn_del(conn_);
     if (tls_)
@@ -70,6 +54,10 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     settings.max_tx_udp_payload_size = cfg.max_udp_payload_size;
     settings.handshake_timeout = static_cast<uint64_t>(cfg.handshake_timeout.count()) *
                                  NGTCP2_MILLISECONDS;
+    // RFC 9368: a client that lists a version we prefer in its version_information moves to
+    // it (compatible version negotiation); these are also our Fully-Deployed Versions.
+    settings.preferred_versions = cfg.versions.data();
+    settings.preferred_versionslen = cfg.versions.size();
     // Receive windows grow with the client's sending rate up to these (auto-tuning).
     settings.max_stream_window = std::max<uint64_t>(cfg.stream_window, 6 << 20);
     settings.max_window = std::max<uint64_t>(cfg.connection_window, 15 << 20);
@@ -126,13 +114,11 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     std::memcpy(&local, path.local.addr, path.local.addrlen);
     peer_.init(peer, local, worker().next_connection_id());
     peer_.info.tls = true;
-    peer_.info.alpn = "h3";
 
     // Packets for the client's first DCID and for ours both reach this connection.
     ep_.associate(hd.dcid, this);
     ep_.associate(scid, this);
-    cids_.push_back(hd.dcid);
-    cids_.push_back(scid);
+    client_dcid_ = hd.dcid;
     worker().add_connection(this);
     return true;
 }
@@ -233,11 +219,7 @@ void Connection::want_write() {
         worker().defer(this);
 }
 
-void Connection::schedule(Stream* s) {
-    if (!s->queued_) {
-        s->queued_ = true;
-        pending_.push_back(s);
-    }
+void Connection::wake() {
     if (!in_service_)
         worker().defer(this);
 }
@@ -255,32 +237,25 @@ void Connection::service() {
         return;
     in_service_ = true;
     for (int rounds = 0; rounds < 16 && !dead_; ++rounds) {
-        if (!pending_.empty()) {
-            // Two vectors trade places so neither gives up its capacity.
-            working_.swap(pending_);
-            for (Stream* s : working_) {
-                s->queued_ = false;
-                s->run_pending();
-            }
-            working_.clear();
-        }
+        if (app_ && app_->has_pending())
+            app_->run_pending();
         if (dead_ || closing_)
             break;
         if (write_wanted_) {
             write_wanted_ = false;
             write();
         }
-        if (pending_.empty() && !write_wanted_)
+        if (!(app_ && app_->has_pending()) && !write_wanted_)
             break;
     }
     in_service_ = false;
     if (closing_)
         write_wanted_ = false; // nothing more goes out but the CONNECTION_CLOSE
-    if (!dead_) {
-        reap_streams();
-        if (!pending_.empty() || write_wanted_)
+    if (!dead_ && app_) {
+        // Closed streams go, and a drained application may close the connection.
+        app_->after_service();
+        if (!dead_ && (app_->has_pending() || write_wanted_))
             worker().defer(this); // more work than one round allows: after other connections
-        maybe_finish_drain();
     }
     if (!dead_)
         update_timer();
@@ -347,13 +322,13 @@ void Connection::write() {
 
     for (;;) {
         int64_t stream_id = -1;
-        int fin = 0;
-        nghttp3_vec vec[16];
-        nghttp3_ssize nvec = 0;
-        if (http_ && ngtcp2_conn_get_max_data_left(conn_)) {
-            nvec = nghttp3_conn_writev_stream(http_, &stream_id, &fin, vec, 16);
+        bool fin = false;
+        ngtcp2_vec vec[16];
+        int nvec = 0;
+        if (app_ && ngtcp2_conn_get_max_data_left(conn_)) {
+            nvec = app_->next_data(&stream_id, &fin, vec, 16);
             if (nvec < 0) {
-                fail_application(nghttp3_err_infer_quic_app_error_code(static_cast<int>(nvec)));
+                start_closing(); // the application set its error
                 return;
             }
         }
@@ -362,20 +337,20 @@ void Connection::write() {
             flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         ngtcp2_ssize ndatalen = -1;
         ngtcp2_ssize n = ngtcp2_conn_writev_stream(
-            conn_, &ps.path, &pi, buf + batched, max_size, &ndatalen, flags, stream_id,
-            reinterpret_cast<const ngtcp2_vec*>(vec), static_cast<size_t>(nvec), ts);
+            conn_, &ps.path, &pi, buf + batched, max_size, &ndatalen, flags, stream_id, vec,
+            static_cast<size_t>(nvec), ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-                nghttp3_conn_block_stream(http_, stream_id);
+                app_->stream_blocked(stream_id);
                 continue;
             }
             if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
-                nghttp3_conn_shutdown_stream_write(http_, stream_id);
+                app_->stream_write_shut(stream_id);
                 continue;
             }
             if (n == NGTCP2_ERR_WRITE_MORE) {
-                if (int rv = nghttp3_conn_add_write_offset(http_, stream_id, ndatalen); rv != 0) {
-                    fail_application(nghttp3_err_infer_quic_app_error_code(rv));
+                if (app_->data_sent(stream_id, static_cast<size_t>(ndatalen)) != 0) {
+                    start_closing();
                     return;
                 }
                 continue;
@@ -383,11 +358,9 @@ void Connection::write() {
             fail_transport(static_cast<int>(n));
             return;
         }
-        if (ndatalen >= 0) {
-            if (int rv = nghttp3_conn_add_write_offset(http_, stream_id, ndatalen); rv != 0) {
-                fail_application(nghttp3_err_infer_quic_app_error_code(rv));
-                return;
-            }
+        if (ndatalen >= 0 && app_->data_sent(stream_id, static_cast<size_t>(ndatalen)) != 0) {
+            start_closing();
+            return;
         }
         if (n == 0) {
             // Nothing more to send now (done, or congestion/pacing limited).
@@ -475,8 +448,12 @@ void Connection::fail_transport(int liberr) {
     start_closing();
 }
 
-void Connection::fail_application(uint64_t h3_error) {
-    ngtcp2_ccerr_set_application_error(&last_error_, h3_error, nullptr, 0);
+void Connection::set_application_error(uint64_t code) {
+    ngtcp2_ccerr_set_application_error(&last_error_, code, nullptr, 0);
+}
+
+void Connection::close_application(uint64_t code) {
+    set_application_error(code);
     start_closing();
 }
 
@@ -528,70 +505,19 @@ void Connection::drain() {
         return;
     draining_ = true;
     // A handshake in progress finishes first (the client may have sent requests in 0-RTT or
-    // right behind it); setup_http3() then starts the GOAWAY.
-    if (http_)
-        start_goaway();
-}
-
-void Connection::start_goaway() {
-    // RFC 9114 §5.2, in two steps as for HTTP/2: a GOAWAY that announces the end but refuses
-    // nothing, then (two PTOs later, when requests already on the wire arrived) the GOAWAY with
-    // the first stream id we will not serve; streams below it finish.
-    nghttp3_conn_submit_shutdown_notice(http_);
-    want_write();
-    double pto = static_cast<double>(ngtcp2_conn_get_pto(conn_)) / NGTCP2_SECONDS;
-    ev_timer_set(&goaway_timer_, std::max(0.05, 2 * pto), 0.);
-    ev_timer_start(worker().loop(), &goaway_timer_);
-}
-
-void Connection::on_goaway_timer(struct ev_loop*, ev_timer* w, int) {
-    auto* c = static_cast<Connection*>(w->data);
-    if (c->closing_ || c->dead_ || !c->http_)
-        return;
-    if (c->final_goaway_) {
-        // The quiet period of maybe_finish_drain() is over.
-        c->close_when_idle_ = true;
-        c->maybe_finish_drain();
-        return;
-    }
-    c->final_goaway_ = true;
-    nghttp3_conn_shutdown(c->http_);
-    c->want_write();
-    c->maybe_finish_drain();
-}
-
-void Connection::maybe_finish_drain() {
-    if (!draining_ || !final_goaway_ || closing_ || dead_)
-        return;
-    if (streams_ != nullptr) {
-        // A stream below the GOAWAY id still arrived: the quiet period starts again after it.
-        close_when_idle_ = false;
-        ev_timer_stop(worker().loop(), &goaway_timer_);
-        return;
-    }
-    if (close_when_idle_) {
-        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
-        start_closing();
-        return;
-    }
-    // The last stream just ended, its final bytes from the client (the FIN closing a tunnel)
-    // perhaps not acknowledged yet: ngtcp2 delays that ACK (RFC 9000 §13.2.1), and
-    // CONNECTION_CLOSE carries none, so closing now would cut the client's stream short on its
-    // side. Our ACK delay plus one PTO lets the ACK go out and reach the client first; a client
-    // done with the connection usually closes it itself in that time.
-    if (!ev_is_active(&goaway_timer_)) {
-        const ngtcp2_duration wait = ngtcp2_conn_get_local_transport_params(conn_)->max_ack_delay +
-                                     ngtcp2_conn_get_pto(conn_);
-        ev_timer_set(&goaway_timer_, static_cast<double>(wait) / NGTCP2_SECONDS, 0.);
-        ev_timer_start(worker().loop(), &goaway_timer_);
-    }
+    // right behind it); start_application() then tells the application.
+    if (app_)
+        app_->drain();
 }
 
 void Connection::close_now() {
     if (dead_)
         return;
     if (!closing_) {
-        ngtcp2_ccerr_set_application_error(&last_error_, NGHTTP3_H3_NO_ERROR, nullptr, 0);
+        if (app_)
+            set_application_error(app_->no_error_code());
+        else if (owner_.application)
+            set_application_error(owner_.application->no_error_code);
         start_closing();
     }
     destroy();
@@ -602,36 +528,29 @@ void Connection::destroy() {
         return;
     dead_ = true;
     ev_timer_stop(worker().loop(), &timer_);
-    ev_timer_stop(worker().loop(), &goaway_timer_);
-    // Streams still open end now: handlers see an abort, logs a 499.
-    for (Stream* s = streams_; s; s = s->next_)
-        if (!s->closed())
-            s->on_closed(NGHTTP3_H3_NO_ERROR);
-    for (Stream* s = streams_; s; s = s->next_)
-        s->finish();
-    for (const ngtcp2_cid& cid : cids_)
-        ep_.dissociate(cid);
-    cids_.clear();
+    if (app_)
+        app_->abort();
+    // Our CIDs are the ones ngtcp2 still holds: each one it dropped went through
+    // on_remove_connection_id. The client's first DCID is the one more we registered.
+    ep_.dissociate(client_dcid_);
+    ngtcp2_cid scids[kMaxScids];
+    size_t n = ngtcp2_conn_get_scid(conn_, nullptr);
+    if (n <= kMaxScids) {
+        n = ngtcp2_conn_get_scid(conn_, scids);
+        for (size_t i = 0; i < n; ++i)
+            ep_.dissociate(scids[i]);
+    } else {
+        std::vector<ngtcp2_cid> many(n); // not with ngtcp2's pool of 8; kept correct anyway
+        n = ngtcp2_conn_get_scid(conn_, many.data());
+        for (size_t i = 0; i < n; ++i)
+            ep_.dissociate(many[i]);
+    }
     ep_.forget(this);
     worker().remove_connection(this);
     worker().defer(this);
 }
 
-void Connection::reap_streams() {
-    for (Stream* s : closed_streams_) {
-        s->finish();
-        if (s->prev_)
-            s->prev_->next_ = s->next_;
-        else
-            streams_ = s->next_;
-        if (s->next_)
-            s->next_->prev_ = s->prev_;
-        delete s;
-    }
-    closed_streams_.clear();
-}
-
-// ---- for streams ---------------------------------------------------------------------------
+// ---- for the application ------------------------------------------------------------------
 
 void Connection::consumed(int64_t stream_id, size_t n) {
     if (closing_ || dead_)
@@ -648,61 +567,115 @@ void Connection::reset_stream(int64_t stream_id, uint64_t app_error_code) {
     want_write();
 }
 
+void Connection::shutdown_stream_read(int64_t stream_id, uint64_t app_error_code) {
+    if (closing_ || dead_)
+        return;
+    ngtcp2_conn_shutdown_stream_read(conn_, 0, stream_id, app_error_code);
+    want_write();
+}
+
+void Connection::shutdown_stream_write(int64_t stream_id, uint64_t app_error_code) {
+    if (closing_ || dead_)
+        return;
+    ngtcp2_conn_shutdown_stream_write(conn_, 0, stream_id, app_error_code);
+    want_write();
+}
+
+bool Connection::open_uni_stream(int64_t* stream_id) {
+    return ngtcp2_conn_open_uni_stream(conn_, stream_id, nullptr) == 0;
+}
+
+uint64_t Connection::streams_uni_left() const {
+    return ngtcp2_conn_get_streams_uni_left(conn_);
+}
+
+uint64_t Connection::local_max_streams_bidi() const {
+    return ngtcp2_conn_get_local_transport_params(conn_)->initial_max_streams_bidi;
+}
+
+void Connection::extend_max_streams_bidi(uint64_t n) {
+    ngtcp2_conn_extend_max_streams_bidi(conn_, n);
+}
+
+ngtcp2_duration Connection::pto() const {
+    return ngtcp2_conn_get_pto(conn_);
+}
+
+ngtcp2_duration Connection::local_max_ack_delay() const {
+    return ngtcp2_conn_get_local_transport_params(conn_)->max_ack_delay;
+}
+
 bool Connection::early_data_allowed() const {
     return owner_.site && owner_.site->tls && owner_.site->tls->early_data;
 }
 
-// ---- HTTP/3 session ------------------------------------------------------------------------
+// ---- the application ----------------------------------------------------------------------
 
-bool Connection::setup_http3() {
-    if (http_)
+bool Connection::start_application() {
+    if (app_)
         return true;
-    if (ngtcp2_conn_get_streams_uni_left(conn_) < 3)
+    // The handshake chose it by ALPN (TlsContext::on_client_hello); a session without one
+    // failed there with no_application_protocol.
+    const ApplicationSpec* spec = owner_.application;
+    if (!spec)
         return false;
-    const Http3Config& cfg = ep_.settings();
-    nghttp3_settings settings;
-    nghttp3_settings_default(&settings);
-    settings.qpack_max_dtable_capacity = cfg.qpack_table_size;
-    settings.qpack_blocked_streams = cfg.qpack_blocked_streams;
-    settings.max_field_section_size = worker().config().http.max_header_size;
-    settings.enable_connect_protocol = 1; // RFC 9220: WebSockets over HTTP/3
-    if (int rv = nghttp3_conn_server_new(&http_, http_callbacks(), &settings, http3_mem(), this);
-        rv != 0) {
-        WLOG_ERROR("http3: nghttp3_conn_server_new: %s", nghttp3_strerror(rv));
+    peer_.info.alpn = spec->alpn;
+    app_ = spec->create(*this);
+    if (!app_ || !app_->start())
         return false;
-    }
-    const ngtcp2_transport_params* params = ngtcp2_conn_get_local_transport_params(conn_);
-    nghttp3_conn_set_max_client_streams_bidi(http_, params->initial_max_streams_bidi);
-    int64_t control = -1, enc = -1, dec = -1;
-    if (ngtcp2_conn_open_uni_stream(conn_, &control, nullptr) != 0 ||
-        nghttp3_conn_bind_control_stream(http_, control) != 0 ||
-        ngtcp2_conn_open_uni_stream(conn_, &enc, nullptr) != 0 ||
-        ngtcp2_conn_open_uni_stream(conn_, &dec, nullptr) != 0 ||
-        nghttp3_conn_bind_qpack_streams(http_, enc, dec) != 0) {
-        WLOG_ERROR("http3: cannot open the control and QPACK streams");
-        return false;
-    }
     if (draining_)
-        start_goaway();
+        app_->drain();
     return true;
 }
 
 int Connection::on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user) {
-    // 1-RTT keys (or 0-RTT accepted): HTTP/3 can start; the control streams go out first.
+    // 1-RTT keys (or 0-RTT accepted): the application can start; HTTP/3's control streams go
+    // out first.
     if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT)
         return 0;
     auto* c = static_cast<Connection*>(user);
-    return c->setup_http3() ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+    return c->start_application() ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
 int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->handshake_done_ = true;
+    if (ErrorLog::enabled(LogLevel::debug)) {
+        // What was negotiated, for operators and the interop tests (test_interop.py).
+        const unsigned flags = gnutls_session_get_flags(c->tls_);
+        WLOG_DEBUG("quic: connection %llu from %.*s: handshake done, version 0x%08x, %s, "
+                   "ALPN %.*s, resumed %s, early data %s",
+                   (unsigned long long)c->peer_.info.id, (int)c->peer_.info.peer_text.size(),
+                   c->peer_.info.peer_text.data(), ngtcp2_conn_get_negotiated_version(conn),
+                   gnutls_cipher_get_name(gnutls_cipher_get(c->tls_)),
+                   c->owner_.application ? (int)c->owner_.application->alpn.size() : 0,
+                   c->owner_.application ? c->owner_.application->alpn.data() : "",
+                   gnutls_session_is_resumed(c->tls_) ? "yes" : "no",
+                   flags & GNUTLS_SFLAGS_EARLY_DATA ? "accepted" : "no");
+    }
     // A ticket for resumption (and 0-RTT where a site allows it) and an address token so the
     // client skips address validation next time (RFC 9000 §8.1.3).
     gnutls_session_ticket_send(c->tls_, 1, 0);
     c->submit_address_token(*ngtcp2_conn_get_path(conn));
     return 0;
+}
+
+int Connection::on_update_key(ngtcp2_conn* conn, uint8_t* rx_secret, uint8_t* tx_secret,
+                              ngtcp2_crypto_aead_ctx* rx_aead_ctx, uint8_t* rx_iv,
+                              ngtcp2_crypto_aead_ctx* tx_aead_ctx, uint8_t* tx_iv,
+                              const uint8_t* current_rx_secret, const uint8_t* current_tx_secret,
+                              size_t secretlen, void* user) {
+    // ngtcp2 derives the next keys once the handshake is confirmed and again after every key
+    // update (RFC 9001 §6), so each call past the first is one update done.
+    auto* c = static_cast<Connection*>(user);
+    if (c->key_phases_ < UINT16_MAX)
+        ++c->key_phases_;
+    if (c->key_phases_ > 1)
+        WLOG_DEBUG("quic: connection %llu: key update %u", (unsigned long long)c->peer_.info.id,
+                   c->key_phases_ - 1u);
+    return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
+                                       tx_aead_ctx, tx_iv, current_rx_secret, current_tx_secret,
+                                       secretlen, user);
 }
 
 void Connection::submit_address_token(const ngtcp2_path& path) {
@@ -717,77 +690,54 @@ void Connection::submit_address_token(const ngtcp2_path& path) {
 int Connection::on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
                                     const uint8_t* data, size_t len, void* user, void*) {
     auto* c = static_cast<Connection*>(user);
-    if (!c->http_)
+    if (!c->app_)
         return NGTCP2_ERR_CALLBACK_FAILURE;
-    const bool fin = flags & NGTCP2_STREAM_DATA_FLAG_FIN;
-    nghttp3_ssize n = nghttp3_conn_read_stream(c->http_, stream_id, data, len, fin);
-    // nghttp3 (0.8, still 1.8) calls a frame type cut short by the end of a request stream a
-    // general protocol error; RFC 9114 §7.1 makes a truncated frame H3_FRAME_ERROR.
-    if (n == NGHTTP3_ERR_H3_GENERAL_PROTOCOL_ERROR && fin && ngtcp2_is_bidi_stream(stream_id))
-        n = NGHTTP3_ERR_H3_FRAME_ERROR;
-    if (n < 0) {
-        ErrorLog::limited(LogLevel::info, "http3: bad input from %.*s: %s",
-                          (int)c->peer_.info.peer_text.size(), c->peer_.info.peer_text.data(),
-                          nghttp3_strerror(static_cast<int>(n)));
-        ngtcp2_ccerr_set_application_error(
-            &c->last_error_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(n)), nullptr,
-            0);
+    size_t credit = 0;
+    if (c->app_->recv_stream_data(stream_id, data, len, flags & NGTCP2_STREAM_DATA_FLAG_FIN,
+                                  &credit) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    // Framing and QPACK bytes are consumed at once; body bytes when the handler takes them.
-    ngtcp2_conn_extend_max_stream_offset(c->conn_, stream_id, static_cast<uint64_t>(n));
-    ngtcp2_conn_extend_max_offset(c->conn_, static_cast<uint64_t>(n));
+    ngtcp2_conn_extend_max_stream_offset(c->conn_, stream_id, credit);
+    ngtcp2_conn_extend_max_offset(c->conn_, credit);
     return 0;
 }
 
 int Connection::on_acked_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t len,
                                      void* user, void*) {
     auto* c = static_cast<Connection*>(user);
-    if (c->http_ && nghttp3_conn_add_ack_offset(c->http_, stream_id, len) != 0)
+    if (c->app_ && c->app_->acked_stream_data(stream_id, len) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
 int Connection::on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user) {
     auto* c = static_cast<Connection*>(user);
-    if (ngtcp2_is_bidi_stream(stream_id) && c->final_goaway_) {
-        // Past our GOAWAY: refuse it (RFC 9114 §5.2); the client retries elsewhere.
-        ngtcp2_conn_shutdown_stream(c->conn_, 0, stream_id, NGHTTP3_H3_REQUEST_REJECTED);
-    }
+    if (c->app_)
+        c->app_->stream_open(stream_id);
     return 0;
 }
 
 int Connection::on_stream_close(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
                                 uint64_t app_error_code, void* user, void*) {
     auto* c = static_cast<Connection*>(user);
+    if (!c->app_)
+        return 0;
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
-        app_error_code = NGHTTP3_H3_NO_ERROR;
-    if (c->http_) {
-        int rv = nghttp3_conn_close_stream(c->http_, stream_id, app_error_code);
-        if (rv == 0 || rv == NGHTTP3_ERR_STREAM_NOT_FOUND) {
-            if (ngtcp2_is_bidi_stream(stream_id))
-                ngtcp2_conn_extend_max_streams_bidi(c->conn_, 1);
-        } else {
-            ngtcp2_ccerr_set_application_error(
-                &c->last_error_, nghttp3_err_infer_quic_app_error_code(rv), nullptr, 0);
-            return NGTCP2_ERR_CALLBACK_FAILURE;
-        }
-    }
-    return 0;
+        app_error_code = c->app_->no_error_code();
+    return c->app_->stream_close(stream_id, app_error_code) ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
-int Connection::on_stream_reset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t, void* user,
-                                void*) {
+int Connection::on_stream_reset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error_code,
+                                void* user, void*) {
     auto* c = static_cast<Connection*>(user);
-    if (c->http_ && nghttp3_conn_shutdown_stream_read(c->http_, stream_id) != 0)
+    if (c->app_ && c->app_->stream_reset(stream_id, app_error_code) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
-int Connection::on_stream_stop_sending(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user,
-                                       void*) {
+int Connection::on_stream_stop_sending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error_code,
+                                       void* user, void*) {
     auto* c = static_cast<Connection*>(user);
-    if (c->http_ && nghttp3_conn_shutdown_stream_read(c->http_, stream_id) != 0)
+    if (c->app_ && c->app_->stream_stop_sending(stream_id, app_error_code) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
@@ -795,28 +745,22 @@ int Connection::on_stream_stop_sending(ngtcp2_conn*, int64_t stream_id, uint64_t
 int Connection::on_extend_max_remote_streams_bidi(ngtcp2_conn*, uint64_t max_streams,
                                                   void* user) {
     auto* c = static_cast<Connection*>(user);
-    if (c->http_)
-        nghttp3_conn_set_max_client_streams_bidi(c->http_, max_streams);
+    if (c->app_)
+        c->app_->extend_max_remote_streams_bidi(max_streams);
     return 0;
 }
 
 int Connection::on_extend_max_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user,
                                           void*) {
     auto* c = static_cast<Connection*>(user);
-    if (c->http_ && nghttp3_conn_unblock_stream(c->http_, stream_id) != 0)
+    if (c->app_ && c->app_->extend_max_stream_data(stream_id) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
 void Connection::on_rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) {
     // Packet padding and PATH_CHALLENGE data: unpredictable, not secret keys.
-    while (len) {
-        ssize_t n = getrandom(dest, len, 0);
-        if (n <= 0)
-            break;
-        dest += n;
-        len -= static_cast<size_t>(n);
-    }
+    fill_random(dest, len);
 }
 
 int Connection::on_get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t,
@@ -824,14 +768,12 @@ int Connection::on_get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t*
     auto* c = static_cast<Connection*>(user);
     c->ep_.new_cid(cid, token);
     c->ep_.associate(*cid, c);
-    c->cids_.push_back(*cid);
     return 0;
 }
 
 int Connection::on_remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->ep_.dissociate(*cid);
-    std::erase_if(c->cids_, [&](const ngtcp2_cid& x) { return ngtcp2_cid_eq(&x, cid); });
     return 0;
 }
 
@@ -855,97 +797,6 @@ int Connection::on_path_validation(ngtcp2_conn*, uint32_t flags, const ngtcp2_pa
     return 0;
 }
 
-// ---- nghttp3 callbacks ---------------------------------------------------------------------
-
-int Connection::h3_acked_stream_data(nghttp3_conn*, int64_t, uint64_t len, void*,
-                                     void* stream_user) {
-    if (Stream* s = stream_of(stream_user))
-        s->on_acked(len);
-    return 0;
-}
-
-int Connection::h3_stream_close(nghttp3_conn*, int64_t, uint64_t app_error_code, void* user,
-                                void* stream_user) {
-    auto* c = static_cast<Connection*>(user);
-    if (Stream* s = stream_of(stream_user)) {
-        s->on_closed(app_error_code);
-        c->closed_streams_.push_back(s);
-        if (!c->in_service_)
-            c->worker().defer(c);
-    }
-    return 0;
-}
-
-int Connection::h3_recv_data(nghttp3_conn*, int64_t, const uint8_t* data, size_t len, void*,
-                             void* stream_user) {
-    if (Stream* s = stream_of(stream_user))
-        s->on_body(data, len);
-    return 0;
-}
-
-int Connection::h3_deferred_consume(nghttp3_conn*, int64_t stream_id, size_t consumed,
-                                    void* user, void*) {
-    auto* c = static_cast<Connection*>(user);
-    ngtcp2_conn_extend_max_stream_offset(c->conn_, stream_id, consumed);
-    ngtcp2_conn_extend_max_offset(c->conn_, consumed);
-    return 0;
-}
-
-int Connection::h3_begin_headers(nghttp3_conn* h3, int64_t stream_id, void* user, void*) {
-    auto* c = static_cast<Connection*>(user);
-    auto* s = new Stream(*c, stream_id);
-    s->next_ = c->streams_;
-    if (c->streams_)
-        c->streams_->prev_ = s;
-    c->streams_ = s;
-    nghttp3_conn_set_stream_user_data(h3, stream_id, s);
-    return 0;
-}
-
-int Connection::h3_recv_header(nghttp3_conn*, int64_t, int32_t token, nghttp3_rcbuf* name,
-                               nghttp3_rcbuf* value, uint8_t, void*, void* stream_user) {
-    if (Stream* s = stream_of(stream_user)) {
-        nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
-        nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
-        s->on_header(token, {reinterpret_cast<const char*>(n.base), n.len},
-                     {reinterpret_cast<const char*>(v.base), v.len},
-                     nghttp3_rcbuf_is_static(name) != 0);
-    }
-    return 0;
-}
-
-int Connection::h3_end_headers(nghttp3_conn*, int64_t, int fin, void* user, void* stream_user) {
-    auto* c = static_cast<Connection*>(user);
-    if (Stream* s = stream_of(stream_user))
-        s->on_head_complete(fin != 0, !c->handshake_done_);
-    return 0;
-}
-
-int Connection::h3_end_stream(nghttp3_conn*, int64_t, void*, void* stream_user) {
-    if (Stream* s = stream_of(stream_user))
-        s->on_body_end();
-    return 0;
-}
-
-int Connection::h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                                void* user, void* stream_user) {
-    auto* c = static_cast<Connection*>(user);
-    ngtcp2_conn_shutdown_stream_read(c->conn_, 0, stream_id, app_error_code);
-    return 0;
-}
-
-int Connection::h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                                void* user, void* stream_user) {
-    // nghttp3 wants the stream reset with this code: the peer stopped reading (STOP_SENDING)
-    // or the request was malformed (H3_MESSAGE_ERROR, RFC 9114 §4.1.2).
-    auto* c = static_cast<Connection*>(user);
-    if (Stream* s = stream_of(stream_user))
-        s->reset_with(app_error_code);
-    else
-        ngtcp2_conn_shutdown_stream_write(c->conn_, 0, stream_id, app_error_code);
-    return 0;
-}
-
 const ngtcp2_callbacks* Connection::transport_callbacks() {
     static const ngtcp2_callbacks cb = [] {
         ngtcp2_callbacks c{};
@@ -962,7 +813,7 @@ const ngtcp2_callbacks* Connection::transport_callbacks() {
         c.rand = on_rand;
         c.get_new_connection_id = on_get_new_connection_id;
         c.remove_connection_id = on_remove_connection_id;
-        c.update_key = ngtcp2_crypto_update_key_cb;
+        c.update_key = on_update_key;
         c.path_validation = on_path_validation;
         c.stream_reset = on_stream_reset;
         c.extend_max_remote_streams_bidi = on_extend_max_remote_streams_bidi;
@@ -973,24 +824,6 @@ const ngtcp2_callbacks* Connection::transport_callbacks() {
         c.stream_stop_sending = on_stream_stop_sending;
         c.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
         c.recv_tx_key = on_recv_tx_key;
-        return c;
-    }();
-    return &cb;
-}
-
-const nghttp3_callbacks* Connection::http_callbacks() {
-    static const nghttp3_callbacks cb = [] {
-        nghttp3_callbacks c{};
-        c.acked_stream_data = h3_acked_stream_data;
-        c.stream_close = h3_stream_close;
-        c.recv_data = h3_recv_data;
-        c.deferred_consume = h3_deferred_consume;
-        c.begin_headers = h3_begin_headers;
-        c.recv_header = h3_recv_header;
-        c.end_headers = h3_end_headers;
-        c.stop_sending = h3_stop_sending;
-        c.end_stream = h3_end_stream;
-        c.reset_stream = h3_reset_stream;
         return c;
     }();
     return &cb;

@@ -1,21 +1,25 @@
-// One QUIC connection (RFC 9000) with its HTTP/3 session (RFC 9114): ngtcp2 for the transport,
-// GnuTLS for the handshake, nghttp3 for framing and QPACK. Packets arrive from the worker's
-// Endpoint; everything the connection sends is built in one write pass run from the worker's
-// deferred queue (after a batch of packets, a handler's response, an ACK that frees window),
-// paced by ngtcp2's timer. Streams (worker/quic/stream.h) run the shared request pipeline.
+// One QUIC connection (RFC 9000): ngtcp2 for the transport, GnuTLS for the handshake. Packets
+// arrive from the worker's Endpoint; everything the connection sends is built in one write
+// pass run from the worker's deferred queue (after a batch of packets, a handler's response,
+// an ACK that frees window), paced by ngtcp2's timer. What runs on the streams is the
+// Application the ALPN chose (worker/quic/application.h): the HTTP/3 session for "h3"
+// (worker/http3/session.h), or another registered protocol. The connection owns packets,
+// timers, migration, CIDs, TLS and the closing/draining periods; the application owns its
+// streams' meaning and talks back through the stream API below.
 #pragma once
 
 #include <ev.h>
 #include <gnutls/gnutls.h>
-#include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/http.h"
 #include "worker/connection.h"
 #include "worker/peer.h"
+#include "worker/quic/application.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/tls.h"
 
@@ -24,8 +28,6 @@ class Worker;
 }
 
 namespace wraith::quic {
-
-class Stream;
 
 class Connection final : public wraith::Connection {
 public:
@@ -49,25 +51,44 @@ public:
     void close_now() override;
     void run_deferred() override;
 
-    // For streams.
+    // ---- for the application (worker/quic/application.h)
     Worker& worker() const { return ep_.worker(); }
     const ConnectionInfo& info() const { return peer_.info; }
-    nghttp3_conn* http() const { return http_; }
-    void schedule(Stream* s);
-    void want_write();
-    // Request body bytes the handler consumed: flow-control credit back to the client.
-    void consumed(int64_t stream_id, size_t n);
-    void reset_stream(int64_t stream_id, uint64_t app_error_code);
+    bool handshake_done() const { return handshake_done_; }
     bool early_data_allowed() const;
+    // Closing, draining or gone: nothing more is sent but CONNECTION_CLOSE.
+    bool closing() const { return closing_ || dead_; }
+    // A write pass soon (from the worker's deferred queue, or the running service pass).
+    void want_write();
+    // The application has work queued (Application::has_pending): a service pass soon.
+    void wake();
+    // Stream bytes the application consumed: flow-control credit back to the peer.
+    void consumed(int64_t stream_id, size_t n);
+    // Resets both directions of a stream (RESET_STREAM + STOP_SENDING) with `app_error_code`.
+    void reset_stream(int64_t stream_id, uint64_t app_error_code);
+    void shutdown_stream_read(int64_t stream_id, uint64_t app_error_code);
+    void shutdown_stream_write(int64_t stream_id, uint64_t app_error_code);
+    bool open_uni_stream(int64_t* stream_id);
+    uint64_t streams_uni_left() const;
+    // Our initial_max_streams_bidi transport parameter.
+    uint64_t local_max_streams_bidi() const;
+    // The peer may open `n` more bidirectional streams (one closed).
+    void extend_max_streams_bidi(uint64_t n);
+    ngtcp2_duration pto() const;
+    ngtcp2_duration local_max_ack_delay() const;
+    // The CONNECTION_CLOSE an application failure sends (the next failing callback closes).
+    void set_application_error(uint64_t code);
+    // Closes the connection with an application error code (H3_NO_ERROR after a drain).
+    void close_application(uint64_t code);
 
 private:
     Connection(Endpoint& ep, Endpoint::Socket& sock);
     bool init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd, const ngtcp2_cid* original_dcid,
               ngtcp2_token_type token_type);
-    bool setup_http3();
+    // 1-RTT keys: the application the ALPN chose is created and started.
+    bool start_application();
 
     static const ngtcp2_callbacks* transport_callbacks();
-    static const nghttp3_callbacks* http_callbacks();
     // ngtcp2 callbacks.
     static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
     static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_encryption_level level, uint64_t offset,
@@ -96,45 +117,24 @@ private:
                                   const ngtcp2_path* fallback_path,
                                   ngtcp2_path_validation_result res, void* user);
     static int on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void* user);
-
-    // nghttp3 callbacks.
-    static int h3_acked_stream_data(nghttp3_conn*, int64_t stream_id, uint64_t len, void* user,
-                                    void* stream_user);
-    static int h3_stream_close(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                               void* user, void* stream_user);
-    static int h3_recv_data(nghttp3_conn*, int64_t stream_id, const uint8_t* data, size_t len,
-                            void* user, void* stream_user);
-    static int h3_deferred_consume(nghttp3_conn*, int64_t stream_id, size_t consumed, void* user,
-                                   void* stream_user);
-    static int h3_begin_headers(nghttp3_conn*, int64_t stream_id, void* user, void* stream_user);
-    static int h3_recv_header(nghttp3_conn*, int64_t stream_id, int32_t token,
-                              nghttp3_rcbuf* name, nghttp3_rcbuf* value, uint8_t flags,
-                              void* user, void* stream_user);
-    static int h3_end_headers(nghttp3_conn*, int64_t stream_id, int fin, void* user,
-                              void* stream_user);
-    static int h3_end_stream(nghttp3_conn*, int64_t stream_id, void* user, void* stream_user);
-    static int h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                               void* user, void* stream_user);
-    static int h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                               void* user, void* stream_user);
+    static int on_update_key(ngtcp2_conn*, uint8_t* rx_secret, uint8_t* tx_secret,
+                             ngtcp2_crypto_aead_ctx* rx_aead_ctx, uint8_t* rx_iv,
+                             ngtcp2_crypto_aead_ctx* tx_aead_ctx, uint8_t* tx_iv,
+                             const uint8_t* current_rx_secret, const uint8_t* current_tx_secret,
+                             size_t secretlen, void* user);
 
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
-    static void on_goaway_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
-    void service();   // pending stream work, then write, until quiet
-    void write();     // builds and sends packets while ngtcp2 and nghttp3 have any
+    void service();   // pending application work, then write, until quiet
+    void write();     // builds and sends packets while ngtcp2 and the application have any
     bool flush_pending(); // resends a batch the socket refused; false if still blocked
     void update_timer();
     void handle_expiry();
     void fail_transport(int liberr);           // ngtcp2 error: close the connection
-    void fail_application(uint64_t h3_error); // HTTP/3 error: close the connection
     void start_closing();                      // write CONNECTION_CLOSE, linger 3 PTO
     void start_draining();                     // the peer closed: linger silently
     void linger();
-    void maybe_finish_drain();
-    void start_goaway();
     void destroy();                            // deleted from the deferred queue
-    void reap_streams();
     void release_tls(); // the handshake is over: keep what it said, free the session
     // A NEW_TOKEN for the client's current address (RFC 9000 §8.1.3): its next connection
     // from there skips address validation.
@@ -143,19 +143,17 @@ private:
     Endpoint& ep_;
     Endpoint::Socket* sock_;
     ngtcp2_conn* conn_ = nullptr;
-    nghttp3_conn* http_ = nullptr;
+    std::unique_ptr<Application> app_; // from 1-RTT keys on
     gnutls_session_t tls_ = nullptr; // until the handshake is over
     SessionOwner owner_;
     TlsContext::PeerTls peer_tls_;
     Peer peer_;
     ev_timer timer_;
     ngtcp2_ccerr last_error_{};
-    std::vector<ngtcp2_cid> cids_; // every CID registered for us at the endpoint
-
-    Stream* streams_ = nullptr; // every stream not yet reaped
-    std::vector<Stream*> pending_;
-    std::vector<Stream*> working_; // pending_ of the round being run
-    std::vector<Stream*> closed_streams_;
+    // The endpoint routes our CIDs (ngtcp2_conn_get_scid lists them) and the client's first
+    // DCID here; no copy of the list is kept per connection.
+    ngtcp2_cid client_dcid_{};
+    static constexpr size_t kMaxScids = 16; // ngtcp2 issues at most 8 (NGTCP2_MAX_SCID_POOL_SIZE)
 
     // A batch the socket refused (EAGAIN), resent before anything new.
     std::string pending_tx_;
@@ -170,15 +168,11 @@ private:
     bool write_wanted_ = false;
     bool in_service_ = false;
     bool handshake_done_ = false;
-    // From the shutdown notice to the final GOAWAY, then from the last stream's end to the
-    // close (maybe_finish_drain).
-    ev_timer goaway_timer_;
-    bool draining_ = false;  // worker drain: shutdown notice sent
-    bool final_goaway_ = false; // GOAWAY with the last stream id sent
-    bool close_when_idle_ = false; // the quiet period after the last stream is over
+    bool draining_ = false;  // worker drain: the application was (or will be) told
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
+    uint16_t key_phases_ = 0;  // 1-RTT key generations derived (on_update_key)
 };
 
 } // namespace wraith::quic

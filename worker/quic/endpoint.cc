@@ -2,7 +2,6 @@
 
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <netinet/udp.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,8 +11,10 @@
 #include "common/log.h"
 #include "common/hash.h"
 #include "common/quic_cid.h"
+#include "worker/quic/random.h"
 #include "worker/quic/connection.h"
 #include "worker/quic/tls.h"
+#include "worker/quic/triage.h"
 #include "worker/worker.h"
 
 #ifndef UDP_SEGMENT
@@ -40,16 +41,6 @@ size_t CidHash::operator()(const CidKey& k) const {
 }
 
 namespace {
-
-void fill_random(uint8_t* p, size_t n) {
-    while (n) {
-        ssize_t r = getrandom(p, n, 0);
-        if (r <= 0)
-            return;
-        p += r;
-        n -= static_cast<size_t>(r);
-    }
-}
 
 socklen_t len_of(const sockaddr_storage& a) {
     return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
@@ -208,8 +199,6 @@ void Endpoint::read_batch(Socket& sock) {
 void Endpoint::dispatch(Socket& sock, const sockaddr_storage& local,
                         const sockaddr_storage& remote, socklen_t remote_len, uint32_t ecn,
                         uint8_t* data, size_t len) {
-    if (len == 0)
-        return;
     ngtcp2_path path{};
     path.local.addr = const_cast<sockaddr*>(reinterpret_cast<const sockaddr*>(&local));
     path.local.addrlen = len_of(local);
@@ -218,84 +207,71 @@ void Endpoint::dispatch(Socket& sock, const sockaddr_storage& local,
     path.user_data = &sock;
 
     ngtcp2_version_cid vc;
-    int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, quic_cid::kLength);
-    if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-        if (!draining_)
-            send_version_negotiation(sock, path, vc);
+    switch (decode_header(data, len, &vc)) {
+    case Verdict::drop:
         return;
-    }
-    if (rv != 0)
-        return; // not a QUIC packet we can read: drop silently (RFC 9000 §5.2)
-
-    auto it = cids_.find(CidKey(vc.dcid, vc.dcidlen));
-    if (it != cids_.end()) {
-        it->second->on_packet(sock, path, ecn, data, len);
-        return;
-    }
-    if (!(data[0] & 0x80)) {
-        // A short-header packet for a connection we do not have (this worker crashed or the
-        // connection ended): tell the client with a stateless reset.
-        send_stateless_reset(sock, path, vc.dcid, vc.dcidlen, len);
-        return;
-    }
-    accept(sock, path, ecn, data, len);
-}
-
-void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8_t* data,
-                      size_t len) {
-    if (draining_)
-        return; // the serving generation takes new connections; the client retransmits
-    ngtcp2_pkt_hd hd;
-    if (ngtcp2_accept(&hd, data, len) != 0)
-        return; // not an acceptable first packet (e.g. too small an Initial)
-    if (connection_count_ >= settings().max_connections) {
-        ErrorLog::limited(LogLevel::warn, "quic: http3.max_connections (%u) reached; refusing",
-                          settings().max_connections);
-        send_close(sock, path, hd, NGTCP2_CONNECTION_REFUSED);
-        return;
-    }
-    const uint64_t ts = now_ns();
-    ngtcp2_cid original_dcid;
-    const ngtcp2_cid* odcid = nullptr;
-    ngtcp2_token_type token_type = NGTCP2_TOKEN_TYPE_UNKNOWN;
-    if (hd.tokenlen > 0) {
-        if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-            if (ngtcp2_crypto_verify_retry_token(&original_dcid, hd.token, hd.tokenlen,
-                                                 secret_.data(), secret_.size(), hd.version,
-                                                 path.remote.addr, path.remote.addrlen, &hd.dcid,
-                                                 10 * NGTCP2_SECONDS, ts) != 0) {
-                // A forged, expired or replayed Retry token (RFC 9000 §8.1.2).
-                ErrorLog::limited(LogLevel::info, "quic: invalid Retry token; closing");
-                send_close(sock, path, hd, NGTCP2_INVALID_TOKEN);
-                return;
-            }
-            odcid = &original_dcid;
-            token_type = NGTCP2_TOKEN_TYPE_RETRY;
-        } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
-                   ngtcp2_crypto_verify_regular_token(
-                       hd.token, hd.tokenlen, secret_.data(), secret_.size(), path.remote.addr,
-                       path.remote.addrlen, 3600 * NGTCP2_SECONDS, ts) == 0) {
-            token_type = NGTCP2_TOKEN_TYPE_NEW_TOKEN; // from an earlier connection
-        }
-        // Anything else is unknown or stale: as if absent (RFC 9000 §8.1.3).
-    }
-    if (token_type == NGTCP2_TOKEN_TYPE_UNKNOWN) {
-        if (should_retry()) {
-            send_retry(sock, path, hd, len);
+    case Verdict::version_negotiation:
+        break; // triage_unknown answers it
+    default:
+        if (auto it = cids_.find(CidKey(vc.dcid, vc.dcidlen)); it != cids_.end()) {
+            it->second->on_packet(sock, path, ecn, data, len);
             return;
         }
-        hd.token = nullptr;
-        hd.tokenlen = 0;
     }
-    Connection* c = Connection::create(*this, sock, path, hd, odcid, token_type);
+    TriagePolicy policy;
+    policy.versions = settings().versions;
+    policy.secret = &secret_;
+    policy.draining = draining_;
+    policy.at_capacity = connection_count_ >= settings().max_connections;
+    Triage t;
+    triage_unknown(policy, data, len, path.remote.addr, path.remote.addrlen, now_ns(), &t);
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    size_t n = 0;
+    switch (t.verdict) {
+    case Verdict::drop:
+        return;
+    case Verdict::version_negotiation:
+        n = write_version_negotiation(buf, sizeof(buf), settings().versions, t.vc);
+        break;
+    case Verdict::stateless_reset:
+        if (!reset_allowed())
+            return;
+        n = write_stateless_reset(buf, sizeof(buf), secret_, t.vc.dcid, t.vc.dcidlen, len);
+        break;
+    case Verdict::refuse:
+        ErrorLog::limited(LogLevel::warn, "quic: http3.max_connections (%u) reached; refusing",
+                          settings().max_connections);
+        n = write_close(buf, sizeof(buf), t.hd, NGTCP2_CONNECTION_REFUSED);
+        break;
+    case Verdict::invalid_token:
+        ErrorLog::limited(LogLevel::info, "quic: invalid Retry token; closing");
+        n = write_close(buf, sizeof(buf), t.hd, NGTCP2_INVALID_TOKEN);
+        break;
+    case Verdict::accept:
+        if (t.token_type == NGTCP2_TOKEN_TYPE_UNKNOWN && should_retry()) {
+            send_retry(sock, path, t.hd, len);
+            return;
+        }
+        accept(sock, path, ecn, data, len, t);
+        return;
+    }
+    if (n > 0)
+        send(sock, path.local, path.remote, 0, buf, n, n);
+}
+
+void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, const uint8_t* data,
+                      size_t len, const Triage& t) {
+    Connection* c = Connection::create(*this, sock, path, t.hd,
+                                       t.has_original_dcid ? &t.original_dcid : nullptr,
+                                       t.token_type);
     if (!c)
         return;
     ++connection_count_;
     c->on_packet(sock, path, ecn, data, len);
     // ngtcp2 could not use this first packet without a validated address: Retry, and the
     // client's next Initial (with the token) starts a fresh connection.
-    if (c->wants_retry() && token_type == NGTCP2_TOKEN_TYPE_UNKNOWN)
-        send_retry(sock, path, hd, len);
+    if (c->wants_retry() && t.token_type == NGTCP2_TOKEN_TYPE_UNKNOWN)
+        send_retry(sock, path, t.hd, len);
 }
 
 bool Endpoint::should_retry() {
@@ -315,78 +291,26 @@ bool Endpoint::should_retry() {
     return ++rate_count_ > settings().retry_above;
 }
 
-// ---- stateless answers ---------------------------------------------------------------------
-
-void Endpoint::send_version_negotiation(Socket& sock, const ngtcp2_path& path,
-                                        const ngtcp2_version_cid& vc) {
-    uint8_t buf[256];
-    uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
-    uint8_t unused;
-    fill_random(&unused, 1);
-    // RFC 9000 §6: echo the client's CIDs swapped.
-    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), unused, vc.scid,
-                                                          vc.scidlen, vc.dcid, vc.dcidlen,
-                                                          versions, 1);
-    if (n > 0)
-        send(sock, path.local, path.remote, 0, buf, static_cast<size_t>(n), static_cast<size_t>(n));
+bool Endpoint::reset_allowed() {
+    // RFC 9000 §10.3.3: stateless resets are rate limited.
+    uint64_t second = now_ns() / NGTCP2_SECONDS;
+    if (second != reset_second_) {
+        reset_second_ = second;
+        reset_count_ = 0;
+    }
+    return ++reset_count_ <= 1000;
 }
 
 void Endpoint::send_retry(Socket& sock, const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
                           size_t pktlen) {
     ngtcp2_cid scid;
     new_cid(&scid, nullptr);
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-    ngtcp2_ssize toklen = ngtcp2_crypto_generate_retry_token(
-        token, secret_.data(), secret_.size(), hd.version, path.remote.addr, path.remote.addrlen,
-        &scid, &hd.dcid, now_ns());
-    if (toklen < 0)
-        return;
     uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     // Never more than three times what the client sent (anti-amplification, §8.1).
-    size_t cap = std::min(sizeof(buf), pktlen * 3);
-    ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, cap, hd.version, &hd.scid, &scid, &hd.dcid,
-                                               token, static_cast<size_t>(toklen));
+    size_t n = write_retry(buf, std::min(sizeof(buf), pktlen * 3), secret_, hd, scid,
+                           path.remote.addr, path.remote.addrlen, now_ns());
     if (n > 0)
-        send(sock, path.local, path.remote, 0, buf, static_cast<size_t>(n), static_cast<size_t>(n));
-}
-
-void Endpoint::send_stateless_reset(Socket& sock, const ngtcp2_path& path, const uint8_t* dcid,
-                                    size_t dcidlen, size_t pktlen) {
-    // RFC 9000 §10.3: smaller than what provoked it (no loops between two endpoints), at
-    // least 21 bytes (so it looks like a short header packet), and rate limited.
-    constexpr size_t kMinLen = 41;
-    if (pktlen <= kMinLen || dcidlen != quic_cid::kLength)
-        return;
-    uint64_t second = now_ns() / NGTCP2_SECONDS;
-    if (second != reset_second_) {
-        reset_second_ = second;
-        reset_count_ = 0;
-    }
-    if (++reset_count_ > 1000)
-        return;
-    ngtcp2_cid cid;
-    ngtcp2_cid_init(&cid, dcid, dcidlen);
-    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
-    reset_token(token, cid);
-    size_t len = std::min<size_t>(pktlen - 1, 64);
-    uint8_t rand[64];
-    fill_random(rand, sizeof(rand));
-    uint8_t buf[128];
-    ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, len, token, rand,
-                                                      len - NGTCP2_STATELESS_RESET_TOKENLEN - 1);
-    if (n > 0)
-        send(sock, path.local, path.remote, 0, buf, static_cast<size_t>(n), static_cast<size_t>(n));
-}
-
-void Endpoint::send_close(Socket& sock, const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
-                          uint64_t error_code) {
-    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
-    // Our SCID is the client's chosen DCID: the Initial keys both sides hold derive from it
-    // (RFC 9001 §5.2), so the client can read the close.
-    ngtcp2_ssize n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd.version, &hd.scid,
-                                                          &hd.dcid, error_code, nullptr, 0);
-    if (n > 0)
-        send(sock, path.local, path.remote, 0, buf, static_cast<size_t>(n), static_cast<size_t>(n));
+        send(sock, path.local, path.remote, 0, buf, n, n);
 }
 
 // ---- sending -------------------------------------------------------------------------------

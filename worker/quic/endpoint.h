@@ -1,8 +1,8 @@
 // A worker's QUIC side: its UDP socket of every "h3" listener (master/quic_sockets.h), read in
 // batches with recvmmsg; datagrams are dispatched by destination connection ID to the owning
-// worker/quic/connection.h, or answered statelessly: Version Negotiation, Retry (address
-// validation, RFC 9000 §8.1), stateless reset (§10.3, keyed by the master's secret so any
-// worker can reset any connection), or a new connection. Sending goes through here with
+// worker/quic/connection.h, or triaged (worker/quic/triage.h) and answered statelessly:
+// Version Negotiation, Retry (address validation, RFC 9000 §8.1), stateless reset (§10.3,
+// keyed by the master's secret so any worker can reset any connection), or a new connection. Sending goes through here with
 // IP_PKTINFO (a wildcard socket answers from the address the client used), ECN marks and
 // UDP GSO batches.
 #pragma once
@@ -29,6 +29,7 @@ namespace wraith::quic {
 
 class Connection;
 class TlsContext;
+struct Triage;
 
 // A connection ID as a hash key.
 struct CidKey {
@@ -98,14 +99,12 @@ private:
     void read_batch(Socket& sock);
     void dispatch(Socket& sock, const sockaddr_storage& local, const sockaddr_storage& remote,
                   socklen_t remote_len, uint32_t ecn, uint8_t* data, size_t len);
-    void accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8_t* data, size_t len);
+    // A new connection for a datagram triage (worker/quic/triage.h) accepted.
+    void accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, const uint8_t* data,
+                size_t len, const Triage& t);
     bool should_retry();
-    void send_version_negotiation(Socket& sock, const ngtcp2_path& path, const ngtcp2_version_cid& vc);
+    bool reset_allowed();
     void send_retry(Socket& sock, const ngtcp2_path& path, const ngtcp2_pkt_hd& hd, size_t pktlen);
-    void send_stateless_reset(Socket& sock, const ngtcp2_path& path, const uint8_t* dcid,
-                              size_t dcidlen, size_t pktlen);
-    void send_close(Socket& sock, const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
-                    uint64_t error_code);
 
     Worker& worker_;
     std::shared_ptr<const TlsContext> tls_;

@@ -4,22 +4,37 @@
 #include <gnutls/x509.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
 
 #include "common/log.h"
+#include "worker/quic/application.h"
 
 namespace wraith::quic {
 
 namespace {
 
-// RFC 9001 §4.2: TLS 1.3 only. AEADs ngtcp2_crypto_gnutls implements, the same groups as TCP.
-constexpr const char* kPriority =
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
-    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+// RFC 9001 §4.2: TLS 1.3 only; AEADs ngtcp2_crypto_gnutls implements (http3.cipher_suites
+// may narrow them), the same groups as TCP.
+std::string priority_for(const Http3Config& http3) {
+    std::string ciphers;
+    auto add = [&](std::string_view iana, const char* gnutls) {
+        if (http3.cipher_suites.empty() ||
+            std::find(http3.cipher_suites.begin(), http3.cipher_suites.end(), iana) !=
+                http3.cipher_suites.end())
+            ciphers += gnutls;
+    };
+    add("TLS_AES_128_GCM_SHA256", ":+AES-128-GCM");
+    add("TLS_AES_256_GCM_SHA384", ":+AES-256-GCM");
+    add("TLS_CHACHA20_POLY1305_SHA256", ":+CHACHA20-POLY1305");
+    return "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL" + ciphers +
+           ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+}
 
-constexpr unsigned char kAlpnH3[] = "h3";
+// At most this many applications are offered in ALPN.
+constexpr size_t kMaxAlpn = 8;
 
 // 0-RTT replay window: a ClientHello seen once in this worker is refused a second time. Replays
 // that reach another worker are not caught here; only safe methods are served from early
@@ -59,7 +74,8 @@ std::shared_ptr<const TlsContext> TlsContext::build(const Config& config, Diagno
         return nullptr;
     std::shared_ptr<TlsContext> ctx(new TlsContext(config));
     const char* where = nullptr;
-    if (int rv = gnutls_priority_init(&ctx->priority_, kPriority, &where); rv < 0) {
+    if (int rv = gnutls_priority_init(&ctx->priority_, priority_for(config.http3).c_str(), &where);
+        rv < 0) {
         diag.error(config.listeners.front().pos,
                    std::string("QUIC TLS priority rejected by GnuTLS: ") + gnutls_strerror(rv));
         *failed = true;
@@ -168,8 +184,17 @@ bool TlsContext::init_session(gnutls_session_t* out, SessionOwner* owner,
     gnutls_session_set_ptr(s, owner);
     if (int rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, default_->creds); rv < 0)
         return fail("gnutls_credentials_set", rv);
-    gnutls_datum_t alpn{const_cast<unsigned char*>(kAlpnH3), 2};
-    gnutls_alpn_set_protocols(s, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
+    // Every registered application, in registration order (the server's preference). With
+    // MANDATORY, a client that offers none of them gets no_application_protocol (RFC 9001 §8.1).
+    gnutls_datum_t alpn[kMaxAlpn];
+    unsigned nalpn = 0;
+    for (const ApplicationSpec& a : applications()) {
+        if (nalpn == kMaxAlpn)
+            break;
+        alpn[nalpn++] = {reinterpret_cast<unsigned char*>(const_cast<char*>(a.alpn.data())),
+                         static_cast<unsigned>(a.alpn.size())};
+    }
+    gnutls_alpn_set_protocols(s, alpn, nalpn, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
     *out = s;
     return true;
 }
@@ -193,10 +218,11 @@ int TlsContext::on_client_hello(gnutls_session_t session) {
     }
     // RFC 9001 §8.1: without ALPN agreement the handshake fails (no_application_protocol).
     gnutls_datum_t alpn;
-    if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0 || alpn.size != 2 ||
-        std::memcmp(alpn.data, kAlpnH3, 2) != 0)
+    if (gnutls_alpn_get_selected_protocol(session, &alpn) != 0)
         return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    return 0;
+    owner->application =
+        find_application({reinterpret_cast<const char*>(alpn.data), alpn.size});
+    return owner->application ? 0 : GNUTLS_E_NO_APPLICATION_PROTOCOL;
 }
 
 // Client certificates: chain to client_ca (and not revoked by the CRL). No certificate is fine

@@ -1,6 +1,7 @@
 // TLS 1.3 for QUIC through GnuTLS and ngtcp2_crypto_gnutls (Debian 12's OpenSSL 3.0 has no
 // QUIC API). The same certificate files and the same SNI choice as the TCP listeners
-// (worker/tls/context.h), ALPN "h3", session tickets whose key is derived from the master's
+// (worker/tls/context.h), ALPN from the registered applications (worker/quic/application.h:
+// "h3" and whatever else registered), session tickets whose key is derived from the master's
 // secret so any worker of any generation resumes a session, optional client certificates,
 // and 0-RTT only for sites that enable it. Built and checked by the master before workers
 // fork.
@@ -21,13 +22,15 @@
 namespace wraith::quic {
 
 class TlsContext;
+struct ApplicationSpec;
 
 // What a session's user pointer refers to: ngtcp2_crypto_gnutls reads the conn_ref (it must
-// come first), the ClientHello hook records the site SNI chose.
+// come first), the ClientHello hook records the site SNI chose and the application ALPN chose.
 struct SessionOwner {
     ngtcp2_crypto_conn_ref ref{};
     const TlsContext* tls = nullptr;
     const Site* site = nullptr;
+    const ApplicationSpec* application = nullptr;
 };
 
 class TlsContext {

@@ -1183,3 +1183,39 @@ TEST_CASE("a module that returns nothing without saying why still fails the load
   test_silent_handler = {}
 )toml")) == one("test.toml:6:25: site.route.test_silent_handler: the module could not be built"));
 }
+
+// ---- [http3] -----------------------------------------------------------------------------
+
+TEST_CASE("http3.versions defaults to v2 then v1 and keeps the order written", "[config]") {
+    CHECK(load(with_tail("")).config->http3.versions ==
+          std::vector<uint32_t>{Http3Config::kVersion2, Http3Config::kVersion1});
+    CHECK(load(with_tail("[http3]\nversions = [\"v1\", \"v2\"]\n")).config->http3.versions ==
+          std::vector<uint32_t>{Http3Config::kVersion1, Http3Config::kVersion2});
+    CHECK(load(with_tail("[http3]\nversions = [\"v1\"]\n")).config->http3.versions ==
+          std::vector<uint32_t>{Http3Config::kVersion1});
+}
+
+TEST_CASE("http3.versions names known versions, each once, at least one", "[config]") {
+    CHECK(errors(with_tail("[http3]\nversions = [\"v1\", \"draft-29\"]\n")) ==
+          one("test.toml:2:19: http3.versions: expected \"v1\" or \"v2\", got \"draft-29\""));
+    CHECK(errors(with_tail("[http3]\nversions = [\"v2\", \"v2\"]\n")) ==
+          one("test.toml:2:19: http3.versions: v2 is listed twice"));
+    CHECK(errors(with_tail("[http3]\nversions = []\n")) ==
+          one("test.toml:2:12: http3.versions: must name at least one version, such as [\"v1\"]"));
+}
+
+TEST_CASE("http3.udp_buffer_size is 64k..1g", "[config]") {
+    CHECK(load(with_tail("[http3]\nudp_buffer_size = \"2m\"\n")).config->http3.udp_buffer_size ==
+          2u << 20);
+    CHECK(errors(with_tail("[http3]\nudp_buffer_size = \"1k\"\n")) ==
+          one("test.toml:2:19: http3.udp_buffer_size: must be between 64k and 1g, got 1024"));
+}
+
+TEST_CASE("http3.cipher_suites takes the TLS 1.3 suites by IANA name", "[config]") {
+    CHECK(load(with_tail("")).config->http3.cipher_suites.empty());
+    CHECK(load(with_tail("[http3]\ncipher_suites = [\"TLS_CHACHA20_POLY1305_SHA256\"]\n"))
+              .config->http3.cipher_suites == std::vector<std::string>{"TLS_CHACHA20_POLY1305_SHA256"});
+    CHECK(errors(with_tail("[http3]\ncipher_suites = [\"AES128-GCM\"]\n")) ==
+          one("test.toml:2:18: http3.cipher_suites: expected TLS_AES_128_GCM_SHA256, "
+              "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, got \"AES128-GCM\""));
+}

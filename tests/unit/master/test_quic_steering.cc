@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -160,4 +162,44 @@ TEST_CASE("QUIC steering: a CID naming no live socket goes to a serving one") {
     // Indices 32 and up use the other bitmap words.
     std::vector<sock_filter> prog2 = quic_steering_program(marker, {3}, {3, 40, 255});
     CHECK_FALSE(prog2.empty());
+}
+
+// ---- UDP socket buffers --------------------------------------------------------------------
+
+TEST_CASE("an unprivileged UDP buffer request is capped at rmem_max and the warning names the "
+          "sysctls", "[quic][sockets]") {
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    long rmem_max = 0;
+    if (FILE* f = std::fopen("/proc/sys/net/core/rmem_max", "r")) {
+        if (std::fscanf(f, "%ld", &rmem_max) != 1)
+            rmem_max = 0;
+        std::fclose(f);
+    }
+    REQUIRE(rmem_max > 0);
+    const uint64_t asked = static_cast<uint64_t>(rmem_max) * 2; // more than the cap
+    wraith::UdpBufferSizes got = wraith::size_udp_buffers(fd, asked, false);
+    CHECK(got.rcv == rmem_max);
+    std::string w = wraith::udp_buffer_warning(asked, got);
+    CHECK(w.find("sysctl -w net.core.rmem_max=" + std::to_string(asked)) != std::string::npos);
+    CHECK(w.find("http3.udp_buffer_size") != std::string::npos);
+    ::close(fd);
+}
+
+TEST_CASE("a UDP buffer the kernel granted in full gives no warning", "[quic][sockets]") {
+    CHECK(wraith::udp_buffer_warning(1 << 20, {1 << 20, 1 << 20}).empty());
+    std::string w = wraith::udp_buffer_warning(1 << 20, {1 << 20, 212992});
+    CHECK(w.find("wmem_max") != std::string::npos);
+    CHECK(w.find("rmem_max") == std::string::npos);
+}
+
+TEST_CASE("a privileged UDP buffer request gets the size asked", "[quic][sockets]") {
+    if (geteuid() != 0)
+        return; // SO_RCVBUFFORCE needs CAP_NET_ADMIN; the unprivileged case is above
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    wraith::UdpBufferSizes got = wraith::size_udp_buffers(fd, 16 << 20, true);
+    CHECK(got.rcv == 16 << 20);
+    CHECK(got.snd == 16 << 20);
+    ::close(fd);
 }

@@ -1,4 +1,4 @@
-#include "worker/quic/stream.h"
+#include "worker/http3/stream.h"
 
 #include <cerrno>
 #include <charconv>
@@ -10,10 +10,10 @@
 #include "common/strings.h"
 #include "worker/pipeline.h"
 #include "worker/exchange_util.h"
-#include "worker/quic/connection.h"
+#include "worker/http3/session.h"
 #include "worker/worker.h"
 
-namespace wraith::quic {
+namespace wraith::http3 {
 
 namespace {
 
@@ -118,25 +118,25 @@ void Stream::operator delete(void* p, size_t size) {
     ::operator delete(p);
 }
 
-Stream::Stream(Connection& conn, int64_t id)
-    : conn_(conn), id_(id), arena_(&conn.worker().arena_blocks()) {}
+Stream::Stream(Session& session, int64_t id)
+    : session_(session), id_(id), arena_(&session.worker().arena_blocks()) {}
 
 Stream::~Stream() {
-    BufferPool& pool = conn_.worker().read_buffers();
+    BufferPool& pool = session_.worker().read_buffers();
     for (size_t i = 0; i < blocks_.size(); ++i)
         pool.put(blocks_[i]);
 }
 
 void Stream::schedule() {
     if (!closed_ && !aborted_)
-        conn_.schedule(this);
+        session_.schedule(this);
 }
 
 // ---- request head --------------------------------------------------------------------------
 
 void Stream::on_header(int32_t token, std::string_view name, std::string_view value,
                        bool static_name) {
-    const HttpConfig& http = conn_.worker().config().http;
+    const HttpConfig& http = session_.worker().config().http;
     header_bytes_ += name.size() + value.size() + 32;
     ++header_count_;
     if (head_error_)
@@ -208,10 +208,10 @@ void Stream::on_head_complete(bool fin, bool early) {
 
 void Stream::start() {
     started_ = true;
-    Worker& worker = conn_.worker();
+    Worker& worker = session_.worker();
     const HttpConfig& http = worker.config().http;
     req_.version = 30;
-    req_.conn = &conn_.info();
+    req_.conn = &session_.info();
     req_.arena = &arena_;
     req_.loop = worker.loop();
     if (req_.scheme.empty())
@@ -232,7 +232,7 @@ void Stream::start() {
                                                : "Host differs from :authority";
         return send_error(req_, *this, head_error_, why);
     }
-    if (early_ && (!safe_method(req_.method_id) || !conn_.early_data_allowed())) {
+    if (early_ && (!safe_method(req_.method_id) || !session_.early_data_allowed())) {
         // RFC 8470 §5.2: the client repeats it after the handshake.
         return send_error(req_, *this, 425, "unsafe request in 0-RTT early data");
     }
@@ -247,13 +247,13 @@ void Stream::start() {
 void Stream::on_body(const uint8_t* data, size_t len) {
     body_received_ += len;
     if (body_discarding_ || closed_ || aborted_) {
-        conn_.consumed(id_, len);
+        session_.consumed(id_, len);
         return;
     }
-    if (body_received_ > conn_.worker().config().http.client_max_body_size && !tunnel_) {
+    if (body_received_ > session_.worker().config().http.client_max_body_size && !tunnel_) {
         body_too_large_ = true;
         body_failed_ = true;
-        conn_.consumed(id_, len);
+        session_.consumed(id_, len);
         data_pending_ = true;
         schedule();
         return;
@@ -287,7 +287,7 @@ void Stream::consume(size_t n) {
         body_off_ = 0;
     }
     if (!closed_)
-        conn_.consumed(id_, n); // flow-control credit returns only now
+        session_.consumed(id_, n); // flow-control credit returns only now
 }
 
 void Stream::on_data(Callback cb) {
@@ -309,7 +309,7 @@ void Stream::discard() {
     body_.clear();
     body_off_ = 0;
     if (buffered && !closed_)
-        conn_.consumed(id_, buffered);
+        session_.consumed(id_, buffered);
 }
 
 // ---- pending work --------------------------------------------------------------------------
@@ -328,7 +328,7 @@ void Stream::run_pending() {
         if (body_too_large_) {
             ErrorLog::limited(LogLevel::info,
                               "413 body larger than client_max_body_size, client: %.*s",
-                              (int)conn_.info().peer_text.size(), conn_.info().peer_text.data());
+                              (int)session_.info().peer_text.size(), session_.info().peer_text.data());
             body_discarding_ = true;
             Callback cb = std::move(data_cb_);
             if (cb)
@@ -359,7 +359,7 @@ void Stream::on_closed(uint64_t app_error_code) {
     closed_ = true;
     size_t unconsumed = body_.size() - body_off_;
     if (unconsumed)
-        conn_.consumed(id_, unconsumed);
+        session_.consumed(id_, unconsumed);
     body_.clear();
     body_off_ = 0;
 }
@@ -390,7 +390,7 @@ void Stream::finish() {
     s.request_bytes = body_received_;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     s.aborted = !complete;
-    finish_exchange(conn_.worker(), req_, s);
+    finish_exchange(session_.worker(), req_, s);
 }
 
 // ---- response ------------------------------------------------------------------------------
@@ -403,8 +403,8 @@ void Stream::send_informational(int status, const Headers& headers) {
     for (const Header& h : headers)
         if (!connection_specific(h.name))
             block.add_copy(h);
-    nghttp3_conn_submit_info(conn_.http(), id_, block.fields(), block.size());
-    conn_.want_write();
+    nghttp3_conn_submit_info(session_.http(), id_, block.fields(), block.size());
+    session_.want_write();
 }
 
 void Stream::send_headers(ResponseHead& head, bool end_stream) {
@@ -420,7 +420,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     if (tunnel_open_)
         body_expected_ = -1;
 
-    Worker& worker = conn_.worker();
+    Worker& worker = session_.worker();
     const std::string& server = worker.config().http.server_header;
     const std::string_view date = worker.http_date();
     // The date is rewritten every second, so it is copied too; 24 bytes for content-length.
@@ -443,7 +443,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
     nghttp3_data_reader reader{read_callback};
     if (end_stream)
         response_ended_ = true;
-    int rv = nghttp3_conn_submit_response(conn_.http(), id_, block.fields(), block.size(),
+    int rv = nghttp3_conn_submit_response(session_.http(), id_, block.fields(), block.size(),
                                           end_stream ? nullptr : &reader);
     if (rv != 0) {
         WLOG_ERROR("http3: cannot submit a response on stream %lld: %s", (long long)id_,
@@ -456,7 +456,7 @@ void Stream::send_headers(ResponseHead& head, bool end_stream) {
         if (!body_done_)
             discard();
     }
-    conn_.want_write();
+    session_.want_write();
 }
 
 ResponseWriter::Result Stream::writer_state() {
@@ -489,7 +489,7 @@ ResponseWriter::Result Stream::send_shared_body(std::string_view data, bool end_
 }
 
 void Stream::append(const char* data, size_t len) {
-    BufferPool& pool = conn_.worker().read_buffers();
+    BufferPool& pool = session_.worker().read_buffers();
     while (len) {
         size_t used = static_cast<size_t>(written_ - chain_base_) % kBlockSize;
         if (used == 0 && written_ - chain_base_ == blocks_.size() * kBlockSize)
@@ -510,7 +510,7 @@ ResponseWriter::Result Stream::send_body(std::string_view data, bool end_stream)
         if (body_expected_ >= 0 &&
             body_queued_ + data.size() > static_cast<uint64_t>(body_expected_)) {
             WLOG_ERROR("handler sent more body than its content-length (%.*s)",
-                       (int)conn_.info().peer_text.size(), conn_.info().peer_text.data());
+                       (int)session_.info().peer_text.size(), session_.info().peer_text.data());
             data = data.substr(0, body_expected_ - body_queued_);
         }
         if (seg_head_ == segs_.size()) {
@@ -568,7 +568,7 @@ void Stream::end_response() {
     if (body_allowed_ && body_expected_ >= 0 &&
         body_queued_ < static_cast<uint64_t>(body_expected_)) {
         WLOG_ERROR("response to %.*s ended %llu bytes short of its content-length",
-                   (int)conn_.info().peer_text.size(), conn_.info().peer_text.data(),
+                   (int)session_.info().peer_text.size(), session_.info().peer_text.data(),
                    (unsigned long long)(body_expected_ - body_queued_));
         shutdown(NGHTTP3_H3_INTERNAL_ERROR);
         return;
@@ -580,9 +580,9 @@ void Stream::end_response() {
 void Stream::kick() {
     if (data_blocked_ && !closed_ && !reset_sent_) {
         data_blocked_ = false;
-        nghttp3_conn_resume_stream(conn_.http(), id_);
+        nghttp3_conn_resume_stream(session_.http(), id_);
     }
-    conn_.want_write();
+    session_.want_write();
 }
 
 bool Stream::materialise() {
@@ -595,7 +595,7 @@ bool Stream::materialise() {
             staged_bytes_ -= take;
         } else {
             // Read straight into the tail block's free room, a block at a time.
-            BufferPool& pool = conn_.worker().read_buffers();
+            BufferPool& pool = session_.worker().read_buffers();
             size_t used = static_cast<size_t>(written_ - chain_base_) % kBlockSize;
             if (used == 0 && written_ - chain_base_ == blocks_.size() * kBlockSize)
                 blocks_.push_back(pool.get());
@@ -605,7 +605,7 @@ bool Stream::materialise() {
                 continue;
             if (r <= 0) {
                 WLOG_ERROR("http3: reading the response file for %.*s: %s",
-                           (int)conn_.info().peer_text.size(), conn_.info().peer_text.data(),
+                           (int)session_.info().peer_text.size(), session_.info().peer_text.data(),
                            r < 0 ? std::strerror(errno) : "file shrank");
                 shutdown(NGHTTP3_H3_INTERNAL_ERROR);
                 return false;
@@ -654,7 +654,7 @@ nghttp3_ssize Stream::read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags
         *flags |= NGHTTP3_DATA_FLAG_EOF;
         fin_sent_ = true;
         if (trailer_count_) {
-            if (nghttp3_conn_submit_trailers(conn_.http(), id_, trailers_, trailer_count_) == 0)
+            if (nghttp3_conn_submit_trailers(session_.http(), id_, trailers_, trailer_count_) == 0)
                 *flags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
             trailer_count_ = 0;
         }
@@ -668,7 +668,7 @@ nghttp3_ssize Stream::read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags
 
 void Stream::on_acked(uint64_t n) {
     acked_ += n;
-    BufferPool& pool = conn_.worker().read_buffers();
+    BufferPool& pool = session_.worker().read_buffers();
     while (!blocks_.empty() && acked_ - chain_base_ >= kBlockSize) {
         pool.put(blocks_.front());
         blocks_.pop_front();
@@ -698,7 +698,7 @@ void Stream::shutdown(uint64_t app_error_code) {
     if (closed_ || reset_sent_)
         return;
     reset_sent_ = true;
-    conn_.reset_stream(id_, app_error_code);
+    session_.reset_stream(id_, app_error_code);
 }
 
 void Stream::reset() {
@@ -707,4 +707,4 @@ void Stream::reset() {
     shutdown(NGHTTP3_H3_INTERNAL_ERROR);
 }
 
-} // namespace wraith::quic
+} // namespace wraith::http3

@@ -3,8 +3,8 @@
 // response as a ResponseWriter whose bytes nghttp3 pulls. QUIC keeps sent data until the peer
 // acknowledges it, so response bytes live in a chain of pooled blocks until then; files are
 // read into it a little ahead of the sender, never whole. Like HTTP/2 streams, a stream only
-// submits to nghttp3: the connection (worker/quic/connection.h) runs every handler callback
-// from its deferred work, never inside ngtcp2 or nghttp3.
+// submits to nghttp3: the session (worker/http3/session.h) runs every handler callback from
+// its connection's deferred work, never inside ngtcp2 or nghttp3.
 #pragma once
 
 #include <nghttp3/nghttp3.h>
@@ -18,13 +18,13 @@
 #include "common/arena.h"
 #include "common/http.h"
 
-namespace wraith::quic {
+namespace wraith::http3 {
 
-class Connection;
+class Session;
 
 class Stream final : public BodyReader, public ResponseWriter {
 public:
-    Stream(Connection& conn, int64_t id);
+    Stream(Session& session, int64_t id);
     ~Stream() override;
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
@@ -35,7 +35,7 @@ public:
     int64_t id() const { return id_; }
     bool closed() const { return closed_; }
 
-    // ---- fed by the connection's nghttp3 callbacks (no handler code runs here)
+    // ---- fed by the session's nghttp3 callbacks (no handler code runs here)
     // `static_name`: the name is nghttp3's own constant (QPACK's static table), kept as is.
     void on_header(int32_t token, std::string_view name, std::string_view value,
                    bool static_name);
@@ -50,9 +50,9 @@ public:
     nghttp3_ssize read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags);
     void on_acked(uint64_t n);
 
-    // ---- run by the connection outside library and handler stacks
+    // ---- run by the session outside library and handler stacks
     void run_pending();
-    // The stream is gone: abort callbacks, log. The connection deletes it after.
+    // The stream is gone: abort callbacks, log. The session deletes it after.
     void finish();
 
     // BodyReader
@@ -78,9 +78,9 @@ public:
     bool headers_sent() const override { return headers_sent_; }
     uint64_t body_bytes_sent() const override { return body_bytes_; }
 
-    Stream* prev_ = nullptr; // the connection's list
+    Stream* prev_ = nullptr; // the session's list
     Stream* next_ = nullptr;
-    bool queued_ = false;    // in the connection's pending list
+    bool queued_ = false;    // in the session's pending list
 
 private:
     static constexpr size_t kBlockSize = 16384;
@@ -151,7 +151,7 @@ private:
     void shutdown(uint64_t app_error_code);
     void maybe_writable();
 
-    Connection& conn_;
+    Session& session_; // the HTTP/3 session of the stream's connection
     int64_t id_;
     Arena arena_;
     Request req_;
@@ -216,4 +216,4 @@ private:
     bool fin_sent_ = false; // every response byte was handed over with the end of stream
 };
 
-} // namespace wraith::quic
+} // namespace wraith::http3
