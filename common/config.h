@@ -6,19 +6,20 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <sys/socket.h>
 
 #include "common/config_reader.h"
+#include "common/regex.h"
 
 namespace wraith {
 
 class Handler;
 class Filter;
 class RouteCondition;
+class RouteRewrite;
 class MimeTypes;
 struct ModuleSpec;
 
@@ -107,7 +108,7 @@ struct PathMatch {
     enum class Kind { prefix, exact, regex };
     Kind kind = Kind::prefix;
     std::string text; // prefix or exact path, or the regex source
-    std::shared_ptr<const std::regex> regex;
+    std::shared_ptr<const Regex> regex;
 };
 
 // Filters configured in one scope ([server], a [[site]] or a [[site.route]]), and the chain a
@@ -128,6 +129,7 @@ struct Route {
     SourcePos pos;
     PathMatch match;
     std::vector<std::unique_ptr<RouteCondition>> conditions; // all must hold (after the path)
+    std::unique_ptr<RouteRewrite> rewrite; // internal rewrite (module key "rewrite"), or null
     std::string handler_name; // registry key: "static", "redirect", "respond"
     std::unique_ptr<Handler> handler;
     FilterScope filters; // the server's and site's, merged with its own
@@ -137,7 +139,7 @@ struct HostMatch {
     enum class Kind { exact, wildcard, regex };
     Kind kind = Kind::exact;
     std::string text; // lower-case; wildcard keeps the suffix (".example.com")
-    std::shared_ptr<const std::regex> regex;
+    std::shared_ptr<const Regex> regex;
 };
 
 // One certificate chain and its private key (PEM). A site may have several of different key

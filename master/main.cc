@@ -133,6 +133,8 @@ int control(const std::string& config_path, const std::string& command) {
 int check(const std::string& config_path, const std::string& overrides) {
     wraith::Diagnostics diag;
     auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr, overrides).config;
+    for (const auto& w : diag.warnings())
+        fprintf(stderr, "%s\n", w.text().c_str());
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
