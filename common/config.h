@@ -92,6 +92,7 @@ struct ListenConfig {
     bool ipv6_only = false;
     int backlog = 511;
     bool tls = false;
+    bool proxy_protocol = false;        // connections start with a PROXY header (v1 or v2)
     std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c"
     bool quic() const {
         return std::find(protocols.begin(), protocols.end(), "h3") != protocols.end();

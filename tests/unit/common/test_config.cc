@@ -889,7 +889,7 @@ hosts = ["*"]
 [[site.route]]
 test_handler = {}
 )toml") == one("test.toml:3:1: unknown key \"reuseport\" in [[listen]] (expected one of: "
-               "address, ipv6_only, backlog, tls, protocols)"));
+               "address, ipv6_only, backlog, tls, proxy_protocol, protocols)"));
 }
 
 TEST_CASE("a duplicate listener names the first one", "[config]") {
