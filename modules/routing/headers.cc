@@ -235,7 +235,7 @@ const HeadersFilter* parent_filter(const BuildContext& ctx) {
     if (!scope)
         return nullptr;
     for (size_t i = 0; i < scope->chain.size(); ++i)
-        if (scope->chain_modules[i] == &headers_module())
+        if (scope->chain_modules[i]->key == headers_module().key) // the registry keeps copies
             return static_cast<const HeadersFilter*>(scope->chain[i]);
     return nullptr;
 }

@@ -124,6 +124,8 @@ private:
 std::unique_ptr<Filter> build_real_ip(TableReader& r, BuildContext& ctx) {
     const size_t errors = r.diag().count();
     if (ctx.scope != Scope::server) {
+        r.node("header"); // one message for the misplaced table, not one per key
+        r.node("trusted");
         r.diag().error(r.table_pos(), "real_ip: belongs in [server]: the client address is "
                                       "settled before a site or route is chosen");
         return nullptr;
