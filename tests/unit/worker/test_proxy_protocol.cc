@@ -81,7 +81,7 @@ TEST_CASE("proxy protocol: v2 headers") {
     REQUIRE(parse(tlv, h) == Result::done);
     CHECK(h.length == 34);
     // LOCAL: a health check from the balancer itself.
-    REQUIRE(parse(kSig + "\x20\x00" + std::string("\x00\x00", 2), h) == Result::done);
+    REQUIRE(parse(kSig + std::string("\x20\x00\x00\x00", 4), h) == Result::done);
     CHECK_FALSE(h.has_addresses);
     std::string why;
     CHECK(parse(kSig + "\x31\x11" + std::string("\x00\x00", 2), h, &why) == Result::invalid);
