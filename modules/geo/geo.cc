@@ -222,7 +222,9 @@ void read_asn(const Database& db, const sockaddr_storage& ss, Lookup& out, Arena
 }
 
 size_t geo_index() {
-    static const size_t index = ModuleRegistry::instance().index_of(geo_module());
+    // The registry keeps copies of the specs: look ours up by key.
+    static const size_t index =
+        ModuleRegistry::instance().index_of(*ModuleRegistry::instance().find(geo_module().key));
     return index;
 }
 

@@ -182,7 +182,9 @@ std::unique_ptr<Filter> build_forward_auth(TableReader& r, BuildContext& ctx) {
     // The auth service is reached like a proxy route's upstream: the same keys (upstream or
     // pass, trusted_proxies, header rules ...) read by the proxy module itself.
     BuildContext proxy_ctx = ctx;
-    proxy_ctx.module_index = ModuleRegistry::instance().index_of(proxy_module());
+    // The registry keeps copies of the specs: the proxy's index is found by its key.
+    proxy_ctx.module_index =
+        ModuleRegistry::instance().index_of(*ModuleRegistry::instance().find(proxy_module().key));
     std::unique_ptr<Handler> service = proxy::build_proxy(r, proxy_ctx);
     if (!service || r.diag().count() != errors)
         return nullptr;
