@@ -153,6 +153,7 @@ bench: build
 	bash bench/h3.sh
 	bash bench/proxy.sh
 	bash bench/reload.sh
+	bash bench/routing.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith
