@@ -217,7 +217,7 @@ int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* fra
 int Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t stream_id,
                               const uint8_t* data, size_t len, void*) {
     if (Stream* s = stream_of(session, stream_id)) {
-        s->on_body_chunk(data, len);
+        s->on_body(data, len);
     } else if (nghttp2_session_consume(session, stream_id, len) != 0) {
         nghttp2_session_consume_connection(session, len);
     }
@@ -462,7 +462,7 @@ void Connection::reap_closed() {
             s->queued_ = false;
         }
         unlink(s);
-        s->finish(); // abort callbacks, log phase, access log
+        s->finish_stream(); // abort callbacks, log phase, access log
         delete s;    // the arena's cleanups close the handler's files
         if (closed_)
             return;
@@ -622,7 +622,7 @@ void Connection::close_streams() {
         unlink(s);
         if (session_)
             nghttp2_session_set_stream_user_data(session_, s->id(), nullptr);
-        s->finish();
+        s->finish_stream();
         delete s;
     }
     pending_.clear(); // abort callbacks may have queued work for streams now gone
