@@ -36,7 +36,7 @@ class ForwardAuth;
 class AuthCall {
 public:
     AuthCall(const ForwardAuth& filter, Request& req, ResponseWriter& out, AccessResume& resume);
-    ~AuthCall() { ev_timer_stop(req_.loop, &decide_); }
+    ~AuthCall() { ev_timer_stop(loop_, &decide_); }
     void start();
 
 private:
@@ -45,6 +45,7 @@ private:
     void pass_answer();
 
     const ForwardAuth& filter_;
+    struct ev_loop* loop_; // kept: the request may be gone when the arena ends this object
     Request& req_;
     ResponseWriter& out_;
     AccessResume& resume_;
@@ -84,10 +85,10 @@ private:
 
 AuthCall::AuthCall(const ForwardAuth& filter, Request& req, ResponseWriter& out,
                    AccessResume& resume)
-    : filter_(filter), req_(req), out_(out), resume_(resume),
+    : filter_(filter), loop_(req.loop), req_(req), out_(out), resume_(resume),
       answer_(*req.arena, kMaxAnswerBody, [this] {
           ev_timer_set(&decide_, 0., 0.);
-          ev_timer_start(req_.loop, &decide_);
+          ev_timer_start(loop_, &decide_);
       }) {
     ev_init(&decide_, on_decide);
     decide_.data = this;
@@ -105,7 +106,7 @@ void AuthCall::start() {
     sub_.headers.set("x-original-uri", req_.target);
     sub_.headers.remove("content-type");
     resume_.on_cancel([this] {
-        ev_timer_stop(req_.loop, &decide_);
+        ev_timer_stop(loop_, &decide_);
         answer_.abort(); // the client left: the sub-request stops too
     });
     filter_.service().handle(sub_, body_, answer_);
