@@ -59,12 +59,20 @@ Result parse_v1(std::string_view data, Header& out, const char** why) {
     if (end == std::string_view::npos) {
         if (data.size() >= kV1Max)
             return bad(why, "v1 line longer than 107 bytes");
-        if (data.find('\n') != std::string_view::npos || data.find('\0') != std::string_view::npos)
-            return bad(why, "v1 line with a bare LF or NUL");
+        for (size_t i = 0; i < data.size(); ++i) {
+            auto c = static_cast<unsigned char>(data[i]);
+            // A CR may be the first half of the CRLF still to come.
+            if ((c < 0x20 && !(c == '\r' && i + 1 == data.size())) || c > 0x7e)
+                return bad(why, "v1 line with a control or non-ASCII byte");
+        }
         return Result::need_more;
     }
     if (end + 2 > kV1Max)
         return bad(why, "v1 line longer than 107 bytes");
+    // Printable ASCII only: inet_pton would stop at a NUL and accept what came before it.
+    for (size_t i = 0; i < end; ++i)
+        if (static_cast<unsigned char>(data[i]) < 0x20 || static_cast<unsigned char>(data[i]) > 0x7e)
+            return bad(why, "v1 line with a control or non-ASCII byte");
     std::string_view line = data.substr(6, end - 6); // after "PROXY "
     out.length = end + 2;
     std::string_view fields[5];
