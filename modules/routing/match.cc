@@ -100,11 +100,14 @@ struct MatchCondition::Node {
 
 namespace {
 
-bool fail(std::string* why, std::string text) {
-    if (why)
-        *why = std::move(text);
-    return false;
-}
+// A failed test. The reason is built only when someone asked for it (wraith route, the debug
+// log): routing itself allocates nothing.
+#define FAIL_BECAUSE(text)                                                                         \
+    do {                                                                                           \
+        if (why)                                                                                   \
+            *why = (text);                                                                         \
+        return false;                                                                              \
+    } while (0)
 
 std::string list_text(const std::vector<std::string>& v) {
     std::string out;
@@ -155,39 +158,39 @@ bool san_test(std::string_view sans, const ValueTest& t) {
 bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
     if (!methods.empty() &&
         std::find(methods.begin(), methods.end(), req.method) == methods.end())
-        return fail(why, "method " + std::string(req.method) + " is not in " + list_text(methods));
+        FAIL_BECAUSE("method " + std::string(req.method) + " is not in " + list_text(methods));
     if (!protocols.empty() &&
         std::find(protocols.begin(), protocols.end(), protocol_name(req.version)) ==
             protocols.end())
-        return fail(why, std::string("protocol ") + protocol_name(req.version) + " is not in " +
+        FAIL_BECAUSE(std::string("protocol ") + protocol_name(req.version) + " is not in " +
                              list_text(protocols));
     for (const NamedTest& t : headers)
         if (!header_test(req, t))
-            return fail(why, "header " + t.name + " is " + shown(header_value(req, t.name)) +
+            FAIL_BECAUSE("header " + t.name + " is " + shown(header_value(req, t.name)) +
                                  ", wanted " + t.value.describe());
     for (const NamedTest& t : query)
         if (!t.value.test(query_value(req.query, t.name)))
-            return fail(why, "query argument " + t.name + " is " +
+            FAIL_BECAUSE("query argument " + t.name + " is " +
                                  shown(query_value(req.query, t.name)) + ", wanted " +
                                  t.value.describe());
     for (const NamedTest& t : cookies)
         if (!t.value.test(cookie_value(req, t.name)))
-            return fail(why, "cookie " + t.name + " is " + shown(cookie_value(req, t.name)) +
+            FAIL_BECAUSE("cookie " + t.name + " is " + shown(cookie_value(req, t.name)) +
                                  ", wanted " + t.value.describe());
     if (has_client_ip && !cidr_match(client_ip, ip_of(client_ip_of(req))))
-        return fail(why, "client address " + std::string(client_ip_of(req)) +
+        FAIL_BECAUSE("client address " + std::string(client_ip_of(req)) +
                              " is in none of the client_ip networks");
     if (!country.empty() || !continent.empty() || !subdivision.empty() || !asn.empty()) {
         const geo::Lookup& g = geo::lookup(req);
         auto where = [&] { return " (client " + std::string(client_ip_of(req)) + ")"; };
         if (!country.empty() &&
             std::find(country.begin(), country.end(), g.country) == country.end())
-            return fail(why, "country " + shown(g.country.empty() ? std::nullopt
+            FAIL_BECAUSE("country " + shown(g.country.empty() ? std::nullopt
                                                                    : std::optional(g.country)) +
                                  " is not in " + list_text(country) + where());
         if (!continent.empty() &&
             std::find(continent.begin(), continent.end(), g.continent) == continent.end())
-            return fail(why, "continent " + shown(g.continent.empty()
+            FAIL_BECAUSE("continent " + shown(g.continent.empty()
                                                        ? std::nullopt
                                                        : std::optional(g.continent)) +
                                  " is not in " + list_text(continent) + where());
@@ -202,23 +205,23 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
                     ok = ok || g.subdivision == s;
             }
             if (!ok)
-                return fail(why, "subdivision " + shown(g.subdivision) + " is not in " +
+                FAIL_BECAUSE("subdivision " + shown(g.subdivision) + " is not in " +
                                      list_text(subdivision) + where());
         }
         if (!asn.empty() && std::find(asn.begin(), asn.end(), g.asn) == asn.end())
-            return fail(why, "ASN " + (g.asn ? std::to_string(g.asn) : std::string("unknown")) +
+            FAIL_BECAUSE("ASN " + (g.asn ? std::to_string(g.asn) : std::string("unknown")) +
                                  " is not one of the asn list" + where());
     }
     if (cert) {
         const ConnectionInfo* c = req.conn;
         bool has = c && !c->client_subject.empty();
         if (cert->present && *cert->present != has)
-            return fail(why, has ? "a client certificate was presented, wanted none"
+            FAIL_BECAUSE(has ? "a client certificate was presented, wanted none"
                                  : "no verified client certificate");
         auto field = [&](const std::optional<ValueTest>& t, std::string_view v, const char* name) {
             if (!t || t->test(has ? std::optional(v) : std::nullopt))
                 return true;
-            return fail(why, std::string("client certificate ") + name + " is " +
+            FAIL_BECAUSE(std::string("client certificate ") + name + " is " +
                                  shown(has ? std::optional(v) : std::nullopt) + ", wanted " +
                                  t->describe());
         };
@@ -227,7 +230,7 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
             !field(cert->fingerprint, c ? c->client_fingerprint : "", "fingerprint"))
             return false;
         if (cert->san && !(has && san_test(c->client_sans, *cert->san)))
-            return fail(why, "client certificate SAN " +
+            FAIL_BECAUSE("client certificate SAN " +
                                  shown(has ? std::optional(c->client_sans) : std::nullopt) +
                                  " has no entry " + cert->san->describe());
     }
@@ -240,10 +243,10 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
                 break;
             }
         if (!one)
-            return fail(why, "none of `any` holds (the last: " + last + ")");
+            FAIL_BECAUSE("none of `any` holds (the last: " + last + ")");
     }
     if (negated && negated->eval(req, nullptr))
-        return fail(why, "the `not` conditions all hold");
+        FAIL_BECAUSE("the `not` conditions all hold");
     return true;
 }
 
