@@ -57,26 +57,40 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
-measure() { # kind config lua -> "rps p99_ms"
+# CPU ticks (user + system) of the server and its children: what a request costs the server,
+# which a machine busy with other work barely changes (unlike req/s).
+server_ticks() {
+    local t=0 p
+    for p in $SERVER_PID $(pgrep -P "$SERVER_PID"); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+measure() { # kind config lua -> "rps p99_ms cpu_us_per_request"
     start_server "$1" "$2"
     taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d2s -s "$3" "http://127.0.0.1:$PORT/" >/dev/null
+    t0=$(server_ticks)
     out=$(taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$3" "http://127.0.0.1:$PORT/")
+    t1=$(server_ticks)
     stop_server
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) sub(/ms/,"",v); else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-    echo "$rps $p99"
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }')
+    echo "$rps $p99 $cpu"
 }
 
-declare -A RPS P99
+declare -A RPS P99 CPU
 for round in $(seq "$ROUNDS"); do
     for kind in nginx wraith; do
         for cfg in one full; do
             if [ "$kind" = wraith ]; then conf="$DIR/$cfg.toml"; else conf="$DIR/nginx-$cfg.conf"; fi
             lua="$DIR/requests.lua"
-            read -r rps p99 < <(measure "$kind" "$conf" "$lua")
+            read -r rps p99 cpu < <(measure "$kind" "$conf" "$lua")
             RPS[$kind.$cfg]+="$rps "
             P99[$kind.$cfg]+="$p99 "
-            echo "round $round: $kind $cfg: $rps req/s, p99 ${p99} ms" >&2
+            CPU[$kind.$cfg]+="$cpu "
+            echo "round $round: $kind $cfg: $rps req/s, p99 ${p99} ms, ${cpu} µs CPU/request" >&2
         done
     done
 done
@@ -84,12 +98,19 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
 echo "== wrk -t1 -c$CONNS -d$DURATION, one worker each, medians of $ROUNDS rounds"
-printf "%-8s %14s %14s %12s %12s %14s %16s\n" server "one req/s" "full req/s" "one p99 ms" "full p99 ms" "full/one" "table cost µs"
+printf "%-8s %11s %11s %9s %11s %11s %12s %12s %9s\n" server "one req/s" "full req/s" "full/one" \
+    "one p99 ms" "full p99 ms" "one CPU µs" "full CPU µs" "full/one"
 for kind in wraith nginx; do
     one=$(median <<<"${RPS[$kind.one]}"); full=$(median <<<"${RPS[$kind.full]}")
     p1=$(median <<<"${P99[$kind.one]}"); pf=$(median <<<"${P99[$kind.full]}")
-    awk -v k="$kind" -v o="$one" -v f="$full" -v p1="$p1" -v pf="$pf" 'BEGIN {
-        printf "%-8s %14.0f %14.0f %12.2f %12.2f %13.1f%% %16.2f\n", k, o, f, p1, pf, 100*f/o, 1e6/f - 1e6/o }'
+    c1=$(median <<<"${CPU[$kind.one]}"); cf=$(median <<<"${CPU[$kind.full]}")
+    awk -v k="$kind" -v o="$one" -v f="$full" -v p1="$p1" -v pf="$pf" -v c1="$c1" -v cf="$cf" 'BEGIN {
+        printf "%-8s %11.0f %11.0f %8.1f%% %11.2f %11.2f %12.2f %12.2f %8.1f%%\n", k, o, f, 100*f/o, p1, pf, c1, cf, 100*cf/c1 }'
 done
 w1=$(median <<<"${RPS[wraith.one]}"); wf=$(median <<<"${RPS[wraith.full]}")
-awk -v o="$w1" -v f="$wf" 'BEGIN { r = f / o; printf "\nwraith full table at %.1f%% of the one-route site: %s (goal: within 5%%)\n", 100*r, (r >= 0.95 ? "PASS" : "FAIL") }'
+c1=$(median <<<"${CPU[wraith.one]}"); cf=$(median <<<"${CPU[wraith.full]}")
+awk -v o="$w1" -v f="$wf" -v c1="$c1" -v cf="$cf" 'BEGIN {
+    r = f / o; c = c1 / cf
+    printf "\nwraith full table: req/s at %.1f%% of the one-route site, CPU per request at %.1f%% (%+.2f µs)\n", 100*r, 100*cf/c1, cf - c1
+    printf "goal (within 5%%): req/s %s, CPU per request %s\n", (r >= 0.95 ? "PASS" : "FAIL"), (c >= 0.95 ? "PASS" : "FAIL") }'
+echo "(load average while measuring: $(cut -d' ' -f1-3 /proc/loadavg); on a busy machine req/s is noise, CPU per request much less so)"
