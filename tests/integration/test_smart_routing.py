@@ -189,6 +189,15 @@ headers = { response = { set = { "X-Country" = "$geo_country" } }, preset = "sec
   proxy = { upstream = "v1", request_headers = { set = { "X-Geo" = "$geo_country", "X-Path" = "$1" } } }
 
   [[site.route]]
+  path = "/sub/"
+  match = { subdivision = ["DE-BY"], asn = ["AS64500"] }
+  respond = { body = "by-64500\n" }
+
+  [[site.route]]
+  path = "/sub/"
+  respond = { body = "elsewhere\n" }
+
+  [[site.route]]
   path = "/go/"
   redirect = { to = "https://$geo_country.example.test$uri", status = 302 }
 '''
@@ -268,6 +277,24 @@ class SmartRoutingTest(WraithTestCase):
         # An untrusted address in front of the trusted proxy is the client.
         self.assertEqual(self.body("/x", client="203.0.113.5, 127.0.0.1")[1].split()[-1],
                          "203.0.113.5")
+
+    def test_subdivision_and_asn(self):
+        self.assertEqual(self.body("/sub/", client="203.0.113.2"), (200, "by-64500\n"))
+        self.assertEqual(self.body("/sub/", client="192.0.2.2"), (200, "elsewhere\n"))
+
+    def test_geo_in_the_json_access_log(self):
+        srv = self.server(SIMPLE_GEO_SITE, start=False, workers=1,
+                          server={"real_ip": '{ trusted = ["127.0.0.1/32"] }'})
+        srv.access_log_conf = {"path": harness.toml_str(srv.path("logs", "access.json")),
+                               "format": '"json"'}
+        srv.write_config()
+        build_mmdb(srv.path("geo.mmdb"))
+        srv.start()
+        http_get(srv.port, "/", headers={"X-Forwarded-For": "203.0.113.4"})
+        line = srv.wait_log_line(lambda l: "203.0.113.4" in l,
+                                 path=srv.path("logs", "access.json"))
+        entry = json.loads(line)
+        self.assertEqual((entry["geo_country"], entry["geo_asn"]), ("DE", 64500))
 
     def test_geo_in_redirect_and_upstream_headers(self):
         status, headers, _ = self.get("/go/a%20b")
@@ -421,6 +448,18 @@ class SmartRoutingTest(WraithTestCase):
         self.assertIn("route 1 (path \"/\"", r.stdout)
         self.assertIn("skipped, match: country \"US\" is not in [DE, AT]", r.stdout)
         self.assertIn("result: route 2", r.stdout)
+
+
+SIMPLE_GEO_SITE = r'''
+[geo]
+database = "@DIR@/geo.mmdb"
+
+[[site]]
+hosts = ["*"]
+  [[site.route]]
+  path = "/"
+  respond = { body = "ok" }
+'''
 
 
 PROXY_CONFIG = r'''

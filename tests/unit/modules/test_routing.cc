@@ -119,6 +119,58 @@ hosts = ["example.com"]
     CHECK(Call(s, "/x?v=2", {{"cookie", "a=1"}, {"cookie", "s=1"}}).text() == "200 v2");
 }
 
+TEST_CASE("routing: client certificate conditions") {
+    Server s(R"(
+[[site]]
+hosts = ["*"]
+  [[site.route]]
+  path = "/"
+  match = { client_cert = { subject = "~CN=alice", san = "alice.example", issuer = "CN=Test CA" } }
+  respond = { body = "alice" }
+  [[site.route]]
+  path = "/"
+  match = { client_cert = { fingerprint = "AB:CD:EF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC" } }
+  respond = { body = "by fingerprint" }
+  [[site.route]]
+  path = "/"
+  match = { client_cert = true }
+  respond = { body = "someone" }
+  [[site.route]]
+  path = "/"
+  respond = { body = "anonymous" }
+)");
+    auto with_cert = [&](std::string_view subject, std::string_view sans, std::string_view issuer,
+                         std::string_view fp) {
+        TestExchange ex;
+        NoBody body;
+        RecordingWriter out;
+        ConnectionInfo conn;
+        conn.peer_ip = "192.0.2.1";
+        conn.client_subject = subject;
+        conn.client_sans = sans;
+        conn.client_issuer = issuer;
+        conn.client_fingerprint = fp;
+        ex.req.conn = &conn;
+        s.pipeline->run(ex.req, body, out);
+        return out.body;
+    };
+    CHECK(with_cert("CN=alice,O=Example", "DNS:alice.example, email:a@example.com", "CN=Test CA",
+                    "00") == "alice");
+    CHECK(with_cert("CN=alice,O=Example", "DNS:bob.example", "CN=Test CA", "00") == "someone");
+    CHECK(with_cert("CN=bob", "", "CN=Other",
+                    "abcdef00112233445566778899aabbccddeeff00112233445566778899aabbcc") ==
+          "by fingerprint");
+    CHECK(with_cert("CN=bob", "", "CN=Other", "00") == "someone");
+    CHECK(with_cert("", "", "", "") == "anonymous");
+    CHECK(errors(R"([[site]]
+hosts = ["*"]
+  [[site.route]]
+  path = "/"
+  match = { client_cert = { fingerprint = "xyz" } }
+  respond = {}
+)").size() == 1);
+}
+
 TEST_CASE("routing: thousands of cookies and odd bytes are handled in one pass") {
     Server s(R"(
 [[site]]
