@@ -58,13 +58,13 @@ std::string cidr_text(const Cidr& c) {
     return std::string(buf) + "/" + std::to_string(c.prefix);
 }
 
-IpAddress ip_of(const sockaddr_storage& ss) {
+IpAddress ip_of(const SocketAddress& ss) {
     IpAddress ip;
-    if (ss.ss_family == AF_INET) {
+    if (ss.family() == AF_INET) {
         ip.family = AF_INET;
-        std::memcpy(ip.bytes, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-        const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr;
+        std::memcpy(ip.bytes, &ss.v4.sin_addr.s_addr, 4);
+    } else if (ss.family() == AF_INET6) {
+        const auto* a6 = &ss.v6.sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a6)) {
             ip.family = AF_INET;
             std::memcpy(ip.bytes, a6->s6_addr + 12, 4);
@@ -121,7 +121,7 @@ bool cidr_match(const std::vector<Cidr>& list, const IpAddress& ip) {
     return false;
 }
 
-bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& addr) {
+bool cidr_match(const std::vector<Cidr>& list, const SocketAddress& addr) {
     return !list.empty() && cidr_match(list, ip_of(addr));
 }
 

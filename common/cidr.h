@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/http.h"
+
 namespace wraith {
 
 // One CIDR block: "10.0.0.0/8", "::1/128", or a bare address (a /32 or /128).
@@ -30,13 +32,13 @@ struct IpAddress {
     int family = 0; // 0: none (a Unix socket, an unparsable text)
     uint8_t bytes[16]{};
 };
-IpAddress ip_of(const sockaddr_storage& addr);
+IpAddress ip_of(const SocketAddress& addr);
 // "203.0.113.9", "2001:db8::1", "[2001:db8::1]"; family 0 when it is none of them.
 IpAddress ip_of(std::string_view text);
 
 bool cidr_contains(const Cidr& c, const IpAddress& ip);
 // True when `addr` lies in any block of `list`.
-bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& addr);
+bool cidr_match(const std::vector<Cidr>& list, const SocketAddress& addr);
 bool cidr_match(const std::vector<Cidr>& list, const IpAddress& ip);
 
 } // namespace wraith

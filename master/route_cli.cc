@@ -50,8 +50,8 @@ bool set_peer(const std::string& text, ConnectionInfo& info) {
     std::string ip = text;
     if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']')
         ip = ip.substr(1, ip.size() - 2);
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&info.peer);
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&info.peer);
+    auto* a4 = &info.peer.v4;
+    auto* a6 = &info.peer.v6;
     if (inet_pton(AF_INET, ip.c_str(), &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         return true;
@@ -163,10 +163,9 @@ int route_main(const std::vector<std::string>& args, const std::string& default_
     if (!set_peer(client_ip, conn))
         return usage("--client-ip \"" + client_ip + "\" is not an IP address");
     char ipbuf[INET6_ADDRSTRLEN];
-    inet_ntop(conn.peer.ss_family,
-              conn.peer.ss_family == AF_INET
-                  ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&conn.peer)->sin_addr)
-                  : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&conn.peer)->sin6_addr),
+    inet_ntop(conn.peer.family(),
+              conn.peer.family() == AF_INET ? static_cast<const void*>(&conn.peer.v4.sin_addr)
+                                            : static_cast<const void*>(&conn.peer.v6.sin6_addr),
               ipbuf, sizeof ipbuf);
     std::string peer_ip = ipbuf;
     conn.peer_ip = peer_ip;

@@ -13,6 +13,7 @@ const ModuleSpec& proxy_module();    // modules/proxy
 const ModuleSpec& redirect_module(); // modules/redirect
 const ModuleSpec& respond_module();  // modules/respond
 const ModuleSpec& compress_module(); // modules/compress
+const ModuleSpec& tcp_module();      // modules/tcp
 const ModuleSpec& geo_module();      // modules/geo
 const ModuleSpec& match_module();    // modules/routing
 const ModuleSpec& rewrite_module();
@@ -30,9 +31,9 @@ void register_builtin_modules() {
     done = true;
     for (const ModuleSpec* spec :
          {&static_module(), &proxy_module(), &redirect_module(), &respond_module(),
-          &compress_module(), &geo_module(), &match_module(), &rewrite_module(), &headers_module(),
-          &allow_module(), &deny_module(), &basic_auth_module(), &forward_auth_module(),
-          &real_ip_module()})
+          &compress_module(), &tcp_module(), &geo_module(), &match_module(), &rewrite_module(),
+          &headers_module(), &allow_module(), &deny_module(), &basic_auth_module(),
+          &forward_auth_module(), &real_ip_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

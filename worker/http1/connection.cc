@@ -148,8 +148,8 @@ void Connection::handle_timeout() {
             if (!ex_->headers_sent() && !body_discarding_) {
                 body_failed_ = true;
                 keep_alive_ = false;
-                if (data_cb_)
-                    data_cb_();
+                if (ex_->data_cb)
+                    ex_->data_cb();
                 if (state_ == State::exchange && !ex_->headers_sent()) {
                     send_error(ex_->request(), *ex_, 408, {});
                     return;
@@ -215,8 +215,8 @@ bool Connection::fill() {
         tunnel_client_done();
     } else if (state_ == State::exchange && !body_done_) {
         body_failed_ = true;
-        if (data_cb_)
-            data_cb_();
+        if (ex_->data_cb)
+            ex_->data_cb();
         abort_exchange();
     } else if (state_ == State::exchange) {
         // The client half-closed after its request: finish the response, then close.
@@ -299,7 +299,7 @@ void Connection::parse_head() {
     // h2c with prior knowledge (RFC 9113 §3.3): the client preface instead of a request. The
     // socket and the bytes read so far move to an HTTP/2 connection; this one goes away.
     static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t seen = std::min(rlen_, kPreface.size());
+    size_t seen = std::min<size_t>(rlen_, kPreface.size());
     if (requests_ == 0 && std::string_view(rbuf_, seen) == kPreface.substr(0, seen) &&
         std::find(listen_.protocols.begin(), listen_.protocols.end(), "h2c") !=
             listen_.protocols.end()) {
@@ -311,7 +311,7 @@ void Connection::parse_head() {
         ex_.reset();
         worker_.remove_connection(this);
         worker_.defer(this); // deleted later; the new connection copies the bytes at start
-        start_protocol(worker_, std::move(transport_), peer_.info.peer, listen_, "h2c",
+        start_protocol(worker_, std::move(transport_), peer_.info.peer.storage(), listen_, "h2c",
                        {rbuf_, rlen_});
         return;
     }
@@ -398,7 +398,6 @@ void Connection::start_exchange(const RequestHead& head) {
                   requests_ < http.keepalive_requests;
     tunnel_ = tunnel_write_shut_ = false;
     body_received_ = 0;
-    data_cb_ = nullptr;
 
     // Body framing.
     head_end_ = head.head_size;
@@ -407,7 +406,6 @@ void Connection::start_exchange(const RequestHead& head) {
     body_failed_ = body_paused_ = body_discarding_ = false;
     expect_continue_ = head.expect_continue;
     continue_sent_ = false;
-    chunked_.reset();
     switch (framing_) {
     case BodyFraming::none:
         body_done_ = true;
@@ -475,7 +473,7 @@ void Connection::decode_body(bool notify) {
     } else if (framing_ == BodyFraming::chunked && !body_done_) {
         size_t consumed = 0, out_len = 0;
         ParseError err;
-        auto r = chunked_.feed(rbuf_ + braw_, rlen_ - braw_, &consumed, &out_len, err);
+        auto r = ex_->chunked.feed(rbuf_ + braw_, rlen_ - braw_, &consumed, &out_len, err);
         if (out_len && bdata_end_ != braw_)
             std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, out_len);
         bdata_end_ += out_len;
@@ -488,7 +486,7 @@ void Connection::decode_body(bool notify) {
             body_done_ = true;
             keep_alive_ = false;
             if (!ex_->headers_sent() && !ex_->ended()) {
-                Callback cb = std::move(data_cb_);
+                Callback cb = std::move(ex_->data_cb);
                 if (cb)
                     cb();
                 if (state_ == State::exchange && !ex_->headers_sent())
@@ -499,7 +497,7 @@ void Connection::decode_body(bool notify) {
         }
         if (r == ChunkedDecoder::Result::done)
             body_done_ = true;
-        if (chunked_.body_size() > limit) {
+        if (ex_->chunked.body_size() > limit) {
             ErrorLog::limited(LogLevel::info,
                               "413 chunked body larger than client_max_body_size, client: %s",
                               peer_.text);
@@ -507,7 +505,7 @@ void Connection::decode_body(bool notify) {
             body_done_ = true;
             keep_alive_ = false;
             if (!ex_->headers_sent() && !ex_->ended()) {
-                Callback cb = std::move(data_cb_);
+                Callback cb = std::move(ex_->data_cb);
                 if (cb)
                     cb();
                 if (state_ == State::exchange && !ex_->headers_sent())
@@ -534,8 +532,8 @@ void Connection::decode_body(bool notify) {
         return;
     }
     if (notify && (bdata_ < bdata_end_ || body_done_)) {
-        if (data_cb_) {
-            Callback cb = data_cb_; // the callback may replace itself
+        if (ex_->data_cb) {
+            Callback cb = ex_->data_cb; // the callback may replace itself
             cb();
         }
     }
@@ -592,7 +590,7 @@ std::string_view Connection::peek() {
 }
 
 void Connection::consume(size_t n) {
-    bdata_ += std::min(n, bdata_end_ - bdata_);
+    bdata_ += static_cast<uint32_t>(std::min<size_t>(n, bdata_end_ - bdata_));
     if (bdata_ == bdata_end_) {
         // Compact and decode more of what is already buffered; the consumer is on the stack,
         // so it is not called back from here.
@@ -605,8 +603,8 @@ void Connection::consume(size_t n) {
 bool Connection::finished() const { return body_done_ && bdata_ == bdata_end_; }
 
 void Connection::on_data(Callback cb) {
-    data_cb_ = std::move(cb);
-    if (data_cb_) {
+    ex_->data_cb = std::move(cb);
+    if (ex_->data_cb) {
         maybe_send_continue();
         update_read_interest();
     }
@@ -624,7 +622,7 @@ void Connection::resume() {
 }
 
 void Connection::discard() {
-    data_cb_ = nullptr;
+    ex_->data_cb = nullptr;
     body_discarding_ = true;
     bdata_ = bdata_end_;
     if (expect_continue_ && !continue_sent_) {
@@ -670,8 +668,8 @@ void Connection::start_tunnel() {
 void Connection::tunnel_client_done() {
     body_done_ = true;
     set_io(io_events_ & ~EV_READ);
-    if (data_cb_) {
-        Callback cb = data_cb_; // the callback may replace itself
+    if (ex_->data_cb) {
+        Callback cb = ex_->data_cb; // the callback may replace itself
         cb();
     }
     if (state_ == State::exchange)
@@ -722,7 +720,7 @@ void Connection::run_deferred() {
 }
 
 void Connection::complete_exchange() {
-    data_cb_ = nullptr;
+    ex_->data_cb = nullptr;
     ex_->finish(true, body_received_); // bad requests are logged too, as NGINX does
     ex_.reset(); // its arena (handler state) goes with it
     if (!keep_alive_) {
@@ -764,7 +762,7 @@ void Connection::complete_exchange() {
 void Connection::abort_exchange() {
     if (state_ != State::exchange)
         return;
-    data_cb_ = nullptr;
+    ex_->data_cb = nullptr;
     state_ = State::closed; // the exchange is freed with the connection (deferred)
     ex_->abort_and_finish(body_received_);
     set_io(0);

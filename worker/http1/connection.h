@@ -130,18 +130,16 @@ private:
 
     // Read buffer from the worker's pool: [0, rlen_) holds bytes; a request's head starts at 0.
     char* rbuf_ = nullptr;
-    size_t rcap_ = 0;
-    size_t rlen_ = 0;
-    size_t head_end_ = 0;    // end of the current request's head
-    size_t scan_pos_ = 0;    // head bytes already searched for the empty line
-    size_t bdata_ = 0;       // unconsumed decoded body bytes [bdata_, bdata_end_)
-    size_t bdata_end_ = 0;
-    size_t braw_ = 0;        // body bytes not yet decoded [braw_, rlen_)
+    uint32_t rcap_ = 0;
+    uint32_t rlen_ = 0;
+    uint32_t head_end_ = 0;    // end of the current request's head
+    uint32_t scan_pos_ = 0;    // head bytes already searched for the empty line
+    uint32_t bdata_ = 0;       // unconsumed decoded body bytes [bdata_, bdata_end_)
+    uint32_t bdata_end_ = 0;
+    uint32_t braw_ = 0;        // body bytes not yet decoded [braw_, rlen_)
     uint64_t body_left_ = 0; // content-length framing: bytes still to come
     uint64_t body_received_ = 0; // request body (tunnel: client) bytes decoded, for the log
     uint64_t requests_ = 0;
-    ChunkedDecoder chunked_;
-    Callback data_cb_;
     BodyFraming framing_ = BodyFraming::none;
     bool line_seen_ = false; // the request line is complete
     bool body_done_ = true;

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "worker/exchange.h"
+#include "worker/http1/parser.h"
 
 namespace wraith::http1 {
 
@@ -38,6 +39,9 @@ public:
     // phase runs.
     void abort_and_finish(uint64_t request_bytes);
 
+    // The request body's state that only a request has (the connection keeps the bytes).
+    ChunkedDecoder chunked; // a chunked body's decoder
+    Callback data_cb;       // the handler's BodyReader::on_data callback
 private:
     bool transport_gone() const override;
     void submit_informational(int status, const Headers& headers) override;

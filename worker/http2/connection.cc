@@ -87,7 +87,7 @@ bool Connection::create_session() {
     // A backstop: our own counter (on_frame_recv) answers first, with ENHANCE_YOUR_CALM.
     nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * h2.rapid_reset_burst,
                                                2ull * h2.rapid_reset_limit);
-    int rv = nghttp2_session_server_new2(&session_, callbacks(), this, opt);
+    int rv = nghttp2_session_server_new3(&session_, callbacks(), this, opt, memory_.mem());
     nghttp2_option_del(opt);
     if (rv != 0) {
         session_ = nullptr;
@@ -517,6 +517,7 @@ void Connection::update_timer() {
     } else if (timer_mode_ != TimerMode::idle) {
         arm(TimerMode::idle, http.keepalive_timeout);
         out_.release(); // an idle connection keeps no output memory
+        memory_.release_idle();
     }
 }
 
