@@ -78,8 +78,8 @@ void Loader::read_filters(const toml::table& t, Scope scope, const Site* site,
                         name + ": expected a table or true/false, got " + describe_value(value));
             continue;
         }
-        if (auto f = build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, route,
-                                   other))
+        if (auto f =
+                build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, route, other))
             out.own.emplace_back(spec, std::move(f));
     }
     merge_filters(parent, scope, site, diag_.pos(&t), out);
@@ -230,13 +230,13 @@ void Loader::load_route(const toml::table& t, Site& site) {
 // `implicit` build of a default_on filter, where it means "not needed here".
 template <class T>
 std::unique_ptr<T> Loader::build(const ModuleSpec& spec, const toml::table& options,
-                                 const SourcePos& at, const Site* site, Scope scope,
-                                 bool implicit, const Route* route, const toml::node* value) {
+                                 const SourcePos& at, const Site* site, Scope scope, bool implicit,
+                                 const Route* route, const toml::node* value) {
     std::string name = std::string(scope_name(scope)) + "." + std::string(spec.key);
     size_t errors_before = diag_.count();
     TableReader reader(options, diag_, std::string(spec.key));
     reader.set_heading(std::string(spec.key));
-    BuildContext ctx{cfg_,  site,  diag_, scope, ModuleRegistry::instance().index_of(spec),
+    BuildContext ctx{cfg_,  site, diag_, scope, ModuleRegistry::instance().index_of(spec),
                      route, value};
     std::unique_ptr<T> built;
     try {

@@ -297,10 +297,9 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
     if (!n) {
         // TLS negotiates with ALPN, preferring HTTP/2; cleartext speaks HTTP/1.1.
         // HTTP/3 first: a TLS listener also answers QUIC on the same UDP port.
-        l.protocols = l.tls && !l.proxy_protocol
-                          ? std::vector<std::string>{"h3", "h2", "http/1.1"}
-                      : l.tls ? std::vector<std::string>{"h2", "http/1.1"}
-                              : std::vector<std::string>{"http/1.1"};
+        l.protocols = l.tls && !l.proxy_protocol ? std::vector<std::string>{"h3", "h2", "http/1.1"}
+                      : l.tls                    ? std::vector<std::string>{"h2", "http/1.1"}
+                                                 : std::vector<std::string>{"http/1.1"};
         return;
     }
     const toml::array* arr = n->as_array();

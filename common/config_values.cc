@@ -1,9 +1,9 @@
 // Small grammars inside config values: listen addresses, host names, route paths.
 #include "common/config_values.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstring>
-#include <algorithm>
 
 namespace wraith {
 

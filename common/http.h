@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
-#include <string_view>
-#include <cstring>
 #include <netinet/in.h>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <type_traits>

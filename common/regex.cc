@@ -29,8 +29,9 @@ std::string anchored_prefix(std::string_view p) {
         char c = p[i];
         if (c == '\\') {
             // An escaped punctuation character is that character; \d, \w and friends stop.
-            if (i + 1 < p.size() && std::string_view("./-_~:@!$&'()*+,;=?[]{}|^#%").find(
-                                        p[i + 1]) != std::string_view::npos) {
+            if (i + 1 < p.size() &&
+                std::string_view("./-_~:@!$&'()*+,;=?[]{}|^#%").find(p[i + 1]) !=
+                    std::string_view::npos) {
                 out.push_back(p[++i]);
                 continue;
             }

@@ -327,9 +327,12 @@ void h_auth_request_set(Converter& c, Scope& s, const NginxDirective& d) {
     for (char& ch : name)
         ch = ch == '_' ? '-' : ch;
     s.auth_request_copy.push_back(name);
-    c.approx(d.at, "the auth service's " + name + " field is copied into the upstream request "
-                   "as " + name + " (forward_auth copy_headers), whatever proxy_set_header "
-                   "named it");
+    c.approx(d.at, "the auth service's " + name +
+                       " field is copied into the upstream request "
+                       "as " +
+                       name +
+                       " (forward_auth copy_headers), whatever proxy_set_header "
+                       "named it");
 }
 
 void update_real_ip(Converter& c) {

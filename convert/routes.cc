@@ -394,8 +394,10 @@ void rewrite_routes(Context& x, const Scope& s) {
             continue;
         }
         std::string path = "~" + rw.regex;
-        if (status && (rw.regex == "^" || rw.regex == "^/" || rw.regex == "^(.*)$" ||
-                       rw.regex == "^/(.*)$") && to.find("${") == std::string::npos)
+        if (status &&
+            (rw.regex == "^" || rw.regex == "^/" || rw.regex == "^(.*)$" ||
+             rw.regex == "^/(.*)$") &&
+            to.find("${") == std::string::npos)
             path = "/";
         if (path != "/" && !valid_wraith_regex(rw.regex)) {
             x.c.not_converted_at(rw.at, what, "the regular expression does not compile");
@@ -487,9 +489,9 @@ void access_keys(Context& x, const Scope& s, RouteOut& out) {
             x.c.not_converted_at(s.auth_basic_at, "auth_basic " + s.auth_basic,
                                  "no auth_basic_user_file");
         } else {
-            out.extra.push_back("basic_auth = { file = " +
-                                Converter::quote(s.auth_basic_user_file) +
-                                ", realm = " + Converter::quote(s.auth_basic) + " }");
+            out.extra.push_back(
+                "basic_auth = { file = " + Converter::quote(s.auth_basic_user_file) +
+                ", realm = " + Converter::quote(s.auth_basic) + " }");
         }
     }
     if (!s.auth_request.empty() && s.auth_request != "off") {

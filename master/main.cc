@@ -11,11 +11,11 @@
 
 #include "common/config.h"
 #include "convert/convert.h"
-#include "master/route_cli.h"
 #include "master/control_client.h"
 #include "master/generate_certs.h"
 #include "master/master.h"
 #include "master/nginx_cli.h"
+#include "master/route_cli.h"
 #include "modules/modules.h"
 
 namespace {

@@ -188,7 +188,8 @@ int route_main(const std::vector<std::string>& args, const std::string& default_
     req.target = target;
     size_t q = target.find('?');
     req.path = std::string_view(target).substr(0, q);
-    req.query = q == std::string::npos ? std::string_view{} : std::string_view(target).substr(q + 1);
+    req.query =
+        q == std::string::npos ? std::string_view{} : std::string_view(target).substr(q + 1);
     req.version = protocol == "h2" ? 20 : protocol == "h3" ? 30 : 11;
     for (const auto& [n, v] : headers)
         req.headers.add(n, v);
@@ -212,8 +213,8 @@ int route_main(const std::vector<std::string>& args, const std::string& default_
         }
     }
     if (req.client_ip != conn.peer_ip)
-        printf("client address: %.*s (real_ip, behind %s)\n", static_cast<int>(req.client_ip.size()),
-               req.client_ip.data(), peer_ip.c_str());
+        printf("client address: %.*s (real_ip, behind %s)\n",
+               static_cast<int>(req.client_ip.size()), req.client_ip.data(), peer_ip.c_str());
     else
         printf("client address: %s\n", peer_ip.c_str());
 

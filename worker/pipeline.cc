@@ -185,8 +185,8 @@ void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
             req.route = nullptr;
             // A client can repeat the request at will: rate-limited like other client errors.
             ErrorLog::limited(LogLevel::error, "%s, request %.*s, client: %.*s", error.c_str(),
-                       static_cast<int>(req.target.size()), req.target.data(),
-                       static_cast<int>(req.client_ip.size()), req.client_ip.data());
+                              static_cast<int>(req.target.size()), req.target.data(),
+                              static_cast<int>(req.client_ip.size()), req.client_ip.data());
             return send_error(req, out, 500, {});
         }
         if (req.route)

@@ -71,7 +71,8 @@ Result parse_v1(std::string_view data, Header& out, const char** why) {
         return bad(why, "v1 line longer than 107 bytes");
     // Printable ASCII only: inet_pton would stop at a NUL and accept what came before it.
     for (size_t i = 0; i < end; ++i)
-        if (static_cast<unsigned char>(data[i]) < 0x20 || static_cast<unsigned char>(data[i]) > 0x7e)
+        if (static_cast<unsigned char>(data[i]) < 0x20 ||
+            static_cast<unsigned char>(data[i]) > 0x7e)
             return bad(why, "v1 line with a control or non-ASCII byte");
     std::string_view line = data.substr(6, end - 6); // after "PROXY "
     out.length = end + 2;

@@ -19,9 +19,9 @@ constexpr size_t kMaxHeader = 4096;
 enum class Result { need_more, done, invalid };
 
 struct Header {
-    size_t length = 0;           // bytes of the header, to consume from the stream
-    bool has_addresses = false;  // false: LOCAL (a health check) or UNKNOWN: keep the real peer
-    sockaddr_storage source{};   // the client
+    size_t length = 0;              // bytes of the header, to consume from the stream
+    bool has_addresses = false;     // false: LOCAL (a health check) or UNKNOWN: keep the real peer
+    sockaddr_storage source{};      // the client
     sockaddr_storage destination{}; // the address the client connected to
 };
 

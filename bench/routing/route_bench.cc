@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     }
     auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0);
     double per = ns.count() / (static_cast<double>(iterations) * lines.size());
-    std::printf("%.1f ns/request (%zu requests x %ld, %zu routed)\n", per, lines.size(),
-                iterations, routed / iterations);
+    std::printf("%.1f ns/request (%zu requests x %ld, %zu routed)\n", per, lines.size(), iterations,
+                routed / iterations);
     return 0;
 }

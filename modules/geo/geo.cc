@@ -63,8 +63,7 @@ void load_geo(const toml::node& value, TableContext& ctx) {
     }
     auto cfg = std::make_unique<GeoConfig>();
     TableReader r(*t, ctx.diag, "geo");
-    auto open = [&](std::string_view key, std::string& path,
-                    std::shared_ptr<const Database>& out) {
+    auto open = [&](std::string_view key, std::string& path, std::shared_ptr<const Database>& out) {
         std::optional<std::string> p = r.string(key);
         if (!p)
             return;
@@ -216,8 +215,7 @@ void read_asn(const Database& db, const sockaddr_storage& ss, Lookup& out, Arena
             out.asn_text = arena.copy({buf, static_cast<size_t>(len)});
         }
     }
-    if (MMDB_get_value(&res.entry, &d, "autonomous_system_organization", nullptr) ==
-        MMDB_SUCCESS)
+    if (MMDB_get_value(&res.entry, &d, "autonomous_system_organization", nullptr) == MMDB_SUCCESS)
         out.asn_org = copy_string(d, arena);
 }
 

@@ -18,8 +18,9 @@ std::optional<std::string_view> rule_value(const VarString& value, const Request
         return std::string_view(value.constant_value());
     std::string_view v = value.expand(req, *req.arena);
     if (!is_field_value(v)) {
-        ErrorLog::limited(LogLevel::warn, "proxy: a header rule's value would hold CR, LF or NUL; "
-                                          "left out, client: %.*s",
+        ErrorLog::limited(LogLevel::warn,
+                          "proxy: a header rule's value would hold CR, LF or NUL; "
+                          "left out, client: %.*s",
                           static_cast<int>(client_ip_of(req).size()), client_ip_of(req).data());
         return std::nullopt;
     }

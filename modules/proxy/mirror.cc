@@ -37,7 +37,7 @@ MirrorExchange::MirrorExchange(ProxyWorker& worker, const Request& parent,
 
 MirrorExchange::~MirrorExchange() {
     ev_timer_stop(worker_.loop(), &done_timer_);
-    out_.abort();  // an exchange still under way stops (worker exit)
+    out_.abort();   // an exchange still under way stops (worker exit)
     arena_.reset(); // the proxy exchange inside goes first, while req_ and out_ still live
 }
 

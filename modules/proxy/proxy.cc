@@ -7,11 +7,11 @@
 #include "modules/proxy/mirror.h"
 #include "modules/proxy/upstream_request.h"
 
-#include <random>
 #include "modules/proxy/exchange.h"
 #include "modules/proxy/h2_upstream.h"
 #include "modules/proxy/proxy_worker.h"
 #include "modules/proxy/upstream_tls.h"
+#include <random>
 
 namespace wraith::proxy {
 
@@ -103,8 +103,7 @@ bool framing_header(std::string_view name) {
 }
 
 // `key = { set = { "x-a" = "1" }, add = { ... }, remove = ["x-b"] }`
-void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out,
-                       BuildContext& ctx) {
+void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out, BuildContext& ctx) {
     const toml::table* tbl = t.table(key);
     if (!tbl)
         return;
@@ -352,7 +351,8 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
             split_key_name = lower(k->substr(7));
         } else {
             t.error("split_key", "expected \"client_ip\", \"cookie:NAME\" or \"header:NAME\", "
-                                 "got \"" + *k + "\"");
+                                 "got \"" +
+                                     *k + "\"");
         }
     }
     std::shared_ptr<const Mirror> mirror;
@@ -396,8 +396,8 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
             std::make_unique<ProxyHandler>(mirror_upstream, opts, ctx.module_index),
             mirror_percent);
     if (split.empty()) {
-        auto h = std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts),
-                                                ctx.module_index);
+        auto h =
+            std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts), ctx.module_index);
         h->set_mirror(mirror);
         return h;
     }

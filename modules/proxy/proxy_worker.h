@@ -9,10 +9,10 @@
 #include <memory>
 
 #include "common/module.h"
-#include "modules/proxy/mirror.h"
 #include "modules/proxy/h2_session.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/health_check.h"
+#include "modules/proxy/mirror.h"
 #include "modules/proxy/pool.h"
 
 namespace wraith::proxy {

@@ -23,8 +23,7 @@ ResponseWriter::Result CaptureWriter::send_body(std::string_view data, bool end_
     return Result::ok;
 }
 
-ResponseWriter::Result CaptureWriter::send_file(int fd, off_t offset, size_t len,
-                                                bool end_stream) {
+ResponseWriter::Result CaptureWriter::send_file(int fd, off_t offset, size_t len, bool end_stream) {
     // Proxied answers never come as files; read what fits for completeness.
     size_t want = std::min(len, max_body_ > body.size() ? max_body_ - body.size() : 0);
     std::string chunk(want, '\0');
@@ -74,8 +73,8 @@ void init_subrequest(Request& sub, const Request& parent, Arena& arena, std::str
     sub.path = arena.copy(path);
     sub.decoded_path = sub.path;
     sub.query = arena.copy(query);
-    sub.target = query.empty() ? sub.path
-                               : arena.copy(std::string(path) + "?" + std::string(query));
+    sub.target =
+        query.empty() ? sub.path : arena.copy(std::string(path) + "?" + std::string(query));
     sub.version = 11;
     for (const Header& h : parent.headers)
         if (h.name != "content-length" && h.name != "transfer-encoding" && h.name != "expect")

@@ -27,7 +27,7 @@ public:
     };
     struct Part {
         Var var = Var::literal;
-        std::string text;              // literal text, or an `other` variable's suffix
+        std::string text;             // literal text, or an `other` variable's suffix
         VariableGetter get = nullptr; // `other`
     };
 

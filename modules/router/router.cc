@@ -150,9 +150,9 @@ const Site* Router::explain_site(std::string_view host, std::string& out) const 
     std::string_view h = host;
     if (!h.empty() && h.back() == '.')
         h.remove_suffix(1);
-    const char* how = exact_.count(h)                   ? "exact host name"
-                      : site == default_site_ && site   ? "default site (or a pattern of it)"
-                                                        : "wildcard or regex host";
+    const char* how = exact_.count(h)                 ? "exact host name"
+                      : site == default_site_ && site ? "default site (or a pattern of it)"
+                                                      : "wildcard or regex host";
     if (!site)
         out += "host \"" + std::string(host) + "\": no site\n";
     else
@@ -162,7 +162,7 @@ const Site* Router::explain_site(std::string_view host, std::string& out) const 
 
 std::string Router::describe(const Site& site, const Route& route) {
     size_t n = static_cast<size_t>(&route - site.routes.data()) + 1;
-    const char* kind = route.match.kind == PathMatch::Kind::exact   ? "=" 
+    const char* kind = route.match.kind == PathMatch::Kind::exact   ? "="
                        : route.match.kind == PathMatch::Kind::regex ? "~"
                                                                     : "";
     return "route " + std::to_string(n) + " (path \"" + kind + route.match.text + "\", " +

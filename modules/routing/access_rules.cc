@@ -50,8 +50,8 @@ public:
     AccessVerdict access(Request& req, ResponseWriter& out, AccessResume&) const override {
         if (list_.contains(req) == allow_)
             return AccessVerdict::next;
-        send_error(req, out, 403, allow_ ? "allow: client address not allowed"
-                                         : "deny: client address denied");
+        send_error(req, out, 403,
+                   allow_ ? "allow: client address not allowed" : "deny: client address denied");
         return AccessVerdict::answered;
     }
 
@@ -83,8 +83,9 @@ std::unique_ptr<Filter> build_list(TableReader& r, BuildContext& ctx, bool allow
     for (const toml::node* e : items) {
         const auto* s = e->as_string();
         if (!s) {
-            r.diag().error(e, std::string(key) + ": expected strings like \"10.0.0.0/8\" or "
-                                                 "\"country:DE\", got " +
+            r.diag().error(e, std::string(key) +
+                                  ": expected strings like \"10.0.0.0/8\" or "
+                                  "\"country:DE\", got " +
                                   describe_value(*e));
             continue;
         }

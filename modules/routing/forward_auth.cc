@@ -135,11 +135,12 @@ void AuthCall::decide() {
         return resume_.resume(AccessVerdict::answered);
     }
     ErrorLog::limited(LogLevel::error, "forward_auth: %s, request %.*s, client: %.*s",
-                      !answer_.complete  ? "no complete answer from the auth service"
+                      !answer_.complete   ? "no complete answer from the auth service"
                       : answer_.truncated ? "the auth service's answer is over 64 KiB"
-                                          : ("the auth service answered " +
-                                             std::to_string(status) + " (not 2xx, 401, 403 or a "
-                                             "redirect)").c_str(),
+                                          : ("the auth service answered " + std::to_string(status) +
+                                             " (not 2xx, 401, 403 or a "
+                                             "redirect)")
+                                                .c_str(),
                       static_cast<int>(req_.target.size()), req_.target.data(),
                       static_cast<int>(client_ip_of(req_).size()), client_ip_of(req_).data());
     send_error(req_, out_, 500, {});

@@ -194,8 +194,9 @@ void read_rules(TableReader& parent, std::string_view which, BuildContext& ctx, 
             }
             Rule rule{lower(k.str()), {}};
             if (framing(rule.name)) {
-                diag.error(&v, at + rule.name + " is part of the message framing and cannot be "
-                                    "set by a rule");
+                diag.error(&v, at + rule.name +
+                                   " is part of the message framing and cannot be "
+                                   "set by a rule");
                 continue;
             }
             if (!is_clean_field_value(str->get())) {

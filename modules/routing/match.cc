@@ -46,8 +46,7 @@ std::string parse_value_test(const toml::node& n, ValueTest& out, bool allow_boo
     const auto* s = n.as_string();
     if (!s)
         return std::string("expected \"exact value\", \"~regex\"") +
-               (allow_bool ? " or true/false (present/absent)" : "") + ", got " +
-               describe_value(n);
+               (allow_bool ? " or true/false (present/absent)" : "") + ", got " + describe_value(n);
     const std::string& v = s->get();
     if (!v.empty() && v.front() == '~') {
         out.kind = ValueTest::Kind::regex;
@@ -156,44 +155,40 @@ bool san_test(std::string_view sans, const ValueTest& t) {
 } // namespace
 
 bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
-    if (!methods.empty() &&
-        std::find(methods.begin(), methods.end(), req.method) == methods.end())
+    if (!methods.empty() && std::find(methods.begin(), methods.end(), req.method) == methods.end())
         FAIL_BECAUSE("method " + std::string(req.method) + " is not in " + list_text(methods));
-    if (!protocols.empty() &&
-        std::find(protocols.begin(), protocols.end(), protocol_name(req.version)) ==
-            protocols.end())
+    if (!protocols.empty() && std::find(protocols.begin(), protocols.end(),
+                                        protocol_name(req.version)) == protocols.end())
         FAIL_BECAUSE(std::string("protocol ") + protocol_name(req.version) + " is not in " +
-                             list_text(protocols));
+                     list_text(protocols));
     for (const NamedTest& t : headers)
         if (!header_test(req, t))
             FAIL_BECAUSE("header " + t.name + " is " + shown(header_value(req, t.name)) +
-                                 ", wanted " + t.value.describe());
+                         ", wanted " + t.value.describe());
     for (const NamedTest& t : query)
         if (!t.value.test(query_value(req.query, t.name)))
             FAIL_BECAUSE("query argument " + t.name + " is " +
-                                 shown(query_value(req.query, t.name)) + ", wanted " +
-                                 t.value.describe());
+                         shown(query_value(req.query, t.name)) + ", wanted " + t.value.describe());
     for (const NamedTest& t : cookies)
         if (!t.value.test(cookie_value(req, t.name)))
             FAIL_BECAUSE("cookie " + t.name + " is " + shown(cookie_value(req, t.name)) +
-                                 ", wanted " + t.value.describe());
+                         ", wanted " + t.value.describe());
     if (has_client_ip && !cidr_match(client_ip, ip_of(client_ip_of(req))))
         FAIL_BECAUSE("client address " + std::string(client_ip_of(req)) +
-                             " is in none of the client_ip networks");
+                     " is in none of the client_ip networks");
     if (!country.empty() || !continent.empty() || !subdivision.empty() || !asn.empty()) {
         const geo::Lookup& g = geo::lookup(req);
         auto where = [&] { return " (client " + std::string(client_ip_of(req)) + ")"; };
         if (!country.empty() &&
             std::find(country.begin(), country.end(), g.country) == country.end())
-            FAIL_BECAUSE("country " + shown(g.country.empty() ? std::nullopt
-                                                                   : std::optional(g.country)) +
-                                 " is not in " + list_text(country) + where());
+            FAIL_BECAUSE("country " +
+                         shown(g.country.empty() ? std::nullopt : std::optional(g.country)) +
+                         " is not in " + list_text(country) + where());
         if (!continent.empty() &&
             std::find(continent.begin(), continent.end(), g.continent) == continent.end())
-            FAIL_BECAUSE("continent " + shown(g.continent.empty()
-                                                       ? std::nullopt
-                                                       : std::optional(g.continent)) +
-                                 " is not in " + list_text(continent) + where());
+            FAIL_BECAUSE("continent " +
+                         shown(g.continent.empty() ? std::nullopt : std::optional(g.continent)) +
+                         " is not in " + list_text(continent) + where());
         if (!subdivision.empty()) {
             bool ok = false;
             for (const std::string& s : subdivision) {
@@ -206,24 +201,24 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
             }
             if (!ok)
                 FAIL_BECAUSE("subdivision " + shown(g.subdivision) + " is not in " +
-                                     list_text(subdivision) + where());
+                             list_text(subdivision) + where());
         }
         if (!asn.empty() && std::find(asn.begin(), asn.end(), g.asn) == asn.end())
             FAIL_BECAUSE("ASN " + (g.asn ? std::to_string(g.asn) : std::string("unknown")) +
-                                 " is not one of the asn list" + where());
+                         " is not one of the asn list" + where());
     }
     if (cert) {
         const ConnectionInfo* c = req.conn;
         bool has = c && !c->client_subject.empty();
         if (cert->present && *cert->present != has)
             FAIL_BECAUSE(has ? "a client certificate was presented, wanted none"
-                                 : "no verified client certificate");
+                             : "no verified client certificate");
         auto field = [&](const std::optional<ValueTest>& t, std::string_view v, const char* name) {
             if (!t || t->test(has ? std::optional(v) : std::nullopt))
                 return true;
             FAIL_BECAUSE(std::string("client certificate ") + name + " is " +
-                                 shown(has ? std::optional(v) : std::nullopt) + ", wanted " +
-                                 t->describe());
+                         shown(has ? std::optional(v) : std::nullopt) + ", wanted " +
+                         t->describe());
         };
         if (!field(cert->subject, c ? c->client_subject : "", "subject") ||
             !field(cert->issuer, c ? c->client_issuer : "", "issuer") ||
@@ -231,8 +226,8 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
             return false;
         if (cert->san && !(has && san_test(c->client_sans, *cert->san)))
             FAIL_BECAUSE("client certificate SAN " +
-                                 shown(has ? std::optional(c->client_sans) : std::nullopt) +
-                                 " has no entry " + cert->san->describe());
+                         shown(has ? std::optional(c->client_sans) : std::nullopt) +
+                         " has no entry " + cert->san->describe());
     }
     if (!any.empty()) {
         bool one = false;
@@ -345,8 +340,10 @@ void read_cert(TableReader& parent, MatchCondition::Node& n) {
     }
     TableReader r(*t, parent.diag(), "match.client_cert");
     cert.present = r.boolean("present");
-    for (auto [key, slot] : {std::pair{"subject", &cert.subject}, {"issuer", &cert.issuer},
-                             {"san", &cert.san}, {"fingerprint", &cert.fingerprint}}) {
+    for (auto [key, slot] : {std::pair{"subject", &cert.subject},
+                             {"issuer", &cert.issuer},
+                             {"san", &cert.san},
+                             {"fingerprint", &cert.fingerprint}}) {
         const toml::node* f = r.node(key);
         if (!f)
             continue;

@@ -96,8 +96,7 @@ private:
             std::string_view v = fields[i].value;
             while (true) {
                 size_t comma = v.rfind(',');
-                std::string_view entry =
-                    comma == std::string_view::npos ? v : v.substr(comma + 1);
+                std::string_view entry = comma == std::string_view::npos ? v : v.substr(comma + 1);
                 if (format_ == Format::forwarded)
                     entry = forwarded_for(entry);
                 IpAddress ip = parse_node(entry);

@@ -87,7 +87,8 @@ public:
             if (q + 1 == result.size()) {
                 query = {}; // "...?" drops the original arguments
             } else if (!req.query.empty()) {
-                char* joined = static_cast<char*>(arena.alloc(added.size() + 1 + req.query.size(), 1));
+                char* joined =
+                    static_cast<char*>(arena.alloc(added.size() + 1 + req.query.size(), 1));
                 std::memcpy(joined, added.data(), added.size());
                 joined[added.size()] = '&';
                 std::memcpy(joined + added.size() + 1, req.query.data(), req.query.size());
@@ -139,7 +140,8 @@ std::unique_ptr<RouteRewrite> build_rewrite(TableReader& t, BuildContext& ctx) {
         size_t at = 0;
         if (r->rfind("http://", 0) == 0 || r->rfind("https://", 0) == 0)
             t.error("replace", "a rewrite stays inside the server; for a URL use a route with "
-                               "redirect = { to = \"" + *r + "\" }");
+                               "redirect = { to = \"" +
+                                   *r + "\" }");
         else if (r->empty() || r->front() != '/')
             t.error("replace", "expected a path starting with \"/\", e.g. \"/new/$1\"");
         else if (!replace.compile(*r, &why, &at))

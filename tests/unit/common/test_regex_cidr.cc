@@ -30,7 +30,9 @@ TEST_CASE("regex: search, captures and the anchored prefix") {
     CHECK_FALSE(Regex::compile("(", Regex::none, &why));
     CHECK(why == "missing closing parenthesis at offset 1");
     // Invalid UTF-8 in a subject is not an error, just no match of the odd bytes.
-    CHECK(Regex::compile("b$", Regex::none, &why)->search("a\xff" "b"));
+    CHECK(Regex::compile("b$", Regex::none, &why)
+              ->search("a\xff"
+                       "b"));
 }
 
 TEST_CASE("cidr: networks, host bits and addresses") {

@@ -172,14 +172,16 @@ TEST_CASE("convert: access rules, auth, real_ip and rewrites become Wraith keys"
   location /new/ { return 200 "new $uri $args"; }
  } })");
     INFO(r.toml);
-    CHECK(has(r.toml, "real_ip = { header = \"X-Forwarded-For\", trusted = [\"10.0.0.0/8\", \"::1\"] }"));
+    CHECK(has(r.toml,
+              "real_ip = { header = \"X-Forwarded-For\", trusted = [\"10.0.0.0/8\", \"::1\"] }"));
     CHECK(has(r.toml, "redirect = { to = \"/posts/${1}\", status = 301 }"));
     CHECK(has(r.toml, "allow = [\"10.0.0.0/8\", \"2001:db8::/32\"]"));
     CHECK(has(r.toml, "deny = [\"192.0.2.7\"]"));
     CHECK(has(r.toml, "basic_auth = { file = \"/etc/nginx/htpasswd\", realm = \"Members\" }"));
     CHECK(has(r.toml, "forward_auth = { pass = \"http://127.0.0.1:9091\", uri = \"/verify\", "
                       "copy_headers = [\"x-user\"] }"));
-    CHECK(has(r.toml, "rewrite = { pattern = \"^/old/(.*)$\", replace = \"/new/${1}?from=${arg_x}\" }"));
+    CHECK(has(r.toml,
+              "rewrite = { pattern = \"^/old/(.*)$\", replace = \"/new/${1}?from=${arg_x}\" }"));
     CHECK(has(r.toml, "body = \"new $uri $args\""));
     CHECK(r.not_converted.empty());
     wraith::Diagnostics diag;

@@ -47,12 +47,14 @@ struct Call {
     NoBody body;
     RecordingWriter out;
     ConnectionInfo conn;
-    Call(Server& s, std::string_view target, std::vector<std::pair<std::string, std::string>> hs = {},
+    Call(Server& s, std::string_view target,
+         std::vector<std::pair<std::string, std::string>> hs = {},
          std::string_view peer = "192.0.2.10", int version = 11) {
         size_t q = target.find('?');
         ex.req.target = ex.arena.copy(target);
         ex.req.path = ex.req.target.substr(0, q);
-        ex.req.query = q == std::string_view::npos ? std::string_view{} : ex.req.target.substr(q + 1);
+        ex.req.query =
+            q == std::string_view::npos ? std::string_view{} : ex.req.target.substr(q + 1);
         ex.req.version = version;
         for (auto& [n, v] : hs)
             ex.req.headers.add(ex.arena.copy(n), ex.arena.copy(v));
@@ -88,22 +90,27 @@ hosts = ["example.com"]
   [[site.route]]
   path = "/"
   match = { headers = { "X-Beta" = "1" }, methods = ["GET"] }
-  )" + respond("beta") + R"(
+  )" + respond("beta") +
+             R"(
   [[site.route]]
   path = "/"
   match = { query = { v = "~^2" }, cookies = { s = true } }
-  )" + respond("v2") + R"(
+  )" + respond("v2") +
+             R"(
   [[site.route]]
   path = "/"
   match = { any = [{ headers = { "X-A" = true } }, { client_ip = ["10.0.0.0/8"] }] }
-  )" + respond("any") + R"(
+  )" + respond("any") +
+             R"(
   [[site.route]]
   path = "/"
   match = { not = { headers = { "User-Agent" = "~bot" } }, protocol = ["h2", "h3"] }
-  )" + respond("not-bot-h2") + R"(
+  )" + respond("not-bot-h2") +
+             R"(
   [[site.route]]
   path = "/"
-  )" + respond("plain") + R"(
+  )" + respond("plain") +
+             R"(
 )");
     CHECK(Call(s, "/x", {{"x-beta", "1"}}).text() == "200 beta");
     CHECK(Call(s, "/x", {{"x-beta", "2"}}).text() == "200 plain");
@@ -168,7 +175,8 @@ hosts = ["*"]
   path = "/"
   match = { client_cert = { fingerprint = "xyz" } }
   respond = {}
-)").size() == 1);
+)")
+              .size() == 1);
 }
 
 TEST_CASE("routing: thousands of cookies and odd bytes are handled in one pass") {
@@ -178,10 +186,12 @@ hosts = ["*"]
   [[site.route]]
   path = "/"
   match = { cookies = { last = "yes" } }
-  )" + respond("found") + R"(
+  )" + respond("found") +
+             R"(
   [[site.route]]
   path = "/"
-  )" + respond("plain") + R"(
+  )" + respond("plain") +
+             R"(
 )");
     std::string jar;
     for (int i = 0; i < 5000; ++i)
@@ -234,30 +244,31 @@ hosts = ["*"]
   path = "/old/"
   rewrite = { pattern = '^/old/(.*', replace = '/new/$1' }
 )") == std::vector<std::string>{
-               "routing.toml:7:25: rewrite.pattern: bad regex \"^/old/(.*\": missing closing "
-               "parenthesis at offset 9"});
+           "routing.toml:7:25: rewrite.pattern: bad regex \"^/old/(.*\": missing closing "
+           "parenthesis at offset 9"});
     CHECK(errors(R"([[site]]
 hosts = ["*"]
   [[site.route]]
   path = "/old/"
   rewrite = { pattern = '^/old/(.*)$', replace = '/new/$2' }
 )") == std::vector<std::string>{
-               "routing.toml:7:50: rewrite.replace: $2 names a capture group the pattern does "
-               "not have (it has 1)"});
+           "routing.toml:7:50: rewrite.replace: $2 names a capture group the pattern does "
+           "not have (it has 1)"});
     CHECK(errors(R"([[site]]
 hosts = ["*"]
   [[site.route]]
   path = '~^/a/(\d+)$'
   respond = { body = "$2" }
 )") == std::vector<std::string>{
-               "routing.toml:7:22: respond.body: $2 names a capture group the route's path regex "
-               "\"^/a/(\\d+)$\" does not have (it has 1)"});
+           "routing.toml:7:22: respond.body: $2 names a capture group the route's path regex "
+           "\"^/a/(\\d+)$\" does not have (it has 1)"});
     CHECK(errors(R"([[site]]
 hosts = ["*"]
   [[site.route]]
   path = '/'
   redirect = { to = "https://x$nope" }
-)").size() == 1);
+)")
+              .size() == 1);
 }
 
 TEST_CASE("routing: match errors name the value and its position") {
@@ -384,9 +395,9 @@ hosts = ["*"]
     CHECK(Call(s, "/", {{"x-forwarded-for", "1.1.1.1, 198.51.100.7"}}, "10.0.0.1").out.body ==
           "198.51.100.7");
     // Two fields: the later one is nearer.
-    CHECK(Call(s, "/", {{"x-forwarded-for", "5.5.5.5"}, {"x-forwarded-for", "10.3.3.3"}},
-               "10.0.0.1")
-              .out.body == "5.5.5.5");
+    CHECK(
+        Call(s, "/", {{"x-forwarded-for", "5.5.5.5"}, {"x-forwarded-for", "10.3.3.3"}}, "10.0.0.1")
+            .out.body == "5.5.5.5");
     CHECK(Call(s, "/", {{"x-forwarded-for", "198.51.100.7"}}, "192.0.2.1").out.body ==
           "192.0.2.1"); // untrusted peer
     CHECK(Call(s, "/", {{"x-forwarded-for", "garbage, 10.0.0.9"}}, "10.0.0.1").out.body ==
@@ -410,7 +421,7 @@ real_ip = { trusted = ["10.0.0.0/8"] }
   path = "/"
   respond = {}
 )") == std::vector<std::string>{"routing.toml:5:11: real_ip: belongs in [server]: the client "
-                                 "address is settled before a site or route is chosen"});
+                                "address is settled before a site or route is chosen"});
 }
 
 TEST_CASE("routing: explanations name the skipped candidates and why") {

@@ -77,7 +77,9 @@ TEST_CASE("proxy protocol: v2 headers") {
         CHECK(parse(v4.substr(0, n), h) == Result::need_more);
     // TLVs after the addresses are skipped with the length.
     std::string tlv = kSig + "\x21\x11" + std::string("\x00\x12", 2) + v4.substr(16, 12) +
-                      std::string("\x04\x00\x03" "abc", 6);
+                      std::string("\x04\x00\x03"
+                                  "abc",
+                                  6);
     REQUIRE(parse(tlv, h) == Result::done);
     CHECK(h.length == 34);
     // LOCAL: a health check from the balancer itself.
