@@ -23,7 +23,9 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
        libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk \
-       golang-go golang-github-lucas-clemente-quic-go-dev
+       golang-go golang-github-lucas-clemente-quic-go-dev \
+       libpcre2-dev libmaxminddb-dev libcrypt-dev libmaxmind-db-writer-perl apache2-utils \
+       libnginx-mod-http-geoip2
 # The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
 # 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
 # bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables
@@ -152,6 +154,7 @@ bench: build
 	bash bench/h3.sh
 	bash bench/proxy.sh
 	bash bench/reload.sh
+	bash bench/routing.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith

@@ -6,19 +6,20 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <sys/socket.h>
 
 #include "common/config_reader.h"
+#include "common/regex.h"
 
 namespace wraith {
 
 class Handler;
 class Filter;
 class RouteCondition;
+class RouteRewrite;
 class StreamHandler;
 class MimeTypes;
 struct ModuleSpec;
@@ -109,6 +110,7 @@ struct ListenConfig {
     bool ipv6_only = false;
     int backlog = 511;
     bool tls = false;
+    bool proxy_protocol = false;        // connections start with a PROXY header (v1 or v2)
     std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c", and stream protocols
     std::vector<ListenStream> streams;  // the stream protocols among them, with their handlers
     bool quic() const {
@@ -135,7 +137,7 @@ struct PathMatch {
     enum class Kind { prefix, exact, regex };
     Kind kind = Kind::prefix;
     std::string text; // prefix or exact path, or the regex source
-    std::shared_ptr<const std::regex> regex;
+    std::shared_ptr<const Regex> regex;
 };
 
 // Filters configured in one scope ([server], a [[site]] or a [[site.route]]), and the chain a
@@ -156,6 +158,7 @@ struct Route {
     SourcePos pos;
     PathMatch match;
     std::vector<std::unique_ptr<RouteCondition>> conditions; // all must hold (after the path)
+    std::unique_ptr<RouteRewrite> rewrite; // internal rewrite (module key "rewrite"), or null
     std::string handler_name; // registry key: "static", "redirect", "respond"
     std::unique_ptr<Handler> handler;
     FilterScope filters; // the server's and site's, merged with its own
@@ -165,7 +168,7 @@ struct HostMatch {
     enum class Kind { exact, wildcard, regex };
     Kind kind = Kind::exact;
     std::string text; // lower-case; wildcard keeps the suffix (".example.com")
-    std::shared_ptr<const std::regex> regex;
+    std::shared_ptr<const Regex> regex;
 };
 
 // One certificate chain and its private key (PEM). A site may have several of different key

@@ -73,7 +73,7 @@ private:
     // Builds the filter-module keys of `t` at `scope` into `out.own`, then merges them over
     // `parent`'s chain into `out.chain` (default-on filters join at route scope).
     void read_filters(const toml::table& t, Scope scope, const Site* site,
-                      const FilterScope* parent, FilterScope& out);
+                      const FilterScope* parent, FilterScope& out, const Route* route = nullptr);
     void merge_filters(const FilterScope* parent, Scope scope, const Site* site,
                        const SourcePos& at, FilterScope& out);
     void load_route(const toml::table& t, Site& site);
@@ -81,7 +81,8 @@ private:
     template <class T>
     std::unique_ptr<T> build(const ModuleSpec& spec, const toml::table& options,
                              const SourcePos& at, const Site* site, Scope scope,
-                             bool implicit = false);
+                             bool implicit = false, const Route* route = nullptr,
+                             const toml::node* value = nullptr);
     static std::string module_keys(bool handlers_only);
 
     Config& cfg_;

@@ -29,6 +29,10 @@ void Diagnostics::error(const SourcePos& pos, std::string message) {
     list_.push_back({pos, std::move(message)});
 }
 
+void Diagnostics::warn(const SourcePos& pos, std::string message) {
+    warnings_.push_back({pos, "warning: " + std::move(message)});
+}
+
 SourcePos Diagnostics::pos(const toml::node* node) const {
     SourcePos p{file_, 0, 0};
     if (!node)

@@ -41,6 +41,10 @@ class Diagnostics {
 public:
     void error(const SourcePos& pos, std::string message);
     void error(const toml::node* node, std::string message); // uses node's source position
+    // Something that works but is probably not what was meant (a CIDR with host bits set):
+    // `wraith check` prints it, `serve` and `reload` log it; it does not fail the load.
+    void warn(const SourcePos& pos, std::string message);
+    const std::vector<Diagnostic>& warnings() const { return warnings_; }
     // `node`'s source position; this collector's file (line 0) when node is null or has none.
     SourcePos pos(const toml::node* node) const;
     bool ok() const { return list_.empty(); }
@@ -57,6 +61,7 @@ public:
 
 private:
     std::vector<Diagnostic> list_;
+    std::vector<Diagnostic> warnings_;
     std::string file_;
 };
 

@@ -54,7 +54,7 @@ void Loader::mark_filter_keys(TableReader& r) {
 }
 
 void Loader::read_filters(const toml::table& t, Scope scope, const Site* site,
-                          const FilterScope* parent, FilterScope& out) {
+                          const FilterScope* parent, FilterScope& out, const Route* route) {
     const ModuleRegistry& registry = ModuleRegistry::instance();
     for (const auto& [key, value] : t) {
         const ModuleSpec* spec = registry.find(key.str());
@@ -62,19 +62,24 @@ void Loader::read_filters(const toml::table& t, Scope scope, const Site* site,
             continue; // the scope's own reader reports it if it is unknown
         std::string name = std::string(scope_name(scope)) + "." + std::string(spec->key);
         const toml::table* options = value.as_table();
+        const toml::node* other = nullptr; // a value that is not a table (takes_value)
         if (const auto* on = value.as_boolean()) {
             if (!on->get()) {
                 out.own.emplace_back(spec, nullptr); // `key = false`: off here and below
                 continue;
             }
             options = &empty_table();
+        } else if (!options && spec->takes_value) {
+            options = &empty_table();
+            other = &value;
         }
         if (!options) {
             diag_.error(&value,
                         name + ": expected a table or true/false, got " + describe_value(value));
             continue;
         }
-        if (auto f = build<Filter>(*spec, *options, diag_.pos(&value), site, scope))
+        if (auto f =
+                build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, route, other))
             out.own.emplace_back(spec, std::move(f));
     }
     merge_filters(parent, scope, site, diag_.pos(&t), out);
@@ -165,6 +170,9 @@ void Loader::load_route(const toml::table& t, Site& site) {
     const Entry* handler_entry = nullptr;
     for (const Entry& e : entries) {
         const ModuleSpec* spec = registry.find(e.key);
+        if (spec && !spec->build_handler && !spec->build_filter && !spec->build_condition &&
+            !spec->build_rewrite)
+            spec = nullptr; // a module with a top-level table only ([geo])
         if (!spec) {
             diag_.error(e.pos, "unknown key " + in_quotes(e.key) +
                                    " in [[site.route]] (expected path or a module: " +
@@ -185,21 +193,35 @@ void Loader::load_route(const toml::table& t, Site& site) {
         }
         std::string name = "site.route." + std::string(spec->key);
         const toml::table* options = e.value->as_table();
+        const toml::node* other = nullptr;
+        if (!options && spec->takes_value) {
+            options = &empty_table();
+            other = e.value;
+        }
         if (!options) {
             diag_.error(e.value, name + ": expected a table, got " + describe_value(*e.value));
             continue;
         }
+        const SourcePos at = diag_.pos(e.value);
         if (spec->is_handler)
             route.handler =
-                build<Handler>(*spec, *options, diag_.pos(e.value), &site, Scope::route);
+                build<Handler>(*spec, *options, at, &site, Scope::route, false, &route, other);
+        else if (spec->build_rewrite)
+            route.rewrite =
+                build<RouteRewrite>(*spec, *options, at, &site, Scope::route, false, &route, other);
         else if (spec->build_condition)
-            if (auto c =
-                    build<RouteCondition>(*spec, *options, diag_.pos(e.value), &site, Scope::route))
+            if (auto c = build<RouteCondition>(*spec, *options, at, &site, Scope::route, false,
+                                               &route, other))
                 route.conditions.push_back(std::move(c));
     }
-    if (!handler_entry)
+    // A rewrite that sends the request back to routing is the route's whole purpose.
+    if (!handler_entry && !route.rewrite &&
+        std::none_of(entries.begin(), entries.end(), [&](const Entry& e) {
+            const ModuleSpec* spec = registry.find(e.key);
+            return spec && spec->build_rewrite;
+        }))
         diag_.error(route.pos, "route needs one handler (" + module_keys(true) + ")");
-    read_filters(t, Scope::route, &site, &site.filters, route.filters);
+    read_filters(t, Scope::route, &site, &site.filters, route.filters, &route);
     site.routes.push_back(std::move(route));
 }
 
@@ -208,13 +230,14 @@ void Loader::load_route(const toml::table& t, Site& site) {
 // `implicit` build of a default_on filter, where it means "not needed here".
 template <class T>
 std::unique_ptr<T> Loader::build(const ModuleSpec& spec, const toml::table& options,
-                                 const SourcePos& at, const Site* site, Scope scope,
-                                 bool implicit) {
+                                 const SourcePos& at, const Site* site, Scope scope, bool implicit,
+                                 const Route* route, const toml::node* value) {
     std::string name = std::string(scope_name(scope)) + "." + std::string(spec.key);
     size_t errors_before = diag_.count();
     TableReader reader(options, diag_, std::string(spec.key));
     reader.set_heading(std::string(spec.key));
-    BuildContext ctx{cfg_, site, diag_, scope, ModuleRegistry::instance().index_of(spec)};
+    BuildContext ctx{cfg_,  site, diag_, scope, ModuleRegistry::instance().index_of(spec),
+                     route, value};
     std::unique_ptr<T> built;
     try {
         if constexpr (std::is_same_v<T, Handler>) {
@@ -223,6 +246,9 @@ std::unique_ptr<T> Loader::build(const ModuleSpec& spec, const toml::table& opti
         } else if constexpr (std::is_same_v<T, Filter>) {
             if (spec.build_filter)
                 built = spec.build_filter(reader, ctx);
+        } else if constexpr (std::is_same_v<T, RouteRewrite>) {
+            if (spec.build_rewrite)
+                built = spec.build_rewrite(reader, ctx);
         } else {
             if (spec.build_condition)
                 built = spec.build_condition(reader, ctx);

@@ -302,7 +302,14 @@ void Loader::load_listen(const toml::table& t) {
                 "applies only to IPv6 addresses, and " + in_quotes(l.address) + " is IPv4");
     l.backlog = static_cast<int>(r.integer("backlog", l.backlog, 1, 65535));
     l.tls = r.boolean("tls", false);
+    l.proxy_protocol = r.boolean("proxy_protocol", false);
     read_protocols(r, l);
+    // PROXY headers come over TCP: QUIC on the same port would see the balancer's address
+    // (or none), so a PROXY listener speaks TCP protocols only.
+    if (l.proxy_protocol && l.quic())
+        r.error("protocols", "\"h3\" cannot be combined with proxy_protocol = true (the PROXY "
+                             "header comes over TCP; QUIC would see the balancer's address): "
+                             "list [\"h2\", \"http/1.1\"]");
     read_streams(t, r, l);
     r.finish();
     if (!address_ok)
@@ -330,8 +337,9 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
     if (!n) {
         // TLS negotiates with ALPN, preferring HTTP/2; cleartext speaks HTTP/1.1.
         // HTTP/3 first: a TLS listener also answers QUIC on the same UDP port.
-        l.protocols = l.tls ? std::vector<std::string>{"h3", "h2", "http/1.1"}
-                            : std::vector<std::string>{"http/1.1"};
+        l.protocols = l.tls && !l.proxy_protocol ? std::vector<std::string>{"h3", "h2", "http/1.1"}
+                      : l.tls                    ? std::vector<std::string>{"h2", "http/1.1"}
+                                                 : std::vector<std::string>{"http/1.1"};
         return;
     }
     const toml::array* arr = n->as_array();

@@ -1,9 +1,9 @@
 // Small grammars inside config values: listen addresses, host names, route paths.
 #include "common/config_values.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstring>
-#include <regex>
 
 namespace wraith {
 
@@ -162,8 +162,8 @@ bool valid_host_name(std::string_view s) {
     return label > 0; // no trailing dot
 }
 
-std::string bad_regex(std::string_view source, const std::regex_error& e) {
-    return "bad regex " + in_quotes(source) + ": " + e.what();
+std::string bad_regex(std::string_view source, const std::string& why) {
+    return "bad regex " + in_quotes(source) + ": " + why;
 }
 
 // Parses one `hosts` entry; returns an error message or "".
@@ -173,12 +173,10 @@ std::string parse_host(const std::string& text, HostMatch& m) {
         m.text = text.substr(1);
         if (m.text.empty())
             return "empty regex in " + in_quotes(text);
-        try {
-            m.regex = std::make_shared<const std::regex>(m.text, std::regex::ECMAScript |
-                                                                     std::regex::icase);
-        } catch (const std::regex_error& e) {
-            return bad_regex(m.text, e);
-        }
+        std::string why;
+        m.regex = Regex::compile(m.text, Regex::caseless, &why);
+        if (!m.regex)
+            return bad_regex(m.text, why);
         return {};
     }
     std::string name = lower(text);
@@ -211,11 +209,10 @@ std::string parse_route_path(const std::string& text, PathMatch& m) {
         m.text = text.substr(1);
         if (m.text.empty())
             return "empty regex in " + in_quotes(text);
-        try {
-            m.regex = std::make_shared<const std::regex>(m.text, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            return bad_regex(m.text, e);
-        }
+        std::string why;
+        m.regex = Regex::compile(m.text, Regex::none, &why);
+        if (!m.regex)
+            return bad_regex(m.text, why);
         return {};
     }
     bool exact = !text.empty() && text.front() == '=';

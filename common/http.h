@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
-#include <string_view>
-#include <cstring>
 #include <netinet/in.h>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <type_traits>
@@ -25,7 +25,11 @@ namespace wraith {
 struct Site;
 struct Route;
 struct FilterScope;
+struct Captures;
 class ModuleWorkers;
+namespace geo {
+struct Lookup;
+}
 
 // A header field. Names are lower-case (HTTP/2 and /3 require it; HTTP/1 is normalised on
 // parse). Both views point into memory that lives as long as the request (read buffer or
@@ -187,6 +191,7 @@ struct ConnectionInfo {
     std::string_view peer_ip;   // address only, for logs and X-Forwarded-For
     // A verified TLS client certificate (mTLS); all empty without one.
     std::string_view client_subject;     // RFC 2253 form, "CN=alice,O=Example"
+    std::string_view client_issuer;      // RFC 2253 form (TLS over TCP; empty on QUIC so far)
     std::string_view client_sans;        // "DNS:a.example, email:alice@example.com"
     std::string_view client_fingerprint; // SHA-256 of the DER certificate, lower-case hex
     // Alt-Svc announced on responses (RFC 7838): h3 on this port, when the listener's QUIC
@@ -235,6 +240,12 @@ struct Request {
     // This exchange's id ($request_id, X-Request-ID upstream): made on first use
     // (request_id_of()), or taken from a trusted proxy's X-Request-ID.
     mutable std::string_view request_id;
+    // $1..$9: the groups of the route's path regex, or of the last rewrite's pattern (arena).
+    const Captures* captures = nullptr;
+    // The geo database's answer for client_ip, looked up on first use by modules/geo (a rule,
+    // a variable or a log field asked), so a request costs at most one lookup.
+    mutable const geo::Lookup* geo = nullptr;
+    uint8_t rewrites = 0; // internal rewrites so far (Router::kMaxRewrites)
 
     // RFC 8441 §4 / RFC 9220: a CONNECT carrying :protocol (its success status is 2xx, not 101).
     bool extended_connect() const { return method_id == Method::connect && !upgrade.empty(); }

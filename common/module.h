@@ -121,6 +121,23 @@ class RouteCondition {
 public:
     virtual ~RouteCondition() = default;
     virtual bool matches(const Request& req) const = 0;
+    // For `wraith route` and the debug log: like matches(), and when the condition fails,
+    // `why` says which part of it did ("header x-beta is absent").
+    virtual bool explain(const Request& req, std::string& why) const { return matches(req); }
+};
+
+// An internal rewrite on a route (`rewrite = { pattern, replace }`): the request's URI changes
+// and, unless the route also has a handler, routing runs again with the new one (at most
+// Router::kMaxRewrites times; then the exchange ends with a 500 and a log line).
+class RouteRewrite {
+public:
+    virtual ~RouteRewrite() = default;
+    // Whether the pattern matches the request's path. A route with a rewrite and no handler is
+    // a candidate only then.
+    virtual bool matches(const Request& req) const = 0;
+    // Rewrites req.path, decoded_path, query and captures (values in req.arena). False when the
+    // pattern does not match, or the result is not a path (`error` says why).
+    virtual bool apply(Request& req, std::string& error) const = 0;
 };
 
 // A stream (L4) connection as its handler sees it: a TCP connection, or a TLS one after its
@@ -158,6 +175,11 @@ struct BuildContext {
     Diagnostics& diag;
     Scope scope = Scope::route;
     size_t module_index = 0; // the module's index in the registry (ModuleWorkers::get)
+    // The route being built (route scope only): its path match is read, so builders can check
+    // that $1..$9 name groups its regex has. Null at site and server scope.
+    const Route* route = nullptr;
+    // The key's value when it is not a table (ModuleSpec::takes_value): `allow = ["10/8"]`.
+    const toml::node* value = nullptr;
 };
 
 // What a module's top-level table loader sees ([upstream] for the proxy module).
@@ -226,6 +248,12 @@ struct ModuleSpec {
     // A route condition module: routes with its key match only when the condition holds.
     std::unique_ptr<RouteCondition> (*build_condition)(TableReader& options,
                                                        BuildContext& ctx) = nullptr;
+    // A route rewrite module (route scope only); a route with one needs no handler.
+    std::unique_ptr<RouteRewrite> (*build_rewrite)(TableReader& options,
+                                                   BuildContext& ctx) = nullptr;
+    // The key also takes a value that is not a table (an array, a string): the build function
+    // then gets an empty table and the value in BuildContext::value.
+    bool takes_value = false;
     // A stream (L4) protocol module: `key` is then a protocol a [[listen]] may name in
     // `protocols`, and the listener's table key of the same name holds its options.
     // `stream_alpn` is the ALPN id that picks the protocol on a TLS listener ("" for none: then
@@ -248,6 +276,10 @@ struct ModuleSpec {
     // Per-worker state and background work (see ModuleWorker); null result: none.
     std::unique_ptr<ModuleWorker> (*worker_start)(const WorkerContext& ctx) = nullptr;
 };
+
+// "" when $1..$`highest` name groups the route's path regex has (or the route's groups cannot
+// be known at load: a prefix route may get a rewrite's captures), else the message.
+std::string check_captures(int highest, const BuildContext& ctx);
 
 // Sends a complete error response for `status`: the site's custom page (error_pages) when it
 // has one, else a small built-in HTML page. `reason` (may be empty) goes to the error log,

@@ -46,6 +46,17 @@ const ModuleSpec* ModuleRegistry::find_table(std::string_view table) const {
     return nullptr;
 }
 
+std::string check_captures(int highest, const BuildContext& ctx) {
+    if (highest == 0 || !ctx.route || ctx.route->match.kind != PathMatch::Kind::regex ||
+        !ctx.route->match.regex)
+        return {};
+    int groups = ctx.route->match.regex->groups();
+    if (highest <= groups)
+        return {};
+    return "$" + std::to_string(highest) + " names a capture group the route's path regex \"" +
+           ctx.route->match.text + "\" does not have (it has " + std::to_string(groups) + ")";
+}
+
 size_t ModuleRegistry::index_of(const ModuleSpec& spec) const {
     return static_cast<size_t>(&spec - specs_);
 }

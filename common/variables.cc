@@ -1,5 +1,6 @@
 #include "common/variables.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/http.h"
+#include "common/regex.h"
 
 namespace wraith {
 
@@ -88,6 +90,10 @@ const char* protocol_text(int version) {
     }
 }
 
+template <int N> std::string_view capture(const Request& r, std::string_view, Arena&) {
+    return r.captures && N < r.captures->count ? r.captures->group[N] : std::string_view{};
+}
+
 } // namespace
 
 Variables::Variables() {
@@ -120,6 +126,16 @@ Variables::Variables() {
         },
         true);
     add("http_", http_field, true);
+    // $1..$9: groups of the route's path regex or of the last rewrite's pattern.
+    add("1", capture<1>);
+    add("2", capture<2>);
+    add("3", capture<3>);
+    add("4", capture<4>);
+    add("5", capture<5>);
+    add("6", capture<6>);
+    add("7", capture<7>);
+    add("8", capture<8>);
+    add("9", capture<9>);
     add(
         "cookie_",
         [](const Request& r, std::string_view suffix, Arena&) {
@@ -166,6 +182,7 @@ bool VarString::compile(std::string_view text, std::string* error, size_t* at) {
     pool_.clear();
     pieces_.clear();
     vars_ = 0;
+    highest_capture_ = 0;
     auto literal = [&](std::string_view s) {
         if (s.empty())
             return;
@@ -202,6 +219,9 @@ bool VarString::compile(std::string_view text, std::string* error, size_t* at) {
             }
             name = text.substr(dollar + 2, close - dollar - 2);
             end = close + 1;
+        } else if (dollar + 1 < text.size() && text[dollar + 1] >= '0' && text[dollar + 1] <= '9') {
+            end = dollar + 2; // "$1x" is $1 then "x", as in NGINX
+            name = text.substr(dollar + 1, 1);
         } else {
             end = dollar + 1;
             while (end < text.size() && name_char(text[end]))
@@ -214,6 +234,8 @@ bool VarString::compile(std::string_view text, std::string* error, size_t* at) {
                 *at = dollar;
             return false;
         }
+        if (name.size() == 1 && name[0] >= '1' && name[0] <= '9')
+            highest_capture_ = std::max(highest_capture_, name[0] - '0');
         std::string_view suffix;
         VariableGetter getter = Variables::instance().find(name, &suffix);
         if (!getter) {

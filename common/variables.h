@@ -6,9 +6,10 @@
 //
 //   $host $uri $args $scheme $method $request_uri $client_ip $remote_port $server_port
 //   $protocol $request_id $route $arg_NAME $http_NAME $cookie_NAME
+//   $1..$9 (groups of the route's path regex, or of the last rewrite's pattern)
 //
 // `$name` ends at the first character that is not a letter, digit or '_'; `${name}` delimits
-// it explicitly ("${host}x"); `$$` is a literal '$'.
+// it explicitly ("${host}x"); `$$` is a literal '$'; `$1x` is $1 then "x" (one digit).
 #pragma once
 
 #include <cstdint>
@@ -57,7 +58,11 @@ public:
     bool compile(std::string_view text, std::string* error, size_t* at = nullptr);
     // True when the string has no variables (expand() returns it as is).
     bool constant() const { return vars_ == 0; }
+    // A constant string's value ("$$" read as "$"); meaningless when it has variables.
+    const std::string& constant_value() const { return pool_; }
     const std::string& text() const { return text_; }
+    // The highest $1..$9 the string uses (0: none), for "no such group" checks at load.
+    int highest_capture() const { return highest_capture_; }
     // The value for `req`, in req's arena when it has variables. Values are inserted as they
     // are; callers that emit them into a header or log escape or check them themselves.
     std::string_view expand(const Request& req, Arena& arena) const;
@@ -72,6 +77,7 @@ private:
     std::string pool_; // literal bytes and suffixes
     std::vector<Piece> pieces_;
     size_t vars_ = 0;
+    int highest_capture_ = 0;
 };
 
 } // namespace wraith

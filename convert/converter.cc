@@ -329,8 +329,17 @@ void Converter::walk_http(const NginxDirective& http) {
                 not_converted(d, "types inline in the main file: move them to a file in "
                                  "NGINX's mime.types syntax and set server.mime_types");
             }
-        } else if (d.name == "map" || d.name == "geo" || d.name == "split_clients") {
-            not_converted(d, "variables (set/map/geo): no Wraith equivalent yet");
+        } else if (d.name == "map" && d.args.size() == 2 && d.args[0] == "$http_upgrade") {
+            // The WebSocket idiom ($connection_upgrade for proxy_set_header Connection).
+            ignored(d, "Wraith's proxy passes WebSocket upgrades itself");
+        } else if (d.name == "map") {
+            not_converted(d, "map: Wraith sets no variables; route on the value with match = "
+                             "{ headers = ..., query = ..., cookies = ... } on a route");
+        } else if (d.name == "geo") {
+            not_converted(d, "geo: Wraith sets no variables; test the address where the "
+                             "variable is used: allow/deny, or match = { client_ip = [...] }");
+        } else if (d.name == "split_clients") {
+            not_converted(d, "split_clients: use proxy = { split = [...] } on the route");
         } else {
             not_converted(d, "unknown block");
         }

@@ -99,6 +99,15 @@ struct Scope {
     // return / rewrite: not inherited
     std::optional<Return> ret;
     std::vector<Rewrite> rewrites;
+    // access control: allow/deny rules in order (true = allow), an array directive
+    Inherited<std::vector<std::pair<bool, std::string>>> access;
+    SourceRef access_at;
+    std::string auth_basic; // the realm; "" = unset, "off" = off
+    std::string auth_basic_user_file;
+    SourceRef auth_basic_at;
+    std::string auth_request; // a URI, "off" or ""
+    SourceRef auth_request_at;
+    std::vector<std::string> auth_request_copy; // fields of auth_request_set $v $upstream_http_X
     // TLS (server level; ssl_protocols etc. may come from http)
     std::vector<std::pair<std::string, std::string>> certificates; // cert, key
     std::vector<std::string> ssl_certificate, ssl_certificate_key;
@@ -128,9 +137,10 @@ struct ListenOut {
 
 struct RouteOut {
     std::string path;
-    std::string handler;  // "static", "proxy", "redirect", "respond"
+    std::string handler;  // "static", "proxy", "redirect", "respond", or "rewrite" (no handler)
     std::string options;  // inline table text "{ ... }"
     std::string compress; // "" or TOML value
+    std::vector<std::string> extra; // further "key = value" lines (allow, basic_auth ...)
     std::vector<std::string> comments;
 };
 
@@ -207,6 +217,11 @@ public:
     std::map<std::string, Line> server;             // [server] key -> line
     std::map<std::string, Line> http;               // [http]
     std::map<std::string, std::string> log_formats; // name -> format text
+    // real_ip: set_real_ip_from blocks, real_ip_header, real_ip_recursive (http level).
+    std::vector<std::string> real_ip_from;
+    std::string real_ip_header = "X-Real-IP"; // NGINX's default
+    bool real_ip_recursive = false;
+    SourceRef real_ip_at;
     std::string mime_types;                         // the file a types {} block came from
     SourceRef mime_types_at;
     std::vector<UpstreamOut> upstreams;

@@ -280,6 +280,103 @@ void h_rewrite(Converter& c, Scope& s, const NginxDirective& d) {
     s.rewrites.push_back(Rewrite{d.args[0], d.args[1], d.args.size() == 3 ? d.args[2] : "", d.at});
 }
 
+// allow/deny ADDRESS|CIDR|all: kept in order; routes.cc turns them into allow/deny lists.
+void h_access(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    const std::string& a = d.args[0];
+    if (a.rfind("unix:", 0) == 0) {
+        c.not_converted(d, "Unix-socket clients: no Wraith equivalent");
+        return;
+    }
+    s.access.at(s.level).emplace_back(d.name == "allow", a);
+    s.access_at = d.at;
+}
+
+void h_auth_basic(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    s.auth_basic = d.args[0];
+    s.auth_basic_at = d.at;
+}
+
+void h_auth_basic_user_file(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    s.auth_basic_user_file = c.conf_path(d.args[0]);
+}
+
+void h_auth_request(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    s.auth_request = d.args[0];
+    s.auth_request_at = d.at;
+}
+
+// auth_request_set $user $upstream_http_x_user: the auth answer's field reaches the upstream
+// through proxy_set_header; Wraith copies it (copy_headers) under its own name.
+void h_auth_request_set(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 2, 2))
+        return;
+    const std::string& v = d.args[1];
+    if (v.rfind("$upstream_http_", 0) != 0) {
+        c.not_converted(d, "only $upstream_http_NAME values convert (copy_headers)");
+        return;
+    }
+    std::string name = v.substr(15);
+    for (char& ch : name)
+        ch = ch == '_' ? '-' : ch;
+    s.auth_request_copy.push_back(name);
+    c.approx(d.at, "the auth service's " + name +
+                       " field is copied into the upstream request "
+                       "as " +
+                       name +
+                       " (forward_auth copy_headers), whatever proxy_set_header "
+                       "named it");
+}
+
+void update_real_ip(Converter& c) {
+    std::vector<std::string> items{"header = " + Converter::quote(c.real_ip_header),
+                                   "trusted = " + Converter::quote_list(c.real_ip_from)};
+    c.server["real_ip"] = Line{"real_ip", Converter::inline_table(items), c.real_ip_at.text()};
+}
+
+void h_set_real_ip_from(Converter& c, Scope&, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    if (d.args[0].rfind("unix:", 0) == 0) {
+        c.not_converted(d, "Unix-socket proxies: no Wraith equivalent");
+        return;
+    }
+    if (c.context != kHttp)
+        c.approx(d.at, "real_ip is one setting for every site in Wraith ([server] real_ip)");
+    c.real_ip_from.push_back(d.args[0]);
+    c.real_ip_at = d.at;
+    update_real_ip(c);
+}
+
+void h_real_ip_header(Converter& c, Scope&, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    if (d.args[0] == "proxy_protocol") {
+        c.not_converted(d, "the address comes from the PROXY header: set proxy_protocol = "
+                           "true on the [[listen]] instead (it is the peer address then)");
+        return;
+    }
+    c.real_ip_header = d.args[0];
+    if (!c.real_ip_from.empty())
+        update_real_ip(c);
+}
+
+void h_real_ip_recursive(Converter& c, Scope&, const NginxDirective& d) {
+    if (!c.check_args(d, 1, 1))
+        return;
+    c.real_ip_recursive = d.args[0] == "on";
+    if (!c.real_ip_recursive)
+        c.approx(d.at, "real_ip_recursive off: Wraith always skips trusted addresses from the "
+                       "right (as with on)");
+}
+
 void h_client_max_body_size(Converter& c, Scope&, const NginxDirective& d) {
     if (!c.check_args(d, 1, 1))
         return;
@@ -533,8 +630,6 @@ void h_log_format(Converter& c, Scope&, const NginxDirective& d) {
 
 // Directives that set nothing Wraith has (yet). Each is reported with FILE:LINE.
 constexpr const char* kRateLimits = "rate and connection limits: no Wraith equivalent yet";
-constexpr const char* kAccess = "allow/deny: no Wraith access rules yet";
-constexpr const char* kAuth = "basic authentication: no Wraith equivalent yet";
 constexpr const char* kVariables = "variables (set/map/geo): no Wraith equivalent yet";
 constexpr const char* kScripting = "embedded scripting (Perl, Lua, njs): no equivalent in "
                                    "Wraith";
@@ -554,7 +649,7 @@ const DirectiveSpec kDirectives[] = {
     {"worker_rlimit_nofile", kMain, nullptr, nullptr, "the systemd unit sets LimitNOFILE=65536"},
     {"daemon", kMain, nullptr, nullptr, "systemd runs wraith in the foreground"},
     {"master_process", kMain, nullptr, nullptr, "Wraith always has a master"},
-    {"pcre_jit", kMain, nullptr, nullptr, "Wraith's regular expressions are ECMAScript"},
+    {"pcre_jit", kMain, nullptr, nullptr, "Wraith's regular expressions are PCRE2, JIT-compiled"},
     {"load_module", kMain, nullptr, "dynamic nginx modules have no Wraith equivalent", nullptr},
     {"env", kMain, nullptr, nullptr, "not needed"},
     {"worker_cpu_affinity", kMain, nullptr, "CPU affinity: not configurable in Wraith", nullptr},
@@ -690,17 +785,18 @@ const DirectiveSpec kDirectives[] = {
     {"limit_conn", kAnyHttp, nullptr, kRateLimits, nullptr},
     {"limit_conn_status", kAnyHttp, nullptr, kRateLimits, nullptr},
     {"limit_rate", kAnyHttp, nullptr, "bandwidth limits: no Wraith equivalent yet", nullptr},
-    {"allow", kAnyHttp, nullptr, kAccess, nullptr},
-    {"deny", kAnyHttp, nullptr, kAccess, nullptr},
-    {"satisfy", kAnyHttp, nullptr, kAccess, nullptr},
-    {"auth_basic", kAnyHttp, nullptr, kAuth, nullptr},
-    {"auth_basic_user_file", kAnyHttp, nullptr, kAuth, nullptr},
-    {"auth_request", kAnyHttp, nullptr, "auth_request: no Wraith equivalent yet", nullptr},
+    {"allow", kAnyHttp, h_access, nullptr, nullptr},
+    {"deny", kAnyHttp, h_access, nullptr, nullptr},
+    {"satisfy", kAnyHttp, nullptr,
+     "satisfy any: Wraith requires every access rule and credential check to pass", nullptr},
+    {"auth_basic", kAnyHttp, h_auth_basic, nullptr, nullptr},
+    {"auth_basic_user_file", kAnyHttp, h_auth_basic_user_file, nullptr, nullptr},
+    {"auth_request", kAnyHttp, h_auth_request, nullptr, nullptr},
+    {"auth_request_set", kAnyHttp, h_auth_request_set, nullptr, nullptr},
     {"set", kServer | kLocation | kIf, nullptr, kVariables, nullptr},
-    {"set_real_ip_from", kAnyHttp, nullptr, "real IP from proxies: no Wraith equivalent yet",
-     nullptr},
-    {"real_ip_header", kAnyHttp, nullptr, "real IP from proxies: no Wraith equivalent yet",
-     nullptr},
+    {"set_real_ip_from", kAnyHttp, h_set_real_ip_from, nullptr, nullptr},
+    {"real_ip_header", kAnyHttp, h_real_ip_header, nullptr, nullptr},
+    {"real_ip_recursive", kAnyHttp, h_real_ip_recursive, nullptr, nullptr},
     {"internal", kLocation, nullptr, "internal locations: no Wraith equivalent", nullptr},
     {"valid_referers", kAnyHttp, nullptr, "referer checks: no Wraith equivalent yet", nullptr},
     {"sub_filter", kAnyHttp, nullptr, "body rewriting: no Wraith equivalent", nullptr},

@@ -129,6 +129,8 @@ std::string Converter::render() const {
                 out += "  # the same path as a route above: NGINX would refuse it too\n";
             out += "  path = " + quote(r.path) + "\n";
             out += "  " + r.handler + " = " + r.options + "\n";
+            for (const auto& line : r.extra)
+                out += "  " + line + "\n";
             if (!r.compress.empty())
                 out += "  compress = " + r.compress + "\n";
         }

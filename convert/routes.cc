@@ -5,6 +5,9 @@
 #include <optional>
 #include <regex>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 namespace wraith::convert {
 
 namespace {
@@ -48,20 +51,21 @@ struct Context {
     std::string server_name; // for $server_name
 };
 
-// libstdc++'s std::regex (the server's dialect) recurses per character: a pattern longer than
-// any real location's is reported as not converted instead of being compiled here (and by
-// the server at load).
+// The server's dialect is PCRE2, as NGINX's: a pattern is checked with it here. One longer than
+// any real location's is reported as not converted instead.
 constexpr size_t kMaxRegex = 1024;
 
 bool valid_wraith_regex(const std::string& re) {
     if (re.size() > kMaxRegex)
         return false;
-    try {
-        std::regex r(re, std::regex::ECMAScript);
-        return true;
-    } catch (const std::regex_error&) {
+    int code = 0;
+    PCRE2_SIZE offset = 0;
+    pcre2_code* r = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(),
+                                  PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &offset, nullptr);
+    if (!r)
         return false;
-    }
+    pcre2_code_free(r);
+    return true;
 }
 
 std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::string& path) {
@@ -94,9 +98,11 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
                                              : "Wraith answers 200 to 599");
         return std::nullopt;
     }
-    if (r.text.find('$') != std::string::npos) {
+    std::string body = r.text, unknown_var;
+    if (r.text.find('$') != std::string::npos &&
+        !map_variables(r.text, x.server_name, &body, &unknown_var, false)) {
         x.c.not_converted_at(r.at, "return " + std::to_string(r.status) + " " + r.text,
-                             "variables in a response body: no Wraith equivalent yet");
+                             "variable " + unknown_var + " has no Wraith equivalent");
         return std::nullopt;
     }
     out.handler = "respond";
@@ -107,7 +113,7 @@ std::optional<RouteOut> return_route(Context& x, const Scope& s, const std::stri
         if (!s.charset.empty() && type.rfind("text/", 0) == 0)
             type += "; charset=" + s.charset;
         out.options +=
-            ", body = " + Converter::quote(r.text) + ", content_type = " + Converter::quote(type);
+            ", body = " + Converter::quote(body) + ", content_type = " + Converter::quote(type);
         if (path.find('.') != std::string::npos)
             out.comments.push_back("approximation: NGINX took the Content-Type from the "
                                    "URI's extension (mime.types) before default_type; "
@@ -365,7 +371,8 @@ std::optional<RouteOut> content_route(Context& x, const Scope& s, const std::str
     return static_route(x, s, path, m);
 }
 
-// rewrite REGEX REPLACEMENT [permanent|redirect]: a redirect route when it is one.
+// rewrite REGEX REPLACEMENT [last|break|permanent|redirect]: a redirect route, or an internal
+// rewrite route (`rewrite = { pattern, replace }`, routing again), with captures.
 void rewrite_routes(Context& x, const Scope& s) {
     for (const auto& rw : s.rewrites) {
         int status = rw.flag == "permanent" ? 301 : rw.flag == "redirect" ? 302 : 0;
@@ -375,52 +382,153 @@ void rewrite_routes(Context& x, const Scope& s) {
         if (!status && external && rw.flag.empty())
             status = 302;
         std::string what = "rewrite " + rw.regex + " " + rw.replacement + " " + rw.flag;
-        if (!status) {
-            x.c.not_converted_at(rw.at, what,
-                                 "internal rewrites: no Wraith equivalent yet "
-                                 "(only redirects convert)");
-            continue;
-        }
-        if (std::regex_search(rw.replacement, std::regex("\\$[0-9]"))) {
-            x.c.not_converted_at(rw.at, what,
-                                 "captures in the replacement: no Wraith "
-                                 "equivalent yet");
-            continue;
-        }
         std::string replacement = rw.replacement, to, unknown;
         bool keep_args = true;
         if (!replacement.empty() && replacement.back() == '?') {
-            replacement.pop_back();
+            if (status)
+                replacement.pop_back(); // an internal rewrite keeps the '?' (Wraith's meaning too)
             keep_args = false;
         }
-        if (!map_redirect_variables(replacement, x.server_name, &to, &unknown)) {
+        if (!map_variables(replacement, x.server_name, &to, &unknown, status != 0)) {
             x.c.not_converted_at(rw.at, what, "variable " + unknown + " in the replacement");
             continue;
         }
         std::string path = "~" + rw.regex;
-        if (rw.regex == "^" || rw.regex == "^/" || rw.regex == "^(.*)$" || rw.regex == "^/(.*)$")
+        if (status &&
+            (rw.regex == "^" || rw.regex == "^/" || rw.regex == "^(.*)$" ||
+             rw.regex == "^/(.*)$") &&
+            to.find("${") == std::string::npos)
             path = "/";
         if (path != "/" && !valid_wraith_regex(rw.regex)) {
-            x.c.not_converted_at(rw.at, what, "the regular expression is not ECMAScript");
+            x.c.not_converted_at(rw.at, what, "the regular expression does not compile");
             continue;
         }
         RouteOut out;
         out.path = path;
-        out.handler = "redirect";
-        out.options =
-            "{ to = " + Converter::quote(to) + ", status = " + std::to_string(status) + " }";
-        out.compress = compress_value(s);
         out.comments.push_back("from " + rw.at.text() + ": " + what);
-        if (keep_args && to.find("$request_uri") == std::string::npos &&
-            to.find("$query") == std::string::npos)
-            out.comments.push_back("approximation: NGINX appended the query string to this "
-                                   "redirect; Wraith does not (add ?$query when needed)");
+        if (status) {
+            out.handler = "redirect";
+            out.options =
+                "{ to = " + Converter::quote(to) + ", status = " + std::to_string(status) + " }";
+            out.compress = compress_value(s);
+            if (keep_args && to.find("$request_uri") == std::string::npos &&
+                to.find("$query") == std::string::npos)
+                out.comments.push_back("approximation: NGINX appended the query string to this "
+                                       "redirect; Wraith does not (add ?$query when needed)");
+        } else {
+            if (to.empty() || to.front() != '/') {
+                x.c.not_converted_at(rw.at, what, "an internal rewrite must produce a path");
+                continue;
+            }
+            out.handler = "rewrite";
+            out.options = "{ pattern = " + Converter::quote(rw.regex) +
+                          ", replace = " + Converter::quote(to) + " }";
+            if (rw.flag == "break")
+                out.comments.push_back("approximation: break served the rewritten URI in this "
+                                       "location; Wraith routes it again (as last)");
+        }
         if (s.level >= 2)
             out.comments.push_back("approximation: this rewrite was inside a location; here "
                                    "it matches on its own");
         if (path == "/")
             x.has_root = true;
         x.site.routes.push_back(std::move(out));
+    }
+}
+
+// Whether an auth_request anywhere in these directives (and their blocks) names `uri`.
+bool auth_request_target(const std::vector<NginxDirective>& ds, const std::string& uri) {
+    for (const auto& d : ds) {
+        if (d.name == "auth_request" && d.args.size() == 1 && d.args[0] == uri)
+            return true;
+        if (d.block && auth_request_target(d.children, uri))
+            return true;
+    }
+    return false;
+}
+
+// allow/deny, auth_basic and auth_request of a location's scope, as the route's filter keys.
+void access_keys(Context& x, const Scope& s, RouteOut& out) {
+    const auto& rules = s.access.value;
+    if (!rules.empty()) {
+        // NGINX takes the first rule that matches; Wraith refuses what a deny entry matches,
+        // then what no allow entry matches. The same when every deny comes before every allow
+        // (a final "deny all" is the allow list's meaning).
+        std::vector<std::string> allow, deny;
+        bool allow_all = false, deny_all = false, exact = true, seen_allow = false;
+        for (const auto& [is_allow, what] : rules) {
+            if (allow_all || deny_all)
+                break; // unreachable after "all"
+            if (what == "all") {
+                (is_allow ? allow_all : deny_all) = true;
+                continue;
+            }
+            if (is_allow) {
+                allow.push_back(what);
+                seen_allow = true;
+            } else {
+                deny.push_back(what);
+                exact = exact && !seen_allow;
+            }
+        }
+        if (deny_all && allow.empty())
+            out.extra.push_back("deny = [\"all\"]");
+        else if (deny_all)
+            out.extra.push_back("allow = " + Converter::quote_list(allow));
+        else if (!allow.empty() && !allow_all)
+            exact = false; // NGINX let everyone else in too
+        if (!deny.empty())
+            out.extra.push_back("deny = " + Converter::quote_list(deny));
+        if (!exact)
+            out.comments.push_back("approximation: allow/deny at " + s.access_at.text() +
+                                   " mixed in an order Wraith's allow and deny lists cannot "
+                                   "keep (a deny entry here wins over an earlier allow)");
+    }
+    if (!s.auth_basic.empty() && s.auth_basic != "off") {
+        if (s.auth_basic_user_file.empty()) {
+            x.c.not_converted_at(s.auth_basic_at, "auth_basic " + s.auth_basic,
+                                 "no auth_basic_user_file");
+        } else {
+            out.extra.push_back(
+                "basic_auth = { file = " + Converter::quote(s.auth_basic_user_file) +
+                ", realm = " + Converter::quote(s.auth_basic) + " }");
+        }
+    }
+    if (!s.auth_request.empty() && s.auth_request != "off") {
+        // The auth location: `location = /auth { proxy_pass http://...; }` of this server.
+        std::string pass, uri = s.auth_request;
+        for (const auto& d : x.info.block->children) {
+            if (!d.block || d.name != "location" || d.args.empty())
+                continue;
+            std::string pat = d.args.back();
+            if (!pat.empty() && pat[0] == '=')
+                pat.erase(0, 1);
+            if (pat != s.auth_request)
+                continue;
+            for (const auto& c : d.children)
+                if (c.name == "proxy_pass" && c.args.size() == 1)
+                    pass = c.args[0];
+        }
+        size_t scheme = pass.find("://");
+        size_t slash = scheme == std::string::npos ? std::string::npos : pass.find('/', scheme + 3);
+        std::string target = pass.substr(0, slash);
+        if (slash != std::string::npos && pass.substr(slash) != "/")
+            uri = pass.substr(slash);
+        if (pass.empty() || pass.find('$') != std::string::npos) {
+            x.c.not_converted_at(s.auth_request_at, "auth_request " + s.auth_request,
+                                 "no location " + s.auth_request +
+                                     " with a plain proxy_pass to the auth service in this "
+                                     "server");
+        } else {
+            std::string host = target.substr(scheme + 3);
+            std::string service = x.c.upstream_index.count(host)
+                                      ? "upstream = " + Converter::quote(host)
+                                      : "pass = " + Converter::quote(target);
+            std::string line = "forward_auth = { " + service + ", uri = " + Converter::quote(uri);
+            if (!s.auth_request_copy.empty())
+                line += ", copy_headers = " + Converter::quote_list(s.auth_request_copy);
+            out.extra.push_back(line + " }");
+        }
     }
 }
 
@@ -457,6 +565,15 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
     if (m.modifier == "@") {
         c.not_converted(d, "named location: reached only through try_files or error_page "
                            "fallbacks, which Wraith has not");
+        return;
+    }
+    // An internal location that auth_request calls: forward_auth reaches the service itself,
+    // and a route would expose it to clients.
+    bool internal = std::any_of(d.children.begin(), d.children.end(),
+                                [](const NginxDirective& ch) { return ch.name == "internal"; });
+    if (internal && auth_request_target(x.info.block->children, m.pattern)) {
+        c.ignored(d, "the auth_request location: forward_auth calls the auth service directly "
+                     "(no route, so clients cannot reach it)");
         return;
     }
     size_t approx_before = c.approximations().size();
@@ -527,6 +644,7 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
             route->comments.push_back("approximation: " + c.approximations()[i]);
         if (path == "/")
             x.has_root = true;
+        access_keys(x, s, *route);
         x.site.routes.push_back(std::move(*route));
     }
     for (const auto& child : d.children)
@@ -551,6 +669,11 @@ bool has_regex_locations(const std::vector<NginxDirective>& children) {
 
 bool map_redirect_variables(const std::string& in, const std::string& server_name, std::string* out,
                             std::string* unknown) {
+    return map_variables(in, server_name, out, unknown, true);
+}
+
+bool map_variables(const std::string& in, const std::string& server_name, std::string* out,
+                   std::string* unknown, bool redirect) {
     out->clear();
     for (size_t i = 0; i < in.size();) {
         if (in[i] != '$') {
@@ -560,6 +683,16 @@ bool map_redirect_variables(const std::string& in, const std::string& server_nam
         size_t start = i + 1;
         bool braced = start < in.size() && in[start] == '{';
         size_t j = braced ? start + 1 : start;
+        if (!braced && j < in.size() && std::isdigit(static_cast<unsigned char>(in[j]))) {
+            // $1..$9: one digit, as in NGINX ("$1x" is $1 then "x").
+            if (in[j] == '0') {
+                *unknown = "$0";
+                return false;
+            }
+            *out += "${" + std::string(1, in[j]) + "}";
+            i = j + 1;
+            continue;
+        }
         while (j < in.size() && (std::isalnum(static_cast<unsigned char>(in[j])) || in[j] == '_'))
             ++j;
         std::string name = in.substr(braced ? start + 1 : start, j - (braced ? start + 1 : start));
@@ -573,11 +706,20 @@ bool map_redirect_variables(const std::string& in, const std::string& server_nam
         if (name == "scheme" || name == "host" || name == "request_uri" || name == "uri") {
             *out += "$" + name;
         } else if (name == "args" || name == "query_string") {
-            *out += "$query";
+            *out += redirect ? "$query" : "$args"; // a redirect's own name for the query
         } else if (name == "http_host") {
             *out += "$host";
         } else if (name == "server_name" && !server_name.empty()) {
             *out += server_name;
+        } else if (name.size() == 1 && name[0] >= '1' && name[0] <= '9') {
+            *out += "${" + name + "}";
+        } else if (name.rfind("arg_", 0) == 0 || name.rfind("http_", 0) == 0 ||
+                   name.rfind("cookie_", 0) == 0) {
+            *out += "${" + name + "}";
+        } else if (name == "remote_addr") {
+            *out += "$client_ip";
+        } else if (name == "request_method") {
+            *out += "$method";
         } else {
             *unknown = "$" + name;
             return false;
@@ -675,6 +817,7 @@ void make_routes(Converter& c, ServerInfo& info, SiteOut& site, std::map<int, st
         if (route) {
             route->comments.insert(route->comments.begin(),
                                    "no location / in the server: its own settings");
+            access_keys(x, s, *route);
             site.routes.push_back(std::move(*route));
         }
     }

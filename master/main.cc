@@ -15,6 +15,7 @@
 #include "master/generate_certs.h"
 #include "master/master.h"
 #include "master/nginx_cli.h"
+#include "master/route_cli.h"
 #include "modules/modules.h"
 
 namespace {
@@ -33,6 +34,7 @@ const char* kUsage =
     "  upgrade [-c FILE]            start the (new) binary beside the running one (USR2)\n"
     "  generate certs ...           development CA and certificate for TLS (help generate)\n"
     "  convert [-o OUT] NGINX_CONF  translate an NGINX configuration into wraith.toml\n"
+    "  route [-c FILE] 'GET URL'    explain which site and route a request takes, and why\n"
     "  help [COMMAND]               explain a command\n"
     "\n"
     "options:\n"
@@ -92,6 +94,7 @@ const CommandHelp kHelp[] = {
      "start, the old master keeps serving, the error is printed and the exit code is 1.\n"},
     {"generate", wraith::kGenerateCertsHelp},
     {"convert", wraith::convert::kConvertHelp},
+    {"route", wraith::kRouteHelp},
     {"help", "usage: wraith help [COMMAND]\n\nExplains COMMAND, or lists the commands.\n"},
 };
 
@@ -133,6 +136,8 @@ int control(const std::string& config_path, const std::string& command) {
 int check(const std::string& config_path, const std::string& overrides) {
     wraith::Diagnostics diag;
     auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr, overrides).config;
+    for (const auto& w : diag.warnings())
+        fprintf(stderr, "%s\n", w.text().c_str());
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
@@ -163,8 +168,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
-        // `convert` takes its own options.
-        if (command == "convert") {
+        // `convert` and `route` take their own options.
+        if (command == "convert" || command == "route") {
             positional.push_back(a);
             continue;
         }
@@ -217,6 +222,8 @@ int main(int argc, char** argv) {
     }
     if (command == "convert")
         return wraith::convert::convert_main(positional);
+    if (command == "route")
+        return wraith::route_main(positional, config_path);
     if (command == "generate") {
         if (!positional.empty() && (positional[0] == "-h" || positional[0] == "--help")) {
             fputs(wraith::kGenerateCertsHelp, stdout);

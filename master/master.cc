@@ -175,6 +175,8 @@ int Master::run() {
     LoadedConfig loaded =
         load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_, options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
+    for (const auto& w : diag.warnings())
+        fprintf(stderr, "%s\n", w.text().c_str());
     if (!config) {
         for (const auto& d : diag.list())
             fprintf(stderr, "%s\n", d.text().c_str());
@@ -330,6 +332,8 @@ void Master::reload(ControlClient* requester) {
     LoadedConfig loaded =
         load_full_config(options_.config_path, diag, ticket_keys_, ocsp_cache_, options_.overrides);
     std::shared_ptr<const Config> config = loaded.config;
+    for (const auto& w : diag.warnings())
+        WLOG_WARN("reload: %s", w.text().c_str());
     if (!config) {
         std::string text;
         for (const auto& d : diag.list()) {

@@ -14,14 +14,26 @@ const ModuleSpec& redirect_module(); // modules/redirect
 const ModuleSpec& respond_module();  // modules/respond
 const ModuleSpec& compress_module(); // modules/compress
 const ModuleSpec& tcp_module();      // modules/tcp
+const ModuleSpec& geo_module();      // modules/geo
+const ModuleSpec& match_module();    // modules/routing
+const ModuleSpec& rewrite_module();
+const ModuleSpec& headers_module();
+const ModuleSpec& allow_module();
+const ModuleSpec& deny_module();
+const ModuleSpec& basic_auth_module();
+const ModuleSpec& forward_auth_module();
+const ModuleSpec& real_ip_module();
 
 void register_builtin_modules() {
     static bool done = false;
     if (done)
         return;
     done = true;
-    for (const ModuleSpec* spec : {&static_module(), &proxy_module(), &redirect_module(),
-                                   &respond_module(), &compress_module(), &tcp_module()})
+    for (const ModuleSpec* spec :
+         {&static_module(), &proxy_module(), &redirect_module(), &respond_module(),
+          &compress_module(), &tcp_module(), &geo_module(), &match_module(), &rewrite_module(),
+          &headers_module(), &allow_module(), &deny_module(), &basic_auth_module(),
+          &forward_auth_module(), &real_ip_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

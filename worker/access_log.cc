@@ -1,5 +1,7 @@
 #include "worker/access_log.h"
 
+#include "modules/geo/geo.h"
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -164,6 +166,17 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
         append_json_string(out, req.conn->client_subject);
         out += ",\"client_fingerprint\":";
         append_json_string(out, req.conn->client_fingerprint);
+    }
+    // With [geo]: the client's country and AS number (a rule may have looked them up already;
+    // without [geo] this asks nothing).
+    const geo::Lookup& g = geo::lookup(req);
+    if (!g.country.empty()) {
+        out += ",\"geo_country\":";
+        append_json_string(out, g.country);
+    }
+    if (!g.asn_text.empty()) {
+        out += ",\"geo_asn\":";
+        out += g.asn_text;
     }
     if (s.aborted)
         out += ",\"aborted\":true";

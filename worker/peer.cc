@@ -11,7 +11,10 @@ namespace wraith {
 void Peer::init(const sockaddr_storage& peer, const Transport& transport, uint64_t id) {
     set_peer(peer, id);
     socklen_t len = sizeof(info.local);
-    getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
+    if (const sockaddr_storage* local = transport.local()) // a PROXY header named it
+        info.local = *local;
+    else
+        getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
     transport.describe(info);
 }
 

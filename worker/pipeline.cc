@@ -139,8 +139,13 @@ Pipeline::Pipeline(const Config& config, const Router& router, AccessLogs* logs,
 void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
     req.modules = modules_;
     req.filters = &config_.filters;
-    if (req.client_ip.empty() && req.conn)
-        req.client_ip = req.conn->peer_ip;
+    // Per-exchange state starts fresh: a connection reuses its Request for the next exchange,
+    // and views from the last one point into an arena that was reset.
+    req.client_ip = req.conn ? req.conn->peer_ip : std::string_view{};
+    req.request_id = {};
+    req.captures = nullptr;
+    req.geo = nullptr;
+    req.rewrites = 0;
     for (const Filter* f : config_.filters.chain)
         if (runs_in(f, Phase::request_head) && f->request_head(req, out) != AccessVerdict::next)
             return; // answered
@@ -165,7 +170,25 @@ void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
     if (req.site) {
         req.filters = &req.site->filters;
         missing = "no route";
-        req.route = Router::route_for(*req.site, req);
+        std::string error;
+        std::string trace;
+        const bool debug = ErrorLog::enabled(LogLevel::debug);
+        if (debug)
+            router_.explain_site(req.host, trace);
+        // Internal rewrites may send the request through routing again (Router::resolve).
+        bool routed = Router::resolve(*req.site, req, error, debug ? &trace : nullptr);
+        if (debug)
+            WLOG_DEBUG("route %.*s %.*s:\n%s", static_cast<int>(req.method.size()),
+                       req.method.data(), static_cast<int>(req.target.size()), req.target.data(),
+                       trace.c_str());
+        if (!routed) {
+            req.route = nullptr;
+            // A client can repeat the request at will: rate-limited like other client errors.
+            ErrorLog::limited(LogLevel::error, "%s, request %.*s, client: %.*s", error.c_str(),
+                              static_cast<int>(req.target.size()), req.target.data(),
+                              static_cast<int>(req.client_ip.size()), req.client_ip.data());
+            return send_error(req, out, 500, {});
+        }
         if (req.route)
             req.filters = &req.route->filters;
     }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -47,9 +48,18 @@ public:
     virtual size_t buffered() const { return 0; }
 
     void set_close_hook(std::unique_ptr<CloseHook> hook) { close_hook_ = std::move(hook); }
+    // The address the client connected to when a PROXY header named it (worker/peer.cc uses
+    // it instead of the socket's own); null otherwise.
+    void set_local(const sockaddr_storage& local) {
+        local_ = local;
+        has_local_ = true;
+    }
+    const sockaddr_storage* local() const { return has_local_ ? &local_ : nullptr; }
 
 protected:
     int fd_;
+    sockaddr_storage local_{};
+    bool has_local_ = false;
     std::unique_ptr<CloseHook> close_hook_;
 };
 

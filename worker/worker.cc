@@ -15,6 +15,7 @@
 #include "common/module.h"
 #include "worker/channel.h"
 #include "worker/protocols.h"
+#include "worker/proxy_protocol_stage.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/mem.h"
 #include "worker/tls/context.h"
@@ -184,33 +185,50 @@ void Worker::accept_ready(size_t listener) {
             WLOG_ERROR("accept: %s", std::strerror(errno));
             return;
         }
-        std::unique_ptr<Transport::CloseHook> hook;
-        if (!accept_phase(fd, peer, hook)) {
-            ::close(fd);
-            continue;
-        }
-        if (lc.tls) {
-            SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
-            if (!ssl) {
-                ErrorLog::limited(LogLevel::error, "cannot start TLS on %s", lc.address.c_str());
-                ::close(fd);
-                continue; // the hook tells the accept filters
-            }
-            auto transport = std::make_unique<tls::TlsTransport>(fd, ssl);
-            transport->set_close_hook(std::move(hook));
-            auto* h = new tls::Handshake(*this, std::move(transport), peer, lc);
-            add_connection(h);
-            h->start();
+        if (lc.proxy_protocol) {
+            // The balancer's header first; then serve_accepted() with the client's address.
+            auto* stage = new ProxyProtocolStage(*this, fd, peer, listener);
+            add_connection(stage);
+            stage->start();
         } else {
-            auto transport = std::make_unique<TcpTransport>(fd);
-            transport->set_close_hook(std::move(hook));
-            start_protocol(*this, std::move(transport), peer, lc, {}, {});
+            serve_accepted(fd, peer, nullptr, listener);
         }
         if (connection_count_ >= config_->server.max_connections) {
             ErrorLog::limited(LogLevel::warn, "max_connections (%zu) reached; not accepting",
                               config_->server.max_connections);
             pause_accept();
         }
+    }
+}
+
+void Worker::serve_accepted(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
+                            size_t listener) {
+    const ListenConfig& lc = config_->listeners[listener];
+    std::unique_ptr<Transport::CloseHook> hook;
+    if (!accept_phase(fd, peer, local, hook)) {
+        ::close(fd);
+        return;
+    }
+    if (lc.tls) {
+        SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
+        if (!ssl) {
+            ErrorLog::limited(LogLevel::error, "cannot start TLS on %s", lc.address.c_str());
+            ::close(fd);
+            return; // the hook tells the accept filters
+        }
+        auto transport = std::make_unique<tls::TlsTransport>(fd, ssl);
+        transport->set_close_hook(std::move(hook));
+        if (local)
+            transport->set_local(*local);
+        auto* h = new tls::Handshake(*this, std::move(transport), peer, lc);
+        add_connection(h);
+        h->start();
+    } else {
+        auto transport = std::make_unique<TcpTransport>(fd);
+        transport->set_close_hook(std::move(hook));
+        if (local)
+            transport->set_local(*local);
+        start_protocol(*this, std::move(transport), peer, lc, {}, {});
     }
 }
 
@@ -230,14 +248,17 @@ private:
 
 } // namespace
 
-bool Worker::accept_phase(int fd, const sockaddr_storage& peer,
+bool Worker::accept_phase(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
                           std::unique_ptr<Transport::CloseHook>& hook) {
     if (!pipeline_.has_accept_filters())
         return true;
     ConnectionInfo info;
     info.peer = peer;
     socklen_t len = sizeof(info.local);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&info.local), &len);
+    if (local)
+        info.local = *local;
+    else
+        getsockname(fd, reinterpret_cast<sockaddr*>(&info.local), &len);
     info.id = connection_ids_ + 1; // the number the connection gets next
     if (!pipeline_.accept(info))
         return false;

@@ -82,6 +82,11 @@ public:
     std::string_view alt_svc(const ListenConfig& listen) const;
     uint64_t next_connection_id() { return ++connection_ids_; }
 
+    // A connection accepted on `listener` (or whose PROXY header was read: `peer` and `local`
+    // are then the addresses it named): the accept phase, then the TLS handshake or the
+    // protocol. Takes `fd`.
+    void serve_accepted(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
+                        size_t listener);
     void add_connection(Connection* c);
     void remove_connection(Connection* c); // the connection deletes itself after this
     void count_request();
@@ -104,7 +109,7 @@ private:
     // The accept phase for a connection just accepted on `fd`: false when a filter refused it
     // (the caller closes it); otherwise `hook` is what the transport must hold so the filters
     // hear of its end (null when no filter runs in the accept phase).
-    bool accept_phase(int fd, const sockaddr_storage& peer,
+    bool accept_phase(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
                       std::unique_ptr<Transport::CloseHook>& hook);
     void pause_accept();
     void resume_accept();

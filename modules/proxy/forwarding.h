@@ -6,26 +6,21 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/cidr.h"
 #include "common/http.h"
+#include "common/variables.h"
 
 namespace wraith::proxy {
 
-// One CIDR block: "10.0.0.0/8", "::1/128", or a bare address (a /32 or /128).
-struct Cidr {
-    int family = 0;     // AF_INET or AF_INET6
-    uint8_t addr[16]{}; // network order; 4 bytes used for AF_INET
-    int prefix = 0;     // 0..32 or 0..128
-};
-
-// "" on success, else a message naming the problem.
-std::string parse_cidr(std::string_view text, Cidr& out);
-// True when `addr` (IPv4, IPv6, or an IPv4-mapped IPv6 address) lies in any block of `list`.
-bool cidr_match(const std::vector<Cidr>& list, const SocketAddress& addr);
+// CIDR lists (Cidr, parse_cidr, cidr_match) live in common/cidr.h: routing and access rules
+// use them too.
+using wraith::Cidr;
 
 // 1..200 chars of [A-Za-z0-9._-].
 bool valid_request_id(std::string_view id);
@@ -34,11 +29,16 @@ bool valid_request_id(std::string_view id);
 std::string forwarded_node(std::string_view ip);
 std::string forwarded_value(std::string_view v);
 
+// Values may hold variables ($client_ip, $http_NAME, $1 ...), expanded per request; an
+// expansion that would carry CR, LF or NUL is left out (rule_value()).
 struct HeaderRules {
-    std::vector<std::pair<std::string, std::string>> set; // names lower-case
-    std::vector<std::pair<std::string, std::string>> add;
+    std::vector<std::pair<std::string, VarString>> set; // names lower-case
+    std::vector<std::pair<std::string, VarString>> add;
     std::vector<std::string> remove;
     bool empty() const { return set.empty() && add.empty() && remove.empty(); }
 };
+
+// A rule's value for `req` (its arena), or nullopt when the expansion must not be sent.
+std::optional<std::string_view> rule_value(const VarString& value, const Request& req);
 
 } // namespace wraith::proxy

@@ -3,10 +3,15 @@
 #include <toml++/toml.h>
 
 #include "common/config_reader.h"
+#include "common/variables.h"
+#include "modules/proxy/mirror.h"
+#include "modules/proxy/upstream_request.h"
+
 #include "modules/proxy/exchange.h"
 #include "modules/proxy/h2_upstream.h"
 #include "modules/proxy/proxy_worker.h"
 #include "modules/proxy/upstream_tls.h"
+#include <random>
 
 namespace wraith::proxy {
 
@@ -21,6 +26,8 @@ void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) c
             body.discard();
         return send_error(req, out, 500, "proxy: not running in a worker");
     }
+    if (mirror_)
+        mirror_->send(req, *worker); // detached: nothing it does reaches this exchange
     if (upstream_->http2)
         req.arena->make<H2Exchange>(*this, *worker, req, body, out)->start();
     else
@@ -96,7 +103,7 @@ bool framing_header(std::string_view name) {
 }
 
 // `key = { set = { "x-a" = "1" }, add = { ... }, remove = ["x-b"] }`
-void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out) {
+void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out, BuildContext& ctx) {
     const toml::table* tbl = t.table(key);
     if (!tbl)
         return;
@@ -129,7 +136,18 @@ void read_header_rules(TableReader& t, std::string_view key, HeaderRules& out) {
                 diag.error(&v, where + "header values cannot contain CR, LF or NUL");
                 continue;
             }
-            dest.emplace_back(std::move(name), str->get());
+            VarString value;
+            std::string why;
+            size_t at = 0;
+            if (!value.compile(str->get(), &why, &at)) {
+                diag.error(&v, where + why + " (at character " + std::to_string(at + 1) + ")");
+                continue;
+            }
+            if (std::string bad = check_captures(value.highest_capture(), ctx); !bad.empty()) {
+                diag.error(&v, where + bad);
+                continue;
+            }
+            dest.push_back({std::move(name), std::move(value)});
         }
     }
     if (auto names = r.strings("remove")) {
@@ -172,7 +190,11 @@ void read_trusted_proxies(TableReader& t, std::vector<Cidr>& out) {
 
 } // namespace
 
-std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
+namespace {
+
+// `upstream = "NAME"` or `pass = "URL"` of `t` (a proxy table, a split target, a mirror).
+std::shared_ptr<const UpstreamConfig> read_upstream(TableReader& t, BuildContext& ctx,
+                                                    bool required) {
     const size_t errors_before = t.diag().count();
     std::shared_ptr<const UpstreamConfig> upstream;
     std::optional<std::string> name = t.string("upstream");
@@ -199,9 +221,148 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
             if (t.diag().count() == before)
                 upstream = std::move(implicit);
         }
-    } else if (t.diag().count() == errors_before) {
+    } else if (required && t.diag().count() == errors_before) {
         t.error("upstream", "a proxy route needs upstream = \"NAME\" or pass = "
                             "\"http://127.0.0.1:9000\"");
+    }
+    return upstream;
+}
+
+// `split = [{ upstream = "v1", weight = 90 }, { upstream = "v2", weight = 10 }]`.
+struct SplitTarget {
+    std::shared_ptr<const UpstreamConfig> upstream;
+    uint32_t weight = 1;
+};
+
+std::vector<SplitTarget> read_split(TableReader& t, BuildContext& ctx) {
+    std::vector<SplitTarget> out;
+    const toml::array* arr = t.array("split");
+    if (!arr)
+        return out;
+    if (arr->size() < 2)
+        t.error("split", "needs at least two targets, e.g. [{ upstream = \"v1\", weight = 90 }, "
+                         "{ upstream = \"v2\", weight = 10 }]");
+    for (const toml::node& e : *arr) {
+        const toml::table* tt = e.as_table();
+        if (!tt) {
+            t.diag().error(&e, "proxy.split: expected tables { upstream = ..., weight = ... }, "
+                               "got " +
+                                   describe_value(e));
+            continue;
+        }
+        TableReader r(*tt, t.diag(), "proxy.split");
+        SplitTarget target;
+        target.upstream = read_upstream(r, ctx, true);
+        target.weight = static_cast<uint32_t>(r.integer("weight", 1, 0, 1000000));
+        r.finish();
+        if (target.upstream)
+            out.push_back(std::move(target));
+    }
+    uint64_t total = 0;
+    for (const SplitTarget& s : out)
+        total += s.weight;
+    if (!out.empty() && total == 0)
+        t.error("split", "the weights add up to 0: no target would get a request");
+    return out;
+}
+
+// Picks one of several proxy handlers by weight: by a hash of the split key when the request
+// carries it (the same client keeps its target while the weights stay), at random otherwise.
+class SplitHandler final : public Handler {
+public:
+    enum class Key : uint8_t { random, client_ip, cookie, header };
+    SplitHandler(std::vector<std::unique_ptr<ProxyHandler>> targets, std::vector<uint32_t> weights,
+                 Key key, std::string key_name)
+        : targets_(std::move(targets)), weights_(std::move(weights)), key_(key),
+          key_name_(std::move(key_name)) {
+        for (uint32_t w : weights_)
+            total_ += w;
+    }
+    bool tunnels() const override { return true; }
+    void handle(Request& req, BodyReader& body, ResponseWriter& out) const override {
+        targets_[pick(req)]->handle(req, body, out);
+    }
+    size_t pick(const Request& req) const {
+        std::string_view value;
+        switch (key_) {
+        case Key::cookie:
+            value = cookie_value(req, key_name_);
+            break;
+        case Key::header:
+            value = req.headers.get(key_name_);
+            break;
+        case Key::client_ip:
+        case Key::random:
+            break;
+        }
+        if (value.empty() && key_ != Key::random)
+            value = client_ip_of(req); // no key on this request: the client keeps its target
+        uint64_t point;
+        if (value.empty()) {
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            point = rng() % total_;
+        } else {
+            uint64_t h = 1469598103934665603ULL; // FNV-1a
+            for (unsigned char c : value)
+                h = (h ^ c) * 1099511628211ULL;
+            point = (h >> 11) % total_;
+        }
+        for (size_t i = 0; i < weights_.size(); ++i) {
+            if (point < weights_[i])
+                return i;
+            point -= weights_[i];
+        }
+        return weights_.size() - 1;
+    }
+
+private:
+    std::vector<std::unique_ptr<ProxyHandler>> targets_;
+    std::vector<uint32_t> weights_;
+    uint64_t total_ = 0;
+    Key key_;
+    std::string key_name_;
+};
+
+} // namespace
+
+std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
+    const size_t errors_before = t.diag().count();
+    std::vector<SplitTarget> split;
+    std::shared_ptr<const UpstreamConfig> upstream;
+    if (t.has("split")) {
+        if (t.has("upstream") || t.has("pass"))
+            t.error("split", "give either split or upstream/pass, not both");
+        split = read_split(t, ctx);
+    } else {
+        upstream = read_upstream(t, ctx, true);
+    }
+    SplitHandler::Key split_key = SplitHandler::Key::random;
+    std::string split_key_name;
+    if (std::optional<std::string> k = t.string("split_key")) {
+        if (!t.has("split"))
+            t.error("split_key", "applies to split = [...]");
+        if (*k == "client_ip") {
+            split_key = SplitHandler::Key::client_ip;
+        } else if (k->rfind("cookie:", 0) == 0 && k->size() > 7) {
+            split_key = SplitHandler::Key::cookie;
+            split_key_name = k->substr(7);
+        } else if (k->rfind("header:", 0) == 0 && k->size() > 7 && is_token(k->substr(7))) {
+            split_key = SplitHandler::Key::header;
+            split_key_name = lower(k->substr(7));
+        } else {
+            t.error("split_key", "expected \"client_ip\", \"cookie:NAME\" or \"header:NAME\", "
+                                 "got \"" +
+                                     *k + "\"");
+        }
+    }
+    std::shared_ptr<const Mirror> mirror;
+    std::shared_ptr<const UpstreamConfig> mirror_upstream;
+    uint32_t mirror_percent = 100;
+    if (const toml::table* m = t.table("mirror")) {
+        TableReader mr(*m, t.diag(), "proxy.mirror");
+        mirror_upstream = read_upstream(mr, ctx, true);
+        mirror_percent = static_cast<uint32_t>(mr.integer("percent", 100, 1, 100));
+        mr.finish();
     }
     ProxyOptions opts;
     opts.preserve_host = t.boolean("preserve_host", false);
@@ -226,11 +387,29 @@ std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx) {
     opts.buffer_request_body = t.boolean("buffer_request_body", false);
     opts.redirect_rewrite = t.boolean("redirect_rewrite", true);
     read_trusted_proxies(t, opts.trusted_proxies);
-    read_header_rules(t, "request_headers", opts.request_headers);
-    read_header_rules(t, "response_headers", opts.response_headers);
-    if (t.diag().count() != errors_before || !upstream)
+    read_header_rules(t, "request_headers", opts.request_headers, ctx);
+    read_header_rules(t, "response_headers", opts.response_headers, ctx);
+    if (t.diag().count() != errors_before || (!upstream && split.empty()))
         return nullptr;
-    return std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts), ctx.module_index);
+    if (mirror_upstream)
+        mirror = std::make_shared<const Mirror>(
+            std::make_unique<ProxyHandler>(mirror_upstream, opts, ctx.module_index),
+            mirror_percent);
+    if (split.empty()) {
+        auto h =
+            std::make_unique<ProxyHandler>(std::move(upstream), std::move(opts), ctx.module_index);
+        h->set_mirror(mirror);
+        return h;
+    }
+    std::vector<std::unique_ptr<ProxyHandler>> targets;
+    std::vector<uint32_t> weights;
+    for (SplitTarget& s : split) {
+        targets.push_back(std::make_unique<ProxyHandler>(s.upstream, opts, ctx.module_index));
+        targets.back()->set_mirror(mirror);
+        weights.push_back(s.weight);
+    }
+    return std::make_unique<SplitHandler>(std::move(targets), std::move(weights), split_key,
+                                          std::move(split_key_name));
 }
 
 } // namespace wraith::proxy

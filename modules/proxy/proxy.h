@@ -36,6 +36,8 @@ struct ProxyOptions {
     bool redirect_rewrite = true;     // Location naming the upstream -> the client's view
 };
 
+class Mirror;
+
 class ProxyHandler : public Handler {
 public:
     // `module_index`: the proxy module's (BuildContext), to find this worker's ProxyWorker.
@@ -50,6 +52,8 @@ public:
     const std::string& strip_prefix() const { return opts_.strip_prefix; }
     const ProxyOptions& options() const { return opts_; }
     // How long a WebSocket tunnel may stay silent both ways before it is closed.
+    // A shadow upstream that gets a copy of each request (shared by a split's targets).
+    void set_mirror(std::shared_ptr<const Mirror> m) { mirror_ = std::move(m); }
     Duration tunnel_timeout() const {
         return opts_.tunnel_timeout.count() > 0 ? opts_.tunnel_timeout : upstream_->read_timeout;
     }
@@ -58,7 +62,12 @@ private:
     std::shared_ptr<const UpstreamConfig> upstream_; // shared with ProxyConfig, or ours
     ProxyOptions opts_;
     size_t module_index_;
+    std::shared_ptr<const Mirror> mirror_; // null: no mirroring
 };
+
+// `proxy = { ... }` (also split = [...], mirror = {...}): the route's handler. forward_auth
+// builds its sub-request handler with it too.
+std::unique_ptr<Handler> build_proxy(TableReader& t, BuildContext& ctx);
 
 // "http://127.0.0.1:9000" or "https://..." (tls with the defaults, port 443) -> a one-server
 // upstream; "" on success, else the message.

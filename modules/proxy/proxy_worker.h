@@ -12,6 +12,7 @@
 #include "modules/proxy/h2_session.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/health_check.h"
+#include "modules/proxy/mirror.h"
 #include "modules/proxy/pool.h"
 
 namespace wraith::proxy {
@@ -30,6 +31,7 @@ public:
     // Draining: health checks stop (they must not hold the drain open); requests in flight
     // keep their connections.
     void drain() override { checker_.reset(); }
+    MirrorSet& mirrors() { return mirrors_; }
 
 private:
     struct ev_loop* loop_;
@@ -37,6 +39,7 @@ private:
     UpstreamPool pool_;
     H2Sessions sessions_; // after pool_: sessions give their DNS waits back to it
     std::unique_ptr<HealthChecker> checker_;
+    MirrorSet mirrors_; // last: mirrored exchanges end before the pools they use
 };
 
 // ModuleSpec hooks.

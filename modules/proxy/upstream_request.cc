@@ -150,6 +150,13 @@ void build_upstream_request(const ProxyHandler& handler, Request& req, size_t se
     }
     std::string_view proto = req.scheme.empty() ? std::string_view("http") : req.scheme;
     std::string_view peer_ip = req.conn ? req.conn->peer_ip : std::string_view{};
+    // real_ip found the client behind trusted proxies ([server] real_ip): the chain starts
+    // with it, so the upstream sees the same client address as every other feature (what was
+    // left of it in the header is the client's own word, dropped like any untrusted field).
+    if (!trusted && !req.client_ip.empty() && req.client_ip != peer_ip) {
+        out.forwarded_for.assign(req.client_ip);
+        out.forwarded.assign("for=").append(forwarded_node(req.client_ip));
+    }
     if (!peer_ip.empty())
         out.forwarded_for.append(out.forwarded_for.empty() ? "" : ", ").append(peer_ip);
     if (!out.forwarded_for.empty())
@@ -178,10 +185,12 @@ void build_upstream_request(const ProxyHandler& handler, Request& req, size_t se
         for (const auto& rule : rules.set) {
             std::string_view name = rule.first; // structured bindings cannot be captured (clang 14)
             std::erase_if(hs, [&](const Header& h) { return h.name == name; });
-            hs.push_back({name, rule.second});
+            if (auto v = rule_value(rule.second, req))
+                hs.push_back({name, *v});
         }
         for (const auto& [name, value] : rules.add)
-            hs.push_back({name, value});
+            if (auto v = rule_value(value, req))
+                hs.push_back({name, *v});
     }
     // Host travels apart (the request line's companion, or HTTP/2's :authority).
     auto host =
@@ -259,10 +268,14 @@ void build_client_head(const ProxyHandler& handler, Request& req, size_t server,
     const HeaderRules& rules = handler.options().response_headers;
     for (const std::string& name : rules.remove)
         out.headers.remove(name);
-    for (const auto& [name, value] : rules.set)
-        out.headers.set(name, value);
+    for (const auto& [name, value] : rules.set) {
+        out.headers.remove(name);
+        if (auto v = rule_value(value, req))
+            out.headers.add(name, *v);
+    }
     for (const auto& [name, value] : rules.add)
-        out.headers.add(name, value);
+        if (auto v = rule_value(value, req))
+            out.headers.add(name, *v);
     if (!request_id.empty())
         out.headers.set("x-request-id", request_id);
     const StickyConfig& sticky = handler.upstream().sticky;

@@ -1,5 +1,6 @@
 #include "modules/redirect/redirect.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/config_reader.h"
@@ -102,6 +103,11 @@ void expand_into(const std::vector<LocationTemplate::Part>& parts, const Request
         case Var::query:
             sink.encoded(req.query, false);
             break;
+        case Var::other:
+            // Values come from the request (headers, query, captures of the decoded path):
+            // encoded like $uri, so they cannot change the URL's structure.
+            sink.encoded(part.get(req, part.text, *req.arena), true);
+            break;
         }
     }
 }
@@ -177,6 +183,9 @@ std::optional<LocationTemplate> LocationTemplate::parse(std::string_view text, s
             }
             name = text.substr(i + 2, close - i - 2);
             i = close + 1;
+        } else if (i + 1 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '9') {
+            name = text.substr(i + 1, 1); // "$1x" is $1 then "x"
+            i += 2;
         } else {
             size_t end = i + 1;
             while (end < text.size() && is_name_char(text[end]))
@@ -188,16 +197,26 @@ std::optional<LocationTemplate> LocationTemplate::parse(std::string_view text, s
         for (const auto& v : var_names)
             if (v.name == name)
                 found = &v;
-        if (!found) {
+        std::string_view suffix;
+        VariableGetter getter =
+            found || name.empty() ? nullptr : Variables::instance().find(name, &suffix);
+        if (!found && !getter) {
             error = "character " + std::to_string(start + 1) + ": " +
                     (name.empty() ? std::string("\"$\" without a variable name")
                                   : "unknown variable \"$" + std::string(name) + "\"") +
-                    "; expected $scheme, $host, $request_uri, $uri, $query, or $$ for a "
+                    "; expected $scheme, $host, $request_uri, $uri, $query, another request "
+                    "variable ($arg_NAME, $http_NAME, $1..$9; man wraith.toml), or $$ for a "
                     "literal \"$\"";
             return std::nullopt;
         }
         flush();
-        t.parts_.push_back({found->var, {}});
+        if (found) {
+            t.parts_.push_back({found->var, {}});
+        } else {
+            if (name.size() == 1 && name[0] >= '1' && name[0] <= '9')
+                t.highest_capture_ = std::max(t.highest_capture_, name[0] - '0');
+            t.parts_.push_back({Var::other, std::string(suffix), getter});
+        }
     }
     flush();
     return t;
@@ -312,6 +331,8 @@ std::unique_ptr<Handler> build_redirect(TableReader& t, BuildContext& ctx) {
             t.error("to", "empty; expected a URL such as \"https://example.com/\"");
         else if (!(to = LocationTemplate::parse(*text, error)))
             t.error("to", error);
+        else if (std::string bad = check_captures(to->highest_capture(), ctx); !bad.empty())
+            t.error("to", bad);
     }
     int64_t status = t.integer("status", 301, 300, 399);
     if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)

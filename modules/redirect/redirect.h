@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/module.h"
+#include "common/variables.h"
 
 namespace wraith {
 
@@ -22,10 +23,12 @@ public:
         request_uri, // path and query as received ("/a%20b?x=1")
         uri,         // decoded, normalised path (re-encoded where a URI needs it)
         query,       // query without '?'
+        other,       // any other variable (common/variables.h): $arg_x, $1, $geo_country ...
     };
     struct Part {
         Var var = Var::literal;
-        std::string text;
+        std::string text;             // literal text, or an `other` variable's suffix
+        VariableGetter get = nullptr; // `other`
     };
 
     // Parses `$name`, `${name}` and `$$` (a literal '$'). On error returns nullopt and sets
@@ -38,9 +41,12 @@ public:
     std::string_view expand(const Request& req, Arena& arena) const;
 
     const std::vector<Part>& parts() const { return parts_; }
+    // The highest $1..$9 it uses (0: none).
+    int highest_capture() const { return highest_capture_; }
 
 private:
     std::vector<Part> parts_;
+    int highest_capture_ = 0;
 };
 
 class RedirectHandler final : public Handler {

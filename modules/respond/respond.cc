@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include "common/config_reader.h"
+#include "common/variables.h"
 
 namespace wraith {
 
@@ -23,9 +24,19 @@ void RespondHandler::set_trailers(std::vector<std::pair<std::string, std::string
     }
 }
 
+bool RespondHandler::set_body_variables(std::string* error, size_t* at) {
+    if (!body_vars_.compile(body_, error, at))
+        return false;
+    if (body_vars_.constant())
+        body_ = body_vars_.constant_value();
+    return true;
+}
+
 void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) const {
     if (req.has_body)
         body.discard();
+    const std::string_view text =
+        body_vars_.constant() ? std::string_view(body_) : body_vars_.expand(req, *req.arena);
     // Serving a site's error page: answer with the error's status.
     const int status = req.override_status ? req.override_status : status_;
     const bool no_body = status_forbids_body(status);
@@ -34,8 +45,8 @@ void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out)
     head->status = status;
     if (!content_type_.empty())
         head->headers.add("content-type", content_type_);
-    head->content_length = no_body ? -1 : int64_t(body_.size());
-    if (no_body || (body_.empty() && trailers_.size() == 0) || req.method_id == Method::head) {
+    head->content_length = no_body ? -1 : int64_t(text.size());
+    if (no_body || (text.empty() && trailers_.size() == 0) || req.method_id == Method::head) {
         out.send_headers(*head, true);
         return;
     }
@@ -43,12 +54,12 @@ void RespondHandler::handle(Request& req, BodyReader& body, ResponseWriter& out)
         head->content_length = -1; // streamed: HTTP/1.1 chunked framing carries trailers
         head->headers.add("trailer", trailer_names_);
         out.send_headers(*head, false);
-        out.send_body(body_, false);
+        out.send_body(text, false);
         out.send_trailers(trailers_);
         return;
     }
     out.send_headers(*head, false);
-    out.send_body(body_, true);
+    out.send_body(text, true);
 }
 
 std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
@@ -95,6 +106,17 @@ std::unique_ptr<Handler> build_respond(TableReader& t, BuildContext& ctx) {
     auto handler =
         std::make_unique<RespondHandler>(int(status), std::move(body), std::move(content_type));
     handler->set_trailers(std::move(trailers));
+    std::string error;
+    size_t at = 0;
+    if (!handler->set_body_variables(&error, &at)) {
+        t.error("body", error + " (at character " + std::to_string(at + 1) + ")");
+        return nullptr;
+    }
+    if (std::string bad = check_captures(handler->body_variables().highest_capture(), ctx);
+        !bad.empty()) {
+        t.error("body", bad);
+        return nullptr;
+    }
     return handler;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/module.h"
+#include "common/variables.h"
 
 namespace wraith {
 
@@ -20,6 +21,9 @@ public:
 
     int status() const { return status_; }
     const std::string& body() const { return body_; }
+    // A body with variables; "" or false with the problem and its offset.
+    bool set_body_variables(std::string* error, size_t* at);
+    const VarString& body_variables() const { return body_vars_; }
     const std::string& content_type() const { return content_type_; }
     // Lower-case names; the body is then streamed so HTTP/1.1 can carry them (chunked).
     void set_trailers(std::vector<std::pair<std::string, std::string>> trailers);
@@ -27,6 +31,7 @@ public:
 private:
     int status_;
     std::string body_;
+    VarString body_vars_; // the body with variables ($host, $1 ...): expanded per request
     std::string content_type_;
     std::vector<std::pair<std::string, std::string>> trailer_storage_;
     Headers trailers_;          // views into trailer_storage_

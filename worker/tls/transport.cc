@@ -196,6 +196,13 @@ void TlsTransport::read_client_certificate() {
         client_subject_.assign(data, len);
         BIO_free(bio);
     }
+    if (BIO* bio = BIO_new(BIO_s_mem())) {
+        X509_NAME_print_ex(bio, X509_get_issuer_name(cert), 0, XN_FLAG_RFC2253);
+        char* data;
+        long len = BIO_get_mem_data(bio, &data);
+        client_issuer_.assign(data, len);
+        BIO_free(bio);
+    }
     if (auto* names = static_cast<GENERAL_NAMES*>(
             X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
         for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
@@ -236,6 +243,7 @@ void TlsTransport::read_client_certificate() {
 void TlsTransport::describe(ConnectionInfo& info) const {
     info.tls = true;
     info.client_subject = client_subject_;
+    info.client_issuer = client_issuer_;
     info.client_sans = client_sans_;
     info.client_fingerprint = client_fingerprint_;
     if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))

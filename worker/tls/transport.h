@@ -43,6 +43,7 @@ private:
     const char* error_ = "";
     // A verified client certificate, read once after the handshake (ConnectionInfo views).
     std::string client_subject_;
+    std::string client_issuer_;
     std::string client_sans_;
     std::string client_fingerprint_;
     void read_client_certificate();

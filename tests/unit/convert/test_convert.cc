@@ -138,21 +138,61 @@ TEST_CASE("convert: TLS and client certificates", "[convert]") {
 TEST_CASE("convert: what Wraith has not yet is reported with FILE:LINE", "[convert]") {
     ConvertResult r = convert("http {\n limit_req_zone $a zone=z:1m rate=1r/s;\n"
                               " map $a $b { default 1; }\n"
-                              " server {\n  location / {\n   auth_basic x;\n   allow 1.2.3.4;\n"
+                              " server {\n  location / {\n   auth_basic x;\n   satisfy any;\n"
                               "   limit_req zone=z;\n   if ($x) { return 403; }\n"
-                              "   rewrite ^/a/(.*)$ /b/$1 last;\n   frobnicate on;\n  }\n"
-                              "  location @named { }\n }\n}\n");
+                              "   rewrite ^/a/(.*)$ /b/$nginx_version last;\n   frobnicate on;\n"
+                              "  }\n  location @named { }\n }\n}\n");
     CHECK(reported(r, "/etc/nginx/nginx.conf:2: limit_req_zone"));
     CHECK(reported(r, "/etc/nginx/nginx.conf:3: map $a $b {...}"));
-    CHECK(reported(r, "/etc/nginx/nginx.conf:6: auth_basic x;"));
-    CHECK(reported(r, "/etc/nginx/nginx.conf:7: allow 1.2.3.4;"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:6: auth_basic x -- no auth_basic_user_file"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:7: satisfy any;"));
     CHECK(reported(r, "/etc/nginx/nginx.conf:8: limit_req zone=z;"));
     CHECK(reported(r, "/etc/nginx/nginx.conf:9: if ($x) {...}"));
-    CHECK(reported(r, "/etc/nginx/nginx.conf:10: rewrite ^/a/(.*)$ /b/$1 last"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:10: rewrite ^/a/(.*)$ /b/$nginx_version last"));
     CHECK(reported(r, "/etc/nginx/nginx.conf:11: frobnicate on;"));
     CHECK(reported(r, "/etc/nginx/nginx.conf:13: location @named {...}"));
     // ...and listed in the file.
     CHECK(has(r.toml, "# Not converted (9):"));
+}
+
+TEST_CASE("convert: access rules, auth, real_ip and rewrites become Wraith keys", "[convert]") {
+    ConvertResult r = convert(R"(http {
+ set_real_ip_from 10.0.0.0/8; set_real_ip_from ::1; real_ip_header X-Forwarded-For;
+ real_ip_recursive on;
+ map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+ server { listen 127.0.0.1:18080; server_name a.test;
+  rewrite ^/blog/(.*)$ /posts/$1 permanent;
+  location /admin/ { allow 10.0.0.0/8; allow 2001:db8::/32; deny all; return 200 "admin $1"; }
+  location /open/ { deny 192.0.2.7; return 200 "open"; }
+  location /files/ { auth_basic "Members"; auth_basic_user_file htpasswd; root /srv; }
+  location /app/ { auth_request /auth; auth_request_set $user $upstream_http_x_user;
+                   proxy_pass http://127.0.0.1:9000; }
+  location = /auth { internal; proxy_pass http://127.0.0.1:9091/verify; }
+  location /old/ { rewrite ^/old/(.*)$ /new/$1?from=$arg_x last; }
+  location /new/ { return 200 "new $uri $args"; }
+ } })");
+    INFO(r.toml);
+    CHECK(has(r.toml,
+              "real_ip = { header = \"X-Forwarded-For\", trusted = [\"10.0.0.0/8\", \"::1\"] }"));
+    CHECK(has(r.toml, "redirect = { to = \"/posts/${1}\", status = 301 }"));
+    CHECK(has(r.toml, "allow = [\"10.0.0.0/8\", \"2001:db8::/32\"]"));
+    CHECK(has(r.toml, "deny = [\"192.0.2.7\"]"));
+    CHECK(has(r.toml, "basic_auth = { file = \"/etc/nginx/htpasswd\", realm = \"Members\" }"));
+    CHECK(has(r.toml, "forward_auth = { pass = \"http://127.0.0.1:9091\", uri = \"/verify\", "
+                      "copy_headers = [\"x-user\"] }"));
+    CHECK(has(r.toml,
+              "rewrite = { pattern = \"^/old/(.*)$\", replace = \"/new/${1}?from=${arg_x}\" }"));
+    CHECK(has(r.toml, "body = \"new $uri $args\""));
+    CHECK(r.not_converted.empty());
+    wraith::Diagnostics diag;
+    auto config = wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag);
+    std::string problems;
+    for (const auto& d : diag.list())
+        problems += d.text() + "\n";
+    INFO(problems);
+    // Everything but the htpasswd file (not there in this test) loads.
+    CHECK(diag.list().size() == 1);
+    CHECK(problems.find("basic_auth.file: cannot read") != std::string::npos);
 }
 
 TEST_CASE("convert: the output loads as a Wraith configuration", "[convert]") {
@@ -175,8 +215,10 @@ TEST_CASE("convert: redirect variables and case folding", "[convert]") {
     CHECK(out == "https://$host$request_uri");
     CHECK(map_redirect_variables("$scheme://$server_name/$args", "ex.com", &out, &unknown));
     CHECK(out == "$scheme://ex.com/$query");
-    CHECK_FALSE(map_redirect_variables("/$cookie_x", "", &out, &unknown));
-    CHECK(unknown == "$cookie_x");
+    CHECK(map_redirect_variables("/$cookie_x/$1x", "", &out, &unknown));
+    CHECK(out == "/${cookie_x}/${1}x");
+    CHECK_FALSE(map_redirect_variables("/$nginx_version", "", &out, &unknown));
+    CHECK(unknown == "$nginx_version");
     CHECK(fold_case("\\.(php|Js)$") == "\\.([pP][hH][pP]|[Jj][sS])$");
     CHECK(fold_case("[a-c0-9_]x") == "[a-cA-C0-9_][xX]");
     CHECK(fold_case("[^x]") == "[^xX]");

@@ -8,6 +8,7 @@
 #include "modules/proxy/forwarding.h"
 
 using namespace wraith::proxy;
+using namespace wraith;
 
 namespace {
 
