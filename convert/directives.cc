@@ -1,7 +1,8 @@
 // What each NGINX directive becomes. One entry per directive: a handler that records its
 // meaning in the Scope or the Converter, or "not yet" (no Wraith feature today: reported with
 // FILE:LINE; when the feature lands, the entry gets a handler), or "ignored" (Wraith does it
-// anyway, or it tunes something Wraith does not have). Blocks (http, server, location,
+// anyway, or it tunes something Wraith does not have). Over 800 lines on purpose: one short
+// entry per directive, read as one table. Blocks (http, server, location,
 // upstream, events, types, if, map, geo...) are walked by converter.cc.
 #include <algorithm>
 #include <cctype>

@@ -1,3 +1,7 @@
+// NGINX locations become Wraith routes: prefix, exact and regex locations in NGINX's match
+// order, `return` and `rewrite` as redirect/rewrite routes, access rules, auth and the
+// proxy/static/respond actions each location ends in. Over 800 lines because the location
+// semantics (nesting, inheritance, case folding, regex order) only read right side by side.
 #include "convert/routes.h"
 
 #include <algorithm>

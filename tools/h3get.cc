@@ -1,5 +1,8 @@
 // h3get: fetch URLs over HTTP/3, all on one QUIC connection, concurrently.
 // See tools/README.md for usage; exit status 0 ok, 1 usage, 2 connection, 3 stream.
+// One file on purpose (over 800 lines): a standalone test client whose QUIC, TLS and HTTP/3
+// glue no other target shares; the server's own QUIC code is not reused so that the tests
+// do not check the server against itself.
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <signal.h>
