@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -47,6 +48,16 @@ SourcePos Diagnostics::pos(const toml::node* node) const {
 
 void Diagnostics::error(const toml::node* node, std::string message) {
     error(pos(node), std::move(message));
+}
+
+void Diagnostics::print(bool failed, const std::string& path) const {
+    for (const auto& w : warnings_)
+        fprintf(stderr, "%s\n", w.text().c_str());
+    if (!failed)
+        return;
+    for (const auto& d : list_)
+        fprintf(stderr, "%s\n", d.text().c_str());
+    fprintf(stderr, "wraith: %zu problem(s) in %s\n", list_.size(), path.c_str());
 }
 
 void Diagnostics::sort_by_position() {

@@ -58,6 +58,9 @@ public:
     const std::vector<Diagnostic>& list() const { return list_; }
     const std::string& file() const { return file_; }
     void set_file(std::string f) { file_ = std::move(f); }
+    // What the commands that load a config print on stderr: the warnings, then, when the load
+    // `failed`, every problem and "wraith: N problem(s) in PATH".
+    void print(bool failed, const std::string& path) const;
 
 private:
     std::vector<Diagnostic> list_;

@@ -228,4 +228,20 @@ std::string_view request_id_of(const Request& req) {
     return req.request_id;
 }
 
+std::optional<std::string_view> find_cookie(std::string_view field, std::string_view name) {
+    while (!field.empty()) {
+        size_t semi = field.find(';');
+        std::string_view crumb = field.substr(0, semi);
+        while (!crumb.empty() && (crumb.front() == ' ' || crumb.front() == '\t'))
+            crumb.remove_prefix(1);
+        size_t eq = crumb.find('=');
+        if (eq != std::string_view::npos && crumb.substr(0, eq) == name)
+            return crumb.substr(eq + 1);
+        if (semi == std::string_view::npos)
+            break;
+        field.remove_prefix(semi + 1);
+    }
+    return std::nullopt;
+}
+
 } // namespace wraith

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <netinet/in.h>
+#include <optional>
 #include <string_view>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -144,6 +145,8 @@ Method method_from(std::string_view token);
 
 // RFC 9110 token (a field name, a method, a cookie name).
 bool is_token(std::string_view s);
+// The value of cookie `name` in one Cookie field ("a=1; b=2"), or nullopt when it is absent.
+std::optional<std::string_view> find_cookie(std::string_view field, std::string_view name);
 // A field value we may send: no CR, LF or NUL.
 bool is_field_value(std::string_view s);
 // A field value an operator configured: no control characters at all but tab (RFC 9110
@@ -284,6 +287,19 @@ public:
     virtual void resume() = 0;
     // Reads and drops the rest of the body; the response may already be under way.
     virtual void discard() = 0;
+};
+
+// A body that is already over: what sub-requests (error pages, auth, mirrors) read.
+class EmptyBody final : public BodyReader {
+public:
+    std::string_view peek() override { return {}; }
+    void consume(size_t) override {}
+    bool finished() const override { return true; }
+    bool failed() const override { return false; }
+    void on_data(Callback) override {}
+    void pause() override {}
+    void resume() override {}
+    void discard() override {}
 };
 
 // Response side of an exchange. Data calls never block: they queue and report whether the

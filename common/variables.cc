@@ -48,23 +48,6 @@ std::string_view query_arg(std::string_view query, std::string_view name) {
     return {};
 }
 
-// $cookie_NAME: the value of cookie NAME in the (joined) Cookie field.
-std::string_view cookie(std::string_view field, std::string_view name) {
-    while (!field.empty()) {
-        size_t semi = field.find(';');
-        std::string_view crumb = field.substr(0, semi);
-        while (!crumb.empty() && (crumb.front() == ' ' || crumb.front() == '\t'))
-            crumb.remove_prefix(1);
-        size_t eq = crumb.find('=');
-        if (eq != std::string_view::npos && crumb.substr(0, eq) == name)
-            return crumb.substr(eq + 1);
-        if (semi == std::string_view::npos)
-            break;
-        field.remove_prefix(semi + 1);
-    }
-    return {};
-}
-
 // $http_NAME: NAME with '_' for '-', matched against the lower-case field names.
 std::string_view http_field(const Request& req, std::string_view suffix, Arena& arena) {
     char name[128];
@@ -139,7 +122,7 @@ Variables::Variables() {
     add(
         "cookie_",
         [](const Request& r, std::string_view suffix, Arena&) {
-            return cookie(r.headers.get("cookie"), suffix);
+            return find_cookie(r.headers.get("cookie"), suffix).value_or(std::string_view());
         },
         true);
 }

@@ -136,14 +136,9 @@ int control(const std::string& config_path, const std::string& command) {
 int check(const std::string& config_path, const std::string& overrides) {
     wraith::Diagnostics diag;
     auto config = wraith::load_full_config(config_path, diag, nullptr, nullptr, overrides).config;
-    for (const auto& w : diag.warnings())
-        fprintf(stderr, "%s\n", w.text().c_str());
-    if (!config) {
-        for (const auto& d : diag.list())
-            fprintf(stderr, "%s\n", d.text().c_str());
-        fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(), config_path.c_str());
+    diag.print(!config, config_path);
+    if (!config)
         return 1;
-    }
     printf("ok: %s is valid\n", config_path.c_str());
     return 0;
 }

@@ -150,14 +150,9 @@ int route_main(const std::vector<std::string>& args, const std::string& default_
 
     Diagnostics diag;
     auto config = load_config(config_path, diag);
-    for (const auto& w : diag.warnings())
-        fprintf(stderr, "%s\n", w.text().c_str());
-    if (!config) {
-        for (const auto& d : diag.list())
-            fprintf(stderr, "%s\n", d.text().c_str());
-        fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(), config_path.c_str());
+    diag.print(!config, config_path);
+    if (!config)
         return 1;
-    }
 
     ConnectionInfo conn;
     if (!set_peer(client_ip, conn))

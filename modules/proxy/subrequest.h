@@ -57,17 +57,4 @@ private:
 void init_subrequest(Request& sub, const Request& parent, Arena& arena, std::string_view method,
                      std::string_view path, std::string_view query);
 
-// Always-empty request body.
-class EmptyBody final : public BodyReader {
-public:
-    std::string_view peek() override { return {}; }
-    void consume(size_t) override {}
-    bool finished() const override { return true; }
-    bool failed() const override { return false; }
-    void on_data(Callback) override {}
-    void pause() override {}
-    void resume() override {}
-    void discard() override {}
-};
-
 } // namespace wraith::proxy

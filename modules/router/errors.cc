@@ -10,19 +10,6 @@ namespace wraith {
 
 namespace {
 
-// A body that is already over: error pages are sub-requests that never read one.
-class NoBody final : public BodyReader {
-public:
-    std::string_view peek() override { return {}; }
-    void consume(size_t) override {}
-    bool finished() const override { return true; }
-    bool failed() const override { return false; }
-    void on_data(Callback) override {}
-    void pause() override {}
-    void resume() override {}
-    void discard() override {}
-};
-
 void send_builtin_error(Request& req, ResponseWriter& out, int status) {
     char body[512];
     const char* reason = status_reason(status);
@@ -70,7 +57,7 @@ void send_error(Request& req, ResponseWriter& out, int status, std::string_view 
             const Route* route = Router::route_for(*req.site, *sub);
             if (route && route->handler) {
                 sub->route = route;
-                static NoBody no_body;
+                static EmptyBody no_body;
                 route->handler->handle(*sub, no_body, out);
                 return;
             }

@@ -50,7 +50,7 @@ private:
     ResponseWriter& out_;
     AccessResume& resume_;
     Request sub_;
-    proxy::EmptyBody body_;
+    EmptyBody body_;
     proxy::CaptureWriter answer_;
     ev_timer decide_{}; // the answer is in: decide on the loop, outside the sub-exchange
 };

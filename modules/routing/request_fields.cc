@@ -27,19 +27,8 @@ std::optional<std::string_view> cookie_value(const Request& req, std::string_vie
     for (const Header& h : req.headers) {
         if (h.name != "cookie")
             continue;
-        std::string_view field = h.value;
-        while (!field.empty()) {
-            size_t semi = field.find(';');
-            std::string_view crumb = field.substr(0, semi);
-            while (!crumb.empty() && (crumb.front() == ' ' || crumb.front() == '\t'))
-                crumb.remove_prefix(1);
-            size_t eq = crumb.find('=');
-            if (eq != std::string_view::npos && crumb.substr(0, eq) == name)
-                return crumb.substr(eq + 1);
-            if (semi == std::string_view::npos)
-                break;
-            field.remove_prefix(semi + 1);
-        }
+        if (auto value = find_cookie(h.value, name))
+            return value;
     }
     return std::nullopt;
 }

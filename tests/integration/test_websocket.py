@@ -559,9 +559,9 @@ class H3Tunnel:
     """h3get --connect-protocol websocket: stdin is our side, stdout (after the -i head) the
     server's."""
 
-    def __init__(self, srv, path, protocol="websocket"):
+    def __init__(self, srv, path, protocol="websocket", max_time=60):
         self.args = [H3GET, "--cacert", PKI.ca.cert, "--resolve",
-                     f"localhost:{srv.tls_port}:127.0.0.1", "-i", "-s", "-m", "60",
+                     f"localhost:{srv.tls_port}:127.0.0.1", "-i", "-s", "-m", str(max_time),
                      "--connect-protocol", protocol, f"https://localhost:{srv.tls_port}{path}"]
         self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)

@@ -676,6 +676,8 @@ def kill_master(pid, started):
 
 
 class ZeroDowntimeBase(WraithTestCase):
+    TUNNEL_SECONDS = 60  # the HTTP/3 WebSocket client (h3get) gives up after this long
+
     @classmethod
     def setUpClass(cls):
         cls.www = tempfile.mkdtemp(prefix="wraith-zd-www-")
@@ -738,7 +740,7 @@ class ZeroDowntimeBase(WraithTestCase):
         h2 = RawH2Tunnel(srv.port, "/ws/echo")
         self.assertEqual(h2.status, 200)
         sockets.append(("HTTP/2", h2, wsmod.WsClient(h2)))
-        t = wsmod.H3Tunnel(srv, "/ws/echo")
+        t = wsmod.H3Tunnel(srv, "/ws/echo", max_time=self.TUNNEL_SECONDS)
         self.assertEqual(t.status, 200, t.headers)
         sockets.append(("HTTP/3", t, wsmod.WsClient(t)))
         for name, transport, _ in sockets:

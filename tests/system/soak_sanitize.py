@@ -23,8 +23,14 @@ from harness import wait_for  # noqa: E402
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
 RELOAD_EVERY = float(os.environ.get("SOAK_RELOAD_EVERY", "20"))
 
+# The zero-downtime suite's certificate authority and leaf, made once for this module too.
+setUpModule = zd.setUpModule
+tearDownModule = zd.tearDownModule
+
 
 class LeakSoak(zd.ZeroDowntimeBase):
+    TUNNEL_SECONDS = int(SOAK_SECONDS) + 120  # the WebSockets stay open for the whole soak
+
     def test_mixed_load_with_reloads_leaks_nothing(self):
         if not harness.SANITIZE:
             self.fail("run against the sanitizer build: WRAITH_SANITIZE=1 "
