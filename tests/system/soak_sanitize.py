@@ -35,7 +35,9 @@ class LeakSoak(zd.ZeroDowntimeBase):
         if not harness.SANITIZE:
             self.fail("run against the sanitizer build: WRAITH_SANITIZE=1 "
                       "WRAITH_BIN=build-sanitize/wraith")
-        srv = self.start_server()
+        # The first generation keeps the WebSockets for the whole soak: it must not be drained
+        # away under them.
+        srv = self.start_server(drain_timeout=f"{int(SOAK_SECONDS) + 120}s")
         load = self.start_load(srv)
         sockets = self.open_websockets(srv)
         t0 = time.monotonic()
