@@ -79,7 +79,7 @@ private:
     template <class T>
     std::unique_ptr<T> build(const ModuleSpec& spec, const toml::table& options,
                              const SourcePos& at, const Site* site, Scope scope,
-                             bool implicit = false);
+                             bool implicit = false, const toml::node* value = nullptr);
     static std::string module_keys(bool handlers_only);
 
     Config& cfg_;

@@ -69,12 +69,14 @@ void Loader::read_filters(const toml::table& t, Scope scope, const Site* site,
             }
             options = &empty_table();
         }
+        if (!options && spec->takes_value)
+            options = &empty_table(); // the module reads `value` itself (BuildContext::value)
         if (!options) {
             diag_.error(&value,
                         name + ": expected a table or true/false, got " + describe_value(value));
             continue;
         }
-        if (auto f = build<Filter>(*spec, *options, diag_.pos(&value), site, scope))
+        if (auto f = build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, &value))
             out.own.emplace_back(spec, std::move(f));
     }
     merge_filters(parent, scope, site, diag_.pos(&t), out);
@@ -209,12 +211,13 @@ void Loader::load_route(const toml::table& t, Site& site) {
 template <class T>
 std::unique_ptr<T> Loader::build(const ModuleSpec& spec, const toml::table& options,
                                  const SourcePos& at, const Site* site, Scope scope,
-                                 bool implicit) {
+                                 bool implicit, const toml::node* value) {
     std::string name = std::string(scope_name(scope)) + "." + std::string(spec.key);
     size_t errors_before = diag_.count();
     TableReader reader(options, diag_, std::string(spec.key));
     reader.set_heading(std::string(spec.key));
-    BuildContext ctx{cfg_, site, diag_, scope, ModuleRegistry::instance().index_of(spec)};
+    BuildContext ctx{cfg_, site, diag_, scope, ModuleRegistry::instance().index_of(spec),
+                     value ? value : &options};
     std::unique_ptr<T> built;
     try {
         if constexpr (std::is_same_v<T, Handler>) {

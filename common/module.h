@@ -61,6 +61,17 @@ struct ExchangeSummary {
     bool aborted = false;
 };
 
+// A new connection in the accept phase (before TLS, before QUIC's handshake), and how a filter
+// that refuses it wants the client told. The worker does the telling: a plain HTTP/1.1
+// listener answers `refusal_status` with Retry-After and closes, TLS gets a fatal alert, QUIC a
+// CONNECTION_CLOSE with CONNECTION_REFUSED; 0 closes without a word.
+struct AcceptContext {
+    const ConnectionInfo& conn;      // peer and local addresses only (TLS has not started)
+    ModuleWorkers* modules = nullptr; // the worker's per-module state (null in unit tests)
+    int refusal_status = 0;           // 429, 503 ...
+    uint32_t retry_after_s = 0;       // with refusal_status: the Retry-After value
+};
+
 // An access filter's answer.
 enum class AccessVerdict : uint8_t {
     next,     // on to the next filter, then the handler
@@ -92,11 +103,12 @@ public:
     virtual ~Filter() = default;
     // Bits of phase_bit(): the phases whose hooks this filter wants called.
     virtual unsigned phases() const = 0;
-    // accept: a new connection, before any byte is read (TLS not started: conn has the peer
-    // and local addresses only). False closes it at once. Only [server]-level filters run here.
-    virtual bool accept(const ConnectionInfo& conn) const { return true; }
-    // accept: a connection this filter accepted is gone.
-    virtual void connection_closed(const ConnectionInfo& conn) const {}
+    // accept: a new connection, before any byte is read (TLS not started: ctx.conn has the
+    // peer and local addresses only). False refuses it (see AcceptContext). Only [server]-level
+    // filters run here.
+    virtual bool accept(AcceptContext& ctx) const { return true; }
+    // accept: a connection this filter accepted is gone (`conn` is the same as at accept).
+    virtual void connection_closed(const ConnectionInfo& conn, ModuleWorkers* modules) const {}
     // request_head: before the site and route are chosen, so what it sets (Request::client_ip,
     // fields) is what routing conditions and every later phase see. `next` or `answered`
     // (`paused` is not allowed here). Only [server]-level filters run here.
@@ -134,7 +146,10 @@ struct BuildContext {
                           // server scope
     Diagnostics& diag;
     Scope scope = Scope::route;
-    size_t module_index = 0; // the module's index in the registry (ModuleWorkers::get)
+    size_t module_index = 0;            // the module's index in the registry (ModuleWorkers::get)
+    // The key's value as written: the options table, or for a takes_value module whatever it
+    // was given (an implicit build of a default-on filter: its empty table).
+    const toml::node* value = nullptr;
 };
 
 // What a module's top-level table loader sees ([upstream] for the proxy module).
@@ -203,6 +218,10 @@ struct ModuleSpec {
     // A route condition module: routes with its key match only when the condition holds.
     std::unique_ptr<RouteCondition> (*build_condition)(TableReader& options,
                                                        BuildContext& ctx) = nullptr;
+    // For filters: the key may also take a value that is neither a table nor a boolean
+    // (`limit = ["api"]`); build_filter then reads an empty table and finds the value, with its
+    // source position, in BuildContext::value.
+    bool takes_value = false;
     // For filter modules that are on by default: built with defaults (an empty table) on a
     // route where no scope mentions the key. In that implicit build only, returning nullptr
     // without reporting a problem means "nothing to do on this route" and is not an error.
@@ -217,6 +236,9 @@ struct ModuleSpec {
     void (*zones)(const Config& config, std::vector<ZoneSpec>& out) = nullptr;
     // Per-worker state and background work (see ModuleWorker); null result: none.
     std::unique_ptr<ModuleWorker> (*worker_start)(const WorkerContext& ctx) = nullptr;
+    // In the master: a worker that mapped `zones` ended without its clean exit (killed, crashed),
+    // so what it held in them (connections it counted) was never given back.
+    void (*worker_lost)(const SharedZones& zones) = nullptr;
 };
 
 // Sends a complete error response for `status`: the site's custom page (error_pages) when it

@@ -13,6 +13,7 @@ const ModuleSpec& proxy_module();    // modules/proxy
 const ModuleSpec& redirect_module(); // modules/redirect
 const ModuleSpec& respond_module();  // modules/respond
 const ModuleSpec& compress_module(); // modules/compress
+const ModuleSpec& limit_module();    // modules/limit
 
 void register_builtin_modules() {
     static bool done = false;
@@ -20,7 +21,7 @@ void register_builtin_modules() {
         return;
     done = true;
     for (const ModuleSpec* spec : {&static_module(), &proxy_module(), &redirect_module(),
-                                   &respond_module(), &compress_module()})
+                                   &respond_module(), &compress_module(), &limit_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

@@ -113,7 +113,16 @@ void format_combined(std::string& out, const Request& req, const ExchangeSummary
     append_escaped_combined(out, or_dash(req.headers.get("referer")));
     out += "\" \"";
     append_escaped_combined(out, or_dash(req.headers.get("user-agent")));
-    out += "\"\n";
+    out += '"';
+    // Filters' notes (a limit's decision) after NGINX's fields, so parsers of the combined
+    // format still read the line; only exchanges with notes have them.
+    for (const LogNote* n = req.log_notes; n; n = n->next) {
+        out += ' ';
+        append_escaped_combined(out, n->name);
+        out += '=';
+        append_escaped_combined(out, n->value);
+    }
+    out += '\n';
 }
 
 void format_json(std::string& out, const Request& req, const ExchangeSummary& s) {
@@ -164,6 +173,12 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
         append_json_string(out, req.conn->client_subject);
         out += ",\"client_fingerprint\":";
         append_json_string(out, req.conn->client_fingerprint);
+    }
+    for (const LogNote* n = req.log_notes; n; n = n->next) {
+        out += ',';
+        append_json_string(out, n->name);
+        out += ':';
+        append_json_string(out, n->value);
     }
     if (s.aborted)
         out += ",\"aborted\":true";

@@ -17,6 +17,7 @@
 #include "worker/protocols.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/mem.h"
+#include "worker/refusal.h"
 #include "worker/tls/context.h"
 #include "worker/tls/handshake.h"
 #include "worker/transport.h"
@@ -184,9 +185,16 @@ void Worker::accept_ready(size_t listener) {
             return;
         }
         std::unique_ptr<Transport::CloseHook> hook;
-        if (!accept_phase(fd, peer, hook)) {
-            ::close(fd);
-            continue;
+        if (pipeline_.has_accept_filters()) {
+            sockaddr_storage local{};
+            socklen_t local_len = sizeof(local);
+            getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+            ConnectionInfo none;
+            AcceptContext refusal{none};
+            if (!accept_phase(peer, local, hook, &refusal)) {
+                refuse_connection(fd, lc.tls, refusal.refusal_status, refusal.retry_after_s);
+                continue;
+            }
         }
         if (lc.tls) {
             SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
@@ -215,32 +223,44 @@ void Worker::accept_ready(size_t listener) {
 
 namespace {
 
-// Tells the accept filters that a connection they accepted has ended.
+// Holds the ConnectionInfo the accept filters saw, at one address for the connection's life (a
+// filter may key its per-connection state by it), and tells them when the connection ends.
 class AcceptedConnection final : public Transport::CloseHook {
 public:
     AcceptedConnection(const Pipeline& pipeline, const ConnectionInfo& info)
         : pipeline_(pipeline), info_(info) {}
-    ~AcceptedConnection() override { pipeline_.connection_closed(info_); }
+    ~AcceptedConnection() override {
+        if (accepted_)
+            pipeline_.connection_closed(info_);
+    }
+    const ConnectionInfo& info() const { return info_; }
+    void set_accepted() { accepted_ = true; }
 
 private:
     const Pipeline& pipeline_;
     ConnectionInfo info_;
+    bool accepted_ = false; // refused: the pipeline already told the filters that accepted
 };
 
 } // namespace
 
-bool Worker::accept_phase(int fd, const sockaddr_storage& peer,
-                          std::unique_ptr<Transport::CloseHook>& hook) {
+bool Worker::accept_phase(const sockaddr_storage& peer, const sockaddr_storage& local,
+                          std::unique_ptr<Transport::CloseHook>& hook, AcceptContext* refusal) {
     if (!pipeline_.has_accept_filters())
         return true;
     ConnectionInfo info;
     info.peer = peer;
-    socklen_t len = sizeof(info.local);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&info.local), &len);
-    info.id = connection_ids_ + 1; // the number the connection gets next
-    if (!pipeline_.accept(info))
+    info.local = local;
+    info.id = connection_ids_ + 1; // for log lines: the number the next connection gets
+    auto accepted = std::make_unique<AcceptedConnection>(pipeline_, info);
+    AcceptContext ctx{accepted->info()};
+    if (!pipeline_.accept(ctx)) {
+        refusal->refusal_status = ctx.refusal_status;
+        refusal->retry_after_s = ctx.retry_after_s;
         return false;
-    hook = std::make_unique<AcceptedConnection>(pipeline_, info);
+    }
+    accepted->set_accepted();
+    hook = std::move(accepted);
     return true;
 }
 

@@ -18,6 +18,7 @@
 #include "worker/peer.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/tls.h"
+#include "worker/transport.h"
 
 namespace wraith {
 class Worker;
@@ -43,6 +44,8 @@ public:
     // before a ClientHello it could use): the endpoint sends a Retry; this connection is gone.
     bool wants_retry() const { return wants_retry_; }
     void on_send_ready();
+    // What the accept phase needs held until the connection is gone (worker.h accept_phase).
+    void hold_until_closed(std::unique_ptr<Transport::CloseHook> hook) { accepted_ = std::move(hook); }
 
     // wraith::Connection
     void drain() override;
@@ -179,6 +182,7 @@ private:
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
+    std::unique_ptr<Transport::CloseHook> accepted_; // the accept phase's; freed with us
 };
 
 } // namespace wraith::quic

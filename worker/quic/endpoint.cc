@@ -287,9 +287,21 @@ void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, uint8
         hd.token = nullptr;
         hd.tokenlen = 0;
     }
+    // The accept phase (connection limits): after address validation, before any handshake
+    // work, so a refused client costs one CONNECTION_CLOSE.
+    std::unique_ptr<Transport::CloseHook> accepted;
+    ConnectionInfo unused;
+    AcceptContext refusal{unused};
+    if (!worker_.accept_phase(*reinterpret_cast<const sockaddr_storage*>(path.remote.addr),
+                              *reinterpret_cast<const sockaddr_storage*>(path.local.addr),
+                              accepted, &refusal)) {
+        send_close(sock, path, hd, NGTCP2_CONNECTION_REFUSED);
+        return;
+    }
     Connection* c = Connection::create(*this, sock, path, hd, odcid, token_type);
     if (!c)
         return;
+    c->hold_until_closed(std::move(accepted));
     ++connection_count_;
     c->on_packet(sock, path, ecn, data, len);
     // ngtcp2 could not use this first packet without a validated address: Retry, and the
