@@ -152,6 +152,8 @@ private:
                                    "two [limit.*] tables"
                                  : ": says nothing to limit; give rate = \"20/s\", connections "
                                    "= 10, connection_rate = \"5/s\" or bandwidth = \"500k\""));
+            for (const auto& [k, v] : t)
+                r.node(k.str()); // the problem is the table as a whole, not each key
             r.finish();
             return nullptr;
         }

@@ -93,6 +93,7 @@ public:
     size_t shards() const { return h_->shard_count; }
 
 private:
+    friend struct ZoneTableProbe; // tests: a lock held by a process that dies
     static constexpr uint32_t kNone = 0xffffffffu;
     static constexpr uint64_t kMagic = 0x77726169746c696dull; // "wraitlim"
 
