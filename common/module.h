@@ -204,6 +204,12 @@ struct WorkerContext {
     const SharedZones* zones; // the shared-memory zones of this generation (common/shm.h)
 };
 
+// A path a worker opens after it starts, for the Landlock sandbox (worker/sandbox.h).
+struct SandboxPath {
+    std::string path;
+    bool write = false; // may create and write files below it (logs); else read-only
+};
+
 struct ModuleSpec {
     // The key that enables the module: a route key ("static", "proxy"), or for filters a key
     // that may also appear in [server] and [[site]] (inherited downwards, overridable;
@@ -236,6 +242,9 @@ struct ModuleSpec {
     void (*zones)(const Config& config, std::vector<ZoneSpec>& out) = nullptr;
     // Per-worker state and background work (see ModuleWorker); null result: none.
     std::unique_ptr<ModuleWorker> (*worker_start)(const WorkerContext& ctx) = nullptr;
+    // Files and directories the module's workers open after they start (a static root), for
+    // server.landlock; the core adds its own (logs, certificates, DNS files).
+    void (*sandbox_paths)(const Config& config, std::vector<SandboxPath>& out) = nullptr;
     // In the master: a worker that mapped `zones` ended without its clean exit (killed, crashed),
     // so what it held in them (connections it counted) was never given back.
     void (*worker_lost)(const SharedZones& zones) = nullptr;

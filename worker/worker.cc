@@ -18,6 +18,7 @@
 #include "worker/quic/endpoint.h"
 #include "worker/quic/mem.h"
 #include "worker/refusal.h"
+#include "worker/sandbox.h"
 #include "worker/tls/context.h"
 #include "worker/tls/handshake.h"
 #include "worker/transport.h"
@@ -466,9 +467,17 @@ int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {
         WLOG_WARN("PR_SET_NO_NEW_PRIVS: %s", std::strerror(errno));
     // PR_SET_DUMPABLE stays off after the switch: a worker holds root-opened descriptors
     // (listening sockets, logs) that other processes of the same user must not ptrace into.
+    std::string sandbox_warning, sandbox_error;
+    if (!enter_sandbox(*setup.config, &sandbox_warning, &sandbox_error)) {
+        WLOG_ERROR("%s", sandbox_error.c_str()); // asked for and not applied: do not serve
+        return 2;
+    }
+    if (!sandbox_warning.empty() && setup.slot == 0)
+        WLOG_WARN("%s", sandbox_warning.c_str());
 
     setup.status->pid.store(getpid());
     Worker worker(std::move(setup));
+    install_sandbox_probe(worker.loop());
     return worker.run();
 }
 

@@ -581,7 +581,8 @@ TEST_CASE("unknown key in [server] lists the known ones", "[config]") {
 wrokers = 4
 )toml")) == one("test.toml:2:1: unknown key \"wrokers\" in [server] (expected one of: "
                 "workers, user, group, pid_file, control_socket, error_log, log_level, "
-                "drain_timeout, cert_dir, mime_types, max_connections)"));
+                "drain_timeout, cert_dir, mime_types, max_connections, seccomp, landlock, "
+                  "landlock_allow)"));
 }
 
 TEST_CASE("server.drain_timeout must be a duration", "[config]") {
