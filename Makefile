@@ -22,7 +22,7 @@ IMAGE      ?= wraith:$(DEB_BASE_VERSION)
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
-       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light libseccomp-dev
+       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk libseccomp-dev
 # The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
 # 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
 # bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables

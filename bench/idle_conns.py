@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Measures what an idle HTTP/1.1 keep-alive connection costs a server worker.
+"""Measures what an idle HTTP/1.1 keep-alive (or, with --h2c, HTTP/2) connection costs a
+server worker.
 
 Opens N TCP connections to one server, sends one complete GET on each and reads the whole
 response (so the server has gone through a full request and is now holding an idle
@@ -67,13 +68,62 @@ def get_once(sock, request):
     return status, keep_alive
 
 
-def open_connections(host, port, request, count, errors):
+def h2_frame(ftype, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + \
+        payload
+
+
+def h2c_request(host, path):
+    """The client preface, SETTINGS and one GET as a HEADERS frame (RFC 9113 §3.4): HPACK with
+    static-table names and literal values (RFC 7541 §6.2.1), no Huffman."""
+    def literal(index, value):
+        value = value.encode()
+        return bytes([0x40 | index, len(value)]) + value
+    block = bytes([0x82, 0x86]) + literal(4, path) + literal(1, host)  # GET, http, :path, :authority
+    return (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) +
+            h2_frame(1, 0x5, 1, block))  # HEADERS, END_STREAM | END_HEADERS, stream 1
+
+
+def h2c_get_once(sock, request):
+    """Sends the preface and GET; reads frames until stream 1 ends. Returns (status, True)."""
+    sock.sendall(request)
+    data = b""
+    acked = False
+    status = 0
+    while True:
+        while len(data) < 9:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the response ended")
+            data += chunk
+        length = int.from_bytes(data[:3], "big")
+        while len(data) < 9 + length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed mid-frame")
+            data += chunk
+        ftype, flags, stream = data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        data = data[9 + length:]
+        if ftype == 4 and not flags & 1 and not acked:  # the server's SETTINGS: ACK them
+            sock.sendall(h2_frame(4, 1, 0))
+            acked = True
+        elif ftype == 1 and stream == 1:
+            status = 200  # a response HEADERS (its status is HPACK; the body proves it)
+            if flags & 1:
+                return status, True
+        elif ftype == 0 and stream == 1 and flags & 1:
+            return status, True
+        elif ftype == 7:  # GOAWAY
+            raise ConnectionError("GOAWAY")
+
+
+def open_connections(host, port, request, count, errors, h2c=False):
     """Opens `count` connections, one GET each; returns the sockets that stayed keep-alive."""
     socks = []
     for i in range(count):
         try:
             sock = socket.create_connection((host, port), timeout=10)
-            status, keep_alive = get_once(sock, request)
+            status, keep_alive = (h2c_get_once if h2c else get_once)(sock, request)
         except OSError as e:  # includes ConnectionError, timeouts, EMFILE
             errors.append(f"connection {i}: {e}")
             if len(errors) >= 20:  # the server is refusing; stop hammering it
@@ -105,6 +155,8 @@ def main():
     parser.add_argument("--pid", type=int, required=True, help="the worker process to measure")
     parser.add_argument("-n", "--connections", type=int, default=10000)
     parser.add_argument("--settle", type=float, default=1.0, help="seconds idle before measuring")
+    parser.add_argument("--h2c", action="store_true",
+                        help="HTTP/2 with prior knowledge: one GET per connection, then idle")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -115,20 +167,24 @@ def main():
         except (ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-               "User-Agent: wraith-bench-idle\r\n\r\n").encode()
+    if args.h2c:
+        request = h2c_request(f"{args.host}:{args.port}", args.path)
+    else:
+        request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+                   "User-Agent: wraith-bench-idle\r\n\r\n").encode()
 
     # Warm up the request path once (pools, lazily loaded code, caches) so the "before"
     # figure is a server that has served traffic, not a pristine one.
     errors = []
-    warm = open_connections(args.host, args.port, request, max(1, args.connections // 50), errors)
+    warm = open_connections(args.host, args.port, request, max(1, args.connections // 50), errors,
+                            args.h2c)
     for sock in warm:
         sock.close()
     time.sleep(args.settle)
 
     before = read_memory(args.pid)
     started = time.monotonic()
-    socks = open_connections(args.host, args.port, request, args.connections, errors)
+    socks = open_connections(args.host, args.port, request, args.connections, errors, args.h2c)
     open_seconds = time.monotonic() - started
     time.sleep(args.settle)
     after = read_memory(args.pid)

@@ -224,9 +224,11 @@ def table(results):
     memory_row("idle worker Private_Dirty KiB (after warm-up)", "private_dirty_after_warmup_kib")
     memory_row("idle worker RSS KiB (after load)", "rss_after_load_kib")
     memory_row("per idle keep-alive conn, RSS (bytes)", "idle_per_conn_VmRSS_bytes",
-               target="≤ 4096", limit=4096)
+               target="≤ 1024", limit=1024)
     memory_row("per idle keep-alive conn, Private_Dirty (bytes)",
                "idle_per_conn_Private_Dirty_bytes")
+    memory_row("per idle HTTP/2 conn (h2c), RSS (bytes)", "idle_h2_per_conn_VmRSS_bytes",
+               target="≤ 4096", limit=4096)
     held = metrics.get(("wraith", "idle_held")) or metrics.get(("nginx", "idle_held"))
     if held is not None:
         def phases(server):
@@ -235,11 +237,12 @@ def table(results):
         rows.append((f"worker RSS KiB: before / holding {held} idle conns / after closing",
                      phases("wraith"), phases("nginx"), "", "", ""))
     for server in SERVERS:
-        held = metrics.get((server, "idle_held"))
-        requested = metrics.get((server, "idle_requested"))
-        if held is not None and held != requested:
-            print(f"** FLAGGED: {server} held only {held} of {requested} idle connections")
-            flagged += 1
+        for kind in ("idle", "idle_h2"):
+            held = metrics.get((server, f"{kind}_held"))
+            requested = metrics.get((server, f"{kind}_requested"))
+            if held is not None and held != requested:
+                print(f"** FLAGGED: {server} held only {held} of {requested} {kind} connections")
+                flagged += 1
 
     print("## Summary\n")
     print("| metric | wraith | nginx | ratio wraith/nginx | target | result |")

@@ -237,8 +237,9 @@ record_memory() { # SLOT WHEN
 # --- server configs -------------------------------------------------------------------------
 
 # MODE is "load" (defaults plus the directives under test), "idle" (also raises the
-# connection limits for the idle keep-alive test) or "tls" (as "load", but the one listener
-# speaks TLS with HTTP/2 and HTTP/1.1 in ALPN, with the certificate in $WORK/tls).
+# connection limits for the idle keep-alive test), "idle_h2" (as "idle", but the listener
+# speaks HTTP/2 with prior knowledge, h2c) or "tls" (as "load", but the one listener speaks
+# TLS with HTTP/2 and HTTP/1.1 in ALPN, with the certificate in $WORK/tls).
 write_nginx_conf() { # DIR PORT MODE
     local dir=$1 port=$2 mode=$3 temp
     mkdir -p "$dir/tmp"
@@ -247,8 +248,8 @@ write_nginx_conf() { # DIR PORT MODE
         [[ $EUID -eq 0 ]] && echo "user www-data;"
         echo "pid $dir/nginx.pid;"
         echo "error_log $dir/nginx-error.log warn;"
-        [[ $mode == idle ]] && echo "worker_rlimit_nofile $NOFILE;"
-        if [[ $mode == idle ]]; then echo "events { worker_connections 20000; }"; else echo "events { }"; fi
+        [[ $mode == idle* ]] && echo "worker_rlimit_nofile $NOFILE;"
+        if [[ $mode == idle* ]]; then echo "events { worker_connections 20000; }"; else echo "events { }"; fi
         echo "http {"
         [[ -f /etc/nginx/mime.types ]] && echo "    include /etc/nginx/mime.types;"
         echo "    default_type application/octet-stream;"
@@ -274,6 +275,8 @@ write_nginx_conf() { # DIR PORT MODE
             echo "        ssl_certificate_key $WORK/tls/key.pem;"
             echo "        ssl_protocols TLSv1.2 TLSv1.3;"
             echo "        ssl_session_tickets on;"
+        elif [[ $mode == idle_h2 ]]; then
+            echo "        listen 127.0.0.1:$port http2;" # nginx 1.22: h2c with prior knowledge
         else
             echo "        listen 127.0.0.1:$port;"
         fi
@@ -295,7 +298,7 @@ pid_file = "$dir/wraith.pid"
 control_socket = "$dir/wraith.sock"
 error_log = "$dir/wraith-error.log"
 log_level = "warn"
-$([[ $mode == idle ]] && echo "max_connections = 20000")
+$([[ $mode == idle* ]] && echo "max_connections = 20000")
 
 [http]
 keepalive_requests = 100000
@@ -306,6 +309,7 @@ path = "off"
 [[listen]]
 address = "127.0.0.1:$port"
 $([[ $mode == tls ]] && printf '%s\n' 'tls = true' 'protocols = ["h2", "http/1.1"]')
+$([[ $mode == idle_h2 ]] && echo 'protocols = ["http/1.1", "h2c"]')
 
 [[site]]
 hosts = ["*"]
@@ -615,6 +619,20 @@ if ((IDLE_CONNS > 0)); then
             metric "$slot" "idle_$key" "$value"
         done <"$RESULTS/idle-$slot.txt"
         pin_server "$slot" # flags a worker that died under the test
+        stop_server "$slot"
+        # The same over HTTP/2 (h2c with prior knowledge): one GET per connection, then idle.
+        start_server "$slot" idle_h2
+        pid=$(main_worker "$slot")
+        log "$slot: $IDLE_CONNS idle HTTP/2 connections against worker $pid"
+        "${CLIENT_PREFIX[@]}" "$PYTHON" "$BENCH_DIR/idle_conns.py" --h2c --port "${PORT[$slot]}" \
+            --pid "$pid" -n "$IDLE_CONNS" >"$RESULTS/idle-h2-$slot.txt" ||
+            log "** FLAGGED: $slot did not hold all $IDLE_CONNS HTTP/2 connections"
+        sed 's/^/    /' "$RESULTS/idle-h2-$slot.txt" >&2
+        while IFS='=' read -r key value; do
+            [[ $key == error_sample ]] && continue
+            metric "$slot" "idle_h2_$key" "$value"
+        done <"$RESULTS/idle-h2-$slot.txt"
+        pin_server "$slot"
         stop_server "$slot"
     done
 fi

@@ -77,8 +77,8 @@ void Loader::load(const toml::table& doc) {
         TableReader r(*access_log, diag_, "access_log");
         read_access_log(r, cfg_.access_log);
     }
+    load_module_tables(doc); // before listeners: stream protocols may name what they read
     load_listeners(listen);
-    load_module_tables(doc);
     read_filters(server ? *server : empty_table(), Scope::server, nullptr, nullptr, cfg_.filters);
     load_sites(site);
     check_tls_listeners();
@@ -197,8 +197,8 @@ std::shared_ptr<const Config> load_config(const std::string& path, Diagnostics& 
     if (!path.empty() && path.front() == '/')
         absolute = path;
     absolute = absolute.lexically_normal();
-    return config_loader::load(text.str(), path, absolute.string(),
-                               absolute.parent_path().string(), diag, overrides);
+    return config_loader::load(text.str(), path, absolute.string(), absolute.parent_path().string(),
+                               diag, overrides);
 }
 
 std::shared_ptr<const Config> load_config_text(std::string_view text, const std::string& name,

@@ -19,6 +19,7 @@ namespace wraith {
 class Handler;
 class Filter;
 class RouteCondition;
+class StreamHandler;
 class MimeTypes;
 struct ModuleSpec;
 
@@ -88,6 +89,13 @@ struct Http3Config {
     Duration alt_svc_max_age{86400000};   // "ma" of the Alt-Svc we announce on TCP
 };
 
+// A stream (L4) protocol a listener carries (common/module.h StreamHandler).
+struct ListenStream {
+    std::string protocol; // the module's key: "tcp"
+    std::string alpn;     // the ALPN id that picks it on TLS; "" when it is the only protocol
+    std::shared_ptr<const StreamHandler> handler;
+};
+
 struct ListenConfig {
     SourcePos pos;
     std::string address; // as written
@@ -96,9 +104,19 @@ struct ListenConfig {
     bool ipv6_only = false;
     int backlog = 511;
     bool tls = false;
-    std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c"
+    std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c", and stream protocols
+    std::vector<ListenStream> streams;  // the stream protocols among them, with their handlers
     bool quic() const {
         return std::find(protocols.begin(), protocols.end(), "h3") != protocols.end();
+    }
+    // Whether the listener speaks HTTP over TCP ("h3" is QUIC's).
+    bool http() const { return protocols.size() > streams.size() + (quic() ? 1 : 0); }
+    // The stream protocol for a connection that negotiated `alpn` ("" without ALPN), or null.
+    const ListenStream* stream_for(std::string_view alpn) const {
+        for (const ListenStream& s : streams)
+            if (!alpn.empty() ? s.alpn == alpn : !http() && streams.size() == 1)
+                return &s;
+        return nullptr;
     }
 };
 

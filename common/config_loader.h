@@ -36,7 +36,7 @@ public:
     Loader(Config& cfg, Diagnostics& diag) : cfg_(cfg), diag_(diag) {}
 
     // The whole document, in dependency order: [server] (with its filter keys last), [http*],
-    // [access_log], [[listen]], module tables, then [[site]]s.
+    // [access_log], module tables, [[listen]], then [[site]]s.
     void load(const toml::table& doc);
 
 private:
@@ -55,6 +55,8 @@ private:
     void load_listeners(const toml::node* n);
     void load_listen(const toml::table& t);
     void read_protocols(TableReader& r, ListenConfig& l);
+    void read_streams(const toml::table& t, TableReader& r, ListenConfig& l);
+    static std::string stream_protocol_names();
     void check_tls_listeners();
 
     // config_sites.cc

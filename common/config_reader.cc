@@ -411,6 +411,12 @@ void TableReader::finish() {
     }
 }
 
+void Diagnostics::place_unplaced(size_t from, const SourcePos& pos) {
+    for (size_t i = from; i < list_.size(); ++i)
+        if (list_[i].pos.line == 0)
+            list_[i].pos = pos;
+}
+
 std::string in_quotes(std::string_view s) {
     return "\"" + std::string(s) + "\"";
 }

@@ -48,6 +48,9 @@ public:
     // Orders the problems of file() by line and column (others keep their order, after them),
     // so a user reads them top to bottom whatever order the loader checked things in.
     void sort_by_position();
+    // Problems from index `from` on that have no line (about a table the file does not have)
+    // point at `pos` instead.
+    void place_unplaced(size_t from, const SourcePos& pos);
     const std::vector<Diagnostic>& list() const { return list_; }
     const std::string& file() const { return file_; }
     void set_file(std::string f) { file_ = std::move(f); }

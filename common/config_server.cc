@@ -9,6 +9,7 @@
 #include "common/config_loader.h"
 #include "common/config_values.h"
 #include "common/mime.h"
+#include "common/module.h"
 
 namespace wraith::config_loader {
 
@@ -276,6 +277,7 @@ void Loader::load_listen(const toml::table& t) {
     l.backlog = static_cast<int>(r.integer("backlog", l.backlog, 1, 65535));
     l.tls = r.boolean("tls", false);
     read_protocols(r, l);
+    read_streams(t, r, l);
     r.finish();
     if (!address_ok)
         return;
@@ -323,10 +325,23 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
             continue;
         }
         const std::string& p = s->get();
+        const ModuleSpec* stream = ModuleRegistry::instance().find(p);
+        if (stream && !stream->build_stream)
+            stream = nullptr;
+        if (stream) {
+            if (std::any_of(l.streams.begin(), l.streams.end(),
+                            [&](const ListenStream& ls) { return ls.protocol == p; }))
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) + " is listed twice");
+            else {
+                l.protocols.push_back(p);
+                l.streams.push_back({p, std::string(stream->stream_alpn), nullptr});
+            }
+            continue;
+        }
         if (p != "http/1.1" && p != "h2" && p != "h2c" && p != "h3")
             diag_.error(&element, "listen.protocols: unknown protocol " + in_quotes(p) +
-                                      " (expected \"h3\", \"h2\", \"http/1.1\" or "
-                                      "\"h2c\")");
+                                      " (expected \"h3\", \"h2\", \"http/1.1\", \"h2c\"" +
+                                      stream_protocol_names() + ")");
         else if (p == "h3" && !l.tls)
             diag_.error(&element, "listen.protocols: \"h3\" is HTTP/3 over QUIC, which is "
                                   "always encrypted: it needs tls = true");
@@ -342,9 +357,67 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
             l.protocols.push_back(p);
     }
     // Browsers find HTTP/3 through Alt-Svc on TCP, so QUIC comes with a TCP protocol.
-    if (l.quic() && l.protocols.size() == 1)
+    if (l.quic() && !l.http())
         r.error("protocols", "\"h3\" needs \"h2\" or \"http/1.1\" beside it on the same "
                              "port: browsers learn about HTTP/3 from Alt-Svc over TCP");
+    // Each connection must be able to tell which protocol it speaks: without ALPN (cleartext,
+    // or a protocol without an ALPN id) a stream protocol must be the listener's only one.
+    for (const ListenStream& ls : l.streams)
+        if ((ls.alpn.empty() || !l.tls) && l.protocols.size() > 1)
+            r.error("protocols", in_quotes(ls.protocol) + " must be the listener's only protocol" +
+                                     (l.tls ? " (it has no ALPN id that could tell it apart)"
+                                            : " (cleartext connections cannot say which "
+                                              "protocol they speak)"));
+}
+
+// ", or a stream protocol: \"tcp\"" — the registered stream protocols, for messages.
+std::string Loader::stream_protocol_names() {
+    std::string out;
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.build_stream)
+            out += (out.empty() ? ", or a stream protocol: " : ", ") + in_quotes(m.key);
+    return out;
+}
+
+// The options of each stream protocol the listener carries: the listener's key of the same
+// name (absent: the defaults).
+void Loader::read_streams(const toml::table& t, TableReader& r, ListenConfig& l) {
+    for (ListenStream& ls : l.streams) {
+        const ModuleSpec* spec = ModuleRegistry::instance().find(ls.protocol);
+        const toml::node* value = r.node(ls.protocol);
+        const toml::table* options = value ? value->as_table() : &empty_table();
+        if (!options) {
+            diag_.error(value, "listen." + ls.protocol + ": expected a table, got " +
+                                   describe_value(*value));
+            continue;
+        }
+        SourcePos at = value ? diag_.pos(value) : l.pos;
+        size_t errors_before = diag_.count();
+        TableReader reader(*options, diag_, "listen." + ls.protocol);
+        BuildContext ctx{cfg_, nullptr, diag_, Scope::listener,
+                         ModuleRegistry::instance().index_of(*spec)};
+        try {
+            ls.handler = spec->build_stream(reader, ctx);
+        } catch (const std::exception& e) {
+            diag_.error(at, "listen." + ls.protocol + ": " + e.what());
+        }
+        reader.finish();
+        diag_.place_unplaced(errors_before, at); // no `tcp = {...}`: at the listener
+        if (!ls.handler && diag_.count() == errors_before)
+            diag_.error(at, "listen." + ls.protocol + ": the module could not be built");
+    }
+    // A stream module's key on a listener that does not carry it is a mistake worth naming.
+    for (const auto& [key, value] : t) {
+        const ModuleSpec* spec = ModuleRegistry::instance().find(key.str());
+        if (spec && spec->build_stream &&
+            std::none_of(l.streams.begin(), l.streams.end(),
+                         [&](const ListenStream& ls) { return ls.protocol == key.str(); })) {
+            r.node(key.str());
+            std::string name(key.str());
+            diag_.error(&value, "listen." + name + ": the listener does not carry " +
+                                    in_quotes(name) + " (add it to protocols)");
+        }
+    }
 }
 
 // A TLS listener needs a certificate to present: some site must have one.

@@ -15,7 +15,11 @@ using namespace config_values;
 void Loader::load_sites(const toml::node* n) {
     for (const toml::table* t : tables_of(n, "site"))
         load_site(*t);
-    if (cfg_.sites.empty() && (!n || (n->as_array() && n->as_array()->empty())))
+    // A server of stream listeners only (a TCP proxy) needs no site.
+    bool serves_http = cfg_.listeners.empty() ||
+                       std::any_of(cfg_.listeners.begin(), cfg_.listeners.end(),
+                                   [](const ListenConfig& l) { return l.http() || l.quic(); });
+    if (serves_http && cfg_.sites.empty() && (!n || (n->as_array() && n->as_array()->empty())))
         diag_.error(SourcePos{diag_.file(), 1, 1},
                     "no [[site]] table: add one, e.g. [[site]] hosts = [\"*\"] with a "
                     "[[site.route]]");

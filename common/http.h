@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <cstring>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <type_traits>
@@ -144,10 +146,39 @@ bool is_field_value(std::string_view s);
 // §5.5 obs-text aside), so nothing odd reaches clients from a config file.
 bool is_clean_field_value(std::string_view s);
 
+// An IPv4 or IPv6 socket address in the 28 bytes it needs (a sockaddr_storage takes 128, and
+// every connection keeps two: idle keep-alive connections are counted in thousands).
+union SocketAddress {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+
+    SocketAddress() : v6{} {}
+    SocketAddress(const sockaddr_storage& s) { *this = s; } // NOLINT: converts on purpose
+    SocketAddress& operator=(const sockaddr_storage& s) {
+        v6 = sockaddr_in6{};
+        if (s.ss_family == AF_INET)
+            std::memcpy(&v4, &s, sizeof v4);
+        else if (s.ss_family == AF_INET6)
+            std::memcpy(&v6, &s, sizeof v6);
+        return *this;
+    }
+    sa_family_t family() const { return sa.sa_family; }
+    socklen_t length() const {
+        return family() == AF_INET ? sizeof v4 : family() == AF_INET6 ? sizeof v6 : 0;
+    }
+    // A full sockaddr_storage, for interfaces that take one.
+    sockaddr_storage storage() const {
+        sockaddr_storage out{};
+        std::memcpy(&out, this, sizeof *this);
+        return out;
+    }
+};
+
 // Who is on the other end of the connection a request arrived on.
 struct ConnectionInfo {
-    sockaddr_storage peer{};
-    sockaddr_storage local{};
+    SocketAddress peer;
+    SocketAddress local;
     uint64_t id = 0;            // worker-unique connection number, for logs
     bool tls = false;           // set by TLS transports
     std::string_view sni;       // TLS server name, when any

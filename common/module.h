@@ -135,8 +135,31 @@ public:
     virtual bool matches(const Request& req) const = 0;
 };
 
+// A stream (L4) connection as its handler sees it: a TCP connection, or a TLS one after its
+// handshake, with no HTTP. `in` is the client's byte stream (finished() at its FIN, failed()
+// when it broke); `out` carries ours: send_body / send_file queue bytes with backpressure
+// (`blocked`, then on_writable), end_stream ends our direction (FIN), reset() closes the
+// connection, on_abort tells that the client is gone; send_headers and send_trailers mean
+// nothing here. When both directions have ended the connection closes.
+struct StreamSession {
+    const ConnectionInfo& conn;
+    BodyReader& in;
+    ResponseWriter& out;
+    Arena& arena; // lives as long as the connection
+    struct ev_loop* loop;
+    ModuleWorkers* modules;
+};
+
+// A stream protocol's handler (ModuleSpec::build_stream), built once per listener that
+// carries the protocol; per-connection state lives in session.arena.
+class StreamHandler {
+public:
+    virtual ~StreamHandler() = default;
+    virtual void handle(StreamSession& session) const = 0;
+};
+
 // Where a module key is being built.
-enum class Scope : uint8_t { server, site, route };
+enum class Scope : uint8_t { server, site, route, listener };
 
 // Everything a module's build function may need besides its own table.
 struct BuildContext {
@@ -228,6 +251,13 @@ struct ModuleSpec {
     // (`limit = ["api"]`); build_filter then reads an empty table and finds the value, with its
     // source position, in BuildContext::value.
     bool takes_value = false;
+    // A stream (L4) protocol module: `key` is then a protocol a [[listen]] may name in
+    // `protocols`, and the listener's table key of the same name holds its options.
+    // `stream_alpn` is the ALPN id that picks the protocol on a TLS listener ("" for none: then
+    // it must be the listener's only protocol).
+    std::shared_ptr<const StreamHandler> (*build_stream)(TableReader& options,
+                                                         BuildContext& ctx) = nullptr;
+    std::string_view stream_alpn;
     // For filter modules that are on by default: built with defaults (an empty table) on a
     // route where no scope mentions the key. In that implicit build only, returning nullptr
     // without reporting a problem means "nothing to do on this route" and is not an error.

@@ -17,12 +17,12 @@ bool name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-std::string_view port_of(const sockaddr_storage& a, Arena& arena) {
+std::string_view port_of(const SocketAddress& a, Arena& arena) {
     uint16_t port = 0;
-    if (a.ss_family == AF_INET)
-        port = ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-    else if (a.ss_family == AF_INET6)
-        port = ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+    if (a.family() == AF_INET)
+        port = ntohs(a.v4.sin_port);
+    else if (a.family() == AF_INET6)
+        port = ntohs(a.v6.sin6_port);
     else
         return {};
     char* out = static_cast<char*>(arena.alloc(6, 1));

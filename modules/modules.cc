@@ -13,6 +13,7 @@ const ModuleSpec& proxy_module();    // modules/proxy
 const ModuleSpec& redirect_module(); // modules/redirect
 const ModuleSpec& respond_module();  // modules/respond
 const ModuleSpec& compress_module(); // modules/compress
+const ModuleSpec& tcp_module();      // modules/tcp
 const ModuleSpec& limit_module();    // modules/limit
 
 void register_builtin_modules() {
@@ -21,7 +22,8 @@ void register_builtin_modules() {
         return;
     done = true;
     for (const ModuleSpec* spec : {&static_module(), &proxy_module(), &redirect_module(),
-                                   &respond_module(), &compress_module(), &limit_module()})
+                                   &respond_module(), &compress_module(), &tcp_module(),
+                                   &limit_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

@@ -2,6 +2,7 @@
 
 #include "worker/http1/connection.h"
 #include "worker/http2/connection.h"
+#include "worker/stream/connection.h"
 #include "worker/worker.h"
 
 namespace wraith {
@@ -10,9 +11,25 @@ bool protocol_implemented(std::string_view name) {
     return name == "http/1.1" || name == "h2";
 }
 
+bool offers_alpn(const ListenConfig& listen, std::string_view name) {
+    if (protocol_implemented(name))
+        return true;
+    for (const ListenStream& s : listen.streams)
+        if (!s.alpn.empty() && s.alpn == name)
+            return true;
+    return false;
+}
+
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
                     const sockaddr_storage& peer, const ListenConfig& listen, std::string_view alpn,
                     std::string_view already_read) {
+    if (const ListenStream* s = listen.stream_for(alpn)) {
+        // A stream (L4) protocol: no HTTP, the handler gets the bytes.
+        auto* c = new stream::Connection(worker, std::move(transport), peer, listen, *s->handler);
+        worker.add_connection(c);
+        c->start();
+        return;
+    }
     if (alpn == "h2" || alpn == "h2c") {
         auto* c = new http2::Connection(worker, std::move(transport), peer, listen, already_read);
         worker.add_connection(c);

@@ -193,7 +193,10 @@ void Worker::accept_ready(size_t listener) {
             ConnectionInfo none;
             AcceptContext refusal{none};
             if (!accept_phase(peer, local, hook, &refusal)) {
-                refuse_connection(fd, lc.tls, refusal.refusal_status, refusal.retry_after_s);
+                // A plain listener of a stream protocol speaks no HTTP: it just closes.
+                const bool says = lc.tls || !lc.stream_for({});
+                refuse_connection(fd, lc.tls, says ? refusal.refusal_status : 0,
+                                  refusal.retry_after_s);
                 continue;
             }
         }

@@ -69,6 +69,7 @@ public:
     const Config& config() const { return *config_; }
     const Router& router() const { return router_; }
     Pipeline& pipeline() { return pipeline_; }
+    ModuleWorkers* modules() { return &modules_; }
     AccessLogs& access_logs() { return access_logs_; }
     BufferPool& read_buffers() { return read_buffers_; }
     BufferPool& large_read_buffers() { return large_read_buffers_; }

@@ -34,27 +34,21 @@ std::string_view arena_printf(Arena& arena, const char* fmt, auto... args) {
 
 // The peer's address as bytes: 4 for IPv4 (IPv4-mapped IPv6 included, so a dual-stack
 // listener counts a client once), 16 for IPv6.
-std::string_view address_bytes(const sockaddr_storage& a) {
-    if (a.ss_family == AF_INET) {
-        const auto& in = reinterpret_cast<const sockaddr_in&>(a);
-        return {reinterpret_cast<const char*>(&in.sin_addr), 4};
-    }
-    if (a.ss_family == AF_INET6) {
-        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(a);
-        if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr))
-            return {reinterpret_cast<const char*>(&in6.sin6_addr) + 12, 4};
-        return {reinterpret_cast<const char*>(&in6.sin6_addr), 16};
+std::string_view address_bytes(const SocketAddress& a) {
+    if (a.family() == AF_INET)
+        return {reinterpret_cast<const char*>(&a.v4.sin_addr), 4};
+    if (a.family() == AF_INET6) {
+        if (IN6_IS_ADDR_V4MAPPED(&a.v6.sin6_addr))
+            return {reinterpret_cast<const char*>(&a.v6.sin6_addr) + 12, 4};
+        return {reinterpret_cast<const char*>(&a.v6.sin6_addr), 16};
     }
     return {};
 }
 
-const char* address_text(const sockaddr_storage& a, char* buf, size_t len) {
-    const void* src = a.ss_family == AF_INET6
-                          ? static_cast<const void*>(
-                                &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr)
-                          : static_cast<const void*>(
-                                &reinterpret_cast<const sockaddr_in&>(a).sin_addr);
-    if (!inet_ntop(a.ss_family, src, buf, static_cast<socklen_t>(len)))
+const char* address_text(const SocketAddress& a, char* buf, size_t len) {
+    const void* src = a.family() == AF_INET6 ? static_cast<const void*>(&a.v6.sin6_addr)
+                                             : static_cast<const void*>(&a.v4.sin_addr);
+    if (!inet_ntop(a.family(), src, buf, static_cast<socklen_t>(len)))
         std::snprintf(buf, len, "?");
     return buf;
 }

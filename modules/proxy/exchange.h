@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "common/connector.h"
 #include "common/http.h"
 #include "common/loop.h"
-#include "modules/proxy/connector.h"
 #include "modules/proxy/response_parser.h"
 #include "modules/proxy/spool.h"
 #include "modules/proxy/upstream_transport.h"

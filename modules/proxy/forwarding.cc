@@ -48,17 +48,16 @@ std::string parse_cidr(std::string_view text, Cidr& out) {
     return {};
 }
 
-bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& ss) {
+bool cidr_match(const std::vector<Cidr>& list, const SocketAddress& ss) {
     if (list.empty())
         return false;
     int family = 0;
     const uint8_t* bytes = nullptr;
-    if (ss.ss_family == AF_INET) {
+    if (ss.family() == AF_INET) {
         family = AF_INET;
-        bytes = reinterpret_cast<const uint8_t*>(
-            &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr);
-    } else if (ss.ss_family == AF_INET6) {
-        const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr;
+        bytes = reinterpret_cast<const uint8_t*>(&ss.v4.sin_addr.s_addr);
+    } else if (ss.family() == AF_INET6) {
+        const auto* a6 = &ss.v6.sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a6)) {
             family = AF_INET;
             bytes = a6->s6_addr + 12;

@@ -25,7 +25,7 @@ struct Cidr {
 // "" on success, else a message naming the problem.
 std::string parse_cidr(std::string_view text, Cidr& out);
 // True when `addr` (IPv4, IPv6, or an IPv4-mapped IPv6 address) lies in any block of `list`.
-bool cidr_match(const std::vector<Cidr>& list, const sockaddr_storage& addr);
+bool cidr_match(const std::vector<Cidr>& list, const SocketAddress& addr);
 
 // 1..200 chars of [A-Za-z0-9._-].
 bool valid_request_id(std::string_view id);

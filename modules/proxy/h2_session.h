@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/connector.h"
 #include "common/loop.h"
-#include "modules/proxy/connector.h"
 #include "modules/proxy/upstream_config.h"
 #include "modules/proxy/upstream_transport.h"
 

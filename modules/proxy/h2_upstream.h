@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/connector.h"
 #include "common/http.h"
-#include "modules/proxy/connector.h"
 #include "modules/proxy/spool.h"
 #include "modules/proxy/upstream_config.h"
 

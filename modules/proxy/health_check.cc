@@ -8,9 +8,9 @@
 #include <cstring>
 #include <string>
 
+#include "common/connector.h"
 #include "common/log.h"
 #include "modules/proxy/balancer.h"
-#include "modules/proxy/connector.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 #include "modules/proxy/response_parser.h"

@@ -1,6 +1,6 @@
 // HTTP/1.1 connection lifecycle: accepting bytes, parsing heads, the request body as a
-// BodyReader, timeouts, keep-alive and pipelining, drain and close. The response side is in
-// response.cc.
+// BodyReader, timeouts, keep-alive and pipelining, drain and close. The response is the
+// exchange's (exchange.cc); the output queue is written by output.cc.
 #include "worker/http1/connection.h"
 
 #include <algorithm>
@@ -9,7 +9,6 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -25,13 +24,17 @@ namespace {
 
 constexpr Duration kLingerTimeout{2000};
 constexpr Duration kIdleRelease{1000};       // idle this long: give buffers back to the pool
+// A draining worker keeps an idle keep-alive connection this long: a client about to reuse it
+// sends its request within it and gets an answer with Connection: close, instead of meeting a
+// closed socket (clients that do not retry report that as an error).
+constexpr Duration kDrainGrace{2000};
 
 } // namespace
 
 Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
                        const sockaddr_storage& peer, const ListenConfig& listen)
     : worker_(worker), listen_(listen), transport_(std::move(transport)),
-      fd_(transport_->fd()), arena_(&worker.arena_blocks()) {
+      fd_(transport_->fd()) {
     peer_.init(peer, *transport_, worker.next_connection_id());
     peer_.info.alt_svc = worker.alt_svc(listen);
     io_init(io_, on_io, this);
@@ -120,6 +123,8 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
 void Connection::handle_timeout() {
     switch (state_) {
     case State::idle:
+        if (draining_)
+            return begin_close(true); // the drain's grace period is over
         if (!idle_released_ && requests_ > 0 && !draining_) {
             // Stage one of the keep-alive wait: hand memory back, keep waiting.
             release_idle_memory();
@@ -140,13 +145,13 @@ void Connection::handle_timeout() {
         } else {
             ErrorLog::limited(LogLevel::info, "client %s timed out sending the request body",
                               peer_.text);
-            if (!headers_sent_ && !body_discarding_) {
+            if (!ex_->headers_sent() && !body_discarding_) {
                 body_failed_ = true;
                 keep_alive_ = false;
-                if (data_cb_)
-                    data_cb_();
-                if (state_ == State::exchange && !headers_sent_) {
-                    send_error(req_, *this, 408, {});
+                if (ex_->data_cb)
+                    ex_->data_cb();
+                if (state_ == State::exchange && !ex_->headers_sent()) {
+                    send_error(ex_->request(), *ex_, 408, {});
                     return;
                 }
             }
@@ -173,8 +178,6 @@ bool Connection::ensure_read_buffer() {
 void Connection::release_idle_memory() {
     if (rlen_ == 0)
         put_read_buffer();
-    arena_.release();
-    req_.headers = Headers{};
     std::string().swap(out_);
     std::vector<Segment>().swap(segs_);
     out_sent_ = seg_head_ = 0;
@@ -212,8 +215,8 @@ bool Connection::fill() {
         tunnel_client_done();
     } else if (state_ == State::exchange && !body_done_) {
         body_failed_ = true;
-        if (data_cb_)
-            data_cb_();
+        if (ex_->data_cb)
+            ex_->data_cb();
         abort_exchange();
     } else if (state_ == State::exchange) {
         // The client half-closed after its request: finish the response, then close.
@@ -296,7 +299,7 @@ void Connection::parse_head() {
     // h2c with prior knowledge (RFC 9113 §3.3): the client preface instead of a request. The
     // socket and the bytes read so far move to an HTTP/2 connection; this one goes away.
     static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    size_t seen = std::min(rlen_, kPreface.size());
+    size_t seen = std::min<size_t>(rlen_, kPreface.size());
     if (requests_ == 0 && std::string_view(rbuf_, seen) == kPreface.substr(0, seen) &&
         std::find(listen_.protocols.begin(), listen_.protocols.end(), "h2c") !=
             listen_.protocols.end()) {
@@ -305,9 +308,10 @@ void Connection::parse_head() {
         state_ = State::closed;
         set_io(0);
         ev_timer_stop(worker_.loop(), &timer_);
+        ex_.reset();
         worker_.remove_connection(this);
         worker_.defer(this); // deleted later; the new connection copies the bytes at start
-        start_protocol(worker_, std::move(transport_), peer_.info.peer, listen_, "h2c",
+        start_protocol(worker_, std::move(transport_), peer_.info.peer.storage(), listen_, "h2c",
                        {rbuf_, rlen_});
         return;
     }
@@ -316,9 +320,12 @@ void Connection::parse_head() {
     const HttpConfig& http = worker_.config().http;
     Limits limits{http.max_request_target, http.max_header_size, http.max_headers};
     ParseError err;
-    head_ = RequestHead{};
-    req_.headers.clear();
-    Status st = parse_request(rbuf_, rlen_, limits, head_, req_.headers, err);
+    RequestHead head;
+    if (!ex_)
+        ex_ = std::make_unique<Exchange>(*this); // the head's fields go into its request
+    Headers& fields = ex_->request().headers;
+    fields.clear();
+    Status st = parse_request(rbuf_, rlen_, limits, head, fields, err);
     if (st == Status::error)
         return reject(err.status, err.reason);
     if (st == Status::incomplete) {
@@ -326,35 +333,28 @@ void Connection::parse_head() {
             return reject(431, "request head larger than the read buffer");
         return;
     }
-    start_exchange(head_);
+    start_exchange(head);
 }
 
 void Connection::reject(int status, const char* reason) {
     ErrorLog::limited(LogLevel::info, "%d %s, client: %s", status, reason, peer_.text);
-    // The head may be half-parsed: answer on a minimal request and close.
-    arena_.reset();
-    req_ = Request{};
-    req_.conn = &peer_.info;
-    req_.arena = &arena_;
+    // The head may be half-parsed: answer on a fresh, minimal request and close.
+    ex_ = std::make_unique<Exchange>(*this);
+    Request& req = ex_->request();
     // The access log shows the raw request line (as NGINX does): empty method, target = line.
     std::string_view line(rbuf_ ? rbuf_ : "", rbuf_ ? rlen_ : 0);
     line = line.substr(0, std::min(line.find_first_of("\r\n"), size_t{512}));
-    req_.method = {};
-    req_.target = arena_.copy(line);
-    req_.version = 11;
-    stamp_start(req_.start, req_.start_mono_us);
+    req.target = req.arena->copy(line);
+    ex_->begin_request(11);
     state_ = State::exchange;
     keep_alive_ = false;
-    head_request_ = false;
-    headers_sent_ = response_ended_ = chunked_out_ = false;
     tunnel_ = tunnel_write_shut_ = false;
     body_done_ = true;
-    body_bytes_ = body_received_ = 0;
-    status_ = 0;
+    body_received_ = 0;
     rlen_ = 0; // nothing after a malformed head can be trusted
     set_io(0);
     in_dispatch_ = true;
-    send_error(req_, *this, status, {});
+    send_error(req, *ex_, status, {});
     in_dispatch_ = false;
     if (flush_pending_)
         flush();
@@ -364,29 +364,21 @@ void Connection::start_exchange(const RequestHead& head) {
     const HttpConfig& http = worker_.config().http;
     state_ = State::exchange;
     ++requests_;
-    req_.method = head.method;
-    req_.method_id = method_from(head.method);
-    req_.scheme = "http";
-    req_.target = head.target;
-    req_.path = head.path;
-    req_.query = head.query;
-    req_.authority = head.authority;
-    req_.version = head.version_minor == 0 ? 10 : 11;
-    req_.conn = &peer_.info;
-    req_.arena = &arena_;
-    req_.loop = worker_.loop();
-    req_.site = nullptr;
-    req_.route = nullptr;
-    req_.decoded_path = {};
-    req_.override_status = 0;
+    Request& req = ex_->request();
+    req.method = head.method;
+    req.method_id = method_from(head.method);
+    req.scheme = "http";
+    req.target = head.target;
+    req.path = head.path;
+    req.query = head.query;
+    req.authority = head.authority;
     // RFC 9110 §7.8: a request with a body must be read whole before a switch; tunnels are
     // offered only to requests without one (WebSocket handshakes have none).
-    req_.upgrade =
+    req.upgrade =
         head.upgrade && (head.framing == BodyFraming::none ||
                          (head.framing == BodyFraming::content_length && head.content_length == 0))
-            ? req_.headers.get("upgrade")
+            ? req.headers.get("upgrade")
             : std::string_view{};
-    stamp_start(req_.start, req_.start_mono_us);
 
     // Host without port, lower-case (the buffer is ours to edit).
     std::string_view host = head.authority;
@@ -400,20 +392,12 @@ void Connection::start_exchange(const RequestHead& head) {
     for (size_t i = 0; i < host.size(); ++i)
         if (host_bytes[i] >= 'A' && host_bytes[i] <= 'Z')
             host_bytes[i] = static_cast<char>(host_bytes[i] + 32);
-    req_.host = host;
+    req.host = host;
 
     keep_alive_ = head.keep_alive && !draining_ && !worker_.draining() &&
-                  requests_ < worker_.config().http.keepalive_requests;
-    head_request_ = req_.method_id == Method::head;
-    headers_sent_ = response_ended_ = chunked_out_ = false;
+                  requests_ < http.keepalive_requests;
     tunnel_ = tunnel_write_shut_ = false;
-    status_ = 0;
-    body_expected_ = -1;
-    body_bytes_ = body_received_ = 0;
-    writable_cb_ = nullptr;
-    abort_cb_ = nullptr;
-    data_cb_ = nullptr;
-    writable_wanted_ = false;
+    body_received_ = 0;
 
     // Body framing.
     head_end_ = head.head_size;
@@ -422,46 +406,40 @@ void Connection::start_exchange(const RequestHead& head) {
     body_failed_ = body_paused_ = body_discarding_ = false;
     expect_continue_ = head.expect_continue;
     continue_sent_ = false;
-    chunked_.reset();
     switch (framing_) {
     case BodyFraming::none:
         body_done_ = true;
-        req_.content_length = -1;
-        req_.has_body = false;
+        req.content_length = -1;
+        req.has_body = false;
         break;
     case BodyFraming::content_length:
         body_left_ = head.content_length;
         body_done_ = body_left_ == 0;
-        req_.content_length = static_cast<int64_t>(head.content_length);
-        req_.has_body = body_left_ > 0;
+        req.content_length = static_cast<int64_t>(head.content_length);
+        req.has_body = body_left_ > 0;
         break;
     case BodyFraming::chunked:
         body_done_ = false;
-        req_.content_length = -1;
-        req_.has_body = true;
+        req.content_length = -1;
+        req.has_body = true;
         break;
     }
+    ex_->begin_request(head.version_minor == 0 ? 10 : 11);
     ev_timer_stop(worker_.loop(), &timer_);
 
+    in_dispatch_ = true;
     if (framing_ == BodyFraming::content_length && head.content_length > http.client_max_body_size) {
         keep_alive_ = false;
-        in_dispatch_ = true;
         body_done_ = true; // never read it
-        send_error(req_, *this, 413, "request body larger than client_max_body_size");
-        in_dispatch_ = false;
-        if (flush_pending_)
-            flush();
-        return;
+        send_error(req, *ex_, 413, "request body larger than client_max_body_size");
+    } else {
+        if (!body_done_)
+            decode_body();
+        if (state_ == State::exchange) {
+            update_read_interest();
+            ex_->start(*this, 0, nullptr);
+        }
     }
-    if (!body_done_) {
-        decode_body();
-        if (state_ != State::exchange)
-            return;
-    }
-    update_read_interest();
-
-    in_dispatch_ = true;
-    run_exchange(worker_, req_, *this, *this);
     in_dispatch_ = false;
     if (flush_pending_ && state_ == State::exchange)
         flush();
@@ -495,7 +473,7 @@ void Connection::decode_body(bool notify) {
     } else if (framing_ == BodyFraming::chunked && !body_done_) {
         size_t consumed = 0, out_len = 0;
         ParseError err;
-        auto r = chunked_.feed(rbuf_ + braw_, rlen_ - braw_, &consumed, &out_len, err);
+        auto r = ex_->chunked.feed(rbuf_ + braw_, rlen_ - braw_, &consumed, &out_len, err);
         if (out_len && bdata_end_ != braw_)
             std::memmove(rbuf_ + bdata_end_, rbuf_ + braw_, out_len);
         bdata_end_ += out_len;
@@ -507,31 +485,31 @@ void Connection::decode_body(bool notify) {
             body_failed_ = true;
             body_done_ = true;
             keep_alive_ = false;
-            if (!headers_sent_ && !response_ended_) {
-                Callback cb = std::move(data_cb_);
+            if (!ex_->headers_sent() && !ex_->ended()) {
+                Callback cb = std::move(ex_->data_cb);
                 if (cb)
                     cb();
-                if (!headers_sent_ && state_ == State::exchange)
-                    send_error(req_, *this, err.status, {});
+                if (state_ == State::exchange && !ex_->headers_sent())
+                    send_error(ex_->request(), *ex_, err.status, {});
                 return;
             }
             return abort_exchange();
         }
         if (r == ChunkedDecoder::Result::done)
             body_done_ = true;
-        if (chunked_.body_size() > limit) {
+        if (ex_->chunked.body_size() > limit) {
             ErrorLog::limited(LogLevel::info,
                               "413 chunked body larger than client_max_body_size, client: %s",
                               peer_.text);
             body_failed_ = true;
             body_done_ = true;
             keep_alive_ = false;
-            if (!headers_sent_ && !response_ended_) {
-                Callback cb = std::move(data_cb_);
+            if (!ex_->headers_sent() && !ex_->ended()) {
+                Callback cb = std::move(ex_->data_cb);
                 if (cb)
                     cb();
-                if (!headers_sent_ && state_ == State::exchange)
-                    send_error(req_, *this, 413, {});
+                if (state_ == State::exchange && !ex_->headers_sent())
+                    send_error(ex_->request(), *ex_, 413, {});
                 return;
             }
             return abort_exchange();
@@ -548,14 +526,14 @@ void Connection::decode_body(bool notify) {
         bdata_ = bdata_end_ = braw_ = head_end_;
     }
     if (body_discarding_) {
-        if (body_done_ && response_ended_ && queued_mem() == 0 && seg_head_ == segs_.size())
+        if (body_done_ && ex_->ended() && queued_mem() == 0 && seg_head_ == segs_.size())
             worker_.defer(this);
         update_read_interest();
         return;
     }
     if (notify && (bdata_ < bdata_end_ || body_done_)) {
-        if (data_cb_) {
-            Callback cb = data_cb_; // the callback may replace itself
+        if (ex_->data_cb) {
+            Callback cb = ex_->data_cb; // the callback may replace itself
             cb();
         }
     }
@@ -598,7 +576,7 @@ void Connection::update_read_interest() {
 }
 
 void Connection::maybe_send_continue() {
-    if (expect_continue_ && !continue_sent_ && !headers_sent_ && !body_done_) {
+    if (expect_continue_ && !continue_sent_ && !ex_->headers_sent() && !body_done_) {
         continue_sent_ = true;
         queue_mem("HTTP/1.1 100 Continue\r\n\r\n");
         flush();
@@ -612,7 +590,7 @@ std::string_view Connection::peek() {
 }
 
 void Connection::consume(size_t n) {
-    bdata_ += std::min(n, bdata_end_ - bdata_);
+    bdata_ += static_cast<uint32_t>(std::min<size_t>(n, bdata_end_ - bdata_));
     if (bdata_ == bdata_end_) {
         // Compact and decode more of what is already buffered; the consumer is on the stack,
         // so it is not called back from here.
@@ -625,8 +603,8 @@ void Connection::consume(size_t n) {
 bool Connection::finished() const { return body_done_ && bdata_ == bdata_end_; }
 
 void Connection::on_data(Callback cb) {
-    data_cb_ = std::move(cb);
-    if (data_cb_) {
+    ex_->data_cb = std::move(cb);
+    if (ex_->data_cb) {
         maybe_send_continue();
         update_read_interest();
     }
@@ -644,19 +622,31 @@ void Connection::resume() {
 }
 
 void Connection::discard() {
-    data_cb_ = nullptr;
+    ex_->data_cb = nullptr;
     body_discarding_ = true;
     bdata_ = bdata_end_;
     if (expect_continue_ && !continue_sent_) {
         // The client waits for 100 before sending. Before the response, send_headers()
         // decides (100 then discard, or close); after it, we will not ask: close.
-        if (headers_sent_) {
+        if (ex_->headers_sent()) {
             keep_alive_ = false;
             body_done_ = true;
         }
         return;
     }
     decode_body();
+}
+
+void Connection::response_done() {
+    if (!body_done_ && keep_alive_ && !tunnel_) {
+        // Read and drop the unread request body to keep the connection; large ones close.
+        uint64_t left = framing_ == BodyFraming::content_length ? body_left_ : 0;
+        if (left > kMaxDiscard || (expect_continue_ && !continue_sent_))
+            keep_alive_ = false;
+        else
+            discard();
+    }
+    flush();
 }
 
 // ---- tunnels (after 101 Switching Protocols) ----------------------------------------------
@@ -669,7 +659,7 @@ void Connection::start_tunnel() {
     body_paused_ = false;
     body_discarding_ = false;
     expect_continue_ = false;
-    req_.has_body = true;
+    ex_->request().has_body = true;
     // Bytes the client sent right behind its head belong to the tunnel.
     decode_body(false);
     update_read_interest();
@@ -678,8 +668,8 @@ void Connection::start_tunnel() {
 void Connection::tunnel_client_done() {
     body_done_ = true;
     set_io(io_events_ & ~EV_READ);
-    if (data_cb_) {
-        Callback cb = data_cb_; // the callback may replace itself
+    if (ex_->data_cb) {
+        Callback cb = ex_->data_cb; // the callback may replace itself
         cb();
     }
     if (state_ == State::exchange)
@@ -687,7 +677,7 @@ void Connection::tunnel_client_done() {
 }
 
 void Connection::maybe_finish_tunnel() {
-    if (state_ == State::exchange && response_ended_ && tunnel_write_shut_ && finished())
+    if (state_ == State::exchange && ex_->ended() && tunnel_write_shut_ && finished())
         worker_.defer(this);
 }
 
@@ -718,30 +708,21 @@ void Connection::run_deferred() {
     bool all_sent = seg_head_ == segs_.size();
     // A tunnel is over only when both directions are: the handler ended its side (and it is
     // out) and the client's side was read to its end.
-    bool over = tunnel_ ? response_ended_ && all_sent && tunnel_write_shut_ && finished()
-                        : response_ended_ && all_sent && (body_done_ || !keep_alive_);
+    const bool ended = ex_->ended();
+    bool over = tunnel_ ? ended && all_sent && tunnel_write_shut_ && finished()
+                        : ended && all_sent && (body_done_ || !keep_alive_);
     if (over) {
         complete_exchange();
     } else if (writable_fire_) {
         writable_fire_ = false;
-        if (writable_cb_ && !response_ended_) {
-            Callback cb = writable_cb_;
-            cb();
-        }
+        ex_->fire_writable();
     }
 }
 
 void Connection::complete_exchange() {
-    ExchangeSummary s;
-    s.status = status_;
-    s.body_bytes = body_bytes_;
-    s.request_bytes = body_received_;
-    s.duration_us = monotonic_us() - req_.start_mono_us;
-    finish_exchange(worker_, req_, s); // bad requests are logged too, as NGINX does
-    writable_cb_ = nullptr;
-    abort_cb_ = nullptr;
-    data_cb_ = nullptr;
-    arena_.release();
+    ex_->data_cb = nullptr;
+    ex_->finish(true, body_received_); // bad requests are logged too, as NGINX does
+    ex_.reset(); // its arena (handler state) goes with it
     if (!keep_alive_) {
         begin_close(true);
         return;
@@ -753,7 +734,6 @@ void Connection::complete_exchange() {
         std::memmove(rbuf_, rbuf_ + next, left);
     rlen_ = left;
     head_end_ = bdata_ = bdata_end_ = braw_ = 0;
-    req_.headers.clear();
     if (rlen_ > 0) {
         state_ = State::head;
         scan_pos_ = 0;
@@ -769,9 +749,10 @@ void Connection::complete_exchange() {
     // Nothing buffered: the read buffer goes back to the pool until the next request.
     put_read_buffer();
     if (draining_ || worker_.draining()) {
-        // Lingering close: a request already on its way gets a FIN after our close, not an
-        // RST that would lose the response the client is waiting for.
-        begin_close(true);
+        // The drain began after this response's head promised keep-alive: the client may
+        // reuse the connection any moment. Wait the grace period (see kDrainGrace).
+        draining_ = true;
+        arm(kDrainGrace);
         return;
     }
     auto ka = worker_.config().http.keepalive_timeout;
@@ -781,19 +762,9 @@ void Connection::complete_exchange() {
 void Connection::abort_exchange() {
     if (state_ != State::exchange)
         return;
-    Callback cb = std::move(abort_cb_);
-    writable_cb_ = nullptr;
-    data_cb_ = nullptr;
-    if (cb && (!response_ended_ || tunnel_)) // a tunnel's handler still reads after its end
-        cb();
-    ExchangeSummary s;
-    s.status = status_ ? status_ : 499;
-    s.body_bytes = body_bytes_;
-    s.request_bytes = body_received_;
-    s.duration_us = monotonic_us() - req_.start_mono_us;
-    s.aborted = true;
-    finish_exchange(worker_, req_, s);
-    state_ = State::closed; // the arena (handler state) is freed with the connection
+    ex_->data_cb = nullptr;
+    state_ = State::closed; // the exchange is freed with the connection (deferred)
+    ex_->abort_and_finish(body_received_);
     set_io(0);
     ev_timer_stop(worker_.loop(), &timer_);
     worker_.remove_connection(this);
@@ -832,14 +803,11 @@ void Connection::destroy() {
 
 void Connection::drain() {
     draining_ = true;
-    if (state_ == State::idle) {
-        // A request may be in the socket already: serve it (with Connection: close) rather
-        // than drop it.
-        int pending = 0;
-        if (ioctl(fd_, FIONREAD, &pending) == 0 && pending > 0)
-            return;
-        begin_close(true); // lingering: a request arriving now must not meet an RST
-    }
+    // An idle keep-alive connection stays open for the grace period: a request that arrives
+    // meanwhile is answered with Connection: close (see kDrainGrace). The rest finish their
+    // exchange first and then close, their response saying so.
+    if (state_ == State::idle)
+        arm(kDrainGrace);
 }
 
 void Connection::close_now() {

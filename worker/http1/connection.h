@@ -1,7 +1,9 @@
-// HTTP/1.1 over a TCP connection: reads and parses requests (worker/http1/parser.h), exposes the
-// current request's body as a BodyReader and its response as a ResponseWriter, and runs the
-// exchange through the pipeline. Requests on one connection are served strictly in order, so
-// the connection itself is the reader and writer of the one exchange in flight.
+// HTTP/1.1 over a TCP or TLS transport: reads and parses request heads (worker/http1/parser.h),
+// serves one exchange at a time (worker/http1/exchange.h: pipelined requests wait their turn),
+// decodes the request body as a BodyReader (Content-Length, chunked, or a tunnel's raw bytes),
+// writes the output queue the exchange fills, and handles timeouts, keep-alive, drain and
+// close. An idle keep-alive connection holds no exchange, no read buffer and no output: what
+// it costs is this object and its transport.
 #pragma once
 
 #include <ev.h>
@@ -10,12 +12,11 @@
 #include <sys/socket.h>
 #include <vector>
 
-#include "common/arena.h"
 #include "common/config.h"
 #include "common/http.h"
 #include "common/loop.h"
-#include "common/module.h"
 #include "worker/connection.h"
+#include "worker/http1/exchange.h"
 #include "worker/http1/parser.h"
 #include "worker/peer.h"
 #include "worker/transport.h"
@@ -26,7 +27,7 @@ class Worker;
 
 namespace http1 {
 
-class Connection final : public wraith::Connection, public BodyReader, public ResponseWriter {
+class Connection final : public wraith::Connection, public BodyReader {
 public:
     Connection(Worker& worker, std::unique_ptr<Transport> transport, const sockaddr_storage& peer,
                const ListenConfig& listen);
@@ -36,8 +37,9 @@ public:
     // wraith::Connection
     void drain() override;
     void close_now() override;
+    void run_deferred() override;
 
-    // BodyReader
+    // BodyReader: the request body of the exchange in flight.
     std::string_view peek() override;
     void consume(size_t n) override;
     bool finished() const override;
@@ -47,28 +49,17 @@ public:
     void resume() override;
     void discard() override;
 
-    // ResponseWriter
-    void send_informational(int status, const Headers& headers) override;
-    void send_headers(ResponseHead& head, bool end_stream) override;
-    Result send_body(std::string_view data, bool end_stream) override;
-    Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
-    Result send_trailers(const Headers& trailers) override;
-    void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
-    void on_abort(Callback cb) override { abort_cb_ = std::move(cb); }
-    void reset() override;
-    bool headers_sent() const override { return headers_sent_; }
-    uint64_t body_bytes_sent() const override { return body_bytes_; }
-
-    void run_deferred() override;
-
 private:
+    friend class Exchange; // its response goes into our output queue
+
     static constexpr size_t kHighWatermark = 64 * 1024; // queued memory above: writer blocked
     static constexpr size_t kLowWatermark = 16 * 1024;  // drained below: on_writable fires
+    static constexpr size_t kMaxQueuedFiles = 8;
     static constexpr size_t kMaxDiscard = 1 << 20; // unread body bytes worth reading to keep alive
 
     enum class State : uint8_t {
         idle,      // waiting for the first byte of a request
-        head,      // part of a request head is buffered
+        head,      // part of a request head is buffered (an exchange holds its fields)
         exchange,  // a request is being answered
         lingering, // response done, Connection: close; draining client bytes before close
         closed,    // waiting for deferred deletion
@@ -106,15 +97,16 @@ private:
     void tunnel_client_done();
     // Completes the exchange once a tunnel is over in both directions.
     void maybe_finish_tunnel();
+    // The exchange's response ended: read or refuse what is left of the request body.
+    void response_done();
 
-    void send_switching_protocols(ResponseHead& head, bool end_stream);
     void register_mem(size_t start, size_t n); // bytes of out_ just appended
     void queue_mem(std::string_view data);
     void queue_file(int fd, off_t offset, size_t len);
     void want_flush();
     void flush();
     size_t queued_mem() const { return out_.size() - out_sent_; }
-    void end_response();
+    size_t queued_files() const;
     void complete_exchange();
     void abort_exchange();
     void begin_close(bool lingering);
@@ -128,65 +120,49 @@ private:
     Worker& worker_;
     const ListenConfig& listen_;
     std::unique_ptr<Transport> transport_;
-    int fd_;       // transport_->fd(), for the watchers
+    int fd_; // transport_->fd(), for the watchers
     OrderedIo io_; // common/loop.h: served in readiness order
     ev_timer timer_;
     int io_events_ = 0;
     State state_ = State::idle;
     Peer peer_; // address, TLS details; what req.conn points to
+    std::unique_ptr<Exchange> ex_; // from the first byte of a head to the end of its response
 
     // Read buffer from the worker's pool: [0, rlen_) holds bytes; a request's head starts at 0.
     char* rbuf_ = nullptr;
-    size_t rcap_ = 0;
-    size_t rlen_ = 0;
-    size_t head_end_ = 0;    // end of the current request's head
-    size_t scan_pos_ = 0;    // head bytes already searched for the empty line
-    bool line_seen_ = false; // the request line is complete
-    size_t bdata_ = 0;       // unconsumed decoded body bytes [bdata_, bdata_end_)
-    size_t bdata_end_ = 0;
-    size_t braw_ = 0;        // body bytes not yet decoded [braw_, rlen_)
+    uint32_t rcap_ = 0;
+    uint32_t rlen_ = 0;
+    uint32_t head_end_ = 0;    // end of the current request's head
+    uint32_t scan_pos_ = 0;    // head bytes already searched for the empty line
+    uint32_t bdata_ = 0;       // unconsumed decoded body bytes [bdata_, bdata_end_)
+    uint32_t bdata_end_ = 0;
+    uint32_t braw_ = 0;        // body bytes not yet decoded [braw_, rlen_)
     uint64_t body_left_ = 0; // content-length framing: bytes still to come
+    uint64_t body_received_ = 0; // request body (tunnel: client) bytes decoded, for the log
+    uint64_t requests_ = 0;
     BodyFraming framing_ = BodyFraming::none;
-    ChunkedDecoder chunked_;
+    bool line_seen_ = false; // the request line is complete
     bool body_done_ = true;
     bool body_failed_ = false;
     bool body_paused_ = false;
     bool body_discarding_ = false;
     bool expect_continue_ = false;
     bool continue_sent_ = false;
-    Callback data_cb_;
-
-    // The exchange in flight.
-    Arena arena_; // first block from the worker's pool, given back after each exchange
-    Request req_;
-    RequestHead head_{};
     bool keep_alive_ = true;
-    bool head_request_ = false;
-    bool headers_sent_ = false;
-    bool response_ended_ = false;
-    bool chunked_out_ = false;
     bool in_dispatch_ = false;
     bool tunnel_ = false;            // a 101 went out: raw bytes both ways, no keep-alive after
     bool tunnel_write_shut_ = false; // the tunnel's server-to-client side ended (FIN sent)
     bool read_pending_ = false;      // TLS holds decrypted bytes: read them from run_deferred()
-    int status_ = 0;
-    int64_t body_expected_ = -1; // Content-Length promised, -1 none
-    uint64_t body_bytes_ = 0;
-    uint64_t body_received_ = 0; // request body (tunnel: client) bytes decoded, for the log
-    uint64_t requests_ = 0;
-    Callback writable_cb_;
-    Callback abort_cb_;
-    bool writable_wanted_ = false; // the producer was told `blocked`
-    bool writable_fire_ = false;   // run writable_cb_ from run_deferred()
+    bool writable_fire_ = false;     // run the exchange's writable callback from run_deferred()
+    bool draining_ = false;
+    bool idle_released_ = false; // the keep-alive wait already gave memory back
+    bool flush_pending_ = false;
 
     // Output queue.
     std::string out_;
     size_t out_sent_ = 0; // bytes of out_ already written
     std::vector<Segment> segs_;
     size_t seg_head_ = 0; // first unsent segment
-    bool draining_ = false;
-    bool idle_released_ = false; // the keep-alive wait already gave memory back
-    bool flush_pending_ = false;
 };
 
 } // namespace http1

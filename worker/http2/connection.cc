@@ -87,7 +87,7 @@ bool Connection::create_session() {
     // A backstop: our own counter (on_frame_recv) answers first, with ENHANCE_YOUR_CALM.
     nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * h2.rapid_reset_burst,
                                                2ull * h2.rapid_reset_limit);
-    int rv = nghttp2_session_server_new2(&session_, callbacks(), this, opt);
+    int rv = nghttp2_session_server_new3(&session_, callbacks(), this, opt, memory_.mem());
     nghttp2_option_del(opt);
     if (rv != 0) {
         session_ = nullptr;
@@ -217,7 +217,7 @@ int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* fra
 int Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t stream_id,
                               const uint8_t* data, size_t len, void*) {
     if (Stream* s = stream_of(session, stream_id)) {
-        s->on_body_chunk(data, len);
+        s->on_body(data, len);
     } else if (nghttp2_session_consume(session, stream_id, len) != 0) {
         nghttp2_session_consume_connection(session, len);
     }
@@ -462,7 +462,7 @@ void Connection::reap_closed() {
             s->queued_ = false;
         }
         unlink(s);
-        s->finish(); // abort callbacks, log phase, access log
+        s->finish_stream(); // abort callbacks, log phase, access log
         delete s;    // the arena's cleanups close the handler's files
         if (closed_)
             return;
@@ -517,6 +517,7 @@ void Connection::update_timer() {
     } else if (timer_mode_ != TimerMode::idle) {
         arm(TimerMode::idle, http.keepalive_timeout);
         out_.release(); // an idle connection keeps no output memory
+        memory_.release_idle();
     }
 }
 
@@ -622,7 +623,7 @@ void Connection::close_streams() {
         unlink(s);
         if (session_)
             nghttp2_session_set_stream_user_data(session_, s->id(), nullptr);
-        s->finish();
+        s->finish_stream();
         delete s;
     }
     pending_.clear(); // abort callbacks may have queued work for streams now gone

@@ -22,6 +22,7 @@
 #include "common/http.h"
 #include "worker/connection.h"
 #include "worker/http2/output_buffer.h"
+#include "worker/http2/session_memory.h"
 #include "worker/peer.h"
 #include "worker/transport.h"
 
@@ -114,6 +115,7 @@ private:
     Peer peer_; // address, TLS details; what req.conn points to
     std::string already_read_;
 
+    SessionMemory memory_; // before session_: nghttp2 frees into it when the session goes
     nghttp2_session* session_ = nullptr;
     OutputBuffer out_;
     Stream* streams_ = nullptr;    // every stream not yet reaped

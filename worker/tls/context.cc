@@ -132,10 +132,6 @@ X509* issuer_of(SSL_CTX* ctx, X509* leaf) {
 
 } // namespace
 
-bool TlsContexts::protocol_available(const std::string& name) {
-    return protocol_implemented(name);
-}
-
 SSL_CTX* TlsContexts::make_ctx(const Site& site, Diagnostics& diag, bool* failed) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
@@ -347,10 +343,17 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const Config& config, Diag
         TlsListener tl;
         tl.listen = &l;
         for (const std::string& p : l.protocols) {
-            if (!protocol_available(p))
+            // A stream protocol is offered by its ALPN id (none: it is the only protocol and
+            // the handshake names none).
+            const ListenStream* stream = nullptr;
+            for (const ListenStream& s : l.streams)
+                if (s.protocol == p)
+                    stream = &s;
+            const std::string& id = stream ? stream->alpn : p;
+            if (id.empty() || !offers_alpn(l, id))
                 continue;
-            tl.alpn.push_back(static_cast<unsigned char>(p.size()));
-            tl.alpn.insert(tl.alpn.end(), p.begin(), p.end());
+            tl.alpn.push_back(static_cast<unsigned char>(id.size()));
+            tl.alpn.insert(tl.alpn.end(), id.begin(), id.end());
         }
         set->listeners_.push_back(std::move(tl));
     }

@@ -63,11 +63,8 @@ public:
     // A server SSL for a connection accepted on `listener_index`; nullptr if out of memory.
     SSL* new_ssl(size_t listener_index) const;
 
-    // Protocols this build can speak after a TLS handshake, in preference order.
-    static bool protocol_available(const std::string& alpn_name);
-
 private:
-    TlsContexts(const Config& config) : config_(config), router_(config) {}
+    explicit TlsContexts(const Config& config) : router_(config) {}
     SSL_CTX* make_ctx(const Site& site, Diagnostics& diag, bool* failed);
     void load_staple(SSL_CTX* ctx, const Site& site, Diagnostics& diag, bool* failed);
     static bool must_staple(X509* leaf);
@@ -78,7 +75,6 @@ private:
     static int on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv, void* cipher_ctx,
                              void* mac_ctx, int enc);
 
-    const Config& config_;
     Router router_;
     std::map<const Site*, SSL_CTX*> site_ctx_;
     SSL_CTX* default_ctx_ = nullptr;     // the default site's, or the first site with a certificate

@@ -94,7 +94,8 @@ void Handshake::finish(bool ok) {
     if (ok) {
         ConnectionInfo info;
         transport_->describe(info);
-        start_protocol(worker_, std::move(transport_), peer_.info.peer, listen_, info.alpn, {});
+        start_protocol(worker_, std::move(transport_), peer_.info.peer.storage(), listen_, info.alpn,
+                       {});
     } else {
         transport_.reset(); // closes the socket
     }

@@ -851,9 +851,60 @@ test_handler = {}
                "test.toml:3:20: listen.protocols: \"h2\" needs tls = true; cleartext HTTP/2 is "
                "\"h2c\"",
                "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected \"h3\", "
-               "\"h2\", \"http/1.1\" or \"h2c\")",
+               "\"h2\", \"http/1.1\", \"h2c\", or a stream protocol: \"tcp\")",
                "test.toml:3:46: listen.protocols: \"http/1.1\" is listed twice",
            });
+}
+
+TEST_CASE("listen: a stream protocol takes its options from a key of its name", "[config]") {
+    // A stream protocol with no options key is placed at the listener. A server of stream
+    // listeners only needs no [[site]].
+    CHECK(errors(R"toml(
+[[listen]]
+address = "9000"
+protocols = ["tcp"]
+)toml") == one("test.toml:2:11: listen.tcp.pass: required, the upstream's address, "
+               "e.g. tcp = { pass = \"127.0.0.1:5432\" }"));
+    // Options for a protocol the listener does not carry.
+    CHECK(errors(R"toml(
+[[listen]]
+address = "9000"
+tcp = { pass = "127.0.0.1:1" }
+[[site]]
+hosts = ["*"]
+[[site.route]]
+test_handler = {}
+)toml") == one("test.toml:3:7: listen.tcp: the listener does not carry \"tcp\" (add it "
+               "to protocols)"));
+    // Cleartext: no way to tell protocols apart, so a stream protocol stands alone.
+    CHECK(errors(R"toml(
+[[listen]]
+address = "9000"
+protocols = ["tcp", "http/1.1"]
+tcp = { pass = "127.0.0.1:1" }
+[[site]]
+hosts = ["*"]
+[[site.route]]
+test_handler = {}
+)toml") == one("test.toml:3:13: listen.protocols: \"tcp\" must be the listener's only "
+               "protocol (cleartext connections cannot say which protocol they speak)"));
+    // A bad option is reported at its own key.
+    CHECK(errors(R"toml(
+[[listen]]
+address = "9000"
+protocols = ["tcp"]
+tcp = { pass = "nowhere", idle_timeout = "forever" }
+)toml")
+              .size() == 2);
+    CHECK(load(R"toml(
+[[listen]]
+address = "9000"
+protocols = ["tcp"]
+tcp = { pass = "127.0.0.1:5432", connect_timeout = "3s", idle_timeout = "1h" }
+)toml")
+              .config->listeners.at(0)
+              .streams.at(0)
+              .handler);
 }
 
 TEST_CASE("listen.backlog is 1..65535", "[config]") {

@@ -108,9 +108,8 @@ hosts = ["a.test"]
 
 ConnectionInfo peer(const char* ip) {
     ConnectionInfo c;
-    auto& in = reinterpret_cast<sockaddr_in&>(c.peer);
-    in.sin_family = AF_INET;
-    inet_pton(AF_INET, ip, &in.sin_addr);
+    c.peer.v4.sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &c.peer.v4.sin_addr);
     return c;
 }
 

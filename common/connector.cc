@@ -1,4 +1,4 @@
-#include "modules/proxy/connector.h"
+#include "common/connector.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace wraith::proxy {
+namespace wraith {
 
 std::string address_text(const sockaddr_storage& a) {
     if (a.ss_family == AF_UNIX)
@@ -69,8 +69,9 @@ void Connector::start(std::vector<sockaddr_storage> addrs, double timeout, Done 
 
 void Connector::next() {
     while (running_ && next_ < addrs_.size()) {
-        Attempt* slot = attempts_[0].fd < 0 ? &attempts_[0] : attempts_[1].fd < 0 ? &attempts_[1]
-                                                                                   : nullptr;
+        Attempt* slot = attempts_[0].fd < 0   ? &attempts_[0]
+                        : attempts_[1].fd < 0 ? &attempts_[1]
+                                              : nullptr;
         if (!slot)
             return; // two in flight: wait for one of them (or the delay)
         const sockaddr_storage& addr = addrs_[next_++];
@@ -147,4 +148,4 @@ void Connector::finish(int fd, const std::string& error) {
         done(fd, error); // may destroy this connector's owner
 }
 
-} // namespace wraith::proxy
+} // namespace wraith

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace wraith::proxy {
+namespace wraith {
 
 class Connector {
 public:
@@ -39,7 +39,7 @@ private:
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_delay(struct ev_loop* loop, ev_timer* w, int revents);
     static void on_timeout(struct ev_loop* loop, ev_timer* w, int revents);
-    void next();                  // starts the next address (or finishes when none is left)
+    void next(); // starts the next address (or finishes when none is left)
     void attempt_done(Attempt& a);
     void finish(int fd, const std::string& error);
 
@@ -56,4 +56,4 @@ private:
 
 std::string address_text(const sockaddr_storage& a);
 
-} // namespace wraith::proxy
+} // namespace wraith
