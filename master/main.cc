@@ -16,6 +16,7 @@
 #include "master/master.h"
 #include "master/nginx_cli.h"
 #include "modules/modules.h"
+#include "worker/sandbox.h"
 
 namespace {
 
@@ -139,6 +140,9 @@ int check(const std::string& config_path, const std::string& overrides) {
         fprintf(stderr, "wraith: %zu problem(s) in %s\n", diag.list().size(), config_path.c_str());
         return 1;
     }
+    // Valid, but the kernel may not give what it asks for: said, not an error.
+    for (const std::string& w : wraith::sandbox_warnings(*config))
+        fprintf(stderr, "warning: %s: %s\n", config_path.c_str(), w.c_str());
     printf("ok: %s is valid\n", config_path.c_str());
     return 0;
 }

@@ -309,9 +309,25 @@ void on_probe(struct ev_loop*, ev_signal*, int) {
 
 SandboxSupport sandbox_support() {
     SandboxSupport s;
+    if (const char* fake = getenv("WRAITH_TEST_SANDBOX_SUPPORT");
+        fake && std::string_view(fake) == "none")
+        return s;
     s.seccomp = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
     s.landlock_abi = landlock_abi();
     return s;
+}
+
+std::vector<std::string> sandbox_warnings(const Config& config) {
+    std::vector<std::string> out;
+    const SandboxSupport s = sandbox_support();
+    if (config.server.seccomp && !s.seccomp)
+        out.push_back("server.seccomp: this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER); "
+                      "workers will run without the system-call allow-list");
+    if (config.server.landlock && s.landlock_abi == 0)
+        out.push_back("server.landlock: this kernel has no Landlock (Linux 5.13 or later, with "
+                      "\"landlock\" in the lsm= boot parameter); workers will run without file "
+                      "system confinement");
+    return out;
 }
 
 bool enter_sandbox(const Config& config, std::string* warning, std::string* error) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 struct ev_loop;
 
@@ -22,7 +23,12 @@ struct SandboxSupport {
     bool seccomp = false;  // seccomp filters (SECCOMP_RET_KILL_PROCESS: Linux 4.14)
     int landlock_abi = 0;  // 0: no Landlock (kernel without it, or disabled at boot)
 };
+// WRAITH_TEST_SANDBOX_SUPPORT=none makes it report nothing (tests of the warnings below).
 SandboxSupport sandbox_support();
+
+// What `wraith check` warns about: features the config asks for that this kernel lacks, one
+// line each ("server.landlock: ...").
+std::vector<std::string> sandbox_warnings(const Config& config);
 
 // Confines this process as the config asks. False with *error when a requested feature could
 // not be applied; *warning says what the kernel lacks (the worker then serves without it).

@@ -160,6 +160,8 @@ class RequestRates(LimitTestCase):
         conn = None
         for i in range(2000):  # twice what a 32k zone holds, each key over its rate
             if i % 500 == 0:  # under keepalive_requests
+                if conn:
+                    conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
             conn.request("GET", "/api/", headers={"X-Key": f"k{i}"})
             r = conn.getresponse()
@@ -179,6 +181,14 @@ class ZoneLifetime(LimitTestCase):
         srv.write_config(sites=site(route("/api/", '["api"]')) + "\n"
                          + self.ZONE.format(key=key, extra=extra))
 
+    def reload(self, srv):
+        """Reloads and waits until only the new generation's workers are left, so the next
+        request cannot reach an old worker that still accepts."""
+        old = set(srv.worker_pids())
+        r = srv.reload()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        wait_for(lambda: not set(srv.record_children()) & old, what="the old workers to exit")
+
     def test_reload_keeps_the_state_while_the_key_stays(self):
         srv = self.start(self.ZONE.format(key="$client_ip", extra=""),
                          site(route("/api/", '["api"]')))
@@ -186,13 +196,13 @@ class ZoneLifetime(LimitTestCase):
         self.assertEqual(status_of(srv.port, "/api/"), 200)
         self.assertEqual(status_of(srv.port, "/api/"), 429)
         self.config(srv)  # unchanged
-        self.assertEqual(srv.reload().returncode, 0)
+        self.reload(srv)
         self.assertEqual(status_of(srv.port, "/api/"), 429)
         self.config(srv, extra="burst = 0\nmode = \"reject\"\n")  # same key, other keys
-        self.assertEqual(srv.reload().returncode, 0)
+        self.reload(srv)
         self.assertEqual(status_of(srv.port, "/api/"), 429)
         self.config(srv, key="$client_ip:$host")  # another key: a fresh zone
-        self.assertEqual(srv.reload().returncode, 0)
+        self.reload(srv)
         self.assertEqual(status_of(srv.port, "/api/"), 200)
 
     def test_binary_upgrade_keeps_the_state(self):
