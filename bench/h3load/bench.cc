@@ -43,6 +43,8 @@ Bench::Bench(struct ev_loop* loop, const Config& config) : loop_(loop), config_(
     check_timer_.data = this;
     ev_timer_init(&phase_timer_, phase_cb, 0., 0.);
     phase_timer_.data = this;
+    ev_timer_init(&pace_timer_, pace_cb, 0., 0.);
+    pace_timer_.data = this;
     ev_signal_init(&sigint_, signal_cb, SIGINT);
     sigint_.data = this;
     ev_signal_init(&sigterm_, signal_cb, SIGTERM);
@@ -117,6 +119,22 @@ bool Bench::next_request(Client& client, uint32_t& url) {
     }
     if (phase_ != Phase::WarmUp && phase_ != Phase::Measuring) {
         return false;
+    }
+    if (config_.interval > 0) {
+        // Paced: one request per interval and client, on a schedule that does not catch up
+        // after a slow answer (a real client does not fire a burst when it was kept waiting).
+        const auto interval = static_cast<uint64_t>(config_.interval * 1e9);
+        const uint64_t now = h3::now_ns();
+        if (now < client.next_at_ns) {
+            if (!ev_is_active(&pace_timer_)) {
+                ev_timer_set(&pace_timer_, static_cast<double>(client.next_at_ns - now) / 1e9,
+                             0.);
+                ev_timer_start(loop_, &pace_timer_);
+            }
+            return false;
+        }
+        client.next_at_ns = client.next_at_ns + interval > now ? client.next_at_ns + interval
+                                                               : now + interval;
     }
     if (config_.requests > 0) {
         if (issued_ >= config_.requests) {
@@ -312,6 +330,16 @@ void Bench::check_cb(struct ev_loop*, ev_timer* w, int) {
     static_cast<Bench*>(w->data)->check();
 }
 
+void Bench::pace_cb(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Bench*>(w->data);
+    const uint64_t now = h3::now_ns();
+    for (auto& client : self->clients_) {
+        if (!client->dead && client->next_at_ns <= now) {
+            client->resume_requests();
+        }
+    }
+}
+
 void Bench::check() {
     if (phase_ == Phase::Done || idle_mode()) {
         return;
@@ -398,6 +426,7 @@ void Bench::finish() {
     }
     ev_timer_stop(loop_, &phase_timer_);
     ev_timer_stop(loop_, &check_timer_);
+    ev_timer_stop(loop_, &pace_timer_);
     ev_signal_stop(loop_, &sigint_);
     ev_signal_stop(loop_, &sigterm_);
     ev_break(loop_, EVBREAK_ALL);

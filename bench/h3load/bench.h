@@ -36,6 +36,7 @@ struct Config {
     size_t connect_concurrency = 100; // `connect_concurrency` caps handshakes in flight.
     std::string log_file;             // `log_file` gets one h2load-style line per request.
     bool h2 = false;                  // `h2` runs HTTP/2 over TLS/TCP instead.
+    double interval = 0; // `interval` is --interval: seconds between a client's requests.
     bool verbose = false;
 };
 
@@ -91,6 +92,10 @@ public:
     bool idle_asked = false;     // `idle_asked`: --idle mode's one request was taken.
     int idle_state = 0;          // `idle_state`: --idle outcome, 0 pending, 1 ok, 2 failed.
     bool waiting = false;        // `waiting`: queued for a handshake slot.
+    uint64_t next_at_ns = 0;     // `next_at_ns`: with --interval, its next request's time.
+
+    // With --interval: its next request is due; submit what may go.
+    virtual void resume_requests() {}
 
 protected:
     Bench& bench_;
@@ -136,6 +141,7 @@ public:
 
 private:
     static void check_cb(struct ev_loop* loop, ev_timer* w, int revents);
+    static void pace_cb(struct ev_loop* loop, ev_timer* w, int revents);
     static void phase_cb(struct ev_loop* loop, ev_timer* w, int revents);
     static void signal_cb(struct ev_loop* loop, ev_signal* w, int revents);
 
@@ -168,6 +174,7 @@ private:
     int64_t wall_offset_us_ = 0; // `wall_offset_us_` maps monotonic µs to epoch µs.
     ev_timer check_timer_;       // `check_timer_` runs check() outside protocol callbacks.
     ev_timer phase_timer_;       // `phase_timer_` ends warm-up, window, drain or hold.
+    ev_timer pace_timer_;        // `pace_timer_` wakes paced clients (--interval).
     ev_signal sigint_, sigterm_;
 };
 

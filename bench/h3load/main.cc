@@ -32,6 +32,7 @@ constexpr const char* kUsage =
     "      --alpn PROTO          ALPN to offer (default h3, or h2 with --h2)\n"
     "      --log-file FILE       per request: start (us since epoch), status, duration (us)\n"
     "      --connect-concurrency N  handshakes in flight at once (default 100)\n"
+    "      --interval SECONDS    paced: each client sends a request every SECONDS (HTTP/3)\n"
     "      --idle CONNS          open CONNS connections, one GET each, then hold them idle\n"
     "      --hold SECONDS        how long --idle holds them (default: until SIGTERM/SIGINT)\n"
     "      --h2                  HTTP/2 over TLS (nghttp2 + OpenSSL) instead of HTTP/3\n"
@@ -149,6 +150,10 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
                 return false;
             }
             c.log_file = value;
+        } else if (arg == "--interval") {
+            if (!seconds(arg, c.interval) || c.interval <= 0) {
+                return usage_error("--interval needs seconds above 0");
+            }
         } else if (arg == "--connect-concurrency") {
             if (!count(arg, n, 1)) {
                 return false;
@@ -203,6 +208,9 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
         c.streams = 1;
         c.requests = 0;
         c.duration = 0;
+    }
+    if (c.interval > 0 && (c.h2 || c.idle > 0)) {
+        return usage_error("--interval paces HTTP/3 load only (not --h2 or --idle)");
     }
     if (c.alpn.empty()) {
         c.alpn = c.h2 ? "h2" : "h3";

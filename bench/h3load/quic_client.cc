@@ -142,6 +142,13 @@ void QuicClient::on_handshake_completed(h3::Connection& c) {
                           h2load_key_name(c.tls_group()), c.alpn());
 }
 
+void QuicClient::resume_requests() {
+    if (conn_ && !closing_ && conn_->can_submit()) {
+        on_stream_credit(*conn_);
+        conn_->schedule_write();
+    }
+}
+
 void QuicClient::on_stream_credit(h3::Connection& c) {
     size_t limit = bench_.idle_mode() ? 1 : bench_.config().streams;
     while (in_flight_ < limit && !goaway_ && c.can_submit()) {

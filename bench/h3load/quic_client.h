@@ -33,6 +33,7 @@ public:
     void stop() override;
     Traffic traffic() const override;
     void abandon_in_flight() override;
+    void resume_requests() override;
 
     void on_handshake_completed(h3::Connection& c) override;
     void on_stream_credit(h3::Connection& c) override;
