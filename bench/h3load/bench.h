@@ -21,6 +21,7 @@ struct Config {
     std::vector<h3::Url> urls; // `urls` are requested round-robin; all share one host:port.
     std::vector<std::pair<std::string, std::string>> headers; // `headers` are extra (-H).
     std::vector<h3::ResolveOverride> resolves;
+    h3::SocketAddress local; // `local` is --local-address (len 0: the kernel picks).
     size_t connections = 1; // `connections` is -c.
     size_t streams = 1;     // `streams` is -m: requests in flight per connection.
     uint64_t requests = 1;  // `requests` is -n (0 with -D).

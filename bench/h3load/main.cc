@@ -27,6 +27,7 @@ constexpr const char* kUsage =
     "  -k, --insecure            do not verify the server certificate\n"
     "      --cacert FILE         trust the CA certificates in FILE (PEM)\n"
     "      --resolve H:P:ADDR    connect to ADDR for host H, port P\n"
+    "      --local-address ADDR  send from the numeric address ADDR (e.g. 127.0.0.5)\n"
     "  -H, --header 'N: v'       extra request header (repeatable)\n"
     "      --sni NAME            server name to send (and verify)\n"
     "      --alpn PROTO          ALPN to offer (default h3, or h2 with --h2)\n"
@@ -122,6 +123,13 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
                 return usage_error(error);
             }
             c.resolves.push_back(r);
+        } else if (arg == "--local-address") {
+            if (!need(arg)) {
+                return false;
+            }
+            if (!h3::parse_numeric_address(value, 0, c.local)) {
+                return usage_error("--local-address must be a numeric address: " + value);
+            }
         } else if (arg == "-H" || arg == "--header") {
             std::string name, v;
             if (!need(arg)) {

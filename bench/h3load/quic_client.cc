@@ -38,6 +38,7 @@ bool QuicShared::init(const Config& config, std::string& error) {
     if (!h3::resolve(first.host, first.port, config.resolves, target.remote, error)) {
         return false;
     }
+    target.local = config.local;
     if (config.sni_given) {
         target.sni = config.sni;
     } else if (!h3::is_ip_literal(first.host)) {
