@@ -38,6 +38,7 @@ struct Config {
     std::string log_file;             // `log_file` gets one h2load-style line per request.
     bool h2 = false;                  // `h2` runs HTTP/2 over TLS/TCP instead.
     double interval = 0; // `interval` is --interval: seconds between a client's requests.
+    bool new_connection = false; // `new_connection`: --new-connection, one request each.
     bool verbose = false;
 };
 
@@ -94,6 +95,7 @@ public:
     int idle_state = 0;          // `idle_state`: --idle outcome, 0 pending, 1 ok, 2 failed.
     bool waiting = false;        // `waiting`: queued for a handshake slot.
     uint64_t next_at_ns = 0;     // `next_at_ns`: with --interval, its next request's time.
+    bool pace_connect = false;   // `pace_connect`: --new-connection, waits for next_at_ns.
 
     // With --interval: its next request is due; submit what may go.
     virtual void resume_requests() {}
@@ -137,6 +139,8 @@ public:
     // Asks for a handshake slot; Bench calls client.connect() when one is free.
     void want_connect(Client& client);
     void release_connect_slot();
+    // --new-connection: a handshake that failed counts as a failed request.
+    void connect_failed(uint64_t started_ns);
     // --idle: the client's one request finished (`ok`) or its connection failed.
     void idle_result(Client& client, bool ok);
 

@@ -34,6 +34,8 @@ constexpr const char* kUsage =
     "      --log-file FILE       per request: start (us since epoch), status, duration (us)\n"
     "      --connect-concurrency N  handshakes in flight at once (default 100)\n"
     "      --interval SECONDS    paced: each client sends a request every SECONDS (HTTP/3)\n"
+    "      --new-connection      with --interval: each request on a new connection, its time\n"
+    "                            counted from the connection's start\n"
     "      --idle CONNS          open CONNS connections, one GET each, then hold them idle\n"
     "      --hold SECONDS        how long --idle holds them (default: until SIGTERM/SIGINT)\n"
     "      --h2                  HTTP/2 over TLS (nghttp2 + OpenSSL) instead of HTTP/3\n"
@@ -162,6 +164,8 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
             if (!seconds(arg, c.interval) || c.interval <= 0) {
                 return usage_error("--interval needs seconds above 0");
             }
+        } else if (arg == "--new-connection") {
+            c.new_connection = true;
         } else if (arg == "--connect-concurrency") {
             if (!count(arg, n, 1)) {
                 return false;
@@ -219,6 +223,9 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
     }
     if (c.interval > 0 && (c.h2 || c.idle > 0)) {
         return usage_error("--interval paces HTTP/3 load only (not --h2 or --idle)");
+    }
+    if (c.new_connection && c.interval <= 0) {
+        return usage_error("--new-connection needs --interval");
     }
     if (c.alpn.empty()) {
         c.alpn = c.h2 ? "h2" : "h3";

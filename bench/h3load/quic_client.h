@@ -58,6 +58,7 @@ private:
     bool first_byte_seen_ = false;
     bool closing_ = false; // `closing_`: we asked the connection to close.
     bool goaway_ = false;
+    bool used_ = false; // `used_`: --new-connection, this connection carried its request.
 };
 
 } // namespace h3load
