@@ -119,8 +119,13 @@ def start_server(pki):
     with open(os.path.join(www, "big.bin"), "wb") as f:
         f.write(os.urandom(1 << 20))
     os.chmod(os.path.join(www, "big.bin"), 0o644)
-    srv.start()
-    srv.workers_at_start = srv.wait_workers(2)
+    try:
+        srv.start()
+        srv.workers_at_start = srv.wait_workers(2)
+    except BaseException:
+        sys.stderr.write(srv.diagnostics())
+        srv.cleanup()
+        raise
     return srv
 
 
@@ -897,8 +902,9 @@ def print_table(rows, seconds):
               f"{r['success']:>7.2f}% | {r['p50']:>6.2f} | {r['p99']:>6.2f} | "
               f"{r['max']:>7.1f} | {r['server']:<7} | {load:>8} | "
               f"{result:<6} | {r['evidence']}")
-    print("\nlegit: requests the legitimate client made (500 in 10 s; h3load skips the turns "
-          "that pass while a request is slow, the Python clients catch up); cpu/wait: the workers' time on a CPU, and "
+    print(f"\nlegit: requests the legitimate client made ({seconds / LEGIT_INTERVAL:.0f} in "
+          f"{seconds:.0f} s; h3load skips the turns that pass while a request is slow, the "
+          "Python clients catch up); cpu/wait: the workers' time on a CPU, and "
           "runnable but waiting for one, in % of one CPU (2 workers, 2 cores: 200% is all of "
           "the machine); no attack: controls, the legitimate client alone (ok or MISS against "
           "the same target; they do not decide the exit status)")
