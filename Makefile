@@ -14,6 +14,10 @@ DEB_OUT    ?= build-deb
 DEB_TOOLS  = dpkg-dev debhelper fakeroot lintian
 # `make check-system` and `make image`: a Debian root booted by systemd, and OCI images.
 SYSTEM_TOOLS = mmdebstrap systemd-container buildah podman runc uidmap
+# `make attack` (and check-system): the slow-HTTP attacks. wrk, python3-h2 and ngtcp2-client
+# (gtlsclient, the Retry probe) are in DEPS and QUIC_DEPS already.
+ATTACK_TOOLS = slowhttptest
+ATTACK_SECONDS ?= 10
 DEB_BASE_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null)
 DEB_ARCH   = $(shell dpkg --print-architecture)
 IMAGE      ?= wraith:$(DEB_BASE_VERSION)
@@ -22,7 +26,7 @@ IMAGE      ?= wraith:$(DEB_BASE_VERSION)
 DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbrotli-dev \
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
-       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk \
+       libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk libseccomp-dev \
        golang-go golang-github-lucas-clemente-quic-go-dev \
        libpcre2-dev libmaxminddb-dev libcrypt-dev libmaxmind-db-writer-perl apache2-utils \
        libnginx-mod-http-geoip2
@@ -42,7 +46,7 @@ BACKPORTS_SOURCES = $(APT_ETC)/sources.list.d/wraith-bookworm-backports.sources
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test unit fuzz sanitize sanitize-build check-system check-soak run bench install \
-        format clean deb image
+        format clean deb image attack
 
 all: build
 
@@ -123,6 +127,14 @@ check-soak: sanitize-build
 	WRAITH_BIN=$(SAN_BUILD)/wraith WRAITH_SANITIZE=1 WRAITH_SOURCE_DIR=$(CURDIR) \
 	    python3 tests/system/soak_sanitize.py
 
+# The attack table (issue 15; docs/decisions.md, "Limits"): every attack of tests/attack/run.py
+# against a real server with a legitimate client beside it, ATTACK_SECONDS per case (about
+# 3 minutes in all); fails if a case misses >= 99% success and p99 < 50 ms. Not part of
+# `make test`: it saturates the machine. ATTACK_CASES="rapid QPACK" runs the cases named so.
+attack: build
+	@$(MAKE) --no-print-directory deps DEPS="$(ATTACK_TOOLS)"
+	WRAITH_BIN=$(BUILD)/wraith python3 tests/attack/run.py --seconds $(ATTACK_SECONDS) $(ATTACK_CASES)
+
 unit: build
 	$(BUILD)/wraith_unit
 
@@ -188,8 +200,8 @@ deb: deps
 
 # Heavy system tests, not part of `make test`: the package installed, reloaded, broken,
 # upgraded (binary upgrade) and purged in a Debian 12 root booted by systemd-nspawn
-# (tests/system/check_system.py), the OCI image run under podman (check_image.sh), then the
-# leak soak under the sanitizers (check-soak).
+# (tests/system/check_system.py), the OCI image run under podman (check_image.sh), the leak
+# soak under the sanitizers (check-soak), then the attack table (attack).
 check-system: build
 	@$(MAKE) --no-print-directory deps DEPS="$(DEB_TOOLS) $(SYSTEM_TOOLS)"
 	$(MAKE) --no-print-directory deb
@@ -199,6 +211,7 @@ check-system: build
 	$(MAKE) --no-print-directory image
 	bash tests/system/check_image.sh $(IMAGE)
 	$(MAKE) --no-print-directory check-soak
+	$(MAKE) --no-print-directory attack
 
 # Minimal OCI image from Debian packages (packaging/image.sh): the binary, its shared-library
 # closure, CA certificates, a non-root user and the default config.

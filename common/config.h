@@ -36,6 +36,11 @@ struct ServerConfig {
     std::string cert_dir;           // default /etc/wraith/certs (root) or ~/.wraith/certs
     std::string mime_types;         // path; default: mime.types beside the config file
     size_t max_connections = 10000; // per worker
+    // Worker sandbox (worker/sandbox.h): a seccomp allow-list, and optionally Landlock confining
+    // the file system to what the config names, plus `landlock_allow` (read-only).
+    bool seccomp = true;
+    bool landlock = false;
+    std::vector<std::string> landlock_allow;
 };
 
 // HTTP limits and timeouts shared by every protocol ([http] table).

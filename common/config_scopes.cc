@@ -62,24 +62,22 @@ void Loader::read_filters(const toml::table& t, Scope scope, const Site* site,
             continue; // the scope's own reader reports it if it is unknown
         std::string name = std::string(scope_name(scope)) + "." + std::string(spec->key);
         const toml::table* options = value.as_table();
-        const toml::node* other = nullptr; // a value that is not a table (takes_value)
         if (const auto* on = value.as_boolean()) {
             if (!on->get()) {
                 out.own.emplace_back(spec, nullptr); // `key = false`: off here and below
                 continue;
             }
             options = &empty_table();
-        } else if (!options && spec->takes_value) {
-            options = &empty_table();
-            other = &value;
         }
+        if (!options && spec->takes_value)
+            options = &empty_table(); // the module reads `value` itself (BuildContext::value)
         if (!options) {
             diag_.error(&value,
                         name + ": expected a table or true/false, got " + describe_value(value));
             continue;
         }
-        if (auto f =
-                build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, route, other))
+        if (auto f = build<Filter>(*spec, *options, diag_.pos(&value), site, scope, false, route,
+                                   &value))
             out.own.emplace_back(spec, std::move(f));
     }
     merge_filters(parent, scope, site, diag_.pos(&t), out);
@@ -237,7 +235,7 @@ std::unique_ptr<T> Loader::build(const ModuleSpec& spec, const toml::table& opti
     TableReader reader(options, diag_, std::string(spec.key));
     reader.set_heading(std::string(spec.key));
     BuildContext ctx{cfg_,  site, diag_, scope, ModuleRegistry::instance().index_of(spec),
-                     route, value};
+                     route, value ? value : &options};
     std::unique_ptr<T> built;
     try {
         if constexpr (std::is_same_v<T, Handler>) {

@@ -68,6 +68,20 @@ void Loader::load_server(const toml::table& t) {
     path_option(r, "mime_types", s.mime_types);
     s.max_connections = static_cast<size_t>(
         r.integer("max_connections", static_cast<int64_t>(s.max_connections), 1, 1000000));
+    s.seccomp = r.boolean("seccomp", s.seccomp);
+    s.landlock = r.boolean("landlock", s.landlock);
+    if (auto allow = r.strings("landlock_allow")) {
+        for (const std::string& p : *allow) {
+            std::error_code ec;
+            std::string path = resolve_path(cfg_.dir, p);
+            if (!fs::exists(path, ec))
+                r.error("landlock_allow", "path " + in_quotes(path) + " does not exist");
+            else
+                s.landlock_allow.push_back(path);
+        }
+        if (!s.landlock)
+            r.error("landlock_allow", "applies to landlock = true");
+    }
     load_mime_types(r);
     mark_filter_keys(r); // filters at server scope: built once the rest is loaded
     r.finish();

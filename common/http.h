@@ -202,6 +202,14 @@ struct ConnectionInfo {
     std::string_view alt_svc;
 };
 
+// A field a filter adds to the exchange's access-log line ("limit" = "api:reject"). Both views
+// and the note itself live in the request's arena (or are constants).
+struct LogNote {
+    std::string_view name;
+    std::string_view value;
+    const LogNote* next = nullptr; // the note added before this one
+};
+
 // One request. Every view is valid until the exchange ends (protocol buffers or `arena`).
 struct Request {
     std::string_view method; // as sent, e.g. "GET"
@@ -256,7 +264,15 @@ struct Request {
     // Non-zero while serving a site's custom error page: the handler answers with this status
     // instead of 200 and skips conditionals and ranges.
     int override_status = 0;
+
+    // Notes for the access log, newest first (add_log_note).
+    const LogNote* log_notes = nullptr;
 };
+
+// Adds a note to req's access-log line; `name` and `value` must live as long as the exchange.
+inline void add_log_note(Request& req, std::string_view name, std::string_view value) {
+    req.log_notes = req.arena->make<LogNote>(LogNote{name, value, req.log_notes});
+}
 
 // Response status line and header fields, sent once by a handler or filter.
 struct ResponseHead {

@@ -61,6 +61,17 @@ struct ExchangeSummary {
     bool aborted = false;
 };
 
+// A new connection in the accept phase (before TLS, before QUIC's handshake), and how a filter
+// that refuses it wants the client told. The worker does the telling: a plain HTTP/1.1
+// listener answers `refusal_status` with Retry-After and closes, TLS gets a fatal alert, QUIC a
+// CONNECTION_CLOSE with CONNECTION_REFUSED; 0 closes without a word.
+struct AcceptContext {
+    const ConnectionInfo& conn;      // peer and local addresses only (TLS has not started)
+    ModuleWorkers* modules = nullptr; // the worker's per-module state (null in unit tests)
+    int refusal_status = 0;           // 429, 503 ...
+    uint32_t retry_after_s = 0;       // with refusal_status: the Retry-After value
+};
+
 // An access filter's answer.
 enum class AccessVerdict : uint8_t {
     next,     // on to the next filter, then the handler
@@ -92,11 +103,12 @@ public:
     virtual ~Filter() = default;
     // Bits of phase_bit(): the phases whose hooks this filter wants called.
     virtual unsigned phases() const = 0;
-    // accept: a new connection, before any byte is read (TLS not started: conn has the peer
-    // and local addresses only). False closes it at once. Only [server]-level filters run here.
-    virtual bool accept(const ConnectionInfo& conn) const { return true; }
-    // accept: a connection this filter accepted is gone.
-    virtual void connection_closed(const ConnectionInfo& conn) const {}
+    // accept: a new connection, before any byte is read (TLS not started: ctx.conn has the
+    // peer and local addresses only). False refuses it (see AcceptContext). Only [server]-level
+    // filters run here.
+    virtual bool accept(AcceptContext& ctx) const { return true; }
+    // accept: a connection this filter accepted is gone (`conn` is the same as at accept).
+    virtual void connection_closed(const ConnectionInfo& conn, ModuleWorkers* modules) const {}
     // request_head: before the site and route are chosen, so what it sets (Request::client_ip,
     // fields) is what routing conditions and every later phase see. `next` or `answered`
     // (`paused` is not allowed here). Only [server]-level filters run here.
@@ -178,7 +190,9 @@ struct BuildContext {
     // The route being built (route scope only): its path match is read, so builders can check
     // that $1..$9 name groups its regex has. Null at site and server scope.
     const Route* route = nullptr;
-    // The key's value when it is not a table (ModuleSpec::takes_value): `allow = ["10/8"]`.
+    // The key's value as written: the options table, or for a takes_value module whatever it
+    // was given (`allow = ["10.0.0.0/8"]`, `limit = ["api"]`; an implicit build of a default-on
+    // filter: its empty table).
     const toml::node* value = nullptr;
 };
 
@@ -234,6 +248,12 @@ struct WorkerContext {
     const SharedZones* zones; // the shared-memory zones of this generation (common/shm.h)
 };
 
+// A path a worker opens after it starts, for the Landlock sandbox (worker/sandbox.h).
+struct SandboxPath {
+    std::string path;
+    bool write = false; // may create and write files below it (logs); else read-only
+};
+
 struct ModuleSpec {
     // The key that enables the module: a route key ("static", "proxy"), or for filters a key
     // that may also appear in [server] and [[site]] (inherited downwards, overridable;
@@ -251,8 +271,9 @@ struct ModuleSpec {
     // A route rewrite module (route scope only); a route with one needs no handler.
     std::unique_ptr<RouteRewrite> (*build_rewrite)(TableReader& options,
                                                    BuildContext& ctx) = nullptr;
-    // The key also takes a value that is not a table (an array, a string): the build function
-    // then gets an empty table and the value in BuildContext::value.
+    // For filters: the key may also take a value that is neither a table nor a boolean
+    // (`limit = ["api"]`); build_filter then reads an empty table and finds the value, with its
+    // source position, in BuildContext::value.
     bool takes_value = false;
     // A stream (L4) protocol module: `key` is then a protocol a [[listen]] may name in
     // `protocols`, and the listener's table key of the same name holds its options.
@@ -275,6 +296,12 @@ struct ModuleSpec {
     void (*zones)(const Config& config, std::vector<ZoneSpec>& out) = nullptr;
     // Per-worker state and background work (see ModuleWorker); null result: none.
     std::unique_ptr<ModuleWorker> (*worker_start)(const WorkerContext& ctx) = nullptr;
+    // Files and directories the module's workers open after they start (a static root), for
+    // server.landlock; the core adds its own (logs, certificates, DNS files).
+    void (*sandbox_paths)(const Config& config, std::vector<SandboxPath>& out) = nullptr;
+    // In the master: a worker that mapped `zones` ended without its clean exit (killed, crashed),
+    // so what it held in them (connections it counted) was never given back.
+    void (*worker_lost)(const SharedZones& zones) = nullptr;
 };
 
 // "" when $1..$`highest` name groups the route's path regex has (or the route's groups cannot

@@ -17,6 +17,7 @@
 #include "master/nginx_cli.h"
 #include "master/route_cli.h"
 #include "modules/modules.h"
+#include "worker/sandbox.h"
 
 namespace {
 
@@ -139,6 +140,9 @@ int check(const std::string& config_path, const std::string& overrides) {
     diag.print(!config, config_path);
     if (!config)
         return 1;
+    // Valid, but the kernel may not give what it asks for: said, not an error.
+    for (const std::string& w : wraith::sandbox_warnings(*config))
+        fprintf(stderr, "warning: %s: %s\n", config_path.c_str(), w.c_str());
     printf("ok: %s is valid\n", config_path.c_str());
     return 0;
 }

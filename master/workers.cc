@@ -349,6 +349,10 @@ void Master::reap() {
         int slot = w.slot;
         double lived = ev_time() - w.started;
         gen.workers.erase(it);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            for (const ModuleSpec& m : ModuleRegistry::instance().all())
+                if (m.worker_lost)
+                    m.worker_lost(gen.zones.view); // what it held in shared memory
 
         if (!expected)
             replace_worker(gen, slot, lived);

@@ -23,6 +23,7 @@ const ModuleSpec& deny_module();
 const ModuleSpec& basic_auth_module();
 const ModuleSpec& forward_auth_module();
 const ModuleSpec& real_ip_module();
+const ModuleSpec& limit_module();    // modules/limit
 
 void register_builtin_modules() {
     static bool done = false;
@@ -33,7 +34,7 @@ void register_builtin_modules() {
          {&static_module(), &proxy_module(), &redirect_module(), &respond_module(),
           &compress_module(), &tcp_module(), &geo_module(), &match_module(), &rewrite_module(),
           &headers_module(), &allow_module(), &deny_module(), &basic_auth_module(),
-          &forward_auth_module(), &real_ip_module()})
+          &forward_auth_module(), &real_ip_module(), &limit_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

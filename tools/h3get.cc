@@ -54,7 +54,8 @@ constexpr const char* kUsage =
     "      --early-data          send the requests as 0-RTT when resuming\n"
     "      --migrate-after N     move to a new local port after N body bytes\n"
     "      --local-port-change-after N  change port after N bytes without telling QUIC\n"
-    "      --raw-request HEX     send HEX on the request stream instead of HEADERS\n"
+    "      --raw-request HEX     send HEX on the request stream instead of HEADERS (with -n,\n"
+    "                            on N streams); every --raw-* HEX may be @FILE (hex in FILE)\n"
     "      --raw-fin             FIN after --raw-request's bytes\n"
     "      --raw-control HEX     append HEX on our control stream after SETTINGS\n"
     "      --raw-control-fin     FIN on our control stream (after --raw-control)\n"
@@ -321,9 +322,9 @@ bool parse_options(int argc, char** argv, Options& o) {
         return usage_error("--early-data does not go with --raw-*");
     }
     if (o.raw.request_given &&
-        (o.urls.size() != 1 || o.repeat != 1 || o.has_body || !o.method.empty() ||
-         !o.headers.empty() || !o.connect_protocol.empty())) {
-        return usage_error("--raw-request takes one URL and none of -d, -X, -I, -H, -n, "
+        (o.urls.size() != 1 || o.has_body || !o.method.empty() || !o.headers.empty() ||
+         !o.connect_protocol.empty())) {
+        return usage_error("--raw-request takes one URL and none of -d, -X, -I, -H, "
                            "--connect-protocol");
     }
     if (!o.connect_protocol.empty()) {
@@ -583,16 +584,18 @@ void Fetcher::on_stream_credit(h3::Connection& c) {
                              kAuthority = ":authority", kPath = ":path", kUserAgent = "user-agent",
                              kAgent = "h3get/0.1", kContentLength = "content-length";
     if (o_.raw.request_given) {
-        // The bytes as given, not held back by raw bytes elsewhere awaiting acknowledgement.
-        if (next_submit_ == 0 && c.can_open_stream()) {
-            auto& r = requests_[0];
+        // The bytes as given, not held back by raw bytes elsewhere awaiting acknowledgement;
+        // with -n, on as many streams as the server's MAX_STREAMS lets open.
+        while (next_submit_ < requests_.size() && c.can_open_stream()) {
+            auto& r = requests_[next_submit_];
             r.stream_id = c.submit_raw(o_.raw.request, o_.raw.request_fin, &r);
-            if (r.stream_id >= 0) {
-                if (o_.summary && !r.hash) {
-                    gnutls_hash_init(&r.hash, GNUTLS_DIG_SHA256);
-                }
-                ++next_submit_;
+            if (r.stream_id < 0) {
+                break;
             }
+            if (o_.summary && !r.hash) {
+                gnutls_hash_init(&r.hash, GNUTLS_DIG_SHA256);
+            }
+            ++next_submit_;
         }
         return;
     }

@@ -115,7 +115,16 @@ void format_combined(std::string& out, const Request& req, const ExchangeSummary
     append_escaped_combined(out, or_dash(req.headers.get("referer")));
     out += "\" \"";
     append_escaped_combined(out, or_dash(req.headers.get("user-agent")));
-    out += "\"\n";
+    out += '"';
+    // Filters' notes (a limit's decision) after NGINX's fields, so parsers of the combined
+    // format still read the line; only exchanges with notes have them.
+    for (const LogNote* n = req.log_notes; n; n = n->next) {
+        out += ' ';
+        append_escaped_combined(out, n->name);
+        out += '=';
+        append_escaped_combined(out, n->value);
+    }
+    out += '\n';
 }
 
 void format_json(std::string& out, const Request& req, const ExchangeSummary& s) {
@@ -177,6 +186,12 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     if (!g.asn_text.empty()) {
         out += ",\"geo_asn\":";
         out += g.asn_text;
+    }
+    for (const LogNote* n = req.log_notes; n; n = n->next) {
+        out += ',';
+        append_json_string(out, n->name);
+        out += ':';
+        append_json_string(out, n->value);
     }
     if (s.aborted)
         out += ",\"aborted\":true";

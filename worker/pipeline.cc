@@ -205,15 +205,16 @@ void Pipeline::finish(const Request& req, const ExchangeSummary& summary) {
         logs_->log(req, summary);
 }
 
-bool Pipeline::accept(const ConnectionInfo& conn) const {
+bool Pipeline::accept(AcceptContext& ctx) const {
+    ctx.modules = modules_;
     const std::vector<const Filter*>& chain = config_.filters.chain;
     for (size_t i = 0; i < chain.size(); ++i) {
-        if (!runs_in(chain[i], Phase::accept) || chain[i]->accept(conn))
+        if (!runs_in(chain[i], Phase::accept) || chain[i]->accept(ctx))
             continue;
         // Refused: the filters before it accepted and are told it is gone.
         for (size_t j = 0; j < i; ++j)
             if (runs_in(chain[j], Phase::accept))
-                chain[j]->connection_closed(conn);
+                chain[j]->connection_closed(ctx.conn, modules_);
         return false;
     }
     return true;
@@ -222,7 +223,7 @@ bool Pipeline::accept(const ConnectionInfo& conn) const {
 void Pipeline::connection_closed(const ConnectionInfo& conn) const {
     for (const Filter* f : config_.filters.chain)
         if (runs_in(f, Phase::accept))
-            f->connection_closed(conn);
+            f->connection_closed(conn, modules_);
 }
 
 } // namespace wraith

@@ -35,9 +35,9 @@ public:
     void finish(const Request& req, const ExchangeSummary& summary);
 
     // Accept phase: the [server] filters decide about a new connection before any byte of it
-    // is read. False: close it. Each filter that accepted is told when it is closed
-    // (connection_closed), so connection limits can count.
-    bool accept(const ConnectionInfo& conn) const;
+    // is read. False: refuse it (ctx says how to tell the client). Each filter that accepted is
+    // told when it is closed (connection_closed), so connection limits can count.
+    bool accept(AcceptContext& ctx) const;
     void connection_closed(const ConnectionInfo& conn) const;
     // Whether any [server] filter runs in the accept phase (connections skip it otherwise).
     bool has_accept_filters() const { return has_accept_; }

@@ -18,6 +18,8 @@
 #include "worker/proxy_protocol_stage.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/mem.h"
+#include "worker/refusal.h"
+#include "worker/sandbox.h"
 #include "worker/tls/context.h"
 #include "worker/tls/handshake.h"
 #include "worker/transport.h"
@@ -205,9 +207,22 @@ void Worker::serve_accepted(int fd, const sockaddr_storage& peer, const sockaddr
                             size_t listener) {
     const ListenConfig& lc = config_->listeners[listener];
     std::unique_ptr<Transport::CloseHook> hook;
-    if (!accept_phase(fd, peer, local, hook)) {
-        ::close(fd);
-        return;
+    if (pipeline_.has_accept_filters()) {
+        sockaddr_storage here{};
+        socklen_t here_len = sizeof(here);
+        if (local)
+            here = *local;
+        else
+            getsockname(fd, reinterpret_cast<sockaddr*>(&here), &here_len);
+        ConnectionInfo none;
+        AcceptContext refusal{none};
+        if (!accept_phase(peer, here, hook, &refusal)) {
+            // A plain listener of a stream protocol speaks no HTTP: it just closes.
+            const bool says = lc.tls || !lc.stream_for({});
+            refuse_connection(fd, lc.tls, says ? refusal.refusal_status : 0,
+                              refusal.retry_after_s);
+            return;
+        }
     }
     if (lc.tls) {
         SSL* ssl = setup_.tls ? setup_.tls->new_ssl(listener) : nullptr;
@@ -234,35 +249,44 @@ void Worker::serve_accepted(int fd, const sockaddr_storage& peer, const sockaddr
 
 namespace {
 
-// Tells the accept filters that a connection they accepted has ended.
+// Holds the ConnectionInfo the accept filters saw, at one address for the connection's life (a
+// filter may key its per-connection state by it), and tells them when the connection ends.
 class AcceptedConnection final : public Transport::CloseHook {
 public:
     AcceptedConnection(const Pipeline& pipeline, const ConnectionInfo& info)
         : pipeline_(pipeline), info_(info) {}
-    ~AcceptedConnection() override { pipeline_.connection_closed(info_); }
+    ~AcceptedConnection() override {
+        if (accepted_)
+            pipeline_.connection_closed(info_);
+    }
+    const ConnectionInfo& info() const { return info_; }
+    void set_accepted() { accepted_ = true; }
 
 private:
     const Pipeline& pipeline_;
     ConnectionInfo info_;
+    bool accepted_ = false; // refused: the pipeline already told the filters that accepted
 };
 
 } // namespace
 
-bool Worker::accept_phase(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
-                          std::unique_ptr<Transport::CloseHook>& hook) {
+bool Worker::accept_phase(const sockaddr_storage& peer, const sockaddr_storage& local,
+                          std::unique_ptr<Transport::CloseHook>& hook, AcceptContext* refusal) {
     if (!pipeline_.has_accept_filters())
         return true;
     ConnectionInfo info;
     info.peer = peer;
-    socklen_t len = sizeof(info.local);
-    if (local)
-        info.local = *local;
-    else
-        getsockname(fd, reinterpret_cast<sockaddr*>(&info.local), &len);
-    info.id = connection_ids_ + 1; // the number the connection gets next
-    if (!pipeline_.accept(info))
+    info.local = local;
+    info.id = connection_ids_ + 1; // for log lines: the number the next connection gets
+    auto accepted = std::make_unique<AcceptedConnection>(pipeline_, info);
+    AcceptContext ctx{accepted->info()};
+    if (!pipeline_.accept(ctx)) {
+        refusal->refusal_status = ctx.refusal_status;
+        refusal->retry_after_s = ctx.retry_after_s;
         return false;
-    hook = std::make_unique<AcceptedConnection>(pipeline_, info);
+    }
+    accepted->set_accepted();
+    hook = std::move(accepted);
     return true;
 }
 
@@ -468,9 +492,17 @@ int worker_main(WorkerSetup setup, const std::vector<int>& fds_to_close) {
         WLOG_WARN("PR_SET_NO_NEW_PRIVS: %s", std::strerror(errno));
     // PR_SET_DUMPABLE stays off after the switch: a worker holds root-opened descriptors
     // (listening sockets, logs) that other processes of the same user must not ptrace into.
+    std::string sandbox_warning, sandbox_error;
+    if (!enter_sandbox(*setup.config, &sandbox_warning, &sandbox_error)) {
+        WLOG_ERROR("%s", sandbox_error.c_str()); // asked for and not applied: do not serve
+        return 2;
+    }
+    if (!sandbox_warning.empty() && setup.slot == 0)
+        WLOG_WARN("%s", sandbox_warning.c_str());
 
     setup.status->pid.store(getpid());
     Worker worker(std::move(setup));
+    install_sandbox_probe(worker.loop());
     return worker.run();
 }
 

@@ -87,6 +87,13 @@ public:
     // protocol. Takes `fd`.
     void serve_accepted(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
                         size_t listener);
+    // The accept phase for a new connection from `peer` to `local` (TCP before TLS, QUIC
+    // before the handshake): false when a filter refused it, with how to tell the client in
+    // *refusal; otherwise `hook` is what the connection must hold until it ends so the filters
+    // hear of its end (null when no filter runs in the accept phase).
+    bool accept_phase(const sockaddr_storage& peer, const sockaddr_storage& local,
+                      std::unique_ptr<Transport::CloseHook>& hook, AcceptContext* refusal);
+
     void add_connection(Connection* c);
     void remove_connection(Connection* c); // the connection deletes itself after this
     void count_request();
@@ -106,11 +113,6 @@ private:
     void stop_now();
     // The modules' per-worker state (ModuleSpec::worker_start), told when draining starts.
     void start_modules();
-    // The accept phase for a connection just accepted on `fd`: false when a filter refused it
-    // (the caller closes it); otherwise `hook` is what the transport must hold so the filters
-    // hear of its end (null when no filter runs in the accept phase).
-    bool accept_phase(int fd, const sockaddr_storage& peer, const sockaddr_storage* local,
-                      std::unique_ptr<Transport::CloseHook>& hook);
     void pause_accept();
     void resume_accept();
     void maybe_exit();

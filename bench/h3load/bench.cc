@@ -43,6 +43,8 @@ Bench::Bench(struct ev_loop* loop, const Config& config) : loop_(loop), config_(
     check_timer_.data = this;
     ev_timer_init(&phase_timer_, phase_cb, 0., 0.);
     phase_timer_.data = this;
+    ev_timer_init(&pace_timer_, pace_cb, 0., 0.);
+    pace_timer_.data = this;
     ev_signal_init(&sigint_, signal_cb, SIGINT);
     sigint_.data = this;
     ev_signal_init(&sigterm_, signal_cb, SIGTERM);
@@ -117,6 +119,22 @@ bool Bench::next_request(Client& client, uint32_t& url) {
     }
     if (phase_ != Phase::WarmUp && phase_ != Phase::Measuring) {
         return false;
+    }
+    if (config_.interval > 0 && !config_.new_connection) {
+        // Paced: one request per interval and client, on a schedule that does not catch up
+        // after a slow answer (a real client does not fire a burst when it was kept waiting).
+        const auto interval = static_cast<uint64_t>(config_.interval * 1e9);
+        const uint64_t now = h3::now_ns();
+        if (now < client.next_at_ns) {
+            if (!ev_is_active(&pace_timer_)) {
+                ev_timer_set(&pace_timer_, static_cast<double>(client.next_at_ns - now) / 1e9,
+                             0.);
+                ev_timer_start(loop_, &pace_timer_);
+            }
+            return false;
+        }
+        client.next_at_ns = client.next_at_ns + interval > now ? client.next_at_ns + interval
+                                                               : now + interval;
     }
     if (config_.requests > 0) {
         if (issued_ >= config_.requests) {
@@ -248,7 +266,7 @@ void Bench::connection_closed(Client& client, bool established, bool expected,
                          reason.c_str());
         }
     }
-    if (!established) {
+    if (!established && !config_.new_connection) {
         client.dead = true; // like h2load: a client that cannot connect stops
     } else if (phase_ == Phase::WarmUp || phase_ == Phase::Measuring) {
         want_connect(client);
@@ -256,7 +274,39 @@ void Bench::connection_closed(Client& client, bool established, bool expected,
     schedule_check();
 }
 
+void Bench::connect_failed(uint64_t started_ns) {
+    if (phase_ != Phase::Measuring) {
+        return;
+    }
+    ++stats_.started;
+    ++stats_.done;
+    ++stats_.failed;
+    ++stats_.errored;
+    if (log_) {
+        std::fprintf(log_, "%" PRId64 "\t-1\t%" PRIu64 "\n",
+                     wall_offset_us_ + static_cast<int64_t>(started_ns / 1000),
+                     (h3::now_ns() - started_ns) / 1000);
+    }
+}
+
 void Bench::want_connect(Client& client) {
+    if (config_.new_connection) {
+        // Paced connections, one request each: the schedule is the connections'.
+        const auto interval = static_cast<uint64_t>(config_.interval * 1e9);
+        const uint64_t now = h3::now_ns();
+        if (now < client.next_at_ns) {
+            client.pace_connect = true;
+            if (!ev_is_active(&pace_timer_)) {
+                ev_timer_set(&pace_timer_, static_cast<double>(client.next_at_ns - now) / 1e9,
+                             0.);
+                ev_timer_start(loop_, &pace_timer_);
+            }
+            return;
+        }
+        client.pace_connect = false;
+        client.next_at_ns = client.next_at_ns + interval > now ? client.next_at_ns + interval
+                                                               : now + interval;
+    }
     if (connecting_ < config_.connect_concurrency) {
         ++connecting_;
         client.connect();
@@ -310,6 +360,30 @@ void Bench::schedule_check() {
 
 void Bench::check_cb(struct ev_loop*, ev_timer* w, int) {
     static_cast<Bench*>(w->data)->check();
+}
+
+void Bench::pace_cb(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Bench*>(w->data);
+    const uint64_t now = h3::now_ns();
+    uint64_t next = 0;
+    for (auto& client : self->clients_) {
+        if (client->dead) {
+            continue;
+        }
+        if (client->pace_connect) {
+            if (client->next_at_ns <= now) {
+                self->want_connect(*client);
+            } else if (next == 0 || client->next_at_ns < next) {
+                next = client->next_at_ns;
+            }
+        } else if (client->next_at_ns <= now) {
+            client->resume_requests();
+        }
+    }
+    if (next != 0 && !ev_is_active(&self->pace_timer_)) {
+        ev_timer_set(&self->pace_timer_, static_cast<double>(next - now) / 1e9, 0.);
+        ev_timer_start(self->loop_, &self->pace_timer_);
+    }
 }
 
 void Bench::check() {
@@ -398,6 +472,7 @@ void Bench::finish() {
     }
     ev_timer_stop(loop_, &phase_timer_);
     ev_timer_stop(loop_, &check_timer_);
+    ev_timer_stop(loop_, &pace_timer_);
     ev_signal_stop(loop_, &sigint_);
     ev_signal_stop(loop_, &sigterm_);
     ev_break(loop_, EVBREAK_ALL);

@@ -21,6 +21,7 @@ struct Config {
     std::vector<h3::Url> urls; // `urls` are requested round-robin; all share one host:port.
     std::vector<std::pair<std::string, std::string>> headers; // `headers` are extra (-H).
     std::vector<h3::ResolveOverride> resolves;
+    h3::SocketAddress local; // `local` is --local-address (len 0: the kernel picks).
     size_t connections = 1; // `connections` is -c.
     size_t streams = 1;     // `streams` is -m: requests in flight per connection.
     uint64_t requests = 1;  // `requests` is -n (0 with -D).
@@ -36,6 +37,8 @@ struct Config {
     size_t connect_concurrency = 100; // `connect_concurrency` caps handshakes in flight.
     std::string log_file;             // `log_file` gets one h2load-style line per request.
     bool h2 = false;                  // `h2` runs HTTP/2 over TLS/TCP instead.
+    double interval = 0; // `interval` is --interval: seconds between a client's requests.
+    bool new_connection = false; // `new_connection`: --new-connection, one request each.
     bool verbose = false;
 };
 
@@ -91,6 +94,11 @@ public:
     bool idle_asked = false;     // `idle_asked`: --idle mode's one request was taken.
     int idle_state = 0;          // `idle_state`: --idle outcome, 0 pending, 1 ok, 2 failed.
     bool waiting = false;        // `waiting`: queued for a handshake slot.
+    uint64_t next_at_ns = 0;     // `next_at_ns`: with --interval, its next request's time.
+    bool pace_connect = false;   // `pace_connect`: --new-connection, waits for next_at_ns.
+
+    // With --interval: its next request is due; submit what may go.
+    virtual void resume_requests() {}
 
 protected:
     Bench& bench_;
@@ -131,11 +139,14 @@ public:
     // Asks for a handshake slot; Bench calls client.connect() when one is free.
     void want_connect(Client& client);
     void release_connect_slot();
+    // --new-connection: a handshake that failed counts as a failed request.
+    void connect_failed(uint64_t started_ns);
     // --idle: the client's one request finished (`ok`) or its connection failed.
     void idle_result(Client& client, bool ok);
 
 private:
     static void check_cb(struct ev_loop* loop, ev_timer* w, int revents);
+    static void pace_cb(struct ev_loop* loop, ev_timer* w, int revents);
     static void phase_cb(struct ev_loop* loop, ev_timer* w, int revents);
     static void signal_cb(struct ev_loop* loop, ev_signal* w, int revents);
 
@@ -168,6 +179,7 @@ private:
     int64_t wall_offset_us_ = 0; // `wall_offset_us_` maps monotonic µs to epoch µs.
     ev_timer check_timer_;       // `check_timer_` runs check() outside protocol callbacks.
     ev_timer phase_timer_;       // `phase_timer_` ends warm-up, window, drain or hold.
+    ev_timer pace_timer_;        // `pace_timer_` wakes paced clients (--interval).
     ev_signal sigint_, sigterm_;
 };
 

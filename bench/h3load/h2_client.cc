@@ -134,6 +134,7 @@ bool H2Shared::init(const Config& config, std::string& error) {
     if (!h3::resolve(first.host, first.port, config.resolves, remote, error)) {
         return false;
     }
+    local = config.local;
     if (config.sni_given) {
         sni = config.sni;
     } else if (!h3::is_ip_literal(first.host)) {
@@ -229,6 +230,11 @@ void H2Client::connect() {
     }
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (shared_.local.len != 0 && ::bind(fd_, shared_.local.get(), shared_.local.len) != 0) {
+        fail(std::string("bind: ") + std::strerror(errno));
+        report_close();
+        return;
+    }
     if (::connect(fd_, shared_.remote.get(), shared_.remote.len) != 0 && errno != EINPROGRESS) {
         fail(std::string("connect: ") + std::strerror(errno));
         report_close();

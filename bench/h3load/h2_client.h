@@ -19,6 +19,7 @@ struct H2Shared {
     SSL_CTX* ctx = nullptr; // `ctx` has ALPN h2 and the trust settings.
     nghttp2_session_callbacks* callbacks = nullptr;
     h3::SocketAddress remote;
+    h3::SocketAddress local; // `local` is --local-address (len 0: the kernel picks).
     std::string sni;         // `sni` is sent unless empty.
     std::string verify_name; // `verify_name` must match (unless -k).
     bool verify = true;

@@ -27,11 +27,15 @@ constexpr const char* kUsage =
     "  -k, --insecure            do not verify the server certificate\n"
     "      --cacert FILE         trust the CA certificates in FILE (PEM)\n"
     "      --resolve H:P:ADDR    connect to ADDR for host H, port P\n"
+    "      --local-address ADDR  send from the numeric address ADDR (e.g. 127.0.0.5)\n"
     "  -H, --header 'N: v'       extra request header (repeatable)\n"
     "      --sni NAME            server name to send (and verify)\n"
     "      --alpn PROTO          ALPN to offer (default h3, or h2 with --h2)\n"
     "      --log-file FILE       per request: start (us since epoch), status, duration (us)\n"
     "      --connect-concurrency N  handshakes in flight at once (default 100)\n"
+    "      --interval SECONDS    paced: each client sends a request every SECONDS (HTTP/3)\n"
+    "      --new-connection      with --interval: each request on a new connection, its time\n"
+    "                            counted from the connection's start\n"
     "      --idle CONNS          open CONNS connections, one GET each, then hold them idle\n"
     "      --hold SECONDS        how long --idle holds them (default: until SIGTERM/SIGINT)\n"
     "      --h2                  HTTP/2 over TLS (nghttp2 + OpenSSL) instead of HTTP/3\n"
@@ -121,6 +125,13 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
                 return usage_error(error);
             }
             c.resolves.push_back(r);
+        } else if (arg == "--local-address") {
+            if (!need(arg)) {
+                return false;
+            }
+            if (!h3::parse_numeric_address(value, 0, c.local)) {
+                return usage_error("--local-address must be a numeric address: " + value);
+            }
         } else if (arg == "-H" || arg == "--header") {
             std::string name, v;
             if (!need(arg)) {
@@ -149,6 +160,12 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
                 return false;
             }
             c.log_file = value;
+        } else if (arg == "--interval") {
+            if (!seconds(arg, c.interval) || c.interval <= 0) {
+                return usage_error("--interval needs seconds above 0");
+            }
+        } else if (arg == "--new-connection") {
+            c.new_connection = true;
         } else if (arg == "--connect-concurrency") {
             if (!count(arg, n, 1)) {
                 return false;
@@ -203,6 +220,12 @@ bool parse_options(int argc, char** argv, h3load::Config& c) {
         c.streams = 1;
         c.requests = 0;
         c.duration = 0;
+    }
+    if (c.interval > 0 && (c.h2 || c.idle > 0)) {
+        return usage_error("--interval paces HTTP/3 load only (not --h2 or --idle)");
+    }
+    if (c.new_connection && c.interval <= 0) {
+        return usage_error("--new-connection needs --interval");
     }
     if (c.alpn.empty()) {
         c.alpn = c.h2 ? "h2" : "h3";

@@ -38,6 +38,7 @@ bool QuicShared::init(const Config& config, std::string& error) {
     if (!h3::resolve(first.host, first.port, config.resolves, target.remote, error)) {
         return false;
     }
+    target.local = config.local;
     if (config.sni_given) {
         target.sni = config.sni;
     } else if (!h3::is_ip_literal(first.host)) {
@@ -99,9 +100,13 @@ void QuicClient::connect() {
     first_byte_seen_ = false;
     closing_ = false;
     goaway_ = false;
+    used_ = false;
     std::string error;
     if (!conn_->connect(shared_.target, error)) {
         // No socket (descriptors exhausted?): count it like a failed handshake.
+        if (bench_.config().new_connection) {
+            bench_.connect_failed(h3::now_ns());
+        }
         conn_.reset();
         bench_.connection_closed(*this, false, false, error);
     }
@@ -142,16 +147,25 @@ void QuicClient::on_handshake_completed(h3::Connection& c) {
                           h2load_key_name(c.tls_group()), c.alpn());
 }
 
+void QuicClient::resume_requests() {
+    if (conn_ && !closing_ && conn_->can_submit()) {
+        on_stream_credit(*conn_);
+        conn_->schedule_write();
+    }
+}
+
 void QuicClient::on_stream_credit(h3::Connection& c) {
     size_t limit = bench_.idle_mode() ? 1 : bench_.config().streams;
-    while (in_flight_ < limit && !goaway_ && c.can_submit()) {
+    const bool one_request = bench_.config().new_connection;
+    while (in_flight_ < limit && !goaway_ && !(one_request && used_) && c.can_submit()) {
         uint32_t url;
         if (!bench_.next_request(*this, url)) {
             break;
         }
         Exchange* e = pool_.acquire();
         e->url = url;
-        e->start_ns = h3::now_ns();
+        // --new-connection: the request's time includes the handshake it waited for.
+        e->start_ns = one_request ? c.started_at() : h3::now_ns();
         const auto& fields = shared_.requests[url];
         if (c.submit(fields.data(), fields.size(), false, e) < 0) {
             pool_.release(e);
@@ -159,6 +173,7 @@ void QuicClient::on_stream_credit(h3::Connection& c) {
             break;
         }
         ++in_flight_;
+        used_ = one_request;
     }
 }
 
@@ -186,7 +201,7 @@ void QuicClient::on_response_end(h3::Connection& c, void* stream) {
     e->complete = true;
     --in_flight_;
     bench_.request_done(*this, *e, true);
-    if (goaway_ && in_flight_ == 0) {
+    if ((goaway_ || bench_.config().new_connection) && in_flight_ == 0) {
         closing_ = true;
         c.close();
     }
@@ -200,7 +215,7 @@ void QuicClient::on_stream_closed(h3::Connection& c, void* stream, uint64_t) {
         bench_.request_done(*this, *e, false);
     }
     pool_.release(e);
-    if (goaway_ && in_flight_ == 0 && !closing_) {
+    if ((goaway_ || bench_.config().new_connection) && in_flight_ == 0 && !closing_) {
         closing_ = true;
         c.close();
     }
@@ -232,6 +247,9 @@ void QuicClient::on_closed(h3::Connection& c) {
     bool established = c.handshake_completed();
     bool expected = closing_;
     std::string reason = c.close_reason();
+    if (!established && bench_.config().new_connection) {
+        bench_.connect_failed(c.started_at());
+    }
     conn_.reset(); // allowed: on_closed is the connection's last event
     bench_.connection_closed(*this, established, expected, reason);
 }

@@ -33,6 +33,7 @@ public:
     void stop() override;
     Traffic traffic() const override;
     void abandon_in_flight() override;
+    void resume_requests() override;
 
     void on_handshake_completed(h3::Connection& c) override;
     void on_stream_credit(h3::Connection& c) override;
@@ -57,6 +58,7 @@ private:
     bool first_byte_seen_ = false;
     bool closing_ = false; // `closing_`: we asked the connection to close.
     bool goaway_ = false;
+    bool used_ = false; // `used_`: --new-connection, this connection carried its request.
 };
 
 } // namespace h3load

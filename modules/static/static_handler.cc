@@ -210,6 +210,7 @@ public:
           module_index_(module_index) {}
 
     void handle(Request& req, BodyReader& body, ResponseWriter& out) const override;
+    const std::string& root() const { return opt_.root; }
 
 private:
     OpenResult open_path(Request& req, std::string_view path) const;
@@ -704,6 +705,11 @@ std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
     if (!root)
         return nullptr;
     return std::make_unique<StaticHandler>(options, std::move(root), std::move(mime), module_index);
+}
+
+const std::string* static_root(const Handler& handler) {
+    const auto* h = dynamic_cast<const StaticHandler*>(&handler);
+    return h ? &h->root() : nullptr;
 }
 
 } // namespace wraith::static_files

@@ -47,6 +47,9 @@ std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
                                              std::shared_ptr<const MimeTypes> mime,
                                              std::string& error, size_t module_index);
 
+// The document root of a handler make_static_handler() made; nullptr for other handlers.
+const std::string* static_root(const Handler& handler);
+
 // The static module's per-worker state: the worker's open-file cache.
 class StaticWorker final : public ModuleWorker {
 public:

@@ -106,6 +106,14 @@ const ModuleSpec& static_module() {
         .build_handler = &static_files::build,
         .worker_start = [](const WorkerContext&) -> std::unique_ptr<ModuleWorker> {
             return std::make_unique<static_files::StaticWorker>();
+        },
+        // Landlock: every route's root, read-only.
+        .sandbox_paths = [](const Config& config, std::vector<SandboxPath>& out) {
+            for (const auto& site : config.sites)
+                for (const Route& route : site->routes)
+                    if (route.handler)
+                        if (const std::string* root = static_files::static_root(*route.handler))
+                            out.push_back({*root, false});
         }};
     return spec;
 }

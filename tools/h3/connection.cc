@@ -228,7 +228,7 @@ Connection::~Connection() {
 Connection::Endpoint* Connection::open_endpoint(std::string& error) {
     auto endpoint = std::make_unique<Endpoint>();
     endpoint->owner = this;
-    endpoint->fd = open_udp_socket(remote_, endpoint->local, error);
+    endpoint->fd = open_udp_socket(remote_, bind_to_, endpoint->local, error);
     if (endpoint->fd < 0) {
         return nullptr;
     }
@@ -242,6 +242,7 @@ Connection::Endpoint* Connection::open_endpoint(std::string& error) {
 
 bool Connection::connect(const ConnectTarget& target, std::string& error) {
     remote_ = target.remote;
+    bind_to_ = target.local;
     conn_ref_.get_conn = QuicCallbacks::get_conn;
     conn_ref_.user_data = this;
     Endpoint* endpoint = open_endpoint(error);

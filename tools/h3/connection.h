@@ -45,6 +45,7 @@ struct ClientSettings {
 // Where and how to connect.
 struct ConnectTarget {
     SocketAddress remote;                 // `remote` is the server's UDP address.
+    SocketAddress local;                  // `local` is the address to send from (len 0: any).
     std::string sni;                      // `sni` is the server name sent; empty sends none.
     std::string verify_name;              // `verify_name` must match the certificate.
     const SessionData* session = nullptr; // `session` resumes TLS when not empty.
@@ -253,6 +254,7 @@ private:
     std::unique_ptr<RawStreams> raw_; // `raw_` exists in raw mode once HTTP/3 is set up.
     gnutls_session_t tls_ = nullptr;
     SocketAddress remote_;
+    SocketAddress bind_to_; // `bind_to_` is ConnectTarget::local, for every socket opened.
     std::string verify_name_; // `verify_name_` must outlive `tls_` (GnuTLS keeps it).
     std::vector<std::unique_ptr<Endpoint>> endpoints_; // `endpoints_`: current one first.
     ev_io write_watcher_;                      // `write_watcher_` resumes sending (and kicks off).

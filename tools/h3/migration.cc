@@ -16,7 +16,7 @@ void Connection::perform_migration() {
         // Swap the socket under the path ngtcp2 knows, as a NAT would: ngtcp2 is not told,
         // the server just sees datagrams from a new port (RFC 9000 §9.3).
         SocketAddress local;
-        int fd = open_udp_socket(remote_, local, result.error);
+        int fd = open_udp_socket(remote_, bind_to_, local, result.error);
         if (fd < 0) {
             handler_.on_migrated(*this, result);
             return;

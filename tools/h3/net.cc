@@ -178,6 +178,10 @@ bool parse_resolve(std::string_view text, ResolveOverride& out, std::string& err
     return true;
 }
 
+bool parse_numeric_address(std::string_view text, uint16_t port, SocketAddress& out) {
+    return numeric_address(strip_brackets(text), port, out);
+}
+
 bool resolve(const std::string& host, uint16_t port, const std::vector<ResolveOverride>& overrides,
              SocketAddress& out, std::string& error) {
     for (const auto& o : overrides) {

@@ -41,6 +41,9 @@ struct SocketAddress {
     int family() const { return storage.ss_family; }
 };
 
+// A numeric IPv4 or IPv6 address (brackets allowed) with `port`; false if `text` is none.
+bool parse_numeric_address(std::string_view text, uint16_t port, SocketAddress& out);
+
 // Resolves host:port, overrides first, then getaddrinfo (blocking: only used before the
 // event loop runs). Takes the first address returned.
 bool resolve(const std::string& host, uint16_t port, const std::vector<ResolveOverride>& overrides,

@@ -3,6 +3,8 @@
 #include "tools/h3/raw.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tools/h3/args.h"
@@ -126,8 +128,20 @@ int read_raw_option(const std::string& arg, ArgReader& args, RawOptions& o, std:
         return -1;
     }
     if (target) {
+        const std::string given = value.size() > 80 ? value.substr(0, 80) + "..." : value;
+        if (!value.empty() && value[0] == '@') {
+            // Hex too long for one argument (Linux caps each at 128 KiB): from a file.
+            std::ifstream in(value.substr(1), std::ios::binary);
+            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            if (!in.good() && !in.eof()) {
+                error = "cannot read " + value.substr(1) + " for " + arg;
+                return -1;
+            }
+            std::erase_if(text, [](char c) { return c == '\n' || c == '\r'; });
+            value = std::move(text);
+        }
         if (!parse_hex(value, *target)) {
-            error = "bad hex for " + arg + ": " + value;
+            error = "bad hex for " + arg + ": " + given;
             return -1;
         }
         return 1;

@@ -14,7 +14,8 @@
 
 namespace h3 {
 
-int open_udp_socket(const SocketAddress& remote, SocketAddress& local, std::string& error) {
+int open_udp_socket(const SocketAddress& remote, const SocketAddress& bind_to,
+                    SocketAddress& local, std::string& error) {
     int fd = socket(remote.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
         error = std::string("socket: ") + std::strerror(errno);
@@ -30,6 +31,11 @@ int open_udp_socket(const SocketAddress& remote, SocketAddress& local, std::stri
         setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtud, sizeof(pmtud));
     } else {
         setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtud, sizeof(pmtud));
+    }
+    if (bind_to.len != 0 && bind(fd, bind_to.get(), bind_to.len) != 0) {
+        error = "bind " + format_address(bind_to.get()) + ": " + std::strerror(errno);
+        close(fd);
+        return -1;
     }
     if (connect(fd, remote.get(), remote.len) != 0) {
         error = "connect " + format_address(remote.get()) + ": " + std::strerror(errno);

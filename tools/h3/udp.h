@@ -15,9 +15,11 @@
 
 namespace h3 {
 
-// Opens a non-blocking UDP socket connected to `remote` on a fresh ephemeral port; stores
-// the local address the kernel chose. Returns the descriptor or -1 with `error` set.
-int open_udp_socket(const SocketAddress& remote, SocketAddress& local, std::string& error);
+// Opens a non-blocking UDP socket connected to `remote` on a fresh ephemeral port, from
+// `bind_to` if its len is not 0 (its port should be 0); stores the local address the kernel
+// chose. Returns the descriptor or -1 with `error` set.
+int open_udp_socket(const SocketAddress& remote, const SocketAddress& bind_to,
+                    SocketAddress& local, std::string& error);
 
 // The datagram buffers of one event loop. Connections on a loop run one at a time, so a
 // single set serves them all and an idle connection holds no packet memory.

@@ -30,6 +30,7 @@ void Connection::linger() {
     // draining worker does not wait that long for a peer that already said goodbye.
     double pto = static_cast<double>(ngtcp2_conn_get_pto(conn_)) / NGTCP2_SECONDS;
     double after = std::min(3.0 * pto, worker().draining() ? 0.1 : 3.0);
+    accepted_.reset(); // a closing connection no longer counts against connection limits
     ev_timer_stop(worker().loop(), &timer_);
     ev_timer_set(&timer_, after, 0.);
     ev_timer_start(worker().loop(), &timer_);

@@ -22,6 +22,7 @@
 #include "worker/quic/application.h"
 #include "worker/quic/endpoint.h"
 #include "worker/quic/tls.h"
+#include "worker/transport.h"
 
 namespace wraith {
 class Worker;
@@ -45,6 +46,10 @@ public:
     // before a ClientHello it could use): the endpoint sends a Retry; this connection is gone.
     bool wants_retry() const { return wants_retry_; }
     void on_send_ready();
+    // What the accept phase needs held until the connection is gone (worker.h accept_phase).
+    void hold_until_closed(std::unique_ptr<Transport::CloseHook> hook) {
+        accepted_ = std::move(hook);
+    }
 
     // wraith::Connection
     void drain() override;
@@ -172,6 +177,7 @@ private:
     bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
     bool dead_ = false;      // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
+    std::unique_ptr<Transport::CloseHook> accepted_; // the accept phase's; freed with us
     uint16_t key_phases_ = 0;  // 1-RTT key generations derived (on_update_key)
 };
 

@@ -4,6 +4,7 @@
 #include <netinet/udp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -261,11 +262,27 @@ void Endpoint::dispatch(Socket& sock, const sockaddr_storage& local,
 
 void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, const uint8_t* data,
                       size_t len, const Triage& t) {
+    // The accept phase (connection limits): after address validation, before any handshake
+    // work, so a refused client costs one CONNECTION_CLOSE.
+    std::unique_ptr<Transport::CloseHook> accepted;
+    sockaddr_storage peer{}, local{};
+    std::memcpy(&peer, path.remote.addr, std::min<size_t>(path.remote.addrlen, sizeof(peer)));
+    std::memcpy(&local, path.local.addr, std::min<size_t>(path.local.addrlen, sizeof(local)));
+    ConnectionInfo unused;
+    AcceptContext refusal{unused};
+    if (!worker_.accept_phase(peer, local, accepted, &refusal)) {
+        uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+        size_t n = write_close(buf, sizeof(buf), t.hd, NGTCP2_CONNECTION_REFUSED);
+        if (n > 0)
+            send(sock, path.local, path.remote, 0, buf, n, n);
+        return;
+    }
     Connection* c = Connection::create(*this, sock, path, t.hd,
                                        t.has_original_dcid ? &t.original_dcid : nullptr,
                                        t.token_type);
     if (!c)
         return;
+    c->hold_until_closed(std::move(accepted));
     ++connection_count_;
     c->on_packet(sock, path, ecn, data, len);
     // ngtcp2 could not use this first packet without a validated address: Retry, and the

@@ -554,7 +554,7 @@ TEST_CASE("the repository's conf/wraith.toml loads when its modules are linked",
 TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
-              "server, http, http2, http3, access_log, listen, site, upstream, geo)"));
+              "server, http, http2, http3, access_log, listen, site, upstream, geo, limit)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {
@@ -580,7 +580,8 @@ TEST_CASE("unknown key in [server] lists the known ones", "[config]") {
 wrokers = 4
 )toml")) == one("test.toml:2:1: unknown key \"wrokers\" in [server] (expected one of: "
                 "workers, user, group, pid_file, control_socket, error_log, log_level, "
-                "drain_timeout, cert_dir, mime_types, max_connections)"));
+                "drain_timeout, cert_dir, mime_types, max_connections, seccomp, landlock, "
+                  "landlock_allow)"));
 }
 
 TEST_CASE("server.drain_timeout must be a duration", "[config]") {

@@ -52,11 +52,14 @@ public:
     TestFilter(std::string name, std::string mode, unsigned phases)
         : name_(std::move(name)), mode_(std::move(mode)), phases_(phases) {}
     unsigned phases() const override { return phases_; }
-    bool accept(const ConnectionInfo& conn) const override {
+    bool accept(AcceptContext& ctx) const override {
         g_events.push_back("accept:" + name_);
-        return mode_ != "refuse";
+        if (mode_ != "refuse")
+            return true;
+        ctx.refusal_status = 503;
+        return false;
     }
-    void connection_closed(const ConnectionInfo&) const override {
+    void connection_closed(const ConnectionInfo&, ModuleWorkers*) const override {
         g_events.push_back("closed:" + name_);
     }
     AccessVerdict access(Request& req, ResponseWriter& out, AccessResume& resume) const override {
@@ -375,7 +378,9 @@ hosts = ["a.test"]
 )");
     REQUIRE(s.pipeline->has_accept_filters());
     ConnectionInfo conn;
-    CHECK_FALSE(s.pipeline->accept(conn));
+    AcceptContext refused{conn};
+    CHECK_FALSE(s.pipeline->accept(refused));
+    CHECK(refused.refusal_status == 503);
     // The filter that accepted before the refusal hears that the connection is gone.
     CHECK(g_events == std::vector<std::string>{"accept:count", "accept:deny", "closed:count"});
 
@@ -387,7 +392,9 @@ hosts = ["a.test"]
   [[site.route]]
   pipeline_echo = {}
 )");
-    CHECK(open.pipeline->accept(conn));
+    AcceptContext accepted{conn};
+    CHECK(open.pipeline->accept(accepted));
+    CHECK(accepted.refusal_status == 0);
     open.pipeline->connection_closed(conn);
     CHECK(g_events == std::vector<std::string>{"accept:count", "closed:count"});
 
