@@ -16,12 +16,15 @@ import threading
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
+from http.server import ThreadingHTTPServer
 
 import harness
 import test_http3 as h3
+import test_http3_proxy
 import tlsutil
 from harness import WraithTestCase, Wraith, curl, free_port, toml_str, wait_for, write_file
 from test_proxy import ProxyServer
+from test_proxy_h2 import h2get
 
 GTLSSERVER = shutil.which("gtlsserver") or "/usr/sbin/gtlsserver"
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
@@ -44,8 +47,8 @@ def tearDownModule():
 class Gtlsserver:
     """ngtcp2's example HTTP/3 server on 127.0.0.1, serving `htdocs` (-d)."""
 
-    def __init__(self, htdocs, cert, max_streams=None):
-        self.port = h3.udp_and_tcp_port()
+    def __init__(self, htdocs, cert, max_streams=None, port=None):
+        self.port = port or h3.udp_and_tcp_port()
         args = [GTLSSERVER, "-q", "-d", htdocs, "127.0.0.1", str(self.port), cert.key,
                 cert.chain]
         if max_streams:
@@ -67,7 +70,7 @@ class Gtlsserver:
 class Caddy:
     """Caddy serving `root` over HTTPS with HTTP/3 on 127.0.0.1, with the test CA's leaf."""
 
-    def __init__(self, tmp, root, cert):
+    def __init__(self, tmp, root, cert, backend_port):
         self.dir = os.path.join(tmp, "caddy")
         os.makedirs(self.dir, exist_ok=True)
         self.port = h3.udp_and_tcp_port()
@@ -83,8 +86,13 @@ class Caddy:
 https://127.0.0.1:{self.port}, https://localhost:{self.port} {{
     bind 127.0.0.1
     tls {cert.chain} {cert.key}
-    root * {root}
-    file_server
+    handle_path /app/* {{
+        reverse_proxy 127.0.0.1:{backend_port}
+    }}
+    handle {{
+        root * {root}
+        file_server
+    }}
 }}
 """)
         env = dict(os.environ, HOME=self.dir, XDG_DATA_HOME=os.path.join(self.dir, "data"),
@@ -113,6 +121,37 @@ https://127.0.0.1:{self.port}, https://localhost:{self.port} {{
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+class UdpLiar:
+    """A UDP server that answers every datagram with random bytes: not QUIC at all."""
+
+    def __init__(self):
+        self.port = h3.udp_and_tcp_port()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        rnd = random.Random(5)
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+                for size in (1200, 40, len(data)):
+                    # A long header with our version, and short-header junk.
+                    self.sock.sendto(bytes([0xc0]) + b"\x00\x00\x00\x01" +
+                                     rnd.randbytes(size), peer)
+                    self.sock.sendto(bytes([0x40]) + rnd.randbytes(size), peer)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
 
 
 class UdpSink:
@@ -164,17 +203,28 @@ class ProxyH3Test(WraithTestCase):
         leaf = pki.leaf
         ca = toml_str(cls.ca.cert)
 
-        # (a) a second Wraith serving the same files over h3, plus an h2-only TLS listener
-        # (the fallback's target when its UDP port is dead).
+        # An HTTP/1.1 backend behind the origins: POST bodies answered with their length
+        # and SHA-256, chunked responses with trailers.
+        cls.backend = ThreadingHTTPServer(("127.0.0.1", 0), test_http3_proxy.Backend)
+        cls.backend.daemon_threads = True
+        threading.Thread(target=cls.backend.serve_forever, daemon=True).start()
+        bport = cls.backend.server_address[1]
+        # (a) a second Wraith serving the same files over h3 (and /app/ from the backend),
+        # plus an h2-only TLS listener (the fallback's target when its UDP port is dead).
+        app = (f'  [[site.route]]\n  path = "/app/"\n'
+               f'  proxy = {{ pass = "http://127.0.0.1:{bport}", strip_prefix = "/app" }}\n')
         cls.origin = h3.H3Server(
-            h3.static_site().replace("@DIR@/www", www), workers=1, h2_listener=True)
+            h3.static_site(routes=app).replace("@DIR@/www", www), workers=1, h2_listener=True,
+            http={"client_max_body_size": '"64m"'})
+        cls.class_servers = [cls.origin]
         cls.origin.start()
         cls.origin.wait_workers(1)
         # (b) gtlsserver, once with few streams allowed.
         cls.gtls = Gtlsserver(www, leaf)
         cls.gtls_few = Gtlsserver(www, leaf, max_streams=4)
         # (c) Caddy
-        cls.caddy = Caddy(cls.tmp, www, leaf)
+        cls.caddy = Caddy(cls.tmp, www, leaf, bport)
+        cls.liar = UdpLiar()
         # UDP silent, TCP with h2 (the origin's h2-only listener's port has no UDP socket;
         # a sink takes that port's datagrams and answers none).
         cls.sink = UdpSink(cls.origin.h2_port)
@@ -199,10 +249,11 @@ class ProxyH3Test(WraithTestCase):
                  + up("blocked", cls.origin.h2_port,
                       'fallback = "h2"\nconnect_timeout = "700ms"')
                  + up("refused", dead, 'fallback = "h2"')
-                 + up("dead", dead, 'connect_timeout = "1s"\nretries = 0'))
+                 + up("dead", dead, 'connect_timeout = "1s"\nretries = 0')
+                 + up("liar", cls.liar.port, 'connect_timeout = "1s"'))
         sites += '[[site]]\nhosts = ["*"]\n'
         for name in ("wraith", "gtls", "few", "caddy", "byip", "wrongca", "wrongname",
-                     "noverify", "blocked", "refused", "dead"):
+                     "noverify", "blocked", "refused", "dead", "liar"):
             sites += (f'  [[site.route]]\n  path = "/{name}/"\n'
                       f'  proxy = {{ upstream = "{name}", strip_prefix = "/{name}" }}\n')
         sites += (f'  [[site.route]]\n  path = "/pass/"\n'
@@ -211,24 +262,22 @@ class ProxyH3Test(WraithTestCase):
                   f'  [[site.route]]\n  path = "/buf/"\n'
                   f'  proxy = {{ upstream = "wraith", strip_prefix = "/buf", '
                   f'buffer_request_body = true }}\n')
-        cls.srv = ProxyServer(sites, workers=1, http={"client_max_body_size": '"64m"'},
-                              server={"log_level": '"info"'})
-        # pass = "h3://localhost:..." verifies against the system store: point it at ours.
-        cls.srv.start(wait=False)
-        wait_for(lambda: cls.srv.alive() and len(cls.srv.worker_pids()) == 1, what="worker")
-        cls.srv.wait_ready()
+        cls.srv = ProxyServer(sites, workers=1, http={"client_max_body_size": '"64m"'})
+        cls.class_servers.append(cls.srv)
+        cls.srv.start()
+        cls.srv.wait_workers(1)
 
     @classmethod
     def tearDownClass(cls):
-        for s in ("srv", "origin"):
-            srv = getattr(cls, s, None)
-            if srv:
-                srv.stop()
-                srv.cleanup()
-        for s in ("gtls", "gtls_few", "caddy", "sink"):
-            if getattr(cls, s, None):
-                getattr(cls, s).stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        try:
+            super().tearDownClass()  # stops the Wraiths, fails on a crash
+        finally:
+            for s in ("gtls", "gtls_few", "caddy", "sink", "liar"):
+                if getattr(cls, s, None):
+                    getattr(cls, s).stop()
+            cls.backend.shutdown()
+            cls.backend.server_close()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def get(self, path, *args, timeout=120):
         r = curl("-s", "-o", "-", "-w", "\n%{http_code}", *args,
@@ -267,15 +316,33 @@ class ProxyH3Test(WraithTestCase):
                                      r"server localhost:\d+ failed: certificate verification")
 
     def test_post_bodies_stream_up(self):
-        # The origin's static handler answers POST with 405; gtlsserver and Caddy read the
-        # body. What counts: the body went up whole (no 502), streamed or buffered.
+        # Through the origin Wraith and Caddy to the backend, which answers "LENGTH SHA":
+        # streamed (chunked from the client, no length upstream) and buffered.
         data = os.urandom(6 << 20)
         path = os.path.join(self.tmp, "up.bin")
         write_file(path, data)
-        for route in ("gtls", "caddy", "wraith", "buf"):
-            status, _ = self.get(f"/{route}/small.bin", "-X", "POST", "--data-binary",
-                                 "@" + path, "-H", "Transfer-Encoding: chunked")
-            self.assertIn(status, (200, 405), route + self.log()[-2000:])
+        want = f"{len(data)} {sha(data)}\n".encode()
+        for route in ("/wraith/app/", "/caddy/app/", "/buf/app/"):
+            for extra in ((), ("-H", "Transfer-Encoding: chunked")):
+                got = self.get(route + "post", "-X", "POST", "--data-binary", "@" + path,
+                               *extra)
+                if route == "/caddy/app/" and extra:
+                    # Caddy 2.6 (quic-go's http3 of bookworm) hands its reverse proxy an
+                    # HTTP/3 request without content-length as an empty body (its bug: the
+                    # DATA frames did arrive). The request still completes.
+                    self.assertEqual(got[0], 200)
+                    continue
+                self.assertEqual(got, (200, want), route + str(extra) + self.log()[-2000:])
+        # gtlsserver reads and drops a body: the request still completes.
+        status, body = self.get("/gtls/small.bin", "-X", "POST", "--data-binary", "@" + path)
+        self.assertEqual((status, body), (200, SMALL))
+
+    def test_streamed_response_and_trailers(self):
+        status, body = self.get("/wraith/app/stream")
+        self.assertEqual((status, len(body)), (200, test_http3_proxy.STREAMED))
+        rc, out = h2get(self.srv.port, "/wraith/app/trailers")
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"recv \(stream_id=\d+\) x-checksum: sha=1")
 
     def test_many_concurrent_requests(self):
         # gtls_few allows 4 streams per connection; 120 requests, 40 at a time.
@@ -319,6 +386,47 @@ class ProxyH3Test(WraithTestCase):
         self.assertEqual(self.get("/dead/x")[0], 502)
         self.assertLess(time.monotonic() - t0, 3)
         self.assertRegex(self.log(), r'upstream "dead" server 127\.0\.0\.1:\d+: nothing answers')
+
+    def test_garbage_answers_are_502(self):
+        t0 = time.monotonic()
+        self.assertEqual(self.get("/liar/x")[0], 502)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertRegex(self.log(), r'502 proxy: QUIC handshake with upstream "liar"')
+        self.assertEqual(self.get("/wraith/small.bin"), (200, SMALL))  # the worker lives on
+
+    def test_upstream_killed_mid_download(self):
+        victim = Gtlsserver(self.www, h3.PKI.leaf)
+        ca = toml_str(self.ca.cert)
+        srv = ProxyServer(f'[upstream.v]\nservers = ["127.0.0.1:{victim.port}"]\n'
+                          f'protocol = "h3"\ntls = {{ ca = {ca}, server_name = "localhost" }}\n'
+                          'read_timeout = "3s"\n'
+                          '[[site]]\nhosts = ["*"]\n  [[site.route]]\n'
+                          '  path = "/"\n  proxy = { upstream = "v" }\n', workers=1)
+        self.servers.append(srv)
+        srv.start()
+        try:
+            p = subprocess.Popen(["curl", "-s", "--limit-rate", "2M", "-o", "/dev/null", "-w",
+                                  "%{http_code} %{size_download}",
+                                  f"http://127.0.0.1:{srv.port}/big.bin"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.0)
+            victim.stop()
+            out, _ = p.communicate(timeout=60)
+            code, size = out.decode().split()
+            self.assertEqual(code, "200")
+            self.assertLess(int(size), len(BIG))  # cut short, not passed off as complete
+            self.assertNotEqual(p.returncode, 0)
+        finally:
+            victim.stop()
+        wait_for(lambda: 'upstream "v"' in srv.error_log_text(), what="a log line")
+        # The worker lives on, and reaches a new server on the same port.
+        again = Gtlsserver(self.www, h3.PKI.leaf, port=victim.port)
+        try:
+            r = curl("-s", "-o", "/dev/null", "-w", "%{http_code}",
+                     f"http://127.0.0.1:{srv.port}/small.bin")
+            self.assertEqual(r.stdout, b"200")
+        finally:
+            again.stop()
 
     def test_config_errors(self):
         cases = [
