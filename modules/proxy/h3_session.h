@@ -31,22 +31,25 @@ class H3Exchange;
 class H3Sessions;
 class UpstreamPool;
 
+// ngtcp2's clock: CLOCK_MONOTONIC in nanoseconds.
+uint64_t quic_now_ns();
+
 // One request stream as the session keeps it: who gets its events, and the request body
 // bytes handed to nghttp3, which points into them until the server acknowledged them (so
 // they outlive a cancelled exchange until the stream closes).
 struct H3Stream {
     H3Exchange* exchange = nullptr; // null: cancelled, its events are dropped
     std::deque<std::string> unacked;
-    size_t unacked_bytes = 0; // in `unacked`, minus `front_acked`
-    size_t front_acked = 0;   // acknowledged bytes of unacked.front()
+    size_t unacked_bytes = 0;  // in `unacked`, minus `front_acked`
+    size_t front_acked = 0;    // acknowledged bytes of unacked.front()
     bool body_blocked = false; // nghttp3 was told WOULDBLOCK for want of window here
 };
 
 // One QUIC connection to one server of an HTTP/3 upstream.
 class H3Session {
 public:
-    H3Session(H3Sessions& owner, UpstreamPool& pool, struct ev_loop* loop,
-              const UpstreamConfig& up, size_t server);
+    H3Session(H3Sessions& owner, UpstreamPool& pool, struct ev_loop* loop, const UpstreamConfig& up,
+              size_t server);
     ~H3Session();
     H3Session(const H3Session&) = delete;
     H3Session& operator=(const H3Session&) = delete;
@@ -123,9 +126,9 @@ private:
     QuicPeerName peer_; // GnuTLS points into it while verifying
     ngtcp2_ccerr last_error_{};
     ev_io read_io_{};
-    ev_io write_io_{}; // started while the socket is full; fed to defer a flush
-    ev_timer expiry_{};   // ngtcp2's next deadline (loss, ACK delay, pacing, idle)
-    ev_timer deadline_{}; // connect_timeout while connecting, then keepalive_timeout idle
+    ev_io write_io_{};             // started while the socket is full; fed to defer a flush
+    ev_timer expiry_{};            // ngtcp2's next deadline (loss, ACK delay, pacing, idle)
+    ev_timer deadline_{};          // connect_timeout while connecting, then keepalive_timeout idle
     std::vector<uint8_t> blocked_; // a datagram the socket refused (EAGAIN), sent first
     std::vector<H3Exchange*> waiting_;
     std::unordered_map<int64_t, std::unique_ptr<H3Stream>> streams_;

@@ -61,10 +61,10 @@ std::shared_ptr<const QuicTlsContext> QuicTlsContext::build(const UpstreamConfig
                                       c->credentials_, tls.ca.c_str(), GNUTLS_X509_FMT_PEM);
         if (rv < 0 || (rv == 0 && !tls.ca.empty())) {
             bad(tls.ca.empty() ? tls.pos : tls.ca_pos, tls.ca.empty() ? "" : "ca",
-                tls.ca.empty() ? std::string("cannot load the system trust store: ") +
-                                     gnutls_strerror(rv)
-                               : "no CA certificate loaded from " + tls.ca +
-                                     (rv < 0 ? std::string(": ") + gnutls_strerror(rv) : ""));
+                tls.ca.empty()
+                    ? std::string("cannot load the system trust store: ") + gnutls_strerror(rv)
+                    : "no CA certificate loaded from " + tls.ca +
+                          (rv < 0 ? std::string(": ") + gnutls_strerror(rv) : ""));
             ok = false;
         }
     }
@@ -106,7 +106,7 @@ gnutls_session_t QuicTlsContext::new_session(const UpstreamServer& server, QuicP
     gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>(kAlpnH3)),
                         sizeof kAlpnH3 - 1};
     gnutls_alpn_set_protocols(s, &alpn, 1, GNUTLS_ALPN_MANDATORY);
-    peer.name = !server_name_.empty() ? server_name_
+    peer.name = !server_name_.empty()  ? server_name_
                 : !server.host.empty() ? server.host
                                        : ip_text(server.addr);
     peer.ip_len = 0;
@@ -119,8 +119,8 @@ gnutls_session_t QuicTlsContext::new_session(const UpstreamServer& server, QuicP
     if (verify_) {
         // Chain and name (or IP SAN) checked inside the handshake: a mismatch fails it.
         peer.vdata.type = peer.ip_len ? GNUTLS_DT_IP_ADDRESS : GNUTLS_DT_DNS_HOSTNAME;
-        peer.vdata.data = peer.ip_len ? peer.ip
-                                      : reinterpret_cast<unsigned char*>(peer.name.data());
+        peer.vdata.data =
+            peer.ip_len ? peer.ip : reinterpret_cast<unsigned char*>(peer.name.data());
         peer.vdata.size = peer.ip_len ? static_cast<unsigned>(peer.ip_len) : 0;
         gnutls_session_set_verify_cert2(s, &peer.vdata, 1, 0);
     }

@@ -27,8 +27,7 @@ struct QuicPeerName {
 class QuicTlsContext {
 public:
     // The credentials of `up.tls`; problems go to `diag` at the tls settings; nullptr then.
-    static std::shared_ptr<const QuicTlsContext> build(const UpstreamConfig& up,
-                                                       Diagnostics& diag);
+    static std::shared_ptr<const QuicTlsContext> build(const UpstreamConfig& up, Diagnostics& diag);
     ~QuicTlsContext();
     QuicTlsContext(const QuicTlsContext&) = delete;
     QuicTlsContext& operator=(const QuicTlsContext&) = delete;

@@ -324,10 +324,9 @@ void H3Exchange::on_stream_closed(uint64_t app_error, const std::string& session
         return;
     char code[24];
     std::snprintf(code, sizeof code, "0x%llx", static_cast<unsigned long long>(app_error));
-    std::string why = !session_error.empty()
-                          ? session_error
-                          : "upstream " + describe() + " reset the stream (HTTP/3 error " + code +
-                                ")";
+    std::string why = !session_error.empty() ? session_error
+                                             : "upstream " + describe() +
+                                                   " reset the stream (HTTP/3 error " + code + ")";
     if (!head_done_) {
         // RFC 9114 §4.1.1: H3_REQUEST_REJECTED means not processed, safe to send again.
         if (app_error == NGHTTP3_H3_REQUEST_REJECTED && session_error.empty() && !got_response_ &&

@@ -20,7 +20,6 @@
 #include "modules/proxy/spool.h"
 #include "modules/proxy/upstream_config.h"
 
-
 namespace wraith::proxy {
 
 class H3Session;
