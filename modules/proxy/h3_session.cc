@@ -500,6 +500,12 @@ void H3Session::consume(int64_t id, size_t n) {
     }
 }
 
+void H3Session::release(int64_t id) {
+    auto it = streams_.find(id);
+    if (it != streams_.end())
+        it->second->exchange = nullptr;
+}
+
 void H3Session::cancel(int64_t id) {
     auto it = streams_.find(id);
     if (it == streams_.end())

@@ -72,6 +72,8 @@ public:
     void consume(int64_t id, size_t n);
     // The request is over on our side: the stream is reset (H3_REQUEST_CANCELLED).
     void cancel(int64_t id);
+    // The exchange is done with a stream that ends on its own: its events go nowhere now.
+    void release(int64_t id);
 
 private:
     friend struct H3Callbacks;

@@ -315,6 +315,22 @@ void H3Exchange::finish_ok() {
     finished_ = true;
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
+    if (!session_ || stream_ < 0)
+        return;
+    // The response is whole. A request body sent whole finishes on its own (the session
+    // keeps its unacknowledged bytes); one the server did not wait for is cut off (RFC 9114
+    // §4.1: a complete response may come before the request ended).
+    const bool sent = spool_ ? spool_sent_ >= spool_->size() : !req_.has_body || body_done_;
+    if (sent)
+        session_->release(stream_);
+    else
+        session_->cancel(stream_);
+    if (req_.has_body && !spool_ && !body_done_) {
+        body_.on_data(nullptr);
+        body_.discard(); // the client's connection stays usable
+    }
+    session_ = nullptr;
+    stream_ = -1;
 }
 
 void H3Exchange::on_stream_closed(uint64_t app_error, const std::string& session_error) {
