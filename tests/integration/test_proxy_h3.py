@@ -355,6 +355,22 @@ class ProxyH3Test(WraithTestCase):
         bad = [r[0] for r in results if r != (200, SMALL)]
         self.assertEqual(bad, [], self.log()[-3000:])
 
+    def quic_sockets(self, port):
+        """UDP sockets connected to 127.0.0.1:port (the proxy's QUIC connections to it)."""
+        n = 0
+        with open("/proc/net/udp") as f:
+            for line in f.readlines()[1:]:
+                remote = line.split()[2]
+                if remote == "0100007F:%04X" % port:
+                    n += 1
+        return n
+
+    def test_requests_share_a_connection(self):
+        self.assertEqual(self.get("/gtls/small.bin"), (200, SMALL))
+        for _ in range(20):
+            self.assertEqual(self.get("/gtls/small.bin"), (200, SMALL))
+        self.assertEqual(self.quic_sockets(self.gtls.port), 1)
+
     def test_tls_verification_failure_is_502(self):
         for route, why in (("wrongca", "certificate verification failed"),
                            ("wrongname", "certificate verification failed")):
