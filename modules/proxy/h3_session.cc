@@ -296,6 +296,8 @@ H3Session::H3Session(H3Sessions& owner, UpstreamPool& pool, struct ev_loop* loop
 }
 
 H3Session::~H3Session() {
+    if (state_ != State::dead)
+        send_close(); // the worker is going: tell the server (H3_NO_ERROR)
     if (dns_wait_)
         pool_.cancel_wait(up_, server_, dns_wait_);
     ev_io_stop(loop_, &read_io_);
