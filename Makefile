@@ -29,13 +29,13 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
        libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk libseccomp-dev \
        golang-go golang-github-lucas-clemente-quic-go-dev \
        libpcre2-dev libmaxminddb-dev libcrypt-dev libmaxmind-db-writer-perl apache2-utils \
-       libnginx-mod-http-geoip2
+       libnginx-mod-http-geoip2 caddy
 # The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
 # 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
 # bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables
 # with a sources file of its own when no backports entry exists yet.
 QUIC_DEPS = libngtcp2-dev:1.11 libngtcp2-crypto-gnutls-dev:1.11 libnghttp3-dev:1.8 \
-            ngtcp2-client:1.11
+            ngtcp2-client:1.11 ngtcp2-server:1.11
 # DRY_RUN=1: print what `make deps` would write and run, change nothing. APT_ETC and OS_RELEASE
 # let a dry run play another machine (a copy of /etc/apt without backports, Debian 13).
 DRY_RUN ?=

@@ -58,10 +58,11 @@ std::string H2Exchange::describe() const {
     return handler_.upstream().servers[server_].address;
 }
 
-void H2Exchange::start() {
+void H2Exchange::start(std::unique_ptr<BodySpool> spooled, int server) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
-    pool.count_request(up);
+    if (server < 0)
+        pool.count_request(up); // else the HTTP/3 exchange counted it
     tried_.assign(up.servers.size(), false);
     out_.on_abort([this] { client_aborted(); });
     if (!req_.upgrade.empty()) {
@@ -79,6 +80,10 @@ void H2Exchange::start() {
         ev_timer_start(loop_, &total_timer_);
     }
     request_id_ = assign_request_id(handler_, req_);
+    if (spooled) {
+        spool_ = std::move(spooled);
+        return pick_and_go(server);
+    }
     if (req_.has_body && handler_.options().buffer_request_body) {
         spooling_ = true;
         const char* tmp = std::getenv("TMPDIR");
@@ -95,7 +100,7 @@ void H2Exchange::start() {
             if (session_ && stream_ >= 0)
                 session_->resume(stream_);
         });
-    pick_and_go();
+    pick_and_go(server);
 }
 
 void H2Exchange::spool_more() {

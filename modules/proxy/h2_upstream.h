@@ -42,7 +42,9 @@ public:
     H2Exchange(const H2Exchange&) = delete;
     H2Exchange& operator=(const H2Exchange&) = delete;
 
-    void start();
+    // `spooled` and `server`: an HTTP/3 exchange falling back to HTTP/2 (h3_upstream.h)
+    // hands over the body it spooled and the server it picked.
+    void start(std::unique_ptr<BodySpool> spooled = nullptr, int server = -1);
 
     // From the session, on the loop.
     void session_ready(H2Session& session); // opens the stream now

@@ -9,6 +9,7 @@
 
 #include "modules/proxy/exchange.h"
 #include "modules/proxy/h2_upstream.h"
+#include "modules/proxy/h3_upstream.h"
 #include "modules/proxy/proxy_worker.h"
 #include "modules/proxy/upstream_tls.h"
 #include <random>
@@ -28,7 +29,9 @@ void ProxyHandler::handle(Request& req, BodyReader& body, ResponseWriter& out) c
     }
     if (mirror_)
         mirror_->send(req, *worker); // detached: nothing it does reaches this exchange
-    if (upstream_->http2)
+    if (upstream_->http3)
+        req.arena->make<H3Exchange>(*this, *worker, req, body, out)->start();
+    else if (upstream_->http2)
         req.arena->make<H2Exchange>(*this, *worker, req, body, out)->start();
     else
         req.arena->make<ProxyExchange>(*this, *worker, req, body, out)->start();
@@ -39,24 +42,28 @@ std::string parse_pass_url(std::string_view url, UpstreamConfig& out) {
     // NGINX's grpc_pass) or over TLS (grpcs).
     struct Scheme {
         std::string_view prefix;
-        bool tls, http2;
+        bool tls, http2, http3;
     };
-    static constexpr Scheme kSchemes[] = {{"http://", false, false},
-                                          {"https://", true, false},
-                                          {"h2c://", false, true},
-                                          {"grpc://", false, true},
-                                          {"grpcs://", true, true}};
+    static constexpr Scheme kSchemes[] = {{"http://", false, false, false},
+                                          {"https://", true, false, false},
+                                          {"h2c://", false, true, false},
+                                          {"grpc://", false, true, false},
+                                          {"grpcs://", true, true, false},
+                                          {"h3://", true, false, true}};
     const Scheme* scheme = nullptr;
     for (const Scheme& s : kSchemes)
         if (url.substr(0, s.prefix.size()) == s.prefix)
             scheme = &s;
     if (!scheme)
         return "expected a URL like \"http://127.0.0.1:9000\", \"https://app.internal\" or "
-               "\"grpc://127.0.0.1:50051\", got \"" +
+               "\"grpc://127.0.0.1:50051\" (or h2c://, grpcs://, h3://), got \"" +
                std::string(url) + "\"";
     const bool tls = scheme->tls;
     out.http2 = scheme->http2;
+    out.http3 = scheme->http3;
     std::string_view rest = url.substr(scheme->prefix.size());
+    if (out.http3 && rest.substr(0, 5) == "unix:")
+        return "HTTP/3 needs UDP: h3:// takes a host and port, not a Unix socket";
     if (!tls && rest.substr(0, 5) == "unix:") {
         // "http://unix:/run/app.sock", or NGINX's "http://unix:/run/app.sock:/".
         if (rest.size() > 2 && rest.substr(rest.size() - 2) == ":/")

@@ -10,7 +10,8 @@ constexpr std::string_view kHealthZone = "proxy.health";
 } // namespace
 
 ProxyWorker::ProxyWorker(const WorkerContext& ctx, Health& health)
-    : loop_(ctx.loop), health_(health), pool_(health), sessions_(ctx.loop, pool_) {
+    : loop_(ctx.loop), health_(health), pool_(health), sessions_(ctx.loop, pool_),
+      h3_sessions_(ctx.loop, pool_) {
     if (proxy_config(*ctx.config)) {
         checker_ = std::make_unique<HealthChecker>(ctx.loop, ctx.config, pool_, health_, ctx.slot,
                                                    ctx.workers);

@@ -1,5 +1,6 @@
 // The proxy module's per-worker state (ModuleSpec::worker_start): this worker's connection
-// pools, DNS answers and balancer state (UpstreamPool), its HTTP/2 sessions (H2Sessions) and,
+// pools, DNS answers and balancer state (UpstreamPool), its HTTP/2 sessions (H2Sessions), its
+// QUIC connections to HTTP/3 upstreams (H3Sessions) and,
 // while the worker serves, the active health checks it runs. Passive and active health
 // verdicts live in the shared zone "proxy.health" (health.h), which all workers read.
 #pragma once
@@ -10,6 +11,7 @@
 
 #include "common/module.h"
 #include "modules/proxy/h2_session.h"
+#include "modules/proxy/h3_session.h"
 #include "modules/proxy/health.h"
 #include "modules/proxy/health_check.h"
 #include "modules/proxy/mirror.h"
@@ -27,6 +29,7 @@ public:
     }
     UpstreamPool& pool() { return pool_; }
     H2Sessions& sessions() { return sessions_; }
+    H3Sessions& h3_sessions() { return h3_sessions_; }
     Health& health() { return health_; }
     // Draining: health checks stop (they must not hold the drain open); requests in flight
     // keep their connections.
@@ -38,6 +41,7 @@ private:
     Health& health_;
     UpstreamPool pool_;
     H2Sessions sessions_; // after pool_: sessions give their DNS waits back to it
+    H3Sessions h3_sessions_;
     std::unique_ptr<HealthChecker> checker_;
     MirrorSet mirrors_; // last: mirrored exchanges end before the pools they use
 };

@@ -234,10 +234,24 @@ public:
                               "server; hash_key = \"cookie:NAME\" is the stateless form)");
         if (const toml::node* tls = r.node("tls"))
             up->tls = read_upstream_tls(*tls, "upstream." + name + ".tls");
-        up->http2 = r.choice("protocol", "http/1.1", {"http/1.1", "h2"}) == "h2";
+        const std::string protocol = r.choice("protocol", "http/1.1", {"http/1.1", "h2", "h3"});
+        up->http2 = protocol == "h2";
+        up->http3 = protocol == "h3";
         if (up->http2 && up->health_check.enabled && up->health_check.http)
             r.error("protocol", "HTTP health checks speak HTTP/1.1; an HTTP/2 upstream needs "
                                 "health_check.type = \"tcp\"");
+        if (std::optional<std::string> fb = r.string("fallback")) {
+            if (*fb != "h2")
+                r.error("fallback", "expected \"h2\" (HTTP/2 over TLS on TCP when UDP is "
+                                    "blocked), got " +
+                                        in_quotes(*fb));
+            else if (!up->http3)
+                r.error("fallback", "applies to protocol = \"h3\"");
+            else
+                up->fallback_h2 = true;
+        }
+        if (up->http3)
+            check_http3(r, *up);
         r.finish();
         if (diag_.count() != errors_before)
             return nullptr;
@@ -248,6 +262,20 @@ public:
         if (diag_.count() != errors_before)
             return nullptr;
         return up;
+    }
+
+    // protocol = "h3": QUIC runs over UDP and is always TLS 1.3.
+    void check_http3(TableReader& r, const UpstreamConfig& up) {
+        if (!up.tls)
+            r.error("protocol", "HTTP/3 runs over QUIC, which is always TLS: add tls = true (or "
+                                "tls = { ca = \"...\" })");
+        for (const UpstreamServer& s : up.servers)
+            if (s.addr_len && s.addr.ss_family == AF_UNIX)
+                r.error("protocol", "HTTP/3 needs UDP, but server " + in_quotes(s.address) +
+                                        " is a Unix socket");
+        if (up.health_check.enabled && (up.health_check.http || !up.fallback_h2))
+            r.error("protocol", "health checks probe over TCP: an HTTP/3 upstream takes "
+                                "health_check.type = \"tcp\" with fallback = \"h2\" only");
     }
 
     // [upstream.NAME.health_check]

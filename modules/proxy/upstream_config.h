@@ -71,6 +71,7 @@ struct StickyConfig {
 };
 
 class UpstreamTlsContext; // modules/proxy/upstream_tls.h: the SSL_CTX built from UpstreamTls
+class QuicTlsContext;     // modules/proxy/h3_tls.h: the GnuTLS credentials of an h3 upstream
 
 // HTTPS to an upstream ([upstream.NAME] tls = true | { ... }, or pass = "https://...").
 // Paths are resolved against server.cert_dir, like a site's.
@@ -89,6 +90,8 @@ struct UpstreamTls {
     bool session_reuse = true; // resume the last session per server and worker
     // Built at load time by the proxy module (before workers fork); shared by every worker.
     std::shared_ptr<const UpstreamTlsContext> context;
+    // protocol = "h3": the same trust and client certificate for QUIC (GnuTLS), built with it.
+    std::shared_ptr<const QuicTlsContext> quic_context;
 };
 
 // A named pool of servers ([upstream.NAME]) or the implicit one-server pool of a route's
@@ -127,6 +130,11 @@ struct UpstreamConfig {
     StickyConfig sticky;
     std::shared_ptr<UpstreamTls> tls; // null: plain HTTP
     bool http2 = false;               // protocol = "h2": h2 over TLS (ALPN), else h2c
+    bool http3 = false;               // protocol = "h3" (pass = "h3://"): HTTP/3 over QUIC
+    // fallback = "h2" (h3 only): when a QUIC handshake does not complete within
+    // connect_timeout (UDP blocked), the request goes over HTTP/2 on TLS to the same host and
+    // port on TCP, and so do the server's next requests for a while.
+    bool fallback_h2 = false;
 };
 
 // "127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock" -> out.addr, or "app.internal:9000" ->

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "modules/proxy/h3_tls.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -249,7 +251,7 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
                                                                     Diagnostics& diag) {
     const UpstreamTls& tls = *up.tls;
     // "upstream.NAME.tls.KEY: ...", or for pass = "https://..." (no table) "proxy.pass: ...".
-    const bool implicit = up.name.rfind("https://", 0) == 0;
+    const bool implicit = up.name.rfind("https://", 0) == 0 || up.name.rfind("h3://", 0) == 0;
     auto bad = [&](const SourcePos& pos, std::string_view key, const std::string& what) {
         std::string where = implicit ? "proxy.pass" : "upstream." + up.name + ".tls";
         if (!implicit && !key.empty())
@@ -260,7 +262,7 @@ std::shared_ptr<const UpstreamTlsContext> UpstreamTlsContext::build(const Upstre
     c->verify_ = tls.verify;
     c->session_reuse_ = tls.session_reuse;
     c->server_name_ = tls.server_name;
-    c->http2_ = up.http2;
+    c->http2_ = up.http2 || up.fallback_h2; // h3's fallback is HTTP/2 over this context
     SSL_CTX* ctx = c->ctx_ = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         bad(tls.pos, "", "cannot create a TLS context: " + openssl_reason());
@@ -364,6 +366,8 @@ std::unique_ptr<UpstreamTransport> UpstreamTlsContext::connect(int fd, const Ups
 void prepare_upstream_tls(UpstreamConfig& up, Diagnostics& diag) {
     if (up.tls && !up.tls->context)
         up.tls->context = UpstreamTlsContext::build(up, diag);
+    if (up.http3 && up.tls && !up.tls->quic_context)
+        up.tls->quic_context = QuicTlsContext::build(up, diag);
 }
 
 } // namespace wraith::proxy

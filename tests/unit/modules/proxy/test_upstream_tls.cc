@@ -220,7 +220,7 @@ TEST_CASE("pass = \"https://...\": TLS with the defaults, port 443", "[proxy][tl
     UpstreamConfig bad;
     CHECK(parse_pass_url("ftp://x", bad) ==
           "expected a URL like \"http://127.0.0.1:9000\", \"https://app.internal\" or "
-          "\"grpc://127.0.0.1:50051\", got \"ftp://x\"");
+          "\"grpc://127.0.0.1:50051\" (or h2c://, grpcs://, h3://), got \"ftp://x\"");
 
     // HTTP/2: cleartext (h2c, grpc) or TLS (grpcs); Unix sockets for the cleartext ones.
     for (const char* url : {"h2c://127.0.0.1:50051", "grpc://127.0.0.1:50051"}) {
