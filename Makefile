@@ -167,6 +167,7 @@ bench: build
 	bash bench/proxy.sh
 	bash bench/reload.sh
 	bash bench/routing.sh
+	bash bench/limits.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith
