@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,6 +52,23 @@ struct Return {
 
 struct Rewrite {
     std::string regex, replacement, flag;
+    SourceRef at;
+};
+
+// limit_req zone=NAME [burst=N] [nodelay | delay=N], as written where it stands.
+struct LimitReq {
+    std::string zone;
+    uint64_t burst = 0;
+    bool nodelay = false;
+    std::optional<uint64_t> delay;
+    std::string written; // the directive, for reports
+    SourceRef at;
+};
+
+// limit_conn NAME N.
+struct LimitConn {
+    std::string zone;
+    uint64_t connections = 0;
     SourceRef at;
 };
 
@@ -108,6 +126,17 @@ struct Scope {
     std::string auth_request; // a URI, "off" or ""
     SourceRef auth_request_at;
     std::vector<std::string> auth_request_copy; // fields of auth_request_set $v $upstream_http_X
+    // rate, connection and bandwidth limits (limits.cc); limit_req and limit_conn are array
+    // directives, the others inherit plainly
+    Inherited<std::vector<LimitReq>> limit_req;
+    std::optional<int> limit_req_status;
+    bool limit_req_dry_run = false;
+    Inherited<std::vector<LimitConn>> limit_conn;
+    std::optional<int> limit_conn_status;
+    bool limit_conn_dry_run = false;
+    SourceRef limit_conn_dry_run_at;
+    std::string limit_rate, limit_rate_after; // sizes as written; "" or "0": off
+    SourceRef limit_rate_at;
     // TLS (server level; ssl_protocols etc. may come from http)
     std::vector<std::pair<std::string, std::string>> certificates; // cert, key
     std::vector<std::string> ssl_certificate, ssl_certificate_key;
@@ -159,6 +188,19 @@ struct UpstreamOut {
     std::string name;
     std::vector<Line> lines;
     std::vector<std::string> comments;
+};
+
+// A [limit.NAME] table: an NGINX limit_req_zone or limit_conn_zone, or a bandwidth made for
+// limit_rate. NGINX gives burst, nodelay and status where a zone is used, Wraith on the zone:
+// the first use settles them (`use`), a later use that differs is an approximation.
+struct LimitZoneOut {
+    enum class Kind { requests, connections, bandwidth };
+    std::string name; // Wraith's NAME (NGINX's, if it is a valid one)
+    Kind kind = Kind::requests;
+    std::vector<Line> lines;           // rate/key/size or bandwidth, then what the first use set
+    std::vector<std::string> comments; // where it came from, how it differs from NGINX
+    std::string use;                   // what the first use set, to compare later uses with
+    SourceRef use_at;
 };
 
 // A server block as read: its scope, names and listeners, before host names claimed by two
@@ -226,6 +268,14 @@ public:
     SourceRef mime_types_at;
     std::vector<UpstreamOut> upstreams;
     std::map<std::string, size_t> upstream_index;
+    // [limit.NAME] tables by NGINX zone name (limits.cc); zones whose limit_*_zone was reported
+    // as not converted, so that their uses are reported once, with the reason; what has been
+    // reported or noted once already (FILE:LINE and what).
+    std::vector<LimitZoneOut> limit_zones;
+    std::map<std::string, size_t> limit_zone_index;
+    std::set<std::string> limit_zones_failed;
+    std::set<std::string> limit_said;
+    std::vector<std::string> server_limits; // connection zones: [server] limit
     unsigned context = kMain;
 
     // An [upstream.NAME] made for a route's proxy_pass (a URL, or settings of the route);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "convert/converter.h"
+#include "convert/limits.h"
 
 namespace wraith::convert {
 
@@ -630,7 +631,6 @@ void h_log_format(Converter& c, Scope&, const NginxDirective& d) {
 }
 
 // Directives that set nothing Wraith has (yet). Each is reported with FILE:LINE.
-constexpr const char* kRateLimits = "rate and connection limits: no Wraith equivalent yet";
 constexpr const char* kVariables = "variables (set/map/geo): no Wraith equivalent yet";
 constexpr const char* kScripting = "embedded scripting (Perl, Lua, njs): no equivalent in "
                                    "Wraith";
@@ -777,15 +777,22 @@ const DirectiveSpec kDirectives[] = {
     // logs
     {"access_log", kAnyHttp, h_access_log, nullptr, nullptr},
     {"log_format", kHttp, h_log_format, nullptr, nullptr},
+    // rate, connection and bandwidth limits (limits.cc)
+    {"limit_req_zone", kHttp, h_limit_req_zone, nullptr, nullptr},
+    {"limit_req", kAnyHttp, h_limit_req, nullptr, nullptr},
+    {"limit_req_status", kAnyHttp, h_limit_req_status, nullptr, nullptr},
+    {"limit_req_dry_run", kAnyHttp, h_limit_req_dry_run, nullptr, nullptr},
+    {"limit_req_log_level", kAnyHttp, nullptr, nullptr,
+     "Wraith logs refusals at \"warn\", rate-limited"},
+    {"limit_conn_zone", kHttp, h_limit_conn_zone, nullptr, nullptr},
+    {"limit_conn", kAnyHttp, h_limit_conn, nullptr, nullptr},
+    {"limit_conn_status", kAnyHttp, h_limit_conn_status, nullptr, nullptr},
+    {"limit_conn_dry_run", kAnyHttp, h_limit_conn_dry_run, nullptr, nullptr},
+    {"limit_conn_log_level", kAnyHttp, nullptr, nullptr,
+     "Wraith logs refusals at \"warn\", rate-limited"},
+    {"limit_rate", kAnyHttp, h_limit_rate, nullptr, nullptr},
+    {"limit_rate_after", kAnyHttp, h_limit_rate_after, nullptr, nullptr},
     // not in Wraith yet
-    {"limit_req_zone", kHttp, nullptr, kRateLimits, nullptr},
-    {"limit_req", kAnyHttp, nullptr, kRateLimits, nullptr},
-    {"limit_req_status", kAnyHttp, nullptr, kRateLimits, nullptr},
-    {"limit_req_log_level", kAnyHttp, nullptr, kRateLimits, nullptr},
-    {"limit_conn_zone", kHttp, nullptr, kRateLimits, nullptr},
-    {"limit_conn", kAnyHttp, nullptr, kRateLimits, nullptr},
-    {"limit_conn_status", kAnyHttp, nullptr, kRateLimits, nullptr},
-    {"limit_rate", kAnyHttp, nullptr, "bandwidth limits: no Wraith equivalent yet", nullptr},
     {"allow", kAnyHttp, h_access, nullptr, nullptr},
     {"deny", kAnyHttp, h_access, nullptr, nullptr},
     {"satisfy", kAnyHttp, nullptr,

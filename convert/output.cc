@@ -1,4 +1,5 @@
 // wraith.toml text from what the Converter built, and the `wraith convert` command.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -94,6 +95,22 @@ std::string Converter::render() const {
                 out += "   # " + clean(l.comment);
             out += "\n";
         }
+    }
+    for (const auto& z : limit_zones) {
+        const bool says_something = std::any_of(z.lines.begin(), z.lines.end(), [](const Line& l) {
+            return l.key == "rate" || l.key == "connections" || l.key == "bandwidth";
+        });
+        if (!says_something) {
+            // A limit_conn_zone no limit_conn uses: Wraith has no empty connection zone.
+            out += "\n# " + clean(z.comments.front()) + ": no limit_conn uses it; not written\n";
+            continue;
+        }
+        out += "\n[limit." + key(z.name) + "]\n";
+        comment_block(out, z.comments);
+        std::set<std::string> keys;
+        for (const auto& l : z.lines)
+            if (keys.insert(l.key).second)
+                out += key(l.key) + " = " + l.value + "\n";
     }
     for (const auto& site : sites_) {
         out += "\n[[site]]\n";

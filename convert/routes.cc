@@ -12,6 +12,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "convert/limits.h"
+
 namespace wraith::convert {
 
 namespace {
@@ -644,6 +646,7 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
             route->comments.push_back("case-insensitive (~*): letters matched as [xX]");
         if (level >= 3)
             route->comments.push_back("approximation: nested location, flattened");
+        limit_keys(c, s, *route); // before the comments: what it notes is about this route
         for (size_t i = approx_before; i < c.approximations().size(); ++i)
             route->comments.push_back("approximation: " + c.approximations()[i]);
         if (path == "/")
@@ -822,6 +825,7 @@ void make_routes(Converter& c, ServerInfo& info, SiteOut& site, std::map<int, st
             route->comments.insert(route->comments.begin(),
                                    "no location / in the server: its own settings");
             access_keys(x, s, *route);
+            limit_keys(c, s, *route);
             site.routes.push_back(std::move(*route));
         }
     }

@@ -364,22 +364,32 @@ http {""" + HTTP_COMMON + """
 }
 """, requests=[req("/ws", websocket=True), req("/ws/plain"), req("/")],
          ignored=["map: Wraith's proxy passes WebSocket upgrades itself"]),
+    # One request a minute, so no allowance comes back while the case runs: /api/ passes
+    # 1 + burst (two single requests, then four of the burst) and refuses the rest.
     dict(name="rate_limited_api", backends=["api"], conf=COMMON + """
 http {""" + HTTP_COMMON + """
-    limit_req_zone $binary_remote_addr zone=api:10m rate=100r/s;
+    limit_req_zone $binary_remote_addr zone=api:10m rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=old:1m rate=1r/m;
     limit_conn_zone $binary_remote_addr zone=conns:10m;
     server {
         listen 127.0.0.1:@PORT@;
+        root @DIR@/www;
         location /api/ {
-            limit_req zone=api burst=20 nodelay;
+            limit_req zone=api burst=5 nodelay;
+            limit_req_status 429;
             limit_conn conns 10;
             proxy_pass http://127.0.0.1:@B1@;
         }
+        location /old/ { limit_req zone=old; proxy_pass http://127.0.0.1:@B1@; }
+        location /files/ { limit_rate 100k; limit_rate_after 1m; }
+        location / { }
     }
 }
-""", requests=[req("/api/one"), req("/api/two")],
-         not_converted=["limit_req_zone", "limit_conn_zone", "limit_req zone=api",
-                        "limit_conn conns"]),
+""", requests=[req("/api/one"), req("/api/two"), req("/api/burst", burst=8),
+               req("/old/x", burst=3), req("/files/a.txt"), req("/")],
+         intended={"/old/x": "over the rate NGINX answers 503 by default (limit_req_status), "
+                             "Wraith 429 with Retry-After (commented in the output)"},
+         not_converted=[]),
     dict(name="basic_auth", conf=COMMON + """
 http {""" + HTTP_COMMON + """
     server {
@@ -686,6 +696,10 @@ class ConvertCompare(unittest.TestCase):
                    r.get("headers", {}).get("Accept-Encoding", ""))
             if r.get("websocket"):
                 out.append((key, websocket(port, r["path"], host)))
+            elif r.get("burst"):
+                # Requests one after another, faster than the rate: the statuses in order.
+                statuses = [fetch(port, r["path"], host).status for _ in range(r["burst"])]
+                out.append((key, Resp(200, {}, json.dumps(statuses).encode())))
             elif r.get("balance") or r.get("sticky"):
                 n = r.get("balance") or r.get("sticky")
                 names = [fetch(port, r["path"], host).headers.get("x-backend") for _ in range(n)]

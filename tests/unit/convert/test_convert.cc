@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "convert/convert.h"
 #include "convert/converter.h"
+#include "convert/limits.h"
 #include "convert/routes.h"
 
 using namespace wraith::convert;
@@ -235,4 +236,145 @@ TEST_CASE("convert: bytes that are not UTF-8 are reported, the output stays UTF-
     CHECK_FALSE(wraith::convert::valid_utf8("\xc0\xaf"));     // overlong
     CHECK_FALSE(wraith::convert::valid_utf8("\xed\xa0\x80")); // surrogate
     CHECK(wraith::convert::valid_utf8("\xf0\x9f\x98\x80"));
+}
+
+TEST_CASE("convert: limit_req, limit_conn and limit_rate become [limit.NAME] zones and limit keys",
+          "[convert]") {
+    ConvertResult r = convert(R"(http {
+ limit_req_zone $binary_remote_addr zone=api:10m rate=20r/s;
+ limit_req_zone $http_x_api_key zone=keys:1m rate=600r/m;
+ limit_conn_zone $binary_remote_addr zone=addr:10m;
+ limit_req_status 429;
+ limit_conn_status 429;
+ server { listen 127.0.0.1:18080; server_name a.test; root /tmp;
+  limit_conn addr 10;
+  location /api/ { limit_req zone=api burst=40 nodelay; proxy_pass http://127.0.0.1:9000; }
+  location /slow/ { limit_req zone=keys burst=10 delay=4; }
+  location /dl/ { limit_rate 100k; limit_rate_after 1m; }
+  location = /health { return 200 "ok"; }
+  location / { }
+ } })");
+    INFO(r.toml);
+    CHECK(has(r.toml, "[limit.api]\n# limit_req_zone at /etc/nginx/nginx.conf:2\nrate = \"20/s\"\n"
+                      "size = \"10m\"\nburst = 40\nstatus = 429\n"));
+    CHECK(has(r.toml, "[limit.keys]\n# limit_req_zone at /etc/nginx/nginx.conf:3\nrate = "
+                      "\"600/m\"\nkey = \"$http_x_api_key\"\nsize = \"1m\"\nburst = 10\nmode = "
+                      "\"delay\"\ndelay_after = 4\nstatus = 429\n"));
+    CHECK(has(r.toml, "size = \"10m\"\nconnections = 10\nstatus = 429\n"));
+    CHECK(has(r.toml, "[limit.bandwidth_100k_after_1m]"));
+    CHECK(has(r.toml, "bandwidth = \"100k\"\nbandwidth_after = \"1m\"\n"));
+    // Connection zones are counted at accept: [server] limit, noted for a server-level one.
+    CHECK(has(r.toml, "\n[server]\nlimit = [\"addr\"]"));
+    CHECK(has(r.toml, "limit_conn in a server or location block: Wraith counts connections at "
+                      "accept"));
+    CHECK(has(r.toml, "limit = [\"api\"]"));
+    CHECK(has(r.toml, "limit = [\"keys\"]"));
+    CHECK(has(r.toml, "limit = [\"bandwidth_100k_after_1m\"]"));
+    // NGINX's return answers before any limit: the respond route has none.
+    CHECK(has(r.toml, "respond = { status = 200, body = \"ok\", content_type = \"text/plain\" }\n"
+                      "  compress = false\n"));
+    // A key that may be empty: NGINX does not count such requests, Wraith by address.
+    CHECK(has(r.toml, "NGINX does not limit a request whose key is empty"));
+    CHECK(r.not_converted.empty());
+    wraith::Diagnostics diag;
+    auto config = wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag);
+    std::string problems;
+    for (const auto& d : diag.list())
+        problems += d.text() + "\n";
+    INFO(problems);
+    CHECK(config);
+    CHECK(diag.list().empty());
+}
+
+TEST_CASE("convert: limits NGINX sets per use are settled on the zone, differences noted",
+          "[convert]") {
+    ConvertResult r = convert(R"(http {
+ limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;
+ limit_req_zone $server_name zone=site:32k rate=100r/s;
+ limit_req_zone $limit_key zone=mapped:1m rate=1r/s;
+ limit_conn_zone $http_x_user zone=users:1m;
+ limit_conn_zone $binary_remote_addr zone=dry:1m;
+ limit_req zone=site;
+ server { listen 127.0.0.1:18080; root /tmp;
+  location /a/ { limit_req zone=one burst=5; }
+  location /b/ { limit_req zone=one burst=20 nodelay; }
+  location /c/ { limit_req_dry_run on; limit_req zone=one burst=5; }
+  location /d/ { limit_req zone=mapped; }
+  location /e/ { limit_conn users 2; }
+  location /f/ { limit_conn_dry_run on; limit_conn dry 2; }
+  location /g/ { limit_req zone=nope; }
+  location / { }
+ } })");
+    INFO(r.toml);
+    // Without nodelay NGINX delays within the burst: the first use settles the zone.
+    CHECK(has(r.toml, "[limit.one]\n# limit_req_zone at /etc/nginx/nginx.conf:2\n"
+                      "# NGINX answered 503 (limit_req_status); Wraith answers 429 with "
+                      "Retry-After: add status = 503 to keep NGINX's\nrate = \"10/s\"\nsize = "
+                      "\"1m\"\nburst = 5\nmode = \"delay\"\n"));
+    CHECK(has(r.toml, "limit_req zone=one: Wraith sets these on the zone, [limit.one], for every "
+                      "route that lists it: burst = 5, mode = \"delay\" (from "
+                      "/etc/nginx/nginx.conf:9) is used here too, not burst = 20"));
+    CHECK(has(r.toml, "not burst = 5, mode = \"dry_run\""));
+    // $server_name is the host name asked for; the http-level limit_req is inherited by
+    // locations without their own (NGINX's array rule), replaced by those with one.
+    CHECK(has(r.toml, "key = \"$host\"\nsize = \"32k\""));
+    CHECK(has(r.toml, "$server_name is $host"));
+    CHECK(has(r.toml, "path = \"/\"\n  static = "));
+    CHECK(has(r.toml, "limit = [\"site\"]"));
+    CHECK(has(r.toml, "limit = [\"one\"]"));
+    CHECK_FALSE(has(r.toml, "limit = [\"site\", \"one\"]"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:4: limit_req_zone $limit_key zone=mapped:1m "
+                      "rate=1r/s; -- key variable $limit_key"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:12: limit_req zone=mapped; -- its zone mapped was "
+                      "not converted"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:5: limit_conn_zone $http_x_user zone=users:1m; -- "
+                      "key $http_x_user"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:14: limit_conn dry 2; -- limit_conn_dry_run on"));
+    CHECK(reported(r, "/etc/nginx/nginx.conf:15: limit_req zone=nope; -- no zone nope"));
+    // A connection zone nothing uses is not written (Wraith has no empty one).
+    CHECK(has(r.toml, "# limit_conn_zone at /etc/nginx/nginx.conf:6: no limit_conn uses it"));
+    CHECK_FALSE(has(r.toml, "[limit.dry]"));
+    wraith::Diagnostics diag;
+    auto config = wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag);
+    std::string problems;
+    for (const auto& d : diag.list())
+        problems += d.text() + "\n";
+    INFO(problems);
+    CHECK(config);
+}
+
+TEST_CASE("convert: limit_req_zone keys as Wraith variables", "[convert]") {
+    std::string out, unknown, note;
+    CHECK(limit_key("$binary_remote_addr", &out, &unknown, &note));
+    CHECK(out == "$client_ip");
+    CHECK(limit_key("$binary_remote_addr$uri", &out, &unknown, &note));
+    CHECK(out == "$client_ip$uri");
+    CHECK(limit_key("${remote_addr}_x:$http_x_api_key", &out, &unknown, &note));
+    CHECK(out == "${client_ip}_x:$http_x_api_key");
+    CHECK(limit_key("$request_method $args", &out, &unknown, &note));
+    CHECK(out == "$method $args");
+    CHECK(note.empty());
+    CHECK(limit_key("$http_host", &out, &unknown, &note));
+    CHECK(out == "$host");
+    CHECK_FALSE(note.empty());
+    CHECK_FALSE(limit_key("$jwt_claim_sub", &out, &unknown, &note));
+    CHECK(unknown == "$jwt_claim_sub");
+}
+
+TEST_CASE("convert: NGINX zone names Wraith cannot take get distinct valid ones", "[convert]") {
+    ConvertResult r = convert(R"(http {
+ limit_req_zone $binary_remote_addr zone=a.b:1m rate=1r/s;
+ limit_req_zone $binary_remote_addr zone=a_b:1m rate=2r/s;
+ limit_req_zone $binary_remote_addr zone=bandwidth_8k:1m rate=3r/s;
+ server { listen 127.0.0.1:18080; root /tmp;
+  location /x/ { limit_req zone=a.b; limit_req zone=a_b; }
+  location /y/ { limit_req zone=bandwidth_8k; limit_rate 8k; }
+ } })");
+    INFO(r.toml);
+    CHECK(has(r.toml, "[limit.a_b]\n# limit_req_zone at /etc/nginx/nginx.conf:2"));
+    CHECK(has(r.toml, "[limit.a_b_2]\n# limit_req_zone at /etc/nginx/nginx.conf:3"));
+    CHECK(has(r.toml, "limit = [\"a_b\", \"a_b_2\"]"));
+    CHECK(has(r.toml, "limit = [\"bandwidth_8k\", \"bandwidth_8k_2\"]"));
+    wraith::Diagnostics diag;
+    CHECK(wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag));
 }
