@@ -141,10 +141,6 @@ void Stream::reset_with(uint64_t app_error_code) {
     session_.reset_stream(id_, app_error_code);
 }
 
-void Stream::submit_reset() {
-    reset_with(NGHTTP3_H3_INTERNAL_ERROR);
-}
-
 // ---- request head --------------------------------------------------------------------------
 
 StreamExchange::Field Stream::field_of(int32_t token, std::string_view name) {
@@ -204,13 +200,6 @@ void Stream::submit_informational(int status, const Headers& headers) {
     for (const Header& h : headers)
         if (!connection_specific(h.name))
             block.add_copy(h);
-    nghttp3_conn_submit_info(session_.http(), id_, block.fields(), block.size());
-    session_.want_write();
-}
-
-void Stream::send_continue() {
-    FieldBlock block(arena_, 1, 3);
-    block.add_status(100);
     nghttp3_conn_submit_info(session_.http(), id_, block.fields(), block.size());
     session_.want_write();
 }

@@ -43,8 +43,7 @@ public:
     // ---- fed by the session's nghttp3 callbacks (no handler code runs here); on_body() and
     // on_body_end() are the exchange's
     // `static_name`: the name is nghttp3's own constant (QPACK's static table), kept as is.
-    void on_header(int32_t token, std::string_view name, std::string_view value,
-                   bool static_name);
+    void on_header(int32_t token, std::string_view name, std::string_view value, bool static_name);
     // `early`: the head arrived in 0-RTT data, before the handshake completed.
     void on_head_complete(bool fin, bool early);
     // The protocol resets the stream with `app_error_code` (the peer stopped reading, or
@@ -120,27 +119,31 @@ private:
     // every byte); reset, whatever was sent abandoned.
     enum class Sending : uint8_t { data, fin, reset };
 
-    // Exchange hooks
+    // ---- Exchange hooks
     bool transport_gone() const override { return closed_ || sending_ == Sending::reset; }
+    // Fields go to nghttp3 as one FieldBlock each (names lower-cased, nothing it must copy);
+    // trailers wait for read_data() to end the body with them.
     void submit_informational(int status, const Headers& headers) override;
     bool submit_head(ResponseHead& head, bool end_stream) override;
+    void queue_trailers(const Headers& trailers) override;
+    // Bytes go into the block chain, or are staged behind a file range that comes first.
     void queue_body(std::string_view data, bool shared) override;
     void queue_file(int fd, off_t offset, size_t len) override;
-    void queue_trailers(const Headers& trailers) override;
-    void kick() override;
     bool congested() const override;
+    void kick() override;
     void response_ended(uint64_t short_by) override;
-    void submit_reset() override;
-    // StreamExchange hooks
+    void submit_reset() override { reset_with(NGHTTP3_H3_INTERNAL_ERROR); }
+
+    // ---- StreamExchange hooks
+    int version() const override { return 30; }
+    uint64_t max_field_bytes() const override;     // http.max_header_size, as our SETTINGS say
+    int protocol_check(const char** why) override; // 425 for unsafe 0-RTT (RFC 8470 §5.2)
+    void schedule() override;
     void credit(size_t n) override;
+    void send_continue() override { submit_informational(100, {}); }
     bool response_complete() const override {
         return sending_ == Sending::fin && acked_ == written_;
     }
-    void schedule() override;
-    void send_continue() override;
-    uint64_t max_field_bytes() const override;
-    int protocol_check(const char** why) override;
-    int version() const override { return 30; }
 
     // Free room at the end of the chain (a fresh block when the last is full): `*room` bytes.
     char* tail(size_t* room);
