@@ -40,8 +40,9 @@ public:
     // name it knows, -1 for others), by name only where QPACK has no token (Expect).
     static Field field_of(int32_t token, std::string_view name);
 
-    // ---- fed by the session's nghttp3 callbacks (no handler code runs here); on_body() and
-    // on_body_end() are the exchange's
+    // ---- fed by the session's nghttp3 callbacks (no handler code runs here), with the
+    // exchange's on_body() and on_body_end()
+
     // `static_name`: the name is nghttp3's own constant (QPACK's static table), kept as is.
     void on_header(int32_t token, std::string_view name, std::string_view value, bool static_name);
     // `early`: the head arrived in 0-RTT data, before the handshake completed.
@@ -49,6 +50,7 @@ public:
     // The protocol resets the stream with `app_error_code` (the peer stopped reading, or
     // the request was malformed): the response, if any, is abandoned.
     void reset_with(uint64_t app_error_code);
+    // Both directions are over (or the connection is): the session reaps the stream.
     void on_closed() { stream_closed(); }
     // nghttp3 pulls response bytes: vectors into the block chain, EOF, or WOULDBLOCK.
     nghttp3_ssize read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags);
