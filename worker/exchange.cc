@@ -1,7 +1,9 @@
 #include "worker/exchange.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -297,7 +299,7 @@ bool StreamExchange::on_request_field(Field kind, std::string_view name, std::st
         break;
     }
     case Field::expect:
-        expect_continue_ = iequals(value, "100-continue");
+        continue_ = iequals(value, "100-continue") ? Continue::expected : Continue::none;
         break;
     case Field::other:
         if (!name.empty() && name.front() == ':')
@@ -330,7 +332,7 @@ void StreamExchange::start_stream() {
                       : head_error_ == 414 ? "request target too long"
                                            : "Host differs from :authority";
     if (!head_error_)
-        head_error_ = protocol_check(&why);
+        head_error_ = static_cast<uint16_t>(protocol_check(&why));
     if (body_too_large_ && !head_error_) {
         head_error_ = 413;
         why = "request body larger than client_max_body_size";
@@ -370,9 +372,9 @@ void StreamExchange::on_body_end() {
 }
 
 void StreamExchange::maybe_send_continue() {
-    if (expect_continue_ && !continue_sent_ && response_ == Response::none &&
+    if (continue_ == Continue::expected && response_ == Response::none &&
         body_state_ == Body::receiving && !closed_) {
-        continue_sent_ = true;
+        continue_ = Continue::sent;
         send_continue();
     }
 }
@@ -437,6 +439,20 @@ void StreamExchange::writable_drained() {
     writable_wanted_ = false;
     pending_ |= kPendingWritable;
     schedule();
+}
+
+size_t StreamExchange::read_file(int fd, off_t offset, char* dst, size_t len) const {
+    for (;;) {
+        ssize_t r = ::pread(fd, dst, len, offset);
+        if (r > 0)
+            return static_cast<size_t>(r);
+        if (r < 0 && errno == EINTR)
+            continue;
+        WLOG_ERROR("http%d: reading the response file for %.*s: %s", version() / 10,
+                   (int)req_.conn->peer_text.size(), req_.conn->peer_text.data(),
+                   r < 0 ? std::strerror(errno) : "file shrank");
+        return 0;
+    }
 }
 
 void StreamExchange::stream_closed() {

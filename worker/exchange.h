@@ -8,8 +8,12 @@
 //   worker/http3/stream.h     an HTTP/3 stream (via StreamExchange)
 //
 // StreamExchange adds what HTTP/2 and HTTP/3 share: the request head from decoded fields (the
-// 431/414/Host checks), the request body as a BodyReader over stream flow control, and the
-// pending work a stream runs outside the protocol library's callbacks.
+// 431/414/Host checks, 100 Continue), the request body as a BodyReader over stream flow
+// control, and the pending work a stream runs outside the protocol library's callbacks. What
+// stays in the protocol's folder is its framing: which field a decoded name is (HTTP/2 by name,
+// HTTP/3 by QPACK token), how a head, body bytes and a reset go out, and what "the whole
+// response went out" means (HTTP/2: END_STREAM sent; HTTP/3: the end handed to QUIC and every
+// byte acknowledged).
 #pragma once
 
 #include <cstdint>
@@ -179,8 +183,9 @@ protected:
     // Flow-control credit for `n` body bytes the handler consumed (or that were dropped);
     // after the stream closed, connection credit only.
     virtual void credit(size_t n) = 0;
-    // Every response byte, and the end of the stream, went out (and for QUIC: was
-    // acknowledged): the exchange completed.
+    // The exchange completed: every response byte and the end of the stream went out
+    // (HTTP/2: END_STREAM sent; HTTP/3: the end handed to QUIC, every byte acknowledged and
+    // no reset). Asked once, when the stream is finished.
     virtual bool response_complete() const = 0;
     // Ask the connection to call run_pending() outside library and handler stacks.
     virtual void schedule() = 0;
@@ -191,41 +196,54 @@ protected:
     // Checks only this protocol makes before the phases (HTTP/3: 425 for unsafe 0-RTT); 0 or a
     // status to answer, with `why`.
     virtual int protocol_check(const char** why) { return 0; }
+    // The version for Request::version (20 or 30) and the default scheme.
+    virtual int version() const = 0;
+
+    // ---- for the protocol
     // The transport closed the stream: what the client sent is all there is.
     void stream_closed();
     // Queued response data drained below the low watermark: a blocked producer may go on.
     void writable_drained();
-    // The version for Request::version (20 or 30) and the default scheme.
-    virtual int version() const = 0;
+    // Reads `len` bytes of a response file at `offset` into `dst` (retrying EINTR): how many it
+    // read, or 0 after logging why there are none (a read error, a file that shrank): the
+    // protocol resets the stream.
+    size_t read_file(int fd, off_t offset, char* dst, size_t len) const;
+
+    uint64_t body_received() const { return body_received_; }
 
     bool closed_ = false; // the protocol closed the stream; the connection reaps it
     Body body_state_ = Body::complete;
-    uint64_t body_received_ = 0;
     bool body_timed_out_ = false; // http.body_timeout ended the wait for the body
 
 private:
+    // 100 Continue (RFC 9110 §10.1.1): not asked for; asked for and owed before the first body
+    // read; sent.
+    enum class Continue : uint8_t { none, expected, sent };
+
     void start_stream();
     void maybe_send_continue();
 
-    // Request head as it arrives.
-    uint64_t header_bytes_ = 0; // RFC 9113 §6.5.2 accounting: name + value + 32 each
-    uint32_t header_count_ = 0;
-    int head_error_ = 0;          // status to answer instead of running the exchange
-    std::string_view host_field_; // Host, used when :authority is absent
-    bool expect_continue_ = false;
-    bool continue_sent_ = false;
-
-    // Request body, buffered up to the stream window until the handler consumes it.
-    std::string body_;
-    size_t body_off_ = 0;
-    Callback data_cb_;
+    // The fields are ordered so that none pads the next: a stream's size is paid per request.
+    // (queued_, closed_, body_state_ and body_timed_out_ above come first.)
+    Continue continue_ = Continue::none;
     bool body_failed_ = false;
     bool body_paused_ = false;
     bool body_too_large_ = false;
-
     // Work for run_pending(): bits of kPending*.
     static constexpr uint8_t kPendingStart = 1, kPendingData = 2, kPendingWritable = 4;
     uint8_t pending_ = 0;
+
+    // Request head as it arrives.
+    uint16_t head_error_ = 0; // status to answer instead of running the exchange
+    uint32_t header_count_ = 0;
+    uint64_t header_bytes_ = 0;   // RFC 9113 §6.5.2 accounting: name + value + 32 each
+    std::string_view host_field_; // Host, used when :authority is absent
+
+    // Request body, buffered up to the stream window until the handler consumes it.
+    uint64_t body_received_ = 0;
+    std::string body_;
+    size_t body_off_ = 0;
+    Callback data_cb_;
 };
 
 } // namespace wraith

@@ -1538,6 +1538,16 @@ class Http3MalformedInputTest(WraithTestCase):
                      "--raw-fin")
         self.assertConnectionError(r, 0x105, "H3_FRAME_UNEXPECTED")
 
+    def test_field_list_far_past_the_limits_resets_the_stream(self):
+        # 500 field lines of one byte each (accept-encoding from QPACK's static table) expand
+        # to ~32 KB, past four times http.max_headers: a decoder bomb's shape. The stream is
+        # reset with H3_EXCESSIVE_LOAD (RFC 9114 §8.1) instead of being decoded to its end.
+        path = self.unique()
+        r = self.raw("--raw-request",
+                     self.request_headers(path, extra=[qpack_indexed_static(31)] * 500),
+                     "--raw-fin")
+        self.assertStreamError(r, 0, 0x107, "H3_EXCESSIVE_LOAD", path)
+
     def test_truncated_frame_then_fin_closes_with_frame_error(self):
         """RFC 9114 §7.1: HEADERS says 16 bytes, 2 come, then FIN."""
         r = self.raw("--raw-request", bytes([0x01, 0x10, 0x00, 0x00]), "--raw-fin")

@@ -2,10 +2,8 @@
 // credit, the response head for nghttp2, and its body as a pull data source.
 #include "worker/http2/stream.h"
 
-#include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "worker/exchange_util.h"
@@ -77,7 +75,8 @@ void Stream::on_end_stream_sent() {
     // stop with RST_STREAM(NO_ERROR). A small rest of known length is read and dropped instead
     // (as HTTP/1 does), because some clients (curl 7.88) report that reset as an error.
     const auto length = static_cast<uint64_t>(req_.content_length);
-    if (req_.content_length < 0 || body_received_ > length || length - body_received_ > kMaxDiscard)
+    if (req_.content_length < 0 || body_received() > length ||
+        length - body_received() > kMaxDiscard)
         submit_rst(NGHTTP2_NO_ERROR);
 }
 
@@ -268,17 +267,11 @@ int Stream::write_data(OutputBuffer& out, const uint8_t* framehd, size_t length)
             std::memcpy(p + done, mem_.data() + s.offset, take);
             mem_queued_ -= take;
         } else {
-            ssize_t r = ::pread(s.fd, p + done, take, s.offset);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                WLOG_ERROR("http2: reading the response file for %.*s: %s",
-                           (int)conn_.info().peer_text.size(), conn_.info().peer_text.data(),
-                           r < 0 ? std::strerror(errno) : "file shrank");
+            take = read_file(s.fd, s.offset, p + done, take);
+            if (take == 0) {
                 reset_sent_ = true; // nghttp2 resets the stream for us
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             }
-            take = static_cast<size_t>(r);
         }
         s.offset += static_cast<off_t>(take);
         s.len -= take;

@@ -181,7 +181,7 @@ void Session::after_service() {
 
 void Session::reap_streams() {
     for (Stream* s : closed_streams_) {
-        s->finish();
+        s->finish_stream(); // abort callbacks, log phase, access log
         if (s->prev_)
             s->prev_->next_ = s->next_;
         else
@@ -198,9 +198,9 @@ void Session::abort() {
     // Streams still open end now: handlers see an abort, logs a 499.
     for (Stream* s = streams_; s; s = s->next_)
         if (!s->closed())
-            s->on_closed(NGHTTP3_H3_NO_ERROR);
+            s->on_closed();
     for (Stream* s = streams_; s; s = s->next_)
-        s->finish();
+        s->finish_stream();
 }
 
 // ---- for streams ---------------------------------------------------------------------------
@@ -291,11 +291,10 @@ int Session::h3_acked_stream_data(nghttp3_conn*, int64_t, uint64_t len, void*,
     return 0;
 }
 
-int Session::h3_stream_close(nghttp3_conn*, int64_t, uint64_t app_error_code, void* user,
-                             void* stream_user) {
+int Session::h3_stream_close(nghttp3_conn*, int64_t, uint64_t, void* user, void* stream_user) {
     auto* session = static_cast<Session*>(user);
     if (Stream* s = stream_of(stream_user)) {
-        s->on_closed(app_error_code);
+        s->on_closed();
         session->closed_streams_.push_back(s);
         session->conn_.wake();
     }

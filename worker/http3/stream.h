@@ -1,33 +1,34 @@
-// One HTTP/3 request stream (RFC 9114 §4.1) carrying one exchange: the request assembled from
-// the HEADERS nghttp3 decoded, its body as a BodyReader over QUIC stream flow control, and the
-// response as a ResponseWriter whose bytes nghttp3 pulls. QUIC keeps sent data until the peer
-// acknowledges it, so response bytes live in a chain of pooled blocks until then; files are
-// read into it a little ahead of the sender, never whole. Like HTTP/2 streams, a stream only
-// submits to nghttp3: the session (worker/http3/session.h) runs every handler callback from
-// its connection's deferred work, never inside ngtcp2 or nghttp3.
+// One HTTP/3 request stream (RFC 9114 §4.1) carrying one exchange. worker/exchange.h does
+// what every protocol shares: the request head and its checks, the request body as a
+// BodyReader over stream flow control, the response writer's accounting and the lifecycle.
+// What is HTTP/3's stays here: QPACK tokens mapped to the exchange's fields, 425 for a request
+// in 0-RTT early data that is not safe to replay, the response fields as nghttp3 wants them,
+// stream reset codes, and the response bytes nghttp3 pulls. QUIC keeps sent data until the
+// peer acknowledges it, so response bytes live in a chain of pooled blocks until then, and the
+// exchange is complete only when every byte was acknowledged; files are read into the chain a
+// little ahead of the sender, never whole. Like HTTP/2 streams, a stream only submits to
+// nghttp3: the session (worker/http3/session.h) runs every handler callback from its
+// connection's deferred work, never inside ngtcp2 or nghttp3.
 #pragma once
 
 #include <nghttp3/nghttp3.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "common/arena.h"
-#include "common/http.h"
+#include "worker/exchange.h"
 
 namespace wraith::http3 {
 
 class Session;
 
-class Stream final : public BodyReader, public ResponseWriter {
+class Stream final : public StreamExchange {
 public:
     Stream(Session& session, int64_t id);
     ~Stream() override;
-    Stream(const Stream&) = delete;
-    Stream& operator=(const Stream&) = delete;
     // A stream per request: their memory is recycled within the worker, not malloc'd each time.
     static void* operator new(size_t size);
     static void operator delete(void* p, size_t size);
@@ -35,52 +36,28 @@ public:
     int64_t id() const { return id_; }
     bool closed() const { return closed_; }
 
-    // ---- fed by the session's nghttp3 callbacks (no handler code runs here)
+    // What the exchange makes of a decoded field: by its QPACK token (nghttp3's number for a
+    // name it knows, -1 for others), by name only where QPACK has no token (Expect).
+    static Field field_of(int32_t token, std::string_view name);
+
+    // ---- fed by the session's nghttp3 callbacks (no handler code runs here), with the
+    // exchange's on_body() and on_body_end()
+
     // `static_name`: the name is nghttp3's own constant (QPACK's static table), kept as is.
-    void on_header(int32_t token, std::string_view name, std::string_view value,
-                   bool static_name);
+    void on_header(int32_t token, std::string_view name, std::string_view value, bool static_name);
+    // `early`: the head arrived in 0-RTT data, before the handshake completed.
     void on_head_complete(bool fin, bool early);
-    void on_body(const uint8_t* data, size_t len);
-    void on_body_end();
     // The protocol resets the stream with `app_error_code` (the peer stopped reading, or
     // the request was malformed): the response, if any, is abandoned.
     void reset_with(uint64_t app_error_code);
-    void on_closed(uint64_t app_error_code);
+    // Both directions are over (or the connection is): the session reaps the stream.
+    void on_closed() { stream_closed(); }
     // nghttp3 pulls response bytes: vectors into the block chain, EOF, or WOULDBLOCK.
     nghttp3_ssize read_data(nghttp3_vec* vec, size_t veccnt, uint32_t* flags);
     void on_acked(uint64_t n);
 
-    // ---- run by the session outside library and handler stacks
-    void run_pending();
-    // The stream is gone: abort callbacks, log. The session deletes it after.
-    void finish();
-
-    // BodyReader
-    std::string_view peek() override;
-    void consume(size_t n) override;
-    bool finished() const override { return body_done_ && body_off_ == body_.size(); }
-    bool failed() const override { return body_failed_; }
-    void on_data(Callback cb) override;
-    void pause() override { body_paused_ = true; }
-    void resume() override;
-    void discard() override;
-
-    // ResponseWriter
-    void send_informational(int status, const Headers& headers) override;
-    void send_headers(ResponseHead& head, bool end_stream) override;
-    Result send_body(std::string_view data, bool end_stream) override;
-    Result send_shared_body(std::string_view data, bool end_stream) override;
-    Result send_file(int fd, off_t offset, size_t len, bool end_stream) override;
-    Result send_trailers(const Headers& trailers) override;
-    void on_writable(Callback cb) override { writable_cb_ = std::move(cb); }
-    void on_abort(Callback cb) override { abort_cb_ = std::move(cb); }
-    void reset() override;
-    bool headers_sent() const override { return headers_sent_; }
-    uint64_t body_bytes_sent() const override { return body_bytes_; }
-
     Stream* prev_ = nullptr; // the session's list
     Stream* next_ = nullptr;
-    bool queued_ = false;    // in the session's pending list
 
 private:
     static constexpr size_t kBlockSize = 16384;
@@ -134,45 +111,51 @@ private:
     // A queued piece of body not yet in the block chain: a file range, or bytes that had to
     // wait behind one.
     struct Segment {
-        int fd;        // -1: staged_ bytes
-        off_t offset;  // file offset, or offset into staged_
+        int fd;       // -1: staged_ bytes
+        off_t offset; // file offset, or offset into staged_
         size_t len;
     };
 
-    void start();
-    void schedule();
-    void kick();
-    void end_response();
+    // The sending side of the QUIC stream (RFC 9000 §3.1): the response may still add bytes;
+    // its end was handed to nghttp3 with the last of them (complete once the peer acknowledged
+    // every byte); reset, whatever was sent abandoned.
+    enum class Sending : uint8_t { data, fin, reset };
+
+    // ---- Exchange hooks
+    bool transport_gone() const override { return closed_ || sending_ == Sending::reset; }
+    // Fields go to nghttp3 as one FieldBlock each (names lower-cased, nothing it must copy);
+    // trailers wait for read_data() to end the body with them.
+    void submit_informational(int status, const Headers& headers) override;
+    bool submit_head(ResponseHead& head, bool end_stream) override;
+    void queue_trailers(const Headers& trailers) override;
+    // Bytes go into the block chain, or are staged behind a file range that comes first.
+    void queue_body(std::string_view data, bool shared) override;
+    void queue_file(int fd, off_t offset, size_t len) override;
+    bool congested() const override;
+    void kick() override;
+    void response_ended(uint64_t short_by) override;
+    void submit_reset() override { reset_with(NGHTTP3_H3_INTERNAL_ERROR); }
+
+    // ---- StreamExchange hooks
+    int version() const override { return 30; }
+    uint64_t max_field_bytes() const override;     // http.max_header_size, as our SETTINGS say
+    int protocol_check(const char** why) override; // 425 for unsafe 0-RTT (RFC 8470 §5.2)
+    void schedule() override;
+    void credit(size_t n) override;
+    void send_continue() override { submit_informational(100, {}); }
+    bool response_complete() const override {
+        return sending_ == Sending::fin && acked_ == written_;
+    }
+
+    // Free room at the end of the chain (a fresh block when the last is full): `*room` bytes.
+    char* tail(size_t* room);
     void append(const char* data, size_t len);
     // Moves queued segments into the chain until kReadAhead bytes wait unsent.
-    bool materialise();
+    void materialise();
     size_t unsent() const { return static_cast<size_t>(written_ - handed_) + staged_bytes_; }
-    Result writer_state();
-    void shutdown(uint64_t app_error_code);
-    void maybe_writable();
 
     Session& session_; // the HTTP/3 session of the stream's connection
     int64_t id_;
-    Arena arena_;
-    Request req_;
-
-    // Request head.
-    uint64_t header_bytes_ = 0;
-    uint32_t header_count_ = 0;
-    int head_error_ = 0;
-    std::string_view host_field_;
-    bool early_ = false; // the head arrived in 0-RTT data
-
-    // Request body, buffered up to the stream window until the handler consumes it.
-    std::string body_;
-    size_t body_off_ = 0;
-    uint64_t body_received_ = 0;
-    Callback data_cb_;
-    bool body_done_ = true;
-    bool body_failed_ = false;
-    bool body_paused_ = false;
-    bool body_discarding_ = false;
-    bool body_too_large_ = false;
 
     // Response bytes: blocks cover stream body offsets [chain_base_, written_); nghttp3 holds
     // pointers to [acked_, handed_) until the peer acknowledges them.
@@ -184,36 +167,16 @@ private:
     uint64_t acked_ = 0;
     uint64_t handed_ = 0;
     uint64_t written_ = 0;
+    // Body queued behind a file range, in order; staged_ holds the bytes of memory segments.
     std::vector<Segment> segs_;
     size_t seg_head_ = 0;
     std::string staged_;
     size_t staged_bytes_ = 0;
-    Callback writable_cb_;
-    Callback abort_cb_;
-    int status_ = 0;
-    int64_t body_expected_ = -1;
-    uint64_t body_queued_ = 0;
-    uint64_t body_bytes_ = 0;
-    nghttp3_nv* trailers_ = nullptr;
-    size_t trailer_count_ = 0;
-    bool head_request_ = false;
-    bool body_allowed_ = true;
-    bool headers_sent_ = false;
-    bool response_ended_ = false;
-    bool data_blocked_ = false;   // read_data said WOULDBLOCK: resume on more
-    bool writable_wanted_ = false;
-    bool reset_sent_ = false;
-    bool tunnel_ = false;      // an extended CONNECT (RFC 9220): DATA is a byte stream
-    bool tunnel_open_ = false; // its 2xx went out: both directions run and end on their own
-
-    // Lifecycle.
-    bool started_ = false;
-    bool start_pending_ = false;
-    bool data_pending_ = false;
-    bool writable_pending_ = false;
-    bool closed_ = false;
-    bool aborted_ = false;
-    bool fin_sent_ = false; // every response byte was handed over with the end of stream
+    nghttp3_nv* trailers_ = nullptr; // sent after the last DATA (arena), when given
+    uint32_t trailer_count_ = 0;
+    Sending sending_ = Sending::data;
+    bool data_blocked_ = false; // read_data said WOULDBLOCK: resume on more
+    bool early_ = false;        // the head arrived in 0-RTT data
 };
 
 } // namespace wraith::http3
