@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/kept_memory.h"
 #include "common/log.h"
 #include "worker/exchange_util.h"
 #include "worker/http1/connection.h"
@@ -53,25 +54,17 @@ bool hop_by_hop(std::string_view name) {
            name == "keep-alive";
 }
 
-// Freed exchanges' memory, reused by the next ones (a worker is one thread).
-constexpr size_t kKept = 256;
-void* g_kept[kKept];
-size_t g_kept_count = 0;
-
 } // namespace
 
+// Freed exchanges' memory is reused by the next ones.
+using KeptExchanges = KeptMemory<Exchange, 256>;
+
 void* Exchange::operator new(size_t size) {
-    if (size == sizeof(Exchange) && g_kept_count > 0)
-        return g_kept[--g_kept_count];
-    return ::operator new(size);
+    return KeptExchanges::take(size);
 }
 
 void Exchange::operator delete(void* p, size_t size) {
-    if (size == sizeof(Exchange) && g_kept_count < kKept) {
-        g_kept[g_kept_count++] = p;
-        return;
-    }
-    ::operator delete(p);
+    KeptExchanges::give(p, size);
 }
 
 Exchange::Exchange(Connection& conn)

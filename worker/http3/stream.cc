@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/kept_memory.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "worker/exchange_util.h"
@@ -94,25 +95,17 @@ bool safe_method(Method m) {
     return m == Method::get || m == Method::head || m == Method::options;
 }
 
-// Freed streams' memory, reused by the next ones (a worker is one thread).
-constexpr size_t kKeptStreams = 128;
-void* g_kept_streams[kKeptStreams];
-size_t g_kept_count = 0;
-
 } // namespace
 
+// Freed streams' memory is reused by the next ones.
+using KeptStreams = KeptMemory<Stream, 128>;
+
 void* Stream::operator new(size_t size) {
-    if (size == sizeof(Stream) && g_kept_count > 0)
-        return g_kept_streams[--g_kept_count];
-    return ::operator new(size);
+    return KeptStreams::take(size);
 }
 
 void Stream::operator delete(void* p, size_t size) {
-    if (size == sizeof(Stream) && g_kept_count < kKeptStreams) {
-        g_kept_streams[g_kept_count++] = p;
-        return;
-    }
-    ::operator delete(p);
+    KeptStreams::give(p, size);
 }
 
 Stream::Stream(Session& session, int64_t id)
