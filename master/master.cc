@@ -307,6 +307,8 @@ void Master::start_watchers() {
     stop_timer_.data = this;
     ev_init(&ready_timer_, on_ready_timer);
     ready_timer_.data = this;
+    ev_init(&announce_timer_, on_announce_timer);
+    announce_timer_.data = this;
     // Ticket keys rotate every 12 hours; a ticket stays valid for up to two periods.
     ev_timer_init(&ticket_timer_, on_ticket_rotation, 12 * 3600., 12 * 3600.);
     ticket_timer_.data = this;
@@ -320,6 +322,7 @@ void Master::on_ticket_rotation(struct ev_loop*, ev_timer* w, int) {
 }
 
 void Master::reload(ControlClient* requester) {
+    maybe_announce_reload(true); // the previous reload's answer is not this one's
     if (requester)
         requester->waiting_reload = true;
     if (!stopping_)

@@ -72,6 +72,7 @@ private:
         int quic_index = -1;   // its UDP socket in each QUIC listener's group, -1 without
         ev_tstamp started = 0;
         bool ready = false;
+        bool accepting = true; // until it reports kDrained (or exits)
         ev_io channel_watcher{};
         Master* master = nullptr;
         Generation* gen = nullptr;
@@ -116,6 +117,7 @@ private:
     void finish_generation(size_t index);
     void drain_generation(Generation& gen);
     void check_generation_ready(Generation& gen);
+    void maybe_announce_reload(bool now);
     void reap();
     void reload(ControlClient* requester);
     void reopen_logs();
@@ -154,6 +156,7 @@ private:
     static void on_respawn_timer(struct ev_loop*, ev_timer* w, int);
     static void on_stop_timer(struct ev_loop*, ev_timer* w, int);
     static void on_ready_timer(struct ev_loop*, ev_timer* w, int);
+    static void on_announce_timer(struct ev_loop*, ev_timer* w, int);
     static void on_ticket_rotation(struct ev_loop*, ev_timer* w, int);
 
     MasterOptions options_;
@@ -194,6 +197,10 @@ private:
     ev_timer respawn_timer_;
     ev_timer stop_timer_;
     ev_timer ready_timer_;
+    // A reload whose generation serves, answered once no older worker accepts (so "reloaded"
+    // means every new connection meets the new configuration); 0 when none waits.
+    uint32_t announce_generation_ = 0;
+    ev_timer announce_timer_; // answers anyway if a draining worker never reports
     ev_tstamp started_ = 0;
     bool stopping_ = false;
     bool graceful_ = false;

@@ -23,6 +23,11 @@
 
 namespace wraith {
 
+namespace {
+// How long a reload's answer waits for the old workers to report they stopped accepting.
+constexpr double kAnnounceTimeout = 3.0;
+} // namespace
+
 std::string describe_exit(int status) {
     if (WIFEXITED(status))
         return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -256,6 +261,9 @@ void Master::on_worker_channel(struct ev_loop*, ev_io* w, int) {
     if (msg[0] == channel::kReady) {
         proc->ready = true;
         proc->master->check_generation_ready(*proc->gen);
+    } else if (msg[0] == channel::kDrained) {
+        proc->accepting = false;
+        proc->master->maybe_announce_reload(false);
     }
 }
 
@@ -294,8 +302,34 @@ void Master::check_generation_ready(Generation& gen) {
         listeners_.release_unused(in_use);
         update_quic_steering();
         WLOG_INFO("reload complete: generation %u serving", gen.id);
-        finish_reloads(true, "reloaded: generation " + std::to_string(gen.id) + " serving\n");
+        announce_generation_ = gen.id;
+        ev_timer_set(&announce_timer_, kAnnounceTimeout, 0.);
+        ev_timer_start(loop_, &announce_timer_);
+        maybe_announce_reload(false);
     }
+}
+
+// The answer to a reload waits until the draining workers have closed their listening sockets
+// (they report kDrained): until then, the kernel may still hand one of them a new connection.
+void Master::maybe_announce_reload(bool now) {
+    if (announce_generation_ == 0)
+        return;
+    if (!now)
+        for (auto& g : generations_)
+            if (g->draining)
+                for (auto& w : g->workers)
+                    if (w->accepting)
+                        return;
+    uint32_t id = announce_generation_;
+    announce_generation_ = 0;
+    ev_timer_stop(loop_, &announce_timer_);
+    finish_reloads(true, "reloaded: generation " + std::to_string(id) + " serving\n");
+}
+
+void Master::on_announce_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Master*>(w->data);
+    WLOG_WARN("reload: a draining worker did not confirm it stopped accepting; answering anyway");
+    self->maybe_announce_reload(true);
 }
 
 void Master::send_to_workers(Generation& gen, char msg) {
@@ -359,6 +393,7 @@ void Master::reap() {
         if (gen.draining && gen.workers.empty())
             finish_generation(g);
         update_quic_steering();
+        maybe_announce_reload(false);
         maybe_finish_stop();
         return;
     }

@@ -8,6 +8,7 @@ constexpr char kDrain = 'D';  // stop accepting, finish in-flight exchanges, exi
 constexpr char kReopen = 'R'; // reopen error and access logs (USR1)
 constexpr char kStop = 'S';   // close everything and exit now
 // worker -> master
-constexpr char kReady = 'r'; // the loop is running and accepting
+constexpr char kReady = 'r';   // the loop is running and accepting
+constexpr char kDrained = 'd'; // draining: closed its listening sockets, accepts no more
 
 } // namespace wraith::channel

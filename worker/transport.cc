@@ -9,6 +9,7 @@
 namespace wraith {
 
 Transport::~Transport() {
+    close_hook_.reset(); // the connection stops counting before the peer can see it close
     if (fd_ >= 0)
         ::close(fd_);
 }

@@ -375,6 +375,10 @@ void Worker::start_drain() {
         ::close(fd);
     setup_.listen_fds.clear();
     setup_.status->state.store(WorkerState::draining);
+    // The master answers a reload once every old worker has said this.
+    char drained = channel::kDrained;
+    if (::send(setup_.channel_fd, &drained, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        WLOG_WARN("cannot tell the master we stopped accepting: %s", std::strerror(errno));
     WLOG_INFO("draining %zu connections", connection_count_);
     for (Connection *c = connections_, *next; c; c = next) {
         next = c->next_;
