@@ -64,6 +64,10 @@ class ProcessTest(WraithTestCase):
             uid = harness.www_data_uid()
             self.assertIsNotNone(uid, "no www-data user on this machine")
             self.assertEqual(proc_uid(srv.pid)[0], 0, "master should stay root")
+            # A worker serves once set up, privileges dropped included: wait for all three
+            # (the first GET proves only one).
+            wait_for(lambda: all(f"pid {pid}  state serving" in srv.cli("status").stdout
+                                 for pid in kids), what="three serving workers")
             for pid in kids:
                 self.assertEqual(proc_uid(pid), [uid] * 4,
                                  f"worker {pid} uids {proc_uid(pid)} (www-data is {uid})")
