@@ -169,6 +169,7 @@ bool LimitFilter::accept(AcceptContext& ctx) const {
             continue;
         const uint64_t key =
             t.hash(z->key_constant ? std::string_view(z->key_text) : address_bytes(ctx.conn.peer));
+        t.prefetch(key);
         ZoneTable::ConnVerdict v = t.open_connection(
             key, now, z->connections, z->has_connection_rate ? &z->connection_rate.gcra : nullptr);
         if (v.result == ZoneTable::ConnResult::ok) {
@@ -296,6 +297,7 @@ AccessVerdict LimitFilter::access(Request& req, ResponseWriter& out,
         uint64_t key;
         if (!t.valid() || !request_key(*z, t, req, &key))
             continue;
+        t.prefetch(key); // its slot loads while the shard's lock is taken
         bool evicted_active = false;
         RateVerdict v = t.check_rate(key, now, z->rate.gcra, true, &evicted_active);
         if (evicted_active)

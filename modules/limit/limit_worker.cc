@@ -146,9 +146,8 @@ void LimitWorker::report_full(const ZoneConfig& zone) const {
     const ZoneTable& t = tables_[zone.index];
     if (!t.claim_log(monotonic_ns(), kFullLogInterval))
         return;
-    WLOG_WARN("limit \"%s\": zone is full (%zu keys); least recently used keys that still held "
-              "state were dropped (%llu so far), so their clients start afresh: raise "
-              "limit.%s.size",
+    WLOG_WARN("limit \"%s\": zone is full (%zu keys); keys that still held state were dropped "
+              "to make room (%llu so far), so their clients start afresh: raise limit.%s.size",
               zone.name.c_str(), t.capacity(),
               static_cast<unsigned long long>(t.counters().evicted_active.load()),
               zone.name.c_str());

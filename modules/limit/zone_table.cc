@@ -1,10 +1,13 @@
 #include "modules/limit/zone_table.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <new>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "modules/limit/keyed_hash.h"
 
@@ -24,7 +27,7 @@ public:
         int rc = pthread_mutex_lock(&s->mutex);
         if (rc == EOWNERDEAD) {
             pthread_mutex_consistent(&s->mutex);
-            clear(s, t.h_->buckets);
+            t.clear(s);
         }
     }
     ~Locked() { pthread_mutex_unlock(&s_->mutex); }
@@ -39,33 +42,30 @@ size_t ZoneTable::header_bytes() {
     return (sizeof(Header) + 63) & ~size_t(63);
 }
 
-void ZoneTable::layout(size_t size, uint32_t& shards, uint32_t& capacity, uint32_t& buckets,
+void ZoneTable::layout(size_t size, uint32_t& shards, uint32_t& capacity, uint32_t& slots,
                        size_t& shard_bytes) {
-    // One shard per 64 KiB up to 16: a small zone is one list (exact LRU), a big one spreads
-    // lock traffic of the workers over 16.
+    // One shard per 64 KiB up to 16: a small zone is one table, a big one spreads the
+    // workers' lock traffic over 16.
     shards = 1;
     while (shards < 16 && size / (shards * 2) >= 64 * 1024)
         shards *= 2;
     shard_bytes = ((size - header_bytes()) / shards) & ~size_t(63);
-    const size_t room = shard_bytes - sizeof(Shard);
-    const size_t most = room / (sizeof(Entry) + sizeof(uint32_t));
-    buckets = 1;
-    while (size_t(buckets) * 2 <= most)
-        buckets *= 2; // at most one chain per entry, at least one per two
-    capacity = static_cast<uint32_t>((room - buckets * sizeof(uint32_t)) / sizeof(Entry));
+    slots = static_cast<uint32_t>((shard_bytes - sizeof(Shard)) / sizeof(Entry));
+    capacity = slots - slots / 5;
 }
 
 size_t ZoneTable::capacity_for(size_t size) {
-    uint32_t shards, capacity, buckets;
+    uint32_t shards, capacity, slots;
     size_t shard_bytes;
-    layout(size, shards, capacity, buckets, shard_bytes);
+    layout(size, shards, capacity, slots, shard_bytes);
     return size_t(shards) * capacity;
 }
 
 void ZoneTable::init(void* mem, size_t size) {
     auto* h = new (mem) Header();
     size_t shard_bytes;
-    layout(size, h->shard_count, h->capacity, h->buckets, shard_bytes);
+    layout(size, h->shard_count, h->capacity, h->slots, shard_bytes);
+    h->sweep = std::min<uint32_t>(64, h->slots);
     h->shard_bytes = shard_bytes;
     h->shard_shift = 64;
     for (uint32_t n = h->shard_count; n > 1; n >>= 1)
@@ -87,8 +87,7 @@ void ZoneTable::init(void* mem, size_t size) {
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     for (uint32_t i = 0; i < h->shard_count; ++i) {
         Shard* s = new (t.shard(i)) Shard();
-        pthread_mutex_init(&s->mutex, &attr);
-        clear(s, h->buckets);
+        pthread_mutex_init(&s->mutex, &attr); // the slots are zero: empty
     }
     pthread_mutexattr_destroy(&attr);
     h->magic = kMagic; // last: a table is valid once complete
@@ -111,20 +110,40 @@ ZoneTable::Shard* ZoneTable::shard_of(uint64_t key) const {
     return shard(h_->shard_count > 1 ? key >> h_->shard_shift : 0);
 }
 
-uint32_t* ZoneTable::buckets(Shard* s) const {
-    return reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(s) + sizeof(Shard));
-}
-
 ZoneTable::Entry* ZoneTable::entries(Shard* s) const {
-    return reinterpret_cast<Entry*>(buckets(s) + h_->buckets);
+    return reinterpret_cast<Entry*>(reinterpret_cast<char*>(s) + sizeof(Shard));
 }
 
-void ZoneTable::clear(Shard* s, uint32_t buckets) {
-    s->used = 0;
-    s->free_head = kNone;
-    s->newest = s->oldest = kNone;
+// The key's first slot: its low 32 bits scaled onto the slots (the high bits chose the shard).
+uint32_t ZoneTable::home(uint64_t key) const {
+    return static_cast<uint32_t>((uint64_t(uint32_t(key)) * h_->slots) >> 32);
+}
+
+void ZoneTable::clear(Shard* s) const {
     s->live = 0;
-    std::memset(reinterpret_cast<char*>(s) + sizeof(Shard), 0xff, buckets * sizeof(uint32_t));
+    s->hand = 0;
+    // Whole pages go back to the kernel (read again as zeros) instead of being written, so a
+    // big zone's untouched pages stay untouched; the edges are written.
+    char* from = reinterpret_cast<char*>(entries(s));
+    char* to = from + size_t(h_->slots) * sizeof(Entry);
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(from) + page - 1) & ~(page - 1));
+    char* b = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(to) & ~(page - 1));
+    if (a < b && madvise(a, static_cast<size_t>(b - a), MADV_REMOVE) == 0) {
+        std::memset(from, 0, static_cast<size_t>(a - from));
+        std::memset(b, 0, static_cast<size_t>(to - b));
+    } else {
+        std::memset(from, 0, static_cast<size_t>(to - from));
+    }
+}
+
+uint32_t& ZoneTable::conns(Entry& e) const {
+    const uint32_t epoch = h_->epoch.load(std::memory_order_relaxed); // stable under a lock
+    if (e.conns_epoch != epoch) {
+        e.conns = 0;
+        e.conns_epoch = epoch;
+    }
+    return e.conns;
 }
 
 size_t ZoneTable::capacity() const {
@@ -136,85 +155,87 @@ uint64_t ZoneTable::hash(std::string_view key) const {
     return v ? v : 1;
 }
 
+void ZoneTable::prefetch(uint64_t key) const {
+    Shard* s = shard_of(key);
+    __builtin_prefetch(&entries(s)[home(key)], 1);
+    __builtin_prefetch(s, 1);
+}
+
 uint32_t ZoneTable::find(Shard* s, uint64_t key) const {
-    Entry* e = entries(s);
-    for (uint32_t i = buckets(s)[key & (h_->buckets - 1)]; i != kNone; i = e[i].chain)
+    const Entry* e = entries(s);
+    const uint32_t n = h_->slots;
+    // A run always ends: a shard holds at most `capacity` keys, fewer than its slots.
+    for (uint32_t i = home(key);; i = i + 1 == n ? 0 : i + 1) {
         if (e[i].key == key)
             return i;
-    return kNone;
+        if (e[i].key == 0)
+            return kNone;
+    }
 }
 
-void ZoneTable::unlink_lru(Shard* s, uint32_t i) const {
+void ZoneTable::erase(Shard* s, uint32_t i) const {
     Entry* e = entries(s);
-    if (e[i].newer != kNone)
-        e[e[i].newer].older = e[i].older;
-    else
-        s->newest = e[i].older;
-    if (e[i].older != kNone)
-        e[e[i].older].newer = e[i].newer;
-    else
-        s->oldest = e[i].newer;
+    const uint32_t n = h_->slots;
+    // Backward shift: a later key of the run whose home is not between the hole and itself
+    // (cyclically) would be cut off from its home by the hole: it moves into the hole.
+    for (uint32_t j = i;;) {
+        j = j + 1 == n ? 0 : j + 1;
+        if (e[j].key == 0)
+            break;
+        const uint32_t h = home(e[j].key);
+        const bool reachable = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+        if (!reachable) {
+            e[i] = e[j];
+            i = j;
+        }
+    }
+    e[i] = Entry{};
+    --s->live;
 }
 
-void ZoneTable::push_newest(Shard* s, uint32_t i) const {
-    Entry* e = entries(s);
-    e[i].newer = kNone;
-    e[i].older = s->newest;
-    if (s->newest != kNone)
-        e[s->newest].newer = i;
-    s->newest = i;
-    if (s->oldest == kNone)
-        s->oldest = i;
-}
-
-void ZoneTable::unlink_chain(Shard* s, uint32_t i) const {
-    Entry* e = entries(s);
-    uint32_t* link = &buckets(s)[e[i].key & (h_->buckets - 1)];
-    while (*link != kNone && *link != i)
-        link = &e[*link].chain;
-    if (*link == i)
-        *link = e[i].chain;
+uint32_t ZoneTable::sweep_for_room(Shard* s, int64_t now) const {
+    const Entry* e = entries(s);
+    const uint32_t epoch = h_->epoch.load(std::memory_order_relaxed);
+    const uint32_t n = h_->slots;
+    uint32_t best = kNone;
+    uint32_t i = s->hand;
+    for (uint32_t step = 0; step < h_->sweep; ++step, i = i + 1 == n ? 0 : i + 1) {
+        if (e[i].key == 0 || (e[i].conns != 0 && e[i].conns_epoch == epoch))
+            continue;
+        if (e[i].tat <= now) {
+            best = i; // its state has run out: forgetting it loses nothing
+            break;
+        }
+        if (best == kNone || e[i].tat < e[best].tat)
+            best = i;
+    }
+    s->hand = i; // the next sweep goes on from here
+    return best;
 }
 
 uint32_t ZoneTable::find_or_add(Shard* s, uint64_t key, int64_t now, bool* evicted_active) const {
     Entry* e = entries(s);
-    uint32_t i = find(s, key);
-    if (i != kNone) {
-        if (s->newest != i) {
-            unlink_lru(s, i);
-            push_newest(s, i);
-        }
-        return i;
-    }
-    if (s->free_head != kNone) {
-        i = s->free_head;
-        s->free_head = e[i].chain;
-    } else if (s->used < h_->capacity) {
-        i = s->used++;
-    } else {
-        // Full: the least recently used key without live connections makes room. A few
-        // steps only, so a shard full of connected keys refuses instead of walking it all.
-        uint32_t victim = s->oldest;
-        for (int steps = 0; victim != kNone && e[victim].conns != 0 && steps < 16; ++steps)
-            victim = e[victim].newer;
-        if (victim == kNone || e[victim].conns != 0)
+    const uint32_t n = h_->slots;
+    uint32_t i = home(key);
+    for (; e[i].key != 0; i = i + 1 == n ? 0 : i + 1)
+        if (e[i].key == key)
+            return i;
+    if (s->live >= h_->capacity) {
+        const uint32_t victim = sweep_for_room(s, now);
+        if (victim == kNone)
             return kNone;
-        const bool active = e[victim].tat > now;
         h_->counters.evicted.fetch_add(1, std::memory_order_relaxed);
-        if (active) {
+        if (e[victim].tat > now) {
             h_->counters.evicted_active.fetch_add(1, std::memory_order_relaxed);
             if (evicted_active)
                 *evicted_active = true;
         }
-        unlink_chain(s, victim);
-        unlink_lru(s, victim);
-        --s->live;
-        i = victim;
+        erase(s, victim);
+        // The shift may have moved keys of this run: find the empty slot again.
+        for (i = home(key); e[i].key != 0; i = i + 1 == n ? 0 : i + 1) {
+        }
     }
-    uint32_t* bucket = &buckets(s)[key & (h_->buckets - 1)];
-    e[i] = Entry{key, 0, *bucket, kNone, kNone, 0};
-    *bucket = i;
-    push_newest(s, i);
+    e[i] = Entry{key, 0, 0, h_->epoch.load(std::memory_order_relaxed), 0};
     ++s->live;
     return i;
 }
@@ -252,7 +273,7 @@ ZoneTable::ConnVerdict ZoneTable::open_connection(uint64_t key, int64_t now,
         return v;
     }
     Entry& e = entries(s)[i];
-    if (max_connections != 0 && e.conns >= max_connections) {
+    if (max_connections != 0 && conns(e) >= max_connections) {
         v.result = ConnResult::too_many;
         return v;
     }
@@ -264,7 +285,7 @@ ZoneTable::ConnVerdict ZoneTable::open_connection(uint64_t key, int64_t now,
             return v;
         }
     }
-    ++e.conns;
+    ++conns(e);
     return v;
 }
 
@@ -274,8 +295,8 @@ void ZoneTable::close_connection(uint64_t key, uint32_t epoch) const {
     if (epoch != h_->epoch.load(std::memory_order_relaxed))
         return; // counted before a reset, which already took it off
     uint32_t i = find(s, key);
-    if (i != kNone && entries(s)[i].conns > 0)
-        --entries(s)[i].conns;
+    if (i != kNone && conns(entries(s)[i]) > 0)
+        --conns(entries(s)[i]);
 }
 
 uint32_t ZoneTable::recount_connection(uint64_t key, uint32_t epoch) const {
@@ -286,7 +307,7 @@ uint32_t ZoneTable::recount_connection(uint64_t key, uint32_t epoch) const {
         return epoch;
     uint32_t i = find_or_add(s, key, monotonic_ns(), nullptr);
     if (i != kNone)
-        ++entries(s)[i].conns;
+        ++conns(entries(s)[i]);
     return now_epoch; // not counted when the shard is full of connected keys: it may run over
 }
 
@@ -294,7 +315,7 @@ uint32_t ZoneTable::connections(uint64_t key) const {
     Shard* s = shard_of(key);
     Locked lock(*this, s);
     uint32_t i = find(s, key);
-    return i == kNone ? 0 : entries(s)[i].conns;
+    return i == kNone ? 0 : conns(entries(s)[i]);
 }
 
 void ZoneTable::reset_connections() const {
@@ -304,15 +325,10 @@ void ZoneTable::reset_connections() const {
         int rc = pthread_mutex_lock(&s->mutex);
         if (rc == EOWNERDEAD) {
             pthread_mutex_consistent(&s->mutex);
-            clear(s, h_->buckets);
+            clear(s);
         }
     }
-    for (uint32_t n = 0; n < h_->shard_count; ++n) {
-        Shard* s = shard(n);
-        Entry* e = entries(s);
-        for (uint32_t i = s->newest; i != kNone; i = e[i].older)
-            e[i].conns = 0;
-    }
+    // Every count taken under the old epoch reads as 0 from now on (conns()).
     h_->epoch.fetch_add(1, std::memory_order_release);
     for (uint32_t n = h_->shard_count; n-- > 0;)
         pthread_mutex_unlock(&shard(n)->mutex);

@@ -3,12 +3,14 @@
 // (common/shm.h: the zone survives reload and binary upgrade while its definition stands).
 //
 // Keys are 64-bit SipHash values under a secret made when the zone was (keyed_hash.h), so
-// clients cannot aim at one bucket. The table is split into shards, each a fixed array of
-// entries behind a process-shared robust mutex, with hash chains and a least-recently-used
-// list: a full shard reuses its least recently used key that holds no connection. A worker
-// that dies holding a shard's lock leaves the next locker EOWNERDEAD: that shard, whose links
-// may be half-written, starts empty (it forgets rates, which only lets clients through).
-// Nothing here allocates; every operation is one lock, a short chain walk and a few stores.
+// clients cannot aim at one slot. The table is split into shards, each an open-addressing
+// array (linear probing, entries in the slots) behind a process-shared robust mutex: a check
+// reads one cache line in the common case, and the caller prefetches it before the lock
+// (prefetch()). A full shard makes room from a short sweep of a clock hand: the first key whose
+// state has run out (forgetting it loses nothing), else the swept key closest to running out;
+// a key holding connections is never taken. A worker that dies holding a shard's lock leaves
+// the next locker EOWNERDEAD: that shard, perhaps half-written, starts empty (it forgets
+// rates, which only lets clients through). Nothing here allocates.
 #pragma once
 
 #include <atomic>
@@ -37,13 +39,12 @@ struct ZoneCounters {
 
 class ZoneTable {
 public:
-    static constexpr uint32_t kLayoutVersion = 1;
+    static constexpr uint32_t kLayoutVersion = 2; // 2: open addressing (1: chains and an LRU)
     static constexpr size_t kMinSize = 32 * 1024;
     static constexpr size_t kMaxSize = size_t(1) << 30;
 
     // Prepares zero-filled memory of `size` bytes (ZoneSpec::init). Only the headers are
-    // written: entries are taken from the untouched tail, so a large zone costs memory only as
-    // keys arrive.
+    // written (zero is an empty slot): pages are touched as keys arrive.
     static void init(void* mem, size_t size);
     // A handle on the table init() made in `mem`; invalid (valid() false) when `mem` is null or
     // holds no such table.
@@ -55,6 +56,9 @@ public:
 
     // A key's hash under this zone's secret; never 0 (0 marks a free entry).
     uint64_t hash(std::string_view key) const;
+    // Starts loading `key`'s slot into the cache, so the check that follows (under the shard's
+    // lock, which orders memory) does not wait on it there.
+    void prefetch(uint64_t key) const;
 
     // Checks a request for `key` (added when new) against `g`; see gcra_check(). `evicted` is
     // set when making room for a new key threw out one that still held state.
@@ -93,7 +97,7 @@ public:
     size_t shards() const { return h_->shard_count; }
 
 private:
-    friend struct ZoneTableProbe; // tests: a lock held by a process that dies
+    friend struct ZoneTableProbe; // tests: a lock held by a process that dies, lookups
     static constexpr uint32_t kNone = 0xffffffffu;
     static constexpr uint64_t kMagic = 0x77726169746c696dull; // "wraitlim"
 
@@ -102,8 +106,9 @@ private:
         uint32_t layout;
         uint32_t shard_count; // a power of two
         uint32_t shard_shift; // 64 - log2(shard_count): key >> shift picks the shard
-        uint32_t capacity;    // entries per shard
-        uint32_t buckets;     // hash chains per shard, a power of two
+        uint32_t capacity;    // keys per shard: 4/5 of the slots, so probe runs stay short
+        uint32_t slots;       // per shard
+        uint32_t sweep;       // slots a full shard's clock hand looks at for room
         uint64_t shard_bytes;
         uint64_t secret[2];
         std::atomic<uint32_t> epoch;
@@ -111,38 +116,39 @@ private:
         ZoneCounters counters;
     };
     struct Entry {
-        uint64_t key;   // 0: free
+        uint64_t key;   // 0: an empty slot
         int64_t tat;    // GCRA theoretical arrival time (ns, CLOCK_MONOTONIC); 0: none yet
-        uint32_t chain; // next entry of the hash chain
-        uint32_t newer; // least-recently-used list
-        uint32_t older;
-        uint32_t conns; // connections held (connection zones)
+        uint32_t conns;       // connections held (connection zones), counted under ...
+        uint32_t conns_epoch; // ... this epoch: under an older one, the count is 0
+        uint64_t unused;      // 32 bytes: two entries per cache line, never one across two
     };
     struct alignas(64) Shard {
         pthread_mutex_t mutex; // process-shared, robust
-        uint32_t used;         // entries handed out from the untouched tail
-        uint32_t free_head;    // entries given back, chained through `chain`
-        uint32_t newest;
-        uint32_t oldest;
-        uint32_t live;
+        uint32_t live;         // keys held
+        uint32_t hand;         // where the next sweep for room starts
     };
     class Locked;
 
     static size_t header_bytes();
-    static void layout(size_t size, uint32_t& shards, uint32_t& capacity, uint32_t& buckets,
+    static void layout(size_t size, uint32_t& shards, uint32_t& capacity, uint32_t& slots,
                        size_t& shard_bytes);
     Shard* shard_of(uint64_t key) const;
     Shard* shard(size_t i) const;
-    uint32_t* buckets(Shard* s) const;
     Entry* entries(Shard* s) const;
-    static void clear(Shard* s, uint32_t buckets);
+    uint32_t home(uint64_t key) const;
+    void clear(Shard* s) const;
+    // The entry's connection count under the current epoch (zeroed when counted under an
+    // older one, so a reset needs no walk over the slots).
+    uint32_t& conns(Entry& e) const;
     uint32_t find(Shard* s, uint64_t key) const;
-    // The entry for `key`, made (and made newest) when missing; kNone when the shard is full of
-    // keys holding connections.
+    // The entry for `key`, made when missing; kNone when the shard is full of keys holding
+    // connections.
     uint32_t find_or_add(Shard* s, uint64_t key, int64_t now, bool* evicted_active) const;
-    void unlink_lru(Shard* s, uint32_t i) const;
-    void push_newest(Shard* s, uint32_t i) const;
-    void unlink_chain(Shard* s, uint32_t i) const;
+    // A full shard's victim: see the top of this file; kNone when the sweep met only keys
+    // holding connections.
+    uint32_t sweep_for_room(Shard* s, int64_t now) const;
+    // Empties slot `i`, moving later keys of its probe run back so no lookup stops short.
+    void erase(Shard* s, uint32_t i) const;
 
     Header* h_ = nullptr;
     char* base_ = nullptr; // h_ as bytes: shards follow it

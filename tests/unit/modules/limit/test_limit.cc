@@ -134,9 +134,9 @@ TEST_CASE("limit config: bad rates, sizes and keys are errors at their position"
                 "limit.toml:4:8: limit.a.rate: at most 1000000 per second");
     check_error("[limit.a]\nrate = \"20/s\"\nsize = \"1k\"\n",
                 "limit.toml:5:8: limit.a.size: too small: a zone needs at least \"32k\" (about "
-                "952 keys)");
+                "813 keys)");
     check_error("[limit.a]\nrate = \"20/s\"\nsize = \"2g\"\n",
-                "limit.toml:5:8: limit.a.size: too large: at most \"1g\" (about 31457216 keys)");
+                "limit.toml:5:8: limit.a.size: too large: at most \"1g\" (about 26843504 keys)");
     check_error("[limit.a]\nrate = \"20/s\"\nkey = \"$client_ip:$nope\"\n",
                 "limit.toml:5:19: limit.a.key: unknown variable $nope");
     check_error("[limit.a]\nrate = \"20/s\"\nburst = -1\n",

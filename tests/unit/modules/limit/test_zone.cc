@@ -1,8 +1,9 @@
 // The limit module's arithmetic and shared table (modules/limit): GCRA passes a burst then the
-// rate, says when to retry and what remains; the zone table keys by SipHash, reuses the least
-// recently used key when full (counting keys that still held state), never reuses a key that
-// holds connections, counts connections exactly across a reset that follows a dead worker, and
-// survives a process that died holding a shard's lock.
+// rate, says when to retry and what remains; the zone table keys by SipHash, finds every key it
+// holds however keys come and go, makes room from keys whose state ran out first (counting
+// keys that still held state), never reuses a key that holds connections, counts connections
+// exactly across a reset that follows a dead worker, and survives a process that died holding
+// a shard's lock.
 #include <catch2/catch.hpp>
 
 #include <sys/mman.h>
@@ -13,6 +14,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "modules/limit/flat_map.h"
 #include "modules/limit/gcra.h"
@@ -27,6 +29,14 @@ struct ZoneTableProbe {
     static void lock_and_die(const ZoneTable& t, uint64_t key) {
         pthread_mutex_lock(&t.shard_of(key)->mutex);
         _exit(0);
+    }
+    // Whether the table holds `key`, without adding it as check_rate() would.
+    static bool holds(const ZoneTable& t, uint64_t key) {
+        ZoneTable::Shard* s = t.shard_of(key);
+        pthread_mutex_lock(&s->mutex);
+        const bool held = t.find(s, key) != ZoneTable::kNone;
+        pthread_mutex_unlock(&s->mutex);
+        return held;
     }
 };
 } // namespace wraith::limit
@@ -51,9 +61,9 @@ struct SharedTable {
     ~SharedTable() { munmap(mem, size); }
 };
 
-std::string key_name(size_t i) {
+std::string key_name(size_t i, const char* prefix = "k") {
     char buf[32];
-    snprintf(buf, sizeof(buf), "k%zu", i);
+    snprintf(buf, sizeof(buf), "%s%zu", prefix, i);
     return buf;
 }
 
@@ -128,29 +138,87 @@ TEST_CASE("limit: zone size decides capacity; 32k is the least") {
     CHECK_FALSE(ZoneTable(nullptr, 0).valid());
 }
 
-TEST_CASE("limit: a full zone reuses the least recently used key and counts what it lost") {
-    SharedTable t(ZoneTable::kMinSize); // one shard: exact LRU
+TEST_CASE("limit: a full zone forgets one key per new key and counts what it lost") {
+    SharedTable t(ZoneTable::kMinSize);
     REQUIRE(t.table.shards() == 1);
     const size_t cap = t.table.capacity();
     const Gcra g = rate(1, 0);
     const int64_t now = 100 * kSec;
-    for (size_t i = 0; i < cap; ++i)
-        REQUIRE(t.table.check_rate(t.table.hash(key_name(i)), now, g, true).allowed);
-    // Every key is limited now; touch k0 so k1 is the oldest.
-    CHECK_FALSE(t.table.check_rate(t.table.hash("k0"), now, g, true).allowed);
+    std::vector<uint64_t> keys;
+    for (size_t i = 0; i < cap; ++i) {
+        keys.push_back(t.table.hash(key_name(i)));
+        REQUIRE(t.table.check_rate(keys.back(), now + int64_t(i) * 1000, g, true).allowed);
+    }
+    // Every key is limited for a second: a new one takes the place of one of them.
+    const int64_t later = now + 10 * kMs;
     bool evicted_active = false;
-    CHECK(t.table.check_rate(t.table.hash("new"), now, g, true, &evicted_active).allowed);
+    CHECK(t.table.check_rate(t.table.hash("new"), later, g, true, &evicted_active).allowed);
     CHECK(evicted_active);
     CHECK(t.table.counters().evicted == 1);
     CHECK(t.table.counters().evicted_active == 1);
-    // k1 was dropped: it starts afresh. k0 was kept.
-    CHECK(t.table.check_rate(t.table.hash("k1"), now, g, true).allowed);
-    CHECK_FALSE(t.table.check_rate(t.table.hash("k0"), now, g, true).allowed);
-    // Much later nothing holds state: reusing keys loses nothing.
+    CHECK(ZoneTableProbe::holds(t.table, t.table.hash("new")));
+    size_t held = 0, refused = 0;
+    for (uint64_t k : keys)
+        if (ZoneTableProbe::holds(t.table, k)) {
+            ++held;
+            refused += !t.table.check_rate(k, later, g, false).allowed; // kept their state
+        }
+    CHECK(held == cap - 1);
+    CHECK(refused == cap - 1);
+    // Much later nothing holds state: making room loses nothing.
     evicted_active = false;
     CHECK(t.table.check_rate(t.table.hash("later"), now + 10 * kSec, g, true, &evicted_active)
               .allowed);
     CHECK_FALSE(evicted_active);
+    CHECK(t.table.counters().evicted_active == 1);
+}
+
+TEST_CASE("limit: a full zone takes keys whose state ran out before keys still limited") {
+    SharedTable t(ZoneTable::kMinSize);
+    const size_t cap = t.table.capacity();
+    const int64_t now = 100 * kSec;
+    // Every other key is limited for a second; the rest for a millisecond.
+    std::vector<uint64_t> limited;
+    for (size_t i = 0; i < cap; ++i) {
+        const uint64_t k = t.table.hash(key_name(i));
+        const bool slow = i % 2 == 0;
+        REQUIRE(t.table.check_rate(k, now, slow ? rate(1, 0) : rate(1000, 0), true).allowed);
+        if (slow)
+            limited.push_back(k);
+    }
+    const int64_t later = now + 10 * kMs;
+    for (int i = 0; i < 100; ++i) {
+        bool evicted_active = false;
+        REQUIRE(t.table.check_rate(t.table.hash(key_name(i, "n")), later, rate(1, 0),
+                                   true, &evicted_active)
+                    .allowed);
+        CHECK_FALSE(evicted_active);
+    }
+    CHECK(t.table.counters().evicted == 100);
+    for (uint64_t k : limited)
+        CHECK(ZoneTableProbe::holds(t.table, k));
+}
+
+TEST_CASE("limit: every key held stays findable as keys come and go") {
+    // Many more keys than room, at rising times: the table keeps taking the oldest state and
+    // moving probe runs back; whatever it says it holds must still be found.
+    SharedTable t(ZoneTable::kMinSize);
+    const size_t cap = t.table.capacity();
+    const Gcra g = rate(1, 0);
+    std::vector<uint64_t> keys;
+    for (size_t i = 0; i < 6 * cap; ++i) {
+        keys.push_back(t.table.hash(key_name(i, "churn")));
+        REQUIRE(t.table.check_rate(keys.back(), kSec + int64_t(i) * kMs, g, true).allowed);
+        if (i % 997 == 0 || i + 1 == 6 * cap) {
+            size_t held = 0;
+            for (uint64_t k : keys)
+                held += ZoneTableProbe::holds(t.table, k);
+            CHECK(held == std::min(keys.size(), cap));
+        }
+    }
+    // A held key is one entry, not two: checking it again finds its state.
+    const uint64_t last = keys.back();
+    CHECK_FALSE(t.table.check_rate(last, kSec + int64_t(6 * cap) * kMs, g, true).allowed);
 }
 
 TEST_CASE("limit: a refund gives one request back") {
