@@ -206,8 +206,8 @@ uint32_t ZoneTable::sweep_for_room(Shard* s, int64_t now) const {
             best = i; // its state has run out: forgetting it loses nothing
             break;
         }
-        if (best == kNone || e[i].tat < e[best].tat)
-            best = i;
+        if (best == kNone || e[i].used_ns < e[best].used_ns)
+            best = i; // else the least recently used
     }
     s->hand = i; // the next sweep goes on from here
     return best;
@@ -218,8 +218,10 @@ uint32_t ZoneTable::find_or_add(Shard* s, uint64_t key, int64_t now, bool* evict
     const uint32_t n = h_->slots;
     uint32_t i = home(key);
     for (; e[i].key != 0; i = i + 1 == n ? 0 : i + 1)
-        if (e[i].key == key)
+        if (e[i].key == key) {
+            e[i].used_ns = now; // the line is being written anyway
             return i;
+        }
     if (s->live >= h_->capacity) {
         const uint32_t victim = sweep_for_room(s, now);
         if (victim == kNone)
@@ -235,7 +237,7 @@ uint32_t ZoneTable::find_or_add(Shard* s, uint64_t key, int64_t now, bool* evict
         for (i = home(key); e[i].key != 0; i = i + 1 == n ? 0 : i + 1) {
         }
     }
-    e[i] = Entry{key, 0, 0, h_->epoch.load(std::memory_order_relaxed), 0};
+    e[i] = Entry{key, 0, 0, h_->epoch.load(std::memory_order_relaxed), now};
     ++s->live;
     return i;
 }

@@ -7,8 +7,8 @@
 // array (linear probing, entries in the slots) behind a process-shared robust mutex: a check
 // reads one cache line in the common case, and the caller prefetches it before the lock
 // (prefetch()). A full shard makes room from a short sweep of a clock hand: the first key whose
-// state has run out (forgetting it loses nothing), else the swept key closest to running out;
-// a key holding connections is never taken. A worker that dies holding a shard's lock leaves
+// state has run out (forgetting it loses nothing), else the least recently used key swept; a
+// key holding connections is never taken. A worker that dies holding a shard's lock leaves
 // the next locker EOWNERDEAD: that shard, perhaps half-written, starts empty (it forgets
 // rates, which only lets clients through). Nothing here allocates.
 #pragma once
@@ -120,7 +120,7 @@ private:
         int64_t tat;    // GCRA theoretical arrival time (ns, CLOCK_MONOTONIC); 0: none yet
         uint32_t conns;       // connections held (connection zones), counted under ...
         uint32_t conns_epoch; // ... this epoch: under an older one, the count is 0
-        uint64_t unused;      // 32 bytes: two entries per cache line, never one across two
+        int64_t used_ns;      // last checked; 32 bytes: two entries per line, none across two
     };
     struct alignas(64) Shard {
         pthread_mutex_t mutex; // process-shared, robust

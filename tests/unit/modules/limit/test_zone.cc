@@ -199,6 +199,28 @@ TEST_CASE("limit: a full zone takes keys whose state ran out before keys still l
         CHECK(ZoneTableProbe::holds(t.table, k));
 }
 
+TEST_CASE("limit: with every key limited, a full zone drops the least recently used") {
+    SharedTable t(ZoneTable::kMinSize);
+    const size_t cap = t.table.capacity();
+    const Gcra g = rate(1, 0);
+    const int64_t now = 100 * kSec;
+    std::vector<uint64_t> keys;
+    for (size_t i = 0; i < cap; ++i) {
+        keys.push_back(t.table.hash(key_name(i)));
+        REQUIRE(t.table.check_rate(keys.back(), now + int64_t(i) * 1000, g, true).allowed);
+    }
+    // The oldest fifth is checked again (refused, but used): now the keys after it are older.
+    const size_t fifth = cap / 5;
+    for (size_t i = 0; i < fifth; ++i)
+        REQUIRE_FALSE(t.table.check_rate(keys[i], now + 2 * kMs + int64_t(i), g, true).allowed);
+    for (size_t i = 0; i < cap / 10; ++i)
+        REQUIRE(t.table.check_rate(t.table.hash(key_name(i, "new")), now + 3 * kMs, g, true)
+                    .allowed);
+    CHECK(t.table.counters().evicted_active == cap / 10);
+    for (size_t i = 0; i < fifth; ++i)
+        CHECK(ZoneTableProbe::holds(t.table, keys[i]));
+}
+
 TEST_CASE("limit: every key held stays findable as keys come and go") {
     // Many more keys than room, at rising times: the table keeps taking the oldest state and
     // moving probe runs back; whatever it says it holds must still be found.
