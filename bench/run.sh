@@ -354,7 +354,9 @@ start_server() { # SLOT MODE
     WORKERS[$slot]=""
     for ((i = 0; i < 100; i++)); do
         is_alive "$pid" || die "$slot exited at startup: $(tail -n 5 "$dir"/*.stderr "$dir"/*error.log 2>/dev/null)"
-        if curl -sfk -o /dev/null --max-time 1 "$(scheme "$mode")://127.0.0.1:$port/1k.bin" &&
+        # An h2c-only listener (nginx's `listen ... http2` without ssl) takes only HTTP/2.
+        if curl -sfk -o /dev/null --max-time 1 $([[ $mode == idle_h2 ]] && echo --http2-prior-knowledge) \
+            "$(scheme "$mode")://127.0.0.1:$port/1k.bin" &&
             [[ -n $(children_of "$pid") || $i -ge 20 ]]; then
             break
         fi
