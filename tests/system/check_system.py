@@ -17,8 +17,9 @@ Steps (issue 20):
      same master keeps serving.
   4. apt install of the newer build under load: a binary upgrade (new master pid, running the
      new binary; the old master drains and exits), no request lost, reload works afterwards.
-  5. apt purge: no wraith process, user, group, file or directory left (file lists of the
-     whole root compared before install and after purge).
+  5. apt remove keeps the configuration, certificates, logs and user (dpkg state "rc");
+     apt purge then leaves no wraith process, user, group, file or directory (file lists of
+     the whole root compared before install and after purge).
 
 The root (bookworm with bookworm-backports, where Debian 12 has the QUIC libraries the package
 depends on) is cached as a tarball in build-system/ (keyed by its package list); each run
@@ -346,6 +347,19 @@ def step_upgrade(c, ca, body, newer, new_version):
     check("upgrade: systemctl reload works with the new master", r.returncode == 0, r.stdout)
 
 
+def step_remove(c):
+    r = c.sh("apt-get remove -y wraith", check_rc=False)
+    check("remove: apt-get remove wraith", r.returncode == 0, r.stdout[-2000:])
+    left = c.sh("pgrep -a wraith; ls /usr/sbin/wraith 2>/dev/null", check_rc=False).stdout.strip()
+    check("remove: the service stopped and the binary is gone", left == "", left)
+    kept = c.sh("ls /etc/wraith/wraith.toml /etc/wraith/certs/*.pem /var/log/wraith/error.log "
+                "&& getent passwd wraith", check_rc=False)
+    check("remove: configuration, certificates, logs and the user are kept",
+          kept.returncode == 0, kept.stdout)
+    state = c.sh("dpkg-query -W -f='${db:Status-Abbrev}' wraith", check_rc=False).stdout.strip()
+    check("remove: dpkg lists it as removed, config-files left (rc)", state == "rc", state)
+
+
 def step_purge(c, before):
     r = c.sh("apt-get purge -y wraith", check_rc=False)
     check("purge: apt-get purge wraith", r.returncode == 0, r.stdout[-2000:])
@@ -391,6 +405,7 @@ def main():
         step_reload(c, ca, body)
         step_broken(c, page)
         step_upgrade(c, ca, body, args.newer, new_version)
+        step_remove(c)
         step_purge(c, before)
     except Exception as e:  # noqa: BLE001 - reported as a failed check
         check("system test ran to the end", False, repr(e))
