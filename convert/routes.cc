@@ -477,9 +477,10 @@ void access_keys(Context& x, const Scope& s, RouteOut& out) {
                 exact = exact && !seen_allow;
             }
         }
-        if (deny_all && allow.empty())
+        if (deny_all && allow.empty()) {
             out.extra.push_back("deny = [\"all\"]");
-        else if (deny_all)
+            deny.clear(); // refused anyway: one deny key (a second would be invalid TOML)
+        } else if (deny_all)
             out.extra.push_back("allow = " + Converter::quote_list(allow));
         else if (!allow.empty() && !allow_all)
             exact = false; // NGINX let everyone else in too

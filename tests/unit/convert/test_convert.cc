@@ -196,6 +196,16 @@ TEST_CASE("convert: access rules, auth, real_ip and rewrites become Wraith keys"
     CHECK(problems.find("basic_auth.file: cannot read") != std::string::npos);
 }
 
+TEST_CASE("convert: deny entries before a deny all make one deny key", "[convert]") {
+    // Found by fuzz_nginx_conf: two deny keys in one route, which TOML refuses.
+    ConvertResult r = convert(R"(http { server { listen 127.0.0.1:18080;
+  location / { deny 192.0.2.7; deny 198.51.100.0/24; deny all; return 200 "x"; } } })");
+    INFO(r.toml);
+    CHECK(has(r.toml, "deny = [\"all\"]"));
+    CHECK_FALSE(has(r.toml, "192.0.2.7"));
+    CHECK_NOTHROW(toml::parse(r.toml));
+}
+
 TEST_CASE("convert: the output loads as a Wraith configuration", "[convert]") {
     ConvertResult r = convert(R"(user root; http { gzip on; server { listen 127.0.0.1:18080;
   server_name a.test; root /tmp; error_page 404 /404.html;
