@@ -45,6 +45,12 @@ class ProcessTest(WraithTestCase):
         status, _, body = http_get(srv.port, path, headers={"Host": "proc.test"})
         return status, body
 
+    def wait_serving(self, srv, pids):
+        """Waits until `wraith status` shows every worker of `pids` serving (set up, its
+        privileges dropped)."""
+        wait_for(lambda: all(f"pid {pid}  state serving" in srv.cli("status").stdout
+                             for pid in pids), what=f"workers {pids} serving")
+
     def broken_config(self, srv):
         """srv's config with a bad duration; returns (text, line of the bad key)."""
         text = srv.render()
@@ -66,8 +72,7 @@ class ProcessTest(WraithTestCase):
             self.assertEqual(proc_uid(srv.pid)[0], 0, "master should stay root")
             # A worker serves once set up, privileges dropped included: wait for all three
             # (the first GET proves only one).
-            wait_for(lambda: all(f"pid {pid}  state serving" in srv.cli("status").stdout
-                                 for pid in kids), what="three serving workers")
+            self.wait_serving(srv, kids)
             for pid in kids:
                 self.assertEqual(proc_uid(pid), [uid] * 4,
                                  f"worker {pid} uids {proc_uid(pid)} (www-data is {uid})")
@@ -121,6 +126,7 @@ class ProcessTest(WraithTestCase):
         self.assertIn(kids[1], new)
         if IS_ROOT:
             uid = harness.www_data_uid()
+            self.wait_serving(srv, new)  # the respawned one drops privileges while starting
             for pid in new:
                 self.assertEqual(proc_uid(pid)[0], uid)
         for _ in range(6):
