@@ -161,11 +161,14 @@ void ZoneTable::prefetch(uint64_t key) const {
     __builtin_prefetch(s, 1);
 }
 
+uint32_t ZoneTable::next(uint32_t i) const {
+    return i + 1 == h_->slots ? 0 : i + 1;
+}
+
 uint32_t ZoneTable::find(Shard* s, uint64_t key) const {
     const Entry* e = entries(s);
-    const uint32_t n = h_->slots;
     // A run always ends: a shard holds at most `capacity` keys, fewer than its slots.
-    for (uint32_t i = home(key);; i = i + 1 == n ? 0 : i + 1) {
+    for (uint32_t i = home(key);; i = next(i)) {
         if (e[i].key == key)
             return i;
         if (e[i].key == 0)
@@ -173,13 +176,19 @@ uint32_t ZoneTable::find(Shard* s, uint64_t key) const {
     }
 }
 
+uint32_t ZoneTable::free_slot(Shard* s, uint64_t key) const {
+    const Entry* e = entries(s);
+    uint32_t i = home(key);
+    while (e[i].key != 0)
+        i = next(i);
+    return i;
+}
+
 void ZoneTable::erase(Shard* s, uint32_t i) const {
     Entry* e = entries(s);
-    const uint32_t n = h_->slots;
     // Backward shift: a later key of the run whose home is not between the hole and itself
     // (cyclically) would be cut off from its home by the hole: it moves into the hole.
-    for (uint32_t j = i;;) {
-        j = j + 1 == n ? 0 : j + 1;
+    for (uint32_t j = next(i);; j = next(j)) {
         if (e[j].key == 0)
             break;
         const uint32_t h = home(e[j].key);
@@ -194,13 +203,11 @@ void ZoneTable::erase(Shard* s, uint32_t i) const {
 }
 
 uint32_t ZoneTable::sweep_for_room(Shard* s, int64_t now) const {
-    const Entry* e = entries(s);
-    const uint32_t epoch = h_->epoch.load(std::memory_order_relaxed);
-    const uint32_t n = h_->slots;
+    Entry* e = entries(s);
     uint32_t best = kNone;
     uint32_t i = s->hand;
-    for (uint32_t step = 0; step < h_->sweep; ++step, i = i + 1 == n ? 0 : i + 1) {
-        if (e[i].key == 0 || (e[i].conns != 0 && e[i].conns_epoch == epoch))
+    for (uint32_t step = 0; step < h_->sweep; ++step, i = next(i)) {
+        if (e[i].key == 0 || conns(e[i]) != 0)
             continue;
         if (e[i].tat <= now) {
             best = i; // its state has run out: forgetting it loses nothing
@@ -215,13 +222,11 @@ uint32_t ZoneTable::sweep_for_room(Shard* s, int64_t now) const {
 
 uint32_t ZoneTable::find_or_add(Shard* s, uint64_t key, int64_t now, bool* evicted_active) const {
     Entry* e = entries(s);
-    const uint32_t n = h_->slots;
-    uint32_t i = home(key);
-    for (; e[i].key != 0; i = i + 1 == n ? 0 : i + 1)
-        if (e[i].key == key) {
-            e[i].used_ns = now; // the line is being written anyway
-            return i;
-        }
+    uint32_t i = find(s, key);
+    if (i != kNone) {
+        e[i].used_ns = now; // the line is being written anyway
+        return i;
+    }
     if (s->live >= h_->capacity) {
         const uint32_t victim = sweep_for_room(s, now);
         if (victim == kNone)
@@ -233,10 +238,8 @@ uint32_t ZoneTable::find_or_add(Shard* s, uint64_t key, int64_t now, bool* evict
                 *evicted_active = true;
         }
         erase(s, victim);
-        // The shift may have moved keys of this run: find the empty slot again.
-        for (i = home(key); e[i].key != 0; i = i + 1 == n ? 0 : i + 1) {
-        }
     }
+    i = free_slot(s, key); // after the erase: its shift may have moved this run's keys
     e[i] = Entry{key, 0, 0, h_->epoch.load(std::memory_order_relaxed), now};
     ++s->live;
     return i;

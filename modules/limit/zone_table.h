@@ -140,7 +140,9 @@ private:
     // The entry's connection count under the current epoch (zeroed when counted under an
     // older one, so a reset needs no walk over the slots).
     uint32_t& conns(Entry& e) const;
+    uint32_t next(uint32_t slot) const; // the probe order: the next slot, wrapping around
     uint32_t find(Shard* s, uint64_t key) const;
+    uint32_t free_slot(Shard* s, uint64_t key) const; // where `key`, absent, would go
     // The entry for `key`, made when missing; kNone when the shard is full of keys holding
     // connections.
     uint32_t find_or_add(Shard* s, uint64_t key, int64_t now, bool* evicted_active) const;

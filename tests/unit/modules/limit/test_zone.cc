@@ -67,6 +67,17 @@ std::string key_name(size_t i, const char* prefix = "k") {
     return buf;
 }
 
+// Fills the zone with keys k0, k1, ..., each checked once under `g`, a microsecond apart from
+// `now` on (so k0 is the least recently used); returns their hashes.
+std::vector<uint64_t> fill_limited(const ZoneTable& t, const Gcra& g, int64_t now) {
+    std::vector<uint64_t> keys;
+    for (size_t i = 0; i < t.capacity(); ++i) {
+        keys.push_back(t.hash(key_name(i)));
+        REQUIRE(t.check_rate(keys.back(), now + int64_t(i) * 1000, g, true).allowed);
+    }
+    return keys;
+}
+
 Gcra rate(int64_t per_second, int64_t burst) {
     Gcra g;
     g.interval_ns = kSec / per_second;
@@ -144,11 +155,7 @@ TEST_CASE("limit: a full zone forgets one key per new key and counts what it los
     const size_t cap = t.table.capacity();
     const Gcra g = rate(1, 0);
     const int64_t now = 100 * kSec;
-    std::vector<uint64_t> keys;
-    for (size_t i = 0; i < cap; ++i) {
-        keys.push_back(t.table.hash(key_name(i)));
-        REQUIRE(t.table.check_rate(keys.back(), now + int64_t(i) * 1000, g, true).allowed);
-    }
+    const std::vector<uint64_t> keys = fill_limited(t.table, g, now);
     // Every key is limited for a second: a new one takes the place of one of them.
     const int64_t later = now + 10 * kMs;
     bool evicted_active = false;
@@ -204,11 +211,7 @@ TEST_CASE("limit: with every key limited, a full zone drops the least recently u
     const size_t cap = t.table.capacity();
     const Gcra g = rate(1, 0);
     const int64_t now = 100 * kSec;
-    std::vector<uint64_t> keys;
-    for (size_t i = 0; i < cap; ++i) {
-        keys.push_back(t.table.hash(key_name(i)));
-        REQUIRE(t.table.check_rate(keys.back(), now + int64_t(i) * 1000, g, true).allowed);
-    }
+    const std::vector<uint64_t> keys = fill_limited(t.table, g, now);
     // The oldest fifth is checked again (refused, but used): now the keys after it are older.
     const size_t fifth = cap / 5;
     for (size_t i = 0; i < fifth; ++i)
