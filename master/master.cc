@@ -322,7 +322,7 @@ void Master::on_ticket_rotation(struct ev_loop*, ev_timer* w, int) {
 }
 
 void Master::reload(ControlClient* requester) {
-    maybe_announce_reload(true); // the previous reload's answer is not this one's
+    announce_reload(); // a previous reload still waiting is answered now, not with this one
     if (requester)
         requester->waiting_reload = true;
     if (!stopping_)

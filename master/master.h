@@ -72,7 +72,6 @@ private:
         int quic_index = -1;   // its UDP socket in each QUIC listener's group, -1 without
         ev_tstamp started = 0;
         bool ready = false;
-        bool accepting = true; // until it reports kDrained (or exits)
         ev_io channel_watcher{};
         Master* master = nullptr;
         Generation* gen = nullptr;
@@ -117,7 +116,8 @@ private:
     void finish_generation(size_t index);
     void drain_generation(Generation& gen);
     void check_generation_ready(Generation& gen);
-    void maybe_announce_reload(bool now);
+    void maybe_announce_reload(); // once no draining worker accepts
+    void announce_reload();       // at once
     void reap();
     void reload(ControlClient* requester);
     void reopen_logs();

@@ -262,8 +262,7 @@ void Master::on_worker_channel(struct ev_loop*, ev_io* w, int) {
         proc->ready = true;
         proc->master->check_generation_ready(*proc->gen);
     } else if (msg[0] == channel::kDrained) {
-        proc->accepting = false;
-        proc->master->maybe_announce_reload(false);
+        proc->master->maybe_announce_reload();
     }
 }
 
@@ -305,21 +304,28 @@ void Master::check_generation_ready(Generation& gen) {
         announce_generation_ = gen.id;
         ev_timer_set(&announce_timer_, kAnnounceTimeout, 0.);
         ev_timer_start(loop_, &announce_timer_);
-        maybe_announce_reload(false);
+        maybe_announce_reload();
     }
 }
 
 // The answer to a reload waits until the draining workers have closed their listening sockets
 // (they report kDrained): until then, the kernel may still hand one of them a new connection.
-void Master::maybe_announce_reload(bool now) {
+void Master::maybe_announce_reload() {
     if (announce_generation_ == 0)
         return;
-    if (!now)
-        for (auto& g : generations_)
-            if (g->draining)
-                for (auto& w : g->workers)
-                    if (w->accepting)
-                        return;
+    // A worker marks itself draining in the status table after closing its listening
+    // sockets, then sends kDrained: the table says which have, the message says when to look.
+    for (auto& g : generations_)
+        if (g->draining)
+            for (auto& w : g->workers)
+                if (status_table_[w->status_index].state.load() != WorkerState::draining)
+                    return;
+    announce_reload();
+}
+
+void Master::announce_reload() {
+    if (announce_generation_ == 0)
+        return;
     uint32_t id = announce_generation_;
     announce_generation_ = 0;
     ev_timer_stop(loop_, &announce_timer_);
@@ -329,7 +335,7 @@ void Master::maybe_announce_reload(bool now) {
 void Master::on_announce_timer(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Master*>(w->data);
     WLOG_WARN("reload: a draining worker did not confirm it stopped accepting; answering anyway");
-    self->maybe_announce_reload(true);
+    self->announce_reload();
 }
 
 void Master::send_to_workers(Generation& gen, char msg) {
@@ -393,7 +399,7 @@ void Master::reap() {
         if (gen.draining && gen.workers.empty())
             finish_generation(g);
         update_quic_steering();
-        maybe_announce_reload(false);
+        maybe_announce_reload();
         maybe_finish_stop();
         return;
     }

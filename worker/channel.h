@@ -9,6 +9,6 @@ constexpr char kReopen = 'R'; // reopen error and access logs (USR1)
 constexpr char kStop = 'S';   // close everything and exit now
 // worker -> master
 constexpr char kReady = 'r';   // the loop is running and accepting
-constexpr char kDrained = 'd'; // draining: closed its listening sockets, accepts no more
+constexpr char kDrained = 'd'; // closed its listening sockets (status table: draining)
 
 } // namespace wraith::channel
