@@ -154,7 +154,7 @@ void check_token_round_trip(const TriagePolicy& policy, const Client& from, cons
     const uint8_t* token;
     size_t toklen;
     CHECK(retry_token(retry, n, &token, &toklen));
-    CHECK(toklen > 0 && token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY);
+    CHECK(toklen > 0 && token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2);
     std::vector<uint8_t> again = with_token(pkt, len, token, toklen, &scid);
     CHECK(!again.empty());
     Triage t;
@@ -174,6 +174,16 @@ void check_token_round_trip(const TriagePolicy& policy, const Client& from, cons
                    reinterpret_cast<const sockaddr*>(&other.addr), other.len,
                    kNow + NGTCP2_SECONDS, &t);
     CHECK(t.verdict == Verdict::invalid_token);
+    // The same token with one bit flipped on the path does not open with our secret: it is
+    // no token (a close for it would let a bent bit end a client's attempt).
+    std::vector<uint8_t> bent(token, token + toklen);
+    bent[toklen / 2] ^= 0x10;
+    std::vector<uint8_t> mangled = with_token(pkt, len, bent.data(), bent.size(), &scid);
+    CHECK(mangled.size() == again.size());
+    triage_unknown(policy, mangled.data(), mangled.size(),
+                   reinterpret_cast<const sockaddr*>(&from.addr), from.len,
+                   kNow + NGTCP2_SECONDS, &t);
+    CHECK(t.verdict == Verdict::accept && t.token_type == NGTCP2_TOKEN_TYPE_UNKNOWN);
 
     // A NEW_TOKEN token from an earlier connection from this address skips validation.
     uint8_t regular[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];

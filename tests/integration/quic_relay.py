@@ -87,7 +87,12 @@ def _long_header_types(dgram):
 class Relay:
     def __init__(self, server_port, seed=1, server_host="127.0.0.1"):
         self.server = (server_host, server_port)
-        self.rng = random.Random(seed)
+        # One random stream per client and direction: what happens to a client's datagrams
+        # depends on that client's own sequence only, not on how its datagrams and the
+        # server's interleave in time, so a seed replays the same impairments run after run.
+        self.seed = seed
+        self.rngs = {}              # (client index, direction) -> random.Random
+        self.client_index = {}      # client addr -> the order in which it appeared
         self.up = Impairment()    # client -> server
         self.down = Impairment()  # server -> client
         self.stats = Stats()
@@ -191,10 +196,17 @@ class Relay:
                 tos = value[0]
         return data, addr, tos
 
-    def _impair(self, imp, direction, data):
+    def _rng(self, client, direction):
+        index = self.client_index.setdefault(client, len(self.client_index))
+        key = (index, direction)
+        if key not in self.rngs:
+            self.rngs[key] = random.Random(f"{self.seed}/{index}/{direction}")
+        return self.rngs[key]
+
+    def _impair(self, imp, direction, client, data):
         """The datagrams to send now for `data` (none if dropped; two if one held back is let
         go behind it), each possibly corrupted."""
-        r = self.rng
+        r = self._rng(client, direction)
         if imp.drop and r.random() < imp.drop:
             self.stats.dropped += 1
             return []
@@ -247,7 +259,7 @@ class Relay:
             self.stats.zero_rtt_packets += sum(1 for _, t in _long_header_types(data) if t == 1)
             if tos & 3:
                 self.stats.ecn_to_server += 1
-            out = self._impair(self.up, "up", data)
+            out = self._impair(self.up, "up", client, data)
             delay = self.up.delay
         for d in out:
             self.stats.to_server += 1
@@ -287,7 +299,7 @@ class Relay:
             if self.rebind_at and sent >= self.rebind_at[0]:
                 self._rebind(self.rebind_at[1])
                 self.rebind_at = None
-            out = self._impair(self.down, "down", data)
+            out = self._impair(self.down, "down", client, data)
             delay = self.down.delay
         for d in out:
             self.stats.to_client += 1

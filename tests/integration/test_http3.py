@@ -449,16 +449,24 @@ def parse_long_header(pkt):
 
 def with_token(initial, token, dcid=None):
     """The Initial `initial` (which carries no token) with `token` inserted, and optionally
-    another DCID of the same length. The payload no longer authenticates; the token is checked
-    before any decryption."""
+    another DCID. The payload no longer authenticates; the token is checked before any
+    decryption."""
     h = parse_long_header(initial)
-    pos = h.token_offset
-    head = bytearray(initial[:pos])
-    if dcid is not None:
-        assert len(dcid) == len(h.dcid)
-        head[6:6 + len(dcid)] = dcid
-    _, after = decode_varint(initial, pos)
-    return bytes(head) + encode_varint(len(token)) + token + initial[after:]
+    if dcid is None:
+        dcid = h.dcid
+    head = initial[:5] + bytes([len(dcid)]) + dcid + bytes([len(h.scid)]) + h.scid
+    _, after = decode_varint(initial, h.token_offset)
+    return head + encode_varint(len(token)) + token + initial[after:]
+
+
+def parse_retry(pkt):
+    """(SCID, token) of a Retry packet (RFC 9000 §17.2.5: the token runs up to the 16-byte
+    integrity tag). Raises ValueError."""
+    h = parse_long_header(pkt)
+    if h.type != 3:
+        raise ValueError(f"not a Retry: {pkt[:16].hex()}")
+    start = 7 + len(h.dcid) + len(h.scid)
+    return h.scid, pkt[start:len(pkt) - 16]
 
 
 def long_header_probe(version, dcid, scid, size=1200, first=0xc0):
@@ -1069,11 +1077,10 @@ class Http3RetryTest(WraithTestCase):
         self.assertEqual([(s["status"], s["sha"]) for s in r.summary()],
                          [("200", sha256(self.data))] * 3, r)
 
-    def forged(self, initial):
-        """(`initial` with a forged Retry token and a fresh DCID, that DCID). A fresh DCID
-        because the server already knows the captured one once it saw it."""
+    def fresh(self, initial, token=b""):
+        """(`initial` with `token` and a fresh DCID, that DCID). A fresh DCID because the
+        server already knows the captured one once it saw it."""
         dcid = os.urandom(len(parse_long_header(initial).dcid))
-        token = b"\xb6" + os.urandom(80)  # NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY, then noise
         return with_token(initial, token, dcid), dcid
 
     def answers_to(self, probe, pkt, dcid):
@@ -1088,21 +1095,41 @@ class Http3RetryTest(WraithTestCase):
                         "no Version Negotiation for the probe")
         return got[:-1]
 
-    def test_forged_retry_token_does_not_hurt_the_worker(self):
+    def retry_for(self, probe, initial):
+        """(the Retry's SCID, its token) the server sends `probe` for `initial`."""
+        pkt, dcid = self.fresh(initial)
+        replies = self.answers_to(probe, pkt, dcid)
+        self.assertEqual(len(replies), 1, "not one answer to a first Initial")
+        return parse_retry(replies[0])
+
+    def test_token_not_ours_is_no_token(self):
+        """A token that does not open with the server's secret (a forgery, or a Retry token
+        with a bit flipped on the path) is no token (RFC 9000 §8.1.3): the Initial gets the
+        Retry an Initial without a token gets, never a close. A close would let anyone who can
+        flip one bit of a client's first Initial end its connection attempt; the AEAD of a
+        bent Initial fails anyway, and the client sends it again."""
         initial = capture_initial(self, f"localhost:{self.srv.tls_port}")
         probe = UdpProbe(self, self.srv.tls_port)
-        for _ in range(20):
-            pkt, dcid = self.forged(initial)
-            for reply in self.answers_to(probe, pkt, dcid):
-                # CONNECTION_CLOSE(INVALID_TOKEN) in an Initial, or nothing.
-                h = parse_long_header(reply)
-                self.assertEqual((h.version, h.type), (QUIC_V1, 0), reply.hex())
+        _, real = self.retry_for(probe, initial)
+        self.assertEqual(real[0], 0xb7, "not an ngtcp2 Retry token (version 2)")
+        bent = bytearray(real)
+        bent[len(bent) // 2] ^= 0x10
+        tokens = [bytes(bent)] + [magic + os.urandom(80) for magic in (b"\xb7", b"\xb6")] * 5
+        for token in tokens:
+            pkt, dcid = self.fresh(initial, token)
+            replies = self.answers_to(probe, pkt, dcid)
+            self.assertEqual(len(replies), 1, f"token {token[:8].hex()}: {replies}")
+            h = parse_long_header(replies[0])
+            self.assertEqual((h.version, h.type), (QUIC_V1, 3),
+                             f"token {token[:8].hex()}: not a Retry: {replies[0][:40].hex()}")
+            self.assertEqual(h.dcid, parse_long_header(pkt).scid, "not addressed to the client")
         self.assertHealthy()
 
-    def test_forged_retry_token_gets_a_close_the_client_can_read(self):
-        """RFC 9000 §8.1.2: an invalid Retry token is answered with CONNECTION_CLOSE
-        (INVALID_TOKEN). The client can only read it if it is protected with the Initial keys
-        of the client's Destination Connection ID (RFC 9001 §5.2)."""
+    def test_stale_retry_token_gets_a_close_the_client_can_read(self):
+        """RFC 9000 §8.1.2: a Retry token of ours that fails verification (here: sent from
+        another address than the one it was issued to) is answered with CONNECTION_CLOSE
+        (INVALID_TOKEN), and the client can read it: it is protected with the Initial keys of
+        the client's Destination Connection ID (RFC 9001 §5.2)."""
         # The decoder itself: RFC 9001 Appendix A.1 keys, then a real client's ClientHello.
         self.assertEqual([k.hex() for k in initial_keys(bytes.fromhex("8394c8f03e515708"),
                                                        "server")],
@@ -1113,15 +1140,16 @@ class Http3RetryTest(WraithTestCase):
         crypto = [f for f in first_frames(plain) if f[0] == "CRYPTO"]
         self.assertTrue(crypto and crypto[0][2][:1] == b"\x01", "cannot read a real Initial")
 
-        pkt, dcid = self.forged(initial)
-        replies = self.answers_to(UdpProbe(self, self.srv.tls_port), pkt, dcid)
-        if not replies:
-            return  # dropping it is allowed too
+        retry_scid, token = self.retry_for(UdpProbe(self, self.srv.tls_port), initial)
+        pkt = with_token(initial, token, retry_scid)  # as the client sends it after a Retry
+        moved = UdpProbe(self, self.srv.tls_port)     # but from another port
+        replies = self.answers_to(moved, pkt, retry_scid)
+        self.assertEqual(len(replies), 1, f"not one answer: {replies}")
         reply = replies[0]
         h = parse_long_header(reply)
         self.assertEqual((h.version, h.type), (QUIC_V1, 0))
         self.assertEqual(h.dcid, parse_long_header(pkt).scid, "not addressed to the client")
-        _, plain = open_initial(reply, dcid, "server")
+        _, plain = open_initial(reply, retry_scid, "server")
         frames = first_frames(plain)
         if frames and frames[0][:2] == ("CONNECTION_CLOSE", 0x0b):
             return
@@ -1338,6 +1366,21 @@ class Http3HostileDatagramTest(WraithTestCase):
         listed = [int.from_bytes(versions[i:i + 4], "big") for i in range(0, len(versions), 4)]
         self.assertIn(QUIC_V1, listed)
         self.assertNotIn(0x1a2a3a4a, listed)
+        self.assertHealthy()
+
+    def test_version_one_bit_off_ours_is_dropped(self):
+        """A first datagram whose version is one bit away from v1 or v2 is our version bent on
+        the path: no Version Negotiation (Chromium would abandon its attempt on one listing
+        its own version); the client's retransmission gets through."""
+        probe = UdpProbe(self, self.srv.tls_port)
+        for bent in (QUIC_V1 ^ 0x100, QUIC_V1 ^ 0x80000000, 0x6b3343cf ^ 0x10):
+            dcid, scid, mark = os.urandom(8), os.urandom(6), os.urandom(6)
+            probe.send(long_header_probe(bent, dcid, scid))
+            probe.send(long_header_probe(0x1a2a3a4a, dcid, mark))  # same worker, in order
+            got = probe.until(lambda d: is_version_negotiation(d, dcid, mark))
+            self.assertTrue(got and is_version_negotiation(got[-1], dcid, mark),
+                            "no Version Negotiation for the reserved version")
+            self.assertEqual(got[:-1], [], f"version {bent:#010x} was answered")
         self.assertHealthy()
 
     def short_header(self, dcid, length=100):

@@ -3,6 +3,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "common/quic_cid.h"
 #include "worker/quic/random.h"
@@ -17,6 +18,15 @@ constexpr size_t kMinInitialDatagram = 1200;
 
 bool allowed(std::span<const uint32_t> versions, uint32_t version) {
     return std::find(versions.begin(), versions.end(), version) != versions.end();
+}
+
+// A version one bit away from one we accept: no QUIC version in use is (v1 is 0x00000001,
+// v2 0x6b3343cf, the reserved ones 0x?a?a?a?a), so it is ours with a bit flipped on the path.
+// It gets no Version Negotiation: Chromium abandons a connection attempt on one that lists
+// its own version (RFC 9000 §6.2 says discard it), while a dropped Initial is sent again.
+bool damaged(std::span<const uint32_t> versions, uint32_t version) {
+    return std::any_of(versions.begin(), versions.end(),
+                       [version](uint32_t v) { return std::popcount(v ^ version) == 1; });
 }
 
 } // namespace
@@ -38,7 +48,7 @@ void triage_unknown(const TriagePolicy& policy, const uint8_t* data, size_t len,
     case Verdict::drop:
         return;
     case Verdict::version_negotiation: // a version ngtcp2 cannot read
-        if (!policy.draining)
+        if (!policy.draining && !damaged(policy.versions, out->vc.version))
             out->verdict = Verdict::version_negotiation;
         return;
     default:
@@ -53,7 +63,8 @@ void triage_unknown(const TriagePolicy& policy, const uint8_t* data, size_t len,
     // A version ngtcp2 reads but [http3] versions leave out, on a first datagram: negotiate
     // (the client retries in one we listed, RFC 9000 §6.2).
     if (out->vc.version && !allowed(policy.versions, out->vc.version)) {
-        if (len >= kMinInitialDatagram && !policy.draining)
+        if (len >= kMinInitialDatagram && !policy.draining &&
+            !damaged(policy.versions, out->vc.version))
             out->verdict = Verdict::version_negotiation;
         return;
     }
@@ -68,17 +79,24 @@ void triage_unknown(const TriagePolicy& policy, const uint8_t* data, size_t len,
     }
     const std::array<uint8_t, 32>& secret = *policy.secret;
     if (hd.tokenlen > 0) {
-        if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-            if (ngtcp2_crypto_verify_retry_token(&out->original_dcid, hd.token, hd.tokenlen,
-                                                 secret.data(), secret.size(), hd.version,
-                                                 remote, remote_len, &hd.dcid,
-                                                 10 * NGTCP2_SECONDS, now) != 0) {
-                // A forged, expired or replayed Retry token (RFC 9000 §8.1.2).
+        if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+            int rv = ngtcp2_crypto_verify_retry_token2(
+                &out->original_dcid, hd.token, hd.tokenlen, secret.data(), secret.size(),
+                hd.version, remote, remote_len, &hd.dcid, 10 * NGTCP2_SECONDS, now);
+            if (rv == NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
+                // Ours, sealed by our secret, but expired, for another address or another
+                // DCID: a stale or replayed token (RFC 9000 §8.1.2).
                 out->verdict = Verdict::invalid_token;
                 return;
             }
-            out->has_original_dcid = true;
-            out->token_type = NGTCP2_TOKEN_TYPE_RETRY;
+            if (rv == 0) {
+                out->has_original_dcid = true;
+                out->token_type = NGTCP2_TOKEN_TYPE_RETRY;
+            }
+            // A token that does not open with our secret is not ours: bits flipped on the
+            // path, or a forgery. Answering it with a close would let anyone who can bend
+            // one bit of a client's first Initial end that client's connection attempt;
+            // it is no token, and the Initial goes on as one without.
         } else if (hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR &&
                    ngtcp2_crypto_verify_regular_token(hd.token, hd.tokenlen, secret.data(),
                                                       secret.size(), remote, remote_len,
@@ -121,9 +139,9 @@ size_t write_retry(uint8_t* buf, size_t cap, const std::array<uint8_t, 32>& secr
     // asserts it); a fresh random CID equals it only if the client guessed 144 random bits.
     if (ngtcp2_cid_eq(&scid, &hd.dcid))
         return 0;
-    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
     ngtcp2_ssize toklen =
-        ngtcp2_crypto_generate_retry_token(token, secret.data(), secret.size(), hd.version,
+        ngtcp2_crypto_generate_retry_token2(token, secret.data(), secret.size(), hd.version,
                                            remote, remote_len, &scid, &hd.dcid, now);
     if (toklen < 0)
         return 0;

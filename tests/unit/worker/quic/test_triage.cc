@@ -83,6 +83,35 @@ TEST_CASE("a version the config leaves out gets Version Negotiation naming the c
     CHECK(run(small, policy).verdict == Verdict::drop);
 }
 
+TEST_CASE("a version one bit away from one we speak is damage: dropped, not negotiated",
+          "[quic][triage]") {
+    std::vector<uint8_t> pkt = initial_v1();
+    const uint32_t v1 = NGTCP2_PROTO_VER_V1;
+    for (int bit = 0; bit < 32; ++bit) {
+        uint32_t v = v1 ^ (1u << bit);
+        for (int i = 0; i < 4; ++i)
+            pkt[1 + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+        INFO("version " << std::hex << v);
+        CHECK(run(pkt).verdict == Verdict::drop);
+    }
+    // Two bits off, or a reserved version (RFC 9000 §15): a version someone may speak.
+    for (uint32_t v : {v1 ^ 0x3u, 0x1a2a3a4au, 0xff00001du}) {
+        for (int i = 0; i < 4; ++i)
+            pkt[1 + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+        INFO("version " << std::hex << v);
+        CHECK(run(pkt).verdict == Verdict::version_negotiation);
+    }
+    // v2 one bit off, with only v1 configured, is a version we do not speak at all.
+    static const uint32_t only_v1[] = {NGTCP2_PROTO_VER_V1};
+    TriagePolicy policy;
+    policy.versions = only_v1;
+    uint32_t near_v2 = NGTCP2_PROTO_VER_V2 ^ 0x100u;
+    for (int i = 0; i < 4; ++i)
+        pkt[1 + i] = static_cast<uint8_t>(near_v2 >> (24 - 8 * i));
+    CHECK(run(pkt, policy).verdict == Verdict::version_negotiation);
+    CHECK(run(pkt).verdict == Verdict::drop);
+}
+
 TEST_CASE("an Initial with a token we do not accept still needs an 8-byte DCID",
           "[quic][triage]") {
     // RFC 9000 §7.2; ngtcp2_accept checks it only without a token (the fuzz target's find).
