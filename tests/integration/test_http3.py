@@ -1478,6 +1478,39 @@ RAW_STOP = re.compile(r"^stop sending: (\d+) (0x[0-9a-f]+) (\S+)$", re.M)
 RAW_RESPONSE = re.compile(r"^response: (\d+)$", re.M)
 
 
+class Http3BodyTimeoutTest(WraithTestCase):
+    """http.body_timeout on HTTP/3 as on HTTP/1.1 and HTTP/2: a request whose body stops
+    coming gets 408, long before QUIC's idle timeout; the connection and worker live on."""
+
+    @classmethod
+    def setUpClass(cls):
+        routes = ('  [[site.route]]\n  path = "/upload"\n'
+                  '  proxy = { pass = "http://127.0.0.1:9", buffer_request_body = true }\n')
+        srv = H3Server(static_site(routes=routes), workers=1, http={"body_timeout": '"1s"'},
+                       http3={"idle_timeout": '"60s"'})
+        write_file(srv.path("www", "index.html"), b"still serving\n")
+        start_class_server(cls, srv)
+
+    def test_stalled_body_gets_408(self):
+        block = b"\x00\x00" + qpack_indexed_static(20)  # :method POST (RFC 9204 Appendix A)
+        block += qpack_indexed_static(QPACK_SCHEME_HTTPS)
+        block += qpack_literal_static_name(QPACK_AUTHORITY, f"localhost:{self.srv.tls_port}")
+        block += qpack_literal_static_name(QPACK_PATH, "/upload")
+        block += qpack_literal_static_name(4, "100")   # content-length
+        request = h3_frame(0x01, block) + h3_frame(0x00, b"x" * 10)  # 10 of 100 bytes, no FIN
+        started = time.monotonic()
+        r = h3get(self, self.srv, ["/upload"], "--max-time", "20", "--raw-request",
+                  request.hex())
+        elapsed = time.monotonic() - started
+        m = RAW_RESPONSE.search(r.stderr)
+        self.assertEqual(m.group(1) if m else "no response", "408", r)
+        self.assertLess(elapsed, 15, "the 408 waited for something else than body_timeout")
+        self.assertIn("timed out sending the request body", self.srv.error_log_text())
+        self.assertEqual(self.srv.worker_pids(), self.workers)
+        ok = h3get(self, self.srv, ["/index.html"])
+        self.assertEqual((ok.returncode, ok.stdout), (0, b"still serving\n"), ok)
+
+
 class Http3MalformedInputTest(WraithTestCase):
     """Bad HTTP/3 and QPACK input over a real QUIC connection (h3get --raw-*): each closes the
     connection (or resets the stream) with the code RFC 9114 §7-§8 / RFC 9204 §6 name, and

@@ -23,10 +23,13 @@ std::unique_ptr<quic::Application> Session::create(quic::Connection& conn) {
 Session::Session(quic::Connection& conn) : conn_(conn) {
     ev_init(&goaway_timer_, on_goaway_timer);
     goaway_timer_.data = this;
+    ev_init(&body_timer_, on_body_timer);
+    body_timer_.data = this;
 }
 
 Session::~Session() {
     ev_timer_stop(worker().loop(), &goaway_timer_);
+    ev_timer_stop(worker().loop(), &body_timer_);
     while (Stream* s = streams_) {
         streams_ = s->next_;
         delete s;
@@ -176,7 +179,36 @@ void Session::run_pending() {
 
 void Session::after_service() {
     reap_streams();
+    update_body_timer();
     maybe_finish_drain();
+}
+
+void Session::update_body_timer() {
+    bool waiting = false;
+    for (Stream* s = streams_; s && !waiting; s = s->next_)
+        waiting = s->waiting_for_body();
+    const bool seen = body_seen_;
+    body_seen_ = false;
+    if (!waiting) {
+        ev_timer_stop(worker().loop(), &body_timer_);
+        return;
+    }
+    if (ev_is_active(&body_timer_) && !seen)
+        return; // still waiting since the timer started: it runs on
+    Duration d = worker().config().http.body_timeout;
+    ev_timer_stop(worker().loop(), &body_timer_);
+    if (d.count() > 0) {
+        ev_timer_set(&body_timer_, d.count() / 1000.0, 0.);
+        ev_timer_start(worker().loop(), &body_timer_);
+    }
+}
+
+void Session::on_body_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* session = static_cast<Session*>(w->data);
+    for (Stream* s = session->streams_; s; s = s->next_)
+        if (s->waiting_for_body())
+            s->on_body_timeout(); // 408, or a reset once the response started
+    session->want_write();
 }
 
 void Session::reap_streams() {
@@ -195,6 +227,7 @@ void Session::reap_streams() {
 
 void Session::abort() {
     ev_timer_stop(worker().loop(), &goaway_timer_);
+    ev_timer_stop(worker().loop(), &body_timer_);
     // Streams still open end now: handlers see an abort, logs a 499.
     for (Stream* s = streams_; s; s = s->next_)
         if (!s->closed())
@@ -301,10 +334,12 @@ int Session::h3_stream_close(nghttp3_conn*, int64_t, uint64_t, void* user, void*
     return 0;
 }
 
-int Session::h3_recv_data(nghttp3_conn*, int64_t, const uint8_t* data, size_t len, void*,
+int Session::h3_recv_data(nghttp3_conn*, int64_t, const uint8_t* data, size_t len, void* user,
                           void* stream_user) {
-    if (Stream* s = stream_of(stream_user))
+    if (Stream* s = stream_of(stream_user)) {
+        static_cast<Session*>(user)->body_seen_ = true;
         s->on_body(data, len);
+    }
     return 0;
 }
 

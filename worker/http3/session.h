@@ -83,6 +83,10 @@ private:
     static int h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
                                void* user, void* stream_user);
     static void on_goaway_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void on_body_timer(struct ev_loop* loop, ev_timer* w, int revents);
+    // http.body_timeout: armed while a stream waits for request body bytes, restarted
+    // whenever body bytes arrived, as on HTTP/1.1 and HTTP/2.
+    void update_body_timer();
 
     // An nghttp3 error: the connection closes with its HTTP/3 code.
     int fail(int liberr);
@@ -99,6 +103,8 @@ private:
     // From the shutdown notice to the final GOAWAY, then from the last stream's end to the
     // close (maybe_finish_drain).
     ev_timer goaway_timer_;
+    ev_timer body_timer_;
+    bool body_seen_ = false; // request body bytes arrived since update_body_timer() last ran
     bool draining_ = false;        // worker drain: shutdown notice sent
     bool final_goaway_ = false;    // GOAWAY with the last stream id sent
     bool close_when_idle_ = false; // the quiet period after the last stream is over
