@@ -110,9 +110,10 @@ void Loader::merge_filters(const FilterScope* parent, Scope scope, const Site* s
         else
             out.off.push_back(spec);
     }
-    if (scope == Scope::route) {
+    if (scope == Scope::route || scope == Scope::server) {
         for (const ModuleSpec& spec : registry.all()) {
-            if (!spec.default_on || !spec.build_filter ||
+            const bool on_here = scope == Scope::route ? spec.default_on : spec.default_on_server;
+            if (!on_here || !spec.build_filter ||
                 std::find(out.off.begin(), out.off.end(), &spec) != out.off.end() ||
                 std::any_of(chain.begin(), chain.end(),
                             [&](const auto& e) { return e.first == &spec; }))

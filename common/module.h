@@ -286,6 +286,10 @@ struct ModuleSpec {
     // route where no scope mentions the key. In that implicit build only, returning nullptr
     // without reporting a problem means "nothing to do on this route" and is not an error.
     bool default_on = false;
+    // A filter on by default at [server] scope (built there with an empty table), so through
+    // the merged chains it sees every exchange, routed or not; `key = false` in [server], a
+    // site or a route turns it off there and below.
+    bool default_on_server = false;
     // A top-level table the module owns ("upstream" for [upstream.NAME]). Tables load after
     // [server], [http], [http2], [http3] and before sites, so build functions can look up
     // what they read (Config::module_config). `value` is whatever the file has under the key.

@@ -116,6 +116,7 @@ struct Scope {
     std::optional<int> proxy_next_upstream_tries;
     // return / rewrite: not inherited
     std::optional<Return> ret;
+    bool stub_status = false; // stub_status: a `metrics = {}` route
     std::vector<Rewrite> rewrites;
     // access control: allow/deny rules in order (true = allow), an array directive
     Inherited<std::vector<std::pair<bool, std::string>>> access;

@@ -276,6 +276,15 @@ void h_return(Converter& c, Scope& s, const NginxDirective& d) {
     s.ret = r;
 }
 
+// stub_status: its seven numbers are among the Prometheus series of `metrics = {}`.
+void h_stub_status(Converter& c, Scope& s, const NginxDirective& d) {
+    if (!c.check_args(d, 0, 1))
+        return;
+    s.stub_status = true;
+    c.approx(d.at, "stub_status: Wraith answers with Prometheus series (wraith_connections, "
+                   "wraith_requests_total ...; wraith.toml(5), METRICS), not stub_status's text");
+}
+
 void h_rewrite(Converter& c, Scope& s, const NginxDirective& d) {
     if (!c.check_args(d, 2, 3))
         return;
@@ -809,7 +818,7 @@ const DirectiveSpec kDirectives[] = {
     {"valid_referers", kAnyHttp, nullptr, "referer checks: no Wraith equivalent yet", nullptr},
     {"sub_filter", kAnyHttp, nullptr, "body rewriting: no Wraith equivalent", nullptr},
     {"ssi", kAnyHttp, nullptr, "server-side includes: no Wraith equivalent", nullptr},
-    {"stub_status", kLocation, nullptr, "stub_status: Wraith's metrics come later", nullptr},
+    {"stub_status", kLocation, h_stub_status, nullptr, nullptr},
     {"mirror", kAnyHttp, nullptr, "request mirroring: no Wraith equivalent", nullptr},
     {"fastcgi_pass", kLocation | kIf, nullptr, kFastcgi, nullptr},
     {"fastcgi_param", kAnyHttp, nullptr, kFastcgi, nullptr},

@@ -372,6 +372,13 @@ std::optional<RouteOut> content_route(Context& x, const Scope& s, const std::str
                                       const Match& m) {
     if (s.ret)
         return return_route(x, s, path);
+    if (s.stub_status) {
+        RouteOut out;
+        out.path = path;
+        out.handler = "metrics";
+        out.options = "{}";
+        return out;
+    }
     if (!s.proxy_pass.empty())
         return proxy_route(x, s, path, m);
     return static_route(x, s, path, m);
@@ -587,6 +594,7 @@ void location(Context& x, const NginxDirective& d, const Scope& parent, int leve
     Scope s = parent;
     s.level = level;
     s.ret.reset();
+    s.stub_status = false;
     s.rewrites.clear();
     s.proxy_pass.clear();
     s.try_files.clear();

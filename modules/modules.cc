@@ -24,6 +24,8 @@ const ModuleSpec& basic_auth_module();
 const ModuleSpec& forward_auth_module();
 const ModuleSpec& real_ip_module();
 const ModuleSpec& limit_module();    // modules/limit
+const ModuleSpec& observe_module();  // modules/metrics
+const ModuleSpec& metrics_module();
 
 void register_builtin_modules() {
     static bool done = false;
@@ -34,7 +36,8 @@ void register_builtin_modules() {
          {&static_module(), &proxy_module(), &redirect_module(), &respond_module(),
           &compress_module(), &tcp_module(), &geo_module(), &match_module(), &rewrite_module(),
           &headers_module(), &allow_module(), &deny_module(), &basic_auth_module(),
-          &forward_auth_module(), &real_ip_module(), &limit_module()})
+          &forward_auth_module(), &real_ip_module(), &limit_module(), &observe_module(),
+          &metrics_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

@@ -388,3 +388,18 @@ TEST_CASE("convert: NGINX zone names Wraith cannot take get distinct valid ones"
     wraith::Diagnostics diag;
     CHECK(wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag));
 }
+
+TEST_CASE("convert: stub_status becomes a metrics route", "[convert]") {
+    ConvertResult r = convert(R"(http { server { listen 8080;
+  location = /basic_status { stub_status; allow 127.0.0.1; deny all; }
+  location / { root /srv; }
+} })");
+    CHECK(has(r.toml, "path = \"=/basic_status\"\n  metrics = {}"));
+    CHECK(has(r.toml, "allow = [\"127.0.0.1\"]"));
+    CHECK(has(r.toml, "stub_status: Wraith answers with Prometheus series"));
+    CHECK(!reported(r, "stub_status"));
+    // The output is a configuration Wraith loads.
+    wraith::Diagnostics diag;
+    CHECK(wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag));
+    CHECK(diag.count() == 0);
+}

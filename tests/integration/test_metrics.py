@@ -1,0 +1,279 @@
+"""Metrics: the `observe` filter counts every exchange into shared memory and `metrics = {}`
+answers a scrape in Prometheus's text format. Traffic goes over HTTP/1.1 and HTTP/2 (curl) and
+HTTP/3 (h3get) to one server; the counts are checked exactly (as differences between two
+scrapes), across a reload, and through a real Prometheus (Debian's `prometheus`) that scrapes
+Wraith and is queried over its HTTP API."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+
+import harness
+import test_http3 as h3
+from harness import WraithTestCase, curl, write_file
+
+PROMETHEUS = shutil.which("prometheus")
+
+ROUTES = '''  [[site.route]]
+  path = "=/metrics"
+  metrics = {}
+  [[site.route]]
+  path = "=/hello"
+  respond = { status = 200, body = "hello, metrics\\n" }
+  [[site.route]]
+  path = "=/quiet"
+  observe = false
+  respond = { status = 200, body = "not counted\\n" }
+'''
+HELLO = len("hello, metrics\n")
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def setUpModule():
+    h3.setUpModule()
+
+
+def parse(text):
+    """{(name, frozenset of (label, value)): float} of a text-format exposition; checks every
+    line is a comment or a well-formed sample, and every sample's family has a TYPE."""
+    out, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        name = m.group(1)
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in typed or family in typed, f"no TYPE line before {name}"
+        labels = frozenset(LABEL.findall(m.group(2) or ""))
+        out[(name, labels)] = float(m.group(3))
+    return out
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class MetricsTest(WraithTestCase):
+    @classmethod
+    def setUpClass(cls):
+        srv = h3.H3Server(h3.static_site(routes=ROUTES), workers=2)
+        write_file(srv.path("www", "index.html"), b"index\n")
+        h3.start_class_server(cls, srv)
+
+    def scrape(self):
+        """The exposition, fetched over HTTP/2 (so HTTP/1.1 and HTTP/3 counts are exact)."""
+        r = curl("--http2", "--cacert", h3.PKI.ca.cert, "-D", "-", self.srv.url("/metrics"),
+                 check=True)
+        head, _, body = r.stdout.decode().partition("\r\n\r\n")
+        self.assertRegex(head, r"^HTTP/2 200", head)
+        self.assertIn("content-type: text/plain; version=0.0.4", head.lower())
+        return parse(body)
+
+    def h1(self, path, *args):
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w",
+                 "%{http_code}", *args, self.srv.url(path))
+        return r.stdout.decode()
+
+    def h2(self, path):
+        r = curl("--http2", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w",
+                 "%{http_code} %{http_version}", self.srv.url(path))
+        return r.stdout.decode()
+
+    def settle(self, before_requests):
+        """Waits until the scrape itself and everything before it went through the log
+        phase (the log phase runs as each exchange ends): a scrape whose h2 count moved."""
+        for _ in range(50):
+            s = self.scrape()
+            if value(s, "wraith_requests_total", protocol="h2", method="GET",
+                     code="2xx") > before_requests:
+                return s
+            time.sleep(0.05)
+        self.fail("scrapes are not counted")
+
+    def test_counts_by_protocol_method_status_and_route(self):
+        before = self.scrape()
+        for _ in range(5):
+            self.assertEqual(self.h1("/hello"), "200")
+        self.assertEqual(self.h1("/hello", "--data-binary", "x" * 100), "200")
+        self.assertEqual(self.h1("/nothing-here.html"), "404")
+        for _ in range(3):
+            self.assertEqual(self.h2("/hello"), "200 2")
+        self.assertEqual(self.h2("/quiet"), "200 2")
+        r = h3.h3get(self, self.srv, ["/hello"], "-n", "4", "--summary")
+        self.assertEqual(r.returncode, 0, r)
+        time.sleep(0.2)
+        after = self.settle(value(before, "wraith_requests_total", protocol="h2",
+                                  method="GET", code="2xx") + 3)
+
+        def delta(name, **labels):
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        self.assertEqual(delta("wraith_requests_total", protocol="h1", method="GET",
+                               code="2xx"), 5)
+        self.assertEqual(delta("wraith_requests_total", protocol="h1", method="POST",
+                               code="2xx"), 1)
+        self.assertEqual(delta("wraith_requests_total", protocol="h1", method="GET",
+                               code="4xx"), 1)
+        self.assertEqual(delta("wraith_requests_total", protocol="h3", method="GET",
+                               code="2xx"), 4)
+        # Three to /hello and the first scrape at least; /quiet is left out (observe = false).
+        self.assertGreaterEqual(delta("wraith_requests_total", protocol="h2", method="GET",
+                                      code="2xx"), 4)
+        self.assertEqual(delta("wraith_route_requests_total", site="localhost", route="=/hello",
+                               code="2xx"), 5 + 1 + 3 + 4)
+        self.assertEqual(delta("wraith_route_requests_total", site="localhost", route="=/quiet",
+                               code="2xx"), 0)
+        self.assertEqual(delta("wraith_route_response_body_bytes_total", site="localhost",
+                               route="=/hello"), 13 * HELLO)
+        self.assertEqual(delta("wraith_request_body_bytes_total", protocol="h1"), 100)
+        self.assertEqual(delta("wraith_response_body_bytes_total", protocol="h3"), 4 * HELLO)
+        # The histogram: cumulative buckets, +Inf equals the count, which equals the requests.
+        self.assertEqual(delta("wraith_request_duration_seconds_count", protocol="h3"), 4)
+        les = sorted(((float(dict(l)["le"]), v) for (n, l), v in after.items()
+                      if n == "wraith_request_duration_seconds_bucket" and
+                      dict(l)["protocol"] == "h1"), key=lambda e: e[0])
+        self.assertEqual([v for _, v in les], sorted(v for _, v in les), "not cumulative")
+        self.assertEqual(les[-1][0], float("inf"))
+        self.assertEqual(les[-1][1], value(after, "wraith_request_duration_seconds_count",
+                                           protocol="h1"))
+        self.assertEqual(value(after, "wraith_workers", state="serving"), 2)
+        self.assertGreaterEqual(value(after, "wraith_config_generation"), 1)
+
+    def test_a_reload_neither_resets_nor_double_counts(self):
+        for _ in range(3):
+            self.assertEqual(self.h1("/hello"), "200")
+        before = self.scrape()
+        generation = value(before, "wraith_config_generation")
+        r = self.srv.reload()
+        self.assertEqual(r.returncode, 0, r)
+        for _ in range(2):
+            self.assertEqual(self.h1("/hello"), "200")
+        after = self.scrape()
+        # Every worker that answers is of the new generation once the reload is answered.
+        self.assertGreater(value(after, "wraith_config_generation"), generation)
+        for key, v in before.items():
+            if key[0].endswith("_total") or key[0].endswith("_count"):
+                self.assertGreaterEqual(after.get(key, 0.0), v, f"{key} went down")
+        hello = {"site": "localhost", "route": "=/hello", "code": "2xx"}
+        self.assertEqual(value(after, "wraith_route_requests_total", **hello) -
+                         value(before, "wraith_route_requests_total", **hello), 2)
+
+    def test_only_get_and_head(self):
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w",
+                 "%{http_code}", "-X", "DELETE", self.srv.url("/metrics"))
+        self.assertEqual(r.stdout.decode(), "405")
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-I", self.srv.url("/metrics"))
+        self.assertRegex(r.stdout.decode(), r"^HTTP/1.1 200")
+        self.assertIn("content-length:", r.stdout.decode().lower())
+
+
+@unittest.skipIf(PROMETHEUS is None, "prometheus is not installed (Debian package prometheus)")
+class RealPrometheusTest(WraithTestCase):
+    """Debian's Prometheus scrapes Wraith every second over plain HTTP; the test asks
+    Prometheus's HTTP API what it stored, before and after a reload."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.server('[[site]]\nhosts = ["localhost", "127.0.0.1"]\ndefault = true\n'
+                               + ROUTES)
+        self.dir = tempfile.mkdtemp(prefix="wraith-prometheus-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        self.port = harness.free_port()
+        write_file(os.path.join(self.dir, "prometheus.yml"), f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: wraith
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["127.0.0.1:{self.srv.port}"]
+""".encode())
+        log = open(os.path.join(self.dir, "prometheus.log"), "wb")
+        self.addCleanup(log.close)
+        self.prom = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={self.dir}/prometheus.yml",
+             f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}",
+             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.addCleanup(self.stop_prometheus)
+        self.wait_for(lambda: self.api("/-/ready") is not None, "Prometheus ready")
+
+    def stop_prometheus(self):
+        if self.prom.poll() is None:
+            self.prom.send_signal(signal.SIGTERM)
+            try:
+                self.prom.wait(10)
+            except subprocess.TimeoutExpired:
+                self.prom.kill()
+                self.prom.wait()
+
+    def api(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.read()
+        except OSError:
+            return None
+
+    def query(self, expr):
+        raw = self.api("/api/v1/query?query=" + urllib.parse.quote(expr))
+        if raw is None:
+            return None
+        result = json.loads(raw)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for(self, ok, what, timeout=40):
+        deadline = time.monotonic() + timeout * harness.TIME_SCALE
+        while time.monotonic() < deadline:
+            if ok():
+                return
+            if self.prom.poll() is not None:
+                self.fail(f"prometheus exited: {self.read_log()}")
+            time.sleep(0.25)
+        self.fail(f"timed out waiting for {what}; prometheus log:\n{self.read_log()}")
+
+    def read_log(self):
+        with open(os.path.join(self.dir, "prometheus.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-3000:]
+
+    def hello(self, n):
+        for _ in range(n):
+            status, _, body = harness.http_get(self.srv.port, "/hello")
+            self.assertEqual((status, body), (200, b"hello, metrics\n"))
+
+    def test_prometheus_scrapes_and_counters_survive_a_reload(self):
+        hello = 'sum(wraith_route_requests_total{route="=/hello",code="2xx"})'
+        self.wait_for(lambda: self.query('up{job="wraith"}') == 1.0, "a successful scrape")
+        self.hello(7)
+        self.wait_for(lambda: self.query(hello) == 7.0, "7 requests to /hello in Prometheus")
+        # Prometheus's own scrapes are HTTP/1.1 GETs too.
+        self.assertGreaterEqual(self.query('sum(wraith_requests_total{protocol="h1",'
+                                           'method="GET",code="2xx"})'), 7)
+        generation = self.query("max(wraith_config_generation)")
+        r = self.srv.reload()
+        self.assertEqual(r.returncode, 0, r)
+        self.hello(5)
+        self.wait_for(lambda: self.query("max(wraith_config_generation)") == generation + 1,
+                      "a scrape of the new generation")
+        self.wait_for(lambda: self.query(hello) == 12.0, "12 requests to /hello after a reload")
+        # No counter went backwards in what Prometheus stored (a reset would show here).
+        self.assertEqual(self.query("sum(resets(wraith_requests_total[5m]))"), 0.0)
+        self.assertEqual(self.query("sum(resets(wraith_route_requests_total[5m]))"), 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
