@@ -22,10 +22,6 @@ namespace wraith::proxy {
 
 namespace {
 
-constexpr int32_t kStreamWindow = 256 * 1024; // per response: what a slow client may owe
-constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
-constexpr uint32_t kAssumedStreams = 100; // until the server's SETTINGS say otherwise
-
 nghttp2_nv nv(std::string_view name, std::string_view value) {
     return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),

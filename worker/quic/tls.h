@@ -58,7 +58,7 @@ public:
     static void describe_peer(gnutls_session_t session, PeerTls* out);
 
 private:
-    explicit TlsContext(const Config& config) : config_(config), router_(config) {}
+    explicit TlsContext(const Config& config) : router_(config) {}
     static int on_client_hello(gnutls_session_t session);
     static int verify_client(gnutls_session_t session);
 
@@ -69,7 +69,6 @@ private:
     };
     const SiteCreds* creds_for(std::string_view sni) const;
 
-    const Config& config_;
     Router router_;
     std::map<const Site*, SiteCreds> sites_;
     const SiteCreds* default_ = nullptr;
