@@ -168,6 +168,7 @@ bench: build
 	bash bench/reload.sh
 	bash bench/routing.sh
 	bash bench/limits.sh
+	bash bench/metrics.sh
 
 install: build
 	install -D -m 0755 $(BUILD)/wraith $(DESTDIR)$(PREFIX)/sbin/wraith

@@ -17,6 +17,7 @@ KEYS=${BENCH_KEYS:-10000}
 CCPU=${BENCH_CLIENT_CPU:-0}
 SCPU=${BENCH_SERVER_CPU:-1}
 NGINX=/usr/sbin/nginx
+. "$BENCH_DIR/lib.sh"
 
 for tool in wrk "$NGINX" taskset curl; do
     command -v "$tool" >/dev/null || { echo "limits.sh: $tool missing (apt-get install wrk nginx-light curl)"; exit 1; }
@@ -82,24 +83,16 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
-server_ticks() { # user + system CPU ticks of the server and its workers (its children)
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$SERVER_PID" '{
-        pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-        if (pid == p || f[2] == p) t += f[12] + f[13] } END { print t + 0 }'
-}
 measure() { # kind config -> "rps p99_ms cpu_us_per_request non2xx"
     start_server "$1" "$2"
     taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d2s -s "$DIR/keys.lua" "http://127.0.0.1:$PORT/" >/dev/null
-    t0=$(server_ticks)
+    t0=$(server_ticks "$SERVER_PID")
     out=$(taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$DIR/keys.lua" "http://127.0.0.1:$PORT/")
-    t1=$(server_ticks)
+    t1=$(server_ticks "$SERVER_PID")
     stop_server
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) sub(/ms/,"",v); else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+    read -r reqs rps p99 bad < <(wrk_numbers <<<"$out")
     cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }')
-    echo "$rps $p99 $cpu ${bad:-0}"
+    echo "$rps $p99 $cpu $bad"
 }
 
 declare -A RPS P99 CPU
@@ -117,7 +110,6 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
 echo "== wrk -t1 -c$CONNS -d$DURATION, $KEYS keys, one worker each, medians of $ROUNDS rounds"
 printf "%-8s %12s %12s %11s %13s %13s %13s %13s %10s\n" server "none req/s" "limit req/s" \
