@@ -110,6 +110,8 @@ void Master::on_control_read(struct ev_loop*, ev_io* w, int) {
     ev_io_stop(self->loop_, &c->watcher);
     if (cmd == "status") {
         self->answer(c, self->status_text(), true);
+    } else if (cmd == "status-json") {
+        self->answer(c, self->status_json(), true);
     } else if (cmd == "reload") {
         WLOG_INFO("reload requested over the control socket");
         self->reload(c);
@@ -163,6 +165,60 @@ void Master::finish_reloads(bool ok, const std::string& message) {
             done.push_back(c.get());
     for (ControlClient* c : done)
         answer(c, message, true);
+}
+
+namespace {
+
+// A JSON string: quotes, backslashes and control characters escaped.
+void json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            out += esc;
+        } else {
+            out += ch;
+        }
+    }
+    out += '"';
+}
+
+} // namespace
+
+// What status_text() says, as one JSON object (`wraith status --json`).
+std::string Master::status_json() {
+    Generation* cur = current();
+    char num[320];
+    std::string out = "{\"master\":{\"pid\":" + std::to_string(getpid()) + ",\"config\":";
+    json_string(out, options_.config_path);
+    snprintf(num, sizeof(num), ",\"generation\":%u,\"uptime_seconds\":%.0f},\"workers\":[",
+             cur ? cur->id : 0, ev_time() - started_);
+    out += num;
+    time_t now = time(nullptr);
+    bool first = true;
+    for (auto& g : generations_) {
+        const char* state =
+            g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
+        for (auto& w : g->workers) {
+            const WorkerStatus& st = status_table_[w->status_index];
+            snprintf(num, sizeof(num),
+                     "%s{\"slot\":%d,\"generation\":%u,\"pid\":%d,\"state\":\"%s\","
+                     "\"uptime_seconds\":%lld,\"connections\":%llu,\"requests\":%llu}",
+                     first ? "" : ",", w->slot, g->id, w->pid, state,
+                     static_cast<long long>(now - st.started_unix),
+                     (unsigned long long)st.connections.load(),
+                     (unsigned long long)st.requests.load());
+            out += num;
+            first = false;
+        }
+    }
+    out += "]}\n";
+    return out;
 }
 
 std::string Master::status_text() {

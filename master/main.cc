@@ -70,10 +70,12 @@ const CommandHelp kHelp[] = {
      "on stderr and exits 1 if there is any; prints \"ok: FILE is valid\" and exits 0 "
      "otherwise.\n"},
     {"status",
-     "usage: wraith status [-c FILE]\n\n"
+     "usage: wraith status [-c FILE] [--json]\n\n"
      "Asks the master running with FILE (found through server.control_socket) for its pid,\n"
      "config, generation and uptime, and per worker: slot, generation, pid, state, uptime,\n"
-     "open connections and requests served.\n"},
+     "open connections and requests served. --json prints the same as one JSON object:\n"
+     "{\"master\": {pid, config, generation, uptime_seconds}, \"workers\": [{slot,\n"
+     "generation, pid, state, uptime_seconds, connections, requests}, ...]}.\n"},
     {"reload",
      "usage: wraith reload [-c FILE]\n\n"
      "Tells the running master to load its configuration again (like kill -HUP). Returns 0\n"
@@ -163,7 +165,7 @@ int main(int argc, char** argv) {
     std::string command;
     std::string config_path = kDefaultConfig;
     std::string globals;
-    bool daemon = false, fast = false;
+    bool daemon = false, fast = false, json = false;
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
@@ -199,6 +201,8 @@ int main(int argc, char** argv) {
             daemon = true;
         } else if (a == "--fast") {
             fast = true;
+        } else if (a == "--json") {
+            json = true;
         } else if (!a.empty() && a[0] == '-') {
             return usage_error("unknown option " + a);
         } else if (command.empty()) {
@@ -236,6 +240,7 @@ int main(int argc, char** argv) {
     if (!positional.empty())
         return usage_error("unexpected argument " + positional[0]);
     if ((daemon && command != "serve") || (fast && command != "stop") ||
+        (json && command != "status") ||
         (!globals.empty() && command != "serve" && command != "check"))
         return usage_error("option not valid for '" + command + "'");
     config_path = absolute(config_path);
@@ -257,7 +262,7 @@ int main(int argc, char** argv) {
     if (command == "check")
         return check(config_path, nginx_globals.toml);
     if (command == "status")
-        return control(config_path, "status");
+        return control(config_path, json ? "status-json" : "status");
     if (command == "reload")
         return control(config_path, "reload");
     if (command == "stop")

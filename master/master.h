@@ -129,6 +129,7 @@ private:
     int worker_count(const Config& config) const;
     int allocate_status();
     std::string status_text();
+    std::string status_json();
     void answer(ControlClient* c, const std::string& text, bool close_after);
     void close_client(ControlClient* c);
     void finish_reloads(bool ok, const std::string& message);

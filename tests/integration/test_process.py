@@ -2,6 +2,7 @@
 graceful (QUIT) and fast (TERM) stop, reload by HUP and `wraith reload` (good and broken
 configs), log reopen on USR1, `wraith stop`."""
 
+import json
 import os
 import re
 import signal
@@ -109,6 +110,35 @@ class ProcessTest(WraithTestCase):
         worker_lines = [l for l in out.splitlines()
                         if any(re.search(rf"\bpid {k}\b", l) for k in kids)]
         self.assertEqual(len(worker_lines), 2, out)
+
+    def test_status_json(self):
+        srv = self.start(workers=2)
+        kids = srv.wait_workers(2)
+        self.wait_serving(srv, kids)
+
+        def status():
+            r = srv.cli("status", "--json")
+            self.assertEqual(r.returncode, 0, r)
+            return json.loads(r.stdout)
+
+        def requests(doc):
+            return sum(w["requests"] for w in doc["workers"])
+
+        # The readiness probe's request may be counted a moment after its answer: wait until
+        # the count settles, then one more request must show.
+        wait_for(lambda: requests(status()) >= 1, what="the readiness probe counted")
+        before = requests(status())
+        harness.http_get(srv.port, "/")
+        wait_for(lambda: requests(status()) >= before + 1, what="the request counted")
+        doc = status()
+        self.assertEqual((doc["master"]["pid"], doc["master"]["config"]), (srv.pid, srv.conf))
+        self.assertEqual(doc["master"]["generation"], 1)
+        self.assertEqual(sorted(w["pid"] for w in doc["workers"]), sorted(kids))
+        self.assertEqual({w["state"] for w in doc["workers"]}, {"serving"})
+        self.assertEqual(sorted(w["slot"] for w in doc["workers"]), [0, 1])
+        r = srv.cli("reload", "--json")
+        self.assertEqual(r.returncode, 2, r)  # --json is for status only
+        self.assertIn("not valid", r.stderr)
 
     def test_status_without_server_fails(self):
         srv = self.server(SITES, start=False)
