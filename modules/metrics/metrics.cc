@@ -148,7 +148,7 @@ private:
     size_t module_index_;
 };
 
-// ---- the exposition (Prometheus text format 0.0.4)
+// ---- the exposition
 
 void label_value(std::string& out, std::string_view v) {
     for (char c : v) {
@@ -163,8 +163,12 @@ void label_value(std::string& out, std::string_view v) {
     }
 }
 
-void header(std::string& out, std::string_view name, std::string_view type,
+// A metric family's HELP and TYPE lines. OpenMetrics names a counter's family without the
+// `_total` its samples carry.
+void header(std::string& out, bool openmetrics, std::string_view name, std::string_view type,
             std::string_view help) {
+    if (openmetrics && type == "counter" && name.ends_with("_total"))
+        name.remove_suffix(6);
     out.append("# HELP ").append(name).append(" ").append(help).append("\n");
     out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
@@ -193,10 +197,11 @@ template <class F> uint64_t total(const Zone& z, F counter) {
     return n;
 }
 
-void render(const MetricsWorker& w, std::string& out) {
+// Prometheus text format 0.0.4, or OpenMetrics 1.0.0 (`om`).
+void render(const MetricsWorker& w, bool om, std::string& out) {
     const Zone& z = w.zone();
     out.reserve(8192);
-    header(out, "wraith_requests_total", "counter",
+    header(out, om, "wraith_requests_total", "counter",
            "Requests answered, by protocol, method and status class.");
     for (int p = 0; p < kProtocols; ++p)
         for (int m = 0; m < kMethods; ++m)
@@ -213,7 +218,7 @@ void render(const MetricsWorker& w, std::string& out) {
                 out += '\n';
             }
 
-    header(out, "wraith_request_duration_seconds", "histogram",
+    header(out, om, "wraith_request_duration_seconds", "histogram",
            "Time from a complete request head to the end of the response, by protocol.");
     for (int p = 0; p < kProtocols; ++p) {
         uint64_t buckets[kBuckets + 1], count = 0;
@@ -257,7 +262,7 @@ void render(const MetricsWorker& w, std::string& out) {
         {"wraith_request_body_bytes_total", "Request body bytes received, by protocol."},
         {"wraith_response_body_bytes_total", "Response body bytes sent, by protocol."}};
     for (int i = 0; i < 2; ++i) {
-        header(out, bytes[i].name, "counter", bytes[i].help);
+        header(out, om, bytes[i].name, "counter", bytes[i].help);
         for (int p = 0; p < kProtocols; ++p) {
             uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
                 return i == 0 ? s.request_bytes[p] : s.response_bytes[p];
@@ -269,7 +274,7 @@ void render(const MetricsWorker& w, std::string& out) {
         }
     }
 
-    header(out, "wraith_route_requests_total", "counter",
+    header(out, om, "wraith_route_requests_total", "counter",
            "Requests answered, by site (its first host name), route (its path) and status "
            "class.");
     std::string routes_bytes;
@@ -300,7 +305,7 @@ void render(const MetricsWorker& w, std::string& out) {
                }));
         routes_bytes += '\n';
     }
-    header(out, "wraith_route_response_body_bytes_total", "counter",
+    header(out, om, "wraith_route_response_body_bytes_total", "counter",
            "Response body bytes sent, by site and route.");
     out += routes_bytes;
 
@@ -315,11 +320,11 @@ void render(const MetricsWorker& w, std::string& out) {
             by_state[static_cast<int>(state)]++;
             connections += st.connections.load(std::memory_order_relaxed);
         }
-        header(out, "wraith_connections", "gauge", "Client connections open now.");
+        header(out, om, "wraith_connections", "gauge", "Client connections open now.");
         out += "wraith_connections ";
         number(out, connections);
         out += '\n';
-        header(out, "wraith_workers", "gauge", "Worker processes, by state.");
+        header(out, om, "wraith_workers", "gauge", "Worker processes, by state.");
         const char* names[] = {"free", "starting", "serving", "draining"};
         for (int s = 1; s < 4; ++s) {
             out.append("wraith_workers{state=\"").append(names[s]).append("\"} ");
@@ -327,11 +332,13 @@ void render(const MetricsWorker& w, std::string& out) {
             out += '\n';
         }
     }
-    header(out, "wraith_config_generation", "gauge",
+    header(out, om, "wraith_config_generation", "gauge",
            "The config generation of the worker that answered (1 at start, +1 per reload).");
     out += "wraith_config_generation ";
     number(out, w.generation());
     out += '\n';
+    if (om)
+        out += "# EOF\n";
 }
 
 class MetricsHandler final : public Handler {
@@ -346,11 +353,17 @@ public:
         auto* w = req.modules ? req.modules->get<MetricsWorker>(observe_index_) : nullptr;
         if (!w)
             return send_error(req, out, 503, "metrics: this worker has no metrics state");
+        // OpenMetrics when the client lists it (Prometheus does, first), else the classic text.
+        const bool om = req.headers.get("accept").find("application/openmetrics-text") !=
+                        std::string_view::npos;
         std::string text;
-        render(*w, text);
+        render(*w, om, text);
         auto* head = req.arena->make<ResponseHead>();
-        head->headers.add("content-type", "text/plain; version=0.0.4; charset=utf-8");
+        head->headers.add("content-type",
+                          om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                             : "text/plain; version=0.0.4; charset=utf-8");
         head->headers.add("cache-control", "no-store");
+        head->headers.add("vary", "accept");
         head->content_length = static_cast<int64_t>(text.size());
         if (req.method_id == Method::head) {
             out.send_headers(*head, true);

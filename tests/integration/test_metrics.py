@@ -44,8 +44,9 @@ def setUpModule():
 
 
 def parse(text):
-    """{(name, frozenset of (label, value)): float} of a text-format exposition; checks every
-    line is a comment or a well-formed sample, and every sample's family has a TYPE."""
+    """{(name, frozenset of (label, value)): float} of a text-format or OpenMetrics
+    exposition; checks every line is a comment or a well-formed sample, and every sample's
+    family has a TYPE."""
     out, typed = {}, set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
@@ -56,7 +57,8 @@ def parse(text):
         m = SAMPLE.match(line)
         assert m, f"not a sample line: {line!r}"
         name = m.group(1)
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        # A histogram's samples, and (OpenMetrics) a counter's, add a suffix to the family.
+        family = re.sub(r"_(bucket|sum|count|total)$", "", name)
         assert name in typed or family in typed, f"no TYPE line before {name}"
         labels = frozenset(LABEL.findall(m.group(2) or ""))
         out[(name, labels)] = float(m.group(3))
@@ -171,6 +173,31 @@ class MetricsTest(WraithTestCase):
         hello = {"site": "localhost", "route": "=/hello", "code": "2xx"}
         self.assertEqual(value(after, "wraith_route_requests_total", **hello) -
                          value(before, "wraith_route_requests_total", **hello), 2)
+
+    def test_promtool_finds_nothing_to_lint(self):
+        """Debian's promtool (from the prometheus package) checks the exposition's syntax and
+        Prometheus's naming conventions (units, _total on counters)."""
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool is not installed (Debian package prometheus)")
+        self.assertEqual(self.h1("/hello"), "200")
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, self.srv.url("/metrics"), check=True)
+        lint = subprocess.run([promtool, "check", "metrics"], input=r.stdout,
+                              capture_output=True, timeout=30)
+        self.assertEqual((lint.returncode, lint.stdout, lint.stderr), (0, b"", b""))
+
+    def test_openmetrics_when_the_client_asks(self):
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-D", "-", "-H",
+                 "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+                 self.srv.url("/metrics"), check=True)
+        head, _, body = r.stdout.decode().partition("\r\n\r\n")
+        self.assertIn("content-type: application/openmetrics-text; version=1.0.0",
+                      head.lower())
+        self.assertTrue(body.endswith("\n# EOF\n"), body[-200:])
+        self.assertIn("\n# TYPE wraith_requests counter\n", body)
+        self.assertIn("\n# TYPE wraith_request_duration_seconds histogram\n", body)
+        samples = parse(body)
+        self.assertGreater(sum(v for (n, _), v in samples.items()
+                               if n == "wraith_requests_total"), 0)
 
     def test_only_get_and_head(self):
         r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w",
