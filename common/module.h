@@ -175,6 +175,13 @@ public:
     virtual void handle(StreamSession& session) const = 0;
 };
 
+// What a module's export_metrics hook sees at a scrape (the worker answering it).
+struct MetricsExport {
+    const Config& config;      // the answering worker's generation
+    const SharedZones& zones;  // and its shared-memory zones
+    bool openmetrics = false;  // OpenMetrics 1.0.0, else text format 0.0.4 (metric_header)
+};
+
 // Where a module key is being built.
 enum class Scope : uint8_t { server, site, route, listener };
 
@@ -303,6 +310,9 @@ struct ModuleSpec {
     // Files and directories the module's workers open after they start (a static root), for
     // server.landlock; the core adds its own (logs, certificates, DNS files).
     void (*sandbox_paths)(const Config& config, std::vector<SandboxPath>& out) = nullptr;
+    // Series the module adds to a metrics scrape (`metrics = {}`), read from its shared state
+    // and appended to `out` in the scrape's format (common/metrics_text.h); bounded labels only.
+    void (*export_metrics)(const MetricsExport& ctx, std::string& out) = nullptr;
     // In the master: a worker that mapped `zones` ended without its clean exit (killed, crashed),
     // so what it held in them (connections it counted) was never given back.
     void (*worker_lost)(const SharedZones& zones) = nullptr;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/config_reader.h"
+#include "common/metrics_text.h"
 #include "common/module.h"
 #include "common/status.h"
 #include "modules/metrics/metrics_zone.h"
@@ -78,7 +79,7 @@ std::string route_label(const Route* route) {
 class MetricsWorker final : public ModuleWorker {
 public:
     explicit MetricsWorker(const WorkerContext& ctx)
-        : generation_(ctx.generation),
+        : config_(ctx.config), zones_(ctx.zones), generation_(ctx.generation),
           status_(ctx.zones ? static_cast<const WorkerStatus*>(ctx.zones->find(
                                   kStatusZone, sizeof(WorkerStatus) * kMaxWorkerStatus))
                             : nullptr) {
@@ -94,6 +95,8 @@ public:
     Zone& zone() const { return *zone_; }
     Shard& shard() const { return *shard_; }
     uint32_t generation() const { return generation_; }
+    const Config* config() const { return config_.get(); }
+    const SharedZones* zones() const { return zones_; }
     const WorkerStatus* status_table() const { return status_; }
 
     // The route's slot (-1: none), looked up by name once per route and worker.
@@ -110,6 +113,8 @@ private:
     struct Free {
         void operator()(Zone* z) const { std::free(z); }
     };
+    std::shared_ptr<const Config> config_;
+    const SharedZones* zones_;
     uint32_t generation_;
     const WorkerStatus* status_;
     Zone* zone_ = nullptr;
@@ -150,29 +155,6 @@ private:
 
 // ---- the exposition
 
-void label_value(std::string& out, std::string_view v) {
-    for (char c : v) {
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '"')
-            out += "\\\"";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out += c;
-    }
-}
-
-// A metric family's HELP and TYPE lines. OpenMetrics names a counter's family without the
-// `_total` its samples carry.
-void header(std::string& out, bool openmetrics, std::string_view name, std::string_view type,
-            std::string_view help) {
-    if (openmetrics && type == "counter" && name.ends_with("_total"))
-        name.remove_suffix(6);
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
 void number(std::string& out, uint64_t n) {
     out += std::to_string(n);
 }
@@ -201,7 +183,7 @@ template <class F> uint64_t total(const Zone& z, F counter) {
 void render(const MetricsWorker& w, bool om, std::string& out) {
     const Zone& z = w.zone();
     out.reserve(8192);
-    header(out, om, "wraith_requests_total", "counter",
+    metric_header(out, om, "wraith_requests_total", "counter",
            "Requests answered, by protocol, method and status class.");
     for (int p = 0; p < kProtocols; ++p)
         for (int m = 0; m < kMethods; ++m)
@@ -218,7 +200,7 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
                 out += '\n';
             }
 
-    header(out, om, "wraith_request_duration_seconds", "histogram",
+    metric_header(out, om, "wraith_request_duration_seconds", "histogram",
            "Time from a complete request head to the end of the response, by protocol.");
     for (int p = 0; p < kProtocols; ++p) {
         uint64_t buckets[kBuckets + 1], count = 0;
@@ -262,7 +244,7 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
         {"wraith_request_body_bytes_total", "Request body bytes received, by protocol."},
         {"wraith_response_body_bytes_total", "Response body bytes sent, by protocol."}};
     for (int i = 0; i < 2; ++i) {
-        header(out, om, bytes[i].name, "counter", bytes[i].help);
+        metric_header(out, om, bytes[i].name, "counter", bytes[i].help);
         for (int p = 0; p < kProtocols; ++p) {
             uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
                 return i == 0 ? s.request_bytes[p] : s.response_bytes[p];
@@ -274,7 +256,7 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
         }
     }
 
-    header(out, om, "wraith_route_requests_total", "counter",
+    metric_header(out, om, "wraith_route_requests_total", "counter",
            "Requests answered, by site (its first host name), route (its path) and status "
            "class.");
     std::string routes_bytes;
@@ -283,9 +265,9 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
         if (name.key.load(std::memory_order_acquire) <= RouteName::kClaiming)
             continue;
         std::string labels = "site=\"";
-        label_value(labels, std::string_view(name.site));
+        metric_label_value(labels, std::string_view(name.site));
         labels += "\",route=\"";
-        label_value(labels, std::string_view(name.route));
+        metric_label_value(labels, std::string_view(name.route));
         labels += '"';
         for (int c = 0; c < kCodes; ++c) {
             uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
@@ -305,7 +287,7 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
                }));
         routes_bytes += '\n';
     }
-    header(out, om, "wraith_route_response_body_bytes_total", "counter",
+    metric_header(out, om, "wraith_route_response_body_bytes_total", "counter",
            "Response body bytes sent, by site and route.");
     out += routes_bytes;
 
@@ -320,11 +302,11 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
             by_state[static_cast<int>(state)]++;
             connections += st.connections.load(std::memory_order_relaxed);
         }
-        header(out, om, "wraith_connections", "gauge", "Client connections open now.");
+        metric_header(out, om, "wraith_connections", "gauge", "Client connections open now.");
         out += "wraith_connections ";
         number(out, connections);
         out += '\n';
-        header(out, om, "wraith_workers", "gauge", "Worker processes, by state.");
+        metric_header(out, om, "wraith_workers", "gauge", "Worker processes, by state.");
         const char* names[] = {"free", "starting", "serving", "draining"};
         for (int s = 1; s < 4; ++s) {
             out.append("wraith_workers{state=\"").append(names[s]).append("\"} ");
@@ -332,11 +314,18 @@ void render(const MetricsWorker& w, bool om, std::string& out) {
             out += '\n';
         }
     }
-    header(out, om, "wraith_config_generation", "gauge",
+    metric_header(out, om, "wraith_config_generation", "gauge",
            "The config generation of the worker that answered (1 at start, +1 per reload).");
     out += "wraith_config_generation ";
     number(out, w.generation());
     out += '\n';
+    // Series of other modules (upstream health ...), from their own shared state.
+    if (w.config() && w.zones()) {
+        MetricsExport ctx{*w.config(), *w.zones(), om};
+        for (const ModuleSpec& m : ModuleRegistry::instance().all())
+            if (m.export_metrics)
+                m.export_metrics(ctx, out);
+    }
     if (om)
         out += "# EOF\n";
 }

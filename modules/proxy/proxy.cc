@@ -432,7 +432,8 @@ const ModuleSpec& proxy_module() {
                                  .table = "upstream",
                                  .load_table = proxy::load_upstream_tables,
                                  .zones = proxy::declare_proxy_zones,
-                                 .worker_start = proxy::start_proxy_worker};
+                                 .worker_start = proxy::start_proxy_worker,
+                                 .export_metrics = proxy::export_proxy_metrics};
     return spec;
 }
 

@@ -1,6 +1,8 @@
 #include "modules/proxy/proxy_worker.h"
 
 #include "common/log.h"
+#include "common/metrics_text.h"
+#include "modules/proxy/health_check.h"
 #include "modules/proxy/upstream_config.h"
 
 namespace wraith::proxy {
@@ -38,6 +40,37 @@ void declare_proxy_zones(const Config&, std::vector<ZoneSpec>& out) {
     // implicit upstreams (pass = ...) have passive health too.
     out.push_back({std::string(kHealthZone), sizeof(Health), Health::kLayoutVersion,
                    [](void* mem, size_t) { new (mem) Health(); }});
+}
+
+void export_proxy_metrics(const MetricsExport& ctx, std::string& out) {
+    const ProxyConfig* pc = proxy_config(ctx.config);
+    auto* health = ctx.zones.get<Health>(kHealthZone);
+    if (!pc || pc->upstreams.empty() || !health)
+        return;
+    metric_header(out, ctx.openmetrics, "wraith_upstream_server_state", "gauge",
+                  "1 for the state each server of an [upstream.NAME] is in now: up, ejected "
+                  "(passive health: too many failures), down (an active check failed) or "
+                  "disabled (down = true in the config).");
+    const uint64_t now = monotonic_ms();
+    for (const auto& [name, up] : pc->upstreams) {
+        const HealthCheckConfig& hc = up->health_check;
+        for (const UpstreamServer& server : up->servers) {
+            const uint64_t key = Health::key(up->name, server.address);
+            const char* state = server.down                          ? "disabled"
+                                : health->ejected_for(key, now) > 0  ? "ejected"
+                                : hc.enabled && !health->active_up(key, now, active_stale_ms(hc))
+                                    ? "down"
+                                    : "up";
+            for (const char* s : {"up", "ejected", "down", "disabled"}) {
+                out += "wraith_upstream_server_state{upstream=\"";
+                metric_label_value(out, up->name);
+                out += "\",server=\"";
+                metric_label_value(out, server.address);
+                out.append("\",state=\"").append(s).append("\"} ");
+                out += std::string_view(s) == state ? "1\n" : "0\n";
+            }
+        }
+    }
 }
 
 } // namespace wraith::proxy

@@ -49,5 +49,7 @@ private:
 // ModuleSpec hooks.
 std::unique_ptr<ModuleWorker> start_proxy_worker(const WorkerContext& ctx);
 void declare_proxy_zones(const Config& config, std::vector<ZoneSpec>& out);
+// ModuleSpec::export_metrics: the state of every server of every [upstream.NAME].
+void export_proxy_metrics(const MetricsExport& ctx, std::string& out);
 
 } // namespace wraith::proxy

@@ -208,6 +208,47 @@ class MetricsTest(WraithTestCase):
         self.assertIn("content-length:", r.stdout.decode().lower())
 
 
+class UpstreamStateTest(WraithTestCase):
+    """Modules add series of their own (ModuleSpec::export_metrics): the proxy's upstream
+    servers, from the passive-health table every worker shares."""
+
+    def test_an_ejected_server_shows(self):
+        dead = harness.free_port()
+        srv = self.server(f"""
+[upstream.app]
+servers = ["127.0.0.1:@PORT@", "127.0.0.1:{dead}"]
+max_fails = 1
+fail_timeout = "60s"
+
+[[site]]
+hosts = ["localhost", "127.0.0.1"]
+default = true
+""" + ROUTES + """  [[site.route]]
+  path = "/app/"
+  proxy = { upstream = "app", strip_prefix = "/app" }
+""")
+
+        def states():
+            _, _, body = harness.http_get(srv.port, "/metrics")
+            s = parse(body.decode())
+            return {(dict(l)["server"], dict(l)["state"]): v for (n, l), v in s.items()
+                    if n == "wraith_upstream_server_state"}
+
+        live = f"127.0.0.1:{srv.port}"
+        gone = f"127.0.0.1:{dead}"
+        before = states()
+        self.assertEqual(before[(live, "up")], 1)
+        self.assertEqual(before[(gone, "up")], 1, "a server is up until it fails")
+        for _ in range(4):  # round robin meets the dead server; the retry goes to the live one
+            status, _, body = harness.http_get(srv.port, "/app/hello")
+            self.assertEqual((status, body), (200, b"hello, metrics\n"))
+        after = states()
+        self.assertEqual(after[(gone, "ejected")], 1, after)
+        self.assertEqual(after[(gone, "up")], 0, after)
+        self.assertEqual(after[(live, "up")], 1, after)
+        self.assertEqual(sum(v for (server, _), v in after.items() if server == gone), 1)
+
+
 @unittest.skipIf(PROMETHEUS is None, "prometheus is not installed (Debian package prometheus)")
 class RealPrometheusTest(WraithTestCase):
     """Debian's Prometheus scrapes Wraith every second over plain HTTP; the test asks

@@ -1,0 +1,34 @@
+// Writing Prometheus's text exposition format (0.0.4) and OpenMetrics 1.0.0: the helpers the
+// metrics module and modules that add series (ModuleSpec::export_metrics) share.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace wraith {
+
+// A metric family's HELP and TYPE lines. OpenMetrics names a counter's family without the
+// `_total` its samples carry.
+inline void metric_header(std::string& out, bool openmetrics, std::string_view name,
+                          std::string_view type, std::string_view help) {
+    if (openmetrics && type == "counter" && name.ends_with("_total"))
+        name.remove_suffix(6);
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+// A label value, escaped for the inside of its double quotes.
+inline void metric_label_value(std::string& out, std::string_view v) {
+    for (char c : v) {
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
+    }
+}
+
+} // namespace wraith
