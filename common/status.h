@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 namespace wraith {
 
@@ -21,5 +22,8 @@ struct WorkerStatus {
 };
 
 constexpr int kMaxWorkerStatus = 512;
+// The master's shared-memory zone holding kMaxWorkerStatus entries (in every generation's
+// zones, so modules may read it: the metrics module does).
+constexpr std::string_view kStatusZoneName = "master.status";
 
 } // namespace wraith

@@ -190,6 +190,21 @@ void json_string(std::string& out, std::string_view s) {
 
 } // namespace
 
+std::vector<Master::WorkerRow> Master::worker_rows() {
+    std::vector<WorkerRow> rows;
+    time_t now = time(nullptr);
+    for (auto& g : generations_) {
+        const char* state =
+            g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
+        for (auto& w : g->workers) {
+            const WorkerStatus& st = status_table_[w->status_index];
+            rows.push_back({w->slot, g->id, w->pid, state, static_cast<int64_t>(now - st.started_unix),
+                            st.connections.load(), st.requests.load()});
+        }
+    }
+    return rows;
+}
+
 // What status_text() says, as one JSON object (`wraith status --json`).
 std::string Master::status_json() {
     Generation* cur = current();
@@ -199,23 +214,16 @@ std::string Master::status_json() {
     snprintf(num, sizeof(num), ",\"generation\":%u,\"uptime_seconds\":%.0f},\"workers\":[",
              cur ? cur->id : 0, ev_time() - started_);
     out += num;
-    time_t now = time(nullptr);
     bool first = true;
-    for (auto& g : generations_) {
-        const char* state =
-            g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
-        for (auto& w : g->workers) {
-            const WorkerStatus& st = status_table_[w->status_index];
-            snprintf(num, sizeof(num),
-                     "%s{\"slot\":%d,\"generation\":%u,\"pid\":%d,\"state\":\"%s\","
-                     "\"uptime_seconds\":%lld,\"connections\":%llu,\"requests\":%llu}",
-                     first ? "" : ",", w->slot, g->id, w->pid, state,
-                     static_cast<long long>(now - st.started_unix),
-                     (unsigned long long)st.connections.load(),
-                     (unsigned long long)st.requests.load());
-            out += num;
-            first = false;
-        }
+    for (const WorkerRow& r : worker_rows()) {
+        snprintf(num, sizeof(num),
+                 "%s{\"slot\":%d,\"generation\":%u,\"pid\":%d,\"state\":\"%s\","
+                 "\"uptime_seconds\":%lld,\"connections\":%llu,\"requests\":%llu}",
+                 first ? "" : ",", r.slot, r.generation, r.pid, r.state,
+                 static_cast<long long>(r.uptime_s), (unsigned long long)r.connections,
+                 (unsigned long long)r.requests);
+        out += num;
+        first = false;
     }
     out += "]}\n";
     return out;
@@ -229,21 +237,14 @@ std::string Master::status_text() {
              options_.config_path.c_str(), cur ? cur->id : 0,
              format_uptime(ev_time() - started_).c_str());
     out += line;
-    time_t now = time(nullptr);
-    for (auto& g : generations_) {
-        const char* state =
-            g->draining ? "draining" : (g.get() == pending_ ? "starting" : "serving");
-        for (auto& w : g->workers) {
-            const WorkerStatus& st = status_table_[w->status_index];
-            snprintf(line, sizeof(line),
-                     "worker %d  generation %u  pid %d  state %s  uptime %s  connections %llu  "
-                     "requests %llu\n",
-                     w->slot, g->id, w->pid, state,
-                     format_uptime(static_cast<double>(now - st.started_unix)).c_str(),
-                     (unsigned long long)st.connections.load(),
-                     (unsigned long long)st.requests.load());
-            out += line;
-        }
+    for (const WorkerRow& r : worker_rows()) {
+        snprintf(line, sizeof(line),
+                 "worker %d  generation %u  pid %d  state %s  uptime %s  connections %llu  "
+                 "requests %llu\n",
+                 r.slot, r.generation, r.pid, r.state,
+                 format_uptime(static_cast<double>(r.uptime_s)).c_str(),
+                 (unsigned long long)r.connections, (unsigned long long)r.requests);
+        out += line;
     }
     return out;
 }

@@ -31,7 +31,7 @@ namespace {
 constexpr double kReadyTimeout = 10.0; // a new generation must be serving within this
 constexpr double kStopGrace = 5.0;     // fast stop: then SIGKILL
 
-constexpr std::string_view kStatusZone = "master.status";
+constexpr std::string_view kStatusZone = kStatusZoneName;
 constexpr std::string_view kTicketKeysZone = "tls.ticket_keys";
 constexpr std::string_view kOcspZone = "tls.ocsp";
 

@@ -128,6 +128,16 @@ private:
     Generation* current() { return generations_.empty() ? nullptr : generations_.back().get(); }
     int worker_count(const Config& config) const;
     int allocate_status();
+    // One per worker of every generation: what `wraith status` shows of it.
+    struct WorkerRow {
+        int slot;
+        uint32_t generation;
+        pid_t pid;
+        const char* state; // serving, starting, draining
+        int64_t uptime_s;
+        uint64_t connections, requests;
+    };
+    std::vector<WorkerRow> worker_rows();
     std::string status_text();
     std::string status_json();
     void answer(ControlClient* c, const std::string& text, bool close_after);
