@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,27 +23,14 @@ namespace metrics {
 
 namespace {
 
-constexpr std::string_view kStatusZone = "master.status"; // the master's (master/master.cc)
+// Method (common/http.h, in its order) -> index into kMethodNames.
+constexpr int kMethodIndex[] = {/* other */ 7, /* get */ 0,   /* head */ 1,    /* post */ 2,
+                                /* put */ 3,   /* del */ 4,   /* options */ 6, /* connect */ 7,
+                                /* trace */ 7, /* patch */ 5};
+static_assert(std::size(kMethodIndex) == static_cast<size_t>(Method::patch) + 1);
 
 int method_index(Method m) {
-    switch (m) {
-    case Method::get:
-        return 0;
-    case Method::head:
-        return 1;
-    case Method::post:
-        return 2;
-    case Method::put:
-        return 3;
-    case Method::del:
-        return 4;
-    case Method::patch:
-        return 5;
-    case Method::options:
-        return 6;
-    default:
-        return 7;
-    }
+    return kMethodIndex[static_cast<size_t>(m)];
 }
 
 std::string site_label(const Site* site) {
@@ -81,7 +69,7 @@ public:
     explicit MetricsWorker(const WorkerContext& ctx)
         : config_(ctx.config), zones_(ctx.zones), generation_(ctx.generation),
           status_(ctx.zones ? static_cast<const WorkerStatus*>(ctx.zones->find(
-                                  kStatusZone, sizeof(WorkerStatus) * kMaxWorkerStatus))
+                                  kStatusZoneName, sizeof(WorkerStatus) * kMaxWorkerStatus))
                             : nullptr) {
         zone_ = ctx.zones ? ctx.zones->get<Zone>(kZoneName) : nullptr;
         if (!zone_) {

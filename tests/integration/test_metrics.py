@@ -208,6 +208,30 @@ class MetricsTest(WraithTestCase):
         self.assertIn("content-length:", r.stdout.decode().lower())
 
 
+class BadConfigTest(WraithTestCase):
+    def test_unknown_options_are_errors_with_their_position(self):
+        d = tempfile.mkdtemp(prefix="wraith-metrics-conf-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        path = os.path.join(d, "wraith.toml")
+        write_file(path, b"""[[listen]]
+address = "127.0.0.1:8080"
+[[site]]
+hosts = ["localhost"]
+  [[site.route]]
+  path = "=/metrics"
+  metrics = { format = "json" }
+  [[site.route]]
+  path = "/"
+  observe = 7
+  respond = { status = 200 }
+""")
+        r = harness.run_wraith("check", "-c", path)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(f'{path}:7:15: unknown key "format" in metrics', r.stderr)
+        self.assertIn(f"{path}:10:13: site.route.observe: expected a table or true/false, got 7",
+                      r.stderr)
+
+
 class UpstreamStateTest(WraithTestCase):
     """Modules add series of their own (ModuleSpec::export_metrics): the proxy's upstream
     servers, from the passive-health table every worker shares."""
