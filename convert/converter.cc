@@ -466,11 +466,13 @@ void Converter::walk_upstream(const NginxDirective& up) {
                 auto eq = a.find('=');
                 std::string k = a.substr(0, eq),
                             v = eq == std::string::npos ? "" : a.substr(eq + 1);
-                if (k == "weight" && all_digits(v))
-                    opts.push_back("weight = " + number(v));
-                else if (k == "max_conns" && all_digits(v))
-                    opts.push_back("max_conns = " + number(v));
-                else if (k == "backup")
+                if ((k == "weight" || k == "max_conns") && all_digits(v)) {
+                    // Found by fuzz_nginx_conf: 23 digits are no TOML integer.
+                    if (number(v).size() < 10)
+                        opts.push_back(k + " = " + number(v));
+                    else
+                        approx(d.at, "server parameter " + a + ": too large; left out");
+                } else if (k == "backup")
                     opts.push_back("backup = true");
                 else if (k == "down")
                     opts.push_back("down = true");

@@ -403,3 +403,15 @@ TEST_CASE("convert: stub_status becomes a metrics route", "[convert]") {
     CHECK(wraith::load_config_text(r.toml, "converted.toml", "/tmp", diag));
     CHECK(diag.count() == 0);
 }
+
+TEST_CASE("convert: a server weight too large for an integer is left out", "[convert]") {
+    // Found by fuzz_nginx_conf: the digits went out as a TOML integer it cannot hold.
+    ConvertResult r = convert(R"(http { upstream u {
+  server 127.0.0.1:81 weight=99999999999999999999999 max_conns=12345678901;
+  server 127.0.0.1:82 weight=5; }
+  server { listen 8080; location / { proxy_pass http://u; } } })");
+    CHECK(has(r.toml, "{ address = \"127.0.0.1:82\", weight = 5 }"));
+    CHECK(has(r.toml, "weight=99999999999999999999999: too large; left out"));
+    CHECK(has(r.toml, "max_conns=12345678901: too large; left out"));
+    CHECK_NOTHROW(toml::parse(r.toml));
+}
