@@ -20,6 +20,7 @@ const ModuleSpec& limit_module() {
                                  .load_table = limit::load_limit_tables,
                                  .zones = limit::declare_limit_zones,
                                  .worker_start = limit::start_limit_worker,
+                                 .export_metrics = limit::export_limit_metrics,
                                  .worker_lost = limit::limit_worker_lost};
     return spec;
 }

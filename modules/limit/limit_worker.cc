@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "common/log.h"
+#include "common/metrics_text.h"
 
 namespace wraith::limit {
 
@@ -168,6 +169,69 @@ void limit_worker_lost(const SharedZones& zones) {
         ZoneTable t(z.mem, z.size);
         if (t.valid())
             t.reset_connections();
+    }
+}
+
+void export_limit_metrics(const MetricsExport& ctx, std::string& out) {
+    const LimitConfig* lc = limit_config(ctx.config);
+    if (!lc)
+        return;
+    struct Zone {
+        const ZoneConfig* config;
+        const ZoneCounters* counters;
+    };
+    std::vector<Zone> zones;
+    for (const ZoneConfig* z : lc->by_index) {
+        if (z->kind == Kind::bandwidth)
+            continue;
+        ZoneTable t(ctx.zones.find(z->zone_name(), z->size), z->size);
+        if (t.valid())
+            zones.push_back({z, &t.counters()});
+    }
+    if (zones.empty())
+        return;
+    auto series = [&](std::string_view name, std::string_view label, std::string_view value,
+                      const Zone& z, uint64_t n) {
+        out.append(name).append("{zone=\"");
+        metric_label_value(out, z.config->name);
+        out.append("\",").append(label).append("=\"").append(value).append("\"} ");
+        out += std::to_string(n);
+        out += '\n';
+    };
+    auto get = [](const std::atomic<uint64_t>& n) { return n.load(std::memory_order_relaxed); };
+    const bool om = ctx.openmetrics;
+    metric_header(out, om, "wraith_limit_requests_total", "counter",
+                  "Requests a [limit.NAME] zone decided on: passed, delayed (passed after a "
+                  "wait), rejected, or dry_run (would have been rejected).");
+    for (const Zone& z : zones) {
+        if (z.config->kind != Kind::requests)
+            continue;
+        series("wraith_limit_requests_total", "decision", "passed", z, get(z.counters->passed));
+        series("wraith_limit_requests_total", "decision", "delayed", z, get(z.counters->delayed));
+        series("wraith_limit_requests_total", "decision", "rejected", z, get(z.counters->rejected));
+        series("wraith_limit_requests_total", "decision", "dry_run", z, get(z.counters->dry_run));
+    }
+    metric_header(out, om, "wraith_limit_connections_refused_total", "counter",
+                  "Connections a [limit.NAME] zone refused at accept, by reason: too many open "
+                  "for the key, new ones too fast, or no entry free for a new key.");
+    for (const Zone& z : zones) {
+        if (z.config->kind != Kind::connections)
+            continue;
+        series("wraith_limit_connections_refused_total", "reason", "connections", z,
+               z.counters->refused_connections);
+        series("wraith_limit_connections_refused_total", "reason", "rate", z,
+               z.counters->refused_rate);
+        series("wraith_limit_connections_refused_total", "reason", "full", z,
+               z.counters->refused_full);
+    }
+    metric_header(out, om, "wraith_limit_evictions_total", "counter",
+                  "Keys a full [limit.NAME] zone reused, by whether the key still held state "
+                  "(active: the zone is too small).");
+    for (const Zone& z : zones) {
+        // `evicted` counts every reused key, `evicted_active` those that still held state.
+        const uint64_t all = get(z.counters->evicted), active = get(z.counters->evicted_active);
+        series("wraith_limit_evictions_total", "state", "idle", z, all - std::min(all, active));
+        series("wraith_limit_evictions_total", "state", "active", z, active);
     }
 }
 

@@ -94,5 +94,7 @@ private:
 // ModuleSpec hooks.
 std::unique_ptr<ModuleWorker> start_limit_worker(const WorkerContext& ctx);
 void limit_worker_lost(const SharedZones& zones);
+// ModuleSpec::export_metrics: every zone's decisions, evictions and refused connections.
+void export_limit_metrics(const MetricsExport& ctx, std::string& out);
 
 } // namespace wraith::limit

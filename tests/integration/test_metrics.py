@@ -273,6 +273,35 @@ default = true
         self.assertEqual(sum(v for (server, _), v in after.items() if server == gone), 1)
 
 
+class LimitSeriesTest(WraithTestCase):
+    """The limit module's decisions, from its zone's counters: the numbers match what the
+    client got (200 or 429)."""
+
+    def test_decisions_match_the_answers(self):
+        srv = self.server("""
+[limit.api]
+rate = "1/m"
+burst = 2
+
+[[site]]
+hosts = ["localhost", "127.0.0.1"]
+default = true
+""" + ROUTES + """  [[site.route]]
+  path = "/api/"
+  limit = ["api"]
+  respond = { status = 200, body = "api\\n" }
+""")
+        got = [harness.http_get(srv.port, "/api/x")[0] for _ in range(6)]
+        self.assertEqual(sorted(set(got)), [200, 429], got)
+        _, _, body = harness.http_get(srv.port, "/metrics")
+        s = parse(body.decode())
+        self.assertEqual(value(s, "wraith_limit_requests_total", zone="api", decision="passed"),
+                         got.count(200))
+        self.assertEqual(value(s, "wraith_limit_requests_total", zone="api",
+                               decision="rejected"), got.count(429))
+        self.assertEqual(value(s, "wraith_limit_evictions_total", zone="api", state="active"), 0)
+
+
 @unittest.skipIf(PROMETHEUS is None, "prometheus is not installed (Debian package prometheus)")
 class RealPrometheusTest(WraithTestCase):
     """Debian's Prometheus scrapes Wraith every second over plain HTTP; the test asks
