@@ -431,8 +431,14 @@ class Interop(WraithTestCase):
         srv = self.server()
         r, mark = self.relay(srv), self.log_mark(srv)
         r.set(up=Impairment(delay=0.002), down=Impairment(delay=0.002))  # a transfer that lasts
-        self.fetch(client, srv, r.port, ["2m.bin"], gtls_args=["--key-update=20ms"],
-                   quicgo_args=["-keyupdate"])
+        args = dict(gtls_args=["--key-update=20ms"], quicgo_args=["-keyupdate"])
+        self.fetch(client, srv, r.port, ["2m.bin"], **args)
+        if not re.search(r"key update [1-9]", self.log_since(srv, mark)):
+            # Seen once under ASan: the client's timer and the transfer missed each other and
+            # no update was started. Tried once more, and said in the table.
+            RETRIED.add(CURRENT[0])
+            mark = self.log_mark(srv)
+            self.fetch(client, srv, r.port, ["2m.bin"], **args)
         self.assertRegex(self.log_since(srv, mark), r"key update [1-9]")
 
     def case_v2(self, client):
