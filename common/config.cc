@@ -81,6 +81,7 @@ void Loader::load(const toml::table& doc) {
     load_listeners(listen);
     read_filters(server ? *server : empty_table(), Scope::server, nullptr, nullptr, cfg_.filters);
     load_sites(site);
+    load_module_listeners();
     check_tls_listeners();
 }
 
@@ -92,12 +93,31 @@ void Loader::load_module_tables(const toml::table& doc) {
         const ModuleSpec* spec = ModuleRegistry::instance().find_table(key.str());
         if (!spec || !spec->load_table)
             continue; // reported by the root reader
-        TableContext ctx{cfg_, diag_};
+        TableContext ctx{cfg_, diag_, &module_listeners_};
         try {
             spec->load_table(value, ctx);
         } catch (const std::exception& e) {
             diag_.error(&value, std::string(key.str()) + ": " + e.what());
         }
+    }
+}
+
+// After the file's sites: each module listener and its site, pinned to each other. Loaded as
+// if the file had them (positions are those of the values the module copied from its table).
+void Loader::load_module_listeners() {
+    for (const ModuleListener& ml : module_listeners_) {
+        const size_t listeners = cfg_.listeners.size();
+        const size_t problems = diag_.list().size();
+        load_listen(*ml.listen);
+        loading_module_site_ = true;
+        load_site(*ml.site);
+        loading_module_site_ = false;
+        diag_.place_unplaced(problems, ml.pos); // copied values may have lost their lines
+        Site& site = *cfg_.sites.back();
+        site.listener_only = true;
+        site.is_default = false;
+        if (cfg_.listeners.size() > listeners)
+            cfg_.listeners.back().site = &site;
     }
 }
 

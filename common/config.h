@@ -107,6 +107,8 @@ struct ListenStream {
     std::shared_ptr<const StreamHandler> handler;
 };
 
+struct Site;
+
 struct ListenConfig {
     SourcePos pos;
     std::string address; // as written
@@ -118,6 +120,8 @@ struct ListenConfig {
     bool proxy_protocol = false;        // connections start with a PROXY header (v1 or v2)
     std::vector<std::string> protocols; // "h3", "h2", "http/1.1", "h2c", and stream protocols
     std::vector<ListenStream> streams;  // the stream protocols among them, with their handlers
+    // A listener a module added ([admin]): every request goes to this site, whatever its Host.
+    const Site* site = nullptr;
     bool quic() const {
         return std::find(protocols.begin(), protocols.end(), "h3") != protocols.end();
     }
@@ -211,6 +215,8 @@ struct Site {
     std::unique_ptr<SiteTls> tls; // null: no certificate of its own
     std::vector<HostMatch> hosts;
     bool is_default = false; // catches requests no other site claims
+    bool listener_only = false; // a module listener's own site (ListenConfig::site): no Host
+                                // routing reaches it
     AccessLogConfig access_log;
     std::map<int, std::string> error_pages; // status -> URI served in its place
     FilterScope filters;                    // the server's, merged with its own

@@ -59,6 +59,9 @@ private:
     static std::string stream_protocol_names();
     void check_tls_listeners();
 
+    // Listeners module tables added ([admin]), loaded after the file's own, each with its site.
+    void load_module_listeners();
+
     // config_sites.cc
     void load_sites(const toml::node* n);
     void load_site(const toml::table& t);
@@ -88,6 +91,8 @@ private:
     Config& cfg_;
     Diagnostics& diag_;
     const Site* default_site_ = nullptr;
+    std::vector<ModuleListener> module_listeners_; // added by module tables (TableContext)
+    bool loading_module_site_ = false; // its hosts name it only: they claim no host
     std::map<std::string, SourcePos> claimed_hosts_; // kind + text -> where first listed
 };
 

@@ -174,7 +174,8 @@ void Loader::read_hosts(const toml::node& hosts, Site& site) {
             continue;
         }
         std::string key = std::to_string(static_cast<int>(m.kind)) + m.text;
-        auto [it, inserted] = claimed_hosts_.emplace(key, diag_.pos(item));
+        auto [it, inserted] = loading_module_site_ ? std::pair{claimed_hosts_.end(), true}
+                                                   : claimed_hosts_.emplace(key, diag_.pos(item));
         if (!inserted) {
             diag_.error(item, "site.hosts: " + in_quotes(s->get()) + " is already listed at " +
                                   pos_text(it->second));

@@ -200,6 +200,8 @@ struct ConnectionInfo {
     // Alt-Svc announced on responses (RFC 7838): h3 on this port, when the listener's QUIC
     // socket is bound; empty otherwise.
     std::string_view alt_svc;
+    // The listener's own site ([admin]): every request on the connection goes there.
+    const Site* site = nullptr;
 };
 
 // A field a filter adds to the exchange's access-log line ("limit" = "api:reject"). Both views

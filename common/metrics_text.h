@@ -1,9 +1,12 @@
 // Writing Prometheus's text exposition format (0.0.4) and OpenMetrics 1.0.0: the helpers the
-// metrics module and modules that add series (ModuleSpec::export_metrics) share.
+// metrics module and modules that add series (ModuleSpec::export_metrics) share; and the live
+// status object (ModuleSpec::export_status).
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "common/module.h"
 
 namespace wraith {
 
@@ -30,5 +33,9 @@ inline void metric_label_value(std::string& out, std::string_view v) {
             out += c;
     }
 }
+
+// The live status object: `{"server":{...}` then every module's export_status members, `}`.
+// Counters in it only grow; a reader computes rates from two of them (`server.now` apart).
+void status_json(const MetricsExport& ctx, std::string& out);
 
 } // namespace wraith

@@ -19,6 +19,7 @@
 namespace toml {
 inline namespace v3 {
 class node;
+class table;
 } // namespace v3
 } // namespace toml
 
@@ -175,11 +176,13 @@ public:
     virtual void handle(StreamSession& session) const = 0;
 };
 
-// What a module's export_metrics hook sees at a scrape (the worker answering it).
+// What a module's export_metrics and export_status hooks see: the generation of the worker
+// answering a scrape or the dashboard (or, for `wraith top`, the master's serving one).
 struct MetricsExport {
     const Config& config;      // the answering worker's generation
     const SharedZones& zones;  // and its shared-memory zones
     bool openmetrics = false;  // OpenMetrics 1.0.0, else text format 0.0.4 (metric_header)
+    uint32_t generation = 0;
 };
 
 // Where a module key is being built.
@@ -203,10 +206,21 @@ struct BuildContext {
     const toml::node* value = nullptr;
 };
 
+// A listener a module's table adds (the [admin] listener): `listen` is loaded as a [[listen]]
+// table and `site` as a [[site]] table, with their values' source positions, and that site is
+// the only one the listener's connections reach: Host routing never finds it from another
+// listener, nor another site from this one.
+struct ModuleListener {
+    std::shared_ptr<toml::table> listen;
+    std::shared_ptr<toml::table> site;
+    SourcePos pos; // the module's table: where problems in copied values are reported
+};
+
 // What a module's top-level table loader sees ([upstream] for the proxy module).
 struct TableContext {
     Config& config; // being built: [server] and [http] are ready
     Diagnostics& diag;
+    std::vector<ModuleListener>* listeners = nullptr; // where a table may add a listener
 };
 
 // A module's per-worker state (connection pools, health checkers, caches): made by
@@ -313,6 +327,10 @@ struct ModuleSpec {
     // Series the module adds to a metrics scrape (`metrics = {}`), read from its shared state
     // and appended to `out` in the scrape's format (common/metrics_text.h); bounded labels only.
     void (*export_metrics)(const MetricsExport& ctx, std::string& out) = nullptr;
+    // Members the module adds to the live status object (the dashboard's status.json and
+    // `wraith top`): `"name":value` pairs, each preceded by a comma (common/metrics_text.h
+    // status_json() opens and closes the object).
+    void (*export_status)(const MetricsExport& ctx, std::string& out) = nullptr;
     // In the master: a worker that mapped `zones` ended without its clean exit (killed, crashed),
     // so what it held in them (connections it counted) was never given back.
     void (*worker_lost)(const SharedZones& zones) = nullptr;

@@ -19,7 +19,15 @@ struct WorkerStatus {
     int64_t started_unix = 0;
     std::atomic<uint64_t> connections{0}; // open now
     std::atomic<uint64_t> requests{0};    // since start
+    // Open now, by kind: connections (kConnectionKinds) and exchanges in flight (h1, h2, h3).
+    std::atomic<uint32_t> open_by_kind[4] = {};
+    std::atomic<uint32_t> exchanges[3] = {};
 };
+
+// What a connection carries, for the counts above: still before its protocol (a TLS handshake,
+// a PROXY header) or a stream (L4) protocol; HTTP/1.1; HTTP/2; HTTP/3.
+enum class ConnectionKind : uint8_t { other = 0, h1, h2, h3 };
+constexpr std::string_view kConnectionKindNames[] = {"other", "h1", "h2", "h3"};
 
 constexpr int kMaxWorkerStatus = 512;
 // The master's shared-memory zone holding kMaxWorkerStatus entries (in every generation's

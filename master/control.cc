@@ -7,6 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/counters.h"
+#include "common/json.h"
+#include "common/metrics_text.h"
 #include "common/log.h"
 #include "master/master.h"
 #include "master/notify.h"
@@ -112,6 +115,8 @@ void Master::on_control_read(struct ev_loop*, ev_io* w, int) {
         self->answer(c, self->status_text(), true);
     } else if (cmd == "status-json") {
         self->answer(c, self->status_json(), true);
+    } else if (cmd == "stats") {
+        self->answer(c, self->stats_json(), true);
     } else if (cmd == "reload") {
         WLOG_INFO("reload requested over the control socket");
         self->reload(c);
@@ -150,6 +155,8 @@ void Master::close_client(ControlClient* c) {
 }
 
 void Master::finish_reloads(bool ok, const std::string& message) {
+    if (!ok)
+        counters::add(counters::reload_failures);
     // systemd: a reload ends with READY=1 whether it worked or the old generation kept on.
     Generation* cur = current();
     for (auto it = generations_.rbegin(); it != generations_.rend(); ++it)
@@ -166,29 +173,6 @@ void Master::finish_reloads(bool ok, const std::string& message) {
     for (ControlClient* c : done)
         answer(c, message, true);
 }
-
-namespace {
-
-// A JSON string: quotes, backslashes and control characters escaped.
-void json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (c < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            out += esc;
-        } else {
-            out += ch;
-        }
-    }
-    out += '"';
-}
-
-} // namespace
 
 std::vector<Master::WorkerRow> Master::worker_rows() {
     std::vector<WorkerRow> rows;
@@ -210,7 +194,7 @@ std::string Master::status_json() {
     Generation* cur = current();
     char num[320];
     std::string out = "{\"master\":{\"pid\":" + std::to_string(getpid()) + ",\"config\":";
-    json_string(out, options_.config_path);
+    append_json_string(out, options_.config_path);
     snprintf(num, sizeof(num), ",\"generation\":%u,\"uptime_seconds\":%.0f},\"workers\":[",
              cur ? cur->id : 0, ev_time() - started_);
     out += num;
@@ -226,6 +210,15 @@ std::string Master::status_json() {
         first = false;
     }
     out += "]}\n";
+    return out;
+}
+
+std::string Master::stats_json() {
+    Generation* cur = current();
+    if (!cur || !cur->config)
+        return "{}\n";
+    std::string out;
+    wraith::status_json(MetricsExport{*cur->config, cur->zones.view, false, cur->id}, out);
     return out;
 }
 

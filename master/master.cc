@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/accounts.h"
+#include "common/counters.h"
 #include "common/log.h"
 #include "master/handover.h"
 #include "master/notify.h"
@@ -40,12 +41,15 @@ constexpr std::string_view kOcspZone = "tls.ocsp";
 // Zones every config has. None is handed to a new master on binary upgrade: each master
 // writes its own status table, rotates its own ticket keys and fetches its own staples.
 std::vector<ZoneSpec> Master::core_zone_specs() {
-    return {{std::string(kStatusZone), sizeof(WorkerStatus) * kMaxWorkerStatus, 1,
+    return {{std::string(kStatusZone), sizeof(WorkerStatus) * kMaxWorkerStatus, 2,
              [](void* mem, size_t) { new (mem) WorkerStatus[kMaxWorkerStatus]; }, false},
             {std::string(kTicketKeysZone), sizeof(TicketKeys), 1,
              [](void* mem, size_t) { new (mem) TicketKeys(); }, false},
             {std::string(kOcspZone), sizeof(OcspCache), 1,
-             [](void* mem, size_t) { new (mem) OcspCache(); }, false}};
+             [](void* mem, size_t) { new (mem) OcspCache(); }, false},
+            // Zeros to start; handed to a new master on binary upgrade, so counts go on.
+            {std::string(counters::kZoneName), sizeof(counters::Zone), counters::kZoneVersion,
+             nullptr, true}};
 }
 
 void mkdir_parent(const std::string& path) {
@@ -250,6 +254,9 @@ bool Master::take_identity(const std::optional<Handover>& handover, std::string*
     status_table_ = core_zones_.view.get<WorkerStatus>(kStatusZone);
     ticket_keys_ = core_zones_.view.get<TicketKeys>(kTicketKeysZone);
     ocsp_cache_ = core_zones_.view.get<OcspCache>(kOcspZone);
+    counters::bind(core_zones_.view.get<counters::Zone>(counters::kZoneName), -1);
+    if (handover)
+        counters::add(counters::upgrades);
     ticket_keys_->rotate();
     return true;
 }
@@ -385,6 +392,7 @@ void Master::reload(ControlClient* requester) {
     }
     pending_ = current();
     WLOG_INFO("reloading: starting generation %u", pending_->id);
+    counters::add(counters::reloads);
     ev_timer_set(&ready_timer_, kReadyTimeout, 0.);
     ev_timer_start(loop_, &ready_timer_);
 }

@@ -140,6 +140,9 @@ private:
     std::vector<WorkerRow> worker_rows();
     std::string status_text();
     std::string status_json();
+    // The live status object of the serving generation (`wraith top`; what the dashboard
+    // polls), from the shared zones (common/metrics_text.h status_json).
+    std::string stats_json();
     void answer(ControlClient* c, const std::string& text, bool close_after);
     void close_client(ControlClient* c);
     void finish_reloads(bool ok, const std::string& message);

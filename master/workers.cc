@@ -140,6 +140,10 @@ bool Master::spawn(Generation& gen, int slot) {
     st.started_unix = time(nullptr);
     st.connections.store(0);
     st.requests.store(0);
+    for (auto& n : st.open_by_kind)
+        n.store(0);
+    for (auto& n : st.exchanges)
+        n.store(0);
     st.pid.store(0);
 
     if (std::any_of(gen.config->listeners.begin(), gen.config->listeners.end(),

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "common/module.h"
 
@@ -29,39 +30,6 @@ void append_escaped_combined(std::string& out, std::string_view s) {
             out += static_cast<char>(c);
         }
     }
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-    static const char hex[] = "0123456789abcdef";
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            } else {
-                out += static_cast<char>(c); // UTF-8 passes through; invalid bytes too
-            }
-        }
-    }
-    out += '"';
 }
 
 void append_uint(std::string& out, uint64_t v) {

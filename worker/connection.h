@@ -3,6 +3,8 @@
 // end of an exchange, deletion) from its prepare watcher, outside any handler's call stack.
 #pragma once
 
+#include "common/status.h"
+
 namespace wraith {
 
 class Connection {
@@ -19,6 +21,7 @@ public:
     Connection* next_ = nullptr;
     Connection* deferred_next_ = nullptr; // worker's deferred queue
     bool deferred_ = false;
+    ConnectionKind kind_ = ConnectionKind::other; // set by Worker::add_connection
 };
 
 } // namespace wraith

@@ -20,7 +20,11 @@ Exchange::Exchange(Worker& worker, const ConnectionInfo& conn, BufferPool* arena
     req_.arena = &arena_;
 }
 
-Exchange::~Exchange() = default; // the arena runs the handler's cleanups (closes its files)
+// The arena runs the handler's cleanups (closes its files).
+Exchange::~Exchange() {
+    if (started_)
+        worker_.count_exchange(req_.version, -1);
+}
 
 void Exchange::begin_request(int version) {
     req_.version = version;
@@ -29,6 +33,8 @@ void Exchange::begin_request(int version) {
     if (!req_.upgrade.empty())
         tunnel_ = Tunnel::requested;
     stamp_start(req_.start, req_.start_mono_us);
+    if (!started_)
+        worker_.count_exchange(version, +1);
     started_ = true;
 }
 

@@ -149,7 +149,7 @@ void Pipeline::run(Request& req, BodyReader& body, ResponseWriter& out) {
     for (const Filter* f : config_.filters.chain)
         if (runs_in(f, Phase::request_head) && f->request_head(req, out) != AccessVerdict::next)
             return; // answered
-    req.site = router_.site_for(req.host);
+    req.site = req.conn && req.conn->site ? req.conn->site : router_.site_for(req.host);
 
     if (req.path == "*") {
         // RFC 9110 §9.3.7: OPTIONS * asks about the server as a whole.

@@ -37,14 +37,14 @@ void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,
     }
     if (alpn == "h2" || alpn == "h2c") {
         auto* c = new http2::Connection(worker, std::move(transport), peer, listen, already_read);
-        worker.add_connection(c);
+        worker.add_connection(c, ConnectionKind::h2);
         c->start();
         if (worker.draining())
             c->drain(); // a handshake that ended during a drain: serve what came, then GOAWAY
         return;
     }
     auto* c = new http1::Connection(worker, std::move(transport), peer, listen);
-    worker.add_connection(c);
+    worker.add_connection(c, ConnectionKind::h1);
     c->start(); // HTTP/1 closes after its first response while the worker drains
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/http_date.h"
+#include "common/counters.h"
 #include "common/log.h"
 #include "common/module.h"
 #include "worker/channel.h"
@@ -37,6 +38,7 @@ Worker::Worker(WorkerSetup setup)
       pipeline_(*config_, router_, &access_logs_, &modules_), read_buffers_(16384, 64),
       large_read_buffers_(config_->http.max_header_size + 16384, 4), arena_blocks_(4096, 256) {
     order_io(loop_, ready_);
+    counters::bind(setup_.zones.get<counters::Zone>(counters::kZoneName), setup_.slot);
     accept_watchers_.resize(setup_.listen_fds.size());
     if (setup_.quic_tls && setup_.quic_index >= 0) {
         register_quic_protocols();
@@ -78,7 +80,9 @@ std::string_view Worker::http_date() {
     return {date_, date_len_};
 }
 
-void Worker::add_connection(Connection* c) {
+void Worker::add_connection(Connection* c, ConnectionKind kind) {
+    c->kind_ = kind;
+    setup_.status->open_by_kind[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
     c->next_ = connections_;
     if (connections_)
         connections_->prev_ = c;
@@ -97,6 +101,8 @@ void Worker::remove_connection(Connection* c) {
     if (c->next_)
         c->next_->prev_ = c->prev_;
     c->prev_ = c->next_ = nullptr;
+    setup_.status->open_by_kind[static_cast<int>(c->kind_)].fetch_sub(1,
+                                                                      std::memory_order_relaxed);
     --connection_count_;
     setup_.status->connections.store(connection_count_, std::memory_order_relaxed);
     if (!accepting_ && !draining_ && connection_count_ < config_->server.max_connections)
@@ -105,6 +111,11 @@ void Worker::remove_connection(Connection* c) {
 
 void Worker::count_request() {
     setup_.status->requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::count_exchange(int version, int delta) {
+    auto& n = setup_.status->exchanges[version >= 30 ? 2 : version >= 20 ? 1 : 0];
+    n.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
 }
 
 void Worker::defer(Connection* c) {

@@ -94,9 +94,11 @@ public:
     bool accept_phase(const sockaddr_storage& peer, const sockaddr_storage& local,
                       std::unique_ptr<Transport::CloseHook>& hook, AcceptContext* refusal);
 
-    void add_connection(Connection* c);
+    void add_connection(Connection* c, ConnectionKind kind = ConnectionKind::other);
     void remove_connection(Connection* c); // the connection deletes itself after this
     void count_request();
+    // An exchange of HTTP `version` (11, 20, 30) begins (+1) or ends (-1), for the gauges.
+    void count_exchange(int version, int delta);
     // Runs c->run_deferred() before the loop next waits for events.
     void defer(Connection* c);
 

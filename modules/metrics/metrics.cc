@@ -1,37 +1,20 @@
 // Metrics: the `observe` filter counts every exchange into the shared metrics zone (on by
-// default at [server] scope; `observe = false` leaves a site or route out), and the `metrics`
-// handler answers a scrape in Prometheus's text format, summed over every worker of every
-// generation. docs/decisions.md, "Metrics", says why it is built this way; wraith.toml(5),
-// METRICS, lists the series.
-#include <cstdio>
+// default at [server] scope; `observe = false` leaves a site or route out), the `metrics`
+// handler answers a scrape (prometheus.cc) and the `dashboard` handler serves the live page
+// (dashboard.cc). modules/metrics/metrics.h lists the parts.
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "common/config_reader.h"
 #include "common/metrics_text.h"
 #include "common/module.h"
-#include "common/status.h"
-#include "modules/metrics/metrics_zone.h"
+#include "modules/metrics/metrics.h"
 
 namespace wraith {
 
 namespace metrics {
-
-namespace {
-
-// Method (common/http.h, in its order) -> index into kMethodNames.
-constexpr int kMethodIndex[] = {/* other */ 7, /* get */ 0,   /* head */ 1,    /* post */ 2,
-                                /* put */ 3,   /* del */ 4,   /* options */ 6, /* connect */ 7,
-                                /* trace */ 7, /* patch */ 5};
-static_assert(std::size(kMethodIndex) == static_cast<size_t>(Method::patch) + 1);
-
-int method_index(Method m) {
-    return kMethodIndex[static_cast<size_t>(m)];
-}
 
 std::string site_label(const Site* site) {
     if (!site || site->hosts.empty())
@@ -62,54 +45,44 @@ std::string route_label(const Route* route) {
     return route->match.text;
 }
 
-// The zone this worker adds to and reads: the master's, or (a worker without one: unit tests)
-// a private one, so counting still works within the process.
-class MetricsWorker final : public ModuleWorker {
-public:
-    explicit MetricsWorker(const WorkerContext& ctx)
-        : config_(ctx.config), zones_(ctx.zones), generation_(ctx.generation),
-          status_(ctx.zones ? static_cast<const WorkerStatus*>(ctx.zones->find(
-                                  kStatusZoneName, sizeof(WorkerStatus) * kMaxWorkerStatus))
-                            : nullptr) {
-        zone_ = ctx.zones ? ctx.zones->get<Zone>(kZoneName) : nullptr;
-        if (!zone_) {
-            private_.reset(static_cast<Zone*>(std::aligned_alloc(alignof(Zone), sizeof(Zone))));
-            std::memset(static_cast<void*>(private_.get()), 0, sizeof(Zone));
-            zone_ = private_.get();
-        }
-        shard_ = &zone_->shards[static_cast<unsigned>(ctx.slot) % kShards];
+MetricsWorker::MetricsWorker(const WorkerContext& ctx)
+    : config_(ctx.config), generation_(ctx.generation) {
+    if (ctx.zones)
+        zones_ = *ctx.zones;
+    zone_ = zones_.get<Zone>(kZoneName);
+    if (!zone_) {
+        private_.reset(static_cast<Zone*>(std::aligned_alloc(alignof(Zone), sizeof(Zone))));
+        std::memset(static_cast<void*>(private_.get()), 0, sizeof(Zone));
+        zone_ = private_.get();
+        zones_.add({std::string(kZoneName), zone_, sizeof(Zone), kZoneVersion});
     }
+    shard_ = &zone_->shards[static_cast<unsigned>(ctx.slot) % kShards];
+}
 
-    Zone& zone() const { return *zone_; }
-    Shard& shard() const { return *shard_; }
-    uint32_t generation() const { return generation_; }
-    const Config* config() const { return config_.get(); }
-    const SharedZones* zones() const { return zones_; }
-    const WorkerStatus* status_table() const { return status_; }
+void MetricsWorker::Free::operator()(Zone* z) const {
+    std::free(z);
+}
 
-    // The route's slot (-1: none), looked up by name once per route and worker.
-    int route_slot(const Request& req) {
-        auto it = slots_.find(req.route);
-        if (it != slots_.end())
-            return it->second;
-        int slot = claim_route(*zone_, site_label(req.site), route_label(req.route));
-        slots_.emplace(req.route, slot);
-        return slot;
-    }
+int MetricsWorker::route_slot(const Request& req) {
+    auto it = slots_.find(req.route);
+    if (it != slots_.end())
+        return it->second;
+    int slot = claim_route(*zone_, site_label(req.site), route_label(req.route));
+    slots_.emplace(req.route, slot);
+    return slot;
+}
 
-private:
-    struct Free {
-        void operator()(Zone* z) const { std::free(z); }
-    };
-    std::shared_ptr<const Config> config_;
-    const SharedZones* zones_;
-    uint32_t generation_;
-    const WorkerStatus* status_;
-    Zone* zone_ = nullptr;
-    Shard* shard_ = nullptr;
-    std::unique_ptr<Zone, Free> private_;
-    std::unordered_map<const Route*, int> slots_; // this generation's routes: stable pointers
-};
+namespace {
+
+// Method (common/http.h, in its order) -> index into kMethodNames.
+constexpr int kMethodIndex[] = {/* other */ 7, /* get */ 0,   /* head */ 1,    /* post */ 2,
+                                /* put */ 3,   /* del */ 4,   /* options */ 6, /* connect */ 7,
+                                /* trace */ 7, /* patch */ 5};
+static_assert(std::size(kMethodIndex) == static_cast<size_t>(Method::patch) + 1);
+
+int method_index(Method m) {
+    return kMethodIndex[static_cast<size_t>(m)];
+}
 
 class ObserveFilter final : public Filter {
 public:
@@ -125,6 +98,7 @@ public:
         const int code = code_index(s.status);
         add(sh.requests[p][method_index(req.method_id)][code], 1);
         add(sh.duration_buckets[p][bucket_index(s.duration_us)], 1);
+        add(sh.latency[p][fine_bucket_index(s.duration_us)], 1);
         add(sh.duration_us[p], s.duration_us);
         add(sh.request_bytes[p], s.request_bytes);
         add(sh.response_bytes[p], s.body_bytes);
@@ -135,188 +109,14 @@ public:
                 add(sh.route_response_bytes[slot], s.body_bytes);
             }
         }
+        if (s.status >= 500)
+            record_error(w->zone(), req.start.tv_sec * 1000 + req.start.tv_nsec / 1000000,
+                         s.status, p, req.method, req.host, req.path);
     }
 
 private:
     size_t module_index_;
 };
-
-// ---- the exposition
-
-void number(std::string& out, uint64_t n) {
-    out += std::to_string(n);
-}
-
-// Microseconds as seconds, without trailing zeros ("0.005", "10").
-void seconds(std::string& out, uint64_t us) {
-    char buf[32];
-    int n = std::snprintf(buf, sizeof(buf), "%llu.%06llu",
-                          static_cast<unsigned long long>(us / 1000000),
-                          static_cast<unsigned long long>(us % 1000000));
-    while (n > 0 && buf[n - 1] == '0')
-        --n;
-    if (n > 0 && buf[n - 1] == '.')
-        --n;
-    out.append(buf, static_cast<size_t>(n));
-}
-
-template <class F> uint64_t total(const Zone& z, F counter) {
-    uint64_t n = 0;
-    for (const Shard& s : z.shards)
-        n += counter(s).load(std::memory_order_relaxed);
-    return n;
-}
-
-// Prometheus text format 0.0.4, or OpenMetrics 1.0.0 (`om`).
-void render(const MetricsWorker& w, bool om, std::string& out) {
-    const Zone& z = w.zone();
-    out.reserve(8192);
-    metric_header(out, om, "wraith_requests_total", "counter",
-           "Requests answered, by protocol, method and status class.");
-    for (int p = 0; p < kProtocols; ++p)
-        for (int m = 0; m < kMethods; ++m)
-            for (int c = 0; c < kCodes; ++c) {
-                uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
-                    return s.requests[p][m][c];
-                });
-                if (!n)
-                    continue;
-                out.append("wraith_requests_total{protocol=\"").append(kProtocolNames[p]);
-                out.append("\",method=\"").append(kMethodNames[m]);
-                out.append("\",code=\"").append(kCodeNames[c]).append("\"} ");
-                number(out, n);
-                out += '\n';
-            }
-
-    metric_header(out, om, "wraith_request_duration_seconds", "histogram",
-           "Time from a complete request head to the end of the response, by protocol.");
-    for (int p = 0; p < kProtocols; ++p) {
-        uint64_t buckets[kBuckets + 1], count = 0;
-        for (int b = 0; b <= kBuckets; ++b) {
-            buckets[b] = total(z, [&](const Shard& s) -> const Counter& {
-                return s.duration_buckets[p][b];
-            });
-            count += buckets[b];
-        }
-        if (!count)
-            continue;
-        uint64_t cumulative = 0;
-        for (int b = 0; b <= kBuckets; ++b) {
-            cumulative += buckets[b];
-            out.append("wraith_request_duration_seconds_bucket{protocol=\"")
-                .append(kProtocolNames[p])
-                .append("\",le=\"");
-            if (b < kBuckets)
-                seconds(out, kBucketsUs[b]);
-            else
-                out += "+Inf";
-            out += "\"} ";
-            number(out, cumulative);
-            out += '\n';
-        }
-        out.append("wraith_request_duration_seconds_sum{protocol=\"")
-            .append(kProtocolNames[p])
-            .append("\"} ");
-        seconds(out, total(z, [&](const Shard& s) -> const Counter& { return s.duration_us[p]; }));
-        out.append("\nwraith_request_duration_seconds_count{protocol=\"")
-            .append(kProtocolNames[p])
-            .append("\"} ");
-        number(out, count);
-        out += '\n';
-    }
-
-    struct Bytes {
-        std::string_view name, help;
-    };
-    const Bytes bytes[] = {
-        {"wraith_request_body_bytes_total", "Request body bytes received, by protocol."},
-        {"wraith_response_body_bytes_total", "Response body bytes sent, by protocol."}};
-    for (int i = 0; i < 2; ++i) {
-        metric_header(out, om, bytes[i].name, "counter", bytes[i].help);
-        for (int p = 0; p < kProtocols; ++p) {
-            uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
-                return i == 0 ? s.request_bytes[p] : s.response_bytes[p];
-            });
-            out.append(bytes[i].name).append("{protocol=\"").append(kProtocolNames[p]).append(
-                "\"} ");
-            number(out, n);
-            out += '\n';
-        }
-    }
-
-    metric_header(out, om, "wraith_route_requests_total", "counter",
-           "Requests answered, by site (its first host name), route (its path) and status "
-           "class.");
-    std::string routes_bytes;
-    for (int r = 0; r < kRoutes; ++r) {
-        const RouteName& name = z.routes[r];
-        if (name.key.load(std::memory_order_acquire) <= RouteName::kClaiming)
-            continue;
-        std::string labels = "site=\"";
-        metric_label_value(labels, std::string_view(name.site));
-        labels += "\",route=\"";
-        metric_label_value(labels, std::string_view(name.route));
-        labels += '"';
-        for (int c = 0; c < kCodes; ++c) {
-            uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
-                return s.route_requests[r][c];
-            });
-            if (!n)
-                continue;
-            out.append("wraith_route_requests_total{").append(labels).append(",code=\"");
-            out.append(kCodeNames[c]).append("\"} ");
-            number(out, n);
-            out += '\n';
-        }
-        routes_bytes.append("wraith_route_response_body_bytes_total{").append(labels).append(
-            "} ");
-        number(routes_bytes, total(z, [&](const Shard& s) -> const Counter& {
-                   return s.route_response_bytes[r];
-               }));
-        routes_bytes += '\n';
-    }
-    metric_header(out, om, "wraith_route_response_body_bytes_total", "counter",
-           "Response body bytes sent, by site and route.");
-    out += routes_bytes;
-
-    // From the master's status table: what `wraith status` shows.
-    if (const WorkerStatus* table = w.status_table()) {
-        uint64_t connections = 0, by_state[4] = {};
-        for (int i = 0; i < kMaxWorkerStatus; ++i) {
-            const WorkerStatus& st = table[i];
-            WorkerState state = st.state.load(std::memory_order_relaxed);
-            if (st.pid.load(std::memory_order_relaxed) == 0 || state == WorkerState::free)
-                continue;
-            by_state[static_cast<int>(state)]++;
-            connections += st.connections.load(std::memory_order_relaxed);
-        }
-        metric_header(out, om, "wraith_connections", "gauge", "Client connections open now.");
-        out += "wraith_connections ";
-        number(out, connections);
-        out += '\n';
-        metric_header(out, om, "wraith_workers", "gauge", "Worker processes, by state.");
-        const char* names[] = {"free", "starting", "serving", "draining"};
-        for (int s = 1; s < 4; ++s) {
-            out.append("wraith_workers{state=\"").append(names[s]).append("\"} ");
-            number(out, by_state[s]);
-            out += '\n';
-        }
-    }
-    metric_header(out, om, "wraith_config_generation", "gauge",
-           "The config generation of the worker that answered (1 at start, +1 per reload).");
-    out += "wraith_config_generation ";
-    number(out, w.generation());
-    out += '\n';
-    // Series of other modules (upstream health ...), from their own shared state.
-    if (w.config() && w.zones()) {
-        MetricsExport ctx{*w.config(), *w.zones(), om};
-        for (const ModuleSpec& m : ModuleRegistry::instance().all())
-            if (m.export_metrics)
-                m.export_metrics(ctx, out);
-    }
-    if (om)
-        out += "# EOF\n";
-}
 
 class MetricsHandler final : public Handler {
 public:
@@ -334,7 +134,7 @@ public:
         const bool om = req.headers.get("accept").find("application/openmetrics-text") !=
                         std::string_view::npos;
         std::string text;
-        render(*w, om, text);
+        render_prometheus(w->view(om), text);
         auto* head = req.arena->make<ResponseHead>();
         head->headers.add("content-type",
                           om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -353,13 +153,6 @@ public:
 private:
     size_t observe_index_; // the observe module's: its worker holds the zone
 };
-
-} // namespace
-
-} // namespace metrics
-
-namespace metrics {
-namespace {
 
 std::unique_ptr<Filter> build_observe(TableReader&, BuildContext& ctx) {
     return std::make_unique<ObserveFilter>(ctx.module_index);
@@ -383,14 +176,16 @@ std::unique_ptr<ModuleWorker> start_worker(const WorkerContext& ctx) {
 } // namespace
 } // namespace metrics
 
-// The counting filter. Order 50: its log hook is called whatever else the chain does.
+// The counting filter. Order 50: its log hook is called whatever else the chain does. It owns
+// the metrics zone and the status object's counters.
 const ModuleSpec& observe_module() {
     static const ModuleSpec spec{.key = "observe",
                                  .order = 50,
                                  .build_filter = metrics::build_observe,
                                  .default_on_server = true,
                                  .zones = metrics::declare_zone,
-                                 .worker_start = metrics::start_worker};
+                                 .worker_start = metrics::start_worker,
+                                 .export_status = metrics::export_status};
     return spec;
 }
 
@@ -398,6 +193,16 @@ const ModuleSpec& observe_module() {
 const ModuleSpec& metrics_module() {
     static const ModuleSpec spec{
         .key = "metrics", .is_handler = true, .build_handler = metrics::build_metrics};
+    return spec;
+}
+
+// The live dashboard: `dashboard = {}` on a route; and [admin], its own listener.
+const ModuleSpec& dashboard_module() {
+    static const ModuleSpec spec{.key = "dashboard",
+                                 .is_handler = true,
+                                 .build_handler = metrics::build_dashboard,
+                                 .table = "admin",
+                                 .load_table = metrics::load_admin};
     return spec;
 }
 

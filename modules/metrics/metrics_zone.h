@@ -6,6 +6,7 @@
 // found again by the same name after a reload. docs/decisions.md, "Metrics".
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,20 @@ constexpr uint64_t kBucketsUs[] = {5'000,   10'000,  25'000,    50'000,    100'0
                                    500'000, 1000'000, 2'500'000, 5'000'000, 10'000'000};
 constexpr int kBuckets = sizeof(kBucketsUs) / sizeof(kBucketsUs[0]);
 
+// A finer latency histogram for the dashboard's percentiles: bounds 2^(k/2) µs (1 µs .. 47 s),
+// about ±20 % within a bucket; a last, implicit one catches the rest.
+constexpr int kFineBuckets = 52;
+constexpr auto kFineBoundsUs = [] {
+    std::array<uint64_t, kFineBuckets> b{};
+    for (int k = 0; k < kFineBuckets; ++k) {
+        const uint64_t p = uint64_t{1} << (k / 2);
+        b[k] = k % 2 ? (p * 1414 + 500) / 1000 : p;
+        if (k && b[k] <= b[k - 1])
+            b[k] = b[k - 1] + 1; // the first few: whole microseconds, strictly increasing
+    }
+    return b;
+}();
+
 constexpr std::string_view kProtocolNames[kProtocols] = {"h1", "h2", "h3"};
 constexpr std::string_view kMethodNames[kMethods] = {"GET",    "HEAD",  "POST",    "PUT",
                                                       "DELETE", "PATCH", "OPTIONS", "other"};
@@ -38,6 +53,25 @@ struct alignas(64) Shard {
     Counter response_bytes[kProtocols];
     Counter route_requests[kRoutes][kCodes];
     Counter route_response_bytes[kRoutes];
+    Counter latency[kProtocols][kFineBuckets + 1]; // per bucket, not cumulative
+};
+
+// The last kRecentErrors 5xx answers, newest at `next - 1`. A writer takes a number with
+// fetch_add and fills the entry between two stores of `seq` (0 while writing, then the
+// number + 1); a reader keeps a copy only if `seq` was the same, non-zero, before and after.
+constexpr int kRecentErrors = 64;
+struct RecentError {
+    std::atomic<uint64_t> seq;
+    int64_t time_ms;
+    uint16_t status;
+    uint8_t protocol;
+    char method[12];
+    char host[64];
+    char path[160];
+};
+struct RecentErrors {
+    std::atomic<uint64_t> next;
+    RecentError entries[kRecentErrors];
 };
 
 // A route's labels. `key` is 0 while free, kClaiming while one worker writes the names, then
@@ -52,9 +86,10 @@ struct RouteName {
 struct Zone {
     RouteName routes[kRoutes];
     Shard shards[kShards];
+    RecentErrors errors;
 };
 
-constexpr uint32_t kZoneVersion = 1;
+constexpr uint32_t kZoneVersion = 2;
 constexpr std::string_view kZoneName = "metrics";
 
 // Label values as stored: cut to fit their field (UTF-8 may end mid-character; Prometheus
@@ -77,6 +112,23 @@ inline int protocol_index(int version) {
 inline int code_index(int status) {
     return status >= 100 && status < 600 ? status / 100 : 0;
 }
+
+inline int fine_bucket_index(uint64_t us) {
+    // The first bound >= us (binary search over kFineBoundsUs).
+    int lo = 0, hi = kFineBuckets;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (kFineBoundsUs[mid] < us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+// Records a 5xx answer in the zone's ring.
+void record_error(Zone& zone, int64_t time_ms, int status, int protocol, std::string_view method,
+                  std::string_view host, std::string_view path);
 
 inline int bucket_index(uint64_t us) {
     int i = 0;

@@ -433,7 +433,8 @@ const ModuleSpec& proxy_module() {
                                  .load_table = proxy::load_upstream_tables,
                                  .zones = proxy::declare_proxy_zones,
                                  .worker_start = proxy::start_proxy_worker,
-                                 .export_metrics = proxy::export_proxy_metrics};
+                                 .export_metrics = proxy::export_proxy_metrics,
+                                 .export_status = proxy::export_proxy_status};
     return spec;
 }
 

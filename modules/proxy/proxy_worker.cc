@@ -1,6 +1,7 @@
 #include "modules/proxy/proxy_worker.h"
 
 #include "common/log.h"
+#include "common/json.h"
 #include "common/metrics_text.h"
 #include "modules/proxy/health_check.h"
 #include "modules/proxy/upstream_config.h"
@@ -42,6 +43,22 @@ void declare_proxy_zones(const Config&, std::vector<ZoneSpec>& out) {
                    [](void* mem, size_t) { new (mem) Health(); }});
 }
 
+namespace {
+
+// The state of one server now: disabled in the config, ejected by passive health, down by
+// the active check, else up.
+const char* server_state(Health& health, const UpstreamConfig& up, const UpstreamServer& server,
+                         uint64_t now) {
+    const uint64_t key = Health::key(up.name, server.address);
+    const HealthCheckConfig& hc = up.health_check;
+    return server.down                                                      ? "disabled"
+           : health.ejected_for(key, now) > 0                               ? "ejected"
+           : hc.enabled && !health.active_up(key, now, active_stale_ms(hc)) ? "down"
+                                                                            : "up";
+}
+
+} // namespace
+
 void export_proxy_metrics(const MetricsExport& ctx, std::string& out) {
     const ProxyConfig* pc = proxy_config(ctx.config);
     auto* health = ctx.zones.get<Health>(kHealthZone);
@@ -53,24 +70,43 @@ void export_proxy_metrics(const MetricsExport& ctx, std::string& out) {
                   "disabled (down = true in the config).");
     const uint64_t now = monotonic_ms();
     for (const auto& [name, up] : pc->upstreams) {
-        const HealthCheckConfig& hc = up->health_check;
         for (const UpstreamServer& server : up->servers) {
-            const uint64_t key = Health::key(up->name, server.address);
-            const char* state = server.down                          ? "disabled"
-                                : health->ejected_for(key, now) > 0  ? "ejected"
-                                : hc.enabled && !health->active_up(key, now, active_stale_ms(hc))
-                                    ? "down"
-                                    : "up";
+            const std::string_view state = server_state(*health, *up, server, now);
             for (const char* s : {"up", "ejected", "down", "disabled"}) {
                 out += "wraith_upstream_server_state{upstream=\"";
                 metric_label_value(out, up->name);
                 out += "\",server=\"";
                 metric_label_value(out, server.address);
                 out.append("\",state=\"").append(s).append("\"} ");
-                out += std::string_view(s) == state ? "1\n" : "0\n";
+                out += state == s ? "1\n" : "0\n";
             }
         }
     }
+}
+
+void export_proxy_status(const MetricsExport& ctx, std::string& out) {
+    const ProxyConfig* pc = proxy_config(ctx.config);
+    auto* health = ctx.zones.get<Health>(kHealthZone);
+    if (!pc || !health)
+        return;
+    const uint64_t now = monotonic_ms();
+    out += ",\"upstreams\":[";
+    bool first_pool = true;
+    for (const auto& [name, up] : pc->upstreams) {
+        out += first_pool ? "{\"name\":" : ",{\"name\":";
+        first_pool = false;
+        append_json_string(out, up->name);
+        out += ",\"servers\":[";
+        bool first = true;
+        for (const UpstreamServer& server : up->servers) {
+            out += first ? "{\"address\":" : ",{\"address\":";
+            first = false;
+            append_json_string(out, server.address);
+            out.append(",\"state\":\"").append(server_state(*health, *up, server, now)).append("\"}");
+        }
+        out += "]}";
+    }
+    out += ']';
 }
 
 } // namespace wraith::proxy

@@ -51,5 +51,7 @@ std::unique_ptr<ModuleWorker> start_proxy_worker(const WorkerContext& ctx);
 void declare_proxy_zones(const Config& config, std::vector<ZoneSpec>& out);
 // ModuleSpec::export_metrics: the state of every server of every [upstream.NAME].
 void export_proxy_metrics(const MetricsExport& ctx, std::string& out);
+// ModuleSpec::export_status: "upstreams", each server's state, for the dashboard and top.
+void export_proxy_status(const MetricsExport& ctx, std::string& out);
 
 } // namespace wraith::proxy

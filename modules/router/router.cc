@@ -10,6 +10,8 @@ namespace wraith {
 
 Router::Router(const Config& config) {
     for (const auto& site : config.sites) {
+        if (site->listener_only)
+            continue; // reached through its listener only (ListenConfig::site)
         if (!default_site_)
             default_site_ = site.get(); // the first site, unless one says default = true
         for (const HostMatch& h : site->hosts) {
@@ -27,7 +29,7 @@ Router::Router(const Config& config) {
         }
     }
     for (const auto& site : config.sites)
-        if (site->is_default)
+        if (site->is_default && !site->listener_only)
             default_site_ = site.get();
     std::stable_sort(wildcards_.begin(), wildcards_.end(),
                      [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });

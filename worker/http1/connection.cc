@@ -36,6 +36,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
     : worker_(worker), listen_(listen), transport_(std::move(transport)),
       fd_(transport_->fd()) {
     peer_.init(peer, *transport_, worker.next_connection_id());
+    peer_.info.site = listen.site;
     peer_.info.alt_svc = worker.alt_svc(listen);
     io_init(io_, on_io, this);
     ev_init(&timer_, on_timer);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "common/counters.h"
 #include "common/log.h"
 #include "common/quic_cid.h"
 #include "worker/quic/mem.h"
@@ -23,6 +24,12 @@ Connection::Connection(Endpoint& ep, Endpoint::Socket& sock) : ep_(ep), sock_(&s
 
 Connection::~Connection() {
     app_.reset(); // its streams refer to ngtcp2's
+    if (conn_ && handshake_done_) {
+        ngtcp2_conn_info info;
+        ngtcp2_conn_get_conn_info(conn_, &info);
+        counters::quic_connection_closed(info.smoothed_rtt / NGTCP2_MICROSECONDS, info.cwnd,
+                                         info.ssthresh != UINT64_MAX);
+    }
     if (conn_)
         ngtcp2_conn_del(conn_);
     if (tls_)
@@ -117,7 +124,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     ep_.associate(hd.dcid, this);
     ep_.associate(scid, this);
     client_dcid_ = hd.dcid;
-    worker().add_connection(this);
+    worker().add_connection(this, ConnectionKind::h3);
     return true;
 }
 
@@ -528,6 +535,11 @@ int Connection::on_recv_tx_key(ngtcp2_conn*, ngtcp2_encryption_level level, void
 int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->handshake_done_ = true;
+    counters::add(counters::quic_handshakes);
+    if (gnutls_session_is_resumed(c->tls_))
+        counters::add(counters::quic_resumed);
+    if (gnutls_session_get_flags(c->tls_) & GNUTLS_SFLAGS_EARLY_DATA)
+        counters::add(counters::quic_early_data);
     if (ErrorLog::enabled(LogLevel::debug)) {
         // What was negotiated, for operators and the interop tests (test_interop.py).
         const unsigned flags = gnutls_session_get_flags(c->tls_);
@@ -675,6 +687,7 @@ int Connection::on_path_validation(ngtcp2_conn*, uint32_t flags, const ngtcp2_pa
     if (flags & NGTCP2_PATH_VALIDATION_FLAG_NEW_TOKEN)
         c->submit_address_token(*path);
     // The client moved (RFC 9000 §9): logs and X-Forwarded-For follow it.
+    counters::add(counters::quic_migrations);
     sockaddr_storage peer{};
     std::memcpy(&peer, path->remote.addr, path->remote.addrlen);
     c->peer_.set_peer(peer, c->peer_.info.id);

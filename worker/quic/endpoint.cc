@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/counters.h"
 #include "common/log.h"
 #include "common/hash.h"
 #include "common/quic_cid.h"
@@ -256,8 +257,8 @@ void Endpoint::dispatch(Socket& sock, const sockaddr_storage& local,
         accept(sock, path, ecn, data, len, t);
         return;
     }
-    if (n > 0)
-        send(sock, path.local, path.remote, 0, buf, n, n);
+    if (n > 0 && send(sock, path.local, path.remote, 0, buf, n, n))
+        counters::add(counters::quic_retry_sent);
 }
 
 void Endpoint::accept(Socket& sock, const ngtcp2_path& path, uint32_t ecn, const uint8_t* data,

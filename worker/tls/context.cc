@@ -384,7 +384,11 @@ int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) {
     size_t n = std::min(sni.size(), sizeof(lower));
     for (size_t i = 0; i < n; ++i)
         lower[i] = static_cast<char>(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
-    const Site* site = self->router_.site_for({lower, n});
+    // A listener with a site of its own ([admin]) shows that site's certificate whatever the
+    // name asked for.
+    auto* l = static_cast<TlsListener*>(SSL_get_ex_data(ssl, listener_index_slot()));
+    const Site* site = l && l->listen && l->listen->site ? l->listen->site
+                                                         : self->router_.site_for({lower, n});
     auto it = site ? self->site_ctx_.find(site) : self->site_ctx_.end();
     SSL_CTX* ctx = it != self->site_ctx_.end() ? it->second : self->default_ctx_;
     if (ctx != SSL_get_SSL_CTX(ssl)) {

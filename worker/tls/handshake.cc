@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <sys/socket.h>
 
+#include "common/counters.h"
 #include "common/log.h"
 #include "worker/protocols.h"
 #include "worker/worker.h"
@@ -36,6 +37,7 @@ void Handshake::on_io(struct ev_loop*, ev_io* w, int) {
 void Handshake::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Handshake*>(w->data);
     ErrorLog::limited(LogLevel::info, "TLS handshake timed out, client: %s", self->peer_.text);
+    counters::add(counters::tls_fail_timeout);
     self->finish(false);
 }
 
@@ -72,17 +74,25 @@ bool Handshake::plain_http_sent() {
 void Handshake::step() {
     if (done_)
         return;
-    if (plain_http_sent())
+    if (plain_http_sent()) {
+        counters::add(counters::tls_fail_plain_http);
         return finish(false);
+    }
     int r = transport_->handshake();
     if (r == 0) {
         int events = transport_->wait_events(true);
         io_set(worker_.loop(), io_, transport_->fd(), events);
         return;
     }
-    if (r < 0)
+    if (r < 0) {
         ErrorLog::limited(LogLevel::info, "TLS handshake failed: %s, client: %s",
                           transport_->error(), peer_.text);
+        counters::add(static_cast<counters::Id>(transport_->failure_counter()));
+    } else {
+        counters::add(counters::tls_handshakes);
+        if (transport_->resumed())
+            counters::add(counters::tls_resumed);
+    }
     finish(r > 0);
 }
 

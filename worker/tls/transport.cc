@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "common/counters.h"
+
 namespace wraith::tls {
 
 namespace {
@@ -51,7 +53,8 @@ ssize_t TlsTransport::fail(int ret) {
             errno = ECONNRESET; // EOF without close_notify (truncation) or odd state
         return -1;
     default:
-        error_ = ERR_reason_error_string(ERR_peek_error());
+        error_code_ = ERR_peek_error();
+        error_ = ERR_reason_error_string(error_code_);
         if (!error_)
             error_ = "TLS protocol error";
         ERR_clear_error();
@@ -75,6 +78,33 @@ int TlsTransport::handshake() {
     if (!*error_)
         error_ = errno ? strerror(errno) : "connection closed during the handshake";
     return -1;
+}
+
+int TlsTransport::failure_counter() const {
+    if (!error_code_)
+        return counters::tls_fail_closed; // EOF or reset mid-handshake
+    switch (ERR_GET_REASON(error_code_)) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_UNKNOWN_PROTOCOL:
+        return counters::tls_fail_version;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SUITABLE_KEY_SHARE:
+    case SSL_R_NO_SHARED_GROUPS:
+        return counters::tls_fail_cipher;
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+        return counters::tls_fail_alpn;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_NO_CERTIFICATES_RETURNED:
+        return counters::tls_fail_certificate;
+    default:
+        return counters::tls_fail_other;
+    }
+}
+
+bool TlsTransport::resumed() const {
+    return SSL_session_reused(ssl_) == 1;
 }
 
 ssize_t TlsTransport::read(char* buf, size_t len) {

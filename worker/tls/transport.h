@@ -21,6 +21,11 @@ public:
     // -1 failed (`error()` says why).
     int handshake();
     const char* error() const { return error_; }
+    // Why the handshake failed, as a core counter (common/counters.h); the transport was the
+    // one that failed it (not a timeout or plain HTTP).
+    int failure_counter() const;
+    // Whether the completed handshake resumed a session.
+    bool resumed() const;
 
     ssize_t read(char* buf, size_t len) override;
     ssize_t write(const iovec* iov, int count, bool more) override;
@@ -41,6 +46,7 @@ private:
     size_t retry_len_ = 0; // a write that hit WANT_WRITE must be retried with these bytes
     bool ktls_send_ = false;
     const char* error_ = "";
+    unsigned long error_code_ = 0; // OpenSSL's, for failure_counter(); 0: not a TLS error
     // A verified client certificate, read once after the handshake (ConnectionInfo views).
     std::string client_subject_;
     std::string client_issuer_;
