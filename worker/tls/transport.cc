@@ -84,6 +84,8 @@ int TlsTransport::failure_counter() const {
     if (!error_code_)
         return counters::tls_fail_closed; // EOF or reset mid-handshake
     switch (ERR_GET_REASON(error_code_)) {
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return counters::tls_fail_closed;
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_VERSION_TOO_LOW:
     case SSL_R_UNKNOWN_PROTOCOL:

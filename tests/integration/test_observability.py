@@ -1,0 +1,360 @@
+"""What the core counts and where an operator reads it: TLS handshakes (full, resumed, failed by
+reason), QUIC handshakes and what each connection ended with, connections and requests in flight
+by protocol, reloads; the [admin] listener (metrics, dashboard data, its access control and
+isolation from the sites); recent 5xx answers and certificate expiry in the status object.
+Clients are real: curl, Python's ssl with session resumption, openssl s_client, h3get."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import harness
+import test_http3 as h3
+from harness import Wraith, WraithTestCase, curl, free_port, toml_str, wait_for, write_file
+from test_metrics import parse, value
+from test_smart_routing import htpasswd
+
+ROUTES = '''  [[site.route]]
+  path = "=/metrics"
+  metrics = {}
+  [[site.route]]
+  path = "/dash/"
+  dashboard = {}
+  [[site.route]]
+  path = "=/hello"
+  respond = { status = 200, body = "hello\\n" }
+  [[site.route]]
+  path = "/broken/"
+  proxy = { upstream = "dead" }
+'''
+
+
+def setUpModule():
+    h3.setUpModule()
+
+
+def dead_port():
+    """A loopback port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class CoreCountersTest(WraithTestCase):
+    @classmethod
+    def setUpClass(cls):
+        upstream = f'[upstream.dead]\nservers = [{{ address = "127.0.0.1:{dead_port()}" }}]\n\n'
+        srv = h3.H3Server(upstream + h3.static_site(routes=ROUTES), workers=2)
+        write_file(srv.path("www", "index.html"), b"index\n")
+        h3.start_class_server(cls, srv)
+
+    def scrape(self):
+        r = curl("--http2", "--cacert", h3.PKI.ca.cert, self.srv.url("/metrics"), check=True)
+        return parse(r.stdout.decode())
+
+    def status(self):
+        r = curl("--http2", "--cacert", h3.PKI.ca.cert, self.srv.url("/dash/status.json"),
+                 check=True)
+        return json.loads(r.stdout)
+
+    def tls_context(self, alpn=("http/1.1",)):
+        ctx = ssl.create_default_context(cafile=h3.PKI.ca.cert)
+        ctx.set_alpn_protocols(list(alpn))
+        return ctx
+
+    def get_over(self, ctx, session=None):
+        """One HTTP/1.1 GET /hello on a new TLS connection; returns (reused, session)."""
+        with socket.create_connection(("127.0.0.1", self.srv.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+                self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+                return s.session_reused, s.session
+
+    def test_tls_handshakes_resumptions_and_failures_by_reason(self):
+        before = self.scrape()
+        ctx = self.tls_context()
+        reused, session = self.get_over(ctx)
+        self.assertFalse(reused)
+        reused, _ = self.get_over(ctx, session)
+        self.assertTrue(reused, "Python did not resume: the ticket was not accepted")
+        # An HTTP request on the TLS port, and a client that leaves before its ClientHello.
+        r = harness.raw_request(self.srv.tls_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"400", r.data[:20])
+        socket.create_connection(("127.0.0.1", self.srv.tls_port)).close()
+        # TLS 1.1 only: the server's minimum is 1.2.
+        p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.srv.tls_port}",
+                            "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+                           input=b"", capture_output=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+
+        def failures(s, reason):
+            return value(s, "wraith_tls_handshake_failures_total", reason=reason)
+
+        after = wait_for(lambda: (lambda s: s if failures(s, "closed") > failures(before, "closed")
+                                  else None)(self.scrape()), what="the closed handshake counted")
+        full = (value(after, "wraith_tls_handshakes_total", resumed="false") -
+                value(before, "wraith_tls_handshakes_total", resumed="false"))
+        # The first connection and the scrapes since `before` (each a new curl): at least 2.
+        self.assertGreaterEqual(full, 2)
+        self.assertEqual(value(after, "wraith_tls_handshakes_total", resumed="true") -
+                         value(before, "wraith_tls_handshakes_total", resumed="true"), 1)
+        self.assertEqual(failures(after, "plain_http") - failures(before, "plain_http"), 1)
+        self.assertEqual(failures(after, "version") - failures(before, "version"), 1)
+        self.assertGreaterEqual(failures(after, "closed") - failures(before, "closed"), 1)
+        self.assertEqual(failures(after, "cipher") - failures(before, "cipher"), 0)
+        st = self.status()
+        self.assertGreaterEqual(st["tls"]["resumed"], 1)
+        self.assertGreaterEqual(st["tls"]["failures"], 3)
+
+    def test_quic_handshakes_and_what_connections_ended_with(self):
+        before = self.scrape()
+        r = h3.h3get(self, self.srv, ["/hello"], "-n", "3")
+        self.assertEqual(r.returncode, 0, r)
+
+        def closed(s):
+            return value(s, "wraith_quic_rtt_seconds_count")
+
+        # The server forgets a connection after its draining period (3 PTOs).
+        after = wait_for(lambda: (lambda s: s if closed(s) > closed(before) else None)(
+            self.scrape()), timeout=15, what="the QUIC connection's close counted")
+        self.assertEqual(value(after, "wraith_quic_handshakes_total") -
+                         value(before, "wraith_quic_handshakes_total"), 1)
+        self.assertEqual(closed(after) - closed(before), 1)
+        self.assertEqual(value(after, "wraith_quic_congestion_window_bytes_count") -
+                         value(before, "wraith_quic_congestion_window_bytes_count"), 1)
+        # Loopback: the RTT is well under the first bucket's millisecond... or a few ms under
+        # a sanitizer; never past a second.
+        self.assertEqual(value(after, "wraith_quic_rtt_seconds_bucket", le="1") -
+                         value(before, "wraith_quic_rtt_seconds_bucket", le="1"), 1)
+        self.assertEqual(self.status()["quic"]["handshakes"],
+                         value(after, "wraith_quic_handshakes_total"))
+
+    def test_connections_by_protocol_come_and_go(self):
+        def gauge(kind):
+            return value(self.scrape(), "wraith_connections_by_protocol", protocol=kind)
+
+        base = {k: gauge(k) for k in ("other", "h1", "h2")}
+        # A TCP connection that has not sent its ClientHello is still "other".
+        pending = socket.create_connection(("127.0.0.1", self.srv.tls_port))
+        h1 = self.tls_context(("http/1.1",)).wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv.tls_port)),
+            server_hostname="localhost")
+        h2 = self.tls_context(("h2",)).wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv.tls_port)),
+            server_hostname="localhost")
+        try:
+            self.assertEqual(h2.selected_alpn_protocol(), "h2")
+            wait_for(lambda: gauge("other") >= base["other"] + 1 and
+                     gauge("h1") >= base["h1"] + 1 and gauge("h2") >= base["h2"] + 1,
+                     what="one more connection of each kind")
+            st = self.status()
+            self.assertGreaterEqual(st["connections"]["h1"], 1)
+            # The status request itself is an HTTP/2 stream in flight.
+            self.assertGreaterEqual(st["streams"]["h2"], 1)
+        finally:
+            pending.close()
+            h1.close()
+            h2.close()
+        wait_for(lambda: gauge("other") <= base["other"] and gauge("h1") <= base["h1"],
+                 what="the closed connections to leave the gauges")
+
+    def test_recent_5xx_answers_are_listed_with_their_path(self):
+        r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w",
+                 "%{http_code}", self.srv.url("/broken/item?secret=1"))
+        self.assertEqual(r.stdout.decode(), "502")
+
+        def newest():
+            errors = self.status()["errors"]
+            return errors[0] if errors and errors[0]["path"] == "/broken/item" else None
+
+        e = wait_for(newest, what="the 502 in the status object")
+        self.assertEqual((e["status"], e["method"], e["host"], e["protocol"]),
+                         (502, "GET", "localhost", "h1"))
+        self.assertLessEqual(abs(e["time"] - time.time()), 60)
+
+    def test_certificates_and_their_expiry(self):
+        st = self.status()
+        certs = [c for c in st["certificates"] if c["site"] == "localhost"]
+        self.assertEqual(len(certs), 1, st["certificates"])
+        self.assertIn("localhost", certs[0]["names"])
+        self.assertGreater(certs[0]["days_left"], 1)
+        self.assertAlmostEqual(certs[0]["not_after"],
+                               time.time() + certs[0]["days_left"] * 86400, delta=2 * 86400)
+        key = ("wraith_certificate_expiry_timestamp_seconds",
+               frozenset({"site": "localhost", "name": certs[0]["names"][0]}.items()))
+        self.assertEqual(self.scrape().get(key), certs[0]["not_after"])
+
+    def test_reloads_and_refused_reloads_are_counted(self):
+        before = self.scrape()
+        r = self.srv.reload()
+        self.assertEqual(r.returncode, 0, r)
+        good = open(self.srv.conf).read()
+        try:
+            write_file(self.srv.conf, good + "\n[nonsense]\n")
+            r = self.srv.reload()
+            self.assertNotEqual(r.returncode, 0, r)
+        finally:
+            write_file(self.srv.conf, good)
+        after = self.scrape()
+        self.assertEqual(value(after, "wraith_reloads_total") -
+                         value(before, "wraith_reloads_total"), 1)
+        self.assertEqual(value(after, "wraith_reload_failures_total") -
+                         value(before, "wraith_reload_failures_total"), 1)
+
+    def test_the_master_answers_the_same_status(self):
+        """`stats` on the control socket (what `wraith top` reads) sums the same zones."""
+        from_site = self.status()
+        r = harness.run_wraith("status", "--json", "-c", self.srv.conf)
+        self.assertEqual(r.returncode, 0, r)
+        answer = subprocess.run(
+            ["python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); "
+             "s.connect(sys.argv[1]); s.sendall(b'stats\\n'); d=b''\n"
+             "while (c:=s.recv(65536)): d+=c\nsys.stdout.buffer.write(d)",
+             self.srv.control_socket], capture_output=True, timeout=30)
+        text = answer.stdout.decode()
+        st = json.loads(text[text.index("{"):])
+        self.assertEqual(st["server"]["generation"], from_site["server"]["generation"])
+        self.assertGreaterEqual(sum(st["requests"].values()), sum(from_site["requests"].values()))
+        self.assertEqual(len([w for w in st["workers"] if w["state"] == "serving"]), 2)
+
+
+ADMIN_SITE = '''
+[[site]]
+hosts = ["*"]
+  [[site.route]]
+  path = "/"
+  respond = { status = 200, body = "site\\n" }
+'''
+
+
+class AdminListenerTest(WraithTestCase):
+    def start_admin(self, admin_keys="", extra=""):
+        self.admin_port = free_port(ipv6_too=False)
+        text = (f'[admin]\naddress = "127.0.0.1:{self.admin_port}"\n{admin_keys}\n'
+                + extra + ADMIN_SITE)
+        srv = Wraith(text, workers=1)
+        self.servers.append(srv)
+        return srv
+
+    def get(self, path, method="GET", headers=None, port=None, scheme="http", ctx=None):
+        req = urllib.request.Request(f"{scheme}://127.0.0.1:{port or self.admin_port}{path}",
+                                     method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def test_serves_its_paths_and_nothing_else(self):
+        srv = self.start_admin()
+        srv.start()
+        status, headers, body = self.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("wraith_requests_total", body.decode())
+        status, headers, body = self.get("/")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/html"))
+        self.assertIn("default-src 'none'", headers["Content-Security-Policy"])
+        self.assertIn(b"status.json", body)
+        status, headers, body = self.get("/status.json")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "application/json")
+        st = json.loads(body)
+        for key in ("server", "requests", "status", "bytes", "latency", "connections",
+                    "streams", "tls", "quic", "routes", "workers", "errors", "certificates"):
+            self.assertIn(key, st)
+        self.assertEqual(len(st["latency"]["counts"]), len(st["latency"]["bounds_us"]) + 1)
+        for path in ("/etc/passwd", "/index.html", "/metrics/", "/status.json/x", "/dash/"):
+            self.assertEqual(self.get(path)[0], 404, path)
+        self.assertEqual(self.get("/metrics", method="POST")[0], 405)
+        # The admin site is not reachable through the site listener, whatever the Host.
+        status, _, body = self.get("/metrics", headers={"Host": "admin"}, port=srv.port)
+        self.assertEqual((status, body), (200, b"site\n"))
+        # Requests on the site listener show up in the admin's counts.
+        before = json.loads(self.get("/status.json")[2])
+
+        def site_route(st):
+            return [r for r in st["routes"] if r["site"] == "*" and r["route"] == "/"][0]
+
+        for _ in range(3):
+            self.assertEqual(self.get("/x", port=srv.port)[0], 200)
+        after = wait_for(lambda: (lambda s: s if s["requests"]["h1"] >=
+                                  before["requests"]["h1"] + 4 else None)(
+            json.loads(self.get("/status.json")[2])), what="the site's requests counted")
+        self.assertEqual(site_route(after)["requests"] - site_route(before)["requests"], 3)
+
+    def test_basic_auth_and_allow(self):
+        srv = self.start_admin('basic_auth = { file = "@DIR@/users.htpasswd" }')
+        htpasswd(srv.path("users.htpasswd"), "ops", "s3cret", "-B")
+        srv.start()
+        status, headers, _ = self.get("/metrics")
+        self.assertEqual(status, 401)
+        self.assertIn("Basic", headers["WWW-Authenticate"])
+        auth = {"Authorization": "Basic b3BzOnMzY3JldA=="}  # ops:s3cret
+        self.assertEqual(self.get("/metrics", headers=auth)[0], 200)
+        self.assertEqual(self.get("/status.json", headers=auth)[0], 200)
+        srv.stop()
+        srv = self.start_admin('allow = ["10.0.0.0/8"]')
+        srv.start()
+        self.assertEqual(self.get("/metrics")[0], 403)
+        self.assertEqual(self.get("/x", port=srv.port)[0], 200)
+
+    def test_over_tls_with_the_admin_certificate(self):
+        admin_cert = h3.PKI.ca.issue("admin", ["wraith-admin.test"])
+        srv = self.start_admin(f'tls = {{ cert = {toml_str(admin_cert.chain)}, '
+                               f'key = {toml_str(admin_cert.key)} }}')
+        srv.start()
+        r = curl("--cacert", h3.PKI.ca.cert, "--resolve",
+                 f"wraith-admin.test:{self.admin_port}:127.0.0.1", "-o", "/dev/null", "-w",
+                 "%{http_code} %{http_version}",
+                 f"https://wraith-admin.test:{self.admin_port}/metrics")
+        self.assertEqual(r.stdout.decode(), "200 2", r)
+        # Any name gets the admin's certificate: it is the only site there.
+        r = curl("--cacert", h3.PKI.ca.cert, "--resolve",
+                 f"other.test:{self.admin_port}:127.0.0.1", "-o", "/dev/null",
+                 f"https://other.test:{self.admin_port}/metrics")
+        self.assertEqual(r.returncode, 60, "expected a name mismatch on the admin certificate")
+
+    def test_bad_admin_tables_say_where(self):
+        cases = [
+            # Values copied into the listener lose their line: the [admin] table's is given.
+            ('[admin]\naddress = "nowhere"\n', r'wraith.toml:(\d+):1: listen.address: "nowhere" '
+             r'is a host name', 0),
+            ('[admin]\nmetricz = true\n', r'wraith.toml:(\d+):1: unknown key "metricz" in '
+             r'\[admin\]', 1),
+            ('[admin]\nmetrics = false\ndashboard = false\n',
+             r'wraith.toml:(\d+):13: admin.dashboard: with metrics = false and dashboard = false',
+             2),
+        ]
+        for text, pattern, offset in cases:
+            srv = Wraith(text + ADMIN_SITE, workers=1)
+            self.servers.append(srv)
+            r = harness.run_wraith("check", "-c", srv.conf)
+            self.assertEqual(r.returncode, 1, text)
+            m = re.search(pattern, r.stderr)
+            self.assertIsNotNone(m, (text, r.stderr))
+            table_line = open(srv.conf).read().splitlines().index("[admin]") + 1
+            self.assertEqual(int(m.group(1)), table_line + offset, r.stderr)
+
+    def test_disabled(self):
+        srv = self.start_admin("enabled = false")
+        srv.start()
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", self.admin_port), timeout=2).close()
+
+
+if __name__ == "__main__":
+    harness.main()
