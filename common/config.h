@@ -136,9 +136,16 @@ struct ListenConfig {
     }
 };
 
+class VarString;
+
 struct AccessLogConfig {
     std::string path;                // "" = off, "stdout", "stderr", or a file
-    std::string format = "combined"; // "combined" or "json"
+    std::string format = "combined"; // "combined", "json", or "custom" (a template with $vars)
+    std::shared_ptr<const VarString> custom; // the template of a "custom" format
+    // How a template's values are escaped: as combined (\xHH for '"', '\\', control and
+    // non-ASCII bytes), as inside a JSON string, or not at all.
+    enum class Escape : uint8_t { standard, json, none };
+    Escape escape = Escape::standard;
 };
 
 // How a route's `path` matches a request's decoded path.

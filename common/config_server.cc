@@ -8,6 +8,7 @@
 #include "common/accounts.h"
 #include "common/config_loader.h"
 #include "common/config_values.h"
+#include "common/variables.h"
 #include "common/mime.h"
 #include "common/module.h"
 
@@ -270,7 +271,34 @@ void Loader::read_access_log(TableReader& r, AccessLogConfig& out) {
         else
             out.path = resolve_path(cfg_.dir, *path);
     }
-    out.format = r.choice("format", out.format, {"combined", "json"});
+    if (std::optional<std::string> format = r.string("format")) {
+        if (*format == "combined" || *format == "json") {
+            out.format = *format;
+            out.custom.reset();
+        } else if (format->find('$') != std::string::npos) {
+            auto custom = std::make_shared<VarString>();
+            std::string err;
+            size_t at = 0;
+            if (custom->compile(*format, &err, &at)) {
+                out.format = "custom";
+                out.custom = std::move(custom);
+            } else {
+                r.error("format", err + " (at byte " + std::to_string(at + 1) + " of the format)");
+            }
+        } else {
+            r.error("format", "expected \"combined\", \"json\" or a format with variables "
+                              "(\"$remote_addr \\\"$request\\\" $status $request_time\"), got " +
+                                  in_quotes(*format));
+        }
+    }
+    std::string escape = r.choice("escape",
+                                  out.escape == AccessLogConfig::Escape::json   ? "json"
+                                  : out.escape == AccessLogConfig::Escape::none ? "none"
+                                                                                : "default",
+                                  {"default", "json", "none"});
+    out.escape = escape == "json"   ? AccessLogConfig::Escape::json
+                 : escape == "none" ? AccessLogConfig::Escape::none
+                                    : AccessLogConfig::Escape::standard;
     r.finish();
 }
 

@@ -23,6 +23,7 @@ struct ev_loop;
 
 namespace wraith {
 
+struct ExchangeSummary;
 struct Site;
 struct Route;
 struct FilterScope;
@@ -190,6 +191,10 @@ struct ConnectionInfo {
     bool tls = false;           // set by TLS transports
     std::string_view sni;       // TLS server name, when any
     std::string_view alpn;      // negotiated protocol, when any
+    std::string_view tls_version; // "TLSv1.3" (TLS over TCP and QUIC); empty without TLS
+    std::string_view tls_cipher;  // its IANA name, "TLS_AES_128_GCM_SHA256"
+    bool tls_resumed = false;     // the handshake resumed a session
+    uint32_t quic_version = 0;    // QUIC: the negotiated version (0x1; 0x6b3343cf is v2)
     std::string_view peer_text; // "[::1]:54321" or "127.0.0.1:5432", for logs
     std::string_view peer_ip;   // address only, for logs and X-Forwarded-For
     // A verified TLS client certificate (mTLS); all empty without one.
@@ -210,6 +215,24 @@ struct LogNote {
     std::string_view name;
     std::string_view value;
     const LogNote* next = nullptr; // the note added before this one
+};
+
+// What a handler that forwards the request upstream (the proxy) reports about it, for the
+// access log ($upstream_* variables, JSON fields) and metrics. Lives in the request arena.
+struct UpstreamReport {
+    std::string_view address;  // the server of the last try ("10.0.0.2:8080"); arena
+    std::string_view upstream; // the pool's name
+    int status = 0;            // the status the upstream answered (0: none)
+    uint32_t tries = 0;        // servers or connections tried (2+: retried)
+    // Microseconds from when the proxy started on the request: the last try's connection was
+    // ready (TCP, TLS; a pooled one: at once), its response head came, its response ended.
+    // -1: never happened.
+    int64_t connect_us = -1;
+    int64_t header_us = -1;
+    int64_t response_us = -1;
+    // Why the last try failed (null: it did not): "connect", "timeout", "reset", "protocol"
+    // (a malformed answer), "status" (an answer of the upstream's fail_statuses).
+    const char* failure = nullptr;
 };
 
 // One request. Every view is valid until the exchange ends (protocol buffers or `arena`).
@@ -269,6 +292,10 @@ struct Request {
 
     // Notes for the access log, newest first (add_log_note).
     const LogNote* log_notes = nullptr;
+    // Set by a handler that went upstream (the proxy), null otherwise.
+    UpstreamReport* upstream = nullptr;
+    // Set by the exchange core for the log phase: how the exchange ended (log variables).
+    const ExchangeSummary* summary = nullptr;
 };
 
 // Adds a note to req's access-log line; `name` and `value` must live as long as the exchange.

@@ -6,11 +6,10 @@
 
 namespace wraith {
 
-// `s` as a JSON string: quotes, backslashes and control characters escaped; other bytes
-// (UTF-8, or not) pass through.
-inline void append_json_string(std::string& out, std::string_view s) {
+// `s` escaped for the inside of a JSON string: quotes, backslashes and control characters;
+// other bytes (UTF-8, or not) pass through.
+inline void append_json_escaped(std::string& out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
-    out += '"';
     for (unsigned char c : s) {
         switch (c) {
         case '"':
@@ -38,6 +37,12 @@ inline void append_json_string(std::string& out, std::string_view s) {
             }
         }
     }
+}
+
+// `s` as a JSON string, in its quotes.
+inline void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    append_json_escaped(out, s);
     out += '"';
 }
 

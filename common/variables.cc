@@ -79,6 +79,8 @@ template <int N> std::string_view capture(const Request& r, std::string_view, Ar
 
 } // namespace
 
+void add_log_variables(Variables& v); // common/log_variables.cc
+
 Variables::Variables() {
     add("host", [](const Request& r, std::string_view, Arena&) { return r.host; });
     add("uri", [](const Request& r, std::string_view, Arena&) {
@@ -119,6 +121,7 @@ Variables::Variables() {
     add("7", capture<7>);
     add("8", capture<8>);
     add("9", capture<9>);
+    add_log_variables(*this);
     add(
         "cookie_",
         [](const Request& r, std::string_view suffix, Arena&) {

@@ -66,6 +66,17 @@ public:
     // The value for `req`, in req's arena when it has variables. Values are inserted as they
     // are; callers that emit them into a header or log escape or check them themselves.
     std::string_view expand(const Request& req, Arena& arena) const;
+    // The same piece by piece, for callers that escape values but not the literal text
+    // (access-log formats): `each(text, is_value)` in order.
+    template <class Each> void expand_each(const Request& req, Arena& arena, Each each) const {
+        for (const Piece& p : pieces_) {
+            std::string_view piece{pool_.data() + p.from, p.len};
+            if (p.getter)
+                each(p.getter(req, piece, arena), true);
+            else
+                each(piece, false);
+        }
+    }
 
 private:
     struct Piece {

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/module.h"
+#include "common/variables.h"
 
 namespace wraith {
 
@@ -138,6 +139,37 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
         out += ",\"request_id\":";
         append_json_string(out, id);
     }
+    if (req.conn && !req.conn->tls_version.empty()) {
+        out += ",\"tls\":";
+        append_json_string(out, req.conn->tls_version);
+        out += ",\"tls_cipher\":";
+        append_json_string(out, req.conn->tls_cipher);
+        if (req.conn->tls_resumed)
+            out += ",\"tls_resumed\":true";
+    }
+    if (const UpstreamReport* u = req.upstream; u && u->tries) {
+        // What the proxy did: the last try's server, status and timings (ms), and the tries.
+        out += ",\"upstream\":";
+        append_json_string(out, u->address);
+        out += ",\"upstream_status\":";
+        append_uint(out, static_cast<uint64_t>(u->status));
+        out += ",\"upstream_tries\":";
+        append_uint(out, u->tries);
+        const std::pair<const char*, int64_t> times[] = {{"upstream_connect_ms", u->connect_us},
+                                                         {"upstream_header_ms", u->header_us},
+                                                         {"upstream_response_ms", u->response_us}};
+        for (const auto& [name, us] : times) {
+            if (us < 0)
+                continue;
+            char t[48];
+            int tn = snprintf(t, sizeof(t), ",\"%s\":%.3f", name, us / 1000.0);
+            out.append(t, static_cast<size_t>(tn));
+        }
+        if (u->failure) {
+            out += ",\"upstream_failure\":";
+            append_json_string(out, u->failure);
+        }
+    }
     if (req.conn && !req.conn->client_subject.empty()) {
         out += ",\"client_subject\":";
         append_json_string(out, req.conn->client_subject);
@@ -164,6 +196,22 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
     if (s.aborted)
         out += ",\"aborted\":true";
     out += "}\n";
+}
+
+// A format with variables (NGINX's log_format): literal text as written, each value escaped
+// as the log's `escape` says; an empty value prints "-" (NGINX's convention) except with
+// escape = "json", where it stays empty (so "$x" in quotes is "").
+void format_custom(std::string& out, const AccessLogConfig& c, const Request& req) {
+    c.custom->expand_each(req, *req.arena, [&](std::string_view text, bool value) {
+        if (!value || c.escape == AccessLogConfig::Escape::none) {
+            out += value && text.empty() ? std::string_view("-") : text;
+        } else if (c.escape == AccessLogConfig::Escape::json) {
+            append_json_escaped(out, text); // inside the format's own quotes
+        } else {
+            append_escaped_combined(out, or_dash(text));
+        }
+    });
+    out += '\n';
 }
 
 } // namespace
@@ -284,7 +332,9 @@ void AccessLogs::log(const Request& req, const ExchangeSummary& s) {
     if (!f)
         return;
     line_.clear();
-    if (c->format == "json")
+    if (c->custom)
+        format_custom(line_, *c, req);
+    else if (c->format == "json")
         format_json(line_, req, s);
     else
         format_combined(line_, req, s);

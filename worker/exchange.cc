@@ -200,7 +200,9 @@ void Exchange::finish(bool complete, uint64_t request_bytes) {
     s.request_bytes = request_bytes;
     s.duration_us = monotonic_us() - req_.start_mono_us;
     s.aborted = !complete;
+    req_.summary = &s; // for the log phase's variables ($status, $request_time ...)
     finish_exchange(worker_, req_, s);
+    req_.summary = nullptr;
 }
 
 // ---- StreamExchange ------------------------------------------------------------------------

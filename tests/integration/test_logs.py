@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import time
 import unittest
 
 import harness
@@ -27,6 +28,20 @@ access_log = { path = "off" }
   [[site.route]]
   path = "/"
   respond = { status = 200, body = "hello quiet\n", content_type = "text/plain" }
+
+[[site]]
+hosts = ["custom.test"]
+access_log = { path = "@DIR@/logs/custom.log", format = '$remote_addr "$request" $status $body_bytes_sent $request_length rt=$request_time us=$request_time_us ua="$http_user_agent" conn=$connection ssl=$ssl_protocol up=$upstream_addr t=$msec' }
+  [[site.route]]
+  path = "/"
+  respond = { status = 201, body = "hello custom\n", content_type = "text/plain" }
+
+[[site]]
+hosts = ["jsont.test"]
+access_log = { path = "@DIR@/logs/jsont.log", escape = "json", format = '{"uri":"$uri","ua":"$http_user_agent","status":$status,"sent":$body_bytes_sent,"time":"$time_iso8601","missing":"$http_x_nothing"}' }
+  [[site.route]]
+  path = "/"
+  respond = { status = 200, body = "hello json template\n", content_type = "text/plain" }
 
 [[site]]
 hosts = ["json.test"]
@@ -147,6 +162,48 @@ class LogsTest(WraithTestCase):
         self.assertEqual(obj["path"], "/json-esc")
         if "user_agent" in obj:
             self.assertEqual(obj["user_agent"], 'quote" back\\slash')
+
+
+    def find_in(self, path, marker):
+        def find():
+            for l in self.srv.access_log_lines(path):
+                if marker in l:
+                    return l
+        return wait_for(find, 10, what=f"{marker} in {path}")
+
+    def test_format_with_variables(self):
+        status, _, body = self.get("/custom-1?q=1", host="custom.test",
+                                   headers={"User-Agent": 'say "hi"'})
+        self.assertEqual(status, 201)
+        line = self.find_in(self.srv.path("logs", "custom.log"), "/custom-1")
+        m = re.fullmatch(r'127\.0\.0\.1 "GET /custom-1\?q=1 HTTP/1\.1" 201 (\d+) 0 '
+                         r'rt=(\d+\.\d{3}) us=(\d+) ua="say \\x22hi\\x22" conn=(\d+) ssl=- up=- '
+                         r't=(\d+\.\d{3})', line)
+        self.assertTrue(m, line)
+        self.assertEqual(int(m.group(1)), len(body))
+        self.assertAlmostEqual(float(m.group(2)), int(m.group(3)) / 1e6, delta=0.0011)
+        self.assertLess(abs(float(m.group(5)) - time.time()), 120)
+
+    def test_format_with_json_escaping(self):
+        status, _, body = self.get("/tmpl", host="jsont.test",
+                                   headers={"User-Agent": 'quote" back\\slash\tTab'})
+        self.assertEqual(status, 200)
+        obj = json.loads(self.find_in(self.srv.path("logs", "jsont.log"), "/tmpl"))
+        self.assertEqual(obj["uri"], "/tmpl")
+        self.assertEqual(obj["ua"], 'quote" back\\slash\tTab')
+        self.assertEqual((obj["status"], obj["sent"], obj["missing"]), (200, len(body), ""))
+        datetime.datetime.strptime(obj["time"], "%Y-%m-%dT%H:%M:%S%z")
+
+    def test_bad_formats_say_where(self):
+        for fmt, message in [("fancy", 'expected "combined", "json" or a format with variables'),
+                             ("$remote_addr $nosuch", "unknown variable $nosuch")]:
+            srv = harness.Wraith(SITES.replace('format = "json"', f"format = {harness.toml_str(fmt)}"),
+                                 workers=1)
+            self.servers.append(srv)
+            r = harness.run_wraith("check", "-c", srv.conf)
+            self.assertEqual(r.returncode, 1)
+            self.assertRegex(r.stderr, r"wraith\.toml:\d+:\d+: site\.access_log\.format: .*" +
+                             re.escape(message), r.stderr)
 
 
 class LogIpv6Test(WraithTestCase):

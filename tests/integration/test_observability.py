@@ -231,6 +231,36 @@ class CoreCountersTest(WraithTestCase):
         self.assertEqual(len([w for w in st["workers"] if w["state"] == "serving"]), 2)
 
 
+class TlsAndQuicLogFieldsTest(WraithTestCase):
+    """An access-log format with the connection's TLS and QUIC details and the timing fields."""
+
+    FORMAT = ('$request_uri proto=$protocol tls=$ssl_protocol cipher=$ssl_cipher '
+              'reused=$ssl_session_reused sni=$ssl_server_name alpn=$ssl_alpn_protocol '
+              'quic=$quic_version rt=$request_time')
+
+    def test_fields(self):
+        hello = '  [[site.route]]\n  path = "=/hello"\n  respond = { status = 200 }\n'
+        srv = h3.H3Server(h3.static_site(routes=hello), workers=1)
+        srv.access_log = srv.path("logs", "tls.log")
+        srv.access_log_conf = {"path": toml_str(srv.access_log), "format": toml_str(self.FORMAT)}
+        srv.write_config()
+        write_file(srv.path("www", "index.html"), b"index\n")
+        self.servers.append(srv)
+        srv.start()
+        r = curl("--http2", "--cacert", h3.PKI.ca.cert, "-o", "/dev/null", "-w", "%{http_code}",
+                 srv.url("/hello?over=h2"))
+        self.assertEqual(r.stdout.decode(), "200")
+        r = h3.h3get(self, srv, ["/hello?over=h3"])
+        self.assertEqual(r.returncode, 0, r)
+        h2 = srv.wait_log_line(lambda l: "over=h2" in l, what="the h2 line")
+        h3_line = srv.wait_log_line(lambda l: "over=h3" in l, what="the h3 line")
+        self.assertRegex(h2, r"^/hello\?over=h2 proto=HTTP/2\.0 tls=TLSv1\.3 cipher=TLS_\w+ "
+                             r"reused=\. sni=localhost alpn=h2 quic=- rt=\d+\.\d{3}$")
+        self.assertRegex(h3_line, r"^/hello\?over=h3 proto=HTTP/3\.0 tls=TLSv1\.3 "
+                                  r"cipher=TLS_\w+ reused=\. sni=localhost alpn=h3 quic=1 "
+                                  r"rt=\d+\.\d{3}$")
+
+
 ADMIN_SITE = '''
 [[site]]
 hosts = ["*"]

@@ -536,7 +536,13 @@ int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     auto* c = static_cast<Connection*>(user);
     c->handshake_done_ = true;
     counters::add(counters::quic_handshakes);
-    if (gnutls_session_is_resumed(c->tls_))
+    // For logs ($ssl_protocol, $ssl_cipher, $quic_version): static strings.
+    c->peer_.info.tls_version = "TLSv1.3";
+    if (const char* suite = gnutls_ciphersuite_get(c->tls_))
+        c->peer_.info.tls_cipher = suite;
+    c->peer_.info.tls_resumed = gnutls_session_is_resumed(c->tls_);
+    c->peer_.info.quic_version = ngtcp2_conn_get_negotiated_version(conn);
+    if (c->peer_.info.tls_resumed)
         counters::add(counters::quic_resumed);
     if (gnutls_session_get_flags(c->tls_) & GNUTLS_SFLAGS_EARLY_DATA)
         counters::add(counters::quic_early_data);

@@ -274,6 +274,10 @@ void TlsTransport::read_client_certificate() {
 
 void TlsTransport::describe(ConnectionInfo& info) const {
     info.tls = true;
+    info.tls_version = SSL_get_version(ssl_); // static strings, as the cipher's name
+    if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_))
+        info.tls_cipher = SSL_CIPHER_standard_name(cipher);
+    info.tls_resumed = SSL_session_reused(ssl_) == 1;
     info.client_subject = client_subject_;
     info.client_issuer = client_issuer_;
     info.client_sans = client_sans_;
