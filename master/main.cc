@@ -16,6 +16,7 @@
 #include "master/master.h"
 #include "master/nginx_cli.h"
 #include "master/route_cli.h"
+#include "master/top.h"
 #include "modules/modules.h"
 #include "worker/sandbox.h"
 
@@ -30,6 +31,7 @@ const char* kUsage =
     "  serve [-c FILE] [--daemon]   run the server (master + workers) in the foreground\n"
     "  check [-c FILE]              validate a configuration; every problem as FILE:LINE:COL\n"
     "  status [-c FILE]             show the running master, its generations and workers\n"
+    "  top [-c FILE] [-d S] [-n N]  live view of a running server's traffic, like top(1)\n"
     "  reload [-c FILE]             load the configuration again; old workers drain\n"
     "  stop [-c FILE] [--fast]      stop gracefully (in-flight requests finish), or at once\n"
     "  upgrade [-c FILE]            start the (new) binary beside the running one (USR2)\n"
@@ -76,6 +78,7 @@ const CommandHelp kHelp[] = {
      "open connections and requests served. --json prints the same as one JSON object:\n"
      "{\"master\": {pid, config, generation, uptime_seconds}, \"workers\": [{slot,\n"
      "generation, pid, state, uptime_seconds, connections, requests}, ...]}.\n"},
+    {"top", wraith::kTopHelp},
     {"reload",
      "usage: wraith reload [-c FILE]\n\n"
      "Tells the running master to load its configuration again (like kill -HUP). Returns 0\n"
@@ -169,8 +172,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> positional;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
-        // `convert` and `route` take their own options.
-        if (command == "convert" || command == "route") {
+        // `convert`, `route` and `top` take their own options.
+        if (command == "convert" || command == "route" || command == "top") {
             positional.push_back(a);
             continue;
         }
@@ -227,6 +230,8 @@ int main(int argc, char** argv) {
         return wraith::convert::convert_main(positional);
     if (command == "route")
         return wraith::route_main(positional, config_path);
+    if (command == "top")
+        return wraith::top_main(positional, config_path);
     if (command == "generate") {
         if (!positional.empty() && (positional[0] == "-h" || positional[0] == "--help")) {
             fputs(wraith::kGenerateCertsHelp, stdout);

@@ -554,7 +554,7 @@ TEST_CASE("the repository's conf/wraith.toml loads when its modules are linked",
 TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
-              "server, http, http2, http3, access_log, listen, site, upstream, geo, limit, admin)"));
+              "server, http, http2, http3, access_log, listen, site, upstream, geo, limit, admin, trace)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {
@@ -703,12 +703,23 @@ server_header = "wraith\r\nX-Evil: 1"
 )toml")) == one("test.toml:2:17: http.server_header: must not contain control characters"));
 }
 
-TEST_CASE("access_log.format is combined or json", "[config]") {
+TEST_CASE("access_log.format is combined, json or a format with variables", "[config]") {
     CHECK(errors(with_tail(R"toml(
 [access_log]
 format = "xml"
-)toml")) == one("test.toml:2:10: access_log.format: expected one of \"combined\", \"json\", "
-                "got \"xml\""));
+)toml")) == one("test.toml:2:10: access_log.format: expected \"combined\", \"json\" or a "
+                "format with variables (\"$remote_addr \\\"$request\\\" $status "
+                "$request_time\"), got \"xml\""));
+    CHECK(errors(with_tail(R"toml(
+[access_log]
+format = "$status $nope"
+)toml")) == one("test.toml:2:10: access_log.format: unknown variable $nope (at byte 9 of the "
+                "format)"));
+    CHECK(errors(with_tail(R"toml(
+[access_log]
+format = "$status $request_time $upstream_addr $ssl_protocol"
+escape = "json"
+)toml")).empty());
 }
 
 // ---- [[listen]] --------------------------------------------------------------------------
@@ -1092,7 +1103,7 @@ access_log = { path = "stdout", buffer = "64k" }
   [[site.route]]
   test_handler = {}
 )toml")) == one("test.toml:5:33: unknown key \"buffer\" in site.access_log (expected one of: "
-                "path, format)"));
+                "path, format, escape)"));
 }
 
 // ---- [[site.route]] ----------------------------------------------------------------------

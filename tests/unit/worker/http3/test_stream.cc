@@ -33,7 +33,9 @@ TEST_CASE("a stream costs no more per request than before the exchange core took
     // Measured when HTTP/3 moved onto StreamExchange (libstdc++, x86-64): 1,392 bytes before,
     // 1,376 after; HTTP/2's 1,296 before, 1,272 after. A field that makes them grow should say
     // why in the commit that raises these. Raised by 8 each when the limits merged: Request
-    // gained the access log's notes (a limit's decision, LogNote).
-    CHECK(sizeof(Stream) <= 1384);
-    CHECK(sizeof(wraith::http2::Stream) <= 1280);
+    // gained the access log's notes (a limit's decision, LogNote). Raised by 16 each for
+    // observability: Request::upstream (the proxy's report) and Request::summary (the log
+    // phase's variables).
+    CHECK(sizeof(Stream) <= 1400);
+    CHECK(sizeof(wraith::http2::Stream) <= 1296);
 }
