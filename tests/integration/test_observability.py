@@ -4,13 +4,16 @@ by protocol, reloads; the [admin] listener (metrics, dashboard data, its access 
 isolation from the sites); recent 5xx answers and certificate expiry in the status object.
 Clients are real: curl, Python's ssl with session resumption, openssl s_client, h3get."""
 
+import http.client
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 import urllib.error
@@ -384,6 +387,99 @@ class AdminListenerTest(WraithTestCase):
         srv.start()
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", self.admin_port), timeout=2).close()
+
+
+class ScrapesThroughChangesTest(WraithTestCase):
+    """The admin listener answers through reloads and a binary upgrade, counters never go
+    back, and a dashboard polling for an hour does not grow the worker."""
+
+    def start(self):
+        self.admin_port = free_port(ipv6_too=False)
+        srv = Wraith(f'[admin]\naddress = "127.0.0.1:{self.admin_port}"\n' + ADMIN_SITE,
+                     workers=2)
+        self.servers.append(srv)
+        srv.start()
+        return srv
+
+    def fetch(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=10) as r:
+            return r.status, r.read()
+
+    def test_scrapes_answer_through_reloads_and_an_upgrade(self):
+        srv = self.start()
+        stop = threading.Event()
+        answers, failures, totals = [], [], []
+
+        def scrape():
+            while not stop.is_set():
+                try:
+                    status, body = self.fetch("/status.json")
+                    answers.append(status)
+                    totals.append(sum(json.loads(body)["requests"].values()))
+                    status, body = self.fetch("/metrics")
+                    answers.append(status)
+                except Exception as e:  # noqa: BLE001 - every failure is the finding
+                    failures.append(repr(e))
+
+        t = threading.Thread(target=scrape)
+        t.start()
+        try:
+            for _ in range(3):
+                r = srv.reload()
+                self.assertEqual(r.returncode, 0, r)
+            old_pid = srv.pid
+            up = srv.cli("upgrade")
+            self.assertEqual(up.returncode, 0, up.stdout + up.stderr)
+            new_pid = wait_for(lambda: (p := int(open(srv.pid_file).read())) != old_pid and p,
+                               what="the new master's pid file")
+            self.addCleanup(self.kill_master, new_pid)
+            time.sleep(0.5)
+            os.kill(old_pid, signal.SIGQUIT)
+            wait_for(lambda: not harness.pid_alive(old_pid), timeout=30,
+                     what="the old master to exit")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join()
+        self.assertEqual(failures, [])
+        self.assertGreater(len(answers), 20)
+        self.assertEqual(set(answers), {200})
+        # Counters only grow, whoever answered (old or new generation, old or new master).
+        self.assertEqual(totals, sorted(totals))
+        st = json.loads(self.fetch("/status.json")[1])
+        self.assertEqual((st["reloads"]["reloads"], st["reloads"]["upgrades"]), (3, 1))
+        os.kill(new_pid, signal.SIGQUIT)
+        wait_for(lambda: not harness.pid_alive(new_pid), timeout=30,
+                 what="the new master to exit")
+
+    @staticmethod
+    def kill_master(pid):
+        if harness.pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not harness.pid_alive(pid), timeout=20, what=f"master {pid} to exit")
+
+    def test_an_hour_of_dashboard_polls_does_not_grow_the_worker(self):
+        srv = self.start()
+
+        def rss_kb():
+            total = 0
+            for pid in srv.worker_pids():
+                with open(f"/proc/{pid}/status") as f:
+                    total += int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+            return total
+
+        # One poll a second for an hour, as fast as it goes: the page's status.json.
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+        for i in range(3600):
+            conn.request("GET", "/status.json")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            if i == 600:
+                warm = rss_kb()  # after the allocator settled
+        conn.close()
+        grown = rss_kb() - warm
+        self.assertLess(grown, 512, f"the workers grew by {grown} KiB over 3000 polls")
 
 
 if __name__ == "__main__":
