@@ -479,7 +479,10 @@ class ScrapesThroughChangesTest(WraithTestCase):
                 warm = rss_kb()  # after the allocator settled
         conn.close()
         grown = rss_kb() - warm
-        self.assertLess(grown, 512, f"the workers grew by {grown} KiB over 3000 polls")
+        # Under AddressSanitizer freed memory waits in its quarantine (up to 256 MB), so RSS
+        # says nothing there; leaks are LeakSanitizer's to find when the workers exit.
+        if not harness.SANITIZE:
+            self.assertLess(grown, 512, f"the workers grew by {grown} KiB over 3000 polls")
 
 
 if __name__ == "__main__":
