@@ -199,12 +199,12 @@ OpenResult OpenFileCache::open(struct ev_loop* loop, const RootDir& root, const 
         lru_.splice(lru_.begin(), lru_, found->second);
         e = &*found->second;
         if (now - e->validated_ms < valid_ms) {
-            ++stats_.hits;
+            count(&Stats::hits, &SharedCacheStats::hits);
         } else if (still_valid(root, relative, *e)) {
-            ++stats_.revalidated;
+            count(&Stats::revalidated, &SharedCacheStats::revalidated);
             e->validated_ms = now;
         } else {
-            ++stats_.opens;
+            count(&Stats::opens, &SharedCacheStats::opens);
             OpenResult fresh = open_uncached(root, relative);
             if (!cacheable(fresh.error)) {
                 drop(lru_.begin());
@@ -214,7 +214,7 @@ OpenResult OpenFileCache::open(struct ev_loop* loop, const RootDir& root, const 
             e->validated_ms = now;
         }
     } else {
-        ++stats_.opens;
+        count(&Stats::opens, &SharedCacheStats::opens);
         OpenResult fresh = open_uncached(root, relative);
         if (!cacheable(fresh.error))
             return fresh;
@@ -226,7 +226,7 @@ OpenResult OpenFileCache::open(struct ev_loop* loop, const RootDir& root, const 
         index_.emplace(Key{e->root_id, e->path}, lru_.begin());
         while (lru_.size() > capacity_) {
             drop(std::prev(lru_.end()));
-            ++stats_.evicted;
+            count(&Stats::evicted, &SharedCacheStats::evicted);
         }
         if (loop)
             arm_timer(loop);
@@ -245,7 +245,7 @@ OpenResult OpenFileCache::open(struct ev_loop* loop, const RootDir& root, const 
 void OpenFileCache::sweep(int64_t now) {
     while (!lru_.empty() && now - lru_.back().used_ms >= lru_.back().inactive_ms) {
         drop(std::prev(lru_.end()));
-        ++stats_.expired;
+        count(&Stats::expired, &SharedCacheStats::expired);
     }
     next_sweep_ms_ = now + sweep_every_ms_;
 }

@@ -7,6 +7,8 @@
 // here is locked.
 #pragma once
 
+#include <atomic>
+
 #include <ev.h>
 
 #include <chrono>
@@ -100,6 +102,12 @@ struct OpenResult {
 // cache miss does, and all a route with `open_file_cache = false` does.
 OpenResult open_uncached(const RootDir& root, const char* relative);
 
+// What the open-file caches of every worker did, in shared memory (the static module's zone
+// "static.cache", one shard per worker slot; the metrics scrape sums them).
+struct alignas(64) SharedCacheStats {
+    std::atomic<uint64_t> hits, revalidated, opens, evicted, expired;
+};
+
 class OpenFileCache {
 public:
     // Milliseconds on a monotonic clock.
@@ -125,6 +133,8 @@ public:
         size_t entries = 0;
     };
     Stats stats() const;
+    // Counts into `shared` too from now on (null: only stats()).
+    void share_stats(SharedCacheStats* shared) { shared_ = shared; }
 
     // Tests only: replace the clock (nullptr restores the default).
     static void set_clock_for_tests(Clock clock);
@@ -172,6 +182,12 @@ private:
     ev_timer sweep_timer_{};
     bool timer_armed_ = false;
     Stats stats_;
+    SharedCacheStats* shared_ = nullptr;
+    void count(uint64_t Stats::*mine, std::atomic<uint64_t> SharedCacheStats::*all) {
+        ++(stats_.*mine);
+        if (shared_)
+            (shared_->*all).fetch_add(1, std::memory_order_relaxed);
+    }
 };
 
 } // namespace wraith::static_files

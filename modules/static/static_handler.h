@@ -50,10 +50,27 @@ std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
 // The document root of a handler make_static_handler() made; nullptr for other handlers.
 const std::string* static_root(const Handler& handler);
 
-// The static module's per-worker state: the worker's open-file cache.
+// The static module's shared-memory zone: what every worker's open-file cache did.
+struct CacheZone {
+    static constexpr int kShards = 16;
+    SharedCacheStats shards[kShards];
+};
+constexpr std::string_view kCacheZone = "static.cache";
+
+// The static module's per-worker state: the worker's open-file cache, counting into its
+// shard of the zone.
 class StaticWorker final : public ModuleWorker {
 public:
+    StaticWorker() = default; // counts only into the cache's own stats()
+    explicit StaticWorker(const WorkerContext& ctx) {
+        if (auto* zone = ctx.zones ? ctx.zones->get<CacheZone>(kCacheZone) : nullptr)
+            cache.share_stats(&zone->shards[static_cast<unsigned>(ctx.slot) % CacheZone::kShards]);
+    }
     OpenFileCache cache;
 };
+
+// ModuleSpec::export_metrics and export_status: the open-file caches' lookups by result.
+void export_cache_metrics(const MetricsExport& ctx, std::string& out);
+void export_cache_status(const MetricsExport& ctx, std::string& out);
 
 } // namespace wraith::static_files

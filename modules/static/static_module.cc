@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/config_reader.h"
 #include "common/http.h"
+#include "common/metrics_text.h"
 #include "common/module.h"
 #include "modules/static/static_handler.h"
 
@@ -93,6 +94,54 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
 
 } // namespace
 
+namespace {
+
+// Sums of every worker's open-file cache: hits, revalidated, opens, evicted, expired.
+bool cache_totals(const MetricsExport& ctx, uint64_t (&n)[5]) {
+    const auto* zone = ctx.zones.get<CacheZone>(kCacheZone);
+    if (!zone)
+        return false;
+    for (const SharedCacheStats& s : zone->shards) {
+        n[0] += s.hits.load(std::memory_order_relaxed);
+        n[1] += s.revalidated.load(std::memory_order_relaxed);
+        n[2] += s.opens.load(std::memory_order_relaxed);
+        n[3] += s.evicted.load(std::memory_order_relaxed);
+        n[4] += s.expired.load(std::memory_order_relaxed);
+    }
+    return true;
+}
+
+} // namespace
+
+void export_cache_metrics(const MetricsExport& ctx, std::string& out) {
+    uint64_t n[5] = {};
+    if (!cache_totals(ctx, n))
+        return;
+    metric_header(out, ctx.openmetrics, "wraith_open_file_cache_lookups_total", "counter",
+                  "Open-file cache lookups of the static handler, by result: hit (no system "
+                  "call), revalidated (older than `valid`, confirmed by one fstatat), open (a "
+                  "miss or a changed file). Hit ratio: (hit + revalidated) / all.");
+    const char* results[] = {"hit", "revalidated", "open"};
+    for (int i = 0; i < 3; ++i)
+        out += std::string("wraith_open_file_cache_lookups_total{result=\"") + results[i] +
+               "\"} " + std::to_string(n[i]) + "\n";
+    metric_header(out, ctx.openmetrics, "wraith_open_file_cache_drops_total", "counter",
+                  "Entries the open-file caches dropped: evicted (the max bound) or expired "
+                  "(unused for `inactive`).");
+    out += "wraith_open_file_cache_drops_total{reason=\"evicted\"} " + std::to_string(n[3]) +
+           "\nwraith_open_file_cache_drops_total{reason=\"expired\"} " + std::to_string(n[4]) +
+           "\n";
+}
+
+void export_cache_status(const MetricsExport& ctx, std::string& out) {
+    uint64_t n[5] = {};
+    if (!cache_totals(ctx, n))
+        return;
+    out += ",\"caches\":{\"open_file\":{\"hits\":" + std::to_string(n[0]) +
+           ",\"revalidated\":" + std::to_string(n[1]) + ",\"opens\":" + std::to_string(n[2]) +
+           "}}";
+}
+
 } // namespace wraith::static_files
 
 namespace wraith {
@@ -104,8 +153,13 @@ const ModuleSpec& static_module() {
         .key = "static",
         .is_handler = true,
         .build_handler = &static_files::build,
-        .worker_start = [](const WorkerContext&) -> std::unique_ptr<ModuleWorker> {
-            return std::make_unique<static_files::StaticWorker>();
+        // Zeros to start; kept across reloads and handed over on upgrade.
+        .zones = [](const Config&, std::vector<ZoneSpec>& out) {
+            out.push_back({std::string(static_files::kCacheZone), sizeof(static_files::CacheZone),
+                           1, nullptr, true});
+        },
+        .worker_start = [](const WorkerContext& ctx) -> std::unique_ptr<ModuleWorker> {
+            return std::make_unique<static_files::StaticWorker>(ctx);
         },
         // Landlock: every route's root, read-only.
         .sandbox_paths = [](const Config& config, std::vector<SandboxPath>& out) {
@@ -114,7 +168,9 @@ const ModuleSpec& static_module() {
                     if (route.handler)
                         if (const std::string* root = static_files::static_root(*route.handler))
                             out.push_back({*root, false});
-        }};
+        },
+        .export_metrics = static_files::export_cache_metrics,
+        .export_status = static_files::export_cache_status};
     return spec;
 }
 

@@ -200,6 +200,23 @@ class CoreCountersTest(WraithTestCase):
                frozenset({"site": "localhost", "name": certs[0]["names"][0]}.items()))
         self.assertEqual(self.scrape().get(key), certs[0]["not_after"])
 
+    def test_open_file_cache_lookups(self):
+        def lookups(s, result):
+            return value(s, "wraith_open_file_cache_lookups_total", result=result)
+
+        before = self.scrape()
+        for _ in range(4):
+            r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, self.srv.url("/index.html"),
+                     check=True)
+            self.assertEqual(r.stdout, b"index\n")
+        after = self.scrape()
+        delta = {k: lookups(after, k) - lookups(before, k) for k in ("hit", "revalidated", "open")}
+        self.assertEqual(sum(delta.values()), 4, delta)
+        # Two workers: each opens the file at most once, then hits.
+        self.assertLessEqual(delta["open"], 2, delta)
+        self.assertGreaterEqual(delta["hit"] + delta["revalidated"], 2, delta)
+        self.assertEqual(self.status()["caches"]["open_file"]["hits"], lookups(self.scrape(), "hit"))
+
     def test_reloads_and_refused_reloads_are_counted(self):
         before = self.scrape()
         r = self.srv.reload()
