@@ -220,13 +220,14 @@ struct LogNote {
 // What a handler that forwards the request upstream (the proxy) reports about it, for the
 // access log ($upstream_* variables, JSON fields) and metrics. Lives in the request arena.
 struct UpstreamReport {
-    std::string_view address;  // the server of the last try ("10.0.0.2:8080"); arena
+    std::string_view address;  // the server of the last try ("10.0.0.2:8080"); valid for the
+                               // exchange (config or arena)
     std::string_view upstream; // the pool's name
     int status = 0;            // the status the upstream answered (0: none)
     uint32_t tries = 0;        // servers or connections tried (2+: retried)
     // Microseconds from when the proxy started on the request: the last try's connection was
-    // ready (TCP, TLS; a pooled one: at once), its response head came, its response ended.
-    // -1: never happened.
+    // ready (TCP, TLS; a pooled one: at once; HTTP/2 and HTTP/3: when the stream could open on
+    // a ready connection), its response head came, its response ended. -1: never happened.
     int64_t connect_us = -1;
     int64_t header_us = -1;
     int64_t response_us = -1;

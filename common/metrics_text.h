@@ -3,6 +3,8 @@
 // status object (ModuleSpec::export_status).
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -32,6 +34,19 @@ inline void metric_label_value(std::string& out, std::string_view v) {
         else
             out += c;
     }
+}
+
+// Microseconds as seconds without trailing zeros ("0.0005", "10"): histogram bounds and sums.
+inline void metric_seconds(std::string& out, uint64_t us) {
+    char buf[32];
+    int n = std::snprintf(buf, sizeof(buf), "%llu.%06llu",
+                          static_cast<unsigned long long>(us / 1000000),
+                          static_cast<unsigned long long>(us % 1000000));
+    while (n > 0 && buf[n - 1] == '0')
+        --n;
+    if (n > 0 && buf[n - 1] == '.')
+        --n;
+    out.append(buf, static_cast<size_t>(n));
 }
 
 // The live status object: `{"server":{...}` then every module's export_status members, `}`.

@@ -2,8 +2,8 @@
 // zone ("metrics") that survives reload and binary upgrade, so a scrape sums them and a reload
 // neither resets nor double-counts. Workers add to the shard of their slot (slot % kShards) with
 // relaxed atomic adds on lines no other worker of their generation writes; a scrape sums the
-// shards. Routes get a slot by name (site label + route label), claimed once per worker and
-// found again by the same name after a reload. docs/decisions.md, "Metrics".
+// shards. Routes get a slot by name (site label + route label, common/name_slots.h), claimed
+// once per worker and found again by the same name after a reload. docs/decisions.md, "Metrics".
 #pragma once
 
 #include <array>
@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "common/name_slots.h"
 
 namespace wraith::metrics {
 
@@ -74,14 +76,8 @@ struct RecentErrors {
     RecentError entries[kRecentErrors];
 };
 
-// A route's labels. `key` is 0 while free, kClaiming while one worker writes the names, then
-// the names' hash (never 0 or 1).
-struct RouteName {
-    static constexpr uint64_t kClaiming = 1;
-    std::atomic<uint64_t> key;
-    char site[64];
-    char route[128];
-};
+// A route's labels: its site (first host name) and its path as written (common/name_slots.h).
+using RouteName = NameSlot<64, 128>;
 
 struct Zone {
     RouteName routes[kRoutes];
@@ -92,14 +88,11 @@ struct Zone {
 constexpr uint32_t kZoneVersion = 2;
 constexpr std::string_view kZoneName = "metrics";
 
-// Label values as stored: cut to fit their field (UTF-8 may end mid-character; Prometheus
-// accepts any bytes in a quoted, escaped label value).
-std::string_view fit_site(std::string_view site);
-std::string_view fit_route(std::string_view route);
-
 // The slot of (site, route) in `zone`, claimed if it has none yet; -1 when every slot is taken
 // by other names (the route then counts in the totals only).
-int claim_route(Zone& zone, std::string_view site, std::string_view route);
+inline int claim_route(Zone& zone, std::string_view site, std::string_view route) {
+    return claim_slot(zone.routes, kRoutes, site, route);
+}
 
 inline void add(Counter& c, uint64_t n) {
     c.fetch_add(n, std::memory_order_relaxed);

@@ -17,19 +17,6 @@ void number(std::string& out, uint64_t n) {
     out += std::to_string(n);
 }
 
-// Microseconds as seconds, without trailing zeros ("0.005", "10").
-void seconds(std::string& out, uint64_t us) {
-    char buf[32];
-    int n = std::snprintf(buf, sizeof(buf), "%llu.%06llu",
-                          static_cast<unsigned long long>(us / 1000000),
-                          static_cast<unsigned long long>(us % 1000000));
-    while (n > 0 && buf[n - 1] == '0')
-        --n;
-    if (n > 0 && buf[n - 1] == '.')
-        --n;
-    out.append(buf, static_cast<size_t>(n));
-}
-
 template <class F> uint64_t total(const Zone& z, F counter) {
     uint64_t n = 0;
     for (const Shard& s : z.shards)
@@ -102,10 +89,10 @@ void render_requests(const Zone& z, bool om, std::string& out) {
         if (!count)
             continue;
         std::string sum;
-        seconds(sum, total(z, [&](const Shard& s) -> const Counter& { return s.duration_us[p]; }));
+        metric_seconds(sum, total(z, [&](const Shard& s) -> const Counter& { return s.duration_us[p]; }));
         histogram(out, "wraith_request_duration_seconds",
                   "protocol=\"" + std::string(kProtocolNames[p]) + "\"", buckets, kBuckets,
-                  [](std::string& o, int b) { seconds(o, kBucketsUs[b]); }, sum);
+                  [](std::string& o, int b) { metric_seconds(o, kBucketsUs[b]); }, sum);
     }
 
     struct Bytes {
@@ -131,12 +118,12 @@ void render_routes(const Zone& z, bool om, std::string& out) {
     std::string routes_bytes;
     for (int r = 0; r < kRoutes; ++r) {
         const RouteName& name = z.routes[r];
-        if (name.key.load(std::memory_order_acquire) <= RouteName::kClaiming)
+        if (!name.claimed())
             continue;
         std::string labels = "site=\"";
-        metric_label_value(labels, std::string_view(name.site));
+        metric_label_value(labels, std::string_view(name.first));
         labels += "\",route=\"";
-        metric_label_value(labels, std::string_view(name.route));
+        metric_label_value(labels, std::string_view(name.second));
         labels += '"';
         for (int c = 0; c < kCodes; ++c) {
             uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
@@ -248,9 +235,9 @@ void render_core(const counters::Zone& cz, bool om, std::string& out) {
     metric_header(out, om, "wraith_quic_rtt_seconds", "histogram",
                   "Smoothed round-trip time of each QUIC connection when it closed.");
     std::string sum;
-    seconds(sum, rtt_sum);
+    metric_seconds(sum, rtt_sum);
     histogram(out, "wraith_quic_rtt_seconds", "", rtt, kRttBuckets,
-              [](std::string& o, int b) { seconds(o, kRttBucketsUs[b]); }, sum);
+              [](std::string& o, int b) { metric_seconds(o, kRttBucketsUs[b]); }, sum);
     metric_header(out, om, "wraith_quic_congestion_window_bytes", "histogram",
                   "Congestion window of each QUIC connection when it closed.");
     histogram(out, "wraith_quic_congestion_window_bytes", "", cwnd, kCwndBucketCount,

@@ -81,7 +81,7 @@ void zone_members(const Zone& z, std::string& out) {
     bool first = true;
     for (int r = 0; r < kRoutes; ++r) {
         const RouteName& name = z.routes[r];
-        if (name.key.load(std::memory_order_acquire) <= RouteName::kClaiming)
+        if (!name.claimed())
             continue;
         uint64_t n = 0, errors = 0;
         for (int c = 0; c < kCodes; ++c) {
@@ -94,9 +94,9 @@ void zone_members(const Zone& z, std::string& out) {
         }
         out += first ? "{\"site\":" : ",{\"site\":";
         first = false;
-        append_json_string(out, name.site);
+        append_json_string(out, name.first);
         out += ",\"route\":";
-        append_json_string(out, name.route);
+        append_json_string(out, name.second);
         out += ",\"requests\":";
         num(out, n);
         out += ",\"errors\":";

@@ -74,6 +74,7 @@ ProxyExchange::ProxyExchange(const ProxyHandler& handler, ProxyWorker& worker, R
 
 ProxyExchange::~ProxyExchange() {
     stage_ = Stage::finished;
+    trace_.finish();
     if (recv_buf_)
         give_read_buffer(recv_buf_);
     if (loop_)
@@ -93,6 +94,7 @@ std::string ProxyExchange::describe() const {
 void ProxyExchange::start() {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    trace_.begin(req_, worker_.metrics(), up);
     pool.count_request(up);
     tried_.assign(up.servers.size(), false);
     int pick = pool.pick(up, req_, tried_);
@@ -146,6 +148,7 @@ void ProxyExchange::start() {
 
 void ProxyExchange::send_request() {
     build_request_head();
+    trace_.start_try(server_);
     if (!connect_upstream(true))
         return;
     if (stage_ != Stage::connecting)
@@ -252,9 +255,11 @@ void ProxyExchange::write_ready() {
                 }
                 return;
             }
-            if (stage_ == Stage::tunnel)
+            if (stage_ == Stage::tunnel) {
+                trace_.failed(Failure::reset);
                 return close_tunnel("proxy: upstream " + describe() + " stopped reading the " +
                                     "tunnel: " + std::strerror(errno));
+            }
             return upstream_closed(errno);
         }
         send_off_ += static_cast<size_t>(n);
@@ -317,8 +322,9 @@ void ProxyExchange::read_ready() {
         }
         const size_t room = kReadBuffer - recv_len_;
         if (room == 0) // an unfinished head this long was refused in process_input()
-            return fail(502, "proxy: upstream " + describe() + " sent a response head over " +
-                                 std::to_string(kMaxResponseHead / 1024) + " KiB");
+            return fail_upstream(Failure::protocol, 502,
+                                 "proxy: upstream " + describe() + " sent a response head over " +
+                                     std::to_string(kMaxResponseHead / 1024) + " KiB");
         ssize_t n = conn_->read(recv_buf_ + recv_len_, room);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -366,13 +372,16 @@ void ProxyExchange::process_input() {
             size_t head_len = response_head_length(in);
             if (head_len == 0) {
                 if (in.size() > kMaxResponseHead)
-                    fail(502, "proxy: upstream " + describe() + " sent a response head over " +
-                                  std::to_string(kMaxResponseHead / 1024) + " KiB");
+                    fail_upstream(Failure::protocol, 502,
+                                  "proxy: upstream " + describe() + " sent a response head over " +
+                                      std::to_string(kMaxResponseHead / 1024) + " KiB");
                 return;
             }
             if (head_len > kMaxResponseHead)
-                return fail(502, "proxy: upstream " + describe() + " sent a response head over " +
-                                     std::to_string(kMaxResponseHead / 1024) + " KiB");
+                return fail_upstream(Failure::protocol, 502,
+                                     "proxy: upstream " + describe() +
+                                         " sent a response head over " +
+                                         std::to_string(kMaxResponseHead / 1024) + " KiB");
             if (!handle_head(head_len))
                 return;
             continue;
@@ -385,9 +394,11 @@ void ProxyExchange::process_input() {
         case BodyDecoder::Result::need_more:
             return;
         case BodyDecoder::Result::error:
-            return fail(502, "proxy: upstream " + describe() +
-                                 " sent a malformed body: " + decoder_.error());
+            return fail_upstream(Failure::protocol, 502,
+                                 "proxy: upstream " + describe() +
+                                     " sent a malformed body: " + decoder_.error());
         case BodyDecoder::Result::done:
+            trace_.response_end();
             send_last({});
             return complete();
         case BodyDecoder::Result::data: {
@@ -395,6 +406,7 @@ void ProxyExchange::process_input() {
             if (payload.empty() && !last)
                 continue;
             if (last) {
+                trace_.response_end();
                 send_last(payload);
                 return complete();
             }
@@ -456,17 +468,20 @@ bool ProxyExchange::handle_head(size_t head_len) {
     const char* error = "";
     if (parse_response_head(head, head_len, req_.method_id == Method::head, response_, error) !=
         HeadStatus::done) {
-        fail(502, "proxy: upstream " + describe() + " sent a malformed response: " + error);
+        fail_upstream(Failure::protocol, 502,
+                      "proxy: upstream " + describe() + " sent a malformed response: " + error);
         return false;
     }
+    if (response_.status < 200 && response_.status != 101)
+        return true; // 1xx: RFC 9110 §15.2, the final response follows
+    trace_.response_head(response_.status);
     if (response_.status == 101) {
         if (tunnel_)
             return open_tunnel();
-        fail(502, "proxy: upstream " + describe() + " switched protocols unasked");
+        fail_upstream(Failure::protocol, 502,
+                      "proxy: upstream " + describe() + " switched protocols unasked");
         return false;
     }
-    if (response_.status < 200)
-        return true; // 1xx: RFC 9110 §15.2, the final response follows
     const UpstreamConfig& up = handler_.upstream();
     if (std::find(up.fail_statuses.begin(), up.fail_statuses.end(), response_.status) !=
         up.fail_statuses.end()) {
@@ -474,7 +489,7 @@ bool ProxyExchange::handle_head(size_t head_len) {
         // answer is passed on (as NGINX passes the last one).
         std::string why =
             "upstream " + describe() + " answered " + std::to_string(response_.status);
-        if (retry_elsewhere(why, true))
+        if (retry_elsewhere(why, Failure::status, true))
             return false;
     }
     stage_ = Stage::response;
@@ -491,6 +506,7 @@ bool ProxyExchange::handle_head(size_t head_len) {
         head_out->content_length = static_cast<int64_t>(response_.content_length);
     decoder_.start(response_.framing, response_.content_length);
     if (response_.framing == Framing::none || decoder_.done()) {
+        trace_.response_end();
         out_.send_headers(*head_out, true);
         complete();
         return false;
@@ -505,15 +521,17 @@ bool ProxyExchange::handle_head(size_t head_len) {
 bool ProxyExchange::open_tunnel() {
     const Headers& h = response_.headers;
     if (!field_lists(h, "upgrade", "websocket") || !field_lists(h, "connection", "upgrade")) {
-        fail(502, "proxy: upstream " + describe() +
-                      " answered 101 without Upgrade: websocket and Connection: upgrade");
+        fail_upstream(Failure::protocol, 502,
+                      "proxy: upstream " + describe() +
+                          " answered 101 without Upgrade: websocket and Connection: upgrade");
         return false;
     }
     const bool h1 = !req_.extended_connect();
     if (!h1 && (h.count("sec-websocket-accept") != 1 ||
                 h.get("sec-websocket-accept") != websocket_accept(ws_key_))) {
-        fail(502, "proxy: upstream " + describe() + " answered 101 with a wrong " +
-                      "Sec-WebSocket-Accept");
+        fail_upstream(Failure::protocol, 502,
+                      "proxy: upstream " + describe() + " answered 101 with a wrong " +
+                          "Sec-WebSocket-Accept");
         return false;
     }
     stage_ = Stage::tunnel;
@@ -548,6 +566,7 @@ void ProxyExchange::maybe_finish_tunnel() {
         return;
     // Both directions ended: the upstream connection is spent (never pooled).
     stage_ = Stage::finished;
+    trace_.finish();
     body_.on_data(nullptr);
     close_upstream();
 }
@@ -556,6 +575,7 @@ void ProxyExchange::close_tunnel(const std::string& reason) {
     if (finished())
         return;
     stage_ = Stage::finished;
+    trace_.finish();
     ErrorLog::limited(LogLevel::info, "%s; closing the client's side, client: %.*s", reason.c_str(),
                       req_.conn ? (int)req_.conn->peer_text.size() : 0,
                       req_.conn ? req_.conn->peer_text.data() : "");
@@ -572,11 +592,14 @@ void ProxyExchange::upstream_closed(int err) {
     if (err == EPROTO && conn_ && !conn_->error().empty())
         why = "TLS error: " + conn_->error();
     if (stage_ == Stage::tunnel) {
-        if (err != 0)
+        if (err != 0) {
+            trace_.failed(Failure::reset);
             return close_tunnel("proxy: upstream " + describe() + " tunnel: " + why);
+        }
         // The upstream ended its side: end the client's stream (FIN, END_STREAM), let the
         // client's side run on until it ends too.
         upstream_eof_ = true;
+        trace_.response_end();
         if (out_.send_body({}, true) == ResponseWriter::Result::closed)
             return client_aborted();
         return maybe_finish_tunnel();
@@ -587,6 +610,8 @@ void ProxyExchange::upstream_closed(int err) {
         if (reused_ && !got_bytes_ && !retried_ && (body_consumed_ == 0 || spool_)) {
             retried_ = true;
             close_upstream();
+            trace_.failed(Failure::reset);
+            trace_.start_try(server_); // the same server, a new connection
             restart_request();
             if (!connect_upstream(false))
                 return;
@@ -597,21 +622,24 @@ void ProxyExchange::upstream_closed(int err) {
         }
         std::string what =
             "upstream " + describe() + ": " + why + " before a complete response head";
-        if (!retry_elsewhere(what))
+        if (!retry_elsewhere(what, Failure::reset))
             fail(502, "proxy: " + what);
         return;
     }
     if (err == 0 && decoder_.framing() == Framing::close) {
         close_upstream(); // the end of a close-delimited body
+        trace_.response_end();
         out_.send_body({}, true);
         return complete();
     }
-    fail(502, "proxy: upstream " + describe() + ": " + why + " in the middle of the body");
+    fail_upstream(Failure::reset, 502,
+                  "proxy: upstream " + describe() + ": " + why + " in the middle of the body");
 }
 
 // The response went out whole: pool the connection when both sides allow another request.
 void ProxyExchange::complete() {
     stage_ = Stage::finished;
+    trace_.finish();
     bool reusable = conn_ && response_.keep_alive && body_state_ != BodyState::streaming &&
                     send_off_ == send_buf_.size() && recv_off_ == recv_len_ && !tunnel_ &&
                     !conn_->buffered() &&
@@ -633,6 +661,7 @@ void ProxyExchange::fail(int status, const std::string& reason) {
     if (finished())
         return;
     stage_ = Stage::finished;
+    trace_.finish();
     close_upstream();
     if (body_state_ == BodyState::streaming) {
         body_.on_data(nullptr);
@@ -644,6 +673,7 @@ void ProxyExchange::fail(int status, const std::string& reason) {
 
 void ProxyExchange::client_aborted() {
     stage_ = Stage::finished;
+    trace_.finish();
     close_upstream();
 }
 
@@ -711,20 +741,22 @@ void ProxyExchange::timed_out() {
                               ? "TLS handshake with upstream \"" + handler_.upstream().name +
                                     "\" server " + describe() + " timed out"
                               : "connect to " + describe() + " timed out";
-        if (!retry_elsewhere(why))
+        if (!retry_elsewhere(why, Failure::connect))
             fail(504, "proxy: " + why);
         return;
     }
     if (!head_done() && !got_bytes_ && send_off_ == send_buf_.size()) {
         std::string why = "upstream " + describe() + " timed out before responding";
-        if (!retry_elsewhere(why))
+        if (!retry_elsewhere(why, Failure::timeout))
             fail(504, "proxy: " + why);
         return;
     }
     if (send_off_ < send_buf_.size())
-        return fail(504, "proxy: sending to upstream " + describe() + " timed out");
-    fail(504, "proxy: upstream " + describe() + " timed out " +
-                  (head_done() ? "in the middle of the body" : "before responding"));
+        return fail_upstream(Failure::timeout, 504,
+                             "proxy: sending to upstream " + describe() + " timed out");
+    fail_upstream(Failure::timeout, 504,
+                  "proxy: upstream " + describe() + " timed out " +
+                      (head_done() ? "in the middle of the body" : "before responding"));
 }
 
 void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
@@ -748,9 +780,10 @@ void ProxyExchange::on_total_timer(struct ev_loop*, ev_timer* w, int) {
     if (self->finished() || self->stage_ == Stage::tunnel)
         return;
     const UpstreamConfig& up = self->handler_.upstream();
-    self->fail(504, "proxy: upstream \"" + up.name + "\" (" + self->describe() +
-                        ") did not finish within total_timeout (" +
-                        std::to_string(up.total_timeout.count()) + " ms)");
+    self->fail_upstream(Failure::timeout, 504,
+                        "proxy: upstream \"" + up.name + "\" (" + self->describe() +
+                            ") did not finish within total_timeout (" +
+                            std::to_string(up.total_timeout.count()) + " ms)");
 }
 
 void ProxyExchange::on_timer(struct ev_loop*, ev_timer* w, int) {

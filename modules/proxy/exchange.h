@@ -21,6 +21,7 @@
 #include "common/loop.h"
 #include "modules/proxy/response_parser.h"
 #include "modules/proxy/spool.h"
+#include "modules/proxy/upstream_trace.h"
 #include "modules/proxy/upstream_transport.h"
 
 namespace wraith::proxy {
@@ -88,11 +89,14 @@ private:
     void arm_timer();
     void timed_out();
     std::string describe() const; // "127.0.0.1:9000" for messages
-    // Connecting to or hearing from the server failed before any response byte: passive
-    // health counts it, and an idempotent request goes to another server when the upstream's
-    // retries and retry budget allow. False: no retry (the caller answers the client).
-    // `answered`: the server answered a status of fail_statuses (its bytes are discarded).
-    bool retry_elsewhere(const std::string& why, bool answered = false);
+    // Connecting to or hearing from the server failed (`kind`) before any response byte:
+    // passive health counts it, and an idempotent request goes to another server when the
+    // upstream's retries and retry budget allow. False: no retry (the caller answers the
+    // client). `answered`: the server answered a status of fail_statuses (its bytes are
+    // discarded).
+    bool retry_elsewhere(const std::string& why, Failure kind, bool answered = false);
+    // The try failed (`kind`) past the point of a retry: the client gets `status`.
+    void fail_upstream(Failure kind, int status, const std::string& reason);
     void drop_drained_buffer();
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
@@ -145,6 +149,7 @@ private:
     std::string ws_key_; // Sec-WebSocket-Key we made for an h2/h3 client (checked on the 101)
     ParsedResponse response_;
     BodyDecoder decoder_;
+    UpstreamTrace trace_; // req_.upstream and the upstream metrics
 };
 
 } // namespace wraith::proxy

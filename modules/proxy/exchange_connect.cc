@@ -11,9 +11,10 @@
 
 namespace wraith::proxy {
 
-bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
+bool ProxyExchange::retry_elsewhere(const std::string& why, Failure kind, bool answered) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    trace_.failed(kind);
     pool.note_failure(up, server_, why);
     if (finished() || out_.headers_sent() || head_done() || (got_bytes_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
@@ -25,6 +26,7 @@ bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
     pool.release(up, server_);
     server_ = static_cast<size_t>(next);
     pool.acquire(up, server_);
+    trace_.start_try(server_);
     restart_request();
     if (!connect_upstream(true))
         return true; // it failed (and answered, or retried) inside
@@ -37,6 +39,11 @@ bool ProxyExchange::retry_elsewhere(const std::string& why, bool answered) {
 // The request goes out again from its first byte (another server, or a fresh connection):
 // the head was dropped from send_buf_ once written, so it is made again (for the new server's
 // Host), and a spooled body is sent again from its start.
+void ProxyExchange::fail_upstream(Failure kind, int status, const std::string& reason) {
+    trace_.failed(kind);
+    fail(status, reason);
+}
+
 void ProxyExchange::restart_request() {
     send_buf_.clear();
     send_off_ = 0;
@@ -67,6 +74,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
             conn_ = std::move(conn);
             reused_ = true;
             stage_ = Stage::request;
+            trace_.connected(false);
             return true;
         }
     }
@@ -83,7 +91,7 @@ bool ProxyExchange::connect_upstream(bool allow_reuse) {
                 return;
             if (!error.empty()) {
                 std::string why = "cannot resolve " + describe() + ": " + error;
-                if (!retry_elsewhere(why))
+                if (!retry_elsewhere(why, Failure::connect))
                     fail(502, "proxy: " + why);
                 return;
             }
@@ -116,7 +124,7 @@ void ProxyExchange::connector_done(int fd, const std::string& error) {
     }
     if (fd < 0) {
         std::string why = "connect to " + describe() + ": " + error;
-        if (!retry_elsewhere(why))
+        if (!retry_elsewhere(why, Failure::connect))
             fail(error.rfind("timed out", 0) == 0 ? 504 : 502, "proxy: " + why);
         return;
     }
@@ -143,6 +151,7 @@ bool ProxyExchange::handshake_step() {
         return false;
     }
     stage_ = Stage::request;
+    trace_.connected(true);
     arm_timer();
     return true;
 }
@@ -154,7 +163,7 @@ void ProxyExchange::handshake_failed() {
     std::string why = "TLS handshake with upstream \"" + up.name + "\" server " + describe() +
                       " failed: " + conn_->error();
     close_upstream();
-    if (!retry_elsewhere(why))
+    if (!retry_elsewhere(why, Failure::connect))
         fail(502, "proxy: " + why);
 }
 

@@ -46,6 +46,7 @@ bool H2Session::has_room() const {
 }
 
 void H2Session::start() {
+    started_us_ = monotonic_us();
     const double deadline = static_cast<double>(up_.connect_timeout.count()) / 1000.0;
     ev_timer_set(&timer_, deadline, 0.);
     ev_timer_start(loop_, &timer_);
@@ -233,7 +234,8 @@ void H2Session::read_ready() {
         if (rv < 0) {
             in_io_ = false;
             return die("upstream \"" + up_.name + "\" server " + up_.servers[server_].address +
-                       " broke HTTP/2: " + nghttp2_strerror(static_cast<int>(rv)));
+                           " broke HTTP/2: " + nghttp2_strerror(static_cast<int>(rv)),
+                       Failure::protocol);
         }
         if (!live())
             break;
@@ -242,6 +244,8 @@ void H2Session::read_ready() {
     if (state_ == State::settling && settled_) {
         state_ = State::ready;
         ev_timer_stop(loop_, &timer_);
+        UpstreamMetrics& metrics = owner_.metrics();
+        metrics.observe_connect(metrics.slots(up_).upstream, monotonic_us() - started_us_);
     }
     serve_waiting();
 }
@@ -274,7 +278,8 @@ void H2Session::flush() {
         in_io_ = false;
         if (len < 0)
             return die(std::string("HTTP/2 session error: ") +
-                       nghttp2_strerror(static_cast<int>(len)));
+                           nghttp2_strerror(static_cast<int>(len)),
+                       Failure::protocol);
         if (len == 0)
             break;
         ssize_t n = conn_->write(reinterpret_cast<const char*>(data), static_cast<size_t>(len));
@@ -335,9 +340,11 @@ void H2Session::maybe_idle() {
     ev_timer_start(loop_, &timer_);
 }
 
-void H2Session::die(const std::string& why) {
+void H2Session::die(const std::string& why, Failure kind) {
     if (state_ == State::dead)
         return;
+    if (state_ != State::ready)
+        kind = Failure::connect; // the session never carried a request
     state_ = State::dead;
     connector_.cancel();
     io_stop(loop_, io_);
@@ -347,10 +354,11 @@ void H2Session::die(const std::string& why) {
     auto open = std::move(open_);
     open_.clear();
     for (H2Exchange* x : waiting)
-        x->session_failed(why.empty() ? "the session closed" : why);
+        x->session_failed(why.empty() ? "the session closed" : why, kind);
     for (auto& [id, x] : open)
         if (x)
-            x->on_stream_closed(NGHTTP2_INTERNAL_ERROR, why.empty() ? "the session closed" : why);
+            x->on_stream_closed(NGHTTP2_INTERNAL_ERROR, why.empty() ? "the session closed" : why,
+                                kind);
     owner_.closed(this);
 }
 
@@ -409,13 +417,14 @@ int H2Session::on_stream_close(nghttp2_session*, int32_t id, uint32_t error, voi
     H2Exchange* x = it->second;
     self->open_.erase(it);
     if (x)
-        x->on_stream_closed(error, {});
+        x->on_stream_closed(error, {}, Failure::reset);
     return 0;
 }
 
 // ---- the sessions of this worker -------------------------------------------------------------
 
-H2Sessions::H2Sessions(struct ev_loop* loop, UpstreamPool& pool) : loop_(loop), pool_(pool) {
+H2Sessions::H2Sessions(struct ev_loop* loop, UpstreamPool& pool, UpstreamMetrics& metrics)
+    : loop_(loop), pool_(pool), metrics_(metrics) {
     ev_prepare_init(&reaper_, on_reap);
     reaper_.data = this;
 }

@@ -17,6 +17,7 @@
 #include "common/connector.h"
 #include "common/loop.h"
 #include "modules/proxy/upstream_config.h"
+#include "modules/proxy/upstream_metrics.h"
 #include "modules/proxy/upstream_transport.h"
 
 namespace wraith::proxy {
@@ -74,8 +75,9 @@ private:
     void maybe_idle();
 
     // The session is over: every request on it or waiting for it hears why (empty: a quiet
-    // close with nothing in flight), and the session is destroyed after this callback.
-    void die(const std::string& why);
+    // close with nothing in flight) and `kind` (connect, whatever it is, for a session that
+    // never got ready), and the session is destroyed after this callback.
+    void die(const std::string& why, Failure kind = Failure::reset);
     static H2Exchange* exchange_of(nghttp2_session* s, int32_t id);
 
     static int on_header(nghttp2_session* s, const nghttp2_frame* frame, const uint8_t* name,
@@ -98,7 +100,8 @@ private:
     nghttp2_session* h2_ = nullptr;
     OrderedIo io_; // common/loop.h: served in readiness order
     int io_events_ = 0;
-    ev_timer timer_; // the connect deadline, then the idle timeout
+    ev_timer timer_;          // the connect deadline, then the idle timeout
+    uint64_t started_us_ = 0; // monotonic: start() (wraith_upstream_connect_seconds)
     std::vector<H2Exchange*> waiting_;
     std::unordered_map<int32_t, H2Exchange*> open_; // null: cancelled, its frames dropped
     std::string pending_;
@@ -112,7 +115,7 @@ private:
 // This worker's sessions to each server of each HTTP/2 upstream (part of ProxyWorker).
 class H2Sessions {
 public:
-    H2Sessions(struct ev_loop* loop, UpstreamPool& pool);
+    H2Sessions(struct ev_loop* loop, UpstreamPool& pool, UpstreamMetrics& metrics);
     ~H2Sessions();
     H2Sessions(const H2Sessions&) = delete;
     H2Sessions& operator=(const H2Sessions&) = delete;
@@ -121,6 +124,7 @@ public:
     H2Session* session_for(const UpstreamConfig& up, size_t server);
     // A session that ended is destroyed here, outside its own callbacks.
     void closed(H2Session* s);
+    UpstreamMetrics& metrics() { return metrics_; }
 
 private:
     static void on_reap(struct ev_loop* loop, ev_prepare* w, int revents);
@@ -130,6 +134,7 @@ private:
     };
     struct ev_loop* loop_;
     UpstreamPool& pool_;
+    UpstreamMetrics& metrics_;
     std::vector<std::pair<Key, std::unique_ptr<H2Session>>> sessions_;
     std::vector<std::unique_ptr<H2Session>> dead_;
     ev_prepare reaper_{};

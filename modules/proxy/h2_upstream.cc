@@ -43,6 +43,7 @@ H2Exchange::H2Exchange(const ProxyHandler& handler, ProxyWorker& worker, Request
 
 H2Exchange::~H2Exchange() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -54,9 +55,13 @@ std::string H2Exchange::describe() const {
     return handler_.upstream().servers[server_].address;
 }
 
-void H2Exchange::start(std::unique_ptr<BodySpool> spooled, int server) {
+void H2Exchange::start(std::unique_ptr<BodySpool> spooled, int server, UpstreamTrace* trace) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    if (trace)
+        trace->hand_over(trace_);
+    else
+        trace_.begin(req_, worker_.metrics(), up);
     if (server < 0)
         pool.count_request(up); // else the HTTP/3 exchange counted it
     tried_.assign(up.servers.size(), false);
@@ -133,6 +138,7 @@ void H2Exchange::pick_and_go(int chosen) {
     server_ = static_cast<size_t>(pick);
     pool.acquire(up, server_);
     holding_ = true;
+    trace_.start_try(server_);
     session_ = worker_.sessions().session_for(up, server_);
     session_->add(this);
 }
@@ -141,6 +147,7 @@ void H2Exchange::session_ready(H2Session& session) {
     if (finished_)
         return;
     session_ = &session;
+    trace_.connected(false); // a new session timed itself (H2Session)
     UpstreamRequest r;
     build_upstream_request(handler_, req_, server_, false, r);
     std::vector<nghttp2_nv> nva;
@@ -169,7 +176,7 @@ void H2Exchange::session_ready(H2Session& session) {
     arm_timer();
 }
 
-void H2Exchange::session_failed(const std::string& why) {
+void H2Exchange::session_failed(const std::string& why, Failure kind) {
     session_ = nullptr;
     stream_ = -1;
     if (finished_)
@@ -180,7 +187,7 @@ void H2Exchange::session_failed(const std::string& why) {
         session_->add(this);
         return;
     }
-    if (!retry_elsewhere(why))
+    if (!retry_elsewhere(why, kind))
         fail(502, "proxy: " + why);
 }
 
@@ -209,6 +216,7 @@ void H2Exchange::on_headers_end(bool end_stream) {
         return;
     }
     if (status_ < 100 || status_ > 599 || status_ == 101) {
+        trace_.failed(Failure::protocol);
         return fail(502, "proxy: upstream " + describe() + " sent an HTTP/2 response with status " +
                              std::to_string(status_));
     }
@@ -217,6 +225,7 @@ void H2Exchange::on_headers_end(bool end_stream) {
         status_ = 0;
         return;
     }
+    trace_.response_head(status_);
     const UpstreamConfig& up = handler_.upstream();
     if (std::find(up.fail_statuses.begin(), up.fail_statuses.end(), status_) !=
         up.fail_statuses.end()) {
@@ -225,7 +234,7 @@ void H2Exchange::on_headers_end(bool end_stream) {
         const int32_t stream = stream_;
         H2Session* session = session_;
         if (retry_elsewhere("upstream " + describe() + " answered " + std::to_string(status_),
-                            true)) {
+                            Failure::status, true)) {
             if (session && stream >= 0)
                 session->cancel(stream);
             return;
@@ -242,6 +251,8 @@ void H2Exchange::on_headers_end(bool end_stream) {
     if (!length.empty() && length.size() <= 18 &&
         std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; }))
         head->content_length = std::stoll(std::string(length));
+    if (end_stream)
+        trace_.response_end();
     out_.send_headers(*head, end_stream);
     if (end_stream)
         return finish_ok();
@@ -279,8 +290,11 @@ void H2Exchange::on_data(const uint8_t* data, size_t len) {
 void H2Exchange::on_stream_end() {
     if (finished_)
         return;
-    if (!head_done_)
+    if (!head_done_) {
+        trace_.failed(Failure::protocol);
         return fail(502, "proxy: upstream " + describe() + " ended the stream without a response");
+    }
+    trace_.response_end();
     Headers* pass = nullptr;
     for (const Header& h : trailers_) {
         if (!trailer_allowed(h.name))
@@ -298,11 +312,13 @@ void H2Exchange::on_stream_end() {
 
 void H2Exchange::finish_ok() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
 }
 
-void H2Exchange::on_stream_closed(uint32_t error_code, const std::string& session_error) {
+void H2Exchange::on_stream_closed(uint32_t error_code, const std::string& session_error,
+                                  Failure kind) {
     session_ = nullptr;
     stream_ = -1;
     if (finished_)
@@ -316,14 +332,17 @@ void H2Exchange::on_stream_closed(uint32_t error_code, const std::string& sessio
             (body_consumed_ == 0 || spool_) && refusals_ < 3) {
             ++refusals_;
             spool_sent_ = 0;
+            trace_.failed(Failure::reset);
+            trace_.start_try(server_); // a stream of another session
             session_ = worker_.sessions().session_for(handler_.upstream(), server_);
             session_->add(this);
             return;
         }
-        if (!retry_elsewhere(why))
+        if (!retry_elsewhere(why, kind))
             fail(502, "proxy: " + why);
         return;
     }
+    trace_.failed(kind);
     fail(502, "proxy: " + why);
 }
 
@@ -357,9 +376,10 @@ long H2Exchange::read_body(uint8_t* buf, size_t len, uint32_t* flags) {
     return n ? static_cast<long>(n) : static_cast<long>(NGHTTP2_ERR_DEFERRED);
 }
 
-bool H2Exchange::retry_elsewhere(const std::string& why, bool answered) {
+bool H2Exchange::retry_elsewhere(const std::string& why, Failure kind, bool answered) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    trace_.failed(kind);
     pool.note_failure(up, server_, why);
     if (finished_ || out_.headers_sent() || (got_response_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
@@ -381,6 +401,7 @@ void H2Exchange::fail(int status, const std::string& reason) {
     if (finished_)
         return;
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -394,6 +415,7 @@ void H2Exchange::fail(int status, const std::string& reason) {
 
 void H2Exchange::client_aborted() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -431,8 +453,9 @@ void H2Exchange::on_timer(struct ev_loop*, ev_timer* w, int) {
         self->session_->cancel(self->stream_);
     self->session_ = nullptr;
     self->stream_ = -1;
-    if (!self->head_done_ && self->retry_elsewhere(why))
+    if (!self->head_done_ && self->retry_elsewhere(why, Failure::timeout))
         return;
+    self->trace_.failed(Failure::timeout);
     self->fail(504, "proxy: " + why);
 }
 
@@ -441,6 +464,7 @@ void H2Exchange::on_total_timer(struct ev_loop*, ev_timer* w, int) {
     if (self->finished_)
         return;
     const UpstreamConfig& up = self->handler_.upstream();
+    self->trace_.failed(Failure::timeout);
     self->fail(504, "proxy: upstream \"" + up.name + "\" (" + self->describe() +
                         ") did not finish within total_timeout (" +
                         std::to_string(up.total_timeout.count()) + " ms)");

@@ -24,6 +24,7 @@
 #include "common/http.h"
 #include "modules/proxy/spool.h"
 #include "modules/proxy/upstream_config.h"
+#include "modules/proxy/upstream_trace.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -42,25 +43,30 @@ public:
     H2Exchange(const H2Exchange&) = delete;
     H2Exchange& operator=(const H2Exchange&) = delete;
 
-    // `spooled` and `server`: an HTTP/3 exchange falling back to HTTP/2 (h3_upstream.h)
-    // hands over the body it spooled and the server it picked.
-    void start(std::unique_ptr<BodySpool> spooled = nullptr, int server = -1);
+    // `spooled`, `server` and `trace`: an HTTP/3 exchange falling back to HTTP/2
+    // (h3_upstream.h) hands over the body it spooled, the server it picked and its tries.
+    void start(std::unique_ptr<BodySpool> spooled = nullptr, int server = -1,
+               UpstreamTrace* trace = nullptr);
 
     // From the session, on the loop.
     void session_ready(H2Session& session); // opens the stream now
-    void session_failed(const std::string& why);
+    // `why` empty: the session stopped taking streams (GOAWAY), another one serves.
+    void session_failed(const std::string& why, Failure kind = Failure::connect);
     void on_field(std::string_view name, std::string_view value);
     void on_headers_end(bool end_stream);
     void on_data(const uint8_t* data, size_t len);
     void on_stream_end();
-    void on_stream_closed(uint32_t error_code, const std::string& session_error);
+    // `kind`: how the stream's end counts when it came before the response did.
+    void on_stream_closed(uint32_t error_code, const std::string& session_error, Failure kind);
     // The request body's next bytes for a DATA frame (nghttp2's data source).
     long read_body(uint8_t* buf, size_t len, uint32_t* flags);
 
 private:
     void pick_and_go(int chosen = -1); // a server (the balancer's, or `chosen`), a session
     void spool_more();
-    bool retry_elsewhere(const std::string& why, bool answered = false);
+    // The try failed (`kind`): another server when the request can go again. `answered`: a
+    // status of fail_statuses.
+    bool retry_elsewhere(const std::string& why, Failure kind, bool answered = false);
     void fail(int status, const std::string& reason);
     void finish_ok();
     void client_aborted();
@@ -99,6 +105,7 @@ private:
     Headers trailers_; // trailer fields (arena copies)
     ev_timer timer_;
     ev_timer total_timer_;
+    UpstreamTrace trace_; // req_.upstream and the upstream metrics
 };
 
 } // namespace wraith::proxy

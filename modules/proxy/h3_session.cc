@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "modules/proxy/h3_upstream.h"
+#include "modules/proxy/health.h"
 #include "modules/proxy/pool.h"
 
 namespace wraith::proxy {
@@ -327,6 +328,7 @@ bool H3Session::has_room() const {
 }
 
 void H3Session::start() {
+    started_us_ = monotonic_us();
     // connect_timeout covers DNS and the whole QUIC handshake.
     ev_timer_set(&deadline_, static_cast<double>(up_.connect_timeout.count()) / 1000.0, 0.);
     ev_timer_start(loop_, &deadline_);
@@ -572,7 +574,7 @@ void H3Session::on_http_stream_close(int64_t id, uint64_t app_error, H3Stream* s
         streams_.erase(it);
     }
     if (st && st->exchange)
-        st->exchange->on_stream_closed(app_error, {});
+        st->exchange->on_stream_closed(app_error, {}, Failure::reset);
 }
 
 void H3Session::after_io() {
@@ -584,6 +586,8 @@ void H3Session::after_io() {
     if (state_ == State::handshaking && handshake_done_ && http_) {
         state_ = State::ready;
         ev_timer_stop(loop_, &deadline_);
+        UpstreamMetrics& metrics = owner_.metrics();
+        metrics.observe_connect(metrics.slots(up_).upstream, monotonic_us() - started_us_);
     }
     serve_waiting();
 }
@@ -621,9 +625,11 @@ void H3Session::maybe_idle() {
     ev_timer_start(loop_, &deadline_);
 }
 
-void H3Session::die(const std::string& why, bool udp_blocked) {
+void H3Session::die(const std::string& why, bool udp_blocked, Failure kind) {
     if (state_ == State::dead)
         return;
+    if (state_ != State::ready)
+        kind = Failure::connect; // the connection never carried a request
     send_close();
     state_ = State::dead;
     ev_io_stop(loop_, &read_io_);
@@ -639,15 +645,16 @@ void H3Session::die(const std::string& why, bool udp_blocked) {
         if (st->exchange)
             open.push_back(std::exchange(st->exchange, nullptr));
     for (H3Exchange* x : waiting)
-        x->session_failed(reason, udp_blocked);
+        x->session_failed(reason, udp_blocked, kind);
     for (H3Exchange* x : open)
-        x->on_stream_closed(NGHTTP3_H3_INTERNAL_ERROR, reason);
+        x->on_stream_closed(NGHTTP3_H3_INTERNAL_ERROR, reason, kind);
     owner_.closed(this);
 }
 
 // ---- the sessions of this worker -------------------------------------------------------------
 
-H3Sessions::H3Sessions(struct ev_loop* loop, UpstreamPool& pool) : loop_(loop), pool_(pool) {
+H3Sessions::H3Sessions(struct ev_loop* loop, UpstreamPool& pool, UpstreamMetrics& metrics)
+    : loop_(loop), pool_(pool), metrics_(metrics) {
     ev_prepare_init(&reaper_, on_reap);
     reaper_.data = this;
 }

@@ -24,6 +24,7 @@
 
 #include "modules/proxy/h3_tls.h"
 #include "modules/proxy/upstream_config.h"
+#include "modules/proxy/upstream_metrics.h"
 
 namespace wraith::proxy {
 
@@ -100,7 +101,9 @@ private:
     // The session is over: every request on it or waiting for it hears why (empty: a quiet
     // close with nothing in flight). `udp_blocked`: the QUIC handshake never got an answer
     // (deadline, ICMP unreachable), which a fallback = "h2" upstream answers over TCP.
-    void die(const std::string& why, bool udp_blocked = false);
+    // `kind`: what the requests count it as (connect, whatever it is, for a connection that
+    // never got ready).
+    void die(const std::string& why, bool udp_blocked = false, Failure kind = Failure::reset);
     void send_close();
     std::string where() const; // "upstream \"app\" server 127.0.0.1:443"
 
@@ -131,6 +134,7 @@ private:
     ev_io write_io_{};             // started while the socket is full; fed to defer a flush
     ev_timer expiry_{};            // ngtcp2's next deadline (loss, ACK delay, pacing, idle)
     ev_timer deadline_{};          // connect_timeout while connecting, then keepalive_timeout idle
+    uint64_t started_us_ = 0;      // monotonic: start() (wraith_upstream_connect_seconds)
     std::vector<uint8_t> blocked_; // a datagram the socket refused (EAGAIN), sent first
     std::vector<H3Exchange*> waiting_;
     std::unordered_map<int64_t, std::unique_ptr<H3Stream>> streams_;
@@ -146,7 +150,7 @@ private:
 // ProxyWorker), and which servers had UDP blocked lately (fallback = "h2").
 class H3Sessions {
 public:
-    H3Sessions(struct ev_loop* loop, UpstreamPool& pool);
+    H3Sessions(struct ev_loop* loop, UpstreamPool& pool, UpstreamMetrics& metrics);
     ~H3Sessions();
     H3Sessions(const H3Sessions&) = delete;
     H3Sessions& operator=(const H3Sessions&) = delete;
@@ -165,6 +169,7 @@ public:
     // for kUdpRetry from now (logged once per such interval).
     void mark_udp_blocked(const UpstreamConfig& up, size_t server, const std::string& why);
     bool udp_blocked(const UpstreamConfig& up, size_t server) const;
+    UpstreamMetrics& metrics() { return metrics_; }
 
 private:
     static void on_reap(struct ev_loop* loop, ev_prepare* w, int revents);
@@ -174,6 +179,7 @@ private:
     };
     struct ev_loop* loop_;
     UpstreamPool& pool_;
+    UpstreamMetrics& metrics_;
     std::vector<std::pair<Key, std::unique_ptr<H3Session>>> sessions_;
     std::vector<std::unique_ptr<H3Session>> dead_;
     ev_prepare reaper_{};

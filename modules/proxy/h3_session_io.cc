@@ -147,7 +147,7 @@ void H3Session::read_error(int liberr) {
         return die(where() + " does not support QUIC version 1");
     case NGTCP2_ERR_CALLBACK_FAILURE:
         if (!http_error_.empty())
-            return die(where() + " broke HTTP/3: " + http_error_);
+            return die(where() + " broke HTTP/3: " + http_error_, false, Failure::protocol);
         [[fallthrough]];
     default:
         if (last_error_.error_code == 0)
@@ -202,7 +202,8 @@ void H3Session::flush() {
                 ngtcp2_ccerr_set_application_error(
                     &last_error_, nghttp3_err_infer_quic_app_error_code(static_cast<int>(nvec)),
                     nullptr, 0);
-                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(static_cast<int>(nvec)));
+                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(static_cast<int>(nvec)),
+                           false, Failure::protocol);
             }
         }
         uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
@@ -227,13 +228,15 @@ void H3Session::flush() {
                 return die(where() + ": QUIC error: " + ngtcp2_strerror(static_cast<int>(n)));
             }
             if (rv != 0)
-                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(rv));
+                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(rv), false,
+                           Failure::protocol);
             continue;
         }
         if (ndatalen >= 0) {
             if (int rv = nghttp3_conn_add_write_offset(http_, id, static_cast<size_t>(ndatalen));
                 rv != 0)
-                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(rv));
+                return die(where() + ": HTTP/3 error: " + nghttp3_strerror(rv), false,
+                           Failure::protocol);
         }
         if (n == 0)
             break;

@@ -44,6 +44,7 @@ H3Exchange::H3Exchange(const ProxyHandler& handler, ProxyWorker& worker, Request
 
 H3Exchange::~H3Exchange() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -58,6 +59,7 @@ std::string H3Exchange::describe() const {
 void H3Exchange::start() {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    trace_.begin(req_, worker_.metrics(), up);
     pool.count_request(up);
     tried_.assign(up.servers.size(), false);
     out_.on_abort([this] { client_aborted(); });
@@ -131,6 +133,7 @@ void H3Exchange::pick_and_go(int chosen) {
     holding_ = true;
     if (up.fallback_h2 && worker_.h3_sessions().udp_blocked(up, server_))
         return fall_back(); // UDP to this server was blocked a moment ago: TCP at once
+    trace_.start_try(server_);
     session_ = worker_.h3_sessions().session_for(up, server_);
     session_->add(this);
 }
@@ -148,13 +151,14 @@ void H3Exchange::fall_back() {
         holding_ = false;
     }
     req_.arena->make<H2Exchange>(handler_, worker_, req_, body_, out_)
-        ->start(std::move(spool_), server_);
+        ->start(std::move(spool_), server_, &trace_);
 }
 
 void H3Exchange::session_ready(H3Session& session) {
     if (finished_)
         return;
     session_ = &session;
+    trace_.connected(false); // a new session timed itself (H3Session)
     UpstreamRequest r;
     build_upstream_request(handler_, req_, server_, false, r);
     std::vector<nghttp3_nv> nva;
@@ -183,7 +187,7 @@ void H3Exchange::session_ready(H3Session& session) {
     arm_timer();
 }
 
-void H3Exchange::session_failed(const std::string& why, bool udp_blocked) {
+void H3Exchange::session_failed(const std::string& why, bool udp_blocked, Failure kind) {
     session_ = nullptr;
     stream_ = -1;
     if (finished_)
@@ -196,9 +200,10 @@ void H3Exchange::session_failed(const std::string& why, bool udp_blocked) {
     }
     if (udp_blocked && handler_.upstream().fallback_h2) {
         worker_.h3_sessions().mark_udp_blocked(handler_.upstream(), server_, why);
+        trace_.failed(kind); // the HTTP/2 exchange's try is the next one
         return fall_back();
     }
-    if (!retry_elsewhere(why))
+    if (!retry_elsewhere(why, kind))
         fail(502, "proxy: " + why);
 }
 
@@ -224,6 +229,7 @@ void H3Exchange::on_headers_end(bool end_stream) {
     if (head_done_)
         return; // trailers: passed on at the end of the stream
     if (status_ < 100 || status_ > 599 || status_ == 101) {
+        trace_.failed(Failure::protocol);
         return fail(502, "proxy: upstream " + describe() + " sent an HTTP/3 response with status " +
                              std::to_string(status_));
     }
@@ -232,6 +238,7 @@ void H3Exchange::on_headers_end(bool end_stream) {
         status_ = 0;
         return;
     }
+    trace_.response_head(status_);
     const UpstreamConfig& up = handler_.upstream();
     if (std::find(up.fail_statuses.begin(), up.fail_statuses.end(), status_) !=
         up.fail_statuses.end()) {
@@ -240,7 +247,7 @@ void H3Exchange::on_headers_end(bool end_stream) {
         const int64_t stream = stream_;
         H3Session* session = session_;
         if (retry_elsewhere("upstream " + describe() + " answered " + std::to_string(status_),
-                            true)) {
+                            Failure::status, true)) {
             if (session && stream >= 0)
                 session->cancel(stream);
             return;
@@ -257,6 +264,8 @@ void H3Exchange::on_headers_end(bool end_stream) {
     if (!length.empty() && length.size() <= 18 &&
         std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; }))
         head->content_length = std::stoll(std::string(length));
+    if (end_stream)
+        trace_.response_end();
     out_.send_headers(*head, end_stream);
     if (end_stream)
         return finish_ok();
@@ -294,8 +303,11 @@ void H3Exchange::on_data(const uint8_t* data, size_t len) {
 void H3Exchange::on_stream_end() {
     if (finished_)
         return;
-    if (!head_done_)
+    if (!head_done_) {
+        trace_.failed(Failure::protocol);
         return fail(502, "proxy: upstream " + describe() + " ended the stream without a response");
+    }
+    trace_.response_end();
     Headers* pass = nullptr;
     for (const Header& h : trailers_) {
         if (!trailer_allowed(h.name))
@@ -313,6 +325,7 @@ void H3Exchange::on_stream_end() {
 
 void H3Exchange::finish_ok() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     if (!session_ || stream_ < 0)
@@ -333,7 +346,8 @@ void H3Exchange::finish_ok() {
     stream_ = -1;
 }
 
-void H3Exchange::on_stream_closed(uint64_t app_error, const std::string& session_error) {
+void H3Exchange::on_stream_closed(uint64_t app_error, const std::string& session_error,
+                                  Failure kind) {
     session_ = nullptr;
     stream_ = -1;
     if (finished_)
@@ -349,16 +363,21 @@ void H3Exchange::on_stream_closed(uint64_t app_error, const std::string& session
             (body_consumed_ == 0 || spool_) && refusals_ < 3) {
             ++refusals_;
             spool_sent_ = 0;
+            trace_.failed(Failure::reset);
+            trace_.start_try(server_); // a stream of another connection
             session_ = worker_.h3_sessions().session_for(handler_.upstream(), server_);
             session_->add(this);
             return;
         }
-        if (app_error == NGHTTP3_H3_NO_ERROR && session_error.empty())
+        if (app_error == NGHTTP3_H3_NO_ERROR && session_error.empty()) {
             why = "upstream " + describe() + " ended the stream without a response";
-        if (!retry_elsewhere(why))
+            kind = Failure::protocol;
+        }
+        if (!retry_elsewhere(why, kind))
             fail(502, "proxy: " + why);
         return;
     }
+    trace_.failed(kind);
     fail(502, "proxy: " + why);
 }
 
@@ -389,9 +408,10 @@ bool H3Exchange::pull_body(std::string& into, size_t max, bool* eof) {
     return true;
 }
 
-bool H3Exchange::retry_elsewhere(const std::string& why, bool answered) {
+bool H3Exchange::retry_elsewhere(const std::string& why, Failure kind, bool answered) {
     const UpstreamConfig& up = handler_.upstream();
     UpstreamPool& pool = worker_.pool();
+    trace_.failed(kind);
     pool.note_failure(up, server_, why);
     if (finished_ || out_.headers_sent() || (got_response_ && !answered) ||
         (body_consumed_ > 0 && !spool_))
@@ -413,6 +433,7 @@ void H3Exchange::fail(int status, const std::string& reason) {
     if (finished_)
         return;
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -426,6 +447,7 @@ void H3Exchange::fail(int status, const std::string& reason) {
 
 void H3Exchange::client_aborted() {
     finished_ = true;
+    trace_.finish();
     ev_timer_stop(loop_, &timer_);
     ev_timer_stop(loop_, &total_timer_);
     detach();
@@ -463,8 +485,9 @@ void H3Exchange::on_timer(struct ev_loop*, ev_timer* w, int) {
         self->session_->cancel(self->stream_);
     self->session_ = nullptr;
     self->stream_ = -1;
-    if (!self->head_done_ && self->retry_elsewhere(why))
+    if (!self->head_done_ && self->retry_elsewhere(why, Failure::timeout))
         return;
+    self->trace_.failed(Failure::timeout);
     self->fail(504, "proxy: " + why);
 }
 
@@ -473,6 +496,7 @@ void H3Exchange::on_total_timer(struct ev_loop*, ev_timer* w, int) {
     if (self->finished_)
         return;
     const UpstreamConfig& up = self->handler_.upstream();
+    self->trace_.failed(Failure::timeout);
     self->fail(504, "proxy: upstream \"" + up.name + "\" (" + self->describe() +
                         ") did not finish within total_timeout (" +
                         std::to_string(up.total_timeout.count()) + " ms)");

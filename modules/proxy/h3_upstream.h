@@ -19,6 +19,7 @@
 #include "common/http.h"
 #include "modules/proxy/spool.h"
 #include "modules/proxy/upstream_config.h"
+#include "modules/proxy/upstream_trace.h"
 
 namespace wraith::proxy {
 
@@ -40,13 +41,15 @@ public:
     // From the session, on the loop.
     void session_ready(H3Session& session); // opens the stream now
     // `why` empty: the session stopped taking streams (GOAWAY), another one serves.
-    // `udp_blocked`: the QUIC handshake got no answer (fallback = "h2" applies).
-    void session_failed(const std::string& why, bool udp_blocked);
+    // `udp_blocked`: the QUIC handshake got no answer (fallback = "h2" applies). `kind`: how
+    // the failure counts.
+    void session_failed(const std::string& why, bool udp_blocked, Failure kind = Failure::connect);
     void on_field(std::string_view name, std::string_view value);
     void on_headers_end(bool end_stream);
     void on_data(const uint8_t* data, size_t len);
     void on_stream_end();
-    void on_stream_closed(uint64_t app_error, const std::string& session_error);
+    // `kind`: how the stream's end counts when it came before the response did.
+    void on_stream_closed(uint64_t app_error, const std::string& session_error, Failure kind);
     // Appends up to `max` bytes of the request body to `into`; *eof after the last. False:
     // the client's body failed (the exchange is ending).
     bool pull_body(std::string& into, size_t max, bool* eof);
@@ -55,7 +58,9 @@ private:
     void pick_and_go(int chosen = -1); // a server (the balancer's, or `chosen`), a session
     void fall_back();                  // the request goes over HTTP/2 on TCP instead
     void spool_more();
-    bool retry_elsewhere(const std::string& why, bool answered = false);
+    // The try failed (`kind`): another server when the request can go again. `answered`: a
+    // status of fail_statuses.
+    bool retry_elsewhere(const std::string& why, Failure kind, bool answered = false);
     void fail(int status, const std::string& reason);
     void finish_ok();
     void client_aborted();
@@ -94,6 +99,7 @@ private:
     Headers trailers_; // trailer fields (arena copies)
     ev_timer timer_;
     ev_timer total_timer_;
+    UpstreamTrace trace_; // req_.upstream and the upstream metrics (to HTTP/2 on fallback)
 };
 
 } // namespace wraith::proxy

@@ -13,6 +13,12 @@ uint64_t monotonic_ms() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+uint64_t monotonic_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 uint64_t Health::key(std::string_view upstream, std::string_view address) {
     uint64_t k = hash_key(std::string(upstream) + "\n" + std::string(address));
     return k ? k : 1; // 0 marks a free slot

@@ -53,5 +53,7 @@ private:
 };
 
 uint64_t monotonic_ms();
+// The same clock in microseconds: the timings of upstream tries (upstream_trace.h).
+uint64_t monotonic_us();
 
 } // namespace wraith::proxy

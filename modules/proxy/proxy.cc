@@ -434,7 +434,8 @@ const ModuleSpec& proxy_module() {
                                  .zones = proxy::declare_proxy_zones,
                                  .worker_start = proxy::start_proxy_worker,
                                  .export_metrics = proxy::export_proxy_metrics,
-                                 .export_status = proxy::export_proxy_status};
+                                 .export_status = proxy::export_proxy_status,
+                                 .worker_lost = proxy::proxy_worker_lost};
     return spec;
 }
 

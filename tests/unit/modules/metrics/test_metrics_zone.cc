@@ -34,8 +34,8 @@ TEST_CASE("a route keeps its slot by name; other names get other slots", "[metri
     CHECK(b != c);
     // What a worker of the next generation (or another worker) finds for the same names.
     CHECK(claim_route(*f.z, "example.test", "/api/") == a);
-    CHECK(std::string(f.z->routes[a].site) == "example.test");
-    CHECK(std::string(f.z->routes[a].route) == "/api/");
+    CHECK(std::string(f.z->routes[a].first) == "example.test");
+    CHECK(std::string(f.z->routes[a].second) == "/api/");
 }
 
 TEST_CASE("long labels are cut to their field, and the cut name is found again", "[metrics]") {
@@ -43,7 +43,7 @@ TEST_CASE("long labels are cut to their field, and the cut name is found again",
     std::string route = "~^/" + std::string(300, 'x');
     int a = claim_route(*f.z, "example.test", route);
     REQUIRE(a >= 0);
-    CHECK(std::strlen(f.z->routes[a].route) == sizeof(RouteName::route) - 1);
+    CHECK(std::strlen(f.z->routes[a].second) == sizeof(RouteName::second) - 1);
     CHECK(claim_route(*f.z, "example.test", route) == a);
 }
 
