@@ -21,8 +21,8 @@ Shard& shard() {
 }
 
 void bind(Zone* zone, int slot) {
-    bound = zone ? &zone->shards[static_cast<unsigned>(slot < 0 ? 0 : slot) % kShards]
-                 : &private_shard;
+    bound =
+        zone ? &zone->shards[static_cast<unsigned>(slot < 0 ? 0 : slot) % kShards] : &private_shard;
 }
 
 void quic_connection_closed(uint64_t smoothed_rtt_us, uint64_t cwnd, bool congested) {

@@ -14,26 +14,26 @@
 namespace wraith::counters {
 
 enum Id : int {
-    tls_handshakes,         // TCP TLS handshakes completed
-    tls_resumed,            // of them, resumed sessions (tickets)
-    tls_fail_closed,        // the client went away or reset mid-handshake
-    tls_fail_timeout,       // http.header_timeout passed first
-    tls_fail_version,       // no protocol version in common
-    tls_fail_cipher,        // no cipher suite or group in common
-    tls_fail_alpn,          // no application protocol in common
-    tls_fail_certificate,   // a client certificate was missing or did not verify (mTLS)
-    tls_fail_plain_http,    // an HTTP request on the TLS port
-    tls_fail_other,         // any other alert or protocol error
-    quic_handshakes,        // QUIC handshakes completed
-    quic_resumed,           // of them, resumed sessions
-    quic_early_data,        // of them, with 0-RTT accepted
-    quic_retry_sent,        // Retry packets sent (address validation)
-    quic_migrations,        // paths validated after the client's address changed
-    quic_closed,            // connections closed after their handshake (the summaries below)
-    quic_congested,         // of them, ones that lost packets (ngtcp2 left slow start on a loss)
-    reloads,                // configuration reloads that started a generation (master)
-    reload_failures,        // reloads refused: the new config did not load (master)
-    upgrades,               // binary upgrades this server went through (master)
+    tls_handshakes,       // TCP TLS handshakes completed
+    tls_resumed,          // of them, resumed sessions (tickets)
+    tls_fail_closed,      // the client went away or reset mid-handshake
+    tls_fail_timeout,     // http.header_timeout passed first
+    tls_fail_version,     // no protocol version in common
+    tls_fail_cipher,      // no cipher suite or group in common
+    tls_fail_alpn,        // no application protocol in common
+    tls_fail_certificate, // a client certificate was missing or did not verify (mTLS)
+    tls_fail_plain_http,  // an HTTP request on the TLS port
+    tls_fail_other,       // any other alert or protocol error
+    quic_handshakes,      // QUIC handshakes completed
+    quic_resumed,         // of them, resumed sessions
+    quic_early_data,      // of them, with 0-RTT accepted
+    quic_retry_sent,      // Retry packets sent (address validation)
+    quic_migrations,      // paths validated after the client's address changed
+    quic_closed,          // connections closed after their handshake (the summaries below)
+    quic_congested,       // of them, ones that lost packets (ngtcp2 left slow start on a loss)
+    reloads,              // configuration reloads that started a generation (master)
+    reload_failures,      // reloads refused: the new config did not load (master)
+    upgrades,             // binary upgrades this server went through (master)
     kCount
 };
 

@@ -89,9 +89,8 @@ void add_log_variables(Variables& v) {
     v.add("connection", [](const Request& r, S, Arena& a) -> S {
         return r.conn ? print(a, "%" PRIu64, r.conn->id) : S{};
     });
-    v.add("ssl_protocol", [](const Request& r, S, Arena&) -> S {
-        return r.conn ? r.conn->tls_version : S{};
-    });
+    v.add("ssl_protocol",
+          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_version : S{}; });
     v.add("ssl_cipher",
           [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_cipher : S{}; });
     v.add("ssl_session_reused", [](const Request& r, S, Arena&) -> S {
@@ -104,9 +103,9 @@ void add_log_variables(Variables& v) {
     v.add("quic_version", [](const Request& r, S, Arena& a) -> S {
         if (!r.conn || !r.conn->quic_version)
             return {};
-        return r.conn->quic_version == 1 ? S("1") : r.conn->quic_version == 0x6b3343cf
-                                                        ? S("2")
-                                                        : print(a, "0x%08x", r.conn->quic_version);
+        return r.conn->quic_version == 1            ? S("1")
+               : r.conn->quic_version == 0x6b3343cf ? S("2")
+                                                    : print(a, "0x%08x", r.conn->quic_version);
     });
     v.add("upstream_addr", [](const Request& r, S, Arena&) -> S {
         const UpstreamReport* u = upstream(r);

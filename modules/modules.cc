@@ -23,8 +23,8 @@ const ModuleSpec& deny_module();
 const ModuleSpec& basic_auth_module();
 const ModuleSpec& forward_auth_module();
 const ModuleSpec& real_ip_module();
-const ModuleSpec& limit_module();    // modules/limit
-const ModuleSpec& observe_module();  // modules/metrics
+const ModuleSpec& limit_module();   // modules/limit
+const ModuleSpec& observe_module(); // modules/metrics
 const ModuleSpec& metrics_module();
 const ModuleSpec& dashboard_module();
 const ModuleSpec& trace_module(); // modules/trace
@@ -35,11 +35,11 @@ void register_builtin_modules() {
         return;
     done = true;
     for (const ModuleSpec* spec :
-         {&static_module(), &proxy_module(), &redirect_module(), &respond_module(),
-          &compress_module(), &tcp_module(), &geo_module(), &match_module(), &rewrite_module(),
-          &headers_module(), &allow_module(), &deny_module(), &basic_auth_module(),
-          &forward_auth_module(), &real_ip_module(), &limit_module(), &observe_module(),
-          &metrics_module(), &dashboard_module(), &trace_module()})
+         {&static_module(),     &proxy_module(),        &redirect_module(),  &respond_module(),
+          &compress_module(),   &tcp_module(),          &geo_module(),       &match_module(),
+          &rewrite_module(),    &headers_module(),      &allow_module(),     &deny_module(),
+          &basic_auth_module(), &forward_auth_module(), &real_ip_module(),   &limit_module(),
+          &observe_module(),    &metrics_module(),      &dashboard_module(), &trace_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

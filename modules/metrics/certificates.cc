@@ -19,15 +19,15 @@ namespace wraith::metrics {
 namespace {
 
 struct CertInfo {
-    std::string site;                // its label (first host name)
-    std::vector<std::string> names;  // DNS names of the leaf (SAN, else CN)
-    int64_t not_after = 0;           // Unix time; 0: the file could not be read
+    std::string site;               // its label (first host name)
+    std::vector<std::string> names; // DNS names of the leaf (SAN, else CN)
+    int64_t not_after = 0;          // Unix time; 0: the file could not be read
 };
 
 std::vector<std::string> dns_names(X509* leaf) {
     std::vector<std::string> names;
-    auto* sans = static_cast<GENERAL_NAMES*>(
-        X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
+    auto* sans =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
     for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
         const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
         if (n->type == GEN_DNS)
@@ -42,8 +42,8 @@ std::vector<std::string> dns_names(X509* leaf) {
     GENERAL_NAMES_free(sans);
     if (names.empty()) {
         char cn[256];
-        if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn,
-                                      sizeof(cn)) > 0)
+        if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn)) >
+            0)
             names.emplace_back(cn);
     }
     return names;

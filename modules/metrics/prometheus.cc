@@ -65,14 +65,13 @@ void render_requests(const Zone& z, bool om, std::string& out) {
     for (int p = 0; p < kProtocols; ++p)
         for (int m = 0; m < kMethods; ++m)
             for (int c = 0; c < kCodes; ++c) {
-                uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
-                    return s.requests[p][m][c];
-                });
+                uint64_t n =
+                    total(z, [&](const Shard& s) -> const Counter& { return s.requests[p][m][c]; });
                 if (!n)
                     continue;
                 std::string labels = "protocol=\"" + std::string(kProtocolNames[p]) +
-                                     "\",method=\"" + std::string(kMethodNames[m]) +
-                                     "\",code=\"" + std::string(kCodeNames[c]) + "\"";
+                                     "\",method=\"" + std::string(kMethodNames[m]) + "\",code=\"" +
+                                     std::string(kCodeNames[c]) + "\"";
                 sample(out, "wraith_requests_total", labels, n);
             }
 
@@ -81,18 +80,19 @@ void render_requests(const Zone& z, bool om, std::string& out) {
     for (int p = 0; p < kProtocols; ++p) {
         uint64_t buckets[kBuckets + 1], count = 0;
         for (int b = 0; b <= kBuckets; ++b) {
-            buckets[b] = total(z, [&](const Shard& s) -> const Counter& {
-                return s.duration_buckets[p][b];
-            });
+            buckets[b] = total(
+                z, [&](const Shard& s) -> const Counter& { return s.duration_buckets[p][b]; });
             count += buckets[b];
         }
         if (!count)
             continue;
         std::string sum;
-        metric_seconds(sum, total(z, [&](const Shard& s) -> const Counter& { return s.duration_us[p]; }));
-        histogram(out, "wraith_request_duration_seconds",
-                  "protocol=\"" + std::string(kProtocolNames[p]) + "\"", buckets, kBuckets,
-                  [](std::string& o, int b) { metric_seconds(o, kBucketsUs[b]); }, sum);
+        metric_seconds(
+            sum, total(z, [&](const Shard& s) -> const Counter& { return s.duration_us[p]; }));
+        histogram(
+            out, "wraith_request_duration_seconds",
+            "protocol=\"" + std::string(kProtocolNames[p]) + "\"", buckets, kBuckets,
+            [](std::string& o, int b) { metric_seconds(o, kBucketsUs[b]); }, sum);
     }
 
     struct Bytes {
@@ -126,17 +126,15 @@ void render_routes(const Zone& z, bool om, std::string& out) {
         metric_label_value(labels, std::string_view(name.second));
         labels += '"';
         for (int c = 0; c < kCodes; ++c) {
-            uint64_t n = total(z, [&](const Shard& s) -> const Counter& {
-                return s.route_requests[r][c];
-            });
+            uint64_t n =
+                total(z, [&](const Shard& s) -> const Counter& { return s.route_requests[r][c]; });
             if (n)
                 sample(out, "wraith_route_requests_total",
                        labels + ",code=\"" + std::string(kCodeNames[c]) + "\"", n);
         }
-        sample(routes_bytes, "wraith_route_response_body_bytes_total", labels,
-               total(z, [&](const Shard& s) -> const Counter& {
-                   return s.route_response_bytes[r];
-               }));
+        sample(
+            routes_bytes, "wraith_route_response_body_bytes_total", labels,
+            total(z, [&](const Shard& s) -> const Counter& { return s.route_response_bytes[r]; }));
     }
     metric_header(out, om, "wraith_route_response_body_bytes_total", "counter",
                   "Response body bytes sent, by site and route.");
@@ -188,14 +186,17 @@ void render_core(const counters::Zone& cz, bool om, std::string& out) {
     sample(out, "wraith_tls_handshakes_total", "resumed=\"true\"", n(tls_resumed));
     metric_header(out, om, "wraith_tls_handshake_failures_total", "counter",
                   "TLS handshakes over TCP that failed, by reason.");
-    const std::pair<Id, const char*> reasons[] = {
-        {tls_fail_closed, "closed"},   {tls_fail_timeout, "timeout"},
-        {tls_fail_version, "version"}, {tls_fail_cipher, "cipher"},
-        {tls_fail_alpn, "alpn"},       {tls_fail_certificate, "client_certificate"},
-        {tls_fail_plain_http, "plain_http"}, {tls_fail_other, "other"}};
+    const std::pair<Id, const char*> reasons[] = {{tls_fail_closed, "closed"},
+                                                  {tls_fail_timeout, "timeout"},
+                                                  {tls_fail_version, "version"},
+                                                  {tls_fail_cipher, "cipher"},
+                                                  {tls_fail_alpn, "alpn"},
+                                                  {tls_fail_certificate, "client_certificate"},
+                                                  {tls_fail_plain_http, "plain_http"},
+                                                  {tls_fail_other, "other"}};
     for (const auto& [id, name] : reasons)
-        sample(out, "wraith_tls_handshake_failures_total",
-               "reason=\"" + std::string(name) + "\"", n(id));
+        sample(out, "wraith_tls_handshake_failures_total", "reason=\"" + std::string(name) + "\"",
+               n(id));
 
     struct Plain {
         Id id;
@@ -236,13 +237,14 @@ void render_core(const counters::Zone& cz, bool om, std::string& out) {
                   "Smoothed round-trip time of each QUIC connection when it closed.");
     std::string sum;
     metric_seconds(sum, rtt_sum);
-    histogram(out, "wraith_quic_rtt_seconds", "", rtt, kRttBuckets,
-              [](std::string& o, int b) { metric_seconds(o, kRttBucketsUs[b]); }, sum);
+    histogram(
+        out, "wraith_quic_rtt_seconds", "", rtt, kRttBuckets,
+        [](std::string& o, int b) { metric_seconds(o, kRttBucketsUs[b]); }, sum);
     metric_header(out, om, "wraith_quic_congestion_window_bytes", "histogram",
                   "Congestion window of each QUIC connection when it closed.");
-    histogram(out, "wraith_quic_congestion_window_bytes", "", cwnd, kCwndBucketCount,
-              [](std::string& o, int b) { number(o, kCwndBuckets[b]); },
-              std::to_string(cwnd_sum));
+    histogram(
+        out, "wraith_quic_congestion_window_bytes", "", cwnd, kCwndBucketCount,
+        [](std::string& o, int b) { number(o, kCwndBuckets[b]); }, std::to_string(cwnd_sum));
 }
 
 } // namespace

@@ -85,9 +85,8 @@ void zone_members(const Zone& z, std::string& out) {
             continue;
         uint64_t n = 0, errors = 0;
         for (int c = 0; c < kCodes; ++c) {
-            uint64_t k = total(z, [&](const Shard& s) -> const Counter& {
-                return s.route_requests[r][c];
-            });
+            uint64_t k =
+                total(z, [&](const Shard& s) -> const Counter& { return s.route_requests[r][c]; });
             n += k;
             if (c == 5)
                 errors = k;
@@ -102,9 +101,8 @@ void zone_members(const Zone& z, std::string& out) {
         out += ",\"errors\":";
         num(out, errors);
         out += ",\"bytes\":";
-        num(out, total(z, [&](const Shard& s) -> const Counter& {
-            return s.route_response_bytes[r];
-        }));
+        num(out,
+            total(z, [&](const Shard& s) -> const Counter& { return s.route_response_bytes[r]; }));
         out += '}';
     }
     out += ']';
@@ -159,14 +157,13 @@ void worker_members(const WorkerStatus* table, std::string& out) {
         for (int p = 0; p < kProtocols; ++p)
             exchanges[p] += st.exchanges[p].load(std::memory_order_relaxed);
         char row[256];
-        std::snprintf(row, sizeof(row),
-                      "%s{\"pid\":%d,\"slot\":%d,\"generation\":%u,\"state\":\"%s\","
-                      "\"connections\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"started\":%lld}",
-                      rows.empty() ? "" : ",", pid, st.slot, st.generation,
-                      states[static_cast<int>(state) & 3],
-                      st.connections.load(std::memory_order_relaxed),
-                      st.requests.load(std::memory_order_relaxed),
-                      static_cast<long long>(st.started_unix));
+        std::snprintf(
+            row, sizeof(row),
+            "%s{\"pid\":%d,\"slot\":%d,\"generation\":%u,\"state\":\"%s\","
+            "\"connections\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"started\":%lld}",
+            rows.empty() ? "" : ",", pid, st.slot, st.generation,
+            states[static_cast<int>(state) & 3], st.connections.load(std::memory_order_relaxed),
+            st.requests.load(std::memory_order_relaxed), static_cast<long long>(st.started_unix));
         rows += row;
     }
     object(out, "connections", kConnectionKindNames, kinds, 4);
@@ -183,10 +180,10 @@ void core_members(const counters::Zone& cz, std::string& out) {
     const char* tls_names[] = {"handshakes", "resumed", "failures"};
     const uint64_t tls[] = {n(tls_handshakes), n(tls_resumed), fails};
     object(out, "tls", tls_names, tls, 3);
-    const char* quic_names[] = {"handshakes", "resumed", "early_data", "retry", "migrations",
-                                "closed", "congested"};
-    const uint64_t quic[] = {n(quic_handshakes),  n(quic_resumed), n(quic_early_data),
-                             n(quic_retry_sent),  n(quic_migrations), n(quic_closed),
+    const char* quic_names[] = {"handshakes", "resumed", "early_data", "retry",
+                                "migrations", "closed",  "congested"};
+    const uint64_t quic[] = {n(quic_handshakes), n(quic_resumed),    n(quic_early_data),
+                             n(quic_retry_sent), n(quic_migrations), n(quic_closed),
                              n(quic_congested)};
     object(out, "quic", quic_names, quic, 7);
     const char* reload_names[] = {"reloads", "failures", "upgrades"};

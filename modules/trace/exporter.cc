@@ -82,7 +82,9 @@ public:
                               req.method.data(),
                               req.route ? static_cast<int>(req.route->match.text.size()) : 0,
                               req.route ? req.route->match.text.data() : "");
-        put(f.name, sizeof(f.name), std::string_view(name, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(name) - 1)) : 0));
+        put(f.name, sizeof(f.name),
+            std::string_view(name,
+                             n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(name) - 1)) : 0));
         put(f.target, sizeof(f.target), req.path);
         put(f.host, sizeof(f.host), req.host);
         put(f.client, sizeof(f.client), client_ip_of(req));
@@ -121,8 +123,9 @@ private:
         body_ += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
                  "\"value\":{\"stringValue\":";
         append_json_string(body_, tc_.service_name);
-        body_ += "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"wraith\",\"version\":\"" WRAITH_VERSION
-                 "\"},\"spans\":[";
+        body_ +=
+            "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"wraith\",\"version\":\"" WRAITH_VERSION
+            "\"},\"spans\":[";
         for (size_t i = 0; i < n; ++i) {
             const FinishedSpan& f = ring_[(head_ + i) % ring_.size()];
             char buf[512];
@@ -132,8 +135,9 @@ private:
                 "\"startTimeUnixNano\":\"%" PRId64 "\",\"endTimeUnixNano\":\"%" PRId64 "\","
                 "\"status\":{\"code\":%d},\"name\":",
                 i ? "," : "", f.span.trace_id, f.span.span_id,
-                f.span.has_parent ? ",\"parentSpanId\":\"" : "", f.span.has_parent ? f.span.parent_id : "",
-                f.span.has_parent ? "\"" : "", f.start_ns, f.end_ns, f.status >= 500 ? 2 : 0);
+                f.span.has_parent ? ",\"parentSpanId\":\"" : "",
+                f.span.has_parent ? f.span.parent_id : "", f.span.has_parent ? "\"" : "",
+                f.start_ns, f.end_ns, f.status >= 500 ? 2 : 0);
             body_.append(buf, static_cast<size_t>(len));
             append_json_string(body_, f.name);
             body_ += ",\"attributes\":[";
@@ -142,7 +146,10 @@ private:
             attr(body_, "server.address", f.host);
             attr(body_, "client.address", f.client);
             attr(body_, "network.protocol.version",
-                 f.version == 30 ? "3" : f.version == 20 ? "2" : f.version == 10 ? "1.0" : "1.1");
+                 f.version == 30   ? "3"
+                 : f.version == 20 ? "2"
+                 : f.version == 10 ? "1.0"
+                                   : "1.1");
             len = std::snprintf(buf, sizeof(buf),
                                 ",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":"
                                 "\"%d\"}}]}",
@@ -158,7 +165,8 @@ private:
         sent_ = 0;
     }
 
-    static void attr(std::string& out, const char* key, std::string_view value, bool first = false) {
+    static void attr(std::string& out, const char* key, std::string_view value,
+                     bool first = false) {
         if (!first)
             out += ',';
         out += "{\"key\":\"";
@@ -220,8 +228,7 @@ private:
         // "HTTP/1.1 200 OK": 2xx took the batch (OTLP/HTTP: a partial success is a 200 too).
         const bool ok = answer_.size() > 12 && answer_.starts_with("HTTP/1.") && answer_[9] == '2';
         if (!ok)
-            return fail("the collector answered \"" + answer_.substr(0, answer_.find('\r')) +
-                        "\"");
+            return fail("the collector answered \"" + answer_.substr(0, answer_.find('\r')) + "\"");
         counters_->exported.fetch_add(batch_, std::memory_order_relaxed);
         consume(batch_);
         close_fd();
@@ -302,9 +309,10 @@ void export_metrics(const MetricsExport& ctx, std::string& out) {
                   "Spans of sampled traces, by what became of them: queued for export, "
                   "exported (the collector took them), failed (it did not, or could not be "
                   "reached), dropped (the worker's queue was full).");
-    const std::pair<const char*, const std::atomic<uint64_t>*> rows[] = {
-        {"queued", &c->queued}, {"exported", &c->exported}, {"failed", &c->failed},
-        {"dropped", &c->dropped}};
+    const std::pair<const char*, const std::atomic<uint64_t>*> rows[] = {{"queued", &c->queued},
+                                                                         {"exported", &c->exported},
+                                                                         {"failed", &c->failed},
+                                                                         {"dropped", &c->dropped}};
     for (const auto& [name, v] : rows)
         out += std::string("wraith_trace_spans_total{result=\"") + name + "\"} " +
                std::to_string(v->load(std::memory_order_relaxed)) + "\n";

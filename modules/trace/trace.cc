@@ -98,14 +98,15 @@ void load_trace(const toml::node& value, TableContext& ctx) {
             r.error("otlp", err);
     }
     tc->service_name = r.string("service_name", tc->service_name);
-    tc->queue = static_cast<size_t>(r.integer("queue", static_cast<int64_t>(tc->queue), 1, 1 << 20));
+    tc->queue =
+        static_cast<size_t>(r.integer("queue", static_cast<int64_t>(tc->queue), 1, 1 << 20));
     tc->batch = static_cast<size_t>(r.integer("batch", static_cast<int64_t>(tc->batch), 1, 8192));
-    tc->interval = std::chrono::duration<double>(
-                       r.duration("interval", std::chrono::milliseconds(1000)))
-                       .count();
-    tc->timeout = std::chrono::duration<double>(
-                      r.duration("timeout", std::chrono::milliseconds(5000)))
-                      .count();
+    tc->interval =
+        std::chrono::duration<double>(r.duration("interval", std::chrono::milliseconds(1000)))
+            .count();
+    tc->timeout =
+        std::chrono::duration<double>(r.duration("timeout", std::chrono::milliseconds(5000)))
+            .count();
     if (tc->batch > tc->queue)
         r.error("batch", "must not exceed queue (" + std::to_string(tc->queue) + ")");
     r.finish();

@@ -24,16 +24,16 @@ struct TraceConfig final : ModuleConfig {
     bool generate = true;       // start a trace for a request without a valid traceparent
     bool trust_incoming = true; // false: the client's traceparent is ignored (a new trace)
     // OTLP/HTTP export; endpoint empty: none.
-    std::string endpoint;       // "http://127.0.0.1:4318/v1/traces" as written
-    sockaddr_storage addr{};    // its address (an IP literal)
+    std::string endpoint;    // "http://127.0.0.1:4318/v1/traces" as written
+    sockaddr_storage addr{}; // its address (an IP literal)
     socklen_t addr_len = 0;
-    std::string host_header;    // "127.0.0.1:4318"
+    std::string host_header; // "127.0.0.1:4318"
     std::string path = "/v1/traces";
     std::string service_name = "wraith";
-    size_t queue = 4096;        // spans a worker holds at most
-    size_t batch = 512;         // spans per POST
-    double interval = 1.0;      // seconds between flushes of a partial batch
-    double timeout = 5.0;       // seconds a POST may take
+    size_t queue = 4096;   // spans a worker holds at most
+    size_t batch = 512;    // spans per POST
+    double interval = 1.0; // seconds between flushes of a partial batch
+    double timeout = 5.0;  // seconds a POST may take
 };
 
 const TraceConfig* trace_config(const Config& config);
@@ -72,7 +72,7 @@ struct FinishedSpan {
     int status;
     int version;
     char method[12];
-    char name[96];   // "GET /api/" (method and route)
+    char name[96]; // "GET /api/" (method and route)
     char target[160];
     char host[64];
     char client[48];
