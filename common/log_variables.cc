@@ -72,7 +72,8 @@ void add_log_variables(Variables& v) {
         char* out = static_cast<char*>(a.alloc(n, 1));
         char* at = out;
         for (S part : {r.method, S(" "), r.target, S(" "), version}) {
-            std::memcpy(at, part.data(), part.size());
+            if (!part.empty()) // an empty view may have no data() at all
+                std::memcpy(at, part.data(), part.size());
             at += part.size();
         }
         return {out, n};

@@ -58,8 +58,10 @@ int claim_slot(NameSlot<A, B>* table, int n, std::string_view a, std::string_vie
                     continue; // taken meanwhile: look at it again
                 std::memset(s.first, 0, sizeof(s.first));
                 std::memset(s.second, 0, sizeof(s.second));
-                std::memcpy(s.first, a.data(), a.size());
-                std::memcpy(s.second, b.data(), b.size());
+                if (!a.empty()) // an empty view may have no data() at all
+                    std::memcpy(s.first, a.data(), a.size());
+                if (!b.empty())
+                    std::memcpy(s.second, b.data(), b.size());
                 s.key.store(key, std::memory_order_release);
                 return static_cast<int>(&s - table);
             }

@@ -12,7 +12,8 @@ void record_error(Zone& zone, int64_t time_ms, int status, int protocol, std::st
     std::atomic_thread_fence(std::memory_order_release);
     auto put = [](char* field, size_t size, std::string_view v) {
         v = v.substr(0, size - 1);
-        std::memcpy(field, v.data(), v.size());
+        if (!v.empty()) // an empty view may have no data() at all
+            std::memcpy(field, v.data(), v.size());
         field[v.size()] = 0;
     };
     e.time_ms = time_ms;

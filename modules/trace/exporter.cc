@@ -28,7 +28,8 @@ namespace {
 
 void put(char* field, size_t size, std::string_view v) {
     v = v.substr(0, size - 1);
-    std::memcpy(field, v.data(), v.size());
+    if (!v.empty()) // an empty view may have no data() at all
+        std::memcpy(field, v.data(), v.size());
     field[v.size()] = 0;
 }
 
