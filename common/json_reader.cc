@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/strings.h"
+
 namespace wraith::json {
 
 const Value* Value::find(std::string_view key) const {
@@ -47,16 +49,6 @@ bool is_space(char c) {
 
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
@@ -253,7 +245,7 @@ private:
             return fail(pos_ - 1, "truncated \\u escape");
         uint32_t cp = 0;
         for (size_t i = 1; i <= 4; ++i) {
-            int h = hex_value(text_[pos_ + i]);
+            int h = hex_digit_value(text_[pos_ + i]);
             if (h < 0)
                 return fail(pos_ - 1, "\\u needs four hex digits");
             cp = cp << 4 | static_cast<uint32_t>(h);

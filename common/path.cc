@@ -1,18 +1,10 @@
 #include "common/path.h"
 
+#include "common/strings.h"
+
 namespace wraith {
 
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 // Already canonical, as nearly every request path is: absolute, nothing to decode or reject,
 // no empty, "." or ".." segment (any segment starting with '.' takes the full path), and no
@@ -46,8 +38,8 @@ bool normalize_path(std::string_view raw_path, Arena& arena, std::string_view& o
         if (c == '%') {
             if (i + 2 >= raw_path.size())
                 return false;
-            int hi = hex_value(raw_path[i + 1]);
-            int lo = hex_value(raw_path[i + 2]);
+            int hi = hex_digit_value(raw_path[i + 1]);
+            int lo = hex_digit_value(raw_path[i + 2]);
             if (hi < 0 || lo < 0)
                 return false;
             c = static_cast<char>(hi << 4 | lo);

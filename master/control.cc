@@ -11,28 +11,11 @@
 #include "common/json.h"
 #include "common/metrics_text.h"
 #include "common/log.h"
+#include "master/control_client.h"
 #include "master/master.h"
 #include "master/notify.h"
 
 namespace wraith {
-
-namespace {
-
-std::string format_uptime(double secs) {
-    long s = static_cast<long>(secs);
-    char buf[64];
-    if (s >= 86400)
-        snprintf(buf, sizeof(buf), "%ldd%ldh", s / 86400, (s % 86400) / 3600);
-    else if (s >= 3600)
-        snprintf(buf, sizeof(buf), "%ldh%ldm", s / 3600, (s % 3600) / 60);
-    else if (s >= 60)
-        snprintf(buf, sizeof(buf), "%ldm%lds", s / 60, s % 60);
-    else
-        snprintf(buf, sizeof(buf), "%lds", s);
-    return buf;
-}
-
-} // namespace
 
 bool Master::open_control_socket(std::string* error) {
     sockaddr_un addr{};

@@ -1,6 +1,7 @@
 #include "master/control_client.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -49,6 +50,29 @@ ControlAnswer control_request(const std::string& config_path, const std::string&
     }
     close(fd);
     return out;
+}
+
+void print_unreachable(const ControlAnswer& answer, const std::string& config_path) {
+    if (answer.socket.empty())
+        fprintf(stderr, "wraith: %s\n", answer.error.c_str());
+    else
+        fprintf(stderr,
+                "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
+                answer.socket.c_str(), answer.error.c_str(), config_path.c_str());
+}
+
+std::string format_uptime(double secs) {
+    const long s = secs > 0 ? static_cast<long>(secs) : 0;
+    char buf[64];
+    if (s >= 86400)
+        snprintf(buf, sizeof(buf), "%ldd%ldh", s / 86400, (s % 86400) / 3600);
+    else if (s >= 3600)
+        snprintf(buf, sizeof(buf), "%ldh%ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60)
+        snprintf(buf, sizeof(buf), "%ldm%lds", s / 60, s % 60);
+    else
+        snprintf(buf, sizeof(buf), "%lds", s);
+    return buf;
 }
 
 } // namespace wraith

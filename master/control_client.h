@@ -21,4 +21,10 @@ struct ControlAnswer {
 ControlAnswer control_request(const std::string& config_path, const std::string& command,
                               bool first_line = false);
 
+// What a command prints on stderr when the master could not be reached.
+void print_unreachable(const ControlAnswer& answer, const std::string& config_path);
+
+// An uptime as `wraith status` and `wraith top` write it: 42s, 5m3s, 2h7m, 3d4h.
+std::string format_uptime(double secs);
+
 } // namespace wraith

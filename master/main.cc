@@ -123,12 +123,7 @@ std::string absolute(const std::string& p) {
 int control(const std::string& config_path, const std::string& command) {
     wraith::ControlAnswer answer = wraith::control_request(config_path, command);
     if (!answer.reached) {
-        if (answer.socket.empty())
-            fprintf(stderr, "wraith: %s\n", answer.error.c_str());
-        else
-            fprintf(stderr,
-                    "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
-                    answer.socket.c_str(), answer.error.c_str(), config_path.c_str());
+        wraith::print_unreachable(answer, config_path);
         return 1;
     }
     if (answer.failed()) {

@@ -248,20 +248,6 @@ std::string duration_us(double us) {
     return format("%.2fs", us / 1'000'000);
 }
 
-// As `wraith status` writes uptimes (master/control.cc).
-std::string uptime(double secs) {
-    const long s = secs > 0 ? static_cast<long>(secs) : 0;
-    char buf[64];
-    if (s >= 86400)
-        snprintf(buf, sizeof(buf), "%ldd%ldh", s / 86400, (s % 86400) / 3600);
-    else if (s >= 3600)
-        snprintf(buf, sizeof(buf), "%ldh%ldm", s / 3600, (s % 3600) / 60);
-    else if (s >= 60)
-        snprintf(buf, sizeof(buf), "%ldm%lds", s / 60, s % 60);
-    else
-        snprintf(buf, sizeof(buf), "%lds", s);
-    return buf;
-}
 
 std::string clock_time(double unix_time) {
     const auto t = static_cast<time_t>(unix_time);
@@ -380,7 +366,7 @@ std::vector<std::string> render(const Stats& now, const Stats* earlier, const La
         starting += w.state == "starting";
     }
     line = "wraith " + printable(now.version) + " gen " + std::to_string(now.generation) + "  up " +
-           uptime(now.now - static_cast<double>(now.started)) + "  workers " +
+           format_uptime(now.now - static_cast<double>(now.started)) + "  workers " +
            std::to_string(serving) + " serving " + std::to_string(draining) + " draining";
     if (starting)
         line += " " + std::to_string(starting) + " starting";
@@ -412,7 +398,7 @@ std::vector<std::string> render(const Stats& now, const Stats* earlier, const La
     line = "errors    " + rates.per_second_text(now.status[5], before.status[5]) + " (5xx)";
     if (now.error_status)
         line += "  last " + std::to_string(now.error_status) + " " + printable(now.error_text) +
-                " " + uptime(now.now - now.error_time) + " ago";
+                " " + format_uptime(now.now - now.error_time) + " ago";
     lines.push_back(line);
 
     lines.push_back("bytes     in " + rates.bytes_text(now.bytes_in, before.bytes_in) + "  out " +
@@ -766,15 +752,6 @@ std::string absolute(const std::string& path) {
     return std::string(cwd) + "/" + path;
 }
 
-// As main.cc's control() reports a master it cannot reach.
-void print_unreachable(const ControlAnswer& answer, const std::string& config_path) {
-    if (answer.socket.empty())
-        fprintf(stderr, "wraith: %s\n", answer.error.c_str());
-    else
-        fprintf(stderr,
-                "wraith: cannot reach the master at %s: %s (is wraith running with -c %s?)\n",
-                answer.socket.c_str(), answer.error.c_str(), config_path.c_str());
-}
 
 int run(const TopOptions& options) {
     Terminal terminal(!options.batch && isatty(STDOUT_FILENO));
