@@ -95,6 +95,7 @@ void Resolver::resolve(const std::string& host, uint16_t port, Done done) {
     }
     if (!channel_) {
         r.error = init_error_;
+        r.failure = Failure::other;
         ready_.emplace_back(std::move(done), std::move(r));
         ev_idle_start(loop_, &deliver_);
         return;
@@ -148,9 +149,14 @@ void Resolver::on_answer(void* arg, int status, int, struct ares_addrinfo* ai) {
         r.addrs = interleave(addrs);
         r.ok = !r.addrs.empty();
         r.ttl = ttl == UINT32_MAX ? 0 : ttl;
-        if (!r.ok)
+        if (!r.ok) {
             r.error = "no IPv4 or IPv6 address";
+            r.failure = Failure::not_found;
+        }
     } else {
+        r.failure = status == ARES_ENOTFOUND || status == ARES_ENODATA ? Failure::not_found
+                    : status == ARES_ETIMEOUT                          ? Failure::timeout
+                                                                       : Failure::other;
         r.error = status == ARES_ENOTFOUND ? "not found (NXDOMAIN or no such record)"
                                             : ares_strerror(status);
     }

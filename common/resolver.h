@@ -19,8 +19,11 @@ namespace wraith {
 
 class Resolver {
 public:
+    // Why a lookup failed, for counters.
+    enum class Failure : uint8_t { none, not_found, timeout, other };
     struct Result {
         bool ok = false;
+        Failure failure = Failure::none;
         std::string error;                    // why not, for logs ("NXDOMAIN", "timeout", ...)
         std::vector<sockaddr_storage> addrs;  // Happy Eyeballs order, port set
         uint32_t ttl = 0;                     // seconds: the smallest TTL of the answer

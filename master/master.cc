@@ -34,7 +34,6 @@ constexpr double kStopGrace = 5.0;     // fast stop: then SIGKILL
 
 constexpr std::string_view kStatusZone = kStatusZoneName;
 constexpr std::string_view kTicketKeysZone = "tls.ticket_keys";
-constexpr std::string_view kOcspZone = "tls.ocsp";
 
 } // namespace
 

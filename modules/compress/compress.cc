@@ -6,6 +6,7 @@
 
 #include "common/config_reader.h"
 #include "modules/compress/accept_encoding.h"
+#include "modules/compress/compress_stats.h"
 #include "modules/compress/compress_writer.h"
 
 namespace wraith {
@@ -84,7 +85,8 @@ const std::vector<std::string>& default_compress_types() {
 
 CompressOptions::CompressOptions() : types(default_compress_types()) {}
 
-CompressFilter::CompressFilter(CompressOptions options) : options_(std::move(options)) {}
+CompressFilter::CompressFilter(CompressOptions options, size_t module_index)
+    : options_(std::move(options)), module_index_(module_index) {}
 
 bool CompressFilter::type_matches(std::string_view content_type) const {
     std::string_view type = trim(content_type.substr(0, content_type.find(';')));
@@ -150,7 +152,11 @@ ResponseWriter* CompressFilter::wrap(Request& req, ResponseWriter& next) const {
     std::optional<Coding> coding = coding_from(chosen);
     if (!coding)
         return &next; // not reachable: build_compress accepts known names only
-    return req.arena->make<CompressWriter>(*this, req, next, *coding);
+    CompressShard* shard = nullptr;
+    if (req.modules)
+        if (auto* w = req.modules->get<CompressWorker>(module_index_))
+            shard = w->shard;
+    return req.arena->make<CompressWriter>(*this, req, next, *coding, shard);
 }
 
 std::unique_ptr<Filter> build_compress(TableReader& t, BuildContext& ctx) {
@@ -198,14 +204,26 @@ std::unique_ptr<Filter> build_compress(TableReader& t, BuildContext& ctx) {
 
     if (t.diag().count() != errors_before)
         return nullptr;
-    return std::make_unique<CompressFilter>(std::move(o));
+    return std::make_unique<CompressFilter>(std::move(o), ctx.module_index);
 }
 
 // Wraps close to the protocol (high order) so it sees headers set by other response filters.
 // On-the-fly gzip, brotli and zstd response compression, on by default.
 const ModuleSpec& compress_module() {
     static const ModuleSpec spec{
-        .key = "compress", .order = 800, .build_filter = build_compress, .default_on = true};
+        .key = "compress",
+        .order = 800,
+        .build_filter = build_compress,
+        .default_on = true,
+        // Zeros to start; kept across reloads and handed over on upgrade.
+        .zones = [](const Config&, std::vector<ZoneSpec>& out) {
+            out.push_back({std::string(kCompressZone), sizeof(CompressZone), 1, nullptr, true});
+        },
+        .worker_start = [](const WorkerContext& ctx) -> std::unique_ptr<ModuleWorker> {
+            return std::make_unique<CompressWorker>(ctx);
+        },
+        .export_metrics = export_compress_metrics,
+        .export_status = export_compress_status};
     return spec;
 }
 

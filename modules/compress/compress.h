@@ -31,7 +31,9 @@ const std::vector<std::string>& default_compress_types();
 
 class CompressFilter final : public Filter {
 public:
-    explicit CompressFilter(CompressOptions options);
+    // `module_index`: the compress module's (BuildContext::module_index), which finds the
+    // worker's CompressWorker (its counters) through Request::modules.
+    explicit CompressFilter(CompressOptions options, size_t module_index = SIZE_MAX);
     unsigned phases() const override { return phase_bit(Phase::response); }
     ResponseWriter* wrap(Request& req, ResponseWriter& next) const override;
 
@@ -42,6 +44,7 @@ public:
 
 private:
     CompressOptions options_;
+    size_t module_index_;
 };
 
 // Builds the filter from a `compress` table; nullptr after reporting errors.

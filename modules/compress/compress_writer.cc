@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "modules/compress/compress.h"
+#include "modules/compress/compress_stats.h"
 
 namespace wraith {
 
@@ -81,8 +82,8 @@ bool is_font_type(std::string_view type) {
 } // namespace
 
 CompressWriter::CompressWriter(const CompressFilter& filter, Request& req, ResponseWriter& next,
-                               Coding coding)
-    : filter_(filter), req_(req), next_(next), coding_(coding) {}
+                               Coding coding, CompressShard* shard)
+    : filter_(filter), req_(req), next_(next), coding_(coding), shard_(shard) {}
 
 void CompressWriter::send_informational(int status, const Headers& headers) {
     next_.send_informational(status, headers);
@@ -197,6 +198,8 @@ void CompressWriter::send_headers(ResponseHead& head, bool end_stream) {
     }
     out_buf_ = static_cast<uint8_t*>(req_.arena->alloc(out_chunk, 16));
     mode_ = Mode::compress;
+    if (shard_)
+        compress_count(shard_->responses[static_cast<int>(coding_)], 1);
     rewrite_headers(head);
     next_.send_headers(head, false);
 }
@@ -228,10 +231,15 @@ Result CompressWriter::encode(std::string_view data, bool end, bool pausable) {
     for (;;) {
         uint8_t* out = out_buf_;
         size_t out_len = out_chunk;
+        const size_t in_before = in_len;
         Encoder::Status st = encoder_->run(in, in_len, out, out_len, end);
         if (st == Encoder::Status::error)
             return fail();
         const size_t produced = out_chunk - out_len;
+        if (shard_) {
+            compress_count(shard_->bytes_in[static_cast<int>(coding_)], in_before - in_len);
+            compress_count(shard_->bytes_out[static_cast<int>(coding_)], produced);
+        }
         const bool last = end && st == Encoder::Status::done;
         if (produced > 0 || last) {
             std::string_view bytes(reinterpret_cast<const char*>(out_buf_), produced);

@@ -12,6 +12,7 @@
 namespace wraith {
 
 class CompressFilter;
+struct CompressShard;
 
 class CompressWriter final : public ResponseWriter {
 public:
@@ -19,7 +20,9 @@ public:
     static constexpr size_t file_chunk = 64 * 1024;
     static constexpr size_t out_chunk = 32 * 1024;
 
-    CompressWriter(const CompressFilter& filter, Request& req, ResponseWriter& next, Coding coding);
+    // `shard`: where the worker counts compressed responses and bytes (null: not counted).
+    CompressWriter(const CompressFilter& filter, Request& req, ResponseWriter& next, Coding coding,
+                   CompressShard* shard);
 
     void send_informational(int status, const Headers& headers) override;
     void send_headers(ResponseHead& head, bool end_stream) override;
@@ -65,6 +68,7 @@ private:
     Request& req_;
     ResponseWriter& next_;
     Coding coding_;
+    CompressShard* shard_;
     Mode mode_ = Mode::undecided;
     Encoder* encoder_ = nullptr;
     uint8_t* out_buf_ = nullptr; // out_chunk bytes, arena

@@ -196,16 +196,26 @@ const std::vector<sockaddr_storage>* UpstreamPool::addresses(struct ev_loop* loo
         s.dns.resize(up.servers.size());
     Dns& d = s.dns[server];
     uint64_t now = monotonic_ms();
+    const bool stale = now >= d.expires_ms;
     if (!d.addrs.empty()) {
-        if (now >= d.expires_ms && !d.resolving)
+        if (ready) // a caller about to connect, not a refresh check
+            count_dns(up, stale ? upstream_metrics::DnsUse::stale : upstream_metrics::DnsUse::hit);
+        if (stale && !d.resolving)
             resolve(loop, up, server); // stale: refresh in the background, use it meanwhile
         return &d.addrs;
     }
+    if (ready)
+        count_dns(up, upstream_metrics::DnsUse::miss);
     *wait_id = ++next_wait_id_;
     d.waiters.emplace(*wait_id, std::move(ready));
     if (!d.resolving)
         resolve(loop, up, server);
     return nullptr;
+}
+
+void UpstreamPool::count_dns(const UpstreamConfig& up, upstream_metrics::DnsUse use) {
+    if (metrics_)
+        metrics_->count_dns_use(metrics_->slots(up).upstream, use);
 }
 
 void UpstreamPool::cancel_wait(const UpstreamConfig& up, size_t server, uint64_t wait_id) {
@@ -226,6 +236,16 @@ void UpstreamPool::resolve(struct ev_loop* loop, const UpstreamConfig& up, size_
                 return;
             Dns& d = it->second.dns[server];
             d.resolving = false;
+            if (metrics_) {
+                using upstream_metrics::DnsResult;
+                const DnsResult result = r.ok ? DnsResult::ok
+                                         : r.failure == Resolver::Failure::not_found
+                                             ? DnsResult::not_found
+                                         : r.failure == Resolver::Failure::timeout
+                                             ? DnsResult::timeout
+                                             : DnsResult::error;
+                metrics_->count_dns_lookup(metrics_->slots(*key).upstream, result);
+            }
             uint64_t now = monotonic_ms();
             if (r.ok) {
                 auto same = [](const std::vector<sockaddr_storage>& x,

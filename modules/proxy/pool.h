@@ -20,6 +20,7 @@
 #include "common/resolver.h"
 #include "modules/proxy/balancer.h"
 #include "modules/proxy/upstream_config.h"
+#include "modules/proxy/upstream_metrics.h"
 #include "modules/proxy/upstream_tls.h"
 #include "modules/proxy/upstream_transport.h"
 
@@ -34,7 +35,8 @@ class Health;
 // retry budgets, DNS answers, idle keep-alive connections and TLS sessions, per upstream.
 class UpstreamPool {
 public:
-    explicit UpstreamPool(Health& health) : health_(health) {}
+    // `metrics`: where DNS cache uses and lookups are counted (null: not counted).
+    UpstreamPool(Health& health, UpstreamMetrics* metrics) : health_(health), metrics_(metrics) {}
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
 
@@ -115,8 +117,10 @@ private:
 
     Resolver& resolver(struct ev_loop* loop, const std::string& servers);
     void resolve(struct ev_loop* loop, const UpstreamConfig& up, size_t server);
+    void count_dns(const UpstreamConfig& up, upstream_metrics::DnsUse use);
 
-    Health& health_; // the shared "proxy.health" zone
+    Health& health_;           // the shared "proxy.health" zone
+    UpstreamMetrics* metrics_; // this worker's way into "proxy.metrics"
     std::unordered_map<const UpstreamConfig*, State> states_;
     std::map<std::string, std::unique_ptr<Resolver>> resolvers_; // by resolver address list
     uint64_t next_wait_id_ = 0;

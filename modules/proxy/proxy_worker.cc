@@ -13,7 +13,7 @@ constexpr std::string_view kHealthZone = "proxy.health";
 } // namespace
 
 ProxyWorker::ProxyWorker(const WorkerContext& ctx, Health& health, upstream_metrics::Zone& metrics)
-    : loop_(ctx.loop), health_(health), metrics_(metrics, ctx.slot), pool_(health),
+    : loop_(ctx.loop), health_(health), metrics_(metrics, ctx.slot), pool_(health, &metrics_),
       sessions_(ctx.loop, pool_, metrics_), h3_sessions_(ctx.loop, pool_, metrics_) {
     if (const ProxyConfig* pc = proxy_config(*ctx.config)) {
         // Every [upstream.NAME] server gets its slots now, so its series show (at 0) before

@@ -57,6 +57,15 @@ constexpr uint64_t kBucketsUs[] = {500,       1'000,     2'500,     5'000,     1
                                    25'000,    50'000,    100'000,   250'000,   500'000,
                                    1'000'000, 2'500'000, 5'000'000, 10'000'000};
 constexpr int kBuckets = sizeof(kBucketsUs) / sizeof(kBucketsUs[0]);
+// Host-name servers' addresses (UpstreamPool::addresses): hit (a fresh answer), stale (an
+// answer past its TTL, used while a refresh runs), miss (none yet: the try waits for DNS).
+enum class DnsUse : uint8_t { hit, stale, miss };
+constexpr int kDnsUses = 3;
+constexpr std::string_view kDnsUseNames[kDnsUses] = {"hit", "stale", "miss"};
+// The answers of those lookups: ok, not_found (NXDOMAIN or no address), timeout, error.
+enum class DnsResult : uint8_t { ok, not_found, timeout, error };
+constexpr int kDnsResults = 4;
+constexpr std::string_view kDnsResultNames[kDnsResults] = {"ok", "not_found", "timeout", "error"};
 
 using Counter = std::atomic<uint64_t>;
 
@@ -71,6 +80,8 @@ struct alignas(64) Shard {
     Counter retries[kUpstreams];               // tries beyond a request's first
     Histogram connect[kUpstreams];             // new connections: until ready
     Histogram header[kUpstreams];              // tries answered: until the response head
+    Counter dns_uses[kUpstreams][kDnsUses];    // address lookups in the worker's DNS cache
+    Counter dns_lookups[kUpstreams][kDnsResults]; // DNS queries sent, by answer
 };
 
 // A slot's names, upstream then server (an upstream slot's server is empty):
@@ -91,7 +102,7 @@ struct Zone {
     InFlightRow in_flight[kOwners];
 };
 
-constexpr uint32_t kZoneVersion = 1;
+constexpr uint32_t kZoneVersion = 2;
 constexpr std::string_view kZoneName = "proxy.metrics";
 
 // The slot of `upstream` (of its server `server`) in `zone`, claimed if it has none yet; -1
@@ -179,6 +190,14 @@ public:
     void observe_header(int upstream, uint64_t us) {
         if (upstream >= 0)
             observe(shard_.header[upstream], us);
+    }
+    void count_dns_use(int upstream, upstream_metrics::DnsUse use) {
+        if (upstream >= 0)
+            add(shard_.dns_uses[upstream][static_cast<int>(use)], 1);
+    }
+    void count_dns_lookup(int upstream, upstream_metrics::DnsResult result) {
+        if (upstream >= 0)
+            add(shard_.dns_lookups[upstream][static_cast<int>(result)], 1);
     }
     // A request starts or stops being in flight at a server. Our row alone: a plain load and
     // store (no other process writes it).

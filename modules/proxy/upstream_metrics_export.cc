@@ -117,6 +117,24 @@ void render(const Zone& z, bool om, std::string& out) {
     for (int u : upstreams)
         histogram(out, "wraith_upstream_header_seconds", labels(z.upstreams[u], false), z,
                   [u](const Shard& s) -> const Histogram& { return s.header[u]; });
+    metric_header(out, om, "wraith_upstream_dns_cache_lookups_total", "counter",
+                  "Addresses a connection to a host-name server needed, by where they came "
+                  "from: hit (the worker's last DNS answer, within its TTL), stale (past its TTL, "
+                  "used while a refresh runs), miss (no answer yet: the connection waited). Hit "
+                  "ratio: (hit + stale) / all.");
+    for (int u : upstreams)
+        for (int k = 0; k < kDnsUses; ++k)
+            sample(out, "wraith_upstream_dns_cache_lookups_total", labels(z.upstreams[u], false),
+                   "result=\"" + std::string(kDnsUseNames[k]) + "\"",
+                   total(z, [&](const Shard& sh) -> const Counter& { return sh.dns_uses[u][k]; }));
+    metric_header(out, om, "wraith_upstream_dns_queries_total", "counter",
+                  "DNS lookups of host-name servers (A and AAAA at once), by answer: ok, "
+                  "not_found (NXDOMAIN or no address), timeout, error.");
+    for (int u : upstreams)
+        for (int k = 0; k < kDnsResults; ++k)
+            sample(out, "wraith_upstream_dns_queries_total", labels(z.upstreams[u], false),
+                   "result=\"" + std::string(kDnsResultNames[k]) + "\"",
+                   total(z, [&](const Shard& sh) -> const Counter& { return sh.dns_lookups[u][k]; }));
 }
 
 ServerTotals server_totals(const Zone& z, std::string_view upstream, std::string_view server) {

@@ -493,6 +493,10 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
     std::string_view encoding;
     std::string_view etag_suffix;
     if (opt_.precompressed && compressible && !wants_range) {
+        SharedPrecompressedStats* precompressed = nullptr;
+        if (req.modules)
+            if (auto* w = req.modules->get<StaticWorker>(module_index_))
+                precompressed = w->precompressed;
         Coding order[coding_count];
         size_t n = acceptable_codings(accept_encoding(req.headers, arena), order);
         char buf[PATH_MAX];
@@ -511,8 +515,13 @@ void StaticHandler::serve_file(Request& req, ResponseWriter& out, OpenResult fil
             file = side;
             encoding = coding_token(order[k]);
             etag_suffix = coding_etag_suffix(order[k]);
+            if (precompressed)
+                precompressed->served[static_cast<int>(order[k])].fetch_add(
+                    1, std::memory_order_relaxed);
             break;
         }
+        if (n > 0 && encoding.empty() && precompressed)
+            precompressed->missed.fetch_add(1, std::memory_order_relaxed);
     }
     release_at_end(arena, file);
     const int fd = file.file->fd(); // shared with other exchanges: reads use explicit offsets

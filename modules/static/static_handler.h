@@ -51,10 +51,19 @@ std::unique_ptr<Handler> make_static_handler(const StaticOptions& options,
 const std::string* static_root(const Handler& handler);
 
 // The static module's shared-memory zone: what every worker's open-file cache did.
+// And what precompressed sidecars did: per worker slot, responses served from a sidecar by
+// coding (Coding order: br, zstd, gzip), and lookups that found none for any coding the client
+// accepts (the response went out identity, or compressed on the fly).
+struct alignas(64) SharedPrecompressedStats {
+    std::atomic<uint64_t> served[3];
+    std::atomic<uint64_t> missed;
+};
 struct CacheZone {
     static constexpr int kShards = 16;
     SharedCacheStats shards[kShards];
+    SharedPrecompressedStats precompressed[kShards];
 };
+constexpr uint32_t kCacheZoneVersion = 2;
 constexpr std::string_view kCacheZone = "static.cache";
 
 // The static module's per-worker state: the worker's open-file cache, counting into its
@@ -63,10 +72,14 @@ class StaticWorker final : public ModuleWorker {
 public:
     StaticWorker() = default; // counts only into the cache's own stats()
     explicit StaticWorker(const WorkerContext& ctx) {
-        if (auto* zone = ctx.zones ? ctx.zones->get<CacheZone>(kCacheZone) : nullptr)
-            cache.share_stats(&zone->shards[static_cast<unsigned>(ctx.slot) % CacheZone::kShards]);
+        if (auto* zone = ctx.zones ? ctx.zones->get<CacheZone>(kCacheZone) : nullptr) {
+            const unsigned shard = static_cast<unsigned>(ctx.slot) % CacheZone::kShards;
+            cache.share_stats(&zone->shards[shard]);
+            precompressed = &zone->precompressed[shard];
+        }
     }
     OpenFileCache cache;
+    SharedPrecompressedStats* precompressed = nullptr; // null: not counted
 };
 
 // ModuleSpec::export_metrics and export_status: the open-file caches' lookups by result.

@@ -8,6 +8,7 @@
 #include "common/http.h"
 #include "common/metrics_text.h"
 #include "common/module.h"
+#include "modules/static/precompressed.h"
 #include "modules/static/static_handler.h"
 
 namespace wraith::static_files {
@@ -96,17 +97,25 @@ std::unique_ptr<Handler> build(TableReader& r, BuildContext& ctx) {
 
 namespace {
 
-// Sums of every worker's open-file cache: hits, revalidated, opens, evicted, expired.
-bool cache_totals(const MetricsExport& ctx, uint64_t (&n)[5]) {
+// Sums of every worker's open-file cache: hits, revalidated, opens, evicted, expired; then
+// precompressed sidecars served as br, zstd, gzip, and lookups that found none.
+constexpr int kTotals = 9;
+bool cache_totals(const MetricsExport& ctx, uint64_t (&n)[kTotals]) {
     const auto* zone = ctx.zones.get<CacheZone>(kCacheZone);
     if (!zone)
         return false;
+    auto load = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     for (const SharedCacheStats& s : zone->shards) {
-        n[0] += s.hits.load(std::memory_order_relaxed);
-        n[1] += s.revalidated.load(std::memory_order_relaxed);
-        n[2] += s.opens.load(std::memory_order_relaxed);
-        n[3] += s.evicted.load(std::memory_order_relaxed);
-        n[4] += s.expired.load(std::memory_order_relaxed);
+        n[0] += load(s.hits);
+        n[1] += load(s.revalidated);
+        n[2] += load(s.opens);
+        n[3] += load(s.evicted);
+        n[4] += load(s.expired);
+    }
+    for (const SharedPrecompressedStats& s : zone->precompressed) {
+        for (int c = 0; c < 3; ++c)
+            n[5 + c] += load(s.served[c]);
+        n[8] += load(s.missed);
     }
     return true;
 }
@@ -114,7 +123,7 @@ bool cache_totals(const MetricsExport& ctx, uint64_t (&n)[5]) {
 } // namespace
 
 void export_cache_metrics(const MetricsExport& ctx, std::string& out) {
-    uint64_t n[5] = {};
+    uint64_t n[kTotals] = {};
     if (!cache_totals(ctx, n))
         return;
     metric_header(out, ctx.openmetrics, "wraith_open_file_cache_lookups_total", "counter",
@@ -131,15 +140,25 @@ void export_cache_metrics(const MetricsExport& ctx, std::string& out) {
     out += "wraith_open_file_cache_drops_total{reason=\"evicted\"} " + std::to_string(n[3]) +
            "\nwraith_open_file_cache_drops_total{reason=\"expired\"} " + std::to_string(n[4]) +
            "\n";
+    metric_header(out, ctx.openmetrics, "wraith_static_precompressed_total", "counter",
+                  "Requests for a compressible file whose client accepts a coding, by the "
+                  "precompressed sidecar served (br, zstd, gzip) or none (no sidecar for any "
+                  "accepted coding). Hit ratio: 1 - none / all.");
+    for (int c = 0; c < 3; ++c)
+        out += "wraith_static_precompressed_total{coding=\"" +
+               std::string(coding_token(static_cast<Coding>(c))) + "\"} " +
+               std::to_string(n[5 + c]) + "\n";
+    out += "wraith_static_precompressed_total{coding=\"none\"} " + std::to_string(n[8]) + "\n";
 }
 
 void export_cache_status(const MetricsExport& ctx, std::string& out) {
-    uint64_t n[5] = {};
+    uint64_t n[kTotals] = {};
     if (!cache_totals(ctx, n))
         return;
     out += ",\"caches\":{\"open_file\":{\"hits\":" + std::to_string(n[0]) +
            ",\"revalidated\":" + std::to_string(n[1]) + ",\"opens\":" + std::to_string(n[2]) +
-           "}}";
+           "},\"precompressed\":{\"hits\":" + std::to_string(n[5] + n[6] + n[7]) +
+           ",\"misses\":" + std::to_string(n[8]) + "}}";
 }
 
 } // namespace wraith::static_files
@@ -156,7 +175,7 @@ const ModuleSpec& static_module() {
         // Zeros to start; kept across reloads and handed over on upgrade.
         .zones = [](const Config&, std::vector<ZoneSpec>& out) {
             out.push_back({std::string(static_files::kCacheZone), sizeof(static_files::CacheZone),
-                           1, nullptr, true});
+                           static_files::kCacheZoneVersion, nullptr, true});
         },
         .worker_start = [](const WorkerContext& ctx) -> std::unique_ptr<ModuleWorker> {
             return std::make_unique<static_files::StaticWorker>(ctx);

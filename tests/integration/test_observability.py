@@ -217,6 +217,49 @@ class CoreCountersTest(WraithTestCase):
         self.assertGreaterEqual(delta["hit"] + delta["revalidated"], 2, delta)
         self.assertEqual(self.status()["caches"]["open_file"]["hits"], lookups(self.scrape(), "hit"))
 
+    def test_compression_and_precompressed_sidecars(self):
+        import gzip
+        text = b"".join(b"line %d of a compressible text file\n" % i for i in range(200))
+        write_file(self.srv.path("www", "big.txt"), text)
+        write_file(self.srv.path("www", "pre.css"), text)
+        write_file(self.srv.path("www", "pre.css.gz"), gzip.compress(text))
+        write_file(self.srv.path("www", "plain.css"), text)
+
+        def get(path, coding):
+            r = curl("--http1.1", "--cacert", h3.PKI.ca.cert, "-H", f"Accept-Encoding: {coding}",
+                     "-D", "-", "-o", "/dev/null", self.srv.url(path), check=True)
+            return r.stdout.decode().lower()
+
+        before, status_before = self.scrape(), self.status()
+        self.assertIn("content-encoding: gzip", get("/big.txt", "gzip"))   # on the fly
+        # This site compresses only gzip on the fly (h3.static_site): br is not used.
+        self.assertNotIn("content-encoding", get("/big.txt", "br"))
+        self.assertIn("content-encoding: gzip", get("/pre.css", "gzip"))   # the sidecar
+        self.assertIn("content-encoding: gzip", get("/plain.css", "gzip"))  # no sidecar: on the fly
+        self.assertNotIn("content-encoding", get("/big.txt", "identity"))  # nothing accepted
+        after = self.scrape()
+
+        def moved(name, **labels):
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        self.assertEqual(moved("wraith_compress_responses_total", coding="gzip"), 2)
+        self.assertEqual(moved("wraith_compress_responses_total", coding="br"), 0)
+        self.assertEqual(moved("wraith_compress_responses_total", coding="zstd"), 0)
+        gzip_in = moved("wraith_compress_bytes_total", coding="gzip", direction="in")
+        gzip_out = moved("wraith_compress_bytes_total", coding="gzip", direction="out")
+        self.assertEqual(gzip_in, 2 * len(text))
+        self.assertGreater(gzip_out, 0)
+        self.assertLess(gzip_out, gzip_in / 4)
+        # The sidecar was a hit; plain.css and the two big.txt answers that accepted a coding
+        # (compressible, no sidecar) were misses; identity accepts no coding: not a lookup.
+        self.assertEqual(moved("wraith_static_precompressed_total", coding="gzip"), 1)
+        self.assertEqual(moved("wraith_static_precompressed_total", coding="none"), 3)
+        status = self.status()
+        self.assertEqual(status["compression"]["responses"] -
+                         status_before["compression"]["responses"], 2)
+        self.assertEqual(status["caches"]["precompressed"]["hits"] -
+                         status_before["caches"]["precompressed"]["hits"], 1)
+
     def test_reloads_and_refused_reloads_are_counted(self):
         before = self.scrape()
         r = self.srv.reload()

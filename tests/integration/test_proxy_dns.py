@@ -14,6 +14,8 @@ import harness
 from harness import WraithTestCase, Wraith, wait_for
 from test_proxy import Backend
 from test_proxy_balance import get
+from test_proxy_metrics import scrape
+from test_metrics import parse, value
 
 
 class DnsServer:
@@ -115,6 +117,44 @@ class HostNameTest(WraithTestCase):
         self.assertEqual(status, 502)
         wait_for(lambda: "cannot resolve nowhere.test:80" in srv.read(srv.error_log),
                  what="the resolution failure in the error log")
+
+    def test_lookups_and_cache_uses_are_counted(self):
+        self.dns.records["count.test"] = [(1, "127.0.0.1")]
+        sites = ('[[site]]\nhosts = ["*"]\n'
+                 '  [[site.route]]\n  path = "=/metrics"\n  metrics = {}\n'
+                 '  [[site.route]]\n  path = "/gone"\n  proxy = { upstream = "gone" }\n'
+                 '  [[site.route]]\n  path = "/"\n  proxy = { upstream = "app" }\n')
+        resolver = f'resolver = "127.0.0.1:{self.dns.port}"\n'
+        srv = Wraith(f'[upstream.app]\n{resolver}servers = ["count.test:{self.a.port}"]\n\n'
+                     f'[upstream.gone]\n{resolver}servers = ["nowhere.test:80"]\n\n' + sites,
+                     workers=1)
+        self.servers.append(srv)
+        srv.start()
+        for _ in range(3):
+            self.assertEqual(get(srv.port, "/name"), (200, "a"))
+        self.assertEqual(get(srv.port, "/gone")[0], 502)
+        m = parse(scrape(srv))
+
+        def uses(upstream, result):
+            return value(m, "wraith_upstream_dns_cache_lookups_total", upstream=upstream,
+                         result=result)
+
+        def queries(upstream, result):
+            return value(m, "wraith_upstream_dns_queries_total", upstream=upstream,
+                         result=result)
+
+        # The first request waited for the answer; later ones that needed a new connection
+        # used it (the backend may keep the first connection alive: then nothing is looked up).
+        self.assertEqual(uses("app", "miss"), 1)
+        self.assertGreaterEqual(queries("app", "ok"), 1)
+        self.assertEqual(queries("app", "not_found"), 0)
+        self.assertGreaterEqual(uses("gone", "miss"), 1)
+        self.assertGreaterEqual(queries("gone", "not_found"), 1)
+        self.assertEqual(queries("gone", "ok"), 0)
+        # Every result has a series from the start (rates need the zeros).
+        for result in ("ok", "not_found", "timeout", "error"):
+            self.assertIn(("wraith_upstream_dns_queries_total",
+                           frozenset({"upstream": "app", "result": result}.items())), m)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import unittest
 
 import harness
 import tlsutil
+from test_metrics import parse
 from harness import (Wraith, WraithTestCase, curl, raw_request, run_wraith, toml_str, wait_for,
                      write_file)
 
@@ -466,16 +467,40 @@ class OcspStaplingTest(TlsTestCase):
         os.chmod(der, 0o644)
         return der
 
+    def admin(self):
+        """An [admin] table on a free loopback port, and that port."""
+        port = harness.free_port(ipv6_too=False)
+        return f'[admin]\naddress = "127.0.0.1:{port}"\n\n', port
+
+    def staple_metrics(self, port):
+        """{site name: (age, next update)} of the staples the admin listener reports."""
+        r = curl(f"http://127.0.0.1:{port}/metrics", check=True)
+        samples = parse(r.stdout.decode())
+        out = {}
+        for (name, labels), v in samples.items():
+            if name == "wraith_ocsp_staple_age_seconds":
+                key = dict(labels)["name"]
+                out[key] = (v, samples.get(
+                    ("wraith_ocsp_staple_next_update_timestamp_seconds", labels)))
+        return out
+
     def test_staples_a_matching_response(self):
         cert = self.ca.issue("ocsp-ok", ["o.test"])
         der = self.ocsp_response(cert, "ocsp-ok")
+        admin, admin_port = self.admin()
         srv = self.tls_server(
-            site(["o.test"], "www",
-                 tls_pair(cert, extra=f", ocsp_staple = {toml_str(der)}"), default=True),
+            admin + site(["o.test"], "www",
+                         tls_pair(cert, extra=f", ocsp_staple = {toml_str(der)}"),
+                         default=True),
             {"www": "ocsp\n"})
         h = s_client(srv.tls_port, "-status", servername="o.test")
         self.assertIn("OCSP Response Status: successful", h.out, h)
         self.assertIn("Cert Status: good", h.out, h)
+        # Its age (thisUpdate is when openssl made it, just now) and its nextUpdate (2 days).
+        age, next_update = self.staple_metrics(admin_port)["o.test"]
+        self.assertGreaterEqual(age, 0)
+        self.assertLess(age, 600)
+        self.assertAlmostEqual(next_update, time.time() + 2 * 86400, delta=600)
 
     def issue_with_responder(self, name, host, url):
         key = tlsutil.make_key(os.path.join(self.ca.dir, f"{name}.key"), "ec")
@@ -526,7 +551,8 @@ class OcspStaplingTest(TlsTestCase):
     def test_fetches_from_the_responder_in_the_background(self):
         port = self.start_responder()
         cert = self.issue_with_responder("ocsp-fetch", "f.test", f"http://127.0.0.1:{port}/")
-        srv = self.tls_server(site(["f.test"], "www", tls_pair(cert), default=True),
+        admin, admin_port = self.admin()
+        srv = self.tls_server(admin + site(["f.test"], "www", tls_pair(cert), default=True),
                               {"www": "fetched\n"})
         # The first handshakes may come before the fetch finished: they get no staple, and
         # are not delayed. Soon every handshake carries a good one.
@@ -535,6 +561,11 @@ class OcspStaplingTest(TlsTestCase):
             timeout=20, what="a stapled OCSP response")
         self.assertIn("OCSP Response Status: successful", h.out, h)
         wait_for(lambda: "fetched from" in srv.error_log_text(), what="the fetch log line")
+        # The scrape reads the master's fetched staple from the shared zone.
+        age, next_update = self.staple_metrics(admin_port)["f.test"]
+        self.assertGreaterEqual(age, 0)
+        self.assertLess(age, 600)
+        self.assertAlmostEqual(next_update, time.time() + 86400, delta=600)
 
     def test_a_revoked_certificate_is_never_stapled(self):
         port = self.start_responder()

@@ -1,5 +1,6 @@
-// OCSP stapling: checking responses, and the shared slots that carry responses the master
-// fetched (master/ocsp_fetcher.h) to every worker. A handshake never waits for any of it.
+// OCSP stapling: checking responses, and the jobs of the master's fetcher
+// (master/ocsp_fetcher.h), which publishes into the shared slots of common/ocsp_cache.h that
+// every worker's handshakes read. A handshake never waits for any of it.
 #pragma once
 
 #include <atomic>
@@ -8,33 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "common/ocsp_cache.h"
+
 typedef struct x509_st X509;
 
 namespace wraith {
-
-// One fetched response, published by the master with a seqlock; workers copy it out.
-struct OcspSlot {
-    static constexpr size_t kMaxResponse = 8192;
-    std::atomic<uint32_t> seq{0};       // odd while the master writes
-    unsigned char fingerprint[32] = {}; // SHA-256 of the certificate this slot belongs to
-    bool used = false;
-    uint32_t len = 0; // 0: nothing fetched (yet)
-    int64_t next_update = 0;
-    unsigned char der[kMaxResponse];
-};
-
-// Lives in MAP_SHARED memory made by the master before the first fork, so responses fetched
-// after a worker started still reach it, and survive reloads (slots are keyed by certificate).
-struct OcspCache {
-    static constexpr int kSlots = 64;
-    OcspSlot slots[kSlots];
-
-    // Master: the slot for this certificate (same one across reloads), or -1 if full.
-    int slot_for(const unsigned char fingerprint[32]);
-    void publish(int slot, const std::vector<unsigned char>& der, time_t next_update);
-    // Worker: copies the current response; returns its length (0: none).
-    size_t read(int slot, unsigned char* out, size_t cap, time_t* next_update) const;
-};
 
 // Checks a DER OCSP response for `leaf` issued by `issuer`: successful, signed by the issuer
 // (or a responder it delegated to), status good, within thisUpdate..nextUpdate. Returns "" or
