@@ -11,6 +11,7 @@
 #include "common/metrics_text.h"
 #include "common/module.h"
 #include "modules/metrics/metrics.h"
+#include "modules/metrics/protobuf.h"
 
 namespace wraith {
 
@@ -99,6 +100,10 @@ public:
         add(sh.requests[p][method_index(req.method_id)][code], 1);
         add(sh.duration_buckets[p][bucket_index(s.duration_us)], 1);
         add(sh.latency[p][fine_bucket_index(s.duration_us)], 1);
+        if (const int n = native_bucket_index(s.duration_us); n >= 0)
+            add(sh.native[p][n], 1);
+        else
+            add(sh.native_zero[p], 1);
         add(sh.duration_us[p], s.duration_us);
         add(sh.request_bytes[p], s.request_bytes);
         add(sh.response_bytes[p], s.body_bytes);
@@ -130,15 +135,23 @@ public:
         auto* w = req.modules ? req.modules->get<MetricsWorker>(observe_index_) : nullptr;
         if (!w)
             return send_error(req, out, 503, "metrics: this worker has no metrics state");
-        // OpenMetrics when the client lists it (Prometheus does, first), else the classic text.
-        const bool om = req.headers.get("accept").find("application/openmetrics-text") !=
-                        std::string_view::npos;
+        // The protobuf exposition when the client asks for it (a Prometheus with native
+        // histograms on lists it first); else OpenMetrics when listed (Prometheus does), else
+        // the classic text.
+        const std::string_view accept = req.headers.get("accept");
+        const bool protobuf = accepts_protobuf(accept);
+        const bool om = !protobuf &&
+                        accept.find("application/openmetrics-text") != std::string_view::npos;
         std::string text;
-        render_prometheus(w->view(om), text);
+        if (protobuf)
+            render_prometheus_protobuf(w->view(false), text);
+        else
+            render_prometheus(w->view(om), text);
         auto* head = req.arena->make<ResponseHead>();
         head->headers.add("content-type",
-                          om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                             : "text/plain; version=0.0.4; charset=utf-8");
+                          protobuf ? kProtobufContentType
+                          : om     ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                   : "text/plain; version=0.0.4; charset=utf-8");
         head->headers.add("cache-control", "no-store");
         head->headers.add("vary", "accept");
         head->content_length = static_cast<int64_t>(text.size());

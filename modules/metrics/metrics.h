@@ -51,6 +51,9 @@ private:
 // The scrape, from ctx.zones (the metrics zone, the core counters, the status table) and every
 // module's export_metrics.
 void render_prometheus(const MetricsExport& ctx, std::string& out);
+// The same as the protobuf exposition (modules/metrics/protobuf.h), with the request
+// duration's native histogram by protocol.
+void render_prometheus_protobuf(const MetricsExport& ctx, std::string& out);
 // ModuleSpec::export_status of the observe module.
 void export_status(const MetricsExport& ctx, std::string& out);
 // Site certificates and their expiry (certificates.cc): in the status object, in the scrape.

@@ -1,8 +1,35 @@
 #include "modules/metrics/metrics_zone.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace wraith::metrics {
+
+int native_bucket_index(uint64_t us) {
+    if (us == 0)
+        return -1;
+    static_assert(kNativeSchema == 3, "the bounds below are schema 3's");
+    // 2^(j/8 - 1), j = 0..7: where a frexp() fraction crosses into the next bucket.
+    static constexpr double kBounds[8] = {0.5,
+                                          0.5452538663326288,
+                                          0.5946035575013605,
+                                          0.6484197773255048,
+                                          0.7071067811865476,
+                                          0.7711054127039704,
+                                          0.8408964152537145,
+                                          0.9170040432046712};
+    int exp = 0;
+    const double frac = std::frexp(static_cast<double>(us) * 1e-6, &exp);
+    int j = 0;
+    while (j < 8 && kBounds[j] < frac)
+        ++j;
+    int key = j + (exp - 1) * 8;
+    if (key < kNativeMinKey)
+        key = kNativeMinKey;
+    if (key > kNativeMaxKey)
+        key = kNativeMaxKey;
+    return key - kNativeMinKey;
+}
 
 void record_error(Zone& zone, int64_t time_ms, int status, int protocol, std::string_view method,
                   std::string_view host, std::string_view path) {

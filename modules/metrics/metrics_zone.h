@@ -40,6 +40,20 @@ constexpr auto kFineBoundsUs = [] {
     return b;
 }();
 
+// The request duration as a Prometheus native histogram (sparse exponential buckets, sent to
+// scrapers that ask for the protobuf exposition): schema 3, so bucket `key` holds durations in
+// (2^((key-1)/8), 2^(key/8)] seconds, about ±4.5 % wide. Keys kNativeMinKey (just above 1 µs)
+// to kNativeMaxKey (2^12 s, 68 minutes; longer ones count there too); 0 µs goes to the zero
+// bucket, whose threshold is the lowest bucket's lower bound.
+constexpr int kNativeSchema = 3;
+constexpr int kNativeMinKey = -159; // (2^-20, 2^-19.875] s: 0.95 .. 1.03 µs
+constexpr int kNativeMaxKey = 96;   // .. 2^12 s
+constexpr int kNativeBuckets = kNativeMaxKey - kNativeMinKey + 1;
+constexpr double kNativeZeroThreshold = 1.0 / (1 << 20); // 2^-20 s
+
+// The bucket index (0 .. kNativeBuckets-1, or -1 for the zero bucket) of a duration.
+int native_bucket_index(uint64_t us);
+
 constexpr std::string_view kProtocolNames[kProtocols] = {"h1", "h2", "h3"};
 constexpr std::string_view kMethodNames[kMethods] = {"GET",    "HEAD",  "POST",    "PUT",
                                                       "DELETE", "PATCH", "OPTIONS", "other"};
@@ -56,6 +70,8 @@ struct alignas(64) Shard {
     Counter route_requests[kRoutes][kCodes];
     Counter route_response_bytes[kRoutes];
     Counter latency[kProtocols][kFineBuckets + 1]; // per bucket, not cumulative
+    Counter native[kProtocols][kNativeBuckets];    // by native_bucket_index
+    Counter native_zero[kProtocols];               // 0 µs
 };
 
 // The last kRecentErrors 5xx answers, newest at `next - 1`. A writer takes a number with
@@ -85,7 +101,7 @@ struct Zone {
     RecentErrors errors;
 };
 
-constexpr uint32_t kZoneVersion = 2;
+constexpr uint32_t kZoneVersion = 3;
 constexpr std::string_view kZoneName = "metrics";
 
 // The slot of (site, route) in `zone`, claimed if it has none yet; -1 when every slot is taken

@@ -8,6 +8,7 @@
 #include "common/metrics_text.h"
 #include "common/status.h"
 #include "modules/metrics/metrics.h"
+#include "modules/metrics/protobuf.h"
 
 namespace wraith::metrics {
 
@@ -272,6 +273,38 @@ void render_prometheus(const MetricsExport& ctx, std::string& out) {
             m.export_metrics(ctx, out);
     if (om)
         out += "# EOF\n";
+}
+
+void render_prometheus_protobuf(const MetricsExport& ctx, std::string& out) {
+    MetricsExport text_ctx = ctx;
+    text_ctx.openmetrics = false;
+    std::string text;
+    render_prometheus(text_ctx, text);
+    // wraith_request_duration_seconds{protocol="…"}: from the same shards, read after the
+    // text (so the native count is at least the classic one's: never fewer observations in
+    // the buckets than the count says).
+    NativeHistogram native[kProtocols];
+    if (const Zone* z = ctx.zones.get<Zone>(kZoneName))
+        for (int p = 0; p < kProtocols; ++p) {
+            uint64_t counts[kNativeBuckets] = {};
+            uint64_t zero = 0;
+            for (const Shard& s : z->shards) {
+                for (int b = 0; b < kNativeBuckets; ++b)
+                    counts[b] += s.native[p][b].load(std::memory_order_relaxed);
+                zero += s.native_zero[p].load(std::memory_order_relaxed);
+            }
+            native[p] = make_native(counts, kNativeBuckets, kNativeMinKey, kNativeSchema,
+                                    kNativeZeroThreshold, zero);
+        }
+    out = text_to_protobuf(text, [&](std::string_view family,
+                                     std::string_view labels) -> const NativeHistogram* {
+        if (family != "wraith_request_duration_seconds")
+            return nullptr;
+        for (int p = 0; p < kProtocols; ++p)
+            if (labels == "protocol=\"" + std::string(kProtocolNames[p]) + "\"")
+                return native[p].count ? &native[p] : nullptr;
+        return nullptr;
+    });
 }
 
 } // namespace wraith::metrics

@@ -4,11 +4,13 @@ HTTP/3 (h3get) to one server; the counts are checked exactly (as differences bet
 scrapes), across a reload, and through a real Prometheus (Debian's `prometheus`) that scrapes
 Wraith and is queried over its HTTP API."""
 
+import http.client
 import json
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -307,6 +309,8 @@ class RealPrometheusTest(WraithTestCase):
     """Debian's Prometheus scrapes Wraith every second over plain HTTP; the test asks
     Prometheus's HTTP API what it stored, before and after a reload."""
 
+    PROMETHEUS_FLAGS = []
+
     def setUp(self):
         super().setUp()
         self.srv = self.server('[[site]]\nhosts = ["localhost", "127.0.0.1"]\ndefault = true\n'
@@ -329,7 +333,7 @@ scrape_configs:
         self.prom = subprocess.Popen(
             [PROMETHEUS, f"--config.file={self.dir}/prometheus.yml",
              f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT,
+             "--log.level=warn"] + self.PROMETHEUS_FLAGS, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self.addCleanup(self.stop_prometheus)
         self.wait_for(lambda: self.api("/-/ready") is not None, "Prometheus ready")
@@ -394,6 +398,110 @@ scrape_configs:
         # No counter went backwards in what Prometheus stored (a reset would show here).
         self.assertEqual(self.query("sum(resets(wraith_requests_total[5m]))"), 0.0)
         self.assertEqual(self.query("sum(resets(wraith_route_requests_total[5m]))"), 0.0)
+
+
+@unittest.skipIf(PROMETHEUS is None, "prometheus is not installed (Debian package prometheus)")
+class NativeHistogramTest(RealPrometheusTest):
+    """With native histograms on, Prometheus asks for the protobuf exposition first: every
+    series still arrives, and the request duration is a native histogram."""
+
+    PROMETHEUS_FLAGS = ["--enable-feature=native-histograms"]
+
+    # test_prometheus_scrapes_and_counters_survive_a_reload runs here too, over protobuf.
+
+    def test_request_duration_is_a_native_histogram(self):
+        self.wait_for(lambda: self.query('up{job="wraith"}') == 1.0, "a successful scrape")
+        self.hello(20)
+        count = 'histogram_count(wraith_request_duration_seconds{protocol="h1"})'
+        # Prometheus's own scrapes are h1 requests too: at least our 20.
+        self.wait_for(lambda: (self.query(count) or 0) >= 20, "a native histogram's count")
+        # A native series has no _bucket series beside it.
+        self.assertIsNone(self.query('sum(wraith_request_duration_seconds_bucket)'))
+        median = self.query('histogram_quantile(0.5, wraith_request_duration_seconds'
+                            '{protocol="h1"})')
+        self.assertIsNotNone(median)
+        self.assertGreater(median, 0)
+        self.assertLess(median, 1.0)
+        # Other families came through the protobuf too.
+        self.assertGreaterEqual(self.query('sum(wraith_route_requests_total{route="=/hello"})'),
+                                20)
+
+    def test_the_exposition_decodes(self):
+        """The delimited messages parse, by a decoder written from the .proto here."""
+        self.hello(3)
+        accept = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                  "encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3")
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
+        c.request("GET", "/metrics", headers={"Accept": accept})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("content-type").startswith(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily"))
+        families = {f[1][0].decode(): f for f in decode_delimited(body)}
+        text = parse(harness.http_get(self.srv.port, "/metrics")[2].decode())
+        names = {n for n, _ in text if not n.endswith(("_bucket", "_sum", "_count"))}
+        names |= {n[:-7] for n, _ in text if n.endswith("_bucket")}
+        self.assertEqual(set(families), names)
+        duration = families["wraith_request_duration_seconds"]
+        self.assertEqual(duration[3][0], 4)  # HISTOGRAM
+        for metric in duration[4]:
+            m = decode(metric)
+            h = decode(m[7][0])
+            self.assertEqual(unzigzag(h[5][0]), 3)  # schema
+            deltas = [unzigzag(d) for d in h.get(13, [])]
+            counts, c = [], 0
+            for d in deltas:
+                c += d
+                counts.append(c)
+            self.assertTrue(all(n > 0 for n in counts), counts)
+            self.assertEqual(sum(counts) + h.get(7, [0])[0], h[1][0])
+
+
+def varint(data, i):
+    n = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        n |= (b & 0x7f) << shift
+        shift += 7
+        if b < 0x80:
+            return n, i
+
+
+def unzigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def decode(data):
+    """{field: [values]} of one protobuf message (varints as ints, length-delimited as bytes,
+    64-bit as doubles)."""
+    out, i = {}, 0
+    while i < len(data):
+        key, i = varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = varint(data, i)
+        elif wire == 1:
+            v = struct.unpack("<d", data[i:i + 8])[0]
+            i += 8
+        elif wire == 2:
+            n, i = varint(data, i)
+            v = data[i:i + n]
+            i += n
+        else:
+            raise AssertionError(f"wire type {wire}")
+        out.setdefault(field, []).append(v)
+    return out
+
+
+def decode_delimited(data):
+    i = 0
+    while i < len(data):
+        n, i = varint(data, i)
+        yield decode(data[i:i + n])
+        i += n
 
 
 if __name__ == "__main__":
