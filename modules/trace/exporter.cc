@@ -15,10 +15,19 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "common/connector.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics_text.h"
+#include "common/resolver.h"
 #include "common/shm.h"
 #include "modules/trace/trace.h"
 
@@ -49,17 +58,20 @@ public:
         timeout_.data = this;
         ev_io_init(&io_, on_io, -1, 0);
         io_.data = this;
+        if (tc_.tls)
+            make_tls_context();
     }
 
     ~Exporter() override {
         stop_timer();
         abandon("the worker is exiting");
+        SSL_CTX_free(ssl_ctx_);
     }
 
     void drain() override {
         // One last POST of what is queued, if none is running; the worker does not wait for it
         // beyond its own drain.
-        if (fd_ < 0 && count_)
+        if (!busy() && count_)
             send_batch();
         stop_timer();
     }
@@ -89,25 +101,21 @@ public:
         put(f.target, sizeof(f.target), req.path);
         put(f.host, sizeof(f.host), req.host);
         put(f.client, sizeof(f.client), client_ip_of(req));
-        if (count_ >= tc_.batch && fd_ < 0)
+        if (count_ >= tc_.batch && !busy())
             send_batch();
     }
 
 private:
     static void on_flush_timer(struct ev_loop*, ev_timer* w, int) {
         auto* self = static_cast<Exporter*>(w->data);
-        if (self->fd_ < 0 && self->count_)
+        if (!self->busy() && self->count_)
             self->send_batch();
     }
     static void on_timeout(struct ev_loop*, ev_timer* w, int) {
         static_cast<Exporter*>(w->data)->abandon("timed out");
     }
-    static void on_io(struct ev_loop*, ev_io* w, int revents) {
-        auto* self = static_cast<Exporter*>(w->data);
-        if (revents & EV_WRITE)
-            self->write_more();
-        else if (revents & EV_READ)
-            self->read_answer();
+    static void on_io(struct ev_loop*, ev_io* w, int) {
+        static_cast<Exporter*>(w->data)->step();
     }
 
     void stop_timer() {
@@ -177,59 +185,197 @@ private:
         out += "}}";
     }
 
+    // A POST is under way (resolving, connecting or talking to the collector).
+    bool busy() const { return stage_ != Stage::idle; }
+
+    void make_tls_context() {
+        ssl_ctx_ = SSL_CTX_new(TLS_client_method());
+        if (!ssl_ctx_)
+            return;
+        SSL_CTX_set_min_proto_version(ssl_ctx_, TLS1_2_VERSION);
+        SSL_CTX_set_verify(ssl_ctx_, SSL_VERIFY_PEER, nullptr);
+        const bool loaded = tc_.ca.empty()
+                                ? SSL_CTX_set_default_verify_paths(ssl_ctx_) == 1
+                                : SSL_CTX_load_verify_locations(ssl_ctx_, tc_.ca.c_str(),
+                                                                nullptr) == 1;
+        if (!loaded)
+            ErrorLog::limited(LogLevel::warn, "trace: cannot load the CA bundle %s for %s",
+                              tc_.ca.empty() ? "(system)" : tc_.ca.c_str(), tc_.endpoint.c_str());
+        static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+        SSL_CTX_set_alpn_protos(ssl_ctx_, alpn, sizeof alpn);
+    }
+
     void send_batch() {
         batch_ = std::min(count_, tc_.batch);
         build(batch_);
-        fd_ = ::socket(tc_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd_ < 0)
-            return fail(std::string("socket: ") + std::strerror(errno));
-        if (::connect(fd_, reinterpret_cast<const sockaddr*>(&tc_.addr), tc_.addr_len) != 0 &&
-            errno != EINPROGRESS)
-            return fail(std::string("connect: ") + std::strerror(errno));
         answer_.clear();
-        ev_io_set(&io_, fd_, EV_WRITE);
-        ev_io_start(loop_, &io_);
+        ++attempt_;
         ev_timer_set(&timeout_, tc_.timeout, 0.);
         ev_timer_start(loop_, &timeout_);
+        if (tc_.addr_len)
+            return connect({tc_.addr});
+        if (!addrs_.empty() && ev_now(loop_) < addrs_expire_)
+            return connect(addrs_);
+        stage_ = Stage::resolving;
+        if (!resolver_)
+            resolver_ = std::make_unique<Resolver>(loop_, "", static_cast<int>(tc_.timeout * 1000));
+        const uint64_t attempt = attempt_;
+        resolver_->resolve(tc_.host, tc_.port, [this, attempt](const Resolver::Result& r) {
+            if (attempt != attempt_ || stage_ != Stage::resolving)
+                return; // that POST was given up meanwhile
+            if (!r.ok)
+                return fail("cannot resolve " + tc_.host + ": " + r.error);
+            addrs_ = r.addrs;
+            addrs_expire_ = ev_now(loop_) + static_cast<double>(std::clamp<uint32_t>(r.ttl, 1, 3600));
+            connect(addrs_);
+        });
     }
 
-    void write_more() {
-        while (sent_ < request_.size()) {
-            ssize_t n = ::send(fd_, request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
-            if (n < 0 && errno == EAGAIN)
+    void connect(std::vector<sockaddr_storage> addrs) {
+        stage_ = Stage::connecting;
+        const uint64_t attempt = attempt_;
+        connector_.start(std::move(addrs), tc_.timeout, [this, attempt](int fd, const std::string& e) {
+            if (attempt != attempt_ || stage_ != Stage::connecting) {
+                if (fd >= 0)
+                    ::close(fd);
                 return;
-            if (n <= 0) {
-                int err = 0;
-                socklen_t len = sizeof(err);
-                getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-                return fail(std::string("send: ") + std::strerror(err ? err : errno));
             }
-            sent_ += static_cast<size_t>(n);
+            if (fd < 0)
+                return fail("connect: " + e);
+            fd_ = fd;
+            if (tc_.tls && !start_tls())
+                return;
+            stage_ = tc_.tls ? Stage::handshake : Stage::writing;
+            step();
+        });
+    }
+
+    bool start_tls() {
+        ssl_ = ssl_ctx_ ? SSL_new(ssl_ctx_) : nullptr;
+        if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) {
+            fail("TLS: cannot set up a connection");
+            return false;
         }
+        SSL_set_connect_state(ssl_);
+        if (tc_.addr_len) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), tc_.host.c_str());
+        } else {
+            SSL_set_tlsext_host_name(ssl_, tc_.host.c_str());
+            SSL_set1_host(ssl_, tc_.host.c_str());
+        }
+        return true;
+    }
+
+    // Waits for the socket to turn readable or writable, then step() runs again.
+    void wait_for(int events) {
         ev_io_stop(loop_, &io_);
-        ev_io_set(&io_, fd_, EV_READ);
+        ev_io_set(&io_, fd_, events);
         ev_io_start(loop_, &io_);
+    }
+
+    // What a TLS call that did not complete waits for; 0: it failed (`why` says how).
+    int tls_wait(int rc, std::string& why) {
+        switch (SSL_get_error(ssl_, rc)) {
+        case SSL_ERROR_WANT_READ:
+            return EV_READ;
+        case SSL_ERROR_WANT_WRITE:
+            return EV_WRITE;
+        default: {
+            const long verify = SSL_get_verify_result(ssl_);
+            unsigned long e = ERR_get_error();
+            char buf[256] = "the connection closed";
+            if (verify != X509_V_OK)
+                std::snprintf(buf, sizeof buf, "certificate verify failed: %s",
+                              X509_verify_cert_error_string(verify));
+            else if (e)
+                ERR_error_string_n(e, buf, sizeof buf);
+            ERR_clear_error();
+            why = buf;
+            return 0;
+        }
+        }
+    }
+
+    // Moves the POST on as far as the socket allows: the TLS handshake, the request, the
+    // answer's status line.
+    void step() {
+        std::string why;
+        if (stage_ == Stage::handshake) {
+            const int rc = SSL_do_handshake(ssl_);
+            if (rc != 1) {
+                if (int ev = tls_wait(rc, why))
+                    return wait_for(ev);
+                return fail("TLS handshake: " + why);
+            }
+            stage_ = Stage::writing;
+        }
+        if (stage_ == Stage::writing) {
+            while (sent_ < request_.size()) {
+                const char* p = request_.data() + sent_;
+                const size_t len = request_.size() - sent_;
+                ssize_t n;
+                if (ssl_) {
+                    const int rc = SSL_write(ssl_, p, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+                    if (rc <= 0) {
+                        if (int ev = tls_wait(rc, why))
+                            return wait_for(ev);
+                        return fail("send: " + why);
+                    }
+                    n = rc;
+                } else {
+                    n = ::send(fd_, p, len, MSG_NOSIGNAL);
+                    if (n < 0 && errno == EAGAIN)
+                        return wait_for(EV_WRITE);
+                    if (n <= 0) {
+                        int err = 0;
+                        socklen_t l = sizeof(err);
+                        getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &l);
+                        return fail(std::string("send: ") + std::strerror(err ? err : errno));
+                    }
+                }
+                sent_ += static_cast<size_t>(n);
+            }
+            stage_ = Stage::reading;
+        }
+        if (stage_ == Stage::reading)
+            read_answer();
     }
 
     void read_answer() {
         char buf[4096];
+        bool ended = false;
         for (;;) {
-            ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-            if (n > 0) {
-                if (answer_.size() < 256)
-                    answer_.append(buf, static_cast<size_t>(std::min<ssize_t>(n, 256)));
-                continue;
+            ssize_t n;
+            if (ssl_) {
+                const int rc = SSL_read(ssl_, buf, sizeof buf);
+                if (rc <= 0) {
+                    std::string why;
+                    if (int ev = tls_wait(rc, why); ev && answer_.find("\r\n") == std::string::npos)
+                        return wait_for(ev);
+                    ended = true;
+                    break;
+                }
+                n = rc;
+            } else {
+                n = ::recv(fd_, buf, sizeof(buf), 0);
+                if (n < 0 && errno == EAGAIN)
+                    break;
+                if (n <= 0) {
+                    ended = true;
+                    break; // EOF or error: the status line is what we have
+                }
             }
-            if (n < 0 && errno == EAGAIN)
-                break;
-            break; // EOF or error: the status line is what we have
+            if (answer_.size() < 256)
+                answer_.append(buf, static_cast<size_t>(std::min<ssize_t>(n, 256)));
         }
-        if (answer_.find("\r\n") == std::string::npos && answer_.size() < 256)
-            return; // the status line is not complete yet
+        if (!ended && answer_.find("\r\n") == std::string::npos && answer_.size() < 256)
+            return wait_for(EV_READ); // the status line is not complete yet
         // "HTTP/1.1 200 OK": 2xx took the batch (OTLP/HTTP: a partial success is a 200 too).
         const bool ok = answer_.size() > 12 && answer_.starts_with("HTTP/1.") && answer_[9] == '2';
         if (!ok)
-            return fail("the collector answered \"" + answer_.substr(0, answer_.find('\r')) + "\"");
+            return fail(answer_.empty() ? std::string("the collector closed without answering")
+                                        : "the collector answered \"" +
+                                              answer_.substr(0, answer_.find('\r')) + "\"");
         counters_->exported.fetch_add(batch_, std::memory_order_relaxed);
         consume(batch_);
         close_fd();
@@ -246,7 +392,7 @@ private:
     }
 
     void abandon(const char* why) {
-        if (fd_ >= 0)
+        if (busy())
             fail(why);
     }
 
@@ -259,6 +405,12 @@ private:
     void close_fd() {
         ev_io_stop(loop_, &io_);
         ev_timer_stop(loop_, &timeout_);
+        connector_.cancel();
+        stage_ = Stage::idle;
+        if (ssl_) {
+            SSL_free(ssl_); // no close_notify: the answer is in, or the POST was given up
+            ssl_ = nullptr;
+        }
         if (fd_ >= 0)
             ::close(fd_);
         fd_ = -1;
@@ -278,6 +430,15 @@ private:
     ev_timer flush_timer_{};
     ev_timer timeout_{};
     ev_io io_{};
+    enum class Stage : uint8_t { idle, resolving, connecting, handshake, writing, reading };
+    Stage stage_ = Stage::idle;
+    uint64_t attempt_ = 0; // which POST a resolver or connector callback belongs to
+    std::unique_ptr<Resolver> resolver_; // a host-name collector: made at the first export
+    std::vector<sockaddr_storage> addrs_; // its last answer, until addrs_expire_ (ev_now)
+    double addrs_expire_ = 0;
+    Connector connector_{loop_};
+    SSL_CTX* ssl_ctx_ = nullptr; // https: this worker's client context
+    SSL* ssl_ = nullptr;
     int fd_ = -1;
     std::string body_, request_, answer_;
     size_t sent_ = 0;

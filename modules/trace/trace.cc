@@ -30,53 +30,67 @@ size_t module_index() {
     return index;
 }
 
-// "http://IP:PORT/path" → address, Host field and path. Only plain HTTP to an IP literal: the
-// exporter runs in the worker, which resolves no names on its own behalf.
+// "http[s]://HOST[:PORT][/path]" → scheme, host (an IP literal's address too), port, Host
+// field and path. A host name is resolved by the worker when it exports (c-ares, as upstream
+// names), so a collector that moves is followed without a reload.
 std::string parse_endpoint(const std::string& url, TraceConfig& out) {
-    constexpr std::string_view scheme = "http://";
-    if (!std::string_view(url).starts_with(scheme))
-        return "expected http://IP:PORT/PATH (OTLP/HTTP; https is not supported yet), got \"" +
-               url + "\"";
-    std::string_view rest = std::string_view(url).substr(scheme.size());
+    std::string_view rest = url;
+    if (rest.starts_with("https://")) {
+        out.tls = true;
+        rest.remove_prefix(8);
+    } else if (rest.starts_with("http://")) {
+        out.tls = false;
+        rest.remove_prefix(7);
+    } else {
+        return "expected http:// or https:// (OTLP/HTTP), e.g. "
+               "\"http://127.0.0.1:4318/v1/traces\"; got \"" + url + "\"";
+    }
     size_t slash = rest.find('/');
     std::string_view hostport = rest.substr(0, slash);
     out.path = slash == std::string_view::npos ? "/v1/traces" : std::string(rest.substr(slash));
-    std::string host;
     std::string_view port;
     if (hostport.starts_with('[')) {
         size_t close = hostport.find(']');
         if (close == std::string_view::npos)
             return "unclosed [ in \"" + url + "\"";
-        host = std::string(hostport.substr(1, close - 1));
+        out.host = std::string(hostport.substr(1, close - 1));
         port = hostport.substr(close + 1);
     } else {
         size_t colon = hostport.rfind(':');
-        host = std::string(hostport.substr(0, colon));
+        out.host = std::string(hostport.substr(0, colon));
         port = colon == std::string_view::npos ? std::string_view() : hostport.substr(colon);
     }
-    if (!port.starts_with(':') || port.size() < 2)
-        return "the endpoint needs a port (OTLP/HTTP's is 4318): \"" + url + "\"";
-    int p = 0;
-    for (char c : port.substr(1)) {
-        if (c < '0' || c > '9' || (p = p * 10 + (c - '0')) > 65535)
+    if (out.host.empty())
+        return "no host in \"" + url + "\"";
+    int p = out.tls ? 443 : 80;
+    if (!port.empty()) {
+        if (!port.starts_with(':') || port.size() < 2)
+            return "bad port in \"" + url + "\"";
+        p = 0;
+        for (char c : port.substr(1))
+            if (c < '0' || c > '9' || (p = p * 10 + (c - '0')) > 65535)
+                return "bad port in \"" + url + "\"";
+        if (p == 0)
             return "bad port in \"" + url + "\"";
     }
-    if (p == 0)
-        return "bad port in \"" + url + "\"";
+    out.port = static_cast<uint16_t>(p);
     out.addr = {};
+    out.addr_len = 0;
     if (auto* a4 = reinterpret_cast<sockaddr_in*>(&out.addr);
-        inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
+        inet_pton(AF_INET, out.host.c_str(), &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
-        a4->sin_port = htons(static_cast<uint16_t>(p));
+        a4->sin_port = htons(out.port);
         out.addr_len = sizeof(sockaddr_in);
     } else if (auto* a6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
-               inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
+               inet_pton(AF_INET6, out.host.c_str(), &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(static_cast<uint16_t>(p));
+        a6->sin6_port = htons(out.port);
         out.addr_len = sizeof(sockaddr_in6);
     } else {
-        return "the collector must be an IP address (the worker resolves no names for it): \"" +
-               url + "\"";
+        for (char c : out.host)
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.'))
+                return "\"" + out.host + "\" is neither an IP address nor a host name";
     }
     out.host_header = std::string(hostport);
     return "";
@@ -96,6 +110,15 @@ void load_trace(const toml::node& value, TableContext& ctx) {
         tc->endpoint = *url;
         if (std::string err = parse_endpoint(*url, *tc); !err.empty())
             r.error("otlp", err);
+    }
+    if (std::optional<std::string> ca = r.string("otlp_ca")) {
+        tc->ca_pos = r.pos("otlp_ca");
+        if (!tc->tls)
+            r.error("otlp_ca", "needs an https:// otlp endpoint");
+        else if (ca->empty())
+            r.error("otlp_ca", "must not be empty (leave it out for the system CA bundle)");
+        else
+            tc->ca = readable_file(r, "otlp_ca", *ca, ctx.config.server.cert_dir);
     }
     tc->service_name = r.string("service_name", tc->service_name);
     tc->queue =

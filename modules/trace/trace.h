@@ -7,7 +7,7 @@
 // OTLP/HTTP JSON, off the request path; a full queue drops and counts.
 //
 //   trace.cc     the [trace] table, the `trace` filter, $trace_id and $span_id
-//   exporter.cc  the per-worker span queue and the OTLP/HTTP client
+//   exporter.cc  the per-worker span queue and the OTLP/HTTP(S) client
 #pragma once
 
 #include <atomic>
@@ -16,6 +16,7 @@
 #include <string_view>
 #include <sys/socket.h>
 
+#include "common/config.h"
 #include "common/module.h"
 
 namespace wraith::trace {
@@ -24,10 +25,15 @@ struct TraceConfig final : ModuleConfig {
     bool generate = true;       // start a trace for a request without a valid traceparent
     bool trust_incoming = true; // false: the client's traceparent is ignored (a new trace)
     // OTLP/HTTP export; endpoint empty: none.
-    std::string endpoint;    // "http://127.0.0.1:4318/v1/traces" as written
-    sockaddr_storage addr{}; // its address (an IP literal)
+    std::string endpoint; // "https://collector.example:4318/v1/traces" as written
+    bool tls = false;     // https://
+    std::string host;     // "collector.example", "127.0.0.1", "::1"
+    uint16_t port = 0;
+    sockaddr_storage addr{}; // an IP literal host's address (addr_len 0: a name, resolved)
     socklen_t addr_len = 0;
-    std::string host_header; // "127.0.0.1:4318"
+    std::string host_header; // "collector.example:4318"
+    std::string ca;          // otlp_ca: trusted CAs for https (empty: the system's)
+    SourcePos ca_pos;
     std::string path = "/v1/traces";
     std::string service_name = "wraith";
     size_t queue = 4096;   // spans a worker holds at most

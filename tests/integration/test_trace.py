@@ -7,13 +7,17 @@ counters, never a request."""
 import json
 import os
 import re
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
+import tlsutil
 from harness import Wraith, WraithTestCase, http_get, toml_str, wait_for
 from test_metrics import parse, value
 
@@ -26,7 +30,7 @@ class Recorder(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, tls_cert=None):
         self.requests = []
         self.mode = "ok"
         self.lock = threading.Lock()
@@ -59,6 +63,10 @@ class Recorder(ThreadingHTTPServer):
                 self.handle_one(self.rfile.read(n))
 
         super().__init__(("127.0.0.1", 0), Handler)
+        if tls_cert:  # an https collector: tlsutil.Cert
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_cert.chain, tls_cert.key)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.port = self.server_address[1]
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -97,15 +105,16 @@ hosts = ["*"]
 
 
 class TraceTest(WraithTestCase):
-    def start(self, trace_keys, collector=True):
+    def start(self, trace_keys, collector=True, host="127.0.0.1", tls_cert=None):
         self.backend = Recorder()
         self.addCleanup(self.backend.close)
         self.collector = None
         otlp = ""
         if collector:
-            self.collector = Recorder()
+            self.collector = Recorder(tls_cert)
             self.addCleanup(self.collector.close)
-            otlp = f'otlp = "http://127.0.0.1:{self.collector.port}/v1/traces"\n'
+            scheme = "https" if tls_cert else "http"
+            otlp = f'otlp = "{scheme}://{host}:{self.collector.port}/v1/traces"\n'
         text = f"[trace]\n{otlp}{trace_keys}\n" + site(self.backend.port)
         srv = Wraith(text, workers=1, access_log={"path": '"@DIR@/logs/access.log"',
                                                   "format": '"json"'})
@@ -246,6 +255,52 @@ class TraceTest(WraithTestCase):
         self.assertIn("trace: OTLP export", srv.read(srv.error_log))
         self.assertEqual(srv.crashes(), [])
 
+    def exported_one(self, marker):
+        """A request, and its span at the collector."""
+        self.assertEqual(http_get(self.srv.port, marker)[0], 200)
+        trace_id = TRACEPARENT.match(self.backend_saw(marker)["traceparent"]).group(1)
+        return self.span_for(trace_id)
+
+    def test_a_collector_by_host_name(self):
+        # localhost is ::1 and 127.0.0.1; the collector listens on 127.0.0.1 only, so the
+        # refused IPv6 address moves on to IPv4 at once (Happy Eyeballs).
+        self.start('interval = "100ms"', host="localhost")
+        self.assertEqual(self.exported_one("/by-name")["name"], "GET /")
+        with self.collector.lock:
+            post = [r for r in self.collector.requests if r[0] == "POST"][0]
+        self.assertEqual(post[2]["Host"], f"localhost:{self.collector.port}")
+
+    def pki(self):
+        """Two unrelated CAs (each in a folder of its own)."""
+        cas = []
+        for name in ("otlp-ca", "other-ca"):
+            d = tempfile.mkdtemp(prefix=f"wraith-{name}-")
+            self.addCleanup(shutil.rmtree, d, True)
+            cas.append(tlsutil.Ca(d, name))
+        return cas
+
+    def test_an_https_collector(self):
+        ca, _ = self.pki()
+        cert = ca.issue("collector", ["localhost"])
+        self.start(f'interval = "100ms"\notlp_ca = {toml_str(ca.cert)}', host="localhost",
+                   tls_cert=cert)
+        span = self.exported_one("/over-tls")
+        self.assertEqual(span["name"], "GET /")
+        self.assertEqual(value(self.scrape(), "wraith_trace_spans_total", result="failed"), 0)
+
+    def test_an_https_collector_with_an_untrusted_certificate(self):
+        ca, other = self.pki()
+        cert = other.issue("collector", ["localhost"])
+        srv = self.start(f'interval = "100ms"\notlp_ca = {toml_str(ca.cert)}',
+                         host="localhost", tls_cert=cert)
+        for i in range(3):
+            self.assertEqual(http_get(srv.port, f"/untrusted{i}")[0], 200)
+        wait_for(lambda: value(self.scrape(), "wraith_trace_spans_total", result="failed") >= 3,
+                 what="spans to an untrusted collector counted as failed")
+        self.assertEqual(value(self.scrape(), "wraith_trace_spans_total", result="exported"), 0)
+        self.assertIn("certificate verify failed", srv.read(srv.error_log))
+        self.assertEqual(self.collector.spans(), [])
+
     def test_an_unreachable_collector(self):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -295,9 +350,12 @@ class TraceTest(WraithTestCase):
 
     def test_bad_tables(self):
         for keys, message in [
-                ('otlp = "https://127.0.0.1:4318/v1/traces"', "https is not supported"),
-                ('otlp = "http://collector.example:4318/v1/traces"', "must be an IP address"),
-                ('otlp = "http://127.0.0.1/v1/traces"', "needs a port"),
+                ('otlp = "ftp://127.0.0.1:4318/v1/traces"', "expected http:// or https://"),
+                ('otlp = "http://bad_host!:4318/v1/traces"', "neither an IP address nor a host"),
+                ('otlp = "http://127.0.0.1:99999/v1/traces"', "bad port"),
+                ('otlp = "http://127.0.0.1:4318/"\notlp_ca = "ca.pem"', "needs an https://"),
+                ('otlp = "https://127.0.0.1:4318/"\notlp_ca = "/nonexistent/ca.pem"',
+                 "otlp_ca"),
                 ("queue = 2\nbatch = 8", "batch: must not exceed queue"),
                 ("sample = 3", 'unknown key "sample"')]:
             srv = Wraith(f"[trace]\n{keys}\n" + site(1), workers=1)
