@@ -43,8 +43,7 @@ bool literal(const std::string& host, uint16_t port, sockaddr_storage& out) {
 
 } // namespace
 
-Resolver::Resolver(struct ev_loop* loop, const std::string& servers, int timeout_ms)
-    : loop_(loop) {
+Resolver::Resolver(struct ev_loop* loop, const std::string& servers, int timeout_ms) : loop_(loop) {
     static AresLibrary library;
     ev_init(&timer_, on_timer);
     timer_.data = this;
@@ -158,7 +157,7 @@ void Resolver::on_answer(void* arg, int status, int, struct ares_addrinfo* ai) {
                     : status == ARES_ETIMEOUT                          ? Failure::timeout
                                                                        : Failure::other;
         r.error = status == ARES_ENOTFOUND ? "not found (NXDOMAIN or no such record)"
-                                            : ares_strerror(status);
+                                           : ares_strerror(status);
     }
     if (ai)
         ares_freeaddrinfo(ai);
@@ -207,7 +206,7 @@ void Resolver::on_io(struct ev_loop*, ev_io* w, int revents) {
     Resolver* self = watch->self;
     ares_socket_t fd = w->fd;
     ares_process_fd(self->channel_, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
-                     (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+                    (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
     self->rearm_timer();
 }
 

@@ -24,9 +24,9 @@ public:
     struct Result {
         bool ok = false;
         Failure failure = Failure::none;
-        std::string error;                    // why not, for logs ("NXDOMAIN", "timeout", ...)
-        std::vector<sockaddr_storage> addrs;  // Happy Eyeballs order, port set
-        uint32_t ttl = 0;                     // seconds: the smallest TTL of the answer
+        std::string error;                   // why not, for logs ("NXDOMAIN", "timeout", ...)
+        std::vector<sockaddr_storage> addrs; // Happy Eyeballs order, port set
+        uint32_t ttl = 0;                    // seconds: the smallest TTL of the answer
     };
     using Done = std::function<void(const Result&)>;
 

@@ -216,9 +216,10 @@ const ModuleSpec& compress_module() {
         .build_filter = build_compress,
         .default_on = true,
         // Zeros to start; kept across reloads and handed over on upgrade.
-        .zones = [](const Config&, std::vector<ZoneSpec>& out) {
-            out.push_back({std::string(kCompressZone), sizeof(CompressZone), 1, nullptr, true});
-        },
+        .zones =
+            [](const Config&, std::vector<ZoneSpec>& out) {
+                out.push_back({std::string(kCompressZone), sizeof(CompressZone), 1, nullptr, true});
+            },
         .worker_start = [](const WorkerContext& ctx) -> std::unique_ptr<ModuleWorker> {
             return std::make_unique<CompressWorker>(ctx);
         },

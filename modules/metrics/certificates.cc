@@ -13,8 +13,8 @@
 #include <openssl/x509v3.h>
 
 #include "common/json.h"
-#include "common/ocsp_cache.h"
 #include "common/metrics_text.h"
+#include "common/ocsp_cache.h"
 #include "modules/metrics/metrics.h"
 
 namespace wraith::metrics {
@@ -50,8 +50,8 @@ bool staple_times(const unsigned char* der, size_t len, int64_t* this_update,
     OCSP_SINGLERESP* single = basic ? OCSP_resp_get0(basic, 0) : nullptr;
     ASN1_GENERALIZEDTIME *revoked = nullptr, *this_upd = nullptr, *next_upd = nullptr;
     int reason = 0;
-    const bool ok = single && OCSP_single_get0_status(single, &reason, &revoked, &this_upd,
-                                                      &next_upd) >= 0;
+    const bool ok =
+        single && OCSP_single_get0_status(single, &reason, &revoked, &this_upd, &next_upd) >= 0;
     if (ok) {
         *this_update = unix_time(this_upd);
         *next_update = unix_time(next_upd);
@@ -231,8 +231,7 @@ void export_certificate_metrics(const MetricsExport& ctx, std::string& out) {
         labels(*s.cert);
         out += std::to_string(now - s.this_update) + "\n";
     }
-    metric_header(out, ctx.openmetrics, "wraith_ocsp_staple_next_update_timestamp_seconds",
-                  "gauge",
+    metric_header(out, ctx.openmetrics, "wraith_ocsp_staple_next_update_timestamp_seconds", "gauge",
                   "When each stapled OCSP response stops being valid (its nextUpdate, Unix "
                   "time; 0: it names none).");
     for (const Staple& s : staples) {

@@ -76,9 +76,10 @@ int MetricsWorker::route_slot(const Request& req) {
 namespace {
 
 // Method (common/http.h, in its order) -> index into kMethodNames.
-constexpr int kMethodIndex[] = {/* other */ 7, /* get */ 0,   /* head */ 1,    /* post */ 2,
-                                /* put */ 3,   /* del */ 4,   /* options */ 6, /* connect */ 7,
-                                /* trace */ 7, /* patch */ 5};
+constexpr int kMethodIndex[] = {
+    /* other */ 7, /* get */ 0,  /* head */ 1,    /* post */ 2,
+    /* put */ 3,   /* del */ 4,  /* options */ 6, /* connect */ 7,
+    /* trace */ 7, /* patch */ 5};
 static_assert(std::size(kMethodIndex) == static_cast<size_t>(Method::patch) + 1);
 
 int method_index(Method m) {
@@ -115,8 +116,8 @@ public:
             }
         }
         if (s.status >= 500)
-            record_error(w->zone(), req.start.tv_sec * 1000 + req.start.tv_nsec / 1000000,
-                         s.status, p, req.method, req.host, req.path);
+            record_error(w->zone(), req.start.tv_sec * 1000 + req.start.tv_nsec / 1000000, s.status,
+                         p, req.method, req.host, req.path);
     }
 
 private:
@@ -140,8 +141,8 @@ public:
         // the classic text.
         const std::string_view accept = req.headers.get("accept");
         const bool protobuf = accepts_protobuf(accept);
-        const bool om = !protobuf &&
-                        accept.find("application/openmetrics-text") != std::string_view::npos;
+        const bool om =
+            !protobuf && accept.find("application/openmetrics-text") != std::string_view::npos;
         std::string text;
         if (protobuf)
             render_prometheus_protobuf(w->view(false), text);

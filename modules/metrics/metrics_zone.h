@@ -22,7 +22,7 @@ constexpr int kMethods = 8;   // GET HEAD POST PUT DELETE PATCH OPTIONS other
 constexpr int kCodes = 6;     // none (no status was sent), 1xx .. 5xx
 constexpr int kRoutes = 512;
 // Prometheus's default buckets, in microseconds; a last, implicit one catches the rest (+Inf).
-constexpr uint64_t kBucketsUs[] = {5'000,   10'000,  25'000,    50'000,    100'000,   250'000,
+constexpr uint64_t kBucketsUs[] = {5'000,   10'000,   25'000,    50'000,    100'000,   250'000,
                                    500'000, 1000'000, 2'500'000, 5'000'000, 10'000'000};
 constexpr int kBuckets = sizeof(kBucketsUs) / sizeof(kBucketsUs[0]);
 
@@ -56,7 +56,7 @@ int native_bucket_index(uint64_t us);
 
 constexpr std::string_view kProtocolNames[kProtocols] = {"h1", "h2", "h3"};
 constexpr std::string_view kMethodNames[kMethods] = {"GET",    "HEAD",  "POST",    "PUT",
-                                                      "DELETE", "PATCH", "OPTIONS", "other"};
+                                                     "DELETE", "PATCH", "OPTIONS", "other"};
 constexpr std::string_view kCodeNames[kCodes] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 using Counter = std::atomic<uint64_t>;

@@ -296,15 +296,15 @@ void render_prometheus_protobuf(const MetricsExport& ctx, std::string& out) {
             native[p] = make_native(counts, kNativeBuckets, kNativeMinKey, kNativeSchema,
                                     kNativeZeroThreshold, zero);
         }
-    out = text_to_protobuf(text, [&](std::string_view family,
-                                     std::string_view labels) -> const NativeHistogram* {
-        if (family != "wraith_request_duration_seconds")
+    out = text_to_protobuf(
+        text, [&](std::string_view family, std::string_view labels) -> const NativeHistogram* {
+            if (family != "wraith_request_duration_seconds")
+                return nullptr;
+            for (int p = 0; p < kProtocols; ++p)
+                if (labels == "protocol=\"" + std::string(kProtocolNames[p]) + "\"")
+                    return native[p].count ? &native[p] : nullptr;
             return nullptr;
-        for (int p = 0; p < kProtocols; ++p)
-            if (labels == "protocol=\"" + std::string(kProtocolNames[p]) + "\"")
-                return native[p].count ? &native[p] : nullptr;
-        return nullptr;
-    });
+        });
 }
 
 } // namespace wraith::metrics

@@ -170,8 +170,8 @@ int type_code(std::string_view type) {
 }
 
 struct Histogram {
-    std::vector<Label> labels; // without le
-    std::string key;           // label_text(labels)
+    std::vector<Label> labels;                      // without le
+    std::string key;                                // label_text(labels)
     std::vector<std::pair<double, double>> buckets; // upper bound, cumulative count
     double sum = 0, count = 0;
 };
@@ -362,7 +362,7 @@ NativeHistogram make_native(const uint64_t* counts, int n, int first_key, int32_
     h.zero_threshold = zero_threshold;
     h.zero_count = zero_count;
     h.count = zero_count;
-    int last_key = 0;     // the key of the last bucket put in a span
+    int last_key = 0; // the key of the last bucket put in a span
     bool any = false;
     int64_t previous = 0; // the last count put, for the deltas
     for (int i = 0; i < n; ++i) {

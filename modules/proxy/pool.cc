@@ -238,12 +238,11 @@ void UpstreamPool::resolve(struct ev_loop* loop, const UpstreamConfig& up, size_
             d.resolving = false;
             if (metrics_) {
                 using upstream_metrics::DnsResult;
-                const DnsResult result = r.ok ? DnsResult::ok
-                                         : r.failure == Resolver::Failure::not_found
-                                             ? DnsResult::not_found
-                                         : r.failure == Resolver::Failure::timeout
-                                             ? DnsResult::timeout
-                                             : DnsResult::error;
+                const DnsResult result =
+                    r.ok                                        ? DnsResult::ok
+                    : r.failure == Resolver::Failure::not_found ? DnsResult::not_found
+                    : r.failure == Resolver::Failure::timeout   ? DnsResult::timeout
+                                                                : DnsResult::error;
                 metrics_->count_dns_lookup(metrics_->slots(*key).upstream, result);
             }
             uint64_t now = monotonic_ms();

@@ -1,7 +1,7 @@
 #include "modules/proxy/proxy_worker.h"
 
-#include "common/log.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/metrics_text.h"
 #include "modules/proxy/health_check.h"
 #include "modules/proxy/upstream_config.h"

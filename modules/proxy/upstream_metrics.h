@@ -75,12 +75,12 @@ struct Histogram {
 };
 
 struct alignas(64) Shard {
-    Counter requests[kServers][kCodes];        // tries, by the class of the server's answer
-    Counter failures[kServers][kFailureKinds]; // failed tries, by why
-    Counter retries[kUpstreams];               // tries beyond a request's first
-    Histogram connect[kUpstreams];             // new connections: until ready
-    Histogram header[kUpstreams];              // tries answered: until the response head
-    Counter dns_uses[kUpstreams][kDnsUses];    // address lookups in the worker's DNS cache
+    Counter requests[kServers][kCodes];           // tries, by the class of the server's answer
+    Counter failures[kServers][kFailureKinds];    // failed tries, by why
+    Counter retries[kUpstreams];                  // tries beyond a request's first
+    Histogram connect[kUpstreams];                // new connections: until ready
+    Histogram header[kUpstreams];                 // tries answered: until the response head
+    Counter dns_uses[kUpstreams][kDnsUses];       // address lookups in the worker's DNS cache
     Counter dns_lookups[kUpstreams][kDnsResults]; // DNS queries sent, by answer
 };
 

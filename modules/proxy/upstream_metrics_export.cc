@@ -132,9 +132,10 @@ void render(const Zone& z, bool om, std::string& out) {
                   "not_found (NXDOMAIN or no address), timeout, error.");
     for (int u : upstreams)
         for (int k = 0; k < kDnsResults; ++k)
-            sample(out, "wraith_upstream_dns_queries_total", labels(z.upstreams[u], false),
-                   "result=\"" + std::string(kDnsResultNames[k]) + "\"",
-                   total(z, [&](const Shard& sh) -> const Counter& { return sh.dns_lookups[u][k]; }));
+            sample(
+                out, "wraith_upstream_dns_queries_total", labels(z.upstreams[u], false),
+                "result=\"" + std::string(kDnsResultNames[k]) + "\"",
+                total(z, [&](const Shard& sh) -> const Counter& { return sh.dns_lookups[u][k]; }));
 }
 
 ServerTotals server_totals(const Zone& z, std::string_view upstream, std::string_view server) {

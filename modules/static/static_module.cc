@@ -132,8 +132,8 @@ void export_cache_metrics(const MetricsExport& ctx, std::string& out) {
                   "miss or a changed file). Hit ratio: (hit + revalidated) / all.");
     const char* results[] = {"hit", "revalidated", "open"};
     for (int i = 0; i < 3; ++i)
-        out += std::string("wraith_open_file_cache_lookups_total{result=\"") + results[i] +
-               "\"} " + std::to_string(n[i]) + "\n";
+        out += std::string("wraith_open_file_cache_lookups_total{result=\"") + results[i] + "\"} " +
+               std::to_string(n[i]) + "\n";
     metric_header(out, ctx.openmetrics, "wraith_open_file_cache_drops_total", "counter",
                   "Entries the open-file caches dropped: evicted (the max bound) or expired "
                   "(unused for `inactive`).");
@@ -173,21 +173,24 @@ const ModuleSpec& static_module() {
         .is_handler = true,
         .build_handler = &static_files::build,
         // Zeros to start; kept across reloads and handed over on upgrade.
-        .zones = [](const Config&, std::vector<ZoneSpec>& out) {
-            out.push_back({std::string(static_files::kCacheZone), sizeof(static_files::CacheZone),
-                           static_files::kCacheZoneVersion, nullptr, true});
-        },
+        .zones =
+            [](const Config&, std::vector<ZoneSpec>& out) {
+                out.push_back({std::string(static_files::kCacheZone),
+                               sizeof(static_files::CacheZone), static_files::kCacheZoneVersion,
+                               nullptr, true});
+            },
         .worker_start = [](const WorkerContext& ctx) -> std::unique_ptr<ModuleWorker> {
             return std::make_unique<static_files::StaticWorker>(ctx);
         },
         // Landlock: every route's root, read-only.
-        .sandbox_paths = [](const Config& config, std::vector<SandboxPath>& out) {
-            for (const auto& site : config.sites)
-                for (const Route& route : site->routes)
-                    if (route.handler)
-                        if (const std::string* root = static_files::static_root(*route.handler))
-                            out.push_back({*root, false});
-        },
+        .sandbox_paths =
+            [](const Config& config, std::vector<SandboxPath>& out) {
+                for (const auto& site : config.sites)
+                    for (const Route& route : site->routes)
+                        if (route.handler)
+                            if (const std::string* root = static_files::static_root(*route.handler))
+                                out.push_back({*root, false});
+            },
         .export_metrics = static_files::export_cache_metrics,
         .export_status = static_files::export_cache_status};
     return spec;

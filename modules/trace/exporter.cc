@@ -114,9 +114,7 @@ private:
     static void on_timeout(struct ev_loop*, ev_timer* w, int) {
         static_cast<Exporter*>(w->data)->abandon("timed out");
     }
-    static void on_io(struct ev_loop*, ev_io* w, int) {
-        static_cast<Exporter*>(w->data)->step();
-    }
+    static void on_io(struct ev_loop*, ev_io* w, int) { static_cast<Exporter*>(w->data)->step(); }
 
     void stop_timer() {
         if (ev_is_active(&flush_timer_)) {
@@ -194,10 +192,9 @@ private:
             return;
         SSL_CTX_set_min_proto_version(ssl_ctx_, TLS1_2_VERSION);
         SSL_CTX_set_verify(ssl_ctx_, SSL_VERIFY_PEER, nullptr);
-        const bool loaded = tc_.ca.empty()
-                                ? SSL_CTX_set_default_verify_paths(ssl_ctx_) == 1
-                                : SSL_CTX_load_verify_locations(ssl_ctx_, tc_.ca.c_str(),
-                                                                nullptr) == 1;
+        const bool loaded =
+            tc_.ca.empty() ? SSL_CTX_set_default_verify_paths(ssl_ctx_) == 1
+                           : SSL_CTX_load_verify_locations(ssl_ctx_, tc_.ca.c_str(), nullptr) == 1;
         if (!loaded)
             ErrorLog::limited(LogLevel::warn, "trace: cannot load the CA bundle %s for %s",
                               tc_.ca.empty() ? "(system)" : tc_.ca.c_str(), tc_.endpoint.c_str());
@@ -226,7 +223,8 @@ private:
             if (!r.ok)
                 return fail("cannot resolve " + tc_.host + ": " + r.error);
             addrs_ = r.addrs;
-            addrs_expire_ = ev_now(loop_) + static_cast<double>(std::clamp<uint32_t>(r.ttl, 1, 3600));
+            addrs_expire_ =
+                ev_now(loop_) + static_cast<double>(std::clamp<uint32_t>(r.ttl, 1, 3600));
             connect(addrs_);
         });
     }
@@ -234,20 +232,21 @@ private:
     void connect(std::vector<sockaddr_storage> addrs) {
         stage_ = Stage::connecting;
         const uint64_t attempt = attempt_;
-        connector_.start(std::move(addrs), tc_.timeout, [this, attempt](int fd, const std::string& e) {
-            if (attempt != attempt_ || stage_ != Stage::connecting) {
-                if (fd >= 0)
-                    ::close(fd);
-                return;
-            }
-            if (fd < 0)
-                return fail("connect: " + e);
-            fd_ = fd;
-            if (tc_.tls && !start_tls())
-                return;
-            stage_ = tc_.tls ? Stage::handshake : Stage::writing;
-            step();
-        });
+        connector_.start(std::move(addrs), tc_.timeout,
+                         [this, attempt](int fd, const std::string& e) {
+                             if (attempt != attempt_ || stage_ != Stage::connecting) {
+                                 if (fd >= 0)
+                                     ::close(fd);
+                                 return;
+                             }
+                             if (fd < 0)
+                                 return fail("connect: " + e);
+                             fd_ = fd;
+                             if (tc_.tls && !start_tls())
+                                 return;
+                             stage_ = tc_.tls ? Stage::handshake : Stage::writing;
+                             step();
+                         });
     }
 
     bool start_tls() {
@@ -315,7 +314,8 @@ private:
                 const size_t len = request_.size() - sent_;
                 ssize_t n;
                 if (ssl_) {
-                    const int rc = SSL_write(ssl_, p, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+                    const int rc =
+                        SSL_write(ssl_, p, static_cast<int>(std::min<size_t>(len, 1 << 30)));
                     if (rc <= 0) {
                         if (int ev = tls_wait(rc, why))
                             return wait_for(ev);
@@ -432,8 +432,8 @@ private:
     ev_io io_{};
     enum class Stage : uint8_t { idle, resolving, connecting, handshake, writing, reading };
     Stage stage_ = Stage::idle;
-    uint64_t attempt_ = 0; // which POST a resolver or connector callback belongs to
-    std::unique_ptr<Resolver> resolver_; // a host-name collector: made at the first export
+    uint64_t attempt_ = 0;                // which POST a resolver or connector callback belongs to
+    std::unique_ptr<Resolver> resolver_;  // a host-name collector: made at the first export
     std::vector<sockaddr_storage> addrs_; // its last answer, until addrs_expire_ (ev_now)
     double addrs_expire_ = 0;
     Connector connector_{loop_};

@@ -43,7 +43,8 @@ std::string parse_endpoint(const std::string& url, TraceConfig& out) {
         rest.remove_prefix(7);
     } else {
         return "expected http:// or https:// (OTLP/HTTP), e.g. "
-               "\"http://127.0.0.1:4318/v1/traces\"; got \"" + url + "\"";
+               "\"http://127.0.0.1:4318/v1/traces\"; got \"" +
+               url + "\"";
     }
     size_t slash = rest.find('/');
     std::string_view hostport = rest.substr(0, slash);

@@ -21,8 +21,8 @@ double upper(int index) {
 TEST_CASE("native buckets: each duration falls in (2^((k-1)/8), 2^(k/8)] seconds") {
     CHECK(native_bucket_index(0) == -1);
     CHECK(native_bucket_index(1) == 0); // 1 µs: the lowest bucket
-    for (uint64_t us : {1ull, 2ull, 3ull, 999ull, 1000ull, 1001ull, 12345ull, 250000ull,
-                        1000000ull, 1048576ull, 60000000ull}) {
+    for (uint64_t us : {1ull, 2ull, 3ull, 999ull, 1000ull, 1001ull, 12345ull, 250000ull, 1000000ull,
+                        1048576ull, 60000000ull}) {
         const int i = native_bucket_index(us);
         const double s = static_cast<double>(us) * 1e-6;
         INFO(us << " us: bucket " << i);
