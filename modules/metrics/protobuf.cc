@@ -1,5 +1,7 @@
 #include "modules/metrics/protobuf.h"
 
+#include "common/metrics_text.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -132,16 +134,7 @@ std::string label_text(const std::vector<Label>& labels) {
             out += ',';
         out += l.name;
         out += "=\"";
-        for (char c : l.value) {
-            if (c == '\\')
-                out += "\\\\";
-            else if (c == '"')
-                out += "\\\"";
-            else if (c == '\n')
-                out += "\\n";
-            else
-                out += c;
-        }
+        metric_label_value(out, l.value);
         out += '"';
     }
     return out;
