@@ -31,6 +31,7 @@ enum Id : int {
     quic_migrations,      // paths validated after the client's address changed
     quic_closed,          // connections closed after their handshake (the summaries below)
     quic_congested,       // of them, ones that lost packets (ngtcp2 left slow start on a loss)
+    quic_stream_lost,     // packets with stream data declared lost, summed at each stream's close
     reloads,              // configuration reloads that started a generation (master)
     reload_failures,      // reloads refused: the new config did not load (master)
     upgrades,             // binary upgrades this server went through (master)
@@ -58,7 +59,7 @@ struct Zone {
     Shard shards[kShards];
 };
 constexpr std::string_view kZoneName = "core.counters";
-constexpr uint32_t kZoneVersion = 1;
+constexpr uint32_t kZoneVersion = 2;
 
 // This process's shard (private until bind()).
 Shard& shard();
@@ -70,8 +71,9 @@ inline void add(Id id, uint64_t n = 1) {
     shard().n[id].fetch_add(n, std::memory_order_relaxed);
 }
 
-// One QUIC connection's summary at close. ngtcp2 1.11 does not count packets lost (its
-// ngtcp2_conn_info has no such field); `congested`: a loss cut its window (ssthresh set).
+// One QUIC connection's summary at close; `congested`: a loss cut its window (ssthresh set).
+// ngtcp2 1.11 counts no packets lost per connection (its ngtcp2_conn_info has no such field):
+// losses are counted per stream instead (quic_stream_lost), as each stream closes.
 void quic_connection_closed(uint64_t smoothed_rtt_us, uint64_t cwnd, bool congested);
 
 // Sum over the shards of `zone`.

@@ -216,6 +216,9 @@ void render_core(const counters::Zone& cz, bool om, std::string& out) {
          "QUIC connections that moved to a new, validated client address."},
         {quic_congested, "wraith_quic_congested_connections_total",
          "QUIC connections closed that had lost packets (their window was cut at least once)."},
+        {quic_stream_lost, "wraith_quic_stream_packets_lost_total",
+         "QUIC packets carrying response or request stream data that were declared lost (and "
+         "their data sent again), counted per stream as it closes."},
         {reloads, "wraith_reloads_total", "Configuration reloads that started a generation."},
         {reload_failures, "wraith_reload_failures_total",
          "Reloads refused (the configuration did not load) or whose workers failed to start."},

@@ -181,11 +181,11 @@ void core_members(const counters::Zone& cz, std::string& out) {
     const uint64_t tls[] = {n(tls_handshakes), n(tls_resumed), fails};
     object(out, "tls", tls_names, tls, 3);
     const char* quic_names[] = {"handshakes", "resumed", "early_data", "retry",
-                                "migrations", "closed",  "congested"};
+                                "migrations", "closed",  "congested",  "packets_lost"};
     const uint64_t quic[] = {n(quic_handshakes), n(quic_resumed),    n(quic_early_data),
                              n(quic_retry_sent), n(quic_migrations), n(quic_closed),
-                             n(quic_congested)};
-    object(out, "quic", quic_names, quic, 7);
+                             n(quic_congested),  n(quic_stream_lost)};
+    object(out, "quic", quic_names, quic, 8);
     const char* reload_names[] = {"reloads", "failures", "upgrades"};
     const uint64_t reloads_[] = {n(reloads), n(reload_failures), n(upgrades)};
     object(out, "reloads", reload_names, reloads_, 3);

@@ -145,6 +145,32 @@ class CoreCountersTest(WraithTestCase):
         self.assertEqual(self.status()["quic"]["handshakes"],
                          value(after, "wraith_quic_handshakes_total"))
 
+    def test_quic_packets_lost_are_counted(self):
+        import quic_relay
+        h3.require_h3get(self)
+        write_file(self.srv.path("www", "lossy.bin"), os.urandom(256 * 1024))
+        before = self.scrape()
+        relay = quic_relay.Relay(self.srv.tls_port, seed=7)
+        self.addCleanup(relay.close)
+        relay.set(down=quic_relay.Impairment(drop=0.05))
+        url = f"https://localhost:{relay.port}/lossy.bin"
+        p = subprocess.run([h3.H3GET, "--cacert", h3.PKI.ca.cert, "--resolve",
+                            f"localhost:{relay.port}:127.0.0.1", url],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        self.assertEqual(len(p.stdout), 256 * 1024)
+        self.assertGreater(relay.stats.dropped, 0)
+        def lost():
+            return value(self.scrape(), "wraith_quic_stream_packets_lost_total") - \
+                value(before, "wraith_quic_stream_packets_lost_total")
+        # Dropped datagrams from the server carried the file's stream data (most of what it
+        # sent): each was declared lost and its data sent again. The stream is counted when it
+        # closes, once the client acknowledged all of it.
+        wait_for(lambda: lost() > 0, timeout=15, what="lost packets counted")
+        self.assertLessEqual(lost(), relay.stats.dropped)
+        self.assertEqual(self.status()["quic"]["packets_lost"],
+                         value(self.scrape(), "wraith_quic_stream_packets_lost_total"))
+
     def test_connections_by_protocol_come_and_go(self):
         def gauge(kind):
             return value(self.scrape(), "wraith_connections_by_protocol", protocol=kind)

@@ -330,7 +330,8 @@ def stats(now, h1, bounds, counts, tls, workers, routes, **extra):
            "workers": workers,
            "tls": {"handshakes": tls, "resumed": 0, "failures": 0},
            "quic": {"handshakes": 0, "resumed": 0, "early_data": 0, "retry": 0,
-                    "migrations": 0, "closed": 0, "congested": 0},
+                    "migrations": 0, "closed": 0, "congested": 0,
+                    "packets_lost": 0},
            "reloads": {"reloads": 2, "failures": 1, "upgrades": 0}}
     doc.update(extra)
     return doc

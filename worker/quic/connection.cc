@@ -3,6 +3,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/counters.h"
@@ -24,6 +25,10 @@ Connection::Connection(Endpoint& ep, Endpoint::Socket& sock) : ep_(ep), sock_(&s
 
 Connection::~Connection() {
     app_.reset(); // its streams refer to ngtcp2's
+    // Streams ngtcp2 still holds (a client that closed the connection at the end of its last
+    // response does not wait for them to close): their losses count too.
+    while (conn_ && !open_streams_.empty())
+        count_stream_losses(conn_, open_streams_.back());
     if (conn_ && handshake_done_) {
         ngtcp2_conn_info info;
         ngtcp2_conn_get_conn_info(conn_, &info);
@@ -57,8 +62,8 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     settings.initial_ts = now_ns();
     settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
     settings.max_tx_udp_payload_size = cfg.max_udp_payload_size;
-    settings.handshake_timeout = static_cast<uint64_t>(cfg.handshake_timeout.count()) *
-                                 NGTCP2_MILLISECONDS;
+    settings.handshake_timeout =
+        static_cast<uint64_t>(cfg.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
     // RFC 9368: a client that lists a version we prefer in its version_information moves to
     // it (compatible version negotiation); these are also our Fully-Deployed Versions.
     settings.preferred_versions = cfg.versions.data();
@@ -82,8 +87,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     params.initial_max_data = cfg.connection_window;
     params.initial_max_streams_bidi = cfg.max_concurrent_streams;
     params.initial_max_streams_uni = 3;
-    params.max_idle_timeout = static_cast<uint64_t>(cfg.idle_timeout.count()) *
-                              NGTCP2_MILLISECONDS;
+    params.max_idle_timeout = static_cast<uint64_t>(cfg.idle_timeout.count()) * NGTCP2_MILLISECONDS;
     params.max_udp_payload_size = cfg.max_udp_payload_size;
     params.active_connection_id_limit = 7;
     params.stateless_reset_token_present = 1;
@@ -100,9 +104,8 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
 
     ngtcp2_path p = path;
     p.user_data = sock_;
-    int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &p, hd.version,
-                                    transport_callbacks(), &settings, &params, transport_mem(),
-                                    this);
+    int rv = ngtcp2_conn_server_new(&conn_, &hd.scid, &scid, &p, hd.version, transport_callbacks(),
+                                    &settings, &params, transport_mem(), this);
     if (rv != 0) {
         WLOG_ERROR("quic: ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
         return false;
@@ -341,9 +344,9 @@ void Connection::write() {
         if (fin)
             flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         ngtcp2_ssize ndatalen = -1;
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(
-            conn_, &ps.path, &pi, buf + batched, max_size, &ndatalen, flags, stream_id, vec,
-            static_cast<size_t>(nvec), ts);
+        ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf + batched, max_size, &ndatalen,
+                                      flags, stream_id, vec, static_cast<size_t>(nvec), ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
                 app_->stream_blocked(stream_id);
@@ -579,9 +582,9 @@ int Connection::on_update_key(ngtcp2_conn* conn, uint8_t* rx_secret, uint8_t* tx
     if (c->key_phases_ > 1)
         WLOG_DEBUG("quic: connection %llu: key update %u", (unsigned long long)c->peer_.info.id,
                    c->key_phases_ - 1u);
-    return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
-                                       tx_aead_ctx, tx_iv, current_rx_secret, current_tx_secret,
-                                       secretlen, user);
+    return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv, tx_aead_ctx,
+                                       tx_iv, current_rx_secret, current_tx_secret, secretlen,
+                                       user);
 }
 
 void Connection::submit_address_token(const ngtcp2_path& path) {
@@ -615,16 +618,30 @@ int Connection::on_acked_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, 
     return 0;
 }
 
+void Connection::count_stream_losses(ngtcp2_conn* conn, int64_t stream_id) {
+    if (const size_t lost = ngtcp2_conn_get_stream_loss_count(conn, stream_id))
+        counters::add(counters::quic_stream_lost, lost);
+    auto it = std::find(open_streams_.begin(), open_streams_.end(), stream_id);
+    if (it != open_streams_.end()) {
+        *it = open_streams_.back();
+        open_streams_.pop_back();
+    }
+    if (open_streams_.empty())
+        std::vector<int64_t>().swap(open_streams_); // an idle connection keeps nothing
+}
+
 int Connection::on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user) {
     auto* c = static_cast<Connection*>(user);
+    c->open_streams_.push_back(stream_id);
     if (c->app_)
         c->app_->stream_open(stream_id);
     return 0;
 }
 
-int Connection::on_stream_close(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
+int Connection::on_stream_close(ngtcp2_conn* conn, uint32_t flags, int64_t stream_id,
                                 uint64_t app_error_code, void* user, void*) {
     auto* c = static_cast<Connection*>(user);
+    c->count_stream_losses(conn, stream_id); // ngtcp2 still knows the stream here
     if (!c->app_)
         return 0;
     if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
@@ -648,8 +665,7 @@ int Connection::on_stream_stop_sending(ngtcp2_conn*, int64_t stream_id, uint64_t
     return 0;
 }
 
-int Connection::on_extend_max_remote_streams_bidi(ngtcp2_conn*, uint64_t max_streams,
-                                                  void* user) {
+int Connection::on_extend_max_remote_streams_bidi(ngtcp2_conn*, uint64_t max_streams, void* user) {
     auto* c = static_cast<Connection*>(user);
     if (c->app_)
         c->app_->extend_max_remote_streams_bidi(max_streams);

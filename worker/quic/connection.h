@@ -99,11 +99,10 @@ private:
     static int on_recv_crypto_data(ngtcp2_conn*, ngtcp2_encryption_level level, uint64_t offset,
                                    const uint8_t* data, size_t len, void* user);
     static int on_handshake_completed(ngtcp2_conn*, void* user);
-    static int on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
-                                   uint64_t offset, const uint8_t* data, size_t len, void* user,
-                                   void* stream_user);
-    static int on_acked_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t offset,
-                                    uint64_t len, void* user, void* stream_user);
+    static int on_recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t offset,
+                                   const uint8_t* data, size_t len, void* user, void* stream_user);
+    static int on_acked_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t offset, uint64_t len,
+                                    void* user, void* stream_user);
     static int on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user);
     static int on_stream_close(ngtcp2_conn*, uint32_t flags, int64_t stream_id,
                                uint64_t app_error_code, void* user, void* stream_user);
@@ -130,16 +129,16 @@ private:
 
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
-    void service();   // pending application work, then write, until quiet
-    void write();     // builds and sends packets while ngtcp2 and the application have any
+    void service();       // pending application work, then write, until quiet
+    void write();         // builds and sends packets while ngtcp2 and the application have any
     bool flush_pending(); // resends a batch the socket refused; false if still blocked
     void update_timer();
     void handle_expiry();
-    void fail_transport(int liberr);           // ngtcp2 error: close the connection
-    void start_closing();                      // write CONNECTION_CLOSE, linger 3 PTO
-    void start_draining();                     // the peer closed: linger silently
+    void fail_transport(int liberr); // ngtcp2 error: close the connection
+    void start_closing();            // write CONNECTION_CLOSE, linger 3 PTO
+    void start_draining();           // the peer closed: linger silently
     void linger();
-    void destroy();                            // deleted from the deferred queue
+    void destroy();     // deleted from the deferred queue
     void release_tls(); // the handshake is over: keep what it said, free the session
     // A NEW_TOKEN for the client's current address (RFC 9000 §8.1.3): its next connection
     // from there skips address validation.
@@ -149,7 +148,7 @@ private:
     Endpoint::Socket* sock_;
     ngtcp2_conn* conn_ = nullptr;
     std::unique_ptr<Application> app_; // from 1-RTT keys on
-    gnutls_session_t tls_ = nullptr; // until the handshake is over
+    gnutls_session_t tls_ = nullptr;   // until the handshake is over
     SessionOwner owner_;
     TlsContext::PeerTls peer_tls_;
     Peer peer_;
@@ -173,12 +172,16 @@ private:
     bool write_wanted_ = false;
     bool in_service_ = false;
     bool handshake_done_ = false;
-    bool draining_ = false;  // worker drain: the application was (or will be) told
-    bool closing_ = false;   // closing or draining period (RFC 9000 §10.2)
-    bool dead_ = false;      // waiting for deferred deletion
+    // Streams the client opened that ngtcp2 has not closed: their packets lost are counted at
+    // close, or when the connection goes (counters::quic_stream_lost).
+    std::vector<int64_t> open_streams_;
+    void count_stream_losses(ngtcp2_conn* conn, int64_t stream_id);
+    bool draining_ = false;    // worker drain: the application was (or will be) told
+    bool closing_ = false;     // closing or draining period (RFC 9000 §10.2)
+    bool dead_ = false;        // waiting for deferred deletion
     bool wants_retry_ = false; // see wants_retry()
     std::unique_ptr<Transport::CloseHook> accepted_; // the accept phase's; freed with us
-    uint16_t key_phases_ = 0;  // 1-RTT key generations derived (on_update_key)
+    uint16_t key_phases_ = 0; // 1-RTT key generations derived (on_update_key)
 };
 
 } // namespace wraith::quic
