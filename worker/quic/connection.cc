@@ -626,8 +626,10 @@ void Connection::count_stream_losses(ngtcp2_conn* conn, int64_t stream_id) {
         *it = open_streams_.back();
         open_streams_.pop_back();
     }
-    if (open_streams_.empty())
-        std::vector<int64_t>().swap(open_streams_); // an idle connection keeps nothing
+    // An idle connection keeps at most a few slots (no allocation per request for the usual
+    // one stream at a time), not what a burst of streams needed.
+    if (open_streams_.empty() && open_streams_.capacity() > 16)
+        std::vector<int64_t>().swap(open_streams_);
 }
 
 int Connection::on_stream_open(ngtcp2_conn*, int64_t stream_id, void* user) {
