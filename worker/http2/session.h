@@ -46,6 +46,8 @@ public:
     explicit StreamState(int32_t id) : id_(id) {}
     virtual ~StreamState() = default;
     int32_t id() const { return id_; }
+    // RST_STREAM was sent or received: nothing more goes out on the stream.
+    bool stream_reset() const { return reset_ || gone_; }
 
     // ---- request
     // A decoded request (or trailer) field, after the RFC 9113 §8.2 checks. False: the field

@@ -74,6 +74,8 @@ uint8_t* Session::begin_headers(size_t bound) {
 
 void Session::end_headers(StreamState& s, uint8_t* end, bool end_stream) {
     uint8_t* start = reinterpret_cast<uint8_t*>(out_.reserve(0));
+    if (s.reset_ || s.gone_ || s.end_sent_ || terminated_)
+        return; // nothing more goes out on it: the block is dropped (never committed)
     size_t len = static_cast<size_t>(end - start) - kFrameHeaderSize;
     const uint8_t stream_flags = end_stream ? flags::end_stream : 0;
     const auto id = static_cast<uint32_t>(s.id_);

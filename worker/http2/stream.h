@@ -58,7 +58,7 @@ private:
     };
 
     // Exchange hooks
-    bool transport_gone() const override { return closed_ || reset_sent_; }
+    bool transport_gone() const override { return closed_ || reset_sent_ || stream_reset(); }
     void submit_informational(int status, const Headers& headers) override;
     bool submit_head(ResponseHead& head, bool end_stream) override;
     void queue_body(std::string_view data, bool shared) override;
