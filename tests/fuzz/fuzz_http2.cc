@@ -147,7 +147,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (s->closed || !s->head)
                 continue;
             s->head = false;
-            const int what = (mode + id) % 5;
+            const int what = static_cast<int>((mode + static_cast<uint32_t>(id)) % 5);
             if (what == 4) {
                 session.reset(*s, kInternalError);
                 continue;
@@ -158,7 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const bool end = what == 0;
             session.end_headers(*s, p, end);
             if (!end) {
-                s->body.assign(static_cast<size_t>(mode) * 300 + id, 'x');
+                s->body.assign(static_cast<size_t>(mode) * 300 + static_cast<size_t>(id) % 5000, 'x');
                 s->ended = what != 3;
                 s->with_trailer = what == 2;
                 session.resume(*s);

@@ -242,7 +242,8 @@ void HpackDecoder::insert(std::string_view name, std::string_view value) {
         entry_cap_ = cap;
         head_ = 0;
     }
-    std::memcpy(bytes_ + end_, name.data(), name.size());
+    if (!name.empty()) // an entry may be empty: 32 bytes of size and no bytes (no buffer)
+        std::memcpy(bytes_ + end_, name.data(), name.size());
     if (!value.empty())
         std::memcpy(bytes_ + end_ + name.size(), value.data(), value.size());
     entries_[(head_ + count_) & (entry_cap_ - 1)] = {
@@ -264,7 +265,11 @@ void HpackDecoder::compact() {
         return;
     }
     const uint32_t live = end_ - begin_;
-    if (live < bytes_cap_) {
+    if (live == 0) { // entries of empty names and values only
+        std::free(bytes_);
+        bytes_ = nullptr;
+        bytes_cap_ = begin_ = end_ = 0;
+    } else if (live < bytes_cap_) {
         std::memmove(bytes_, bytes_ + begin_, live);
         begin_ = 0;
         end_ = live;
@@ -338,9 +343,11 @@ bool HpackDecoder::decode(const uint8_t* p, size_t len, HpackSink& sink) {
             sink.oversized();
             continue;
         }
+        // The sink first: an indexed name points into the table, which the insertion may
+        // move.
+        sink.field(name, value);
         if (indexing)
             insert(name, value);
-        sink.field(name, value); // the table copy is the same bytes
     }
     return true;
 }

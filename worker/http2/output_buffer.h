@@ -1,7 +1,7 @@
-// The bytes an HTTP/2 connection has serialised and not yet written: frames from
-// nghttp2_session_mem_send and DATA payloads copied in by streams (NO_COPY). One contiguous
-// buffer, so a whole batch of frames goes out in one Transport::write; it never zero-fills, so
-// a file range can be pread() straight into it.
+// The bytes an HTTP/2 connection has serialised and not yet written: frames the session wrote
+// and DATA payloads copied in by streams (also the session's partial-frame and header-block
+// buffers). One contiguous buffer, so a whole batch of frames goes out in one
+// Transport::write; it never zero-fills, so a file range can be pread() straight into it.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +28,8 @@ public:
     }
     void commit(size_t n) { tail_ += n; }
     void append(const void* p, size_t n) {
+        if (n == 0)
+            return;
         std::memcpy(reserve(n), p, n);
         commit(n);
     }

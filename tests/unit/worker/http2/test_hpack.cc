@@ -283,3 +283,15 @@ TEST_CASE("hpack encoder: responses read back, folded to lowercase, with no tabl
     CHECK(d.entries() == 0);
     CHECK(static_cast<size_t>(p - buf) < 80);
 }
+
+TEST_CASE("hpack decoder: empty entries take 32 bytes and no buffer (found by fuzz_hpack)") {
+    HpackDecoder d;
+    REQUIRE(decode(d, "400000" "400000")); // two entries of "" : ""
+    CHECK(d.entries() == 2);
+    CHECK(d.table_size() == 64);
+    d.compact();
+    Fields f;
+    REQUIRE(decode(d, "be" "4001780179" "bf", &f));
+    CHECK(f == Fields{{"", ""}, {"x", "y"}, {"", ""}});
+    d.compact();
+}
