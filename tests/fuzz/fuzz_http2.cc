@@ -82,9 +82,7 @@ struct Owner : SessionOwner {
         streams[id] = std::move(s);
         return raw;
     }
-    void stream_closed(StreamState* s) override {
-        FUZZ_CHECK(static_cast<FuzzStream*>(s)->closed);
-    }
+    void stream_closed(StreamState* s) override { FUZZ_CHECK(static_cast<FuzzStream*>(s)->closed); }
     void ping_acked(const uint8_t*) override {}
     void connection_error(uint32_t, const char*) override {}
 };
@@ -97,7 +95,8 @@ struct OutputCheck {
         out.consume(out.pending());
         size_t pos = 0;
         while (pending.size() - pos >= 9) {
-            FrameHeader h = parse_frame_header(reinterpret_cast<const uint8_t*>(pending.data() + pos));
+            FrameHeader h =
+                parse_frame_header(reinterpret_cast<const uint8_t*>(pending.data() + pos));
             FUZZ_CHECK(h.length <= 16384);
             if (pending.size() - pos < 9 + h.length)
                 break;
@@ -158,7 +157,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const bool end = what == 0;
             session.end_headers(*s, p, end);
             if (!end) {
-                s->body.assign(static_cast<size_t>(mode) * 300 + static_cast<size_t>(id) % 5000, 'x');
+                s->body.assign(static_cast<size_t>(mode) * 300 + static_cast<size_t>(id) % 5000,
+                               'x');
                 s->ended = what != 3;
                 s->with_trailer = what == 2;
                 session.resume(*s);

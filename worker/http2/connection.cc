@@ -271,7 +271,7 @@ void Connection::reap_closed() {
         }
         unlink(s);
         s->finish_stream(); // abort callbacks, log phase, access log
-        delete s;    // the arena's cleanups close the handler's files
+        delete s;           // the arena's cleanups close the handler's files
         if (closed_)
             return;
     }

@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <vector>
 
-#include "common/loop.h"
 #include "common/config.h"
 #include "common/http.h"
+#include "common/loop.h"
 #include "worker/connection.h"
 #include "worker/http2/output_buffer.h"
 #include "worker/http2/session.h"

@@ -138,7 +138,7 @@ StringResult read_string(const uint8_t*& p, const uint8_t* end, size_t max_strin
     const size_t most = static_cast<size_t>(len) * 8 / 5 + 1;
     if (len > max_string) // decodes to at least len * 8 / 30 bytes; checked exactly below
         return HpackDecoder::huffman_decode(s, len, scratch(2, most)) < 0 ? StringResult::error
-               : StringResult::oversized;
+                                                                          : StringResult::oversized;
     char* dst = scratch(which, most);
     long n = HpackDecoder::huffman_decode(s, len, dst);
     if (n < 0)
@@ -220,9 +220,8 @@ void HpackDecoder::insert(std::string_view name, std::string_view value) {
         }
         if (bytes_cap_ - end_ < n) {
             // Grow geometrically, but never past what the table can hold.
-            uint32_t cap = std::max<uint32_t>(live + n, std::min<uint32_t>(
-                                                            std::max(bytes_cap_ * 2, 128u),
-                                                            max_size_));
+            uint32_t cap = std::max<uint32_t>(
+                live + n, std::min<uint32_t>(std::max(bytes_cap_ * 2, 128u), max_size_));
             auto* p = static_cast<char*>(std::realloc(bytes_, cap));
             if (!p)
                 std::abort(); // as operator new would
@@ -246,9 +245,9 @@ void HpackDecoder::insert(std::string_view name, std::string_view value) {
         std::memcpy(bytes_ + end_, name.data(), name.size());
     if (!value.empty())
         std::memcpy(bytes_ + end_ + name.size(), value.data(), value.size());
-    entries_[(head_ + count_) & (entry_cap_ - 1)] = {
-        base_pos_ + (end_ - begin_), static_cast<uint16_t>(name.size()),
-        static_cast<uint16_t>(value.size())};
+    entries_[(head_ + count_) & (entry_cap_ - 1)] = {base_pos_ + (end_ - begin_),
+                                                     static_cast<uint16_t>(name.size()),
+                                                     static_cast<uint16_t>(value.size())};
     end_ += n;
     ++count_;
     size_ += n + kEntryOverhead;
@@ -414,14 +413,29 @@ uint8_t* HpackEncoder::table_size_zero(uint8_t* out) {
 
 uint8_t* HpackEncoder::status(uint8_t* out, int status) {
     switch (status) {
-    case 200: *out++ = 0x80 | 8; return out;
-    case 204: *out++ = 0x80 | 9; return out;
-    case 206: *out++ = 0x80 | 10; return out;
-    case 304: *out++ = 0x80 | 11; return out;
-    case 400: *out++ = 0x80 | 12; return out;
-    case 404: *out++ = 0x80 | 13; return out;
-    case 500: *out++ = 0x80 | 14; return out;
-    default: break;
+    case 200:
+        *out++ = 0x80 | 8;
+        return out;
+    case 204:
+        *out++ = 0x80 | 9;
+        return out;
+    case 206:
+        *out++ = 0x80 | 10;
+        return out;
+    case 304:
+        *out++ = 0x80 | 11;
+        return out;
+    case 400:
+        *out++ = 0x80 | 12;
+        return out;
+    case 404:
+        *out++ = 0x80 | 13;
+        return out;
+    case 500:
+        *out++ = 0x80 | 14;
+        return out;
+    default:
+        break;
     }
     // Literal without indexing, name :status (index 8); three digits, never Huffman-shorter
     // by more than a byte, so kept plain.

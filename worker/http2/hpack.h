@@ -74,15 +74,15 @@ private:
         return entries_[(head_ + count_ - 1 - k) & (entry_cap_ - 1)];
     }
 
-    uint32_t limit_;       // SETTINGS_HEADER_TABLE_SIZE we announced
-    uint32_t max_size_;    // the table size the encoder last chose (≤ limit_)
-    uint32_t size_ = 0;    // RFC 7541 §4.1 size
+    uint32_t limit_;    // SETTINGS_HEADER_TABLE_SIZE we announced
+    uint32_t max_size_; // the table size the encoder last chose (≤ limit_)
+    uint32_t size_ = 0; // RFC 7541 §4.1 size
     size_t max_string_ = 64 * 1024;
     char* bytes_ = nullptr; // entries' bytes, oldest first, at [begin_, end_)
     uint32_t bytes_cap_ = 0;
     uint32_t begin_ = 0;
     uint32_t end_ = 0;
-    uint32_t base_pos_ = 0; // running position of bytes_[begin_]
+    uint32_t base_pos_ = 0;    // running position of bytes_[begin_]
     Entry* entries_ = nullptr; // ring of descriptors, oldest at head_
     uint32_t entry_cap_ = 0;   // a power of two
     uint32_t head_ = 0;

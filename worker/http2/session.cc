@@ -39,8 +39,8 @@ bool valid_name(std::string_view name, size_t from) {
 
 // RFC 9113 §8.2.1: no NUL, CR or LF, and no leading or trailing space or tab.
 bool valid_value(std::string_view v) {
-    if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' ||
-                       v.back() == '\t'))
+    if (!v.empty() &&
+        (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t'))
         return false;
     for (char c : v)
         if (c == '\0' || c == '\r' || c == '\n')
@@ -448,9 +448,8 @@ void Session::on_data(const FrameHeader& h, const uint8_t* p) {
         return flood("empty DATA frame flood");
     s->data_received_ += len;
     // §8.1.1: more or less body than content-length makes the request malformed.
-    if (s->content_length_ >= 0 &&
-        (s->data_received_ > uint64_t(s->content_length_) ||
-         (end && s->data_received_ != uint64_t(s->content_length_)))) {
+    if (s->content_length_ >= 0 && (s->data_received_ > uint64_t(s->content_length_) ||
+                                    (end && s->data_received_ != uint64_t(s->content_length_)))) {
         consume(s, len);
         return reset(*s, kProtocolError);
     }

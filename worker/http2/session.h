@@ -33,10 +33,10 @@ struct SessionLimits {
     uint32_t max_frame_size = 16384;
     uint32_t max_header_list_size = 32768;
     uint32_t max_continuations = 8;
-    uint32_t rapid_reset_limit = 100; // RST_STREAM per second...
-    uint32_t rapid_reset_burst = 1000; // ...with this many at once
+    uint32_t rapid_reset_limit = 100;   // RST_STREAM per second...
+    uint32_t rapid_reset_burst = 1000;  // ...with this many at once
     uint32_t control_frame_limit = 100; // PING, SETTINGS, PRIORITY, empty DATA per second
-    uint32_t max_settings = 16;        // entries in one SETTINGS frame
+    uint32_t max_settings = 16;         // entries in one SETTINGS frame
 };
 
 // The protocol state of one stream (RFC 9113 §5.1) and the hooks through which the session
@@ -84,9 +84,9 @@ private:
                              kConnect = 32;
 
     int32_t id_;
-    int32_t recv_window_ = 0;    // bytes the client may still send
-    int64_t send_window_ = 0;    // bytes we may still send (may go negative, §6.9.2)
-    uint32_t credit_ = 0;        // consumed bytes not yet returned in a WINDOW_UPDATE
+    int32_t recv_window_ = 0;     // bytes the client may still send
+    int64_t send_window_ = 0;     // bytes we may still send (may go negative, §6.9.2)
+    uint32_t credit_ = 0;         // consumed bytes not yet returned in a WINDOW_UPDATE
     int64_t content_length_ = -1; // the request's, checked against its DATA (§8.1.1)
     uint64_t data_received_ = 0;
     StreamState* ready_next_ = nullptr; // the session's list of streams with output
@@ -96,12 +96,12 @@ private:
     bool regular_seen_ = false;
     bool malformed_ = false;
     bool abusive_ = false;
-    bool head_done_ = false;     // the request head came; a later HEADERS is trailers
-    bool remote_ended_ = false;  // the client's END_STREAM came
-    bool local_end_ = false;     // our END_STREAM is queued (HEADERS) or to be sent (DATA)
-    bool end_sent_ = false;      // our END_STREAM went out
-    bool reset_ = false;         // RST_STREAM sent or received: closed as far as frames go
-    bool gone_ = false;          // closed: the session forgot it
+    bool head_done_ = false;    // the request head came; a later HEADERS is trailers
+    bool remote_ended_ = false; // the client's END_STREAM came
+    bool local_end_ = false;    // our END_STREAM is queued (HEADERS) or to be sent (DATA)
+    bool end_sent_ = false;     // our END_STREAM went out
+    bool reset_ = false;        // RST_STREAM sent or received: closed as far as frames go
+    bool gone_ = false;         // closed: the session forgot it
 };
 
 // The connection's side of the session: streams come from it and it hears what only the
@@ -197,28 +197,26 @@ private:
     void remember_reset(int32_t id);
     bool recently_reset(int32_t id) const;
     uint8_t* room(size_t n) { return reinterpret_cast<uint8_t*>(out_.reserve(n)); }
-    void commit(uint8_t* start, uint8_t* end) {
-        out_.commit(static_cast<size_t>(end - start));
-    }
+    void commit(uint8_t* start, uint8_t* end) { out_.commit(static_cast<size_t>(end - start)); }
 
     SessionOwner& owner_;
     OutputBuffer& out_;
     SessionLimits limits_;
     HpackDecoder decoder_;
-    OutputBuffer in_;     // a frame split across reads
-    OutputBuffer block_;  // a header block split across HEADERS and CONTINUATION
+    OutputBuffer in_;                   // a frame split across reads
+    OutputBuffer block_;                // a header block split across HEADERS and CONTINUATION
     std::vector<StreamState*> streams_; // open streams, by increasing id
     std::vector<StreamState*> closing_; // reset by us: closed from produce()
-    StreamState* ready_head_ = nullptr;  // streams with something to send, round robin
+    StreamState* ready_head_ = nullptr; // streams with something to send, round robin
     StreamState* ready_tail_ = nullptr;
     double now_ = 0;
 
     int64_t send_window_ = kDefaultWindow; // connection window for our DATA
     int64_t recv_window_ = kDefaultWindow; // what the client may still send us
-    uint32_t credit_ = 0;                   // consumed, not yet returned (connection)
+    uint32_t credit_ = 0;                  // consumed, not yet returned (connection)
     uint32_t peer_initial_window_ = kDefaultWindow;
     uint32_t peer_max_frame_size_ = kDefaultMaxFrameSize;
-    int32_t last_stream_id_ = 0;    // highest client stream id seen (§5.1.1)
+    int32_t last_stream_id_ = 0; // highest client stream id seen (§5.1.1)
     int32_t goaway_last_id_ = kMaxWindow;
     int32_t recent_resets_[4] = {}; // streams we reset lately: their frames are dropped (§5.4.2)
     uint8_t recent_reset_next_ = 0;
@@ -230,7 +228,7 @@ private:
         uint8_t flags = 0;     // of its HEADERS
         uint8_t continuations = 0;
         bool trailer = false;
-        bool refuse = false;   // a new stream we refuse after decoding the block
+        bool refuse = false; // a new stream we refuse after decoding the block
         bool self_dependent = false;
         StreamState* stream = nullptr; // null: decode only (HPACK state), drop the fields
     } block_info_;

@@ -14,9 +14,9 @@ void Session::start() {
         {kInitialWindowSize, limits_.initial_window_size},
         {kMaxFrameSize, limits_.max_frame_size},
         {kMaxHeaderListSize, limits_.max_header_list_size},
-        {kHeaderTableSize, 4096},   // bounds the HPACK decoder's memory (the default)
-        {kEnablePush, 0},           // servers do not push here
-        {kNoRfc7540Priorities, 1},  // RFC 9218: no priority tree
+        {kHeaderTableSize, 4096},    // bounds the HPACK decoder's memory (the default)
+        {kEnablePush, 0},            // servers do not push here
+        {kNoRfc7540Priorities, 1},   // RFC 9218: no priority tree
         {kEnableConnectProtocol, 1}, // RFC 8441: WebSockets over HTTP/2
     };
     uint8_t* w = room(9 + 6 * std::size(settings) + 13);
@@ -94,11 +94,10 @@ void Session::end_headers(StreamState& s, uint8_t* end, bool end_stream) {
             uint8_t* dst = start + kFrameHeaderSize * (i + 1) + off;
             std::memmove(dst, payload + off, n);
             write_frame_header(dst - kFrameHeaderSize, static_cast<uint32_t>(n),
-                               FrameType::continuation,
-                               i == frames - 1 ? flags::end_headers : 0, id);
+                               FrameType::continuation, i == frames - 1 ? flags::end_headers : 0,
+                               id);
         }
-        write_frame_header(start, static_cast<uint32_t>(max), FrameType::headers, stream_flags,
-                           id);
+        write_frame_header(start, static_cast<uint32_t>(max), FrameType::headers, stream_flags, id);
         commit(start, start + len + kFrameHeaderSize * frames);
     }
     if (end_stream && !s.local_end_) {
@@ -246,8 +245,8 @@ bool Session::send_data(StreamState& s) {
         reset(s, kInternalError);
         return true;
     }
-    write_frame_header(w, static_cast<uint32_t>(n), FrameType::data,
-                       last ? flags::end_stream : 0, static_cast<uint32_t>(s.id_));
+    write_frame_header(w, static_cast<uint32_t>(n), FrameType::data, last ? flags::end_stream : 0,
+                       static_cast<uint32_t>(s.id_));
     commit(w, w + kFrameHeaderSize + n);
     send_window_ -= static_cast<int64_t>(n);
     s.send_window_ -= static_cast<int64_t>(n);

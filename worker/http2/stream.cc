@@ -14,8 +14,8 @@
 namespace wraith::http2 {
 
 Stream::Stream(Connection& conn, int32_t id)
-    : StreamExchange(conn.worker(), conn.info(), &conn.worker().arena_blocks()),
-      StreamState(id), conn_(conn) {}
+    : StreamExchange(conn.worker(), conn.info(), &conn.worker().arena_blocks()), StreamState(id),
+      conn_(conn) {}
 
 Stream::~Stream() = default;
 

@@ -63,12 +63,13 @@ const Fields kResponse2 = {{":status", "307"},
                            {"cache-control", "private"},
                            {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},
                            {"location", "https://www.example.com"}};
-const Fields kResponse3 = {{":status", "200"},
-                           {"cache-control", "private"},
-                           {"date", "Mon, 21 Oct 2013 20:13:22 GMT"},
-                           {"location", "https://www.example.com"},
-                           {"content-encoding", "gzip"},
-                           {"set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"}};
+const Fields kResponse3 = {
+    {":status", "200"},
+    {"cache-control", "private"},
+    {"date", "Mon, 21 Oct 2013 20:13:22 GMT"},
+    {"location", "https://www.example.com"},
+    {"content-encoding", "gzip"},
+    {"set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"}};
 
 } // namespace
 
@@ -107,8 +108,8 @@ TEST_CASE("hpack C.3 and C.4: requests share a table, with and without Huffman")
                        &f));
         CHECK(f == kRequest1);
         CHECK(d.table_size() == 57);
-        REQUIRE(decode(d, huffman ? "828684be5886a8eb10649cbf" : "828684be58086e6f2d6361636865",
-                       &f));
+        REQUIRE(
+            decode(d, huffman ? "828684be5886a8eb10649cbf" : "828684be58086e6f2d6361636865", &f));
         CHECK(f == kRequest2);
         CHECK(d.table_size() == 110);
         REQUIRE(decode(d,
@@ -171,21 +172,29 @@ TEST_CASE("hpack decoder rejects bad indices, integers and size updates") {
 TEST_CASE("hpack decoder rejects bad Huffman (RFC 7541 §5.2)") {
     HpackDecoder d;
     // Literal without indexing, name "x", Huffman value of:
-    CHECK_FALSE(decode(d, "000178" "84ffffffff")); // EOS (30 ones) inside the string
-    CHECK_FALSE(decode(d, "000178" "8207ff"));     // '0' then 11 bits of padding
-    CHECK_FALSE(decode(d, "000178" "8100"));       // padding of zeros ('0' is 00000, then 000)
+    CHECK_FALSE(decode(d, "000178"
+                          "84ffffffff")); // EOS (30 ones) inside the string
+    CHECK_FALSE(decode(d, "000178"
+                          "8207ff")); // '0' then 11 bits of padding
+    CHECK_FALSE(decode(d, "000178"
+                          "8100")); // padding of zeros ('0' is 00000, then 000)
     Fields f;
     HpackDecoder d2;
-    REQUIRE(decode(d2, "000178" "8107", &f)); // '0' (00000) then 111 padding
+    REQUIRE(decode(d2,
+                   "000178"
+                   "8107",
+                   &f)); // '0' (00000) then 111 padding
     CHECK(f == Fields{{"x", "0"}});
 }
 
 TEST_CASE("hpack decoder: an entry larger than the table empties it; size updates evict") {
     HpackDecoder d(100);
-    REQUIRE(decode(d, "400178" "0179")); // x: y, 34 bytes
+    REQUIRE(decode(d, "400178"
+                      "0179")); // x: y, 34 bytes
     CHECK(d.entries() == 1);
     // A 70-byte value: 1 + 70 + 32 > 100.
-    std::string block = "400178" "46";
+    std::string block = "400178"
+                        "46";
     for (int i = 0; i < 70; ++i)
         block += "61";
     Fields f;
@@ -193,9 +202,13 @@ TEST_CASE("hpack decoder: an entry larger than the table empties it; size update
     CHECK(f.size() == 1);
     CHECK(d.entries() == 0);
     CHECK(d.table_size() == 0);
-    REQUIRE(decode(d, "400178" "0179" "400179" "017a"));
+    REQUIRE(decode(d, "400178"
+                      "0179"
+                      "400179"
+                      "017a"));
     CHECK(d.entries() == 2);
-    REQUIRE(decode(d, "3f03" "82")); // size update to 34: the older entry goes
+    REQUIRE(decode(d, "3f03"
+                      "82")); // size update to 34: the older entry goes
     CHECK(d.entries() == 1);
     REQUIRE(decode(d, "be", &f));
     CHECK(f == Fields{{"y", "z"}});
@@ -203,10 +216,14 @@ TEST_CASE("hpack decoder: an entry larger than the table empties it; size update
 
 TEST_CASE("hpack decoder: an indexed name whose entry is evicted by its own insertion") {
     HpackDecoder d(80);
-    REQUIRE(decode(d, "40046e616d65" "0576616c7565")); // name: value (41)
+    REQUIRE(decode(d, "40046e616d65"
+                      "0576616c7565")); // name: value (41)
     Fields f;
     // Literal with indexing, name = index 62 (that entry), value 10 bytes: inserting evicts it.
-    REQUIRE(decode(d, "7e" "0a30313233343536373839", &f));
+    REQUIRE(decode(d,
+                   "7e"
+                   "0a30313233343536373839",
+                   &f));
     CHECK(f == Fields{{"name", "0123456789"}});
     REQUIRE(decode(d, "be", &f));
     CHECK(f == Fields{{"name", "0123456789"}});
@@ -237,7 +254,8 @@ TEST_CASE("hpack decoder keeps the table compact: sized to what was inserted") {
     Fields f;
     REQUIRE(decode(d, "be", &f));
     CHECK(f == Fields{{":authority", "www.example.com"}});
-    REQUIRE(decode(d, "3f00" "82")); // size update 31: empties (entry is 57)
+    REQUIRE(decode(d, "3f00"
+                      "82")); // size update 31: empties (entry is 57)
     d.compact();
     CHECK(d.memory() == 0);
 }
@@ -286,12 +304,17 @@ TEST_CASE("hpack encoder: responses read back, folded to lowercase, with no tabl
 
 TEST_CASE("hpack decoder: empty entries take 32 bytes and no buffer (found by fuzz_hpack)") {
     HpackDecoder d;
-    REQUIRE(decode(d, "400000" "400000")); // two entries of "" : ""
+    REQUIRE(decode(d, "400000"
+                      "400000")); // two entries of "" : ""
     CHECK(d.entries() == 2);
     CHECK(d.table_size() == 64);
     d.compact();
     Fields f;
-    REQUIRE(decode(d, "be" "4001780179" "bf", &f));
+    REQUIRE(decode(d,
+                   "be"
+                   "4001780179"
+                   "bf",
+                   &f));
     CHECK(f == Fields{{"", ""}, {"x", "y"}, {"", ""}});
     d.compact();
 }

@@ -233,12 +233,12 @@ TEST_CASE("session: malformed requests are stream errors (RFC 9113 §8.2, §8.3)
     };
     const Case cases[] = {
         {"uppercase", {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"X-A", "1"}}},
-        {"connection", {{":method", "GET"}, {":scheme", "http"}, {":path", "/"},
-                        {"connection", "close"}}},
+        {"connection",
+         {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"connection", "close"}}},
         {"te", {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"te", "gzip"}}},
         {"no path", {{":method", "GET"}, {":scheme", "http"}}},
-        {"dup method", {{":method", "GET"}, {":method", "GET"}, {":scheme", "http"},
-                        {":path", "/"}}},
+        {"dup method",
+         {{":method", "GET"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/"}}},
         {"pseudo after", {{":method", "GET"}, {":scheme", "http"}, {"a", "b"}, {":path", "/"}}},
         {"status", {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":status", "200"}}},
         {"bad value", {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"a", " b"}}},
@@ -352,7 +352,10 @@ TEST_CASE("session: refused beyond SETTINGS_MAX_CONCURRENT_STREAMS, HPACK errors
 
 TEST_CASE("session: input split at every byte gives the same result") {
     std::string input = hello() + get(1, 0, {{"content-length", "4"}}) +
-                        frame(FrameType::data, flags::padded, 1, std::string("\x02" "ab\0\0", 5)) +
+                        frame(FrameType::data, flags::padded, 1,
+                              std::string("\x02"
+                                          "ab\0\0",
+                                          5)) +
                         frame(FrameType::data, flags::end_stream, 1, "cd");
     Harness h;
     for (char c : input)
