@@ -204,7 +204,7 @@ void HpackDecoder::insert(std::string_view name, std::string_view value) {
         return;
     }
     // The name may be an entry's own bytes, which eviction and compaction move: keep a copy.
-    if (bytes_ && name.data() >= bytes_ && name.data() < bytes_ + bytes_cap_) {
+    if (!name.empty() && bytes_ && name.data() >= bytes_ && name.data() < bytes_ + bytes_cap_) {
         char* copy = scratch(2, name.size());
         std::memcpy(copy, name.data(), name.size());
         name = {copy, name.size()};
