@@ -179,6 +179,8 @@ void Session::close_stream(StreamState& s, uint32_t error) {
         return;
     s.gone_ = true;
     ready_remove(s);
+    if (s.reset_) // closed by the client's RST_STREAM before produce() got to ours
+        std::erase(closing_, &s);
     auto it = std::lower_bound(streams_.begin(), streams_.end(), s.id_,
                                [](const StreamState* x, int32_t v) { return x->id_ < v; });
     if (it != streams_.end() && *it == &s)
