@@ -13,7 +13,9 @@ namespace wraith::http2 {
 
 class OutputBuffer {
 public:
-    OutputBuffer() = default;
+    // `min_capacity`: the first allocation (the connection's output batches frames in 64 KiB;
+    // the session's partial-frame and header-block buffers start small).
+    explicit OutputBuffer(size_t min_capacity = 64 * 1024) : min_capacity_(min_capacity) {}
     ~OutputBuffer() { std::free(data_); }
     OutputBuffer(const OutputBuffer&) = delete;
     OutputBuffer& operator=(const OutputBuffer&) = delete;
@@ -57,7 +59,7 @@ private:
             if (cap_ - tail_ >= n)
                 return;
         }
-        size_t cap = std::max({cap_ * 2, tail_ + n, size_t{64 * 1024}});
+        size_t cap = std::max({cap_ * 2, tail_ + n, min_capacity_});
         char* p = static_cast<char*>(std::realloc(data_, cap));
         if (!p)
             std::abort(); // as operator new would
@@ -67,6 +69,7 @@ private:
 
     char* data_ = nullptr;
     size_t cap_ = 0;
+    size_t min_capacity_;
     size_t head_ = 0; // first unwritten byte
     size_t tail_ = 0; // end of the bytes
 };

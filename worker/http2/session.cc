@@ -149,7 +149,7 @@ private:
 };
 
 Session::Session(SessionOwner& owner, OutputBuffer& out, const SessionLimits& limits)
-    : owner_(owner), out_(out), limits_(limits), decoder_(4096) {
+    : owner_(owner), out_(out), limits_(limits), decoder_(4096), in_(1024), block_(1024) {
     decoder_.set_max_string(std::max<size_t>(limits.max_header_list_size, 16384));
 }
 
