@@ -145,6 +145,11 @@ public:
     bool on_request_field(Field kind, std::string_view name, std::string_view value,
                           bool keep_name);
     void on_head_complete(bool end_stream);
+    // A field too long for the decoder to keep (it skipped it): the request is answered 431.
+    void on_request_field_too_large() {
+        if (!head_error_)
+            head_error_ = 431;
+    }
     void on_body(const uint8_t* data, size_t len);
     void on_body_end();
 

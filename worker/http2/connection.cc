@@ -1,6 +1,6 @@
-// HTTP/2 connection lifecycle: the nghttp2 session and its callbacks, reading and writing
-// through the Transport, flood limits, timeouts, graceful drain and close. Streams (the
-// exchanges) are in stream.cc.
+// HTTP/2 connection lifecycle: the session's owner, reading and writing through the
+// Transport, timeouts, graceful drain and close. The protocol is the session's
+// (session.cc, session_send.cc); streams (the exchanges) are in stream.cc.
 #include "worker/http2/connection.h"
 
 #include <algorithm>
@@ -22,8 +22,19 @@ constexpr Duration kLingerTimeout{2000};
 constexpr double kDrainPingWait = 2.0; // seconds to wait for the drain PING's ack
 constexpr uint8_t kDrainPing[8] = {'w', 'r', 'a', 'i', 't', 'h', 'd', 'r'};
 
-Stream* stream_of(nghttp2_session* session, int32_t id) {
-    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+SessionLimits limits_of(const Worker& worker) {
+    const Http2Config& h2 = worker.config().http2;
+    SessionLimits l;
+    l.max_concurrent_streams = h2.max_concurrent_streams;
+    l.initial_window_size = h2.initial_window_size;
+    l.connection_window_size = h2.connection_window_size;
+    l.max_frame_size = h2.max_frame_size;
+    l.max_header_list_size = static_cast<uint32_t>(h2.max_header_list_size);
+    l.max_continuations = h2.max_continuations;
+    l.rapid_reset_limit = h2.rapid_reset_limit;
+    l.rapid_reset_burst = h2.rapid_reset_burst;
+    l.control_frame_limit = h2.control_frame_limit;
+    return l;
 }
 
 } // namespace
@@ -32,7 +43,7 @@ Connection::Connection(Worker& worker, std::unique_ptr<Transport> transport,
                        const sockaddr_storage& peer, const ListenConfig& listen,
                        std::string_view already_read)
     : worker_(worker), transport_(std::move(transport)), fd_(transport_->fd()),
-      already_read_(already_read) {
+      already_read_(already_read), session_(*this, out_, limits_of(worker)) {
     peer_.init(peer, *transport_, worker.next_connection_id());
     peer_.info.site = listen.site;
     peer_.info.alt_svc = worker.alt_svc(listen);
@@ -48,76 +59,12 @@ Connection::~Connection() {
     ev_timer_stop(worker_.loop(), &timer_);
     ev_timer_stop(worker_.loop(), &drain_timer_);
     close_streams(); // normally done by destroy()
-    if (session_)
-        nghttp2_session_del(session_); // calls no callbacks
-}
-
-// ---- session -------------------------------------------------------------------------------
-
-const nghttp2_session_callbacks* Connection::callbacks() {
-    static nghttp2_session_callbacks* cbs = [] {
-        nghttp2_session_callbacks* c = nullptr;
-        if (nghttp2_session_callbacks_new(&c) != 0)
-            return c;
-        nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(c, on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
-        nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
-        nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
-        nghttp2_session_callbacks_set_send_data_callback(c, on_send_data);
-        return c;
-    }();
-    return cbs;
-}
-
-bool Connection::create_session() {
-    const Http2Config& h2 = worker_.config().http2;
-    if (!callbacks())
-        return false;
-    nghttp2_option* opt = nullptr;
-    if (nghttp2_option_new(&opt) != 0)
-        return false;
-    // Window credit returns when a handler consumes body bytes, not when they arrive.
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_no_closed_streams(opt, 1);
-    nghttp2_option_set_max_settings(opt, 16);       // entries in one SETTINGS frame
-    nghttp2_option_set_max_outbound_ack(opt, 1000); // unsent PING/SETTINGS ACKs: flood
-    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_option_set_max_continuations(opt, h2.max_continuations);
-    // A backstop: our own counter (on_frame_recv) answers first, with ENHANCE_YOUR_CALM.
-    nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * h2.rapid_reset_burst,
-                                               2ull * h2.rapid_reset_limit);
-    int rv = nghttp2_session_server_new3(&session_, callbacks(), this, opt, memory_.mem());
-    nghttp2_option_del(opt);
-    if (rv != 0) {
-        session_ = nullptr;
-        return false;
-    }
-    const nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_window_size},
-        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, h2.max_frame_size},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(h2.max_header_list_size)},
-        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},    // bounds the HPACK decoder's memory
-        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},   // RFC 9218 scheduling, no priority tree
-        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, // RFC 8441: WebSockets over HTTP/2
-    };
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-    // The connection window (RFC 9113 §6.9.2) is not a SETTINGS value: WINDOW_UPDATE on 0.
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                          static_cast<int32_t>(h2.connection_window_size));
-    return true;
 }
 
 void Connection::start() {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!create_session()) {
-        WLOG_ERROR("http2: cannot create a session for %s", peer_.text);
-        destroy();
-        return;
-    }
+    session_.start();
     arm(TimerMode::header, worker_.config().http.header_timeout);
     if (!already_read_.empty()) {
         std::string input;
@@ -133,179 +80,51 @@ void Connection::start() {
         handle_readable(); // TLS records already decrypted
 }
 
-// ---- nghttp2 callbacks ---------------------------------------------------------------------
+// ---- session owner -------------------------------------------------------------------------
 
-int Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame,
-                                 void* user_data) {
-    auto* self = static_cast<Connection*>(user_data);
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
-    auto* s = new Stream(*self, frame->hd.stream_id);
-    self->link(s);
-    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
-    self->first_request_ = true;
-    if (++self->requests_ >= self->worker_.config().http.keepalive_requests)
-        self->drain(); // served enough on one connection: GOAWAY, as HTTP/1 says close
-    return 0;
+StreamState* Connection::open_stream(int32_t id) {
+    auto* s = new Stream(*this, id);
+    link(s);
+    first_request_ = true;
+    if (++requests_ >= worker_.config().http.keepalive_requests)
+        drain(); // served enough on one connection: GOAWAY, as HTTP/1 says close
+    return s;
 }
 
-int Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                          size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void*) {
-    if (frame->hd.type != NGHTTP2_HEADERS)
-        return 0;
-    Stream* s = stream_of(session, frame->hd.stream_id);
-    if (!s)
-        return 0;
-    bool ok = s->on_header({reinterpret_cast<const char*>(name), namelen},
-                           {reinterpret_cast<const char*>(value), valuelen},
-                           frame->headers.cat == NGHTTP2_HCAT_HEADERS);
-    return ok ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; // RST_STREAM for this stream only
+void Connection::stream_closed(StreamState*) {
+    --open_streams_;
+    if (!in_service_)
+        worker_.defer(this); // reaped (logged, deleted) from the deferred work
 }
 
-int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame,
-                              void* user_data) {
-    auto* self = static_cast<Connection*>(user_data);
-    const Http2Config& h2 = self->worker_.config().http2;
-    const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
-    switch (frame->hd.type) {
-    case NGHTTP2_HEADERS:
-        if (Stream* s = stream_of(session, frame->hd.stream_id)) {
-            if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-                s->on_head_complete(end_stream);
-            else if (end_stream)
-                s->on_body_end(); // trailers end the body
-        }
-        break;
-    case NGHTTP2_DATA:
-        // CVE-2019-9518: empty DATA frames cost us work and the client nothing.
-        if (frame->hd.length == 0 && !end_stream &&
-            !self->take_token(self->control_tokens_, self->control_stamp_, h2.control_frame_limit,
-                              h2.control_frame_limit))
-            self->enhance_your_calm("empty DATA frame flood");
-        if (end_stream)
-            if (Stream* s = stream_of(session, frame->hd.stream_id))
-                s->on_body_end();
-        break;
-    case NGHTTP2_RST_STREAM:
-        // CVE-2023-44487: opening and resetting streams makes us start work for nothing.
-        if (!self->take_token(self->reset_tokens_, self->reset_stamp_, h2.rapid_reset_limit,
-                              h2.rapid_reset_burst))
-            self->enhance_your_calm("RST_STREAM flood (rapid reset)");
-        break;
-    case NGHTTP2_PING:
-        if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
-            if (std::memcmp(frame->ping.opaque_data, kDrainPing, 8) == 0)
-                self->final_goaway();
-        } else if (!self->take_token(self->control_tokens_, self->control_stamp_,
-                                     h2.control_frame_limit, h2.control_frame_limit)) {
-            self->enhance_your_calm("PING flood");
-        }
-        break;
-    case NGHTTP2_SETTINGS:
-    case NGHTTP2_PRIORITY:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
-            !self->take_token(self->control_tokens_, self->control_stamp_, h2.control_frame_limit,
-                              h2.control_frame_limit))
-            self->enhance_your_calm(frame->hd.type == NGHTTP2_SETTINGS ? "SETTINGS flood"
-                                                                       : "PRIORITY flood");
-        break;
-    default:
-        break;
-    }
-    return 0;
+void Connection::ping_acked(const uint8_t opaque[8]) {
+    if (std::memcmp(opaque, kDrainPing, 8) == 0)
+        final_goaway();
 }
 
-int Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t stream_id,
-                              const uint8_t* data, size_t len, void*) {
-    if (Stream* s = stream_of(session, stream_id)) {
-        s->on_body(data, len);
-    } else if (nghttp2_session_consume(session, stream_id, len) != 0) {
-        nghttp2_session_consume_connection(session, len);
-    }
-    return 0;
+void Connection::connection_error(uint32_t error, const char* why) {
+    terminating_ = true;
+    if (error == kEnhanceYourCalm)
+        ErrorLog::limited(LogLevel::warn, "http2: %s from client %s; GOAWAY(ENHANCE_YOUR_CALM)",
+                          why ? why : "flood", peer_.text);
+    else if (why)
+        ErrorLog::limited(LogLevel::info, "http2: %s from client %s; closing", why, peer_.text);
+    want_flush();
 }
 
-int Connection::on_stream_close(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
-                                void* user_data) {
-    auto* self = static_cast<Connection*>(user_data);
-    Stream* s = stream_of(session, stream_id);
-    if (!s)
-        return 0;
-    s->on_closed(error_code);
-    --self->open_streams_;
-    if (!self->in_service_)
-        self->worker_.defer(self); // reaped (logged, deleted) from the deferred work
-    return 0;
-}
-
-int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
-    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        if (Stream* s = stream_of(session, frame->hd.stream_id))
-            s->on_end_stream_sent();
-    return 0;
-}
-
-int Connection::on_send_data(nghttp2_session*, nghttp2_frame*, const uint8_t* framehd,
-                             size_t length, nghttp2_data_source* source, void* user_data) {
-    auto* self = static_cast<Connection*>(user_data);
-    return static_cast<Stream*>(source->ptr)->write_data(self->out_, framehd, length);
-}
-
-// ---- flood limits --------------------------------------------------------------------------
-
-// A token bucket: `burst` tokens, refilled at `rate` per second of loop time.
-bool Connection::take_token(double& tokens, double& stamp, uint32_t rate, uint32_t burst) {
-    double now = ev_now(worker_.loop());
-    if (stamp == 0) {
-        tokens = burst;
-        stamp = now;
-    }
-    tokens = std::min<double>(burst, tokens + (now - stamp) * rate);
-    stamp = now;
-    if (tokens < 1)
-        return false;
-    tokens -= 1;
-    return true;
-}
-
-void Connection::enhance_your_calm(const char* what) {
+// GOAWAY with `error_code`; once it is written the connection closes. Safe anywhere (it only
+// queues).
+void Connection::terminate(uint32_t error_code) {
     if (terminating_)
         return;
-    ErrorLog::limited(LogLevel::warn, "http2: %s from client %s; GOAWAY(ENHANCE_YOUR_CALM)", what,
-                      peer_.text);
-    terminate(NGHTTP2_ENHANCE_YOUR_CALM);
-}
-
-// GOAWAY with `error_code`; after it is sent nghttp2 wants neither read nor write, and the
-// connection closes. Safe inside callbacks (it only queues).
-void Connection::terminate(uint32_t error_code) {
-    if (terminating_ || !session_)
-        return;
-    terminating_ = true;
-    nghttp2_session_terminate_session(session_, error_code);
-    want_flush();
+    session_.terminate(error_code);
 }
 
 // ---- reading -------------------------------------------------------------------------------
 
 bool Connection::receive(const char* data, size_t len) {
-    ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
-    if (rv >= 0)
-        return !terminating_ && !closed_;
-    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-        ErrorLog::limited(LogLevel::info, "http2: client %s sent no connection preface",
-                          peer_.text);
-        destroy();
-        return false;
-    }
-    uint32_t code = NGHTTP2_PROTOCOL_ERROR;
-    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-        code = NGHTTP2_ENHANCE_YOUR_CALM;
-    ErrorLog::limited(LogLevel::info, "http2: %s from client %s; closing", nghttp2_strerror(rv),
-                      peer_.text);
-    terminate(code);
-    return false;
+    session_.receive(reinterpret_cast<const uint8_t*>(data), len, ev_now(worker_.loop()));
+    return !terminating_ && !closed_;
 }
 
 void Connection::handle_readable() {
@@ -318,7 +137,8 @@ void Connection::handle_readable() {
     }
     if (terminating_)
         return;
-    // nghttp2 takes in everything it is given, so the buffer is only held for this call.
+    // The session takes in everything it is given (a split frame is kept by the session), so
+    // the buffer is only held for this call.
     BufferPool& pool = worker_.read_buffers();
     char* buf = pool.get();
     if (!buf) {
@@ -390,8 +210,7 @@ void Connection::service() {
         return;
     if (!pending_.empty() || flush_pending_) {
         worker_.defer(this); // a busy round: let the loop breathe, then continue
-    } else if (out_.pending() == 0 && !nghttp2_session_want_read(session_) &&
-               !nghttp2_session_want_write(session_)) {
+    } else if (out_.pending() == 0 && session_.finished()) {
         begin_close(); // GOAWAY out and no streams left (RFC 9113 §6.8)
         return;
     }
@@ -417,19 +236,7 @@ void Connection::flush() {
     if (closed_ || lingering_)
         return;
     for (;;) {
-        while (out_.pending() < kOutputHigh) {
-            const uint8_t* data = nullptr;
-            ssize_t n = nghttp2_session_mem_send(session_, &data);
-            if (n < 0) {
-                ErrorLog::limited(LogLevel::info, "http2: %s with client %s; closing",
-                                  nghttp2_strerror(static_cast<int>(n)), peer_.text);
-                destroy();
-                return;
-            }
-            if (n == 0)
-                break;
-            out_.append(data, static_cast<size_t>(n));
-        }
+        session_.produce(kOutputHigh);
         if (out_.pending() == 0)
             break;
         iovec iov{const_cast<char*>(out_.data()), out_.pending()};
@@ -464,7 +271,7 @@ void Connection::reap_closed() {
         }
         unlink(s);
         s->finish_stream(); // abort callbacks, log phase, access log
-        delete s;    // the arena's cleanups close the handler's files
+        delete s;           // the arena's cleanups close the handler's files
         if (closed_)
             return;
     }
@@ -481,7 +288,7 @@ void Connection::update_io() {
     int events = 0;
     // Not reading while our output is backed up: a client that does not read gets nothing
     // more parsed (and its PINGs unanswered) until it does.
-    if (!terminating_ && out_.pending() < kOutputHigh && nghttp2_session_want_read(session_))
+    if (!terminating_ && out_.pending() < kOutputHigh && !session_.finished())
         events |= EV_READ;
     if (write_blocked_)
         events |= EV_WRITE | transport_->wait_events(false);
@@ -518,7 +325,8 @@ void Connection::update_timer() {
     } else if (timer_mode_ != TimerMode::idle) {
         arm(TimerMode::idle, http.keepalive_timeout);
         out_.release(); // an idle connection keeps no output memory
-        memory_.release_idle();
+        session_.release_idle();
+        std::vector<Stream*>().swap(pending_);
     }
 }
 
@@ -540,10 +348,10 @@ void Connection::handle_timeout() {
     switch (mode) {
     case TimerMode::header:
         ErrorLog::limited(LogLevel::info, "http2: client %s sent no request in time", peer_.text);
-        terminate(NGHTTP2_NO_ERROR);
+        terminate(kNoError);
         return service();
     case TimerMode::idle:
-        terminate(NGHTTP2_NO_ERROR);
+        terminate(kNoError);
         return service();
     case TimerMode::send:
         ErrorLog::limited(LogLevel::info, "http2: client %s timed out reading the response",
@@ -566,11 +374,10 @@ void Connection::handle_timeout() {
 // PING round trip makes sure every stream it opened before seeing it has arrived, then the
 // real GOAWAY names the last stream we will serve.
 void Connection::drain() {
-    if (draining_ || closed_ || lingering_ || !session_)
+    if (draining_ || closed_ || lingering_ || terminating_)
         return;
     draining_ = true;
-    nghttp2_submit_shutdown_notice(session_);
-    nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kDrainPing);
+    session_.shutdown_notice(kDrainPing);
     ev_timer_set(&drain_timer_, kDrainPingWait, 0.);
     ev_timer_start(worker_.loop(), &drain_timer_);
     want_flush();
@@ -587,19 +394,16 @@ void Connection::final_goaway() {
         return;
     final_goaway_ = true;
     ev_timer_stop(worker_.loop(), &drain_timer_);
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
-                          nullptr, 0);
+    session_.final_goaway();
     want_flush();
 }
 
 void Connection::close_now() {
     if (closed_)
         return;
-    if (session_ && !lingering_ && !terminating_) {
+    if (!lingering_ && !terminating_) {
         // One attempt to tell the client; we do not wait for it.
-        terminating_ = true;
-        nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+        session_.terminate(kNoError);
         flush();
     }
     destroy();
@@ -620,10 +424,9 @@ void Connection::begin_close() {
 
 void Connection::close_streams() {
     pending_.clear();
+    session_.forget_streams();
     while (Stream* s = streams_) {
         unlink(s);
-        if (session_)
-            nghttp2_session_set_stream_user_data(session_, s->id(), nullptr);
         s->finish_stream();
         delete s;
     }

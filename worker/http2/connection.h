@@ -1,14 +1,12 @@
-// HTTP/2 (RFC 9113) over a Transport, with nghttp2 as the framing and HPACK engine: an
-// nghttp2 server session fed with nghttp2_session_mem_recv and drained with
-// nghttp2_session_mem_send into one output buffer. Each stream is a worker/http2/stream.h
-// exchange run through the pipeline like HTTP/1's. Beyond nghttp2's own checks the connection
-// enforces the flood limits of [http2] (rapid reset, PING/SETTINGS floods, CONTINUATION and
-// header-list limits), the connection timeouts of [http], and the graceful two-step GOAWAY
-// drain (RFC 9113 §6.8).
+// HTTP/2 (RFC 9113) over a Transport: the connection's I/O, timers, graceful drain and close
+// around a Session (worker/http2/session.h, our own framing and HPACK), whose frames it writes
+// from one output buffer. Each stream is a worker/http2/stream.h exchange run through the
+// pipeline like HTTP/1's. The session enforces the flood limits of [http2] (rapid reset,
+// PING/SETTINGS/PRIORITY/empty DATA floods, CONTINUATION and header-list limits); the
+// connection adds the timeouts of [http] and the two-step GOAWAY drain (RFC 9113 §6.8).
 #pragma once
 
 #include <ev.h>
-#include <nghttp2/nghttp2.h>
 
 #include <cstdint>
 #include <memory>
@@ -17,12 +15,12 @@
 #include <sys/socket.h>
 #include <vector>
 
-#include "common/loop.h"
 #include "common/config.h"
 #include "common/http.h"
+#include "common/loop.h"
 #include "worker/connection.h"
 #include "worker/http2/output_buffer.h"
-#include "worker/http2/session_memory.h"
+#include "worker/http2/session.h"
 #include "worker/peer.h"
 #include "worker/transport.h"
 
@@ -34,7 +32,7 @@ namespace http2 {
 
 class Stream;
 
-class Connection final : public wraith::Connection {
+class Connection final : public wraith::Connection, private SessionOwner {
 public:
     // `already_read`: bytes consumed before the handover (the client preface read by the
     // HTTP/1 side for h2c, or early data from TLS); they are fed to the session first.
@@ -49,10 +47,10 @@ public:
     void run_deferred() override;
 
     // For streams.
-    nghttp2_session* session() const { return session_; }
+    Session& session() { return session_; }
     Worker& worker() const { return worker_; }
     const ConnectionInfo& info() const { return peer_.info; }
-    // Queues `s` for Stream::run_pending() outside nghttp2 callbacks and handler stacks.
+    // Queues `s` for Stream::run_pending() outside session hooks and handler stacks.
     void schedule(Stream* s);
     // Frames were submitted: send them from the deferred work.
     void want_flush();
@@ -63,26 +61,19 @@ private:
 
     enum class TimerMode : uint8_t { none, header, idle, send, body, linger };
 
-    // nghttp2 callbacks.
-    static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
-                         const uint8_t*, size_t, uint8_t, void*);
-    static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
-    static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
-    static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_send_data(nghttp2_session*, nghttp2_frame*, const uint8_t*, size_t,
-                            nghttp2_data_source*, void*);
-    static const nghttp2_session_callbacks* callbacks();
+    // SessionOwner
+    StreamState* open_stream(int32_t id) override;
+    void stream_closed(StreamState* s) override;
+    void ping_acked(const uint8_t opaque[8]) override;
+    void connection_error(uint32_t error, const char* why) override;
 
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
     static void on_drain_timer(struct ev_loop* loop, ev_timer* w, int revents);
 
-    bool create_session();
     void handle_readable();
     void handle_timeout();
-    // Feeds received bytes to nghttp2; false when the connection is being torn down.
+    // Feeds received bytes to the session; false when the connection is being torn down.
     bool receive(const char* data, size_t len);
     // Runs pending stream work, sends, reaps closed streams, until quiet.
     void service();
@@ -93,9 +84,6 @@ private:
     void set_io_events(int events);
     void update_timer();
     void arm(TimerMode mode, Duration d);
-    // Flood protection: token buckets refilled per second.
-    bool take_token(double& tokens, double& stamp, uint32_t rate, uint32_t burst);
-    void enhance_your_calm(const char* what);
     void terminate(uint32_t error_code);
     void final_goaway();
     void begin_close();
@@ -115,9 +103,8 @@ private:
     Peer peer_; // address, TLS details; what req.conn points to
     std::string already_read_;
 
-    SessionMemory memory_; // before session_: nghttp2 frees into it when the session goes
-    nghttp2_session* session_ = nullptr;
-    OutputBuffer out_;
+    OutputBuffer out_; // before session_, which writes into it
+    Session session_;
     Stream* streams_ = nullptr;    // every stream not yet reaped
     size_t open_streams_ = 0;      // of them, not closed
     std::vector<Stream*> pending_; // streams with work for run_pending()
@@ -131,10 +118,6 @@ private:
     bool closed_ = false;        // waiting for deferred deletion
     bool write_blocked_ = false; // the transport said EAGAIN with output queued
     uint64_t requests_ = 0;      // streams opened, for http.keepalive_requests
-    double reset_tokens_ = 0;    // RST_STREAM tokens (rapid reset, CVE-2023-44487)
-    double reset_stamp_ = 0;
-    double control_tokens_ = 0; // PING/SETTINGS/empty DATA tokens
-    double control_stamp_ = 0;
 };
 
 } // namespace http2

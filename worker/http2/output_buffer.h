@@ -1,7 +1,7 @@
-// The bytes an HTTP/2 connection has serialised and not yet written: frames from
-// nghttp2_session_mem_send and DATA payloads copied in by streams (NO_COPY). One contiguous
-// buffer, so a whole batch of frames goes out in one Transport::write; it never zero-fills, so
-// a file range can be pread() straight into it.
+// The bytes an HTTP/2 connection has serialised and not yet written: frames the session wrote
+// and DATA payloads copied in by streams (also the session's partial-frame and header-block
+// buffers). One contiguous buffer, so a whole batch of frames goes out in one
+// Transport::write; it never zero-fills, so a file range can be pread() straight into it.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +13,9 @@ namespace wraith::http2 {
 
 class OutputBuffer {
 public:
-    OutputBuffer() = default;
+    // `min_capacity`: the first allocation (the connection's output batches frames in 64 KiB;
+    // the session's partial-frame and header-block buffers start small).
+    explicit OutputBuffer(size_t min_capacity = 64 * 1024) : min_capacity_(min_capacity) {}
     ~OutputBuffer() { std::free(data_); }
     OutputBuffer(const OutputBuffer&) = delete;
     OutputBuffer& operator=(const OutputBuffer&) = delete;
@@ -28,6 +30,8 @@ public:
     }
     void commit(size_t n) { tail_ += n; }
     void append(const void* p, size_t n) {
+        if (n == 0)
+            return;
         std::memcpy(reserve(n), p, n);
         commit(n);
     }
@@ -55,7 +59,7 @@ private:
             if (cap_ - tail_ >= n)
                 return;
         }
-        size_t cap = std::max({cap_ * 2, tail_ + n, size_t{64 * 1024}});
+        size_t cap = std::max({cap_ * 2, tail_ + n, min_capacity_});
         char* p = static_cast<char*>(std::realloc(data_, cap));
         if (!p)
             std::abort(); // as operator new would
@@ -65,6 +69,7 @@ private:
 
     char* data_ = nullptr;
     size_t cap_ = 0;
+    size_t min_capacity_;
     size_t head_ = 0; // first unwritten byte
     size_t tail_ = 0; // end of the bytes
 };

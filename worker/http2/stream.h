@@ -1,44 +1,44 @@
 // One HTTP/2 stream (RFC 9113 §5.1) carrying one exchange (worker/exchange.h does the
-// protocol-independent part): the request from decoded HEADERS, its body over stream flow
-// control, and its response queued as bytes and file ranges that nghttp2 pulls as DATA frames.
-// The connection (worker/http2/connection.h) owns the streams and is the only caller of
-// nghttp2's send and receive functions: a stream only submits, so a handler's call never
-// re-enters the session, and handler callbacks run from the connection's deferred work, never
-// inside nghttp2.
+// protocol-independent part): the request from the session's checked fields, its body over
+// stream flow control, and its response: the head encoded straight into the connection's
+// output, the body queued as bytes and file ranges that the session pulls as DATA frames.
+// The session (worker/http2/session.h) calls the StreamState hooks; none of them runs handler
+// code: handler callbacks run from the connection's deferred work.
 #pragma once
 
-#include <nghttp2/nghttp2.h>
-
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "worker/exchange.h"
+#include "worker/http2/session.h"
 
 namespace wraith::http2 {
 
 class Connection;
-class OutputBuffer;
 
-class Stream final : public StreamExchange {
+class Stream final : public StreamExchange, public StreamState {
 public:
     Stream(Connection& conn, int32_t id);
     ~Stream() override;
 
-    int32_t id() const { return id_; }
     bool closed() const { return closed_; }
     bool started() const { return started_; }
 
-    // ---- fed by the connection's nghttp2 callbacks (no handler code runs here)
-    // False: the header block is abusive (far past the limits); nghttp2 resets the stream.
-    bool on_header(std::string_view name, std::string_view value, bool trailer);
-    void on_end_stream_sent();
-    void on_closed(uint32_t error_code);
-    // Data source: how many bytes the next DATA frame carries (NO_COPY), EOF, or DEFERRED.
-    ssize_t read_data(size_t length, uint32_t* data_flags);
-    // Copies the frame header and `length` payload bytes into `out` (RFC 9113 §6.1).
-    int write_data(OutputBuffer& out, const uint8_t* framehd, size_t length);
+    // ---- StreamState hooks (called by the session; no handler code runs here)
+    bool on_field(std::string_view name, std::string_view value, bool trailer) override;
+    void on_field_oversized() override { on_request_field_too_large(); }
+    void on_head(bool end_stream) override { on_head_complete(end_stream); }
+    void on_data(const uint8_t* data, size_t len) override { on_body(data, len); }
+    void on_data_end() override { on_body_end(); }
+    void on_end_stream_sent() override;
+    void on_closed(uint32_t error_code) override;
+    size_t body_available() const override { return seg_bytes_; }
+    bool body_ended() const override { return response_ == Response::ended; }
+    size_t body_copy(uint8_t* dst, size_t len) override;
+    std::span<const Header> trailers() const override { return {trailers_, trailer_count_}; }
 
     // The connection's list of streams.
     Stream* prev_ = nullptr;
@@ -58,7 +58,7 @@ private:
     };
 
     // Exchange hooks
-    bool transport_gone() const override { return closed_ || reset_sent_; }
+    bool transport_gone() const override { return closed_ || reset_sent_ || stream_reset(); }
     void submit_informational(int status, const Headers& headers) override;
     bool submit_head(ResponseHead& head, bool end_stream) override;
     void queue_body(std::string_view data, bool shared) override;
@@ -76,23 +76,21 @@ private:
     uint64_t max_field_bytes() const override;
     int version() const override { return 20; }
 
-    void submit_trailers(uint32_t* data_flags);
     void submit_rst(uint32_t error_code);
     size_t queued_files() const;
     void reset_queue();
 
     Connection& conn_;
-    int32_t id_;
 
     // Response body: queued bytes (segments point into mem_) and file ranges.
     std::string mem_;
     size_t mem_queued_ = 0; // bytes of mem_ not yet copied out
+    size_t seg_bytes_ = 0;  // bytes of all segments not yet copied out
     std::vector<Segment> segs_;
     size_t seg_head_ = 0;
-    nghttp2_nv* trailers_ = nullptr; // sent after the last DATA (arena), when given
+    const Header* trailers_ = nullptr; // sent after the last DATA (arena), when given
     size_t trailer_count_ = 0;
-    bool end_stream_sent_ = false; // nghttp2 sent our END_STREAM
-    bool data_deferred_ = false;   // the data source said DEFERRED; resume_data on more
+    bool end_stream_sent_ = false; // our END_STREAM went out
     bool reset_sent_ = false;
     uint32_t close_code_ = 0;
 };

@@ -35,7 +35,9 @@ TEST_CASE("a stream costs no more per request than before the exchange core took
     // why in the commit that raises these. Raised by 8 each when the limits merged: Request
     // gained the access log's notes (a limit's decision, LogNote). Raised by 16 each for
     // observability: Request::upstream (the proxy's report) and Request::summary (the log
-    // phase's variables).
+    // phase's variables). HTTP/2's raised by 80 when our own HTTP/2 replaced nghttp2: the
+    // stream now holds its protocol state (windows, content-length check, request-head
+    // checks, the ready list) that nghttp2 kept in a per-stream object of its own (larger).
     CHECK(sizeof(Stream) <= 1400);
-    CHECK(sizeof(wraith::http2::Stream) <= 1296);
+    CHECK(sizeof(wraith::http2::Stream) <= 1376);
 }
