@@ -229,18 +229,8 @@ void HpackDecoder::insert(std::string_view name, std::string_view value) {
             bytes_cap_ = cap;
         }
     }
-    if (count_ == entry_cap_) {
-        uint32_t cap = entry_cap_ ? entry_cap_ * 2 : 4;
-        auto* p = static_cast<Entry*>(std::malloc(cap * sizeof(Entry)));
-        if (!p)
-            std::abort();
-        for (uint32_t i = 0; i < count_; ++i)
-            p[i] = entries_[(head_ + i) & (entry_cap_ - 1)];
-        std::free(entries_);
-        entries_ = p;
-        entry_cap_ = cap;
-        head_ = 0;
-    }
+    if (count_ == entry_cap_ && !move_entries(entry_cap_ ? entry_cap_ * 2 : 4))
+        std::abort();
     if (!name.empty()) // an entry may be empty: 32 bytes of size and no bytes (no buffer)
         std::memcpy(bytes_ + end_, name.data(), name.size());
     if (!value.empty())
@@ -280,17 +270,21 @@ void HpackDecoder::compact() {
     uint32_t cap = 1;
     while (cap < count_)
         cap *= 2;
-    if (cap < entry_cap_) {
-        auto* p = static_cast<Entry*>(std::malloc(cap * sizeof(Entry)));
-        if (p) {
-            for (uint32_t i = 0; i < count_; ++i)
-                p[i] = entries_[(head_ + i) & (entry_cap_ - 1)];
-            std::free(entries_);
-            entries_ = p;
-            entry_cap_ = cap;
-            head_ = 0;
-        }
-    }
+    if (cap < entry_cap_)
+        move_entries(cap); // a failure keeps the larger ring
+}
+
+bool HpackDecoder::move_entries(uint32_t cap) {
+    auto* p = static_cast<Entry*>(std::malloc(cap * sizeof(Entry)));
+    if (!p)
+        return false;
+    for (uint32_t i = 0; i < count_; ++i)
+        p[i] = entries_[(head_ + i) & (entry_cap_ - 1)];
+    std::free(entries_);
+    entries_ = p;
+    entry_cap_ = cap;
+    head_ = 0;
+    return true;
 }
 
 bool HpackDecoder::decode(const uint8_t* p, size_t len, HpackSink& sink) {

@@ -57,6 +57,9 @@ public:
     static long huffman_decode(const uint8_t* in, size_t len, char* out);
 
 private:
+    // The entry ring re-made with `cap` (a power of two, at least count_) slots, oldest
+    // first; false when there is no memory for it (the ring is unchanged).
+    bool move_entries(uint32_t cap);
     // One dynamic table entry: where its bytes start (a running position over every byte
     // ever inserted, so eviction moves no descriptor) and its lengths (each below the table
     // size limit, which is at most 64 KiB here).
