@@ -82,6 +82,20 @@ class H2Server(Wraith):
         return text
 
 
+def split_frames(buf):
+    """The whole frames at the start of `buf` as (type, flags, stream id, payload), and the
+    bytes left over."""
+    frames = []
+    while len(buf) >= 9:
+        length = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + length:
+            break
+        frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
+                       buf[9:9 + length]))
+        buf = buf[9 + length:]
+    return frames, buf
+
+
 class RawH2:
     """A minimal HTTP/2 client speaking frames directly, for what real clients refuse to do."""
 
@@ -125,15 +139,8 @@ class RawH2:
         return out
 
     def _frames(self):
-        while len(self.buf) >= 9:
-            length = int.from_bytes(self.buf[:3], "big")
-            if len(self.buf) < 9 + length:
-                return
-            ftype, flags = self.buf[3], self.buf[4]
-            sid = int.from_bytes(self.buf[5:9], "big") & 0x7fffffff
-            payload = self.buf[9:9 + length]
-            self.buf = self.buf[9 + length:]
-            yield ftype, flags, sid, payload
+        frames, self.buf = split_frames(self.buf)
+        return frames
 
     def _handle(self, ftype, flags, sid, payload):
         if ftype == SETTINGS and not flags & ACK:

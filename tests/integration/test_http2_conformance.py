@@ -15,7 +15,7 @@ import unittest
 import harness
 from harness import WraithTestCase
 from test_http2 import (H2Server, SITES, PREFACE, build_docroot, frame, h2curl, hpack,
-                        settings_frame, hpack_int)
+                        settings_frame, hpack_int, split_frames)
 
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, \
     CONTINUATION = range(10)
@@ -71,15 +71,8 @@ class Client:
             if not chunk:
                 self.closed = True
                 continue
-            self.buf += chunk
-            while len(self.buf) >= 9:
-                length = int.from_bytes(self.buf[:3], "big")
-                if len(self.buf) < 9 + length:
-                    break
-                ftype, flags = self.buf[3], self.buf[4]
-                sid = int.from_bytes(self.buf[5:9], "big") & 0x7fffffff
-                payload = self.buf[9:9 + length]
-                self.buf = self.buf[9 + length:]
+            frames, self.buf = split_frames(self.buf + chunk)
+            for ftype, flags, sid, payload in frames:
                 self.frames.append((ftype, flags, sid, payload))
                 if ftype == SETTINGS and not flags & ACK:
                     self.send(settings_frame(ack=True))
