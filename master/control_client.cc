@@ -1,8 +1,11 @@
 #include "master/control_client.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -50,6 +53,37 @@ ControlAnswer control_request(const std::string& config_path, const std::string&
     }
     close(fd);
     return out;
+}
+
+namespace {
+
+// True while /proc/PID names a process that has not exited (not a zombie).
+bool process_running(long pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line))
+        return false;
+    // "PID (comm) S ...": the state follows the last ')', as comm may hold any byte.
+    size_t close_paren = line.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 2 >= line.size())
+        return false;
+    char state = line[close_paren + 2];
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+} // namespace
+
+void wait_stopped(const ControlAnswer& answer, int timeout_ms) {
+    static constexpr char kPrefix[] = "stopping: pid ";
+    size_t at = answer.text.find(kPrefix);
+    if (at == std::string::npos)
+        return;
+    long pid = std::strtol(answer.text.c_str() + at + sizeof(kPrefix) - 1, nullptr, 10);
+    if (pid <= 0)
+        return;
+    const timespec step{0, 5 * 1000 * 1000};
+    for (int waited = 0; waited < timeout_ms && process_running(pid); waited += 5)
+        nanosleep(&step, nullptr);
 }
 
 void print_unreachable(const ControlAnswer& answer, const std::string& config_path) {

@@ -21,6 +21,11 @@ struct ControlAnswer {
 ControlAnswer control_request(const std::string& config_path, const std::string& command,
                               bool first_line = false);
 
+// After a stop's answer ("stopping: pid N") and the socket's close, waits until that process
+// is gone or a zombie: the kernel closes a dying process's sockets before it becomes a zombie,
+// so the close alone does not yet mean "exited". Gives up after `timeout_ms`.
+void wait_stopped(const ControlAnswer& answer, int timeout_ms = 5000);
+
 // What a command prints on stderr when the master could not be reached.
 void print_unreachable(const ControlAnswer& answer, const std::string& config_path);
 

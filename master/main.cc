@@ -131,6 +131,8 @@ int control(const std::string& config_path, const std::string& command) {
         return 1;
     }
     fputs(answer.text.c_str(), stdout);
+    if (command == "stop" || command == "stop-fast")
+        wraith::wait_stopped(answer);
     return 0;
 }
 
