@@ -184,29 +184,51 @@ union SocketAddress {
 };
 
 // Who is on the other end of the connection a request arrived on.
-struct ConnectionInfo {
-    SocketAddress peer;
-    SocketAddress local;
-    uint64_t id = 0;            // worker-unique connection number, for logs
-    bool tls = false;           // set by TLS transports
-    std::string_view sni;       // TLS server name, when any
-    std::string_view alpn;      // negotiated protocol, when any
-    std::string_view tls_version; // "TLSv1.3" (TLS over TCP and QUIC); empty without TLS
-    std::string_view tls_cipher;  // its IANA name, "TLS_AES_128_GCM_SHA256"
-    bool tls_resumed = false;     // the handshake resumed a session
-    uint32_t quic_version = 0;    // QUIC: the negotiated version (0x1; 0x6b3343cf is v2)
-    std::string_view peer_text; // "[::1]:54321" or "127.0.0.1:5432", for logs
-    std::string_view peer_ip;   // address only, for logs and X-Forwarded-For
-    // A verified TLS client certificate (mTLS); all empty without one.
+// What a completed TLS handshake (over TCP or QUIC) settled. The TLS transport or the QUIC
+// connection owns it, so a plain connection carries one pointer, not these fields.
+struct TlsInfo {
+    std::string_view sni;     // server name, when any
+    std::string_view alpn;    // negotiated protocol, when any
+    std::string_view version; // "TLSv1.3"
+    std::string_view cipher;  // its IANA name, "TLS_AES_128_GCM_SHA256"
+    bool resumed = false;     // the handshake resumed a session
+    // A verified client certificate (mTLS); all empty without one.
     std::string_view client_subject;     // RFC 2253 form, "CN=alice,O=Example"
     std::string_view client_issuer;      // RFC 2253 form (TLS over TCP; empty on QUIC so far)
     std::string_view client_sans;        // "DNS:a.example, email:alice@example.com"
     std::string_view client_fingerprint; // SHA-256 of the DER certificate, lower-case hex
+};
+
+struct ConnectionInfo {
+    SocketAddress peer;
+    SocketAddress local;
+    uint64_t id = 0;              // worker-unique connection number, for logs
+    const TlsInfo* tls = nullptr; // TLS over TCP and QUIC; null on plain connections
+    uint32_t quic_version = 0;    // QUIC: the negotiated version (0x1; 0x6b3343cf is v2)
+    std::string_view peer_text;   // "[::1]:54321" or "127.0.0.1:5432", for logs
+    std::string_view peer_ip;     // address only, for logs and X-Forwarded-For
     // Alt-Svc announced on responses (RFC 7838): h3 on this port, when the listener's QUIC
     // socket is bound; empty otherwise.
     std::string_view alt_svc;
     // The listener's own site ([admin]): every request on the connection goes there.
     const Site* site = nullptr;
+
+    // The TLS fields, empty without TLS.
+    std::string_view sni() const { return tls ? tls->sni : std::string_view(); }
+    std::string_view alpn() const { return tls ? tls->alpn : std::string_view(); }
+    std::string_view tls_version() const { return tls ? tls->version : std::string_view(); }
+    std::string_view tls_cipher() const { return tls ? tls->cipher : std::string_view(); }
+    bool tls_resumed() const { return tls && tls->resumed; }
+    std::string_view client_subject() const {
+        return tls ? tls->client_subject : std::string_view();
+    }
+    std::string_view client_issuer() const {
+        return tls ? tls->client_issuer : std::string_view();
+    }
+    std::string_view client_sans() const { return tls ? tls->client_sans : std::string_view(); }
+    std::string_view client_fingerprint() const {
+        return tls ? tls->client_fingerprint : std::string_view();
+    }
 };
 
 // A field a filter adds to the exchange's access-log line ("limit" = "api:reject"). Both views

@@ -91,16 +91,16 @@ void add_log_variables(Variables& v) {
         return r.conn ? print(a, "%" PRIu64, r.conn->id) : S{};
     });
     v.add("ssl_protocol",
-          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_version : S{}; });
+          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_version() : S{}; });
     v.add("ssl_cipher",
-          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_cipher : S{}; });
+          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->tls_cipher() : S{}; });
     v.add("ssl_session_reused", [](const Request& r, S, Arena&) -> S {
-        return r.conn && r.conn->tls ? (r.conn->tls_resumed ? "r" : ".") : S{};
+        return r.conn && r.conn->tls ? (r.conn->tls_resumed() ? "r" : ".") : S{};
     });
     v.add("ssl_server_name",
-          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->sni : S{}; });
+          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->sni() : S{}; });
     v.add("ssl_alpn_protocol",
-          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->alpn : S{}; });
+          [](const Request& r, S, Arena&) -> S { return r.conn ? r.conn->alpn() : S{}; });
     v.add("quic_version", [](const Request& r, S, Arena& a) -> S {
         if (!r.conn || !r.conn->quic_version)
             return {};

@@ -165,7 +165,8 @@ int route_main(const std::vector<std::string>& args, const std::string& default_
     std::string peer_ip = ipbuf;
     conn.peer_ip = peer_ip;
     conn.peer_text = peer_ip;
-    conn.tls = scheme == "https";
+    static const TlsInfo kTls{};
+    conn.tls = scheme == "https" ? &kTls : nullptr;
 
     ModuleWorkers modules(ModuleRegistry::instance().all().size());
     for (const ModuleSpec& m : ModuleRegistry::instance().all())

@@ -139,12 +139,12 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
         out += ",\"request_id\":";
         append_json_string(out, id);
     }
-    if (req.conn && !req.conn->tls_version.empty()) {
+    if (req.conn && !req.conn->tls_version().empty()) {
         out += ",\"tls\":";
-        append_json_string(out, req.conn->tls_version);
+        append_json_string(out, req.conn->tls_version());
         out += ",\"tls_cipher\":";
-        append_json_string(out, req.conn->tls_cipher);
-        if (req.conn->tls_resumed)
+        append_json_string(out, req.conn->tls_cipher());
+        if (req.conn->tls_resumed())
             out += ",\"tls_resumed\":true";
     }
     if (const UpstreamReport* u = req.upstream; u && u->tries) {
@@ -170,11 +170,11 @@ void format_json(std::string& out, const Request& req, const ExchangeSummary& s)
             append_json_string(out, u->failure);
         }
     }
-    if (req.conn && !req.conn->client_subject.empty()) {
+    if (req.conn && !req.conn->client_subject().empty()) {
         out += ",\"client_subject\":";
-        append_json_string(out, req.conn->client_subject);
+        append_json_string(out, req.conn->client_subject());
         out += ",\"client_fingerprint\":";
-        append_json_string(out, req.conn->client_fingerprint);
+        append_json_string(out, req.conn->client_fingerprint());
     }
     // With [geo]: the client's country and AS number (a rule may have looked them up already;
     // without [geo] this asks nothing).

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cstdio>
+#include <cstring>
 #include <netinet/in.h>
 
 #include "worker/transport.h"
@@ -15,7 +16,7 @@ void Peer::init(const sockaddr_storage& peer, const Transport& transport, uint64
         info.local = *local;
     else
         getsockname(transport.fd(), reinterpret_cast<sockaddr*>(&info.local), &len);
-    transport.describe(info);
+    info.tls = transport.tls_info();
 }
 
 void Peer::init(const sockaddr_storage& peer, const sockaddr_storage& local, uint64_t id) {
@@ -26,26 +27,31 @@ void Peer::init(const sockaddr_storage& peer, const sockaddr_storage& local, uin
 void Peer::set_peer(const sockaddr_storage& peer, uint64_t id) {
     info.peer = peer;
     info.id = id;
+    char ip[INET6_ADDRSTRLEN];
+    bool bracketed = false;
+    unsigned port = 0;
     if (peer.ss_family == AF_INET6) {
         auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
+        port = ntohs(a->sin6_port);
+        // A dual-stack socket's IPv4 client reads as IPv4 in logs and headers.
         if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            // A dual-stack socket's IPv4 client reads as IPv4 in logs and headers.
             inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof(ip));
-            snprintf(text, sizeof(text), "%s:%u", ip, ntohs(a->sin6_port));
         } else {
             inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-            snprintf(text, sizeof(text), "[%s]:%u", ip, ntohs(a->sin6_port));
+            bracketed = true;
         }
     } else if (peer.ss_family == AF_INET) {
         auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
+        port = ntohs(a->sin_port);
         inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        snprintf(text, sizeof(text), "%s:%u", ip, ntohs(a->sin_port));
     } else {
-        snprintf(ip, sizeof(ip), "unix");
         snprintf(text, sizeof(text), "unix");
+        info.peer_text = info.peer_ip = text;
+        return;
     }
-    info.peer_text = text;
-    info.peer_ip = ip;
+    int n = snprintf(text, sizeof(text), bracketed ? "[%s]:%u" : "%s:%u", ip, port);
+    info.peer_text = {text, static_cast<size_t>(n)};
+    info.peer_ip = {text + bracketed, strlen(ip)};
 }
 
 } // namespace wraith

@@ -12,8 +12,7 @@ class Transport;
 
 struct Peer {
     ConnectionInfo info;
-    char text[64];
-    char ip[48];
+    char text[64]; // "[::1]:54321"; info.peer_ip is the address within it
 
     // Fills info from the accepted address, the socket's local address and the transport
     // (TLS: SNI, ALPN, client certificate). `id` numbers connections within a worker.

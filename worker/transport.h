@@ -41,8 +41,9 @@ public:
     virtual int wait_events(bool reading) const;
     // Ends our direction (TLS: close_notify first). Reading may continue.
     virtual void shutdown_write() = 0;
-    // Fills the TLS fields of `info` (sni, alpn) where there are any.
-    virtual void describe(ConnectionInfo& info) const {}
+    // What the TLS handshake settled (SNI, ALPN, client certificate); null without TLS. Lives
+    // as long as the transport.
+    virtual const TlsInfo* tls_info() const { return nullptr; }
     // Bytes received and decoded but not yet returned by read() (TLS records buffered
     // inside the library): readable without a socket event.
     virtual size_t buffered() const { return 0; }

@@ -21,9 +21,16 @@ MirrorExchange::MirrorExchange(ProxyWorker& worker, const Request& parent,
         conn_.peer = c.peer;
         conn_.local = c.local;
         conn_.id = c.id;
-        conn_.tls = c.tls;
-        conn_.sni = arena_.copy(c.sni);
-        conn_.alpn = arena_.copy(c.alpn);
+        if (c.tls) {
+            tls_ = *c.tls;
+            tls_.sni = arena_.copy(c.tls->sni);
+            tls_.alpn = arena_.copy(c.tls->alpn);
+            tls_.client_subject = arena_.copy(c.tls->client_subject);
+            tls_.client_issuer = arena_.copy(c.tls->client_issuer);
+            tls_.client_sans = arena_.copy(c.tls->client_sans);
+            tls_.client_fingerprint = arena_.copy(c.tls->client_fingerprint);
+            conn_.tls = &tls_; // version and cipher are static strings
+        }
         conn_.peer_text = arena_.copy(c.peer_text);
         conn_.peer_ip = arena_.copy(c.peer_ip);
         req_.conn = &conn_;

@@ -37,6 +37,7 @@ private:
     const ProxyHandler& shadow_;
     Arena arena_;
     ConnectionInfo conn_;
+    TlsInfo tls_; // conn_.tls: a copy of the client connection's, in the arena
     Request req_;
     EmptyBody body_;
     CaptureWriter out_;

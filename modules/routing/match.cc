@@ -209,7 +209,7 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
     }
     if (cert) {
         const ConnectionInfo* c = req.conn;
-        bool has = c && !c->client_subject.empty();
+        bool has = c && !c->client_subject().empty();
         if (cert->present && *cert->present != has)
             FAIL_BECAUSE(has ? "a client certificate was presented, wanted none"
                              : "no verified client certificate");
@@ -220,13 +220,13 @@ bool MatchCondition::Node::eval(const Request& req, std::string* why) const {
                          shown(has ? std::optional(v) : std::nullopt) + ", wanted " +
                          t->describe());
         };
-        if (!field(cert->subject, c ? c->client_subject : "", "subject") ||
-            !field(cert->issuer, c ? c->client_issuer : "", "issuer") ||
-            !field(cert->fingerprint, c ? c->client_fingerprint : "", "fingerprint"))
+        if (!field(cert->subject, c ? c->client_subject() : "", "subject") ||
+            !field(cert->issuer, c ? c->client_issuer() : "", "issuer") ||
+            !field(cert->fingerprint, c ? c->client_fingerprint() : "", "fingerprint"))
             return false;
-        if (cert->san && !(has && san_test(c->client_sans, *cert->san)))
+        if (cert->san && !(has && san_test(c->client_sans(), *cert->san)))
             FAIL_BECAUSE("client certificate SAN " +
-                         shown(has ? std::optional(c->client_sans) : std::nullopt) +
+                         shown(has ? std::optional(c->client_sans()) : std::nullopt) +
                          " has no entry " + cert->san->describe());
     }
     if (!any.empty()) {

@@ -100,6 +100,7 @@ class Relay:
         self.blackhole_at = None    # (bytes to the client, seconds): blackhole_after
         self.rebind_at = None       # (bytes to the client, address): rebind_after
         self.rebound = False
+        self.stall_at = None        # bytes to the client: stall_until_migration
         self.hold_seconds = 0.0
         # Amplification watch: after the client's first datagram, its next ones are held back
         # until `hold_client_until`; bytes each way in that window are counted.
@@ -146,6 +147,13 @@ class Relay:
         """rebind() once `nbytes` went to the client (mid-transfer)."""
         with self.lock:
             self.rebind_at = (nbytes, address)
+
+    def stall_until_migration(self, nbytes):
+        """Once `nbytes` went to the client, drops what the server sends to its first address
+        until a packet comes from a second one: a transfer cannot end before a client that
+        migrates on a timer (gtlsclient --change-local-addr) has moved, however fast it runs."""
+        with self.lock:
+            self.stall_at = nbytes
 
     def hold_after_first(self, seconds):
         """Amplification limit: deliver the client's first flight (until the server answers
@@ -294,6 +302,9 @@ class Relay:
             if self.blackhole_at and sent >= self.blackhole_at[0]:
                 self.blackhole_until = now + self.blackhole_at[1]
                 self.blackhole_at = None
+                self.stats.dropped += 1
+                return
+            if (self.stall_at is not None and sent >= self.stall_at and len(self.clients) < 2):
                 self.stats.dropped += 1
                 return
             if self.rebind_at and sent >= self.rebind_at[0]:

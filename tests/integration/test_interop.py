@@ -495,6 +495,8 @@ class Interop(WraithTestCase):
         srv = self.server()
         r, mark = self.relay(srv), self.log_mark(srv)
         r.set(up=Impairment(delay=0.002), down=Impairment(delay=0.002))
+        # The client moves on a timer; the transfer waits for it at 400 KB.
+        r.stall_until_migration(400_000)
         self.fetch(client, srv, r.port, ["2m.bin"], gtls_args=["--change-local-addr=50ms"])
         self.assertIn("migrated to", self.log_since(srv, mark))
         self.assertGreaterEqual(len(r.clients), 2, "the client kept its address")

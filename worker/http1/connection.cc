@@ -23,7 +23,6 @@ namespace wraith::http1 {
 namespace {
 
 constexpr Duration kLingerTimeout{2000};
-constexpr Duration kIdleRelease{1000};       // idle this long: give buffers back to the pool
 // A draining worker keeps an idle keep-alive connection this long: a client about to reuse it
 // sends its request within it and gets an answer with Connection: close, instead of meeting a
 // closed socket (clients that do not retry report that as an error).
@@ -47,6 +46,7 @@ Connection::~Connection() {
     io_stop(worker_.loop(), io_);
     ev_timer_stop(worker_.loop(), &timer_);
     put_read_buffer(); // the transport closes the socket
+    give_output();
 }
 
 void Connection::put_read_buffer() {
@@ -126,14 +126,6 @@ void Connection::handle_timeout() {
     case State::idle:
         if (draining_)
             return begin_close(true); // the drain's grace period is over
-        if (!idle_released_ && requests_ > 0 && !draining_) {
-            // Stage one of the keep-alive wait: hand memory back, keep waiting.
-            release_idle_memory();
-            idle_released_ = true;
-            auto rest = worker_.config().http.keepalive_timeout - kIdleRelease;
-            if (rest.count() > 0)
-                return arm(rest);
-        }
         return begin_close(false);
     case State::head:
         ErrorLog::limited(LogLevel::info, "client %s timed out sending a request head",
@@ -174,14 +166,6 @@ bool Connection::ensure_read_buffer() {
         rcap_ = worker_.read_buffers().buffer_size();
     }
     return true;
-}
-
-void Connection::release_idle_memory() {
-    if (rlen_ == 0)
-        put_read_buffer();
-    std::string().swap(out_);
-    std::vector<Segment>().swap(segs_);
-    out_sent_ = seg_head_ = 0;
 }
 
 bool Connection::fill() {
@@ -245,7 +229,6 @@ void Connection::handle_readable() {
         want_buffered_read();
         if (state_ == State::idle) {
             state_ = State::head;
-            idle_released_ = false;
             scan_pos_ = 0;
             line_seen_ = false;
             arm(worker_.config().http.header_timeout);
@@ -555,8 +538,10 @@ void Connection::complete_exchange() {
     state_ = State::idle;
     set_io(EV_READ);
     want_buffered_read(); // a next request the TLS layer already read
-    // Nothing buffered: the read buffer goes back to the pool until the next request.
+    // Nothing buffered: the read and output buffers go back until the next request, so an
+    // idle keep-alive connection holds only this object.
     put_read_buffer();
+    give_output();
     if (draining_ || worker_.draining()) {
         // The drain began after this response's head promised keep-alive: the client may
         // reuse the connection any moment. Wait the grace period (see kDrainGrace).
@@ -564,8 +549,7 @@ void Connection::complete_exchange() {
         arm(kDrainGrace);
         return;
     }
-    auto ka = worker_.config().http.keepalive_timeout;
-    arm(ka > kIdleRelease ? kIdleRelease : ka);
+    arm(worker_.config().http.keepalive_timeout);
 }
 
 void Connection::abort_exchange() {

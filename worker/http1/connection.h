@@ -20,6 +20,7 @@
 #include "worker/http1/parser.h"
 #include "worker/peer.h"
 #include "worker/transport.h"
+#include "worker/output_segment.h"
 
 namespace wraith {
 
@@ -65,11 +66,7 @@ private:
         closed,    // waiting for deferred deletion
     };
     // One output segment: bytes of out_ or a file range.
-    struct Segment {
-        int fd;       // -1: memory
-        off_t offset; // file offset, or offset into out_
-        size_t len;
-    };
+    using Segment = OutputSegment; // memory: a range of out_
 
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     static void on_timer(struct ev_loop* loop, ev_timer* w, int revents);
@@ -80,7 +77,10 @@ private:
     bool ensure_read_buffer();
     bool grow_read_buffer();
     void put_read_buffer();
-    void release_idle_memory();
+    // out_ with a kept buffer (common/spares.h) when it has none; what output is appended to.
+    std::string& out_mem();
+    void take_segments();
+    void give_output(); // the queue is empty: its buffers go back for the next response
     // Reads what the socket has into the buffer. Returns false on EOF or error (closes).
     bool fill();
     bool head_worth_parsing();
@@ -155,7 +155,6 @@ private:
     bool read_pending_ = false;      // TLS holds decrypted bytes: read them from run_deferred()
     bool writable_fire_ = false;     // run the exchange's writable callback from run_deferred()
     bool draining_ = false;
-    bool idle_released_ = false; // the keep-alive wait already gave memory back
     bool flush_pending_ = false;
 
     // Output queue.

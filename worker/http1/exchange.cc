@@ -81,7 +81,7 @@ void Exchange::abort_and_finish(uint64_t request_bytes) {
 }
 
 void Exchange::write_fields(const ResponseHead& head) {
-    std::string& o = conn_.out_;
+    std::string& o = conn_.out_mem();
     const std::string& server = worker_.config().http.server_header;
     if (!server.empty()) {
         o += "Server: ";
@@ -109,7 +109,7 @@ void Exchange::write_fields(const ResponseHead& head) {
 void Exchange::submit_informational(int status, const Headers& headers) {
     if (req_.version < 11)
         return; // HTTP/1.0 knows no 1xx
-    std::string& o = conn_.out_;
+    std::string& o = conn_.out_mem();
     size_t start = o.size();
     append_status_line(o, 11, status);
     for (const Header& h : headers) {
@@ -125,7 +125,7 @@ void Exchange::submit_informational(int status, const Headers& headers) {
 
 bool Exchange::submit_head(ResponseHead& head, bool end_stream) {
     Connection& c = conn_;
-    std::string& o = c.out_;
+    std::string& o = c.out_mem();
     if (head.status == 101) {
         // RFC 9110 §15.2.2: the tunnel starts right after the empty line of the 101.
         if (tunnel_ != Tunnel::open) {
@@ -222,7 +222,7 @@ void Exchange::queue_trailers(const Headers& trailers) {
     if (!chunked_out_)
         return; // Content-Length or HTTP/1.0: no room for trailers
     // RFC 9112 §7.1.2: the last chunk, then the trailer section, then CRLF.
-    std::string& o = conn_.out_;
+    std::string& o = conn_.out_mem();
     size_t start = o.size();
     o += "0\r\n";
     for (const Header& h : trailers) {

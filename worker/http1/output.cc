@@ -8,29 +8,59 @@
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "common/spares.h"
 #include "worker/worker.h"
 
 namespace wraith::http1 {
+
+namespace {
+
+// Output buffers of idle and closed connections, for the next response (common/spares.h).
+// A buffer that grew past 16 KiB (a large head or body chunk) is freed instead.
+using KeptOutput = Spares<std::string, 256, 16 * 1024>;
+using KeptSegments = Spares<std::vector<OutputSegment>, 256, 16 * 1024>;
+
+} // namespace
+
+std::string& Connection::out_mem() {
+    KeptOutput::take(out_);
+    return out_;
+}
+
+void Connection::take_segments() {
+    KeptSegments::take(segs_);
+}
+
+void Connection::give_output() {
+    KeptOutput::give(out_);
+    KeptSegments::give(segs_);
+    out_sent_ = seg_head_ = 0;
+}
 
 void Connection::register_mem(size_t start, size_t n) {
     if (n == 0)
         return;
     if (seg_head_ < segs_.size() && segs_.back().fd < 0 &&
-        static_cast<size_t>(segs_.back().offset) + segs_.back().len == start)
+        static_cast<size_t>(segs_.back().offset) + segs_.back().len == start) {
         segs_.back().len += n;
-    else
+    } else {
+        take_segments();
         segs_.push_back({-1, static_cast<off_t>(start), n});
+    }
 }
 
 void Connection::queue_mem(std::string_view data) {
-    size_t start = out_.size();
-    out_.append(data);
+    std::string& out = out_mem();
+    size_t start = out.size();
+    out.append(data);
     register_mem(start, data.size());
 }
 
 void Connection::queue_file(int fd, off_t offset, size_t len) {
-    if (len)
-        segs_.push_back({fd, offset, len});
+    if (!len)
+        return;
+    take_segments();
+    segs_.push_back({fd, offset, len});
 }
 
 size_t Connection::queued_files() const {

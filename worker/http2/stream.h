@@ -14,6 +14,7 @@
 
 #include "worker/exchange.h"
 #include "worker/http2/session.h"
+#include "worker/output_segment.h"
 
 namespace wraith::http2 {
 
@@ -51,11 +52,7 @@ private:
     static constexpr uint64_t kMaxDiscard = 1 << 20; // unread body worth reading, not resetting
 
     // One queued piece of response body: bytes of mem_ or a file range.
-    struct Segment {
-        int fd;       // -1: memory
-        off_t offset; // file offset, or offset into mem_
-        size_t len;
-    };
+    using Segment = OutputSegment; // memory: a range of mem_
 
     // Exchange hooks
     bool transport_gone() const override { return closed_ || reset_sent_ || stream_reset(); }

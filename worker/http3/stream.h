@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "worker/exchange.h"
+#include "worker/output_segment.h"
 
 namespace wraith::http3 {
 
@@ -110,11 +111,7 @@ private:
 
     // A queued piece of body not yet in the block chain: a file range, or bytes that had to
     // wait behind one.
-    struct Segment {
-        int fd;       // -1: staged_ bytes
-        off_t offset; // file offset, or offset into staged_
-        size_t len;
-    };
+    using Segment = OutputSegment; // memory: a range of staged_
 
     // The sending side of the QUIC stream (RFC 9000 §3.1): the response may still add bytes;
     // its end was handed to nghttp3 with the last of them (complete once the peer acknowledged

@@ -121,7 +121,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
     std::memcpy(&peer, path.remote.addr, path.remote.addrlen);
     std::memcpy(&local, path.local.addr, path.local.addrlen);
     peer_.init(peer, local, worker().next_connection_id());
-    peer_.info.tls = true;
+    peer_.info.tls = &tls_info_;
 
     // Packets for the client's first DCID and for ours both reach this connection.
     ep_.associate(hd.dcid, this);
@@ -198,10 +198,10 @@ void Connection::on_packet(Endpoint::Socket& sock, const ngtcp2_path& path, uint
 // hashes, extension data) that an idle connection would otherwise carry for its lifetime.
 void Connection::release_tls() {
     TlsContext::describe_peer(tls_, &peer_tls_);
-    peer_.info.sni = peer_tls_.sni;
-    peer_.info.client_subject = peer_tls_.client_subject;
-    peer_.info.client_sans = peer_tls_.client_sans;
-    peer_.info.client_fingerprint = peer_tls_.client_fingerprint;
+    tls_info_.sni = peer_tls_.sni;
+    tls_info_.client_subject = peer_tls_.client_subject;
+    tls_info_.client_sans = peer_tls_.client_sans;
+    tls_info_.client_fingerprint = peer_tls_.client_fingerprint;
     ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
     gnutls_deinit(tls_);
     tls_ = nullptr;
@@ -517,7 +517,7 @@ bool Connection::start_application() {
     const ApplicationSpec* spec = owner_.application;
     if (!spec)
         return false;
-    peer_.info.alpn = spec->alpn;
+    tls_info_.alpn = spec->alpn;
     app_ = spec->create(*this);
     if (!app_ || !app_->start())
         return false;
@@ -540,12 +540,12 @@ int Connection::on_handshake_completed(ngtcp2_conn* conn, void* user) {
     c->handshake_done_ = true;
     counters::add(counters::quic_handshakes);
     // For logs ($ssl_protocol, $ssl_cipher, $quic_version): static strings.
-    c->peer_.info.tls_version = "TLSv1.3";
+    c->tls_info_.version = "TLSv1.3";
     if (const char* suite = gnutls_ciphersuite_get(c->tls_))
-        c->peer_.info.tls_cipher = suite;
-    c->peer_.info.tls_resumed = gnutls_session_is_resumed(c->tls_);
+        c->tls_info_.cipher = suite;
+    c->tls_info_.resumed = gnutls_session_is_resumed(c->tls_);
     c->peer_.info.quic_version = ngtcp2_conn_get_negotiated_version(conn);
-    if (c->peer_.info.tls_resumed)
+    if (c->tls_info_.resumed)
         counters::add(counters::quic_resumed);
     if (gnutls_session_get_flags(c->tls_) & GNUTLS_SFLAGS_EARLY_DATA)
         counters::add(counters::quic_early_data);

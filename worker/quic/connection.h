@@ -151,6 +151,7 @@ private:
     gnutls_session_t tls_ = nullptr;   // until the handshake is over
     SessionOwner owner_;
     TlsContext::PeerTls peer_tls_;
+    TlsInfo tls_info_; // what peer_.info.tls points to: views of peer_tls_ and static names
     Peer peer_;
     ev_timer timer_;
     ngtcp2_ccerr last_error_{};

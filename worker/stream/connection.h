@@ -19,6 +19,7 @@
 #include "worker/connection.h"
 #include "worker/peer.h"
 #include "worker/transport.h"
+#include "worker/output_segment.h"
 
 namespace wraith {
 
@@ -64,11 +65,7 @@ public:
 private:
     static constexpr size_t kHighWatermark = 64 * 1024;
     static constexpr size_t kLowWatermark = 16 * 1024;
-    struct Segment {
-        int fd;       // -1: memory
-        off_t offset; // file offset, or offset into out_
-        size_t len;
-    };
+    using Segment = OutputSegment; // memory: a range of out_
 
     static void on_io(struct ev_loop* loop, ev_io* w, int revents);
     void read_some();

@@ -102,9 +102,9 @@ void Handshake::finish(bool ok) {
     ev_timer_stop(worker_.loop(), &timer_);
     worker_.remove_connection(this);
     if (ok) {
-        ConnectionInfo info;
-        transport_->describe(info);
-        start_protocol(worker_, std::move(transport_), peer_.info.peer.storage(), listen_, info.alpn,
+        const TlsInfo* tls = transport_->tls_info();
+        std::string_view alpn = tls ? tls->alpn : std::string_view();
+        start_protocol(worker_, std::move(transport_), peer_.info.peer.storage(), listen_, alpn,
                        {});
     } else {
         transport_.reset(); // closes the socket

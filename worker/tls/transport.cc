@@ -70,6 +70,7 @@ int TlsTransport::handshake() {
         want_ = 0;
         ktls_send_ = BIO_get_ktls_send(SSL_get_wbio(ssl_));
         read_client_certificate();
+        fill_info();
         return 1;
     }
     errno = 0;
@@ -272,23 +273,22 @@ void TlsTransport::read_client_certificate() {
     }
 }
 
-void TlsTransport::describe(ConnectionInfo& info) const {
-    info.tls = true;
-    info.tls_version = SSL_get_version(ssl_); // static strings, as the cipher's name
+void TlsTransport::fill_info() {
+    info_.version = SSL_get_version(ssl_); // static strings, as the cipher's name
     if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_))
-        info.tls_cipher = SSL_CIPHER_standard_name(cipher);
-    info.tls_resumed = SSL_session_reused(ssl_) == 1;
-    info.client_subject = client_subject_;
-    info.client_issuer = client_issuer_;
-    info.client_sans = client_sans_;
-    info.client_fingerprint = client_fingerprint_;
+        info_.cipher = SSL_CIPHER_standard_name(cipher);
+    info_.resumed = SSL_session_reused(ssl_) == 1;
+    info_.client_subject = client_subject_;
+    info_.client_issuer = client_issuer_;
+    info_.client_sans = client_sans_;
+    info_.client_fingerprint = client_fingerprint_;
     if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))
-        info.sni = sni;
+        info_.sni = sni;
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
     if (alpn)
-        info.alpn = {reinterpret_cast<const char*>(alpn), alpn_len};
+        info_.alpn = {reinterpret_cast<const char*>(alpn), alpn_len};
 }
 
 size_t TlsTransport::buffered() const {

@@ -32,7 +32,7 @@ public:
     ssize_t send_file(int file_fd, off_t* offset, size_t len) override;
     int wait_events(bool reading) const override;
     void shutdown_write() override;
-    void describe(ConnectionInfo& info) const override;
+    const TlsInfo* tls_info() const override { return &info_; }
     size_t buffered() const override;
     bool ktls_send() const { return ktls_send_; }
 
@@ -53,6 +53,8 @@ private:
     std::string client_sans_;
     std::string client_fingerprint_;
     void read_client_certificate();
+    void fill_info(); // after the handshake
+    TlsInfo info_;    // views of the strings above and of OpenSSL's static names
     std::string cork_; // head bytes held by MSG_MORE until the body's first record
 };
 

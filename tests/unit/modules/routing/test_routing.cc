@@ -151,12 +151,14 @@ hosts = ["*"]
         TestExchange ex;
         NoBody body;
         RecordingWriter out;
+        TlsInfo tls;
+        tls.client_subject = subject;
+        tls.client_sans = sans;
+        tls.client_issuer = issuer;
+        tls.client_fingerprint = fp;
         ConnectionInfo conn;
         conn.peer_ip = "192.0.2.1";
-        conn.client_subject = subject;
-        conn.client_sans = sans;
-        conn.client_issuer = issuer;
-        conn.client_fingerprint = fp;
+        conn.tls = &tls;
         ex.req.conn = &conn;
         s.pipeline->run(ex.req, body, out);
         return out.body;
