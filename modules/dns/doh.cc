@@ -170,11 +170,14 @@ void DohCall::forwarded() {
     const Message& m = forward_->answer_message();
     // How long the cache keeps it: the smallest TTL clamped to [min_ttl, max_ttl]; a negative
     // answer (NXDOMAIN, or NOERROR without answers) its SOA's negative TTL capped by
-    // negative_ttl (RFC 2308 §5), and not at all without a SOA. Errors are not cached.
-    uint32_t keep = 0;
+    // negative_ttl (RFC 2308 §5), and not at all without a SOA. Errors and truncated answers
+    // are not cached.
     const bool negative =
         m.rcode() == kRcodeNxDomain || (m.rcode() == kRcodeNoError && m.ancount == 0);
-    if (negative) {
+    uint32_t keep = 0;
+    if (m.truncated()) {
+        keep = 0; // truncated even over TCP
+    } else if (negative) {
         if (m.soa_ttl != UINT32_MAX)
             keep = std::min(m.soa_ttl, dns.negative_ttl);
     } else if (m.rcode() == kRcodeNoError && m.min_ttl != UINT32_MAX) {
