@@ -104,7 +104,8 @@ Cache::Cache(void* mem, size_t size) {
 }
 
 Counters& Cache::counters() const {
-    return h_->counters;
+    static Counters unshared; // no zone (a worker without one would be a bug; tests)
+    return h_ ? h_->counters : unshared;
 }
 
 void Cache::lock() const {

@@ -53,7 +53,15 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
 class DohCall {
 public:
     DohCall(DnsWorker& worker, Request& req, BodyReader& body, ResponseWriter& out)
-        : worker_(worker), req_(req), body_(body), out_(out) {}
+        : worker_(worker), req_(req), body_(body), out_(out) {
+        // The client left (while its body arrives or its query is upstream): nothing more
+        // may touch the writer or the body.
+        out_.on_abort([this] {
+            aborted_ = true;
+            if (forward_)
+                forward_->cancel();
+        });
+    }
 
     void read_body();
     void answer_query(std::string_view message);
@@ -62,6 +70,7 @@ private:
     void refuse(int status, std::string_view why);
     void forwarded();
     void send(std::string& message, std::string_view cache_note);
+    void add_notes(std::string_view rcode, std::string_view cache_note);
 
     DnsWorker& worker_;
     Request& req_;
@@ -81,13 +90,13 @@ void DohCall::refuse(int status, std::string_view why) {
 }
 
 void DohCall::read_body() {
-    while (true) {
+    while (!aborted_) {
         const std::string_view data = body_.peek();
         if (!data.empty()) {
             if (body_bytes_.size() + data.size() > kMaxMessage) {
                 body_.on_data(nullptr);
                 body_.discard();
-                return refuse(400, "message over 65535 bytes");
+                return refuse(400, "too_long");
             }
             body_bytes_.append(data);
             body_.consume(data.size());
@@ -106,6 +115,21 @@ void DohCall::read_body() {
     }
 }
 
+// The access log's notes, added in reverse so that the line reads name, type, upstream,
+// transport, rcode, cache (notes print newest first).
+void DohCall::add_notes(std::string_view rcode, std::string_view cache_note) {
+    Arena& arena = *req_.arena;
+    add_log_note(req_, "dns_cache", cache_note);
+    if (!rcode.empty())
+        add_log_note(req_, "dns_rcode", arena.copy(rcode));
+    if (forward_) {
+        add_log_note(req_, "dns_transport", forward_->used_tcp() ? "tcp" : "udp");
+        add_log_note(req_, "dns_upstream", arena.copy(forward_->upstream()));
+    }
+    add_log_note(req_, "dns_type", arena.copy(type_text(question_.qtype)));
+    add_log_note(req_, "dns_name", arena.copy(name_text(question_.qname, question_.qname_len)));
+}
+
 void DohCall::answer_query(std::string_view message) {
     query_ = message;
     Counters& counters = worker_.cache.counters();
@@ -115,11 +139,8 @@ void DohCall::answer_query(std::string_view message) {
         return refuse(400, bad);
     // A query that could not go over UDP as it is (RFC 6891 §6.2.5: over its own payload size).
     if (message.size() > question_.udp_size)
-        return refuse(400, "query larger than its UDP payload size");
+        return refuse(400, "over_udp_size");
     counters.queries.fetch_add(1, std::memory_order_relaxed);
-    Arena& arena = *req_.arena;
-    add_log_note(req_, "dns_name", arena.copy(name_text(question_.qname, question_.qname_len)));
-    add_log_note(req_, "dns_type", arena.copy(type_text(question_.qtype)));
 
     const DnsConfig& dns = worker_.dns;
     if (dns.blocks(question_.qname, question_.qname_len)) {
@@ -146,20 +167,13 @@ void DohCall::answer_query(std::string_view message) {
         return send(cached, "hit");
     }
     counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
-    out_.on_abort([this] {
-        aborted_ = true;
-        if (forward_)
-            forward_->cancel();
-    });
-    forward_ = arena.make<Forward>(worker_, query_, question_, [this] { forwarded(); });
+    forward_ = req_.arena->make<Forward>(worker_, query_, question_, [this] { forwarded(); });
     forward_->start();
 }
 
 void DohCall::forwarded() {
     if (aborted_)
         return;
-    add_log_note(req_, "dns_upstream", req_.arena->copy(forward_->upstream()));
-    add_log_note(req_, "dns_transport", forward_->used_tcp() ? "tcp" : "udp");
     const DnsConfig& dns = worker_.dns;
     if (!forward_->ok()) {
         std::string answer;
@@ -192,13 +206,14 @@ void DohCall::forwarded() {
 void DohCall::send(std::string& message, std::string_view cache_note) {
     Message m;
     uint32_t max_age = 0;
+    std::string rcode;
     if (parse(message, m) == ParseError::none) {
-        add_log_note(req_, "dns_rcode", req_.arena->copy(rcode_text(m.rcode())));
+        rcode = rcode_text(m.rcode());
         // RFC 8484 §5.1: no longer than the smallest TTL; a negative answer's SOA says how long.
         const uint32_t smallest = std::min(m.min_ttl, m.soa_ttl);
         max_age = smallest == UINT32_MAX ? 0 : smallest;
     }
-    add_log_note(req_, "dns_cache", cache_note);
+    add_notes(rcode, cache_note);
     Arena& arena = *req_.arena;
     auto* head = arena.make<ResponseHead>();
     head->status = 200;
@@ -236,23 +251,23 @@ public:
             const std::optional<std::string_view> param = query_param(req.query, "dns");
             std::string* decoded = req.arena->make<std::string>();
             if (!param || param->empty())
-                return bad(req, out, *worker, "no dns parameter");
+                return bad(req, out, *worker, "no_dns_parameter");
             if (param->size() > kMaxEncoded)
-                return bad(req, out, *worker, "message over 65535 bytes");
+                return bad(req, out, *worker, "too_long");
             if (!base64url_decode(*param, *decoded))
-                return bad(req, out, *worker, "dns parameter is not base64url");
+                return bad(req, out, *worker, "not_base64url");
             return call->answer_query(*decoded);
         }
         if (req.method_id == Method::post) {
             if (!is_dns_message_type(req.headers.get("content-type"))) {
                 body.discard();
                 worker->cache.counters().malformed.fetch_add(1, std::memory_order_relaxed);
-                add_log_note(req, "dns_error", "not application/dns-message");
+                add_log_note(req, "dns_error", "not_dns_message_type");
                 return send_error(req, out, 415, {});
             }
             if (req.content_length > int64_t(kMaxMessage)) {
                 body.discard();
-                return bad(req, out, *worker, "message over 65535 bytes");
+                return bad(req, out, *worker, "too_long");
             }
             return call->read_body();
         }

@@ -96,21 +96,21 @@ ParseError walk_records(const uint8_t* msg, size_t len, size_t pos, const Messag
 const char* describe(ParseError e) {
     switch (e) {
     case ParseError::none:
-        return "well-formed";
+        return "ok";
     case ParseError::truncated:
-        return "truncated message";
+        return "truncated";
     case ParseError::too_long:
-        return "message too long";
+        return "too_long";
     case ParseError::bad_name:
-        return "malformed name";
+        return "bad_name";
     case ParseError::compression_loop:
-        return "compression pointer that does not point backwards";
+        return "compression_loop";
     case ParseError::no_question:
-        return "not exactly one question";
+        return "no_question";
     case ParseError::bad_edns:
-        return "misplaced or repeated OPT record";
+        return "bad_edns";
     }
-    return "malformed message";
+    return "malformed";
 }
 
 ParseError parse(std::string_view data, Message& m) {
@@ -174,9 +174,9 @@ ParseError parse(std::string_view data, Message& m) {
 
 const char* check_query(const Message& m) {
     if (m.response())
-        return "a response, not a query";
+        return "not_a_query";
     if (m.opcode() != 0)
-        return "not a standard query (opcode)";
+        return "not_opcode_query";
     return nullptr;
 }
 

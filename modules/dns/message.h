@@ -35,6 +35,7 @@ enum class ParseError : uint8_t {
     no_question,      // QDCOUNT is not 1
     bad_edns,         // more than one OPT record, or one outside the additional section
 };
+// A short token for logs ("truncated", "compression_loop").
 const char* describe(ParseError e);
 
 // What parse() learnt about a message.
@@ -68,7 +69,7 @@ struct Message {
 ParseError parse(std::string_view data, Message& out);
 
 // A DoH query's checks on top of parse(): a query (QR clear), opcode QUERY, one question.
-// Empty when it is acceptable, else what is wrong (for the 400's log line).
+// Null when it is acceptable, else a short token for the 400's log note ("not_a_query").
 const char* check_query(const Message& m);
 
 // Whether `answer` answers `query`: the same ID (the caller compares its own), a response,

@@ -576,14 +576,21 @@ class DohTest(DnsTestCase):
         self.assertEqual(self.post(srv, loop)[0], 400)                # compression loop
         self.assertEqual(self.get(srv, b64url(loop))[0], 400)
         self.assertEqual(self.post(srv, good + b"\0" * 70000)[0], 400)  # over 65535 bytes
-        self.assertEqual(self.post(srv, good + b"\0" * 600)[0], 400)  # over its UDP size
+        self.assertEqual(self.post(srv, good + b"\0")[0], 400)      # a byte after the end
+        # Well-formed, but 600 bytes of additional data and no EDNS: over 512 bytes.
+        big = bytearray(good)
+        big[11] = 1
+        big = bytes(big) + b"\0" + struct.pack("!HHIH", 16, 1, 0, 600) + b"x" * 600
+        self.assertEqual(self.post(srv, big)[0], 400)
         response = bytearray(good)
         response[2] |= 0x80
         self.assertEqual(self.post(srv, bytes(response))[0], 400)     # not a query
         a, _ = self.ask(srv, "www.example.test")
         self.assertEqual(a.addresses(), ["192.0.2.10"])
         self.assertEqual(srv.worker_pids(), workers)
-        self.log_lines(srv, "dns_error=", 10)
+        for token in ("not_base64url", "no_dns_parameter", "not_dns_message_type", "truncated",
+                      "compression_loop", "too_long", "over_udp_size", "not_a_query"):
+            self.log_lines(srv, "dns_error=" + token)
 
 
 @unittest.skipUnless(harness.WRAITH_BIN, "no wraith binary")
