@@ -132,15 +132,17 @@ def b64url(msg):
 
 
 class Unbound:
-    """unbound on 127.0.0.1:PORT (UDP and TCP) answering ZONE, in the foreground, by PID."""
+    """unbound on 127.0.0.1:PORT (and [::1]:PORT with ipv6), UDP and TCP, answering ZONE, in
+    the foreground, by PID."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, ipv6=False):
         self.dir = directory
         self.port = h3.udp_and_tcp_port()
         self.proc = None
         conf = [
             "server:",
             "    interface: 127.0.0.1",
+        ] + (["    interface: ::1", "    access-control: ::1 allow"] if ipv6 else []) + [
             f"    port: {self.port}",
             "    do-daemonize: no",
             "    use-syslog: no",
@@ -261,8 +263,8 @@ class DnsServer(h3.H3Server):
 
 class DnsTestCase(WraithTestCase):
 
-    def upstream(self):
-        u = Unbound(tempfile.mkdtemp(prefix="wraith-unbound-")).start()
+    def upstream(self, ipv6=False):
+        u = Unbound(tempfile.mkdtemp(prefix="wraith-unbound-"), ipv6).start()
         self.addCleanup(shutil.rmtree, u.dir, True)
         self.addCleanup(u.stop)
         return u
@@ -510,6 +512,17 @@ class DohTest(DnsTestCase):
         self.ask(srv, "txt.example.test", 16)
         self.assertEqual(len(silent.queries), 1)
         self.assertGreaterEqual(self.metric(srv, "wraith_dns_upstream_failures_total"), 2)
+
+    @unittest.skipUnless(harness.have_ipv6(), "no IPv6 loopback")
+    def test_ipv6_upstream_over_udp_and_tcp(self):
+        ub = self.upstream(ipv6=True)
+        srv = self.dns_server([f"[::1]:{ub.port}"])
+        a, _ = self.ask(srv, "www.example.test", 28)
+        self.assertEqual(a.addresses(), ["2001:db8::10"])
+        a, _ = self.ask(srv, "big.example.test", qtype=16, edns=None)
+        self.assertEqual(len(a.answers(16)), BIG_TXT_COUNT)
+        line = self.log_lines(srv, "dns_name=big.example.test.")[0]
+        self.assertIn(f"dns_upstream=[::1]:{ub.port} dns_transport=tcp", line)
 
     def test_ids_are_randomized_and_wrong_answers_dropped(self):
         def reply(q):
