@@ -11,7 +11,6 @@
 #include "common/config_reader.h"
 #include "common/module.h"
 #include "modules/dns/cache.h"
-#include "modules/dns/forwarder.h"
 #include "modules/dns/message.h"
 
 namespace wraith::dns {

@@ -14,6 +14,8 @@
 
 namespace wraith::dns {
 
+constexpr size_t kMaxUpstreams = 16;
+
 // A plain DNS server (UDP, TCP when an answer is truncated).
 struct Upstream {
     SocketAddress address;

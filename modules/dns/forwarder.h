@@ -24,19 +24,17 @@
 
 namespace wraith::dns {
 
-constexpr size_t kMaxUpstreams = 16;
-
 // The DNS module's per-worker state: the upstreams' health as this worker saw it, the shared
 // cache, and a receive buffer for UDP answers.
 class DnsWorker final : public ModuleWorker {
 public:
     DnsWorker(struct ev_loop* loop, std::shared_ptr<const Config> config, const DnsConfig& dns,
               Cache cache)
-        : loop(loop), config_(std::move(config)), dns(dns), cache(cache),
+        : loop(loop), config(std::move(config)), dns(dns), cache(cache),
           down_until_ms(dns.upstreams.size(), 0), receive_buffer(kMaxMessage + 1) {}
 
     struct ev_loop* loop;
-    std::shared_ptr<const Config> config_; // keeps `dns` alive
+    std::shared_ptr<const Config> config; // the worker's generation: keeps `dns` alive
     const DnsConfig& dns;
     Cache cache;
     std::vector<int64_t> down_until_ms; // per upstream: skipped until then (monotonic_ms)
