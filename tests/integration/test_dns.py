@@ -123,6 +123,20 @@ class Answer:
                 for r in self.answers() if r[2] in (1, 28)]
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(ftype, flags, stream_id, payload=b""):
+    return struct.pack("!I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack("!I", stream_id) + payload
+
+
+def hpack_literal(name, value):
+    """A field as an HPACK literal without indexing, no Huffman (RFC 7541 §6.2.2)."""
+    name, value = name.encode(), value.encode()
+    return b"\0" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
 def b64url(msg):
     return base64.urlsafe_b64encode(msg).rstrip(b"=").decode()
 
@@ -572,6 +586,42 @@ class DohTest(DnsTestCase):
         self.assertEqual((a.rcode, a.addresses()), (0, ["::"]))
         a, _ = self.ask(srv, "ads.example.test", 16)
         self.assertEqual((a.rcode, a.answers()), (0, []))
+
+    def test_client_leaving_mid_query_or_mid_body(self):
+        ub = self.upstream()
+        silent = self.fake(lambda q: [])
+        srv = self.dns_server([f"127.0.0.1:{silent.port}", f"127.0.0.1:{ub.port}"],
+                              'timeout = "300ms"\nfail_timeout = "1s"', workers=1)
+        workers = srv.worker_pids()
+        ctx = ssl.create_default_context(cafile=h3.PKI.ca.cert)
+        ctx.set_alpn_protocols(["h2"])
+        query = make_query("www.example.test")
+        # HTTP/2: the stream is reset while its query waits on the silent upstream; its try's
+        # timer must never fire for the gone exchange.
+        with socket.create_connection(("127.0.0.1", srv.tls_port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                self.assertEqual(tls.selected_alpn_protocol(), "h2")
+                fields = b"".join(hpack_literal(n, v) for n, v in (
+                    (":method", "POST"), (":scheme", "https"), (":authority", "localhost"),
+                    (":path", "/dns-query"), ("content-type", "application/dns-message")))
+                tls.sendall(H2_PREFACE + h2_frame(4, 0, 0)             # SETTINGS
+                            + h2_frame(1, 0x4, 1, fields)             # HEADERS, END_HEADERS
+                            + h2_frame(0, 0x1, 1, query))             # DATA, END_STREAM
+                wait_for(lambda: silent.queries, timeout=10, what="the query upstream")
+                tls.sendall(h2_frame(3, 0, 1, struct.pack("!I", 8)))  # RST_STREAM, CANCEL
+                time.sleep(0.5)  # past the try's timeout: the timer had its chance
+        # HTTP/1.1: the client leaves in the middle of its body.
+        with socket.create_connection(("127.0.0.1", srv.tls_port)) as raw:
+            with ssl.create_default_context(cafile=h3.PKI.ca.cert).wrap_socket(
+                    raw, server_hostname="localhost") as tls:
+                tls.sendall(b"POST /dns-query HTTP/1.1\r\nhost: localhost\r\n"
+                            b"content-type: application/dns-message\r\n"
+                            b"content-length: %d\r\n\r\n" % len(query) + query[:10])
+        lines = self.log_lines(srv, '"POST /dns-query HTTP/', 2)
+        self.assertTrue(all(" 499 " in l and "dns_upstream" not in l for l in lines), lines)
+        a, _ = self.ask(srv, "www.example.test")
+        self.assertEqual(a.addresses(), ["192.0.2.10"])
+        self.assertEqual(srv.worker_pids(), workers)
 
     def test_bad_input_is_refused_and_the_worker_stays_up(self):
         ub = self.upstream()
