@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "modules/dns/dns.h"
 #include "modules/dns/forwarder.h"
+#include "modules/dns/resolve.h"
 
 namespace wraith::dns {
 
@@ -142,31 +143,9 @@ void DohCall::answer_query(std::string_view message) {
         return refuse(400, "over_udp_size");
     counters.queries.fetch_add(1, std::memory_order_relaxed);
 
-    const DnsConfig& dns = worker_.dns;
-    if (dns.blocks(question_.qname, question_.qname_len)) {
-        counters.blocked.fetch_add(1, std::memory_order_relaxed);
-        std::string answer;
-        std::string_view address;
-        if (question_.qtype == kTypeA && question_.qclass == kClassIn)
-            address = dns.block_v4;
-        else if (question_.qtype == kTypeAaaa && question_.qclass == kClassIn)
-            address = dns.block_v6;
-        const bool has_address = !dns.block_v4.empty() || !dns.block_v6.empty();
-        build_answer(message, question_, has_address ? kRcodeNoError : kRcodeNxDomain, answer,
-                     address, dns.min_ttl > 60 ? dns.min_ttl : 60);
-        return send(answer, "blocked");
-    }
-
-    const CacheKey key(question_);
-    std::string cached;
-    uint32_t age = 0;
-    if (worker_.cache.lookup(key, monotonic_ms(), cached, age)) {
-        counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
-        set_id(cached.data(), question_.id);
-        rewrite_ttls(cached.data(), cached.size(), age);
-        return send(cached, "hit");
-    }
-    counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
+    std::string answer;
+    if (AnswerSource source = answer_locally(worker_, message, question_, answer))
+        return send(answer, source);
     forward_ = req_.arena->make<Forward>(worker_, query_, question_, [this] { forwarded(); });
     forward_->start();
 }
@@ -174,45 +153,15 @@ void DohCall::answer_query(std::string_view message) {
 void DohCall::forwarded() {
     if (aborted_)
         return;
-    const DnsConfig& dns = worker_.dns;
-    if (!forward_->ok()) {
-        std::string answer;
-        build_answer(query_, question_, kRcodeServFail, answer);
-        return send(answer, "miss");
-    }
-    std::string answer = forward_->answer();
-    const Message& m = forward_->answer_message();
-    // How long the cache keeps it: the smallest TTL clamped to [min_ttl, max_ttl]; a negative
-    // answer (NXDOMAIN, or NOERROR without answers) its SOA's negative TTL capped by
-    // negative_ttl (RFC 2308 §5), and not at all without a SOA. Errors and truncated answers
-    // are not cached.
-    const bool negative =
-        m.rcode() == kRcodeNxDomain || (m.rcode() == kRcodeNoError && m.ancount == 0);
-    uint32_t keep = 0;
-    if (m.truncated()) {
-        keep = 0; // truncated even over TCP
-    } else if (negative) {
-        if (m.soa_ttl != UINT32_MAX)
-            keep = std::min(m.soa_ttl, dns.negative_ttl);
-    } else if (m.rcode() == kRcodeNoError && m.min_ttl != UINT32_MAX) {
-        keep = std::clamp(m.min_ttl, dns.min_ttl, dns.max_ttl);
-        rewrite_ttls(answer.data(), answer.size(), 0, dns.min_ttl, dns.max_ttl);
-    }
-    if (keep > 0)
-        worker_.cache.store(CacheKey(question_), answer, keep, monotonic_ms());
+    std::string answer;
+    answer_forwarded(worker_, query_, question_, *forward_, answer);
     send(answer, "miss");
 }
 
 void DohCall::send(std::string& message, std::string_view cache_note) {
-    Message m;
-    uint32_t max_age = 0;
-    std::string rcode;
-    if (parse(message, m) == ParseError::none) {
-        rcode = rcode_text(m.rcode());
-        // RFC 8484 §5.1: no longer than the smallest TTL; a negative answer's SOA says how long.
-        const uint32_t smallest = std::min(m.min_ttl, m.soa_ttl);
-        max_age = smallest == UINT32_MAX ? 0 : smallest;
-    }
+    uint8_t rcode_value = 0xff;
+    const uint32_t max_age = answer_lifetime(message, &rcode_value);
+    const std::string rcode = rcode_value == 0xff ? std::string() : rcode_text(rcode_value);
     add_notes(rcode, cache_note);
     Arena& arena = *req_.arena;
     auto* head = arena.make<ResponseHead>();

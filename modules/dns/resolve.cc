@@ -1,0 +1,76 @@
+// Answering a query from the block lists, the cache or an upstream (resolve.h).
+#include "modules/dns/resolve.h"
+
+#include <algorithm>
+
+namespace wraith::dns {
+
+AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Message& q,
+                            std::string& out) {
+    Counters& counters = worker.cache.counters();
+    const DnsConfig& dns = worker.dns;
+    if (dns.blocks(q.qname, q.qname_len)) {
+        counters.blocked.fetch_add(1, std::memory_order_relaxed);
+        std::string_view address;
+        if (q.qtype == kTypeA && q.qclass == kClassIn)
+            address = dns.block_v4;
+        else if (q.qtype == kTypeAaaa && q.qclass == kClassIn)
+            address = dns.block_v6;
+        const bool has_address = !dns.block_v4.empty() || !dns.block_v6.empty();
+        out.clear();
+        build_answer(query, q, has_address ? kRcodeNoError : kRcodeNxDomain, out, address,
+                     std::max<uint32_t>(dns.min_ttl, 60));
+        return "blocked";
+    }
+    uint32_t age = 0;
+    if (worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age)) {
+        counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
+        set_id(out.data(), q.id);
+        rewrite_ttls(out.data(), out.size(), age);
+        return "hit";
+    }
+    counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+}
+
+void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& q,
+                      const Forward& forward, std::string& out) {
+    out.clear();
+    if (!forward.ok()) {
+        build_answer(query, q, kRcodeServFail, out);
+        return;
+    }
+    const DnsConfig& dns = worker.dns;
+    out = forward.answer();
+    const Message& m = forward.answer_message();
+    // How long the cache keeps it: the smallest TTL clamped to [min_ttl, max_ttl]; a negative
+    // answer (NXDOMAIN, or NOERROR without answers) its SOA's negative TTL capped by
+    // negative_ttl (RFC 2308 §5), and not at all without a SOA. Errors and truncated answers
+    // are not cached.
+    const bool negative =
+        m.rcode() == kRcodeNxDomain || (m.rcode() == kRcodeNoError && m.ancount == 0);
+    uint32_t keep = 0;
+    if (m.truncated()) {
+        keep = 0; // truncated even over TCP
+    } else if (negative) {
+        if (m.soa_ttl != UINT32_MAX)
+            keep = std::min(m.soa_ttl, dns.negative_ttl);
+    } else if (m.rcode() == kRcodeNoError && m.min_ttl != UINT32_MAX) {
+        keep = std::clamp(m.min_ttl, dns.min_ttl, dns.max_ttl);
+        rewrite_ttls(out.data(), out.size(), 0, dns.min_ttl, dns.max_ttl);
+    }
+    if (keep > 0)
+        worker.cache.store(CacheKey(q), out, keep, monotonic_ms());
+}
+
+uint32_t answer_lifetime(std::string_view answer, uint8_t* rcode) {
+    Message m;
+    if (parse(answer, m) != ParseError::none)
+        return 0;
+    if (rcode)
+        *rcode = m.rcode();
+    const uint32_t smallest = std::min(m.min_ttl, m.soa_ttl);
+    return smallest == UINT32_MAX ? 0 : smallest;
+}
+
+} // namespace wraith::dns
