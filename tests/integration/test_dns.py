@@ -265,14 +265,19 @@ def site():
 
 
 class DnsServer(h3.H3Server):
-    """Wraith with a TLS listener (h3, h2, http/1.1) and the [dns] table `dns`."""
+    """Wraith with a TLS listener (h3, h2, http/1.1), a DNS over TLS listener on DOT_PORT
+    (`dot` holds its options table, "" for none) and the [dns] table `dns`."""
 
-    def __init__(self, dns, **kw):
+    def __init__(self, dns, dot="", **kw):
         self.dns_text = dns
+        self.dot = dot
+        self.dot_port = harness.free_port(ipv6_too=False)
         super().__init__(site(), **kw)
 
     def render(self, sites=None):
-        return super().render(sites) + "\n" + self.dns_text
+        dot = (f'\n[[listen]]\naddress = "127.0.0.1:{self.dot_port}"\ntls = true\n'
+               'protocols = ["dot"]\n' + (f"dot = {self.dot}\n" if self.dot else ""))
+        return super().render(sites) + dot + "\n" + self.dns_text
 
 
 class DnsTestCase(WraithTestCase):
@@ -335,6 +340,31 @@ class DnsTestCase(WraithTestCase):
                "+tls-hostname=localhost", "+timeout=5", "+retry=0", *args]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
         return p.returncode, p.stdout.decode(errors="replace")
+
+    def dot_connect(self, srv, alpn=("dot",)):
+        ctx = ssl.create_default_context(cafile=h3.PKI.ca.cert)
+        if alpn:
+            ctx.set_alpn_protocols(list(alpn))
+        raw = socket.create_connection(("127.0.0.1", srv.dot_port), timeout=10)
+        tls = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(tls.close)
+        return tls
+
+    def dot_read(self, tls, count):
+        """`count` framed answers from a DoT connection, in the order they came."""
+        buf, out = b"", []
+        while len(out) < count:
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+                n = struct.unpack("!H", buf[:2])[0]
+                out.append(Answer(buf[2:2 + n]))
+                buf = buf[2 + n:]
+            if len(out) >= count:
+                break
+            chunk = tls.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed after {len(out)} answers")
+            buf += chunk
+        return out
 
     def log_lines(self, srv, needle, count=1):
         """Waits for `count` access-log lines containing `needle`; returns them all."""
@@ -658,6 +688,131 @@ class DohTest(DnsTestCase):
             self.log_lines(srv, "dns_error=" + token)
 
 
+def framed(msg):
+    return struct.pack("!H", len(msg)) + msg
+
+
+@unittest.skipUnless(UNBOUND, "unbound is missing: install unbound (make deps)")
+class DotTest(DnsTestCase):
+
+    def test_kdig_over_tls(self):
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"])
+        if not KDIG:
+            self.fail("kdig is missing: install knot-dnsutils (make deps)")
+        p = subprocess.run([KDIG, "@127.0.0.1", "-p", str(srv.dot_port), "+tls",
+                            f"+tls-ca={h3.PKI.ca.cert}", "+tls-hostname=localhost",
+                            "+timeout=5", "+retry=0", "www.example.test", "AAAA"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("TLS session", out)
+        self.assertRegex(out, r"www\.example\.test\.\s+\d+\s+IN\s+AAAA\s+2001:db8::10")
+
+    def test_pipelined_queries_share_the_cache_with_doh(self):
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"], workers=1)
+        a, _ = self.ask(srv, "shared.example.test")  # DoH fills the cache
+        tls = self.dot_connect(srv)
+        self.assertEqual(tls.selected_alpn_protocol(), "dot")
+        names = ["www.example.test", "txt.example.test", "missing.example.test",
+                 "shared.example.test", "big.example.test"]
+        types = [1, 16, 1, 1, 16]
+        # All five in one write: answered as they come, in any order, each with its ID.
+        tls.sendall(b"".join(framed(make_query(n, t, qid=100 + i, edns=1232))
+                             for i, (n, t) in enumerate(zip(names, types))))
+        answers = {a.id: a for a in self.dot_read(tls, 5)}
+        self.assertEqual(sorted(answers), [100, 101, 102, 103, 104])
+        self.assertEqual(answers[100].addresses(), ["192.0.2.10"])
+        self.assertEqual(len(answers[101].answers(16)), 1)
+        self.assertEqual(answers[102].rcode, 3)
+        self.assertEqual(answers[103].addresses(), ["192.0.2.30"])
+        self.assertEqual(len(answers[104].answers(16)), BIG_TXT_COUNT)  # over TCP upstream
+        ub.stop()
+        # The same connection, later: from the cache the DoT queries filled.
+        tls.sendall(framed(make_query("www.example.test", qid=200)))
+        self.assertEqual(self.dot_read(tls, 1)[0].addresses(), ["192.0.2.10"])
+        self.assertEqual(self.metric(srv, "wraith_dns_cache_misses_total"), 5)
+
+    def test_client_without_alpn_and_clean_end(self):
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"])
+        # TLS through memory BIOs, so the client can send close_notify (the end of its
+        # queries) and still read: the answer to its last query comes, then the server's end.
+        ctx = ssl.create_default_context(cafile=h3.PKI.ca.cert)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        sock = socket.create_connection(("127.0.0.1", srv.dot_port), timeout=10)
+        self.addCleanup(sock.close)
+
+        def pump(step):
+            while True:
+                try:
+                    result = step()
+                    sock.sendall(outgoing.read())
+                    return result
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    data = sock.recv(65536)
+                    if not data:
+                        incoming.write_eof()
+                    incoming.write(data)
+        pump(tls.do_handshake)
+        self.assertIsNone(tls.selected_alpn_protocol())
+        pump(lambda: tls.write(framed(make_query("www.example.test", qid=5))
+                               + framed(make_query("h3.example.test", qid=6))))
+        try:
+            tls.unwrap()  # writes our close_notify; the server's comes after the answers
+        except ssl.SSLWantReadError:
+            pass
+        sock.sendall(outgoing.read())
+        received = b""
+        while True:
+            try:
+                chunk = pump(lambda: tls.read(65536))
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            if not chunk:
+                break
+            received += chunk
+        answers = []
+        while len(received) >= 2:
+            n = struct.unpack("!H", received[:2])[0]
+            answers.append(Answer(received[2:2 + n]))
+            received = received[2 + n:]
+        self.assertEqual(sorted(a.id for a in answers), [5, 6])
+
+    def test_malformed_query_closes_the_connection(self):
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"], workers=1)
+        workers = srv.worker_pids()
+        loop = struct.pack("!HHHHHH", 0, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01"
+        for bad in (loop, make_query("www.example.test")[:-2], b"\x00"):
+            tls = self.dot_connect(srv)
+            tls.sendall(framed(bad))
+            try:
+                self.assertEqual(tls.recv(100), b"")
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(make_query("www.example.test", qid=9)))
+        self.assertEqual(self.dot_read(tls, 1)[0].addresses(), ["192.0.2.10"])
+        self.assertEqual(srv.worker_pids(), workers)
+        self.assertEqual(self.metric(srv, "wraith_dns_malformed_total"), 3)
+
+    def test_idle_connection_is_closed(self):
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"], dot='{ idle_timeout = "300ms" }')
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(make_query("www.example.test", qid=1)))
+        self.dot_read(tls, 1)
+        tls.settimeout(10)
+        try:
+            self.assertEqual(tls.recv(100), b"")  # closed by the server, not the timeout here
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+
+
 @unittest.skipUnless(harness.WRAITH_BIN, "no wraith binary")
 class DnsConfigTest(WraithTestCase):
 
@@ -681,6 +836,11 @@ class DnsConfigTest(WraithTestCase):
                                    'block_lists = ["/nonexistent/blocks"]\n')
         self.assertEqual(rc, 1)
         self.assertIn(f'{conf}:3:16: dns.block_lists: cannot read "/nonexistent/blocks"', err)
+        rc, err, conf = self.check('[[listen]]\naddress = "127.0.0.1:1"\ntls = true\n'
+                                   'protocols = ["dot"]\n[[site]]\nhosts = ["a"]\n'
+                                   '  [[site.route]]\n  respond = {}\n')
+        self.assertEqual(rc, 1)
+        self.assertIn(f"{conf}:2:11: listen.dot: DNS over TLS needs a [dns] table", err)
 
 
 if __name__ == "__main__":
