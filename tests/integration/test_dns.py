@@ -782,6 +782,23 @@ class DotTest(DnsTestCase):
             received = received[2 + n:]
         self.assertEqual(sorted(a.id for a in answers), [5, 6])
 
+    def test_dot_beside_http_on_one_port(self):
+        ub = self.upstream()
+        srv = DnsServer(dns_table([f"127.0.0.1:{ub.port}"]))
+        srv.tls_listen = 'protocols = ["h3", "h2", "http/1.1", "dot"]'
+        srv.write_config()
+        self.servers.append(srv)
+        srv.start()
+        ctx = ssl.create_default_context(cafile=h3.PKI.ca.cert)
+        ctx.set_alpn_protocols(["dot"])
+        with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                self.assertEqual(tls.selected_alpn_protocol(), "dot")
+                tls.sendall(framed(make_query("www.example.test", qid=3)))
+                self.assertEqual(self.dot_read(tls, 1)[0].addresses(), ["192.0.2.10"])
+        a, _ = self.ask(srv, "www.example.test")  # HTTP/1.1 on the same port
+        self.assertEqual(a.addresses(), ["192.0.2.10"])
+
     def test_malformed_query_closes_the_connection(self):
         ub = self.upstream()
         srv = self.dns_server([f"127.0.0.1:{ub.port}"], workers=1)
