@@ -5,7 +5,6 @@
 
 #include <toml++/toml.h>
 
-#include "common/json.h"
 #include "common/metrics_text.h"
 #include "modules/crowdsec/crowdsec_worker.h"
 
@@ -144,7 +143,7 @@ void export_metrics(const MetricsExport& ctx, std::string& out) {
     metric_header(out, om, "wraith_crowdsec_lookups_total", "counter",
                   "Client addresses looked up in the decisions (requests and, with "
                   "ban_at_accept, connections).");
-    line(om ? "wraith_crowdsec_lookups_total" : "wraith_crowdsec_lookups_total", {}, t.lookups);
+    line("wraith_crowdsec_lookups_total", {}, t.lookups);
     metric_header(out, om, "wraith_crowdsec_blocked_total", "counter",
                   "Clients refused: requests answered 403 (phase=\"request\"), connections closed "
                   "at accept (phase=\"accept\").");

@@ -10,7 +10,8 @@ address is served; `cscli decisions add --range` blocks an IPv4 and an IPv6 rang
 stay in force, the error log says so once, and once it is back a new decision applies within
 an interval; a refused API key is one clear log line and `fallback = "block"` applies; with
 `ban_at_accept` a banned peer's connection is closed before any response; decisions survive a
-reload (kill -HUP) even with the Local API down; the metrics count it all.
+reload (kill -HUP) even with the Local API down; killed workers are replaced and the new
+slot 0 pulls again; the metrics count it all.
 """
 
 import os
@@ -207,6 +208,18 @@ class CrowdSecTest(WraithTestCase):
         self.cs.start()
         self.cs.cscli("decisions", "delete", "--ip", "203.0.113.77")
         wait_status(port, "203.0.113.77", 200)
+
+    def test_a_killed_puller_is_replaced_and_resumes(self):
+        port = self.srv.port
+        old = self.srv.worker_pids()
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        self.srv.wait_workers(2, timeout=20 * harness.TIME_SCALE, exclude=old)
+        self.cs.cscli("decisions", "add", "--ip", "203.0.113.90", "--duration", "1h")
+        wait_status(port, "203.0.113.90", 403)
+        self.assertEqual(status_as(port, "203.0.113.91"), 200)
+        self.cs.cscli("decisions", "delete", "--ip", "203.0.113.90")
+        wait_status(port, "203.0.113.90", 200)
 
     def test_a_refused_api_key_is_logged_once_and_the_fallback_applies(self):
         bad = os.path.join(self.tmp, "bad.key")

@@ -253,3 +253,36 @@ TEST_CASE("crowdsec filter: fallback before the first pull, fallback_remediation
         CHECK_FALSE(s.pipeline->has_accept_filters());
     }
 }
+
+TEST_CASE("crowdsec: the stream URL carries scopes and origins; metrics and status read the zone") {
+    TempDir d;
+    Server s("[crowdsec]\nurl = \"http://127.0.0.1:8080\"\napi_key_file = \"key\"\n"
+             "origins = [\"cscli\", \"crowdsec\"]\n" +
+                 std::string(kSite),
+             d.path);
+    const CrowdsecConfig* cc = crowdsec_config(*s.config);
+    CHECK(cc->stream_url ==
+          "http://127.0.0.1:8080/v1/decisions/stream?scopes=ip,range&origins=cscli,crowdsec");
+    CHECK(cc->api_key == "s3cr3t");
+    REQUIRE(s.table.lock());
+    REQUIRE(s.table.upsert(net("192.0.2.1"), 1, Remedy::ban, Origin::cscli, now_ms() + 60000, 1));
+    s.table.recount(now_ms());
+    s.table.unlock();
+    s.synced();
+    s.table.header().pulls_ok.store(3);
+    s.table.header().lapi_state.store(static_cast<uint32_t>(LapiState::up));
+    CHECK(Run(s, "/", "192.0.2.1").out.status == 403);
+    MetricsExport ctx{*s.config, s.zones, false, 1};
+    std::string metrics;
+    export_metrics(ctx, metrics);
+    CHECK(metrics.find("wraith_crowdsec_decisions{type=\"ban\",origin=\"cscli\"} 1\n") !=
+          std::string::npos);
+    CHECK(metrics.find("wraith_crowdsec_blocked_total{phase=\"request\"} 1\n") !=
+          std::string::npos);
+    CHECK(metrics.find("wraith_crowdsec_pulls_total{result=\"ok\"} 3\n") != std::string::npos);
+    CHECK(metrics.find("wraith_crowdsec_lapi_up 1\n") != std::string::npos);
+    std::string status;
+    export_status(ctx, status);
+    CHECK(status == ",\"crowdsec\":{\"decisions\":1,\"lookups\":1,\"blocked\":1,"
+                    "\"refused_at_accept\":0,\"pulls_ok\":3,\"pulls_failed\":0,\"lapi\":\"up\"}");
+}
