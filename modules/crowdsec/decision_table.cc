@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <new>
+#include <type_traits>
 
 #include "common/strings.h"
 
@@ -20,11 +21,21 @@ constexpr int kReadTries = 4096;
 // Decisions one node's list holds at most as far as a reader walks it (a torn read can loop).
 constexpr int kMaxEntriesPerNode = 1024;
 
+// Relaxed atomic access to fields a seqlock reader may read while the writer changes them
+// (enums through their integer type: clang's builtins take integers only).
 template <class T> T load(const T& v) {
-    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if constexpr (std::is_enum_v<T>)
+        return static_cast<T>(__atomic_load_n(
+            reinterpret_cast<const std::underlying_type_t<T>*>(&v), __ATOMIC_RELAXED));
+    else
+        return __atomic_load_n(&v, __ATOMIC_RELAXED);
 }
 template <class T> void store(T& v, T x) {
-    __atomic_store_n(&v, x, __ATOMIC_RELAXED);
+    if constexpr (std::is_enum_v<T>)
+        __atomic_store_n(reinterpret_cast<std::underlying_type_t<T>*>(&v),
+                         static_cast<std::underlying_type_t<T>>(x), __ATOMIC_RELAXED);
+    else
+        __atomic_store_n(&v, x, __ATOMIC_RELAXED);
 }
 
 size_t header_size() {
