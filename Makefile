@@ -45,7 +45,7 @@ BACKPORTS_SOURCES = $(APT_ETC)/sources.list.d/wraith-bookworm-backports.sources
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test unit fuzz sanitize sanitize-build check-system check-soak run bench install \
+.PHONY: all deps build test crowdsec-fixture unit fuzz sanitize sanitize-build check-system check-soak run bench install \
         format clean deb image attack
 
 all: build
@@ -105,9 +105,14 @@ build: deps $(BUILD)/CMakeCache.txt
 	@[ -f $(BUILD)/certs/localhost.pem ] || $(BUILD)/wraith generate certs --self-signed \
 	    --hosts localhost,127.0.0.1,::1 --dir $(BUILD)/certs >/dev/null
 
-test: build
+test: build crowdsec-fixture
 	cd $(BUILD) && ctest --output-on-failure -j2
 	$(MAKE) --no-print-directory fuzz
+
+# Debian's crowdsec package, downloaded and unpacked once under the build dir for
+# tests/integration/test_crowdsec.py (its postinst cannot run offline, so it is not installed).
+crowdsec-fixture:
+	python3 tests/integration/crowdsec_fixture.py $(BUILD) >/dev/null
 
 # The memory-safety gate: a second tree built by clang with ASan + UBSan (-fno-sanitize-recover),
 # the unit tests and every integration suite run against it; a sanitizer report from any process

@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 #include "common/resolver.h"
-#include "master/http_fetch.h"
+#include "common/http_fetch.h"
 
 namespace wraith {
 

@@ -1,7 +1,7 @@
 // The master's OCSP staple fetcher: asks each certificate's responder (AIA) and refreshes the
 // staple half-way to its nextUpdate, publishing into the shared OcspCache that every worker's
 // handshakes read (worker/tls/ocsp.h). Scheduling, encoding, checking and the HTTP exchanges
-// all run on the master's loop (master/http_fetch.h): no thread, nothing blocks.
+// all run on the master's loop (common/http_fetch.h): no thread, nothing blocks.
 #pragma once
 
 #include <ev.h>

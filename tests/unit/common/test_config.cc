@@ -555,7 +555,7 @@ TEST_CASE("unknown top-level key", "[config]") {
     CHECK(errors(with_tail("workers = 4\n")) ==
           one("test.toml:1:1: unknown key \"workers\" in the top level (expected one of: "
               "server, http, http2, http3, access_log, listen, site, upstream, geo, limit, admin, "
-              "trace, dns)"));
+              "trace, dns, crowdsec)"));
 }
 
 TEST_CASE("a section that is not a table", "[config]") {

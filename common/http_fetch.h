@@ -1,7 +1,9 @@
-// A small asynchronous HTTP/1.0 client for the master's own fetches (OCSP responders): plain
-// http:// URLs, one request per connection, a bounded answer, everything on the master's libev
-// loop (c-ares for the name, non-blocking connect, read and write). The master never blocks and
-// starts no thread, so forking workers never copies a half-done fetch or a held lock.
+// A small asynchronous HTTP/1.0 client for fetches the server makes itself (the master's OCSP
+// responders, the crowdsec module's Local API pulls in a worker): plain http:// URLs, one request
+// per connection, a bounded answer, everything on the caller's libev loop (c-ares for the name,
+// non-blocking connect, read and write). Nothing blocks and no thread starts, so forking workers
+// never copies a half-done fetch or a held lock. HTTP/1.0 keeps the answer unchunked and
+// delimited by the connection's end.
 #pragma once
 
 #include <ev.h>
@@ -30,10 +32,13 @@ public:
     using Done = std::function<void(Result)>;
 
     struct Options {
-        std::string content_type;   // POST: the body's media type
-        std::string body;           // POST when not empty, else GET
-        Duration timeout{10000};    // the whole fetch: name, connect, request and answer
+        std::string content_type;    // POST: the body's media type
+        std::string body;            // POST when not empty, else GET
+        Duration timeout{10000};     // the whole fetch: name, connect, request and answer
         size_t max_answer = 1 << 16; // head + body; longer answers fail
+        // Request fields besides Host and User-Agent ({"X-Api-Key", "..."}); values must not
+        // hold CR or LF (the caller checks what it takes from config).
+        std::vector<std::pair<std::string, std::string>> headers;
     };
 
     // Starts fetching `url` ("http://host[:port]/path"). `done` runs once, on the loop, never

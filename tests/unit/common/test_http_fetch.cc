@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "common/resolver.h"
-#include "master/http_fetch.h"
+#include "common/http_fetch.h"
 
 using wraith::HttpFetch;
 using wraith::Resolver;

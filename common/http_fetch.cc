@@ -1,4 +1,4 @@
-#include "master/http_fetch.h"
+#include "common/http_fetch.h"
 
 #include <cerrno>
 #include <charconv>
@@ -96,8 +96,10 @@ HttpFetch::HttpFetch(struct ev_loop* loop, Resolver& resolver, const std::string
         ev_timer_start(loop_, &timer_);
         return;
     }
-    request_ = (options_.body.empty() ? "GET " : "POST ") + path + " HTTP/1.0\r\nHost: " +
-               host_field_ + "\r\nUser-Agent: wraith\r\n";
+    request_ = (options_.body.empty() ? "GET " : "POST ") + path +
+               " HTTP/1.0\r\nHost: " + host_field_ + "\r\nUser-Agent: wraith\r\n";
+    for (const auto& [name, value] : options_.headers)
+        request_ += name + ": " + value + "\r\n";
     if (!options_.body.empty())
         request_ += "Content-Type: " + options_.content_type +
                     "\r\nContent-Length: " + std::to_string(options_.body.size()) + "\r\n";
