@@ -28,6 +28,7 @@ const ModuleSpec& observe_module(); // modules/metrics
 const ModuleSpec& metrics_module();
 const ModuleSpec& dashboard_module();
 const ModuleSpec& trace_module(); // modules/trace
+const ModuleSpec& waf_module();   // modules/waf
 
 void register_builtin_modules() {
     static bool done = false;
@@ -39,7 +40,8 @@ void register_builtin_modules() {
           &compress_module(),   &tcp_module(),          &geo_module(),       &match_module(),
           &rewrite_module(),    &headers_module(),      &allow_module(),     &deny_module(),
           &basic_auth_module(), &forward_auth_module(), &real_ip_module(),   &limit_module(),
-          &observe_module(),    &metrics_module(),      &dashboard_module(), &trace_module()})
+          &observe_module(),    &metrics_module(),      &dashboard_module(), &trace_module(),
+          &waf_module()})
         ModuleRegistry::instance().add(*spec);
 }
 
