@@ -137,14 +137,32 @@ std::shared_ptr<const Engine> load_engine(const WafOptions& options, const void*
 
     auto engine = std::make_shared<Engine>(options);
     modsecurity::RulesSet& rules = *engine->rules_;
+    // What the `waf` table decides overrides the rule files. ModSecurity keeps the first value
+    // a rule set gives the engine and body settings, so these load before the files; the audit
+    // log's settings it takes from the last one that names them, so they load after.
+    std::string ours;
+    ours += options.block ? "SecRuleEngine On\n" : "SecRuleEngine DetectionOnly\n";
+    ours += "SecRequestBodyAccess On\n";
+    ours += "SecRequestBodyLimit " + std::to_string(options.body_limit) + "\n";
+    ours += "SecRequestBodyLimitAction ProcessPartial\n";
+    if (rules.load(ours.c_str(), "waf options") < 0) {
+        std::string error = rules.getParserError();
+        while (!error.empty() && error.back() == '\n')
+            error.pop_back();
+        diag.error(at, "waf: " + error);
+        return nullptr;
+    }
+    // Every unreadable file is reported; none is loaded then.
+    std::vector<std::string> texts(options.rules.size());
     bool ok = true;
-    for (const std::string& file : options.rules) {
-        std::string text;
-        if (!read_file(file, text)) {
-            diag.error(at, "waf: cannot read rule file \"" + file + "\"");
+    for (size_t i = 0; i < options.rules.size(); ++i)
+        if (!read_file(options.rules[i], texts[i])) {
+            diag.error(at, "waf: cannot read rule file \"" + options.rules[i] + "\"");
             ok = false;
-            continue;
         }
+    for (size_t i = 0; ok && i < options.rules.size(); ++i) {
+        const std::string& file = options.rules[i];
+        const std::string& text = texts[i];
         if (rules.load(rewrite_include_optional(text).c_str(), file) >= 0)
             continue;
         ok = false;
@@ -165,28 +183,20 @@ std::shared_ptr<const Engine> load_engine(const WafOptions& options, const void*
     }
     if (!ok)
         return nullptr;
-
-    // What the `waf` table decides overrides the rule files: they load first.
-    std::string ours;
-    ours += options.block ? "SecRuleEngine On\n" : "SecRuleEngine DetectionOnly\n";
-    ours += "SecRequestBodyAccess On\n";
-    ours += "SecRequestBodyLimit " + std::to_string(options.body_limit) + "\n";
-    ours += "SecRequestBodyLimitAction ProcessPartial\n";
-    if (options.audit_log.empty()) {
-        ours += "SecAuditEngine Off\n";
-    } else {
-        ours += "SecAuditEngine RelevantOnly\n";
-        ours += "SecAuditLogRelevantStatus \"^(?:5|4(?!04))\"\n";
-        ours += "SecAuditLogParts ABFHZ\n";
-        ours += "SecAuditLogType Serial\n";
-        ours += "SecAuditLogFormat JSON\n";
-        ours += "SecAuditLog \"" + options.audit_log + "\"\n";
+    std::string audit;
+    if (!options.audit_log.empty()) {
+        audit += "SecAuditEngine RelevantOnly\n";
+        audit += "SecAuditLogRelevantStatus \"^(?:5|4(?!04))\"\n";
+        audit += "SecAuditLogParts ABFHZ\n";
+        audit += "SecAuditLogType Serial\n";
+        audit += "SecAuditLogFormat JSON\n";
+        audit += "SecAuditLog \"" + options.audit_log + "\"\n";
     }
-    if (rules.load(ours.c_str(), "waf options") < 0) {
+    if (!audit.empty() && rules.load(audit.c_str(), "waf audit_log") < 0) {
         std::string error = rules.getParserError();
         while (!error.empty() && error.back() == '\n')
             error.pop_back();
-        diag.error(at, "waf: " + error);
+        diag.error(at, "waf: audit_log: " + error);
         return nullptr;
     }
     c.engines[key] = engine;
