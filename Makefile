@@ -29,7 +29,8 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
        libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk libseccomp-dev \
        golang-go golang-github-lucas-clemente-quic-go-dev \
        libpcre2-dev libmaxminddb-dev libcrypt-dev libmaxmind-db-writer-perl apache2-utils \
-       libnginx-mod-http-geoip2 caddy prometheus knot-dnsutils unbound
+       libnginx-mod-http-geoip2 caddy prometheus knot-dnsutils unbound \
+       libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity
 # The QUIC stack, as PACKAGE:MINIMUM-VERSION: ngtcp2 1.11 and nghttp3 1.8 (the code uses their
 # 1.x API only). Debian 13 ships them; on Debian 12 they come from its official
 # bookworm-backports suite (Debian 12's own 0.12 / 0.8 are too old), which `make deps` enables

@@ -67,7 +67,7 @@ struct ExchangeSummary {
 // listener answers `refusal_status` with Retry-After and closes, TLS gets a fatal alert, QUIC a
 // CONNECTION_CLOSE with CONNECTION_REFUSED; 0 closes without a word.
 struct AcceptContext {
-    const ConnectionInfo& conn;      // peer and local addresses only (TLS has not started)
+    const ConnectionInfo& conn;       // peer and local addresses only (TLS has not started)
     ModuleWorkers* modules = nullptr; // the worker's per-module state (null in unit tests)
     int refusal_status = 0;           // 429, 503 ...
     uint32_t retry_after_s = 0;       // with refusal_status: the Retry-After value
@@ -91,6 +91,13 @@ public:
     virtual void resume(AccessVerdict verdict) = 0;
     // Replaces the previous callback; nullptr clears it.
     virtual void on_cancel(Callback cb) = 0;
+    // The request body as the access phase has it (the protocol's reader, or what an earlier
+    // filter put in its place). A filter that must judge the body before the handler starts
+    // (a WAF) reads it while paused, then hands on a reader that replays what it read and
+    // continues with the rest (replace_body, before resume): request-body filters and the
+    // handler then read that one. The replacement lives in the request arena.
+    virtual BodyReader& body() = 0;
+    virtual void replace_body(BodyReader& body) = 0;
 
 protected:
     ~AccessResume() = default;
@@ -179,9 +186,9 @@ public:
 // What a module's export_metrics and export_status hooks see: the generation of the worker
 // answering a scrape or the dashboard (or, for `wraith top`, the master's serving one).
 struct MetricsExport {
-    const Config& config;      // the answering worker's generation
-    const SharedZones& zones;  // and its shared-memory zones
-    bool openmetrics = false;  // OpenMetrics 1.0.0, else text format 0.0.4 (metric_header)
+    const Config& config;     // the answering worker's generation
+    const SharedZones& zones; // and its shared-memory zones
+    bool openmetrics = false; // OpenMetrics 1.0.0, else text format 0.0.4 (metric_header)
     uint32_t generation = 0;
 };
 

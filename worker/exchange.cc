@@ -41,8 +41,8 @@ void Exchange::begin_request(int version) {
 void Exchange::start(BodyReader& body, int head_error, const char* why) {
     if (head_error)
         return send_error(req_, *this, head_error, why);
-    if (req_.content_length > 0 && static_cast<uint64_t>(req_.content_length) >
-                                       worker_.config().http.client_max_body_size)
+    if (req_.content_length > 0 &&
+        static_cast<uint64_t>(req_.content_length) > worker_.config().http.client_max_body_size)
         return send_error(req_, *this, 413, "request body larger than client_max_body_size");
     run_exchange(worker_, req_, body, *this);
 }
@@ -207,8 +207,7 @@ void Exchange::finish(bool complete, uint64_t request_bytes) {
 
 // ---- StreamExchange ------------------------------------------------------------------------
 
-StreamExchange::StreamExchange(Worker& worker, const ConnectionInfo& conn,
-                               BufferPool* arena_blocks)
+StreamExchange::StreamExchange(Worker& worker, const ConnectionInfo& conn, BufferPool* arena_blocks)
     : Exchange(worker, conn, arena_blocks) {}
 
 StreamExchange::Field StreamExchange::field_kind(std::string_view name) {
@@ -334,7 +333,10 @@ void StreamExchange::start_stream() {
         head_error_ = 400;
     }
     req_.host = host_of(req_.authority, arena_);
-    req_.has_body = body_state_ == Body::receiving && req_.content_length != 0;
+    // A body whose DATA and end arrived before the exchange started (one read held HEADERS,
+    // DATA and END_STREAM) is as much a body as one still arriving.
+    req_.has_body =
+        (body_state_ == Body::receiving || body_off_ < body_.size()) && req_.content_length != 0;
     begin_request(version());
     const char* why = head_error_ == 431   ? "request header fields too large"
                       : head_error_ == 414 ? "request target too long"

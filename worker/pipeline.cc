@@ -20,7 +20,7 @@ class PhaseRun final : public AccessResume {
 public:
     PhaseRun(Request& req, BodyReader& body, ResponseWriter& out, const Handler* handler,
              const char* missing)
-        : req_(req), body_(body), out_(out), handler_(handler), missing_(missing) {}
+        : req_(req), body_(&body), out_(out), handler_(handler), missing_(missing) {}
 
     void run_access() {
         const std::vector<const Filter*>& chain = req_.filters->chain;
@@ -73,6 +73,8 @@ public:
     }
 
     void on_cancel(Callback cb) override { cancel_cb_ = std::move(cb); }
+    BodyReader& body() override { return *body_; }
+    void replace_body(BodyReader& body) override { body_ = &body; }
 
 private:
     enum class State : uint8_t { running, paused, done };
@@ -94,7 +96,7 @@ private:
             // plainly.
             if (req_.extended_connect()) {
                 if (req_.has_body)
-                    body_.discard();
+                    body_->discard();
                 return send_error(req_, out_, 405,
                                   "extended CONNECT to a route that cannot tunnel");
             }
@@ -103,7 +105,7 @@ private:
         const std::vector<const Filter*>& chain = req_.filters->chain;
         // The first filter in order reads the request body nearest the client, and its
         // response writer is the outermost: the handler writes into it first.
-        BodyReader* body = &body_;
+        BodyReader* body = body_;
         for (const Filter* f : chain)
             if (runs_in(f, Phase::request_body))
                 body = f->wrap_body(req_, *body);
@@ -115,7 +117,7 @@ private:
     }
 
     Request& req_;
-    BodyReader& body_;
+    BodyReader* body_; // the protocol's reader, or an access filter's replacement
     ResponseWriter& out_;
     const Handler* handler_; // null: answer 404 with `missing_` after the access phase
     const char* missing_;
