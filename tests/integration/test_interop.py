@@ -431,6 +431,9 @@ class Interop(WraithTestCase):
         srv = self.server()
         r, mark = self.relay(srv), self.log_mark(srv)
         r.set(up=Impairment(delay=0.002), down=Impairment(delay=0.002))  # a transfer that lasts
+        # gtlsclient updates its keys 20 ms after the handshake; on a fast machine the 2 MB are
+        # through by then. A 200 ms silence at 400 KB makes the transfer outlast the timer.
+        r.blackhole_after(400_000, 0.2)
         args = dict(gtls_args=["--key-update=20ms"], quicgo_args=["-keyupdate"])
         self.fetch(client, srv, r.port, ["2m.bin"], **args)
         if not re.search(r"key update [1-9]", self.log_since(srv, mark)):
