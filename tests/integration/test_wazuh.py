@@ -46,6 +46,11 @@ from harness import Wraith, WraithTestCase, free_port, http_get, make_dir, toml_
     write_file
 
 PACK = os.path.join(harness.SOURCE_DIR, "packaging", "wazuh")
+# The WAF route of the test config: ModSecurity's base config with the OWASP CRS, and a request
+# its SQL injection rules refuse.
+WAF_BASE = os.path.join(harness.SOURCE_DIR, "conf", "waf", "modsecurity.conf")
+WAF_CRS = "/usr/share/modsecurity-crs/owasp-crs.load"
+WAF_ATTACK = "/waf/?id=1%27%20OR%20%271%27%3D%271"
 
 # ---------------------------------------------------------------------------------------------
 # PCRE2 through ctypes: exact captures.
@@ -382,6 +387,10 @@ access_log = {{ path = "@DIR@/logs/access.json", format = "json" }}
   limit = ["api"]
   static = {{ root = "@DIR@/www" }}
   [[site.route]]
+  path = "/waf/"
+  waf = {{ rules = [{toml_str(WAF_BASE)}, {toml_str(WAF_CRS)}] }}
+  respond = {{ body = "waf" }}
+  [[site.route]]
   path = "/"
   static = {{ root = "@DIR@/www" }}
 
@@ -397,6 +406,10 @@ hosts = ["*"]
   path = "/api/"
   limit = ["api"]
   static = {{ root = "@DIR@/www" }}
+  [[site.route]]
+  path = "/waf/"
+  waf = {{ rules = [{toml_str(WAF_BASE)}, {toml_str(WAF_CRS)}] }}
+  respond = {{ body = "waf" }}
   [[site.route]]
   path = "/"
   static = {{ root = "@DIR@/www" }}
@@ -469,9 +482,12 @@ rate = "1/m"
         fired = Rules().match((line, ("web-accesslog", dec[0]), dec[1]))
         self.assertEqual(fired & {"31100", "31101", "100710", "100711"},
                          {"31100", "31101", "100710"}, line)
-        # The waf filter's note, as format_combined appends any note (the filter is not
-        # merged yet: its note is written here the way LogNote lines are).
-        waf = line.rstrip("\n") + " waf=942100,941100"
+        # A request the WAF refuses: its note names the CRS rules that matched.
+        self.assertEqual(http_get(srv.port, WAF_ATTACK)[0], 403)
+        waf = srv.wait_log_line(lambda l: " waf=" in l)
+        self.assertRegex(waf, r" waf=\d+(,\d+)*")
+        dec = stock_web_accesslog(waf)
+        self.assertEqual(dec[1]["id"], "403", waf)
         self.assertIn("100711", Rules().match((waf, ("web-accesslog", dec[0]), dec[1])))
 
     # -- the JSON access log
@@ -492,6 +508,8 @@ rate = "1/m"
     def test_json_access_log_both_ways(self):
         srv = self.start()
         ok, notfound, refused, limited = self.json_requests(srv)
+        self.assertEqual(http_get(srv.port, WAF_ATTACK, headers={"Host": "json.test"})[0], 403)
+        waf = srv.wait_log_line(lambda l: '"waf":' in l, path=srv.path("logs", "access.json"))
         expect = {"remote_addr": "127.0.0.1", "method": "GET", "host": "json.test",
                   "protocol": "HTTP/1.1"}
         for line, uri, status in ((ok, "/index.html?a=1", "200"), (notfound, "/nothing", "404"),
@@ -530,9 +548,8 @@ rate = "1/m"
             self.assertEqual(rules.match(ev(notfound)), {base, "100702"}, way)
             self.assertEqual(rules.match(ev(refused)), {base, "100704", "100705"}, way)
             self.assertEqual(rules.match(ev(limited)), {base, "100702", "100706"}, way)
-            # The waf note is a key like limit's (not merged yet: added to a real line).
-            waf = limited[:-1] + ',"waf":"942100,941100"}' if limited.endswith("}") else None
-            self.assertIsNotNone(waf)
+            # A request the WAF refused: its JSON line has the matched rules under "waf".
+            self.assertRegex(waf, r'"waf":"\d+(,\d+)*"')
             self.assertIn("100708", rules.match(ev(waf)), way)
             # Frequency: 14 4xx from one address; 10 rate-limit rejections.
             fired = set()
