@@ -30,6 +30,7 @@ const ModuleSpec& dashboard_module();
 const ModuleSpec& trace_module(); // modules/trace
 const ModuleSpec& dns_module();   // modules/dns
 const ModuleSpec& dot_module();
+const ModuleSpec& doq_module();
 
 void register_builtin_modules() {
     static bool done = false;
@@ -42,7 +43,7 @@ void register_builtin_modules() {
           &rewrite_module(),    &headers_module(),      &allow_module(),     &deny_module(),
           &basic_auth_module(), &forward_auth_module(), &real_ip_module(),   &limit_module(),
           &observe_module(),    &metrics_module(),      &dashboard_module(), &trace_module(),
-          &dns_module(),        &dot_module()})
+          &dns_module(),        &dot_module(),          &doq_module()})
         ModuleRegistry::instance().add(*spec);
 }
 
