@@ -41,7 +41,7 @@ constexpr uint64_t kDoqNoError = 0x0, kDoqInternalError = 0x1, kDoqProtocolError
 
 // One client-initiated bidirectional stream: its query, then our answer.
 struct DoqStream {
-    std::string in; // the client's bytes: the length, the message
+    std::string in; // the client's bytes: the length, the message (then the message alone)
     Message question;
     std::unique_ptr<Forward> forward;
     std::string out; // the framed answer, once there is one
@@ -233,20 +233,24 @@ private:
             conn_.reset_stream(id, kDoqInternalError);
             return;
         }
-        const std::string_view query(s.in.data() + 2, s.in.size() - 2);
+        s.in.erase(0, 2); // the length: recv_stream_data checked it
         const char* bad = nullptr;
-        if (ParseError e = parse(query, s.question); e != ParseError::none)
+        if (ParseError e = parse(s.in, s.question); e != ParseError::none)
             bad = describe(e);
         else if (const char* c = check_query(s.question))
             bad = c;
         else if (s.question.id != 0)
             bad = "message ID is not 0"; // §4.2.1
+        else if (s.question.keepalive >= 0)
+            bad = "edns-tcp-keepalive in a query"; // §5.5.2
         if (bad) {
             protocol_error(bad);
             conn_.close_application(kDoqProtocolError);
             return;
         }
         worker_->cache.counters().queries.fetch_add(1, std::memory_order_relaxed);
+        strip_hop_options(s.in, s.question);
+        const std::string_view query(s.in); // s.in does not change while the Forward holds it
         std::string out;
         if (answer_locally(*worker_, query, s.question, out))
             return reply(s, out);
@@ -256,14 +260,15 @@ private:
                 return;
             DoqStream& st = *it->second;
             std::string answer;
-            answer_forwarded(*worker_, std::string_view(st.in.data() + 2, st.in.size() - 2),
-                             st.question, *st.forward, answer);
+            answer_forwarded(*worker_, st.in, st.question, *st.forward, answer);
             reply(st, answer);
         });
         s.forward->start();
     }
 
-    void reply(DoqStream& s, std::string_view answer) {
+    // The answer, padded if the query was (RFC 9250 §5.4, RFC 8467), framed for the stream.
+    void reply(DoqStream& s, std::string& answer) {
+        finish_answer(answer, s.question);
         s.out.clear();
         s.out.reserve(2 + answer.size());
         s.out += static_cast<char>(answer.size() >> 8);

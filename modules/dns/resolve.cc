@@ -63,6 +63,16 @@ void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& 
         worker.cache.store(CacheKey(q), out, keep, monotonic_ms());
 }
 
+void strip_hop_options(std::string& query, const Message& q) {
+    if (q.padded || q.keepalive >= 0)
+        set_hop_options(query, -1, 0);
+}
+
+void finish_answer(std::string& answer, const Message& q, int keepalive) {
+    if (q.padded || keepalive >= 0)
+        set_hop_options(answer, keepalive, q.padded ? kResponsePaddingBlock : 0);
+}
+
 uint32_t answer_lifetime(std::string_view answer, uint8_t* rcode) {
     Message m;
     if (parse(answer, m) != ParseError::none)

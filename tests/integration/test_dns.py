@@ -799,6 +799,81 @@ class DotTest(DnsTestCase):
         a, _ = self.ask(srv, "www.example.test")  # HTTP/1.1 on the same port
         self.assertEqual(a.addresses(), ["192.0.2.10"])
 
+    def kdig_dot(self, srv, *args):
+        p = subprocess.run([KDIG, "@127.0.0.1", "-p", str(srv.dot_port), "+tls",
+                            f"+tls-ca={h3.PKI.ca.cert}", "+tls-hostname=localhost",
+                            "+timeout=5", "+retry=0", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, out)
+        return out
+
+    def test_padded_queries_get_padded_answers(self):
+        """RFC 7830 / RFC 8467: a padded query is answered with a response padded to a multiple
+        of 468 octets (forwarded, cached and blocked alike); an unpadded one is not padded; the
+        upstream never sees the client's padding (plain UDP)."""
+        ub = self.upstream()
+        seen = []
+
+        def relay(q):  # a fake upstream in front of unbound that keeps what it was sent
+            seen.append(q)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            try:
+                s.sendto(q, ("127.0.0.1", ub.port))
+                return [s.recv(65535)]
+            finally:
+                s.close()
+        fake = self.fake(relay)
+        srv = self.dns_server([f"127.0.0.1:{fake.port}"])
+        if not KDIG:
+            self.fail("kdig is missing: install knot-dnsutils (make deps)")
+        for name, qtype in (("www.example.test", "A"), ("www.example.test", "A"),
+                            ("txt.example.test", "TXT"), ("big.example.test", "TXT")):
+            out = self.kdig_dot(srv, "+padding", name, qtype)
+            size = int(re.search(r"Received (\d+) B", out).group(1))
+            self.assertEqual(size % 468, 0, out)
+            self.assertIn("PADDING:", out)
+        out = self.kdig_dot(srv, "+nopadding", "www.example.test", "A")
+        size = int(re.search(r"Received (\d+) B", out).group(1))
+        self.assertNotEqual(size % 468, 0, out)
+        self.assertNotIn("PADDING:", out)
+        # DoH (HTTP/2): the same rule.
+        rc, out = self.kdig(srv, "+https=/dns-query", "+padding", "h3.example.test", "A")
+        self.assertEqual(rc, 0, out)
+        size = int(re.search(r"Received (\d+) B", out).group(1))
+        self.assertEqual(size % 468, 0, out)
+        self.assertIn("PADDING:", out)
+        # Padding option code 12 never went upstream.
+        self.assertTrue(seen)
+        for q in seen:
+            m = Answer(q)
+            opts = [r[4] for r in m.records if r[2] == 41]
+            self.assertTrue(all(b"\x00\x0c" != o[i:i + 2] for o in opts
+                                for i in range(0, len(o), 2)), q)
+            self.assertLess(len(q), 468)
+
+    def test_keepalive_is_answered_with_the_idle_timeout(self):
+        """RFC 7828 §3.3.2: DoT answers edns-tcp-keepalive with its idle timeout in 100 ms
+        units; a query's keep-alive option with a timeout is FORMERR."""
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"], dot='{ idle_timeout = "7s" }')
+        if not KDIG:
+            self.fail("kdig is missing: install knot-dnsutils (make deps)")
+        # kdig 3.2 has no +keepalive: the empty option by its code (11).
+        out = self.kdig_dot(srv, "+ednsopt=11", "www.example.test", "A")
+        self.assertIn("Option (11): 0046", out)  # 70 units of 100 ms: 7 s
+        self.assertRegex(out, r"www\.example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.10")
+        out = self.kdig_dot(srv, "www.example.test", "A")
+        self.assertNotIn("Option (11)", out)
+        # A query with a timeout in its keep-alive option: FORMERR (RFC 7828 §3.2.1).
+        q = bytearray(make_query("www.example.test", qid=4, edns=1232))
+        q[-2:] = b"\x00\x06"
+        q += b"\x00\x0b\x00\x02\x00\x10"
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(bytes(q)))
+        self.assertEqual(self.dot_read(tls, 1)[0].rcode, 1)
+
     def test_malformed_query_closes_the_connection(self):
         ub = self.upstream()
         srv = self.dns_server([f"127.0.0.1:{ub.port}"], workers=1)

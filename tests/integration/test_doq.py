@@ -156,6 +156,25 @@ class DoqTest(d.DnsTestCase):
         [r] = self.doq(srv, "-id", "4660", "www.example.test:A")
         self.assertEqual((r["err_kind"], r["err_code"]), ("connection", DOQ_PROTOCOL_ERROR), r)
 
+    def test_padded_query_gets_a_padded_answer(self):
+        """RFC 9250 §5.4 / RFC 8467: answers to padded queries are padded to 468-octet blocks."""
+        ub = self.upstream()
+        srv = self.doq_server([f"127.0.0.1:{ub.port}"])
+        for r in self.doq(srv, "-padding", "www.example.test:A", "big.example.test:TXT",
+                          "missing.example.test:A"):
+            self.assertEqual(self.ok(r)["length"] % 468, 0, r)
+            self.assertGreaterEqual(r["padding"], 0, r)
+        for r in self.doq(srv, "www.example.test:A", "missing.example.test:A"):
+            self.assertEqual(self.ok(r)["padding"], -1, r)
+            self.assertNotEqual(r["length"] % 468, 0, r)
+
+    def test_keepalive_option_is_a_protocol_error(self):
+        """RFC 9250 §4.3.3: edns-tcp-keepalive has no place in DoQ."""
+        ub = self.upstream()
+        srv = self.doq_server([f"127.0.0.1:{ub.port}"])
+        [r] = self.doq(srv, "-keepalive", "www.example.test:A")
+        self.assertEqual((r["err_kind"], r["err_code"]), ("connection", DOQ_PROTOCOL_ERROR), r)
+
     def test_cache_shared_with_doh_and_dot_on_one_port(self):
         ub = self.upstream()
         srv = self.doq_server([f"127.0.0.1:{ub.port}"], workers=1)

@@ -42,6 +42,7 @@ var (
 	msgID   = flag.Int("id", 0, "the queries' message ID (RFC 9250 says 0)")
 	padding = flag.Bool("padding", false, "pad queries (RFC 7830, 128-octet blocks, RFC 8467)")
 	zeroRTT = flag.Bool("zerortt", false, "connect once for a ticket, then query in 0-RTT")
+	keep    = flag.Bool("keepalive", false, "add edns-tcp-keepalive (RFC 7828) to the queries")
 	timeout = flag.Duration("timeout", 10*time.Second, "for everything")
 )
 
@@ -93,6 +94,10 @@ func query(name, qtype string) ([]byte, error) {
 	m.SetQuestion(dns.Fqdn(name), t)
 	m.Id = uint16(*msgID)
 	m.SetEdns0(1232, false)
+	if *keep {
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
+	}
 	if *padding {
 		opt := m.IsEdns0()
 		packed, err := m.Pack()
