@@ -51,6 +51,8 @@ void export_dns_metrics(const MetricsExport& ctx, std::string& out) {
     counter("wraith_dns_dropped_total",
             "Upstream answers dropped: wrong source address, ID or question.", c.dropped);
     counter("wraith_dns_blocked_total", "DNS queries answered from the block lists.", c.blocked);
+    counter("wraith_dns_stale_answers_total",
+            "Expired answers served because every upstream failed (serve_stale).", c.stale);
     counter("wraith_dns_malformed_total",
             "DNS queries refused as malformed (DoH 400/415, DoT and DoQ closes).", c.malformed);
 }

@@ -23,7 +23,7 @@ AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Mes
         return "blocked";
     }
     uint32_t age = 0;
-    if (worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age)) {
+    if (worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age, dns.serve_stale)) {
         counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
         set_id(out.data(), q.id);
         rewrite_ttls(out.data(), out.size(), age);
@@ -36,11 +36,22 @@ AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Mes
 void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& q,
                       const Forward& forward, std::string& out) {
     out.clear();
+    const DnsConfig& dns = worker.dns;
     if (!forward.ok()) {
+        // RFC 8767 §4: every upstream failed, so an answer that expired less than
+        // serve_stale ago is better than SERVFAIL; its TTLs say 30 s (stale-answer-ttl).
+        uint32_t age = 0;
+        if (dns.serve_stale > 0 &&
+            worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age, dns.serve_stale, true)) {
+            worker.cache.counters().stale.fetch_add(1, std::memory_order_relaxed);
+            set_id(out.data(), q.id);
+            rewrite_ttls(out.data(), out.size(), 0, kStaleAnswerTtl, kStaleAnswerTtl);
+            return;
+        }
+        out.clear();
         build_answer(query, q, kRcodeServFail, out);
         return;
     }
-    const DnsConfig& dns = worker.dns;
     out = forward.answer();
     const Message& m = forward.answer_message();
     // How long the cache keeps it: the smallest TTL clamped to [min_ttl, max_ttl]; a negative

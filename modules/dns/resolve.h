@@ -21,6 +21,9 @@ using AnswerSource = const char*;
 AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Message& q,
                             std::string& out);
 
+// RFC 8767 §4: the TTL of a stale answer.
+constexpr uint32_t kStaleAnswerTtl = 30;
+
 // After `forward` finished: the answer to send in `out` (the upstream's, TTLs clamped; or
 // SERVFAIL), stored in the cache when it may be (RFC 2308 for negative answers).
 void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& q,

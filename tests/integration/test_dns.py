@@ -585,6 +585,40 @@ class DohTest(DnsTestCase):
         self.assertNotEqual(sent_ids, {0x1111})
         self.assertEqual(self.metric(srv, "wraith_dns_dropped_total"), 8)
 
+    def test_serve_stale_answers_with_ttl_30_when_every_upstream_fails(self):
+        """RFC 8767: with serve_stale, an answer that expired (max_ttl 1s here) is served with
+        TTL 30 once every upstream has failed; without it, or past it, SERVFAIL."""
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"],
+                              'max_ttl = "1s"\nserve_stale = "1d"\ntimeout = "300ms"',
+                              workers=1)
+        plain = self.dns_server([f"127.0.0.1:{ub.port}"], 'max_ttl = "1s"\ntimeout = "300ms"',
+                                workers=1)
+        for s in (srv, plain):
+            a, _ = self.ask(s, "www.example.test")
+            self.assertEqual(a.addresses(), ["192.0.2.10"])
+            self.assertEqual(a.ttls(), [1])
+        # While the upstream answers, an expired entry is not served: a fresh answer is asked.
+        time.sleep(1.2)
+        a, _ = self.ask(srv, "www.example.test")
+        self.assertEqual(a.ttls(), [1])
+        misses = self.metric(srv, "wraith_dns_cache_misses_total")
+        self.assertEqual(misses, 2)
+        ub.stop()
+        time.sleep(1.2)
+        a, headers = self.ask(srv, "www.example.test", qid=0x77)
+        self.assertEqual((a.rcode, a.addresses(), a.ttls(), a.id), (0, ["192.0.2.10"], [30], 0x77))
+        self.assertEqual(headers.get("cache-control"), "max-age=30")
+        self.assertEqual(self.metric(srv, "wraith_dns_stale_answers_total"), 1)
+        # DoT too, from the same stale entry.
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(make_query("www.example.test", qid=12, edns=1232)))
+        [a] = self.dot_read(tls, 1)
+        self.assertEqual((a.addresses(), a.ttls()), (["192.0.2.10"], [30]))
+        # Never cached: SERVFAIL. Without serve_stale: SERVFAIL.
+        self.assertEqual(self.ask(srv, "h1.example.test")[0].rcode, 2)
+        self.assertEqual(self.ask(plain, "www.example.test")[0].rcode, 2)
+
     def test_block_list_answers_nxdomain(self):
         ub = self.upstream()
         d = tempfile.mkdtemp(prefix="wraith-blocks-")
