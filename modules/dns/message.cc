@@ -267,22 +267,25 @@ bool rewrite_ttls(char* data, size_t len, uint32_t elapsed, uint32_t floor, uint
         return false;
     auto* msg = reinterpret_cast<uint8_t*>(data);
     size_t end = 0;
-    return walk_records(msg, len, m.question_end, m, end,
-                        [&](int, uint16_t type, size_t at, size_t, uint16_t) {
-                            if (type == kTypeOpt)
-                                return ParseError::none;
-                            uint32_t ttl = read_u32(msg + at + 4);
-                            if (ttl < floor)
-                                ttl = floor;
-                            if (ttl > cap)
-                                ttl = cap;
-                            ttl = ttl > elapsed ? ttl - elapsed : 0;
-                            msg[at + 4] = uint8_t(ttl >> 24);
-                            msg[at + 5] = uint8_t(ttl >> 16);
-                            msg[at + 6] = uint8_t(ttl >> 8);
-                            msg[at + 7] = uint8_t(ttl);
-                            return ParseError::none;
-                        }) == ParseError::none;
+    const bool walked = walk_records(msg, len, m.question_end, m, end,
+                                     [&](int, uint16_t type, size_t at, size_t, uint16_t) {
+                                         if (type == kTypeOpt)
+                                             return ParseError::none;
+                                         uint32_t ttl = read_u32(msg + at + 4);
+                                         if (ttl < floor)
+                                             ttl = floor;
+                                         if (ttl > cap)
+                                             ttl = cap;
+                                         ttl = ttl > elapsed ? ttl - elapsed : 0;
+                                         msg[at + 4] = uint8_t(ttl >> 24);
+                                         msg[at + 5] = uint8_t(ttl >> 16);
+                                         msg[at + 6] = uint8_t(ttl >> 8);
+                                         msg[at + 7] = uint8_t(ttl);
+                                         return ParseError::none;
+                                     }) == ParseError::none;
+    // A compression pointer may aim into a TTL (parse() only asks that pointers go backwards):
+    // then the new TTL changed a name, and the message may no longer walk.
+    return walked && parse(std::string_view(data, len), m) == ParseError::none;
 }
 
 std::string name_text(const uint8_t* wire, size_t len) {

@@ -103,7 +103,8 @@ inline uint16_t read_u16(const char* p) {
 
 // Clamps every TTL of a message to [floor, cap], then lowers it by `elapsed` seconds (not
 // below 0); OPT records are left alone (their "TTL" carries EDNS flags). False when the
-// message does not walk.
+// message does not walk, before or after (a hostile message's compression pointer may aim
+// into a TTL): then it must not be used.
 bool rewrite_ttls(char* data, size_t len, uint32_t elapsed, uint32_t floor = 0,
                   uint32_t cap = UINT32_MAX);
 

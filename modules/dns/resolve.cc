@@ -24,10 +24,12 @@ AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Mes
     }
     uint32_t age = 0;
     if (worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age, dns.serve_stale)) {
-        counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
         set_id(out.data(), q.id);
-        rewrite_ttls(out.data(), out.size(), age);
-        return "hit";
+        if (rewrite_ttls(out.data(), out.size(), age)) {
+            counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
+            return "hit";
+        }
+        out.clear(); // aged, it no longer walks: ask upstream
     }
     counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
@@ -43,10 +45,11 @@ void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& 
         uint32_t age = 0;
         if (dns.serve_stale > 0 &&
             worker.cache.lookup(CacheKey(q), monotonic_ms(), out, age, dns.serve_stale, true)) {
-            worker.cache.counters().stale.fetch_add(1, std::memory_order_relaxed);
             set_id(out.data(), q.id);
-            rewrite_ttls(out.data(), out.size(), 0, kStaleAnswerTtl, kStaleAnswerTtl);
-            return;
+            if (rewrite_ttls(out.data(), out.size(), 0, kStaleAnswerTtl, kStaleAnswerTtl)) {
+                worker.cache.counters().stale.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
         }
         out.clear();
         build_answer(query, q, kRcodeServFail, out);
@@ -68,7 +71,11 @@ void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& 
             keep = std::min(m.soa_ttl, dns.negative_ttl);
     } else if (m.rcode() == kRcodeNoError && m.min_ttl != UINT32_MAX) {
         keep = std::clamp(m.min_ttl, dns.min_ttl, dns.max_ttl);
-        rewrite_ttls(out.data(), out.size(), 0, dns.min_ttl, dns.max_ttl);
+        if (!rewrite_ttls(out.data(), out.size(), 0, dns.min_ttl, dns.max_ttl)) {
+            out.clear(); // the upstream's names lean on its TTLs: not an answer to pass on
+            build_answer(query, q, kRcodeServFail, out);
+            return;
+        }
     }
     if (keep > 0)
         worker.cache.store(CacheKey(q), out, keep, monotonic_ms());

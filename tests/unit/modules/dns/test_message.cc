@@ -329,3 +329,19 @@ TEST_CASE("edns-tcp-keepalive in a response carries the timeout in 100 ms units"
     CHECK(a.size() == 468);
     CHECK(!set_hop_options(a = "garbage", 1, 0));
 }
+
+TEST_CASE("a TTL rewrite that would change a name through a pointer is refused") {
+    // The fuzz target's find: a record whose owner name points into another record's TTL
+    // (backwards, so parse() takes it). TTL 0x01410000 reads as the name "A.".
+    std::string a = answer_a(query("www.example.test", kTypeA), 0x01410000);
+    Message m;
+    REQUIRE(parse(a, m) == ParseError::none);
+    const size_t ttl_at = m.question_end + 6;
+    const char rr[16] = {
+        char(0xc0 | (ttl_at >> 8)), char(ttl_at & 0xff), 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4};
+    a.append(rr, sizeof rr);
+    a[7] = 2; // ANCOUNT
+    REQUIRE(parse(a, m) == ParseError::none);
+    // Aging by 100 s makes the TTL's bytes 01 40 ff 9c: a pointer past the message.
+    CHECK(!rewrite_ttls(a.data(), a.size(), 100));
+}
