@@ -412,6 +412,9 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
                                           "needs tls = true");
             else if (std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end())
                 diag_.error(&element, "listen.protocols: " + in_quotes(p) + " is listed twice");
+            else if (std::string why = quic_app->quic_check ? quic_app->quic_check(cfg_) : "";
+                     !why.empty())
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) + ": " + why);
             else {
                 l.protocols.push_back(p);
                 l.quic_protocols.push_back(p);

@@ -312,6 +312,10 @@ struct ModuleSpec {
     // and this application (worker/quic/application.h; its ALPN is `key`) is registered when a
     // worker starts and offered only on listeners that name it.
     const quic::ApplicationSpec* quic_application = nullptr;
+    // With quic_application: what keeps `config` (its module tables are loaded) from running
+    // it, reported at the listener's `protocols` entry ("needs a [dns] table"); "" or null:
+    // nothing.
+    std::string (*quic_check)(const Config& config) = nullptr;
     // For filter modules that are on by default: built with defaults (an empty table) on a
     // route where no scope mentions the key. In that implicit build only, returning nullptr
     // without reporting a problem means "nothing to do on this route" and is not an error.

@@ -9,7 +9,8 @@
 // message, bytes after it, a second message, a unidirectional stream, a message that does not
 // parse as a query, edns-tcp-keepalive in a query) closes the connection with
 // DOQ_PROTOCOL_ERROR; a client that resets a stream (DOQ_REQUEST_CANCELLED) cancels its
-// query; a worker without [dns] state resets streams with DOQ_INTERNAL_ERROR. 0-RTT
+// query; a worker without [dns] state (not a configuration `wraith check` accepts) resets
+// streams with DOQ_INTERNAL_ERROR. 0-RTT
 // (§4.5): DoQ carries only queries (check_query refuses other opcodes), which may be replayed,
 // so they are answered at once when the site enables `tls.early_data` (the only case in which
 // the TLS layer accepts early data for it); otherwise they wait for the handshake.
@@ -21,6 +22,7 @@
 #include "common/log.h"
 #include "common/module.h"
 #include "modules/dns/dns.h"
+#include "modules/dns/dns_config.h"
 #include "modules/dns/forwarder.h"
 #include "modules/dns/resolve.h"
 #include "worker/quic/application.h"
@@ -296,6 +298,12 @@ std::unique_ptr<quic::Application> create_doq(quic::Connection& conn) {
 
 const quic::ApplicationSpec kDoqApplication{"doq", create_doq, kDoqNoError};
 
+std::string check_doq(const Config& config) {
+    return dns_config(config) ? std::string()
+                              : "DNS over QUIC needs a [dns] table with upstreams = "
+                                "[\"ADDRESS:PORT\", ...]";
+}
+
 } // namespace
 
 } // namespace wraith::dns
@@ -305,7 +313,8 @@ namespace wraith {
 // DNS over QUIC on a TLS listener: `protocols = ["dot", "doq"]` (a QUIC application module:
 // the listener's UDP port answers ALPN "doq").
 const ModuleSpec& doq_module() {
-    static const ModuleSpec spec{.key = "doq", .quic_application = &dns::kDoqApplication};
+    static const ModuleSpec spec{
+        .key = "doq", .quic_application = &dns::kDoqApplication, .quic_check = dns::check_doq};
     return spec;
 }
 

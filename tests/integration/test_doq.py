@@ -251,6 +251,12 @@ class DoqConfigTest(WraithTestCase):
                                    '  [[site.route]]\n  respond = {}\n')
         self.assertEqual(rc, 1)
         self.assertIn('"doq" runs over QUIC: it needs a protocol over TCP beside it', err)
+        rc, err, conf = self.check('[[listen]]\naddress = "127.0.0.1:1"\ntls = true\n'
+                                   'protocols = ["dot", "doq"]\n[[site]]\nhosts = ["a"]\n'
+                                   '  [[site.route]]\n  respond = {}\n')
+        self.assertEqual(rc, 1)
+        self.assertIn(f'{conf}:4:21: listen.protocols: "doq": DNS over QUIC needs a [dns] table',
+                      err)
 
 
 if __name__ == "__main__":
