@@ -150,6 +150,20 @@ class DoqTest(d.DnsTestCase):
         self.ok(self.doq(srv, "www.example.test:A")[0])
         self.assertEqual(srv.worker_pids(), workers)
 
+    def test_cancelled_query_leaves_the_connection_serving(self):
+        """A client that gives up on a query (STOP_SENDING with DOQ_REQUEST_CANCELLED) while it
+        waits upstream: the query is dropped, the connection and the worker go on."""
+        ub = self.upstream()
+        silent = self.fake(lambda q: [])
+        srv = self.doq_server([f"127.0.0.1:{silent.port}", f"127.0.0.1:{ub.port}"],
+                              'timeout = "1s"\nfail_timeout = "10s"', workers=1)
+        workers = srv.worker_pids()
+        [r] = self.doq(srv, "-cancel", "300ms", "www.example.test:A", "txt.example.test:TXT")
+        self.assertEqual(self.ok(r)["query"], "txt.example.test:TXT")
+        self.assertEqual(len(r["answers"]), 1, r)
+        self.assertTrue(silent.queries)  # the cancelled query was waiting upstream
+        self.assertEqual(srv.worker_pids(), workers)
+
     def test_non_zero_message_id_is_a_protocol_error(self):
         ub = self.upstream()
         srv = self.doq_server([f"127.0.0.1:{ub.port}"])

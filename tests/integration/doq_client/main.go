@@ -34,15 +34,17 @@ import (
 )
 
 var (
-	addr    = flag.String("addr", "", "server HOST:PORT")
-	caFile  = flag.String("ca", "", "CA certificate (PEM) the server's chains to")
-	sni     = flag.String("sni", "localhost", "server name")
-	raw     = flag.String("raw", "", "hex bytes to send on one stream instead of queries")
-	repeat  = flag.Int("repeat", 1, "ask the list of queries this many times")
-	msgID   = flag.Int("id", 0, "the queries' message ID (RFC 9250 says 0)")
-	padding = flag.Bool("padding", false, "pad queries (RFC 7830, 128-octet blocks, RFC 8467)")
-	zeroRTT = flag.Bool("zerortt", false, "connect once for a ticket, then query in 0-RTT")
-	keep    = flag.Bool("keepalive", false, "add edns-tcp-keepalive (RFC 7828) to the queries")
+	addr        = flag.String("addr", "", "server HOST:PORT")
+	caFile      = flag.String("ca", "", "CA certificate (PEM) the server's chains to")
+	sni         = flag.String("sni", "localhost", "server name")
+	raw         = flag.String("raw", "", "hex bytes to send on one stream instead of queries")
+	repeat      = flag.Int("repeat", 1, "ask the list of queries this many times")
+	msgID       = flag.Int("id", 0, "the queries' message ID (RFC 9250 says 0)")
+	padding     = flag.Bool("padding", false, "pad queries (RFC 7830, 128-octet blocks, RFC 8467)")
+	zeroRTT     = flag.Bool("zerortt", false, "connect once for a ticket, then query in 0-RTT")
+	keep        = flag.Bool("keepalive", false, "add edns-tcp-keepalive (RFC 7828) to the queries")
+	cancelAfter = flag.Duration("cancel", 0, "send the first query, cancel it after this long "+
+		"(STOP_SENDING, DOQ_REQUEST_CANCELLED), then ask the rest on the same connection")
 	timeout = flag.Duration("timeout", 10*time.Second, "for everything")
 )
 
@@ -236,6 +238,27 @@ func main() {
 		describe(err, &r)
 		enc.Encode(r)
 		os.Exit(1)
+	}
+	if *cancelAfter > 0 && len(items) > 1 {
+		name, qtype, _ := strings.Cut(items[0], ":")
+		msg, err := query(name, qtype)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		s, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		framed := make([]byte, 2+len(msg))
+		binary.BigEndian.PutUint16(framed, uint16(len(msg)))
+		copy(framed[2:], msg)
+		s.Write(framed)
+		s.Close()
+		time.Sleep(*cancelAfter)
+		s.CancelRead(0x3) // DOQ_REQUEST_CANCELLED
+		items = items[1:]
 	}
 	for _, r := range run(ctx, conn, items) {
 		enc.Encode(r)
