@@ -161,8 +161,8 @@ public:
             if (conn_.closing())
                 return;
             auto it = streams_.find(id);
-            if (it == streams_.end())
-                continue;
+            if (it == streams_.end() || it->second->done)
+                continue; // closed, or cancelled by the client meanwhile
             // 0-RTT queries wait for the handshake unless the site accepts early data.
             if (!conn_.handshake_done() && !conn_.early_data_allowed()) {
                 held_.push_back(id);
