@@ -27,7 +27,7 @@ DEPS = cmake g++ make pkg-config libev-dev libtomlplusplus-dev zlib1g-dev libbro
        libzstd-dev catch2 clang libclang-rt-14-dev python3 curl zstd brotli \
        libnghttp2-dev nghttp2-client nghttp2-server python3-h2 libssl-dev openssl testssl.sh \
        libgnutls28-dev chromium libc-ares-dev ca-certificates nginx-light wrk libseccomp-dev \
-       golang-go golang-github-lucas-clemente-quic-go-dev \
+       golang-go golang-github-lucas-clemente-quic-go-dev golang-github-miekg-dns-dev \
        libpcre2-dev libmaxminddb-dev libcrypt-dev libmaxmind-db-writer-perl apache2-utils \
        libnginx-mod-http-geoip2 caddy prometheus knot-dnsutils unbound \
        libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity

@@ -122,11 +122,26 @@ struct ListenConfig {
     std::vector<ListenStream> streams;  // the stream protocols among them, with their handlers
     // A listener a module added ([admin]): every request goes to this site, whatever its Host.
     const Site* site = nullptr;
-    bool quic() const {
+    // The QUIC application protocols modules add ("doq"), among `protocols`: each is a QUIC
+    // ALPN this listener's UDP side answers besides "h3" (ModuleSpec::quic_application).
+    std::vector<std::string> quic_protocols;
+    bool h3() const {
         return std::find(protocols.begin(), protocols.end(), "h3") != protocols.end();
     }
-    // Whether the listener speaks HTTP over TCP ("h3" is QUIC's).
-    bool http() const { return protocols.size() > streams.size() + (quic() ? 1 : 0); }
+    // Whether the listener answers QUIC on its UDP port: HTTP/3 or a module's QUIC protocol.
+    bool quic() const { return h3() || !quic_protocols.empty(); }
+    // Whether the listener's QUIC side answers ALPN `alpn`: "h3" and applications registered
+    // outside modules (tests) where it carries "h3", a module's protocol where it names it.
+    bool quic_offers(std::string_view alpn, bool module_protocol) const {
+        if (module_protocol)
+            return std::find(quic_protocols.begin(), quic_protocols.end(), alpn) !=
+                   quic_protocols.end();
+        return h3();
+    }
+    // Whether the listener speaks HTTP over TCP ("h3" and module QUIC protocols are QUIC's).
+    bool http() const {
+        return protocols.size() > streams.size() + quic_protocols.size() + (h3() ? 1 : 0);
+    }
     // The stream protocol for a connection that negotiated `alpn` ("" without ALPN), or null.
     const ListenStream* stream_for(std::string_view alpn) const {
         for (const ListenStream& s : streams)

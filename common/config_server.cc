@@ -404,6 +404,23 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
         const ModuleSpec* stream = ModuleRegistry::instance().find(p);
         if (stream && !stream->build_stream)
             stream = nullptr;
+        const ModuleSpec* quic_app = ModuleRegistry::instance().find(p);
+        if (quic_app && quic_app->quic_application && !stream) {
+            if (!l.tls)
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) +
+                                          " runs over QUIC, which is always encrypted: it "
+                                          "needs tls = true");
+            else if (std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end())
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) + " is listed twice");
+            else if (std::string why = quic_app->quic_check ? quic_app->quic_check(cfg_) : "";
+                     !why.empty())
+                diag_.error(&element, "listen.protocols: " + in_quotes(p) + ": " + why);
+            else {
+                l.protocols.push_back(p);
+                l.quic_protocols.push_back(p);
+            }
+            continue;
+        }
         if (stream) {
             if (std::any_of(l.streams.begin(), l.streams.end(),
                             [&](const ListenStream& ls) { return ls.protocol == p; }))
@@ -433,9 +450,15 @@ void Loader::read_protocols(TableReader& r, ListenConfig& l) {
             l.protocols.push_back(p);
     }
     // Browsers find HTTP/3 through Alt-Svc on TCP, so QUIC comes with a TCP protocol.
-    if (l.quic() && !l.http())
+    if (l.h3() && !l.http())
         r.error("protocols", "\"h3\" needs \"h2\" or \"http/1.1\" beside it on the same "
                              "port: browsers learn about HTTP/3 from Alt-Svc over TCP");
+    // A listener's TCP socket is always bound: a module's QUIC protocol shares the port with
+    // something that answers over TCP ("dot" beside "doq", as on port 853).
+    if (!l.quic_protocols.empty() && l.protocols.size() == l.quic_protocols.size() + l.h3())
+        r.error("protocols", in_quotes(l.quic_protocols.front()) +
+                                 " runs over QUIC: it needs a protocol over TCP beside it on "
+                                 "the same port, e.g. [\"dot\", \"doq\"]");
     // Each connection must be able to tell which protocol it speaks: without ALPN (cleartext,
     // or a protocol without an ALPN id) a stream protocol must be the listener's only one.
     for (const ListenStream& ls : l.streams)
@@ -452,6 +475,11 @@ std::string Loader::stream_protocol_names() {
     for (const ModuleSpec& m : ModuleRegistry::instance().all())
         if (m.build_stream)
             out += (out.empty() ? ", or a stream protocol: " : ", ") + in_quotes(m.key);
+    std::string quic;
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.quic_application)
+            quic += (quic.empty() ? ", or over QUIC: " : ", ") + in_quotes(m.key);
+    out += quic;
     return out;
 }
 

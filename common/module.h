@@ -25,6 +25,10 @@ class table;
 
 namespace wraith {
 
+namespace quic {
+struct ApplicationSpec; // worker/quic/application.h
+}
+
 struct ModuleSpec;
 
 // Produces the response. Built once per route at config time, shared by all requests, so it
@@ -310,6 +314,15 @@ struct ModuleSpec {
     std::shared_ptr<const StreamHandler> (*build_stream)(TableReader& options,
                                                          BuildContext& ctx) = nullptr;
     std::string_view stream_alpn;
+    // A QUIC application module (RFC 9001 §8.1): `key` is then a protocol a TLS [[listen]] may
+    // name in `protocols` ("doq"), which makes the listener answer QUIC on its UDP port too,
+    // and this application (worker/quic/application.h; its ALPN is `key`) is registered when a
+    // worker starts and offered only on listeners that name it.
+    const quic::ApplicationSpec* quic_application = nullptr;
+    // With quic_application: what keeps `config` (its module tables are loaded) from running
+    // it, reported at the listener's `protocols` entry ("needs a [dns] table"); "" or null:
+    // nothing.
+    std::string (*quic_check)(const Config& config) = nullptr;
     // For filter modules that are on by default: built with defaults (an empty table) on a
     // route where no scope mentions the key. In that implicit build only, returning nullptr
     // without reporting a problem means "nothing to do on this route" and is not an error.

@@ -30,6 +30,7 @@ const ModuleSpec& dashboard_module();
 const ModuleSpec& trace_module();    // modules/trace
 const ModuleSpec& dns_module();      // modules/dns
 const ModuleSpec& dot_module();
+const ModuleSpec& doq_module();
 const ModuleSpec& crowdsec_module(); // modules/crowdsec
 const ModuleSpec& waf_module();      // modules/waf
 
@@ -44,7 +45,8 @@ void register_builtin_modules() {
           &rewrite_module(),    &headers_module(),      &allow_module(),     &deny_module(),
           &basic_auth_module(), &forward_auth_module(), &real_ip_module(),   &limit_module(),
           &observe_module(),    &metrics_module(),      &dashboard_module(), &trace_module(),
-          &dns_module(),        &dot_module(),          &crowdsec_module(),  &waf_module()})
+          &dns_module(),        &dot_module(),          &doq_module(),       &crowdsec_module(),
+          &waf_module()})
         ModuleRegistry::instance().add(*spec);
 }
 

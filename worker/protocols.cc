@@ -1,5 +1,7 @@
 #include "worker/protocols.h"
 
+#include "common/module.h"
+
 #include "worker/http1/connection.h"
 #include "worker/http2/connection.h"
 #include "worker/http3/session.h"
@@ -23,6 +25,10 @@ bool offers_alpn(const ListenConfig& listen, std::string_view name) {
 
 void register_quic_protocols() {
     quic::register_application({"h3", http3::Session::create, NGHTTP3_H3_NO_ERROR});
+    // Modules' QUIC protocols ("doq"), offered only on listeners that name them.
+    for (const ModuleSpec& m : ModuleRegistry::instance().all())
+        if (m.quic_application)
+            quic::register_application(*m.quic_application);
 }
 
 void start_protocol(Worker& worker, std::unique_ptr<Transport> transport,

@@ -175,7 +175,8 @@ void Cache::store(const CacheKey& key, std::string_view answer, uint32_t ttl_s, 
     unlock();
 }
 
-bool Cache::lookup(const CacheKey& key, int64_t now_ms, std::string& out, uint32_t& age_s) {
+bool Cache::lookup(const CacheKey& key, int64_t now_ms, std::string& out, uint32_t& age_s,
+                   uint32_t keep_stale_s, bool stale) {
     if (!h_)
         return false;
     const uint64_t hv = hash(key.view());
@@ -192,10 +193,13 @@ bool Cache::lookup(const CacheKey& key, int64_t now_ms, std::string& out, uint32
         if (e.hash != hv || e.key_len != key.len ||
             std::memcmp(at + sizeof e, key.bytes, key.len) != 0)
             continue;
-        if (now_ms - e.stored_ms >= int64_t(e.ttl_s) * 1000 || now_ms < e.stored_ms) {
-            s.hash = 0; // expired: the slot is free
+        const int64_t expired_ms = now_ms - e.stored_ms - int64_t(e.ttl_s) * 1000;
+        if (now_ms < e.stored_ms || expired_ms >= int64_t(keep_stale_s) * 1000) {
+            s.hash = 0; // expired (and past serve_stale): the slot is free
             break;
         }
+        if (expired_ms >= 0 && !stale)
+            break; // kept for serve_stale, not fresh
         out.assign(at + sizeof e + e.key_len, e.answer_len);
         age_s = static_cast<uint32_t>((now_ms - e.stored_ms) / 1000);
         // Second chance: an entry in the ring's oldest quarter that is still asked for is

@@ -32,6 +32,7 @@ struct Counters {
     std::atomic<uint64_t> dropped{0};   // upstream answers refused: wrong source, ID or question
     std::atomic<uint64_t> blocked{0};   // answered from the block list
     std::atomic<uint64_t> malformed{0}; // refused with 400
+    std::atomic<uint64_t> stale{0};     // answered from an expired entry (serve_stale)
 };
 
 // The cache's key: the question's identity.
@@ -44,7 +45,7 @@ struct CacheKey {
 
 class Cache {
 public:
-    static constexpr uint32_t kLayoutVersion = 1;
+    static constexpr uint32_t kLayoutVersion = 2; // 2: Counters::stale
     static constexpr size_t kMinSize = 64 * 1024;
 
     // Prepares zero-filled memory (ZoneSpec::init).
@@ -57,8 +58,11 @@ public:
     // Answers larger than an eighth of the ring are not stored.
     void store(const CacheKey& key, std::string_view answer, uint32_t ttl_s, int64_t now_ms);
     // Copies the answer for `key` into `out` (replacing it) when one is fresh at `now_ms`;
-    // `age_s` is how long it has been in the cache, in whole seconds.
-    bool lookup(const CacheKey& key, int64_t now_ms, std::string& out, uint32_t& age_s);
+    // `age_s` is how long it has been in the cache, in whole seconds. An entry expired less
+    // than `keep_stale_s` ago stays (serve-stale, RFC 8767), and with `stale` true it is
+    // the answer too; an entry expired longer ago is dropped.
+    bool lookup(const CacheKey& key, int64_t now_ms, std::string& out, uint32_t& age_s,
+                uint32_t keep_stale_s = 0, bool stale = false);
 
     Counters& counters() const;
 

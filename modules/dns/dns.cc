@@ -40,7 +40,7 @@ void export_dns_metrics(const MetricsExport& ctx, std::string& out) {
         out.append(name).append(" ").append(std::to_string(n.load(std::memory_order_relaxed)));
         out += '\n';
     };
-    counter("wraith_dns_queries_total", "DNS over HTTPS queries accepted.", c.queries);
+    counter("wraith_dns_queries_total", "DNS queries accepted (DoH, DoT and DoQ).", c.queries);
     counter("wraith_dns_cache_hits_total", "DNS queries answered from the shared cache.",
             c.cache_hits);
     counter("wraith_dns_cache_misses_total", "DNS queries forwarded to an upstream.",
@@ -51,8 +51,10 @@ void export_dns_metrics(const MetricsExport& ctx, std::string& out) {
     counter("wraith_dns_dropped_total",
             "Upstream answers dropped: wrong source address, ID or question.", c.dropped);
     counter("wraith_dns_blocked_total", "DNS queries answered from the block lists.", c.blocked);
-    counter("wraith_dns_malformed_total", "DNS over HTTPS requests refused as malformed.",
-            c.malformed);
+    counter("wraith_dns_stale_answers_total",
+            "Expired answers served because every upstream failed (serve_stale).", c.stale);
+    counter("wraith_dns_malformed_total",
+            "DNS queries refused as malformed (DoH 400/415, DoT and DoQ closes).", c.malformed);
 }
 
 } // namespace

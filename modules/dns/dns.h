@@ -1,6 +1,6 @@
 // The DNS module: [dns] (dns_config.h) and `dns = {}` on routes, DNS over HTTPS (doh.cc), and
-// the `dot` listener protocol, DNS over TLS (dot.cc),
-// both answered from a block list, a cache shared by every worker (cache.h) or plain upstreams
+// the `dot` listener protocol, DNS over TLS (dot.cc), and the `doq` one, DNS over QUIC (doq.cc),
+// all answered from a block list, a cache shared by every worker (cache.h) or plain upstreams
 // (forwarder.h). docs/decisions.md, "DNS", says why it is built this way.
 #pragma once
 

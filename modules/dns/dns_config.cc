@@ -196,6 +196,7 @@ void load_dns_table(const toml::node& value, TableContext& ctx) {
     dc->min_ttl = seconds(r, "min_ttl", dc->min_ttl);
     dc->max_ttl = seconds(r, "max_ttl", dc->max_ttl);
     dc->negative_ttl = seconds(r, "negative_ttl", dc->negative_ttl);
+    dc->serve_stale = seconds(r, "serve_stale", dc->serve_stale);
     if (dc->min_ttl > dc->max_ttl)
         r.error("min_ttl", "is above max_ttl");
     read_positive(r, "timeout", dc->timeout);

@@ -28,6 +28,7 @@ struct DnsConfig final : ModuleConfig {
     uint32_t min_ttl = 0;         // answers are cached (and their TTLs raised) at least this
     uint32_t max_ttl = 86400;     // and at most this long
     uint32_t negative_ttl = 3600; // RFC 2308 negative answers: at most this long
+    uint32_t serve_stale = 0;     // RFC 8767: expired answers kept this long for failures
     Duration timeout{2000};       // one try of one upstream
     Duration fail_timeout{10000}; // an upstream that timed out is skipped this long
     // Blocked names (wire form, lower-case) and the answer they get: NXDOMAIN, or with

@@ -78,7 +78,8 @@ private:
     BodyReader& body_;
     ResponseWriter& out_;
     std::string body_bytes_;
-    std::string_view query_; // the client's message (body_bytes_ or arena)
+    std::string_view query_; // the client's message (body_bytes_, arena or stripped_)
+    std::string stripped_;   // the query without its hop-by-hop EDNS options
     Message question_;
     Forward* forward_ = nullptr;
     bool aborted_ = false;
@@ -142,9 +143,15 @@ void DohCall::answer_query(std::string_view message) {
     if (message.size() > question_.udp_size)
         return refuse(400, "over_udp_size");
     counters.queries.fetch_add(1, std::memory_order_relaxed);
+    if (question_.padded || question_.keepalive >= 0) {
+        // RFC 8484 §5.3: keep-alive means nothing over HTTP (dropped); padding is answered.
+        stripped_.assign(message);
+        strip_hop_options(stripped_, question_);
+        query_ = stripped_;
+    }
 
     std::string answer;
-    if (AnswerSource source = answer_locally(worker_, message, question_, answer))
+    if (AnswerSource source = answer_locally(worker_, query_, question_, answer))
         return send(answer, source);
     forward_ = req_.arena->make<Forward>(worker_, query_, question_, [this] { forwarded(); });
     forward_->start();
@@ -159,6 +166,7 @@ void DohCall::forwarded() {
 }
 
 void DohCall::send(std::string& message, std::string_view cache_note) {
+    finish_answer(message, question_);
     uint8_t rcode_value = 0xff;
     const uint32_t max_age = answer_lifetime(message, &rcode_value);
     const std::string rcode = rcode_value == 0xff ? std::string() : rcode_text(rcode_value);

@@ -13,6 +13,7 @@
 //   dot = { idle_timeout = "10s", max_queries = 64 }
 #include <ev.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -173,8 +174,14 @@ private:
         }
         counters.queries.fetch_add(1, std::memory_order_relaxed);
         std::string answer;
+        // RFC 7828 §3.2.1: a query's edns-tcp-keepalive carries no timeout.
+        if (q->question.keepalive > 0) {
+            build_answer(q->query, q->question, kRcodeFormErr, answer);
+            return reply(answer, q->question);
+        }
+        strip_hop_options(q->query, q->question);
         if (answer_locally(worker_, q->query, q->question, answer))
-            return reply(answer);
+            return reply(answer, q->question);
         DotQuery* raw = q.get();
         queries_.push_back(std::move(q));
         raw->forward = std::make_unique<Forward>(worker_, raw->query, raw->question,
@@ -190,10 +197,18 @@ private:
             return;
         std::string answer;
         answer_forwarded(worker_, q.query, q.question, *q.forward, answer);
-        reply(answer);
+        reply(answer, q.question);
     }
 
-    void reply(std::string_view answer) {
+    // Sends `answer` to `question`: padded if the query was, with our idle timeout when it
+    // asked (edns-tcp-keepalive, RFC 7828 §3.3.2: units of 100 ms).
+    void reply(std::string& answer, const Message& question) {
+        if (question.keepalive == 0) {
+            const int64_t units = opt_.idle_timeout.count() / 100;
+            finish_answer(answer, question, static_cast<int>(std::min<int64_t>(units, 0xffff)));
+        } else {
+            finish_answer(answer, question);
+        }
         std::string framed;
         framed.reserve(2 + answer.size());
         framed += static_cast<char>(answer.size() >> 8);

@@ -150,6 +150,23 @@ ParseError parse(std::string_view data, Message& m) {
                              const uint16_t size = uint16_t(msg[at + 2] << 8 | msg[at + 3]);
                              m.udp_size = size < 512 ? 512 : size; // RFC 6891 §6.2.5
                              m.dnssec_ok = ttl & 0x8000;
+                             m.opt_rdata = rdata;
+                             // The options: code, length, data; they must fill RDATA exactly.
+                             size_t o = rdata;
+                             const size_t end = rdata + rdlength;
+                             while (end - o >= 4) {
+                                 const uint16_t code = uint16_t(msg[o] << 8 | msg[o + 1]);
+                                 const uint16_t olen = uint16_t(msg[o + 2] << 8 | msg[o + 3]);
+                                 if (olen > end - o - 4)
+                                     return ParseError::bad_edns;
+                                 if (code == kOptionPadding)
+                                     m.padded = true;
+                                 else if (code == kOptionKeepalive)
+                                     m.keepalive = olen;
+                                 o += 4 + olen;
+                             }
+                             if (o != end)
+                                 return ParseError::bad_edns;
                              return ParseError::none;
                          }
                          if (ttl < m.min_ttl)
@@ -186,6 +203,59 @@ bool same_question(const Message& query, const Message& answer) {
            std::memcmp(answer.qname, query.qname, query.qname_len) == 0;
 }
 
+bool set_hop_options(std::string& msg, int keepalive, size_t block, size_t limit) {
+    Message m;
+    if (parse(msg, m) != ParseError::none)
+        return false;
+    if (!m.edns) {
+        if (keepalive < 0 && block == 0)
+            return true;
+        // An OPT record at the end: root owner, TYPE 41, payload size 1232, no flags.
+        static const char opt[11] = {0, 0, 41, 0x04, static_cast<char>(0xd0), 0, 0, 0, 0, 0, 0};
+        msg.append(opt, sizeof opt);
+        const uint16_t arcount = uint16_t(read_u16(msg.data() + 10) + 1);
+        msg[10] = static_cast<char>(arcount >> 8);
+        msg[11] = static_cast<char>(arcount & 0xff);
+        m.opt_rdata = msg.size();
+    }
+    const size_t rdata = m.opt_rdata;
+    const size_t rdlength = read_u16(msg.data() + rdata - 2);
+    // The options kept, then ours.
+    std::string options;
+    options.reserve(rdlength + 6);
+    for (size_t o = rdata; o < rdata + rdlength;) {
+        const uint16_t code = read_u16(msg.data() + o);
+        const size_t olen = read_u16(msg.data() + o + 2);
+        if (code != kOptionPadding && code != kOptionKeepalive)
+            options.append(msg, o, 4 + olen);
+        o += 4 + olen;
+    }
+    if (keepalive >= 0) {
+        const uint16_t t = keepalive > 0xffff ? 0xffff : static_cast<uint16_t>(keepalive);
+        const char k[6] = {0, static_cast<char>(kOptionKeepalive), 0,
+                           2, static_cast<char>(t >> 8),           static_cast<char>(t & 0xff)};
+        options.append(k, sizeof k);
+    }
+    if (block > 0) {
+        const size_t unpadded = msg.size() - rdlength + options.size() + 4;
+        if (unpadded <= limit) {
+            size_t pad = (block - unpadded % block) % block;
+            if (unpadded + pad > limit)
+                pad = limit - unpadded;
+            const char p[4] = {0, static_cast<char>(kOptionPadding), static_cast<char>(pad >> 8),
+                               static_cast<char>(pad & 0xff)};
+            options.append(p, sizeof p);
+            options.append(pad, '\0');
+        }
+    }
+    if (options.size() > 0xffff)
+        return false;
+    msg.replace(rdata, rdlength, options);
+    msg[rdata - 2] = static_cast<char>(options.size() >> 8);
+    msg[rdata - 1] = static_cast<char>(options.size() & 0xff);
+    return true;
+}
+
 void set_id(char* data, uint16_t id) {
     data[0] = static_cast<char>(id >> 8);
     data[1] = static_cast<char>(id & 0xff);
@@ -197,22 +267,25 @@ bool rewrite_ttls(char* data, size_t len, uint32_t elapsed, uint32_t floor, uint
         return false;
     auto* msg = reinterpret_cast<uint8_t*>(data);
     size_t end = 0;
-    return walk_records(msg, len, m.question_end, m, end,
-                        [&](int, uint16_t type, size_t at, size_t, uint16_t) {
-                            if (type == kTypeOpt)
-                                return ParseError::none;
-                            uint32_t ttl = read_u32(msg + at + 4);
-                            if (ttl < floor)
-                                ttl = floor;
-                            if (ttl > cap)
-                                ttl = cap;
-                            ttl = ttl > elapsed ? ttl - elapsed : 0;
-                            msg[at + 4] = uint8_t(ttl >> 24);
-                            msg[at + 5] = uint8_t(ttl >> 16);
-                            msg[at + 6] = uint8_t(ttl >> 8);
-                            msg[at + 7] = uint8_t(ttl);
-                            return ParseError::none;
-                        }) == ParseError::none;
+    const bool walked = walk_records(msg, len, m.question_end, m, end,
+                                     [&](int, uint16_t type, size_t at, size_t, uint16_t) {
+                                         if (type == kTypeOpt)
+                                             return ParseError::none;
+                                         uint32_t ttl = read_u32(msg + at + 4);
+                                         if (ttl < floor)
+                                             ttl = floor;
+                                         if (ttl > cap)
+                                             ttl = cap;
+                                         ttl = ttl > elapsed ? ttl - elapsed : 0;
+                                         msg[at + 4] = uint8_t(ttl >> 24);
+                                         msg[at + 5] = uint8_t(ttl >> 16);
+                                         msg[at + 6] = uint8_t(ttl >> 8);
+                                         msg[at + 7] = uint8_t(ttl);
+                                         return ParseError::none;
+                                     }) == ParseError::none;
+    // A compression pointer may aim into a TTL (parse() only asks that pointers go backwards):
+    // then the new TTL changed a name, and the message may no longer walk.
+    return walked && parse(std::string_view(data, len), m) == ParseError::none;
 }
 
 std::string name_text(const uint8_t* wire, size_t len) {

@@ -19,7 +19,13 @@ constexpr size_t kMaxName = 255;      // RFC 1035 §3.1, in wire form
 constexpr uint16_t kTypeA = 1, kTypeNs = 2, kTypeCname = 5, kTypeSoa = 6, kTypeTxt = 16,
                    kTypeAaaa = 28, kTypeOpt = 41;
 constexpr uint16_t kClassIn = 1;
-constexpr uint8_t kRcodeNoError = 0, kRcodeServFail = 2, kRcodeNxDomain = 3;
+constexpr uint8_t kRcodeNoError = 0, kRcodeFormErr = 1, kRcodeServFail = 2, kRcodeNxDomain = 3;
+
+// EDNS(0) options (RFC 6891 §6.1.2) that belong to one hop, never forwarded as they came.
+constexpr uint16_t kOptionKeepalive = 11; // edns-tcp-keepalive, RFC 7828
+constexpr uint16_t kOptionPadding = 12;   // RFC 7830
+// RFC 8467 §4.1: responses are padded to a multiple of this (queries to 128).
+constexpr size_t kResponsePaddingBlock = 468;
 
 // Header flag bits (RFC 1035 §4.1.1), in the 16-bit flags word.
 constexpr uint16_t kFlagQr = 0x8000, kFlagAa = 0x0400, kFlagTc = 0x0200, kFlagRd = 0x0100,
@@ -33,7 +39,8 @@ enum class ParseError : uint8_t {
     bad_name,         // a label over 63, a name over 255, a reserved label type
     compression_loop, // a pointer that does not point strictly backwards
     no_question,      // QDCOUNT is not 1
-    bad_edns,         // more than one OPT record, or one outside the additional section
+    bad_edns,         // more than one OPT record, one outside the additional section, or
+                      // options that overrun its data
 };
 // A short token for logs ("truncated", "compression_loop").
 const char* describe(ParseError e);
@@ -53,6 +60,9 @@ struct Message {
     bool edns = false;
     bool dnssec_ok = false;  // the DO bit
     uint16_t udp_size = 512; // the OPT's payload size (512 without EDNS)
+    bool padded = false;     // the OPT carries a Padding option (RFC 7830)
+    int keepalive = -1;      // the length of its edns-tcp-keepalive option; -1 for none
+    size_t opt_rdata = 0;    // where the OPT's options start (0 without OPT)
     uint8_t rcode() const { return flags & 0x0f; }
     uint8_t opcode() const { return (flags >> 11) & 0x0f; }
     bool response() const { return flags & kFlagQr; }
@@ -76,6 +86,15 @@ const char* check_query(const Message& m);
 // and the same question (name case-insensitively, type and class).
 bool same_question(const Message& query, const Message& answer);
 
+// Rewrites the hop-by-hop EDNS options of `msg` (a whole message that parse()s): removes its
+// Padding and edns-tcp-keepalive options, then adds edns-tcp-keepalive with `keepalive` (units
+// of 100 ms, RFC 7828 §3.3.2) when it is 0 or more, then, when `block` is not 0, a Padding
+// option that makes the message a multiple of `block` octets (RFC 7830, RFC 8467 block-length
+// padding) or, when that would pass `limit`, exactly `limit` long (none when even the option's
+// header does not fit). A message without OPT gets one (payload size 1232) only when something
+// is added. False (and `msg` unchanged) when it does not parse.
+bool set_hop_options(std::string& msg, int keepalive, size_t block, size_t limit = kMaxMessage);
+
 // Sets the ID of the message in `data` (at least a header long).
 void set_id(char* data, uint16_t id);
 inline uint16_t read_u16(const char* p) {
@@ -84,7 +103,8 @@ inline uint16_t read_u16(const char* p) {
 
 // Clamps every TTL of a message to [floor, cap], then lowers it by `elapsed` seconds (not
 // below 0); OPT records are left alone (their "TTL" carries EDNS flags). False when the
-// message does not walk.
+// message does not walk, before or after (a hostile message's compression pointer may aim
+// into a TTL): then it must not be used.
 bool rewrite_ttls(char* data, size_t len, uint32_t elapsed, uint32_t floor = 0,
                   uint32_t cap = UINT32_MAX);
 

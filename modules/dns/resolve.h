@@ -21,10 +21,23 @@ using AnswerSource = const char*;
 AnswerSource answer_locally(DnsWorker& worker, std::string_view query, const Message& q,
                             std::string& out);
 
+// RFC 8767 §4: the TTL of a stale answer.
+constexpr uint32_t kStaleAnswerTtl = 30;
+
 // After `forward` finished: the answer to send in `out` (the upstream's, TTLs clamped; or
 // SERVFAIL), stored in the cache when it may be (RFC 2308 for negative answers).
 void answer_forwarded(DnsWorker& worker, std::string_view query, const Message& q,
                       const Forward& forward, std::string& out);
+
+// Before a query is answered or forwarded: removes its hop-by-hop EDNS options, Padding and
+// edns-tcp-keepalive (RFC 8467 §4.1: no padding towards an unencrypted upstream; keep-alive
+// speaks of the client's connection only). `q` keeps telling what the client sent.
+void strip_hop_options(std::string& query, const Message& q);
+
+// The answer as the client gets it over an encrypted transport: padded to a multiple of 468
+// octets when the query was padded (RFC 8467 §4.1, "if the query was padded"), and with
+// edns-tcp-keepalive of `keepalive` (units of 100 ms) when 0 or more (RFC 7828 §3.3.2).
+void finish_answer(std::string& answer, const Message& q, int keepalive = -1);
 
 // How long a client may keep `answer`: its smallest TTL, or a negative answer's SOA TTL; 0
 // when it has none (RFC 8484 §5.1). Also its rcode in `rcode` when it parses.

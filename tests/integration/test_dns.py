@@ -585,6 +585,40 @@ class DohTest(DnsTestCase):
         self.assertNotEqual(sent_ids, {0x1111})
         self.assertEqual(self.metric(srv, "wraith_dns_dropped_total"), 8)
 
+    def test_serve_stale_answers_with_ttl_30_when_every_upstream_fails(self):
+        """RFC 8767: with serve_stale, an answer that expired (max_ttl 1s here) is served with
+        TTL 30 once every upstream has failed; without it, or past it, SERVFAIL."""
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"],
+                              'max_ttl = "1s"\nserve_stale = "1d"\ntimeout = "300ms"',
+                              workers=1)
+        plain = self.dns_server([f"127.0.0.1:{ub.port}"], 'max_ttl = "1s"\ntimeout = "300ms"',
+                                workers=1)
+        for s in (srv, plain):
+            a, _ = self.ask(s, "www.example.test")
+            self.assertEqual(a.addresses(), ["192.0.2.10"])
+            self.assertEqual(a.ttls(), [1])
+        # While the upstream answers, an expired entry is not served: a fresh answer is asked.
+        time.sleep(1.2)
+        a, _ = self.ask(srv, "www.example.test")
+        self.assertEqual(a.ttls(), [1])
+        misses = self.metric(srv, "wraith_dns_cache_misses_total")
+        self.assertEqual(misses, 2)
+        ub.stop()
+        time.sleep(1.2)
+        a, headers = self.ask(srv, "www.example.test", qid=0x77)
+        self.assertEqual((a.rcode, a.addresses(), a.ttls(), a.id), (0, ["192.0.2.10"], [30], 0x77))
+        self.assertEqual(headers.get("cache-control"), "max-age=30")
+        self.assertEqual(self.metric(srv, "wraith_dns_stale_answers_total"), 1)
+        # DoT too, from the same stale entry.
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(make_query("www.example.test", qid=12, edns=1232)))
+        [a] = self.dot_read(tls, 1)
+        self.assertEqual((a.addresses(), a.ttls()), (["192.0.2.10"], [30]))
+        # Never cached: SERVFAIL. Without serve_stale: SERVFAIL.
+        self.assertEqual(self.ask(srv, "h1.example.test")[0].rcode, 2)
+        self.assertEqual(self.ask(plain, "www.example.test")[0].rcode, 2)
+
     def test_block_list_answers_nxdomain(self):
         ub = self.upstream()
         d = tempfile.mkdtemp(prefix="wraith-blocks-")
@@ -798,6 +832,81 @@ class DotTest(DnsTestCase):
                 self.assertEqual(self.dot_read(tls, 1)[0].addresses(), ["192.0.2.10"])
         a, _ = self.ask(srv, "www.example.test")  # HTTP/1.1 on the same port
         self.assertEqual(a.addresses(), ["192.0.2.10"])
+
+    def kdig_dot(self, srv, *args):
+        p = subprocess.run([KDIG, "@127.0.0.1", "-p", str(srv.dot_port), "+tls",
+                            f"+tls-ca={h3.PKI.ca.cert}", "+tls-hostname=localhost",
+                            "+timeout=5", "+retry=0", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, out)
+        return out
+
+    def test_padded_queries_get_padded_answers(self):
+        """RFC 7830 / RFC 8467: a padded query is answered with a response padded to a multiple
+        of 468 octets (forwarded, cached and blocked alike); an unpadded one is not padded; the
+        upstream never sees the client's padding (plain UDP)."""
+        ub = self.upstream()
+        seen = []
+
+        def relay(q):  # a fake upstream in front of unbound that keeps what it was sent
+            seen.append(q)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            try:
+                s.sendto(q, ("127.0.0.1", ub.port))
+                return [s.recv(65535)]
+            finally:
+                s.close()
+        fake = self.fake(relay)
+        srv = self.dns_server([f"127.0.0.1:{fake.port}"])
+        if not KDIG:
+            self.fail("kdig is missing: install knot-dnsutils (make deps)")
+        for name, qtype in (("www.example.test", "A"), ("www.example.test", "A"),
+                            ("txt.example.test", "TXT"), ("big.example.test", "TXT")):
+            out = self.kdig_dot(srv, "+padding", name, qtype)
+            size = int(re.search(r"Received (\d+) B", out).group(1))
+            self.assertEqual(size % 468, 0, out)
+            self.assertIn("PADDING:", out)
+        out = self.kdig_dot(srv, "+nopadding", "www.example.test", "A")
+        size = int(re.search(r"Received (\d+) B", out).group(1))
+        self.assertNotEqual(size % 468, 0, out)
+        self.assertNotIn("PADDING:", out)
+        # DoH (HTTP/2): the same rule.
+        rc, out = self.kdig(srv, "+https=/dns-query", "+padding", "h3.example.test", "A")
+        self.assertEqual(rc, 0, out)
+        size = int(re.search(r"Received (\d+) B", out).group(1))
+        self.assertEqual(size % 468, 0, out)
+        self.assertIn("PADDING:", out)
+        # Padding option code 12 never went upstream.
+        self.assertTrue(seen)
+        for q in seen:
+            m = Answer(q)
+            opts = [r[4] for r in m.records if r[2] == 41]
+            self.assertTrue(all(b"\x00\x0c" != o[i:i + 2] for o in opts
+                                for i in range(0, len(o), 2)), q)
+            self.assertLess(len(q), 468)
+
+    def test_keepalive_is_answered_with_the_idle_timeout(self):
+        """RFC 7828 §3.3.2: DoT answers edns-tcp-keepalive with its idle timeout in 100 ms
+        units; a query's keep-alive option with a timeout is FORMERR."""
+        ub = self.upstream()
+        srv = self.dns_server([f"127.0.0.1:{ub.port}"], dot='{ idle_timeout = "7s" }')
+        if not KDIG:
+            self.fail("kdig is missing: install knot-dnsutils (make deps)")
+        # kdig 3.2 has no +keepalive: the empty option by its code (11).
+        out = self.kdig_dot(srv, "+ednsopt=11", "www.example.test", "A")
+        self.assertIn("Option (11): 0046", out)  # 70 units of 100 ms: 7 s
+        self.assertRegex(out, r"www\.example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.10")
+        out = self.kdig_dot(srv, "www.example.test", "A")
+        self.assertNotIn("Option (11)", out)
+        # A query with a timeout in its keep-alive option: FORMERR (RFC 7828 §3.2.1).
+        q = bytearray(make_query("www.example.test", qid=4, edns=1232))
+        q[-2:] = b"\x00\x06"
+        q += b"\x00\x0b\x00\x02\x00\x10"
+        tls = self.dot_connect(srv)
+        tls.sendall(framed(bytes(q)))
+        self.assertEqual(self.dot_read(tls, 1)[0].rcode, 1)
 
     def test_malformed_query_closes_the_connection(self):
         ub = self.upstream()

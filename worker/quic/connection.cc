@@ -111,7 +111,7 @@ bool Connection::init(const ngtcp2_path& path, const ngtcp2_pkt_hd& hd,
         return false;
     }
     std::string error;
-    if (!ep_.tls().init_session(&tls_, &owner_, ep_.secret(), &error)) {
+    if (!ep_.tls().init_session(&tls_, &owner_, ep_.secret(), *sock_->listen, &error)) {
         WLOG_ERROR("quic: %s", error.c_str());
         return false;
     }

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/module.h"
 #include "worker/quic/application.h"
 
 namespace wraith::quic {
@@ -146,7 +147,8 @@ const TlsContext::SiteCreds* TlsContext::creds_for(std::string_view sni) const {
 }
 
 bool TlsContext::init_session(gnutls_session_t* out, SessionOwner* owner,
-                              const std::array<uint8_t, 32>& secret, std::string* error) const {
+                              const std::array<uint8_t, 32>& secret, const ListenConfig& listen,
+                              std::string* error) const {
     unsigned flags = GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA;
     if (any_early_data_)
         flags |= GNUTLS_ENABLE_EARLY_DATA;
@@ -184,13 +186,19 @@ bool TlsContext::init_session(gnutls_session_t* out, SessionOwner* owner,
     gnutls_session_set_ptr(s, owner);
     if (int rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, default_->creds); rv < 0)
         return fail("gnutls_credentials_set", rv);
-    // Every registered application, in registration order (the server's preference). With
-    // MANDATORY, a client that offers none of them gets no_application_protocol (RFC 9001 §8.1).
+    // The registered applications this listener answers, in registration order (the server's
+    // preference): "h3" (and test applications) where it carries "h3", a module's protocol
+    // ("doq") where it names it. With MANDATORY, a client that offers none of them gets
+    // no_application_protocol (RFC 9001 §8.1).
     gnutls_datum_t alpn[kMaxAlpn];
     unsigned nalpn = 0;
+    const ModuleRegistry& modules = ModuleRegistry::instance();
     for (const ApplicationSpec& a : applications()) {
         if (nalpn == kMaxAlpn)
             break;
+        const ModuleSpec* m = modules.find(a.alpn);
+        if (!listen.quic_offers(a.alpn, m && m->quic_application))
+            continue;
         alpn[nalpn++] = {reinterpret_cast<unsigned char*>(const_cast<char*>(a.alpn.data())),
                          static_cast<unsigned>(a.alpn.size())};
     }

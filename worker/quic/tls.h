@@ -41,10 +41,12 @@ public:
     static std::shared_ptr<const TlsContext> build(const Config& config, Diagnostics& diag,
                                                    bool* failed);
 
-    // Sets up a fresh server session owned by `owner` (its conn_ref filled by the caller).
+    // Sets up a fresh server session owned by `owner` (its conn_ref filled by the caller) for
+    // a client of `listen`, offering the ALPNs it answers (ListenConfig::quic_offers).
     // `secret` keys the session tickets. False with a message on failure.
     bool init_session(gnutls_session_t* out, SessionOwner* owner,
-                      const std::array<uint8_t, 32>& secret, std::string* error) const;
+                      const std::array<uint8_t, 32>& secret, const ListenConfig& listen,
+                      std::string* error) const;
     bool early_data_enabled() const { return any_early_data_; }
 
     // What a finished handshake says about the client, kept by the connection for logs and

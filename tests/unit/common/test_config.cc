@@ -862,7 +862,8 @@ test_handler = {}
                "test.toml:3:20: listen.protocols: \"h2\" needs tls = true; cleartext HTTP/2 is "
                "\"h2c\"",
                "test.toml:3:38: listen.protocols: unknown protocol \"spdy\" (expected \"h3\", "
-               "\"h2\", \"http/1.1\", \"h2c\", or a stream protocol: \"tcp\", \"dot\")",
+               "\"h2\", \"http/1.1\", \"h2c\", or a stream protocol: \"tcp\", \"dot\", or over "
+               "QUIC: \"doq\")",
                "test.toml:3:46: listen.protocols: \"http/1.1\" is listed twice",
            });
 }

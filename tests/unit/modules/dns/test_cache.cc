@@ -63,6 +63,33 @@ TEST_CASE("a cached answer is found until its TTL runs out, with its age") {
     CHECK_FALSE(z.cache.lookup(key, 1000, out, age));  // and forgotten
 }
 
+TEST_CASE("serve_stale keeps an expired answer that long, served only when asked for") {
+    Zone z(Cache::kMinSize);
+    const CacheKey key(question("stale.example.test", kTypeA));
+    z.cache.store(key, "answer-bytes", 10, 1000);
+    std::string out;
+    uint32_t age = 0;
+    // Expired: not a fresh answer, whether or not it is kept for serve_stale.
+    CHECK(!z.cache.lookup(key, 11000, out, age, 60));
+    // Kept: a stale lookup finds it until serve_stale has passed since it expired.
+    REQUIRE(z.cache.lookup(key, 11000, out, age, 60, true));
+    CHECK(out == "answer-bytes");
+    CHECK(age == 10);
+    REQUIRE(z.cache.lookup(key, 70999, out, age, 60, true));
+    CHECK(!z.cache.lookup(key, 71000, out, age, 60, true));
+    // Dropped once past it: not found again even with a longer window.
+    CHECK(!z.cache.lookup(key, 71000, out, age, 3600, true));
+    // Without serve_stale an expired entry is dropped at once.
+    const CacheKey other(question("other.example.test", kTypeA));
+    z.cache.store(other, "x", 10, 1000);
+    CHECK(!z.cache.lookup(other, 11000, out, age));
+    CHECK(!z.cache.lookup(other, 11000, out, age, 60, true));
+    // A fresh answer replaces a stale one.
+    z.cache.store(key, "fresh", 10, 80000);
+    REQUIRE(z.cache.lookup(key, 81000, out, age, 60));
+    CHECK(out == "fresh");
+}
+
 TEST_CASE("the key is name (any case), type, class and DO bit") {
     Zone z(Cache::kMinSize);
     z.cache.store(CacheKey(question("WWW.example.test", kTypeA)), "a", 60, 0);

@@ -218,3 +218,130 @@ TEST_CASE("names to wire form and back") {
     CHECK(name_to_wire(std::string(64, 'a'), wire) == 0);
     CHECK(name_to_wire(".", wire) == 1);
 }
+
+namespace {
+
+// query() with EDNS and the given options in its OPT record.
+std::string query_with_options(std::string_view name,
+                               std::initializer_list<std::pair<uint16_t, std::string>> options) {
+    std::string q = query(name, kTypeA, 0, true);
+    std::string rdata;
+    for (const auto& [code, data] : options) {
+        rdata += char(code >> 8);
+        rdata += char(code & 0xff);
+        rdata += char(data.size() >> 8);
+        rdata += char(data.size() & 0xff);
+        rdata += data;
+    }
+    q[q.size() - 2] = char(rdata.size() >> 8);
+    q[q.size() - 1] = char(rdata.size() & 0xff);
+    return q + rdata;
+}
+
+} // namespace
+
+TEST_CASE("EDNS options: Padding and edns-tcp-keepalive are found, overruns refused") {
+    Message m;
+    REQUIRE(parse(query_with_options("a.example", {{kOptionPadding, std::string(20, '\0')},
+                                                   {kOptionKeepalive, ""}}),
+                  m) == ParseError::none);
+    CHECK(m.padded);
+    CHECK(m.keepalive == 0);
+    REQUIRE(parse(query_with_options("a.example", {{10, "12345678"}}), m) == ParseError::none);
+    CHECK(!m.padded);
+    CHECK(m.keepalive == -1);
+    std::string overrun = query_with_options("a.example", {{kOptionPadding, "xx"}});
+    overrun[overrun.size() - 3] = 3; // the option claims 3 bytes, RDATA holds 2
+    CHECK(parse(overrun, m) == ParseError::bad_edns);
+    std::string stray = query_with_options("a.example", {{kOptionPadding, ""}});
+    stray += '\0';
+    stray[stray.size() - 6] = 5; // RDATA 5: the option plus one byte that is no option
+    CHECK(parse(stray, m) == ParseError::bad_edns);
+}
+
+TEST_CASE("hop-by-hop options are stripped, other options kept") {
+    std::string q = query_with_options(
+        "a.example",
+        {{kOptionPadding, std::string(50, '\0')}, {10, "12345678"}, {kOptionKeepalive, ""}});
+    REQUIRE(set_hop_options(q, -1, 0));
+    Message m;
+    REQUIRE(parse(q, m) == ParseError::none);
+    CHECK(!m.padded);
+    CHECK(m.keepalive == -1);
+    CHECK(q == query_with_options("a.example", {{10, "12345678"}}));
+    // Nothing to strip and nothing to add: no OPT appears.
+    std::string plain = query("a.example", kTypeA);
+    REQUIRE(set_hop_options(plain, -1, 0));
+    CHECK(plain == query("a.example", kTypeA));
+}
+
+TEST_CASE("responses pad to a multiple of 468 octets (RFC 8467 block-length padding)") {
+    for (uint32_t ttl : {60u, 300u}) {
+        std::string a = answer_a(query("www.example.test", kTypeA), ttl);
+        REQUIRE(set_hop_options(a, -1, kResponsePaddingBlock));
+        CHECK(a.size() == 468);
+        Message m;
+        REQUIRE(parse(a, m) == ParseError::none);
+        CHECK(m.padded);
+        CHECK(m.edns);
+        CHECK(m.arcount == 1);
+        CHECK(m.udp_size == 1232);
+        CHECK(m.min_ttl == ttl); // the OPT added does not count as a record with a TTL
+        // Padding again replaces the padding: still one block.
+        REQUIRE(set_hop_options(a, -1, kResponsePaddingBlock));
+        CHECK(a.size() == 468);
+    }
+    // Exactly a block once the option's header is counted: no zero bytes, still the option.
+    std::string q = query("x.example", kTypeA, 0, true);
+    std::string big = query_with_options("x.example", {{10, std::string(468 - q.size() - 8, 'c')}});
+    REQUIRE(set_hop_options(big, -1, kResponsePaddingBlock));
+    CHECK(big.size() == 468);
+    Message m;
+    REQUIRE(parse(big, m) == ParseError::none);
+    CHECK(m.padded);
+    // One byte more and it takes a second block.
+    big = query_with_options("x.example", {{10, std::string(468 - q.size() - 7, 'c')}});
+    REQUIRE(set_hop_options(big, -1, kResponsePaddingBlock));
+    CHECK(big.size() == 936);
+    // Over the limit the message is padded to the limit; past it, not at all.
+    std::string capped = answer_a(query("www.example.test", kTypeA), 60);
+    REQUIRE(set_hop_options(capped, -1, kResponsePaddingBlock, 300));
+    CHECK(capped.size() == 300);
+    std::string tight = answer_a(query("www.example.test", kTypeA), 60);
+    const size_t before = tight.size();
+    REQUIRE(set_hop_options(tight, -1, kResponsePaddingBlock, before + 3));
+    REQUIRE(parse(tight, m) == ParseError::none);
+    CHECK(!m.padded);
+    CHECK(tight.size() == before + 11); // only the OPT record
+}
+
+TEST_CASE("edns-tcp-keepalive in a response carries the timeout in 100 ms units") {
+    std::string a = answer_a(query("www.example.test", kTypeA), 60);
+    REQUIRE(set_hop_options(a, 100, 0)); // 10 s
+    Message m;
+    REQUIRE(parse(a, m) == ParseError::none);
+    CHECK(m.keepalive == 2);
+    CHECK(a.substr(a.size() - 6) == std::string("\x00\x0b\x00\x02\x00\x64", 6));
+    REQUIRE(set_hop_options(a, 100, kResponsePaddingBlock)); // keep-alive then Padding
+    REQUIRE(parse(a, m) == ParseError::none);
+    CHECK(m.keepalive == 2);
+    CHECK(m.padded);
+    CHECK(a.size() == 468);
+    CHECK(!set_hop_options(a = "garbage", 1, 0));
+}
+
+TEST_CASE("a TTL rewrite that would change a name through a pointer is refused") {
+    // The fuzz target's find: a record whose owner name points into another record's TTL
+    // (backwards, so parse() takes it). TTL 0x01410000 reads as the name "A.".
+    std::string a = answer_a(query("www.example.test", kTypeA), 0x01410000);
+    Message m;
+    REQUIRE(parse(a, m) == ParseError::none);
+    const size_t ttl_at = m.question_end + 6;
+    const char rr[16] = {
+        char(0xc0 | (ttl_at >> 8)), char(ttl_at & 0xff), 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4};
+    a.append(rr, sizeof rr);
+    a[7] = 2; // ANCOUNT
+    REQUIRE(parse(a, m) == ParseError::none);
+    // Aging by 100 s makes the TTL's bytes 01 40 ff 9c: a pointer past the message.
+    CHECK(!rewrite_ttls(a.data(), a.size(), 100));
+}
