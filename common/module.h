@@ -26,7 +26,7 @@ class table;
 namespace wraith {
 
 namespace quic {
-struct ApplicationSpec; // worker/quic/application.h
+struct ApplicationSpec; // common/quic_application.h
 }
 
 struct ModuleSpec;
@@ -316,7 +316,7 @@ struct ModuleSpec {
     std::string_view stream_alpn;
     // A QUIC application module (RFC 9001 §8.1): `key` is then a protocol a TLS [[listen]] may
     // name in `protocols` ("doq"), which makes the listener answer QUIC on its UDP port too,
-    // and this application (worker/quic/application.h; its ALPN is `key`) is registered when a
+    // and this application (common/quic_application.h; its ALPN is `key`) is registered when a
     // worker starts and offered only on listeners that name it.
     const quic::ApplicationSpec* quic_application = nullptr;
     // With quic_application: what keeps `config` (its module tables are loaded) from running

@@ -1,5 +1,5 @@
 // `protocols = ["dot", "doq"]` on a TLS [[listen]]: DNS over QUIC (RFC 9250), a QUIC
-// application (worker/quic/application.h) for ALPN "doq" on the listener's UDP port, beside
+// application (common/quic_application.h) for ALPN "doq" on the listener's UDP port, beside
 // HTTP/3 if the listener also carries "h3" (the same endpoint, connection IDs and steering).
 //
 // One query per client-initiated bidirectional stream (§4.2): a 2-octet length, the message
@@ -21,13 +21,11 @@
 
 #include "common/log.h"
 #include "common/module.h"
+#include "common/quic_application.h"
 #include "modules/dns/dns.h"
 #include "modules/dns/dns_config.h"
 #include "modules/dns/forwarder.h"
 #include "modules/dns/resolve.h"
-#include "worker/quic/application.h"
-#include "worker/quic/connection.h"
-#include "worker/worker.h"
 
 namespace wraith {
 const ModuleSpec& dns_module();
@@ -56,7 +54,7 @@ struct DoqStream {
 
 class DoqApplication final : public quic::Application {
 public:
-    DoqApplication(quic::Connection& conn, DnsWorker* worker) : conn_(conn), worker_(worker) {}
+    DoqApplication(quic::AppConnection& conn, DnsWorker* worker) : conn_(conn), worker_(worker) {}
     ~DoqApplication() override { abort(); }
 
     bool start() override { return true; }
@@ -280,7 +278,7 @@ private:
         conn_.want_write();
     }
 
-    quic::Connection& conn_;
+    quic::AppConnection& conn_;
     DnsWorker* worker_; // null in a worker without [dns] state
     std::map<int64_t, std::unique_ptr<DoqStream>> streams_;
     std::vector<int64_t> pending_; // streams whose query is whole, to answer in run_pending
@@ -288,10 +286,10 @@ private:
     bool draining_ = false;
 };
 
-std::unique_ptr<quic::Application> create_doq(quic::Connection& conn) {
+std::unique_ptr<quic::Application> create_doq(quic::AppConnection& conn) {
     const ModuleRegistry& registry = ModuleRegistry::instance();
     static const size_t dns_index = registry.index_of(*registry.find(dns_module().key));
-    ModuleWorkers* modules = conn.worker().modules();
+    ModuleWorkers* modules = conn.modules();
     return std::make_unique<DoqApplication>(conn,
                                             modules ? modules->get<DnsWorker>(dns_index) : nullptr);
 }

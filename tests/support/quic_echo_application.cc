@@ -12,12 +12,12 @@
 
 namespace {
 
+using wraith::quic::AppConnection;
 using wraith::quic::Application;
-using wraith::quic::Connection;
 
 class EchoApplication final : public Application {
 public:
-    explicit EchoApplication(Connection& conn) : conn_(conn) {}
+    explicit EchoApplication(AppConnection& conn) : conn_(conn) {}
 
     bool start() override { return true; }
 
@@ -90,11 +90,11 @@ private:
         bool blocked = false; // by the client's flow control
         bool done = false;    // FIN sent, or the write side is shut
     };
-    Connection& conn_;
+    AppConnection& conn_;
     std::map<int64_t, Echo> streams_;
 };
 
-std::unique_ptr<Application> create_echo(Connection& conn) {
+std::unique_ptr<Application> create_echo(AppConnection& conn) {
     return std::make_unique<EchoApplication>(conn);
 }
 

@@ -16,7 +16,8 @@ Stream* stream_of(void* p) {
 
 } // namespace
 
-std::unique_ptr<quic::Application> Session::create(quic::Connection& conn) {
+std::unique_ptr<quic::Application> Session::create(quic::AppConnection& app_conn) {
+    auto& conn = static_cast<quic::Connection&>(app_conn);
     return std::make_unique<Session>(conn);
 }
 
@@ -317,8 +318,7 @@ void Session::maybe_finish_drain() {
 
 // ---- nghttp3 callbacks ---------------------------------------------------------------------
 
-int Session::h3_acked_stream_data(nghttp3_conn*, int64_t, uint64_t len, void*,
-                                  void* stream_user) {
+int Session::h3_acked_stream_data(nghttp3_conn*, int64_t, uint64_t len, void*, void* stream_user) {
     if (Stream* s = stream_of(stream_user))
         s->on_acked(len);
     return 0;
@@ -385,14 +385,14 @@ int Session::h3_end_stream(nghttp3_conn*, int64_t, void*, void* stream_user) {
     return 0;
 }
 
-int Session::h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                             void* user, void*) {
+int Session::h3_stop_sending(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
+                             void*) {
     static_cast<Session*>(user)->conn_.shutdown_stream_read(stream_id, app_error_code);
     return 0;
 }
 
-int Session::h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code,
-                             void* user, void* stream_user) {
+int Session::h3_reset_stream(nghttp3_conn*, int64_t stream_id, uint64_t app_error_code, void* user,
+                             void* stream_user) {
     // nghttp3 wants the stream reset with this code: the peer stopped reading (STOP_SENDING)
     // or the request was malformed (H3_MESSAGE_ERROR, RFC 9114 §4.1.2).
     auto* session = static_cast<Session*>(user);

@@ -22,7 +22,9 @@ class Stream;
 
 class Session final : public quic::Application {
 public:
-    static std::unique_ptr<quic::Application> create(quic::Connection& conn);
+    // `conn` is the quic::Connection (its one implementation): the session drives the worker's
+    // exchanges through it.
+    static std::unique_ptr<quic::Application> create(quic::AppConnection& conn);
     explicit Session(quic::Connection& conn);
     ~Session() override;
     Session(const Session&) = delete;
@@ -72,9 +74,8 @@ private:
     static int h3_deferred_consume(nghttp3_conn*, int64_t stream_id, size_t consumed, void* user,
                                    void* stream_user);
     static int h3_begin_headers(nghttp3_conn*, int64_t stream_id, void* user, void* stream_user);
-    static int h3_recv_header(nghttp3_conn*, int64_t stream_id, int32_t token,
-                              nghttp3_rcbuf* name, nghttp3_rcbuf* value, uint8_t flags,
-                              void* user, void* stream_user);
+    static int h3_recv_header(nghttp3_conn*, int64_t stream_id, int32_t token, nghttp3_rcbuf* name,
+                              nghttp3_rcbuf* value, uint8_t flags, void* user, void* stream_user);
     static int h3_end_headers(nghttp3_conn*, int64_t stream_id, int fin, void* user,
                               void* stream_user);
     static int h3_end_stream(nghttp3_conn*, int64_t stream_id, void* user, void* stream_user);
@@ -104,7 +105,7 @@ private:
     // close (maybe_finish_drain).
     ev_timer goaway_timer_;
     ev_timer body_timer_;
-    bool body_seen_ = false; // request body bytes arrived since update_body_timer() last ran
+    bool body_seen_ = false;       // request body bytes arrived since update_body_timer() last ran
     bool draining_ = false;        // worker drain: shutdown notice sent
     bool final_goaway_ = false;    // GOAWAY with the last stream id sent
     bool close_when_idle_ = false; // the quiet period after the last stream is over

@@ -503,6 +503,10 @@ ngtcp2_duration Connection::local_max_ack_delay() const {
     return ngtcp2_conn_get_local_transport_params(conn_)->max_ack_delay;
 }
 
+ModuleWorkers* Connection::modules() const {
+    return worker().modules();
+}
+
 bool Connection::early_data_allowed() const {
     return owner_.site && owner_.site->tls && owner_.site->tls->early_data;
 }

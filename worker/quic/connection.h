@@ -30,7 +30,7 @@ class Worker;
 
 namespace wraith::quic {
 
-class Connection final : public wraith::Connection {
+class Connection final : public wraith::Connection, public AppConnection {
 public:
     // A connection for a client's first Initial packet; nullptr (and deleted) on failure.
     // `token_type`: what validated the client's address (hd.token), or UNKNOWN for nothing.
@@ -56,35 +56,27 @@ public:
     void close_now() override;
     void run_deferred() override;
 
-    // ---- for the application (worker/quic/application.h)
+    // ---- for the application (common/quic_application.h: AppConnection)
     Worker& worker() const { return ep_.worker(); }
-    const ConnectionInfo& info() const { return peer_.info; }
-    bool handshake_done() const { return handshake_done_; }
-    bool early_data_allowed() const;
-    // Closing, draining or gone: nothing more is sent but CONNECTION_CLOSE.
-    bool closing() const { return closing_ || dead_; }
-    // A write pass soon (from the worker's deferred queue, or the running service pass).
-    void want_write();
-    // The application has work queued (Application::has_pending): a service pass soon.
-    void wake();
-    // Stream bytes the application consumed: flow-control credit back to the peer.
-    void consumed(int64_t stream_id, size_t n);
-    // Resets both directions of a stream (RESET_STREAM + STOP_SENDING) with `app_error_code`.
-    void reset_stream(int64_t stream_id, uint64_t app_error_code);
-    void shutdown_stream_read(int64_t stream_id, uint64_t app_error_code);
-    void shutdown_stream_write(int64_t stream_id, uint64_t app_error_code);
-    bool open_uni_stream(int64_t* stream_id);
-    uint64_t streams_uni_left() const;
-    // Our initial_max_streams_bidi transport parameter.
-    uint64_t local_max_streams_bidi() const;
-    // The peer may open `n` more bidirectional streams (one closed).
-    void extend_max_streams_bidi(uint64_t n);
-    ngtcp2_duration pto() const;
-    ngtcp2_duration local_max_ack_delay() const;
-    // The CONNECTION_CLOSE an application failure sends (the next failing callback closes).
-    void set_application_error(uint64_t code);
-    // Closes the connection with an application error code (H3_NO_ERROR after a drain).
-    void close_application(uint64_t code);
+    ModuleWorkers* modules() const override;
+    const ConnectionInfo& info() const override { return peer_.info; }
+    bool handshake_done() const override { return handshake_done_; }
+    bool early_data_allowed() const override;
+    bool closing() const override { return closing_ || dead_; }
+    void want_write() override;
+    void wake() override;
+    void consumed(int64_t stream_id, size_t n) override;
+    void reset_stream(int64_t stream_id, uint64_t app_error_code) override;
+    void shutdown_stream_read(int64_t stream_id, uint64_t app_error_code) override;
+    void shutdown_stream_write(int64_t stream_id, uint64_t app_error_code) override;
+    bool open_uni_stream(int64_t* stream_id) override;
+    uint64_t streams_uni_left() const override;
+    uint64_t local_max_streams_bidi() const override;
+    void extend_max_streams_bidi(uint64_t n) override;
+    ngtcp2_duration pto() const override;
+    ngtcp2_duration local_max_ack_delay() const override;
+    void set_application_error(uint64_t code) override;
+    void close_application(uint64_t code) override;
 
 private:
     Connection(Endpoint& ep, Endpoint::Socket& sock);

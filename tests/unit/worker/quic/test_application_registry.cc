@@ -4,10 +4,10 @@
 
 namespace {
 
-std::unique_ptr<wraith::quic::Application> create_none(wraith::quic::Connection&) {
+std::unique_ptr<wraith::quic::Application> create_none(wraith::quic::AppConnection&) {
     return nullptr;
 }
-std::unique_ptr<wraith::quic::Application> create_other(wraith::quic::Connection&) {
+std::unique_ptr<wraith::quic::Application> create_other(wraith::quic::AppConnection&) {
     return nullptr;
 }
 
