@@ -82,7 +82,10 @@ struct Totals {
     uint64_t lookups = 0, blocked = 0, refused_accept = 0;
 };
 
+// The decisions zone's header when the generation has [crowdsec] and its zone, else null.
 const ZoneHeader* zone_of(const MetricsExport& ctx, DecisionTable& t) {
+    if (!crowdsec_config(ctx.config))
+        return nullptr;
     for (const SharedZone& z : ctx.zones.all())
         if (z.name == kZoneName)
             t = DecisionTable(z.mem, z.size);
@@ -116,8 +119,6 @@ const char* state_name(uint32_t s) {
 } // namespace
 
 void export_metrics(const MetricsExport& ctx, std::string& out) {
-    if (!crowdsec_config(ctx.config))
-        return;
     DecisionTable table;
     const ZoneHeader* h = zone_of(ctx, table);
     if (!h)
@@ -162,8 +163,6 @@ void export_metrics(const MetricsExport& ctx, std::string& out) {
 }
 
 void export_status(const MetricsExport& ctx, std::string& out) {
-    if (!crowdsec_config(ctx.config))
-        return;
     DecisionTable table;
     const ZoneHeader* h = zone_of(ctx, table);
     if (!h)

@@ -20,6 +20,7 @@
 #include "modules/crowdsec/decision_table.h"
 #include "modules/router/router.h"
 #include "support/recording_writer.h"
+#include "tests/unit/modules/crowdsec/zone_fixture.h"
 #include "worker/pipeline.h"
 
 using namespace wraith;
@@ -27,29 +28,9 @@ using namespace wraith::crowdsec;
 
 namespace {
 
-// A zone in ordinary memory, laid out as the master would.
-struct Zone {
-    size_t size;
-    void* mem;
-    explicit Zone(uint32_t decisions) : size(zone_size(decisions)) {
-        mem = std::aligned_alloc(64, (size + 63) & ~size_t{63});
-        std::memset(mem, 0, size);
-        init_zone(mem, size);
-    }
-    ~Zone() { std::free(mem); }
-};
-
-Cidr net(const char* text) {
-    Cidr c;
-    REQUIRE(parse_cidr(text, c).empty());
-    return c;
-}
-
-IpAddress ip(const char* text) {
-    IpAddress a = ip_of(std::string_view(text));
-    REQUIRE(a.family != 0);
-    return a;
-}
+using crowdsec_test::ip;
+using crowdsec_test::net;
+using crowdsec_test::Zone;
 
 } // namespace
 

@@ -14,35 +14,16 @@
 
 #include "modules/crowdsec/decision_table.h"
 #include "modules/crowdsec/lapi_stream.h"
+#include "tests/unit/modules/crowdsec/zone_fixture.h"
 
 using namespace wraith;
 using namespace wraith::crowdsec;
 
 namespace {
 
-// A zone in ordinary memory, laid out as the master would.
-struct Zone {
-    size_t size;
-    void* mem;
-    explicit Zone(uint32_t decisions) : size(zone_size(decisions)) {
-        mem = std::aligned_alloc(64, (size + 63) & ~size_t{63});
-        std::memset(mem, 0, size);
-        init_zone(mem, size);
-    }
-    ~Zone() { std::free(mem); }
-};
-
-Cidr net(const char* text) {
-    Cidr c;
-    REQUIRE(parse_cidr(text, c).empty());
-    return c;
-}
-
-IpAddress ip(const char* text) {
-    IpAddress a = ip_of(std::string_view(text));
-    REQUIRE(a.family != 0);
-    return a;
-}
+using crowdsec_test::ip;
+using crowdsec_test::net;
+using crowdsec_test::Zone;
 
 } // namespace
 
