@@ -148,17 +148,25 @@ def _port_free(family, host, port, kind=socket.SOCK_STREAM):
         s.close()
 
 
+_PORTS_GIVEN = set()  # free_port's answers in this process: none is given twice
+
+
 def free_port(ipv6_too=True):
     """An ephemeral port that is free on 127.0.0.1 (and on ::1 when ipv6_too and IPv6 works),
-    for TCP and for UDP: a TLS listener also binds its port over UDP for HTTP/3."""
+    for TCP and for UDP: a TLS listener also binds its port over UDP for HTTP/3. Never one this
+    process was given before: two ports asked for one server are bound only when it starts, so
+    the kernel could otherwise hand out the same free port to both."""
     for _ in range(50):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        if port in _PORTS_GIVEN:
+            continue
         if not _port_free(socket.AF_INET, "127.0.0.1", port, socket.SOCK_DGRAM):
             continue
         if not ipv6_too or not have_ipv6() or _port_free(socket.AF_INET6, "::1", port):
+            _PORTS_GIVEN.add(port)
             return port
     raise RuntimeError("no free port found")
 
